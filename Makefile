@@ -1,0 +1,112 @@
+# ladder build. `make run` and `make test` are the two commands a newcomer needs;
+# both install missing Debian packages first (scripts/deps.sh).
+#
+#   make            build build/rel/ladder
+#   make run        build and start `ladder serve` on 127.0.0.1:8080, data in ./data
+#   make test       every suite: unit, integration, fuzz (bounded), ASan+UBSan
+#   make bench      throughput figures side by side with references (not in test)
+#   make fuzz       longer fuzzing runs (FUZZ_SECONDS per target)
+#   make format     clang-format every C file
+#
+# BUILD=rel (default, -O2) or BUILD=asan (ASan+UBSan) picks the build folder.
+
+BUILD ?= rel
+B := build/$(BUILD)
+CC ?= gcc
+PKGS := libuv sqlite3 libsodium jansson zlib inih
+
+# Recursive (=) so pkg-config runs after scripts/deps.sh has installed things.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wvla -Wformat=2 -Wno-unused-parameter
+CFLAGS_COMMON = -std=c17 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc $(PKG_CFLAGS)
+ifeq ($(BUILD),asan)
+CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS_MODE := -fsanitize=address,undefined
+else ifeq ($(BUILD),fuzz)
+CC := clang
+CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+LDFLAGS_MODE := -fsanitize=address,undefined
+else
+CFLAGS_MODE := -O2
+LDFLAGS_MODE :=
+endif
+CFLAGS_ALL = $(CFLAGS_COMMON) $(CFLAGS_MODE) $(CFLAGS)
+LIBS = $(PKG_LIBS) -lm -pthread
+
+LIB_SRC := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
+
+.PHONY: all build deps run test test-unit test-integration bench fuzz fuzz-build format clean
+all: build
+build: $(B)/ladder $(UNIT_BIN)
+
+deps:
+	@scripts/deps.sh test
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(B)/libladder.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/ladder: $(B)/src/main.o $(B)/libladder.a
+	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LIBS)
+
+$(B)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(B)/libladder.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(B)/libladder.a $(LDFLAGS_MODE) $(LIBS)
+
+# libFuzzer targets: `make BUILD=fuzz fuzz-build` (clang, ASan+UBSan).
+fuzz-build: $(FUZZ_BIN)
+
+build/fuzz/tests/fuzz/%: tests/fuzz/%.c build/fuzz/libladder.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libladder.a $(LIBS)
+
+run:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory build/rel/ladder
+	@mkdir -p data
+	./build/rel/ladder serve --listen 127.0.0.1:8080 --data ./data
+
+# Every suite; the last line is "N passed, N failed".
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=rel build
+	@$(MAKE) --no-print-directory BUILD=asan build
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	@tests/run.sh
+
+test-unit: build
+	@tests/run.sh unit
+
+test-integration: build
+	@tests/run.sh integration
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory BUILD=rel build
+	@bench/run.sh
+
+FUZZ_SECONDS ?= 300
+fuzz:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $$(find src tests -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Installs the Debian packages ladder needs to build, test and benchmark.
+# Idempotent: only what is missing is installed, and `apt-get update` runs
+# only when something is. Usage: scripts/deps.sh [build|test|bench]
+set -eu
+
+profile="${1:-test}"
+
+build_pkgs="gcc make pkg-config libuv1-dev libsqlite3-dev libsodium-dev
+libjansson-dev zlib1g-dev libinih-dev"
+test_pkgs="clang libclang-rt-14-dev python3 python3-pytest prometheus sqlite3"
+bench_pkgs="wrk nginx-light util-linux"
+
+case "$profile" in
+build) want="$build_pkgs" ;;
+test) want="$build_pkgs $test_pkgs" ;;
+bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*)
+	echo "deps.sh: unknown profile '$profile' (want build, test or bench)" >&2
+	exit 2
+	;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	echo "deps.sh: installing:$missing" >&2
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO=sudo
+	else
+		SUDO=
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,145 @@
+/*
+ * parser.h - strict, incremental, zero-copy HTTP/1.1 request parser (RFC 9112).
+ *
+ * This is the security boundary of the server: anything ambiguous is rejected
+ * rather than guessed, because two parsers that disagree about where a request
+ * ends is how request smuggling works.
+ *
+ * Zero-copy: the parsed request points into the caller's buffer; the caller
+ * keeps those bytes unchanged until it is done with the request.
+ * Incremental: the caller appends bytes as they arrive and calls
+ * ld_http_parse_request() again with the whole buffer; the parser remembers how
+ * far it has scanned, so the cost over a slow trickle stays linear.
+ *
+ * Threading: a parser belongs to one connection on one thread.
+ */
+#ifndef LD_HTTP_PARSER_H
+#define LD_HTTP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ld_http_method {
+	LD_HTTP_OTHER = 0, /* a valid token that is none of the below */
+	LD_HTTP_GET,
+	LD_HTTP_HEAD,
+	LD_HTTP_POST,
+	LD_HTTP_PUT,
+	LD_HTTP_PATCH,
+	LD_HTTP_DELETE,
+	LD_HTTP_OPTIONS,
+	LD_HTTP_METHOD_COUNT
+};
+
+/* Upper bound for limits.fields_max; the field array is sized by it. */
+#define LD_HTTP_FIELDS_CAP 256
+
+struct ld_http_limits {
+	size_t request_line_max; /* bytes incl. CRLF; longer -> 414 (default 8192) */
+	size_t header_line_max;  /* one field line incl. CRLF; longer -> 431 (8192) */
+	size_t headers_max;      /* request line + all fields + final CRLF; -> 431 (32768) */
+	unsigned fields_max;     /* number of field lines; more -> 431 (100) */
+};
+
+/* ld_http_limits_default fills in the defaults of the API note. */
+void ld_http_limits_default(struct ld_http_limits *lim);
+
+struct ld_http_field {
+	const char *name; /* points into the buffer; not NUL-terminated */
+	size_t name_len;
+	const char *value; /* leading and trailing OWS removed */
+	size_t value_len;
+};
+
+struct ld_http_request {
+	enum ld_http_method method;
+	const char *method_str;
+	size_t method_len;
+	const char *target; /* origin-form: starts with '/' (or "*" for OPTIONS) */
+	size_t target_len;
+	const char *path; /* target up to '?' */
+	size_t path_len;
+	const char *query; /* after '?', NULL when absent */
+	size_t query_len;
+	int version_minor; /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+	struct ld_http_field fields[LD_HTTP_FIELDS_CAP];
+	unsigned nfields;
+	int64_t content_length; /* -1 when there is no Content-Length */
+	bool chunked;           /* Transfer-Encoding: chunked (the only one accepted) */
+	bool keep_alive;        /* from version and Connection: close / keep-alive */
+	bool expect_continue;   /* Expect: 100-continue */
+	size_t header_len;      /* bytes of request line + fields + blank line */
+};
+
+struct ld_http_parser {
+	struct ld_http_limits lim;
+	size_t scanned; /* bytes already searched for the end of the header block */
+};
+
+/* ld_http_parser_init prepares p for a new request; call it again (or
+ * ld_http_parser_reset) before each request on a keep-alive connection. */
+void ld_http_parser_init(struct ld_http_parser *p, const struct ld_http_limits *lim);
+void ld_http_parser_reset(struct ld_http_parser *p);
+
+/*
+ * ld_http_parse_request parses the header block at the start of buf[0..len).
+ *
+ * Returns:
+ *   > 0   the header block is complete and valid; the value is req->header_len
+ *         and the body (if any) starts at buf + header_len;
+ *   0     more bytes are needed (no limit exceeded so far);
+ *   < 0   the request is rejected; the value is minus the status code to send
+ *         (-400, -414 or -431; every framing problem is -400). After a
+ *         rejection the connection must be closed once the error response is
+ *         written.
+ *
+ * Rejected with -400: both Content-Length and Transfer-Encoding; a
+ * Transfer-Encoding other than exactly "chunked"; a Content-Length that is not
+ * all digits, overflows, or repeats (also as a list) with differing values;
+ * whitespace between a field name and its colon; a field name that is not a
+ * token; obs-fold (a line starting with SP/HTAB); bare CR, bare LF, NUL or other
+ * CTLs except HTAB in a field value; a missing or repeated Host on HTTP/1.1; an
+ * invalid method token, request target or version (only HTTP/1.0 and HTTP/1.1).
+ * Lines end in CRLF only. Leading empty lines before the request line (RFC 9112
+ * 2.2) are not skipped: they are a 400, as a strict server may do.
+ */
+int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
+			  struct ld_http_request *req);
+
+/* ld_http_find returns the first field named name (ASCII case-insensitive), or
+ * NULL. */
+const struct ld_http_field *ld_http_find(const struct ld_http_request *req, const char *name);
+
+/* ld_http_method_name returns "GET", "POST", ... or "OTHER". */
+const char *ld_http_method_name(enum ld_http_method m);
+
+/*
+ * Chunked request bodies. The decoder works in place: it reads encoded bytes
+ * from in[0..in_len) and writes payload bytes to out, where out may equal or
+ * precede in (the payload never overtakes its encoding), so a connection can
+ * decode inside its own read buffer. Chunk extensions are skipped; trailer
+ * fields are read and discarded (they are not allowed to change framing).
+ */
+struct ld_http_chunked {
+	int state;          /* private */
+	uint64_t remaining; /* bytes left in the current chunk */
+	uint64_t total;     /* payload bytes produced so far */
+	uint64_t max;       /* payload cap; passing it -> -413 */
+	size_t line_len;    /* length of the current size/trailer line, capped */
+};
+
+void ld_http_chunked_init(struct ld_http_chunked *c, uint64_t max_body);
+
+/*
+ * ld_http_chunked_decode consumes as much of in[0..in_len) as it can.
+ * *consumed receives the encoded bytes used, *produced the payload bytes
+ * written to out. Returns 1 when the final chunk and trailers are complete (any
+ * bytes after that belong to the next request), 0 when more input is needed,
+ * -400 for malformed encoding (bad hex, missing CRLF, size overflow, a size or
+ * trailer line over 4 KiB), -413 when the payload passes max.
+ */
+int ld_http_chunked_decode(struct ld_http_chunked *c, char *out, const char *in, size_t in_len,
+			   size_t *consumed, size_t *produced);
+
+#endif

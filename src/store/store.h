@@ -1,0 +1,159 @@
+/*
+ * store.h - the storage interface: one const table of function pointers per
+ * driver (SQLite today; PostgreSQL is one more file later), so handlers never
+ * know which database they talk to.
+ *
+ * Every operation is asynchronous in shape: the caller fills a struct
+ * ld_store_op, submits it on its loop thread, and gets op->done(op) back on the
+ * same loop thread. A driver may complete an op inline, before submit returns
+ * (SQLite serves point reads from the loop's own read connection in
+ * microseconds), or later (writes go through the single writer thread and its
+ * group commit; a network database completes everything later). Handlers must
+ * therefore not touch the op or their request after submit without checking
+ * whether done already ran.
+ *
+ * Durability contract: a write op's done() is called with LD_STORE_OK only
+ * after the transaction holding it has been committed and synced to disk.
+ */
+#ifndef LD_STORE_H
+#define LD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define LD_HANDLE_MAX        32
+#define LD_DISPLAY_NAME_MAX  128 /* bytes of UTF-8 */
+#define LD_PASSWORD_HASH_MAX 128 /* crypto_pwhash_STRBYTES */
+#define LD_CONTENT_MAX       1024
+#define LD_LIST_MAX          100
+
+/* Status codes carried in op->status. */
+enum ld_store_status {
+	LD_STORE_OK = 0,
+	LD_STORE_NOT_FOUND = -1,    /* no such row */
+	LD_STORE_CONFLICT = -2,     /* unique constraint (handle taken) */
+	LD_STORE_PRECONDITION = -3, /* expect_version did not match */
+	LD_STORE_FORBIDDEN = -4,    /* the row belongs to another user */
+	LD_STORE_BUSY = -5,         /* write queue full: shed load, retry later */
+	LD_STORE_UNAVAILABLE = -6,  /* shutting down, or the database is unusable */
+	LD_STORE_ERROR = -7,        /* anything else (logged by the driver) */
+};
+
+struct ld_user {
+	int64_t id;
+	char handle[LD_HANDLE_MAX + 1];
+	char display_name[LD_DISPLAY_NAME_MAX + 1];
+	char password_hash[LD_PASSWORD_HASH_MAX + 1];
+	int64_t created_ms; /* Unix time in milliseconds */
+	int64_t updated_ms;
+	int64_t version;
+};
+
+struct ld_item {
+	int64_t id;
+	int64_t user_id;
+	char content[LD_CONTENT_MAX + 1]; /* NUL-terminated; content_len is authoritative */
+	size_t content_len;
+	int64_t created_ms;
+	int64_t updated_ms;
+	int64_t version;
+};
+
+enum ld_store_op_kind {
+	LD_OP_USER_CREATE,        /* in: user.handle, display_name, password_hash; out: user */
+	LD_OP_USER_GET,           /* in: id; out: user */
+	LD_OP_USER_GET_BY_HANDLE, /* in: user.handle; out: user */
+	LD_OP_USER_UPDATE,        /* in: id, user.display_name; out: user */
+	LD_OP_ITEM_CREATE,        /* in: actor_id, item.content/content_len; out: item */
+	LD_OP_ITEM_GET,           /* in: id; out: item */
+	LD_OP_ITEM_UPDATE,        /* in: id, actor_id, expect_version (0 = any), item.content; out: item */
+	LD_OP_ITEM_DELETE,        /* in: id, actor_id, expect_version (0 = any) */
+	LD_OP_ITEM_LIST,          /* in: id (the owner), before_id (0 = newest), limit; out: items */
+	LD_OP_KIND_COUNT
+};
+
+struct ld_store_op {
+	enum ld_store_op_kind kind;
+
+	/* Inputs. */
+	int64_t id;
+	int64_t actor_id;       /* the authenticated user; writes check ownership */
+	int64_t expect_version; /* optimistic concurrency for updates and deletes */
+	int64_t before_id;      /* list cursor: return ids strictly below it */
+	unsigned limit;         /* list page size, 1..LD_LIST_MAX */
+
+	/* Inputs and outputs. */
+	struct ld_user user;
+	struct ld_item item;
+
+	/* List output: the caller points items at an array of at least limit
+	 * entries; the driver fills nitems and sets has_more when another page
+	 * exists. */
+	struct ld_item *items;
+	unsigned nitems;
+	bool has_more;
+
+	int status; /* enum ld_store_status */
+
+	/* Completion, always on the submitting loop thread. */
+	void (*done)(struct ld_store_op *op);
+	void *udata;
+
+	/* Driver private. */
+	struct ld_store_op *next;
+	uint64_t enqueued_ns;
+	void *conn;
+};
+
+struct ld_store_config {
+	const char *data_dir;        /* SQLite: database at data_dir/ladder.db */
+	unsigned write_queue_max;    /* ops waiting for the writer; more -> BUSY (8192) */
+	unsigned write_batch_max;    /* ops per transaction (1024) */
+	unsigned busy_timeout_ms;    /* SQLite busy timeout (5000) */
+	bool synchronous_full;       /* fsync on every commit (true; false only for tests) */
+};
+
+void ld_store_config_default(struct ld_store_config *cfg);
+
+/* Counters a driver keeps for /metrics and readiness. */
+struct ld_store_stats {
+	uint64_t commits;     /* transactions committed */
+	uint64_t committed_ops;
+	uint64_t errors;      /* ops that ended in LD_STORE_ERROR or UNAVAILABLE */
+	unsigned queue_depth; /* ops waiting for the writer right now */
+	bool healthy;         /* false after an I/O error that needs a restart */
+};
+
+struct ld_store;      /* one per process */
+struct ld_store_conn; /* one per loop thread */
+
+struct ld_store_vt {
+	const char *name;
+	/* open creates or upgrades the database (migrations) and starts the
+	 * writer; errors are written to err. */
+	int (*open)(const struct ld_store_config *cfg, struct ld_store **out, char *err,
+		    size_t errlen);
+	/* conn_open attaches a loop thread; call on that thread. */
+	int (*conn_open)(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out);
+	/* submit starts op; done() is always called exactly once. */
+	void (*submit)(struct ld_store_conn *c, struct ld_store_op *op);
+	/* ping checks that the database answers (for /readyz); 0 when it does. */
+	int (*ping)(struct ld_store_conn *c);
+	/* conn_close detaches a loop; every op it submitted must be done first.
+	 * It closes libuv handles, so the loop must run once more afterwards. */
+	void (*conn_close)(struct ld_store_conn *c);
+	void (*stats)(struct ld_store *s, struct ld_store_stats *out);
+	/* close finishes every queued write, stops the writer and closes the
+	 * database. Call after every conn is closed. */
+	void (*close)(struct ld_store *s);
+};
+
+/* ld_store_driver returns the driver called name ("sqlite"), or NULL. */
+const struct ld_store_vt *ld_store_driver(const char *name);
+
+/* ld_store_status_name returns "ok", "not_found", ... for logs. */
+const char *ld_store_status_name(int status);
+
+#endif

@@ -1,0 +1,98 @@
+#!/bin/bash
+# Runs the test suites and ends with one line "N passed, N failed".
+#
+#   tests/run.sh            everything: unit + integration on the release build,
+#                           the same again on the ASan+UBSan build, then a
+#                           bounded libFuzzer run of every target
+#   tests/run.sh unit       unit tests of the release build only
+#   tests/run.sh integration
+#
+# FUZZ_SECONDS (default 20) bounds each fuzz target in the full run.
+set -u
+cd "$(dirname "$0")/.."
+
+what="${1:-all}"
+passed=0
+failed=0
+failures=()
+
+# add_counts NAME OUTPUT_FILE RC: reads "N passed" / "N failed" from a runner's
+# summary (ours or pytest's) and adds them; a runner that exits non-zero with
+# no failure counted (a crash, a sanitizer report) counts as one failure.
+add_counts() {
+	local name="$1" out="$2" rc="$3" p f e line
+	line=$(grep -E '([0-9]+ passed|[0-9]+ failed|[0-9]+ error)' "$out" | tail -n 1)
+	p=$(sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p' <<<"$line" | head -n1)
+	f=$(sed -nE 's/.*[^0-9]([0-9]+) failed.*/\1/p; s/^([0-9]+) failed.*/\1/p' <<<"$line" | head -n1)
+	e=$(sed -nE 's/.*[^0-9]([0-9]+) errors?.*/\1/p' <<<"$line" | head -n1)
+	p=${p:-0}
+	f=$(( ${f:-0} + ${e:-0} ))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		failures+=("$name")
+	fi
+	printf '%-40s %s passed, %s failed\n' "$name" "$p" "$f"
+}
+
+run_unit() {
+	local build="$1" t out rc
+	for t in build/"$build"/tests/unit/test_*; do
+		[ -x "$t" ] || continue
+		out=$(mktemp)
+		timeout 600 "$t" >"$out" 2>&1
+		rc=$?
+		[ "$rc" -ne 0 ] && cat "$out"
+		add_counts "unit/$build/$(basename "$t")" "$out" "$rc"
+		rm -f "$out"
+	done
+}
+
+run_integration() {
+	local build="$1" out rc
+	out=$(mktemp)
+	LADDER_BIN="$PWD/build/$build/ladder" LADDER_BUILD="$build" \
+		timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+		>"$out" 2>&1
+	rc=$?
+	# pytest exits 5 when it collected nothing: that is a failure here.
+	tail -n 40 "$out"
+	[ "$rc" -ne 0 ] && grep -E '^(FAILED|ERROR)' "$out"
+	add_counts "integration/$build" "$out" "$rc"
+	rm -f "$out"
+}
+
+run_fuzz() {
+	local secs="${FUZZ_SECONDS:-20}" out rc
+	out=$(mktemp)
+	tests/fuzz/run.sh "$secs" >"$out" 2>&1
+	rc=$?
+	tail -n 30 "$out"
+	add_counts "fuzz (${secs}s per target)" "$out" "$rc"
+	rm -f "$out"
+}
+
+case "$what" in
+unit) run_unit rel ;;
+integration) run_integration rel ;;
+all)
+	run_unit rel
+	run_integration rel
+	run_unit asan
+	run_integration asan
+	run_fuzz
+	;;
+*)
+	echo "run.sh: unknown suite '$what' (want unit, integration or all)" >&2
+	exit 2
+	;;
+esac
+
+if [ "${#failures[@]}" -ne 0 ]; then
+	echo "failing suites: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
