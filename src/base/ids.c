@@ -10,8 +10,8 @@ int64_t ld_id_make(int64_t unix_ms, unsigned shard, unsigned seq)
 {
 	int64_t ms = unix_ms - LD_ID_EPOCH_MS;
 
-	return (ms << (SHARD_BITS + SEQ_BITS)) | ((int64_t)(shard & (LD_ID_SHARDS - 1)) << SEQ_BITS) |
-	       (int64_t)(seq & LD_ID_SEQ_MAX);
+	return (ms << (SHARD_BITS + SEQ_BITS)) |
+	       ((int64_t)(shard & (LD_ID_SHARDS - 1)) << SEQ_BITS) | (int64_t)(seq & LD_ID_SEQ_MAX);
 }
 
 int64_t ld_id_unix_ms(int64_t id)

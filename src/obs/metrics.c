@@ -12,20 +12,20 @@
 #define NMETHODS   LD_HTTP_METHOD_COUNT
 
 /* Status codes the server can send; anything else lands in the last slot. */
-static const unsigned status_codes[] = {100, 200, 201, 204, 304, 400, 401, 403, 404, 405, 408,
-					409, 411, 412, 413, 414, 415, 422, 428, 429, 431, 500,
-					501, 503, 505};
+static const unsigned status_codes[] = {100, 200, 201, 204, 304, 400, 401, 403, 404,
+					405, 408, 409, 411, 412, 413, 414, 415, 422,
+					428, 429, 431, 500, 501, 503, 505};
 #define NSTATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
 
 /* Request latency buckets in seconds: 100 us to 10 s covers a cache hit to a
  * timed-out request. */
-static const double lat_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-				    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,  5, 10};
+static const double lat_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+				    0.05,   0.1,     0.25,   0.5,   1,	    2.5,   5,	 10};
 #define NLAT (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
 
 /* Commit latency: an fsync is 50 us on NVMe to tens of ms on a busy disk. */
-static const double commit_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-				       0.005,   0.01,   0.025,   0.05,   0.1,   0.25, 1};
+static const double commit_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+				       0.01,	0.025,	0.05,	 0.1,	 0.25,	1};
 #define NCOMMIT (sizeof(commit_bounds) / sizeof(commit_bounds[0]))
 
 /* Batch sizes: powers of two up to the default batch cap. */
@@ -162,8 +162,8 @@ static uint64_t ld(_Atomic uint64_t *p)
 
 /* render_hist writes one histogram's _bucket/_sum/_count lines. labels is
  * either "" or `route="x",` style text to put before le. */
-static void render_hist(struct ld_buf *out, const char *name, const char *labels,
-			struct hist *h, const double *bounds, unsigned nb, double sum_scale)
+static void render_hist(struct ld_buf *out, const char *name, const char *labels, struct hist *h,
+			const double *bounds, unsigned nb, double sum_scale)
 {
 	uint64_t cum = 0, count;
 	unsigned i;
@@ -210,11 +210,12 @@ int ld_metrics_render(struct ld_buf *out)
 					snprintf(code, sizeof(code), "other");
 				else
 					snprintf(code, sizeof(code), "%u", status_codes[s]);
-				ld_buf_printf(out,
-					      "ladder_http_requests_total{route=\"%s\",method=\"%s\","
-					      "status=\"%s\"} %llu\n",
-					      m.routes[r], ld_http_method_name((enum ld_http_method)me),
-					      code, (unsigned long long)v);
+				ld_buf_printf(
+				    out,
+				    "ladder_http_requests_total{route=\"%s\",method=\"%s\","
+				    "status=\"%s\"} %llu\n",
+				    m.routes[r], ld_http_method_name((enum ld_http_method)me), code,
+				    (unsigned long long)v);
 			}
 	ld_buf_puts(out, "# HELP ladder_http_response_bytes_total Response bytes written, by "
 			 "route.\n"

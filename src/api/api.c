@@ -1,0 +1,467 @@
+/*
+ * api.c - routing to handlers, and what every handler shares: problem
+ * documents, JSON bodies, bearer authentication, store completion.
+ */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/ids.h"
+#include "base/json.h"
+#include "http/router.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+static const char *const route_names[LD_ROUTE_COUNT] = {
+    [LD_ROUTE_NONE] = "unmatched",	  [LD_ROUTE_USERS] = "/v1/users",
+    [LD_ROUTE_USER] = "/v1/users/{id}",	  [LD_ROUTE_USER_ITEMS] = "/v1/users/{id}/items",
+    [LD_ROUTE_SESSIONS] = "/v1/sessions", [LD_ROUTE_ITEMS] = "/v1/items",
+    [LD_ROUTE_ITEM] = "/v1/items/{id}",	  [LD_ROUTE_HEALTHZ] = "/healthz",
+    [LD_ROUTE_READYZ] = "/readyz",	  [LD_ROUTE_METRICS] = "/metrics",
+};
+
+typedef void (*handler_fn)(struct ld_api_req *q);
+
+/* handlers[route][method]; HEAD falls back to GET. */
+static const handler_fn handlers[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT] = {
+    [LD_ROUTE_USERS] = {[LD_HTTP_POST] = ld_api_users_create},
+    [LD_ROUTE_USER] = {[LD_HTTP_GET] = ld_api_user_get, [LD_HTTP_PATCH] = ld_api_user_patch},
+    [LD_ROUTE_USER_ITEMS] = {[LD_HTTP_GET] = ld_api_user_items},
+    [LD_ROUTE_SESSIONS] = {[LD_HTTP_POST] = ld_api_sessions_create},
+    [LD_ROUTE_ITEMS] = {[LD_HTTP_POST] = ld_api_items_create},
+    [LD_ROUTE_ITEM] = {[LD_HTTP_GET] = ld_api_item_get,
+		       [LD_HTTP_PUT] = ld_api_item_put,
+		       [LD_HTTP_DELETE] = ld_api_item_delete},
+    [LD_ROUTE_HEALTHZ] = {[LD_HTTP_GET] = ld_api_healthz},
+    [LD_ROUTE_READYZ] = {[LD_HTTP_GET] = ld_api_readyz},
+    [LD_ROUTE_METRICS] = {[LD_HTTP_GET] = ld_api_metrics},
+};
+
+/* Problem "type" slugs and titles by status. */
+static void problem_kind(int status, const char **slug, const char **title)
+{
+	switch (status) {
+	case 400:
+		*slug = "bad-request";
+		*title = "Bad request";
+		break;
+	case 401:
+		*slug = "unauthorized";
+		*title = "Authentication required";
+		break;
+	case 403:
+		*slug = "forbidden";
+		*title = "Not allowed";
+		break;
+	case 404:
+		*slug = "not-found";
+		*title = "Not found";
+		break;
+	case 405:
+		*slug = "method-not-allowed";
+		*title = "Method not allowed";
+		break;
+	case 408:
+		*slug = "request-timeout";
+		*title = "Request timeout";
+		break;
+	case 409:
+		*slug = "conflict";
+		*title = "Conflict";
+		break;
+	case 411:
+		*slug = "length-required";
+		*title = "Length required";
+		break;
+	case 412:
+		*slug = "precondition-failed";
+		*title = "Precondition failed";
+		break;
+	case 413:
+		*slug = "too-large";
+		*title = "Request body too large";
+		break;
+	case 414:
+		*slug = "uri-too-long";
+		*title = "Request line too long";
+		break;
+	case 415:
+		*slug = "unsupported-media-type";
+		*title = "Unsupported media type";
+		break;
+	case 422:
+		*slug = "validation";
+		*title = "Validation failed";
+		break;
+	case 428:
+		*slug = "precondition-required";
+		*title = "Precondition required";
+		break;
+	case 431:
+		*slug = "header-too-large";
+		*title = "Request header too large";
+		break;
+	case 503:
+		*slug = "unavailable";
+		*title = "Service unavailable";
+		break;
+	default:
+		*slug = "internal";
+		*title = "Internal server error";
+		break;
+	}
+}
+
+static void problem_begin(struct ld_json *j, struct ld_api_req *q, int status, const char *detail)
+{
+	const char *slug, *title;
+	char type[64];
+
+	problem_kind(status, &slug, &title);
+	snprintf(type, sizeof(type), "/problems/%s", slug);
+	ld_buf_reset(&q->r->out_body);
+	ld_json_init(j, &q->r->out_body);
+	ld_json_obj_begin(j);
+	ld_json_key(j, "type");
+	ld_json_str(j, type);
+	ld_json_key(j, "title");
+	ld_json_str(j, title);
+	ld_json_key(j, "status");
+	ld_json_int(j, status);
+	ld_json_key(j, "detail");
+	ld_json_str(j, detail);
+}
+
+static void problem_end(struct ld_json *j, struct ld_api_req *q, int status)
+{
+	ld_json_obj_end(j);
+	q->r->content_type = "application/problem+json";
+	if (status == 503)
+		ld_req_header(q->r, "Retry-After", "1");
+	if (status >= 500 && status != 503) {
+		ld_log_event("error", "internal error",
+			     (const char *const[]){"request_id", q->r->request_id, NULL});
+	}
+	ld_req_respond(q->r, status);
+}
+
+void ld_api_problem(struct ld_api_req *q, int status, const char *detail)
+{
+	struct ld_json j;
+
+	problem_begin(&j, q, status, detail);
+	problem_end(&j, q, status);
+}
+
+void ld_api_verr_add(struct ld_api_verr *v, const char *field, const char *message)
+{
+	if (v->n < sizeof(v->field) / sizeof(v->field[0])) {
+		v->field[v->n] = field;
+		v->message[v->n] = message;
+		v->n++;
+	}
+}
+
+void ld_api_problem_fields(struct ld_api_req *q, const struct ld_api_verr *v)
+{
+	struct ld_json j;
+	unsigned i;
+	char detail[160];
+
+	snprintf(detail, sizeof(detail), "%s: %s", v->field[0], v->message[0]);
+	problem_begin(&j, q, 422, detail);
+	ld_json_key(&j, "errors");
+	ld_json_arr_begin(&j);
+	for (i = 0; i < v->n; i++) {
+		ld_json_obj_begin(&j);
+		ld_json_key(&j, "field");
+		ld_json_str(&j, v->field[i]);
+		ld_json_key(&j, "message");
+		ld_json_str(&j, v->message[i]);
+		ld_json_obj_end(&j);
+	}
+	ld_json_arr_end(&j);
+	problem_end(&j, q, 422);
+}
+
+void ld_api_store_failed(struct ld_api_req *q, int status)
+{
+	switch (status) {
+	case LD_STORE_NOT_FOUND:
+		ld_api_problem(q, 404, "no such resource");
+		break;
+	case LD_STORE_CONFLICT:
+		ld_api_problem(q, 409, "the resource conflicts with an existing one");
+		break;
+	case LD_STORE_PRECONDITION:
+		ld_api_problem(q, 412, "If-Match does not match the current version");
+		break;
+	case LD_STORE_FORBIDDEN:
+		ld_api_problem(q, 403, "the resource belongs to another user");
+		break;
+	case LD_STORE_BUSY:
+		ld_metrics_shed();
+		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+		break;
+	case LD_STORE_UNAVAILABLE:
+		ld_api_problem(q, 503, "the store is not available");
+		break;
+	default:
+		ld_api_problem(q, 500, "the store failed; see the server log");
+		break;
+	}
+}
+
+/* is_json_type accepts application/json with optional parameters. */
+static bool is_json_type(const struct ld_http_field *f)
+{
+	size_t n = f->value_len;
+	const char *semi = memchr(f->value, ';', n);
+
+	if (semi)
+		n = (size_t)(semi - f->value);
+	while (n && (f->value[n - 1] == ' ' || f->value[n - 1] == '\t'))
+		n--;
+	return n == 16 && strncasecmp(f->value, "application/json", 16) == 0;
+}
+
+json_t *ld_api_json_body(struct ld_api_req *q)
+{
+	struct ld_req *r = q->r;
+	const struct ld_http_field *ct;
+	json_error_t jerr;
+	json_t *obj = NULL;
+	char detail[256];
+
+	if (r->h.content_length < 0 && !r->h.chunked) {
+		ld_api_problem(q, 411,
+			       "this route needs a request body with Content-Length or "
+			       "chunked Transfer-Encoding");
+		goto out;
+	}
+	ct = ld_http_find(&r->h, "content-type");
+	if (!ct || !is_json_type(ct)) {
+		ld_api_problem(q, 415, "Content-Type must be application/json");
+		goto out;
+	}
+	/* Duplicate keys are ambiguous (which one wins differs between
+	 * parsers), so they are refused rather than guessed. */
+	obj = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!obj) {
+		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (at byte %d)",
+			 jerr.text, jerr.position);
+		ld_api_problem(q, 400, detail);
+		goto out;
+	}
+	if (!json_is_object(obj)) {
+		struct ld_api_verr v = {.n = 0};
+
+		json_decref(obj);
+		obj = NULL;
+		ld_api_verr_add(&v, "(body)", "must be a JSON object");
+		ld_api_problem_fields(q, &v);
+	}
+out:
+	return obj;
+}
+
+int ld_api_string_field(json_t *obj, const char *name, const char **s, size_t *len,
+			struct ld_api_verr *v)
+{
+	json_t *m = json_object_get(obj, name);
+	int rc = 0;
+
+	if (!m)
+		goto out;
+	if (!json_is_string(m)) {
+		ld_api_verr_add(v, name, "must be a string");
+		rc = -1;
+		goto out;
+	}
+	*s = json_string_value(m);
+	*len = json_string_length(m);
+	rc = 1;
+out:
+	return rc;
+}
+
+int ld_api_authenticate(struct ld_api_req *q)
+{
+	struct ld_req *r = q->r;
+	const struct ld_http_field *f = ld_http_find(&r->h, "authorization");
+	int64_t uid = 0;
+	int rc = -1;
+
+	if (!f) {
+		ld_req_header(r, "WWW-Authenticate", "Bearer");
+		ld_api_problem(q, 401, "this route needs an Authorization: Bearer token");
+		goto out;
+	}
+	if (f->value_len < 8 || strncasecmp(f->value, "Bearer ", 7) != 0 ||
+	    ld_token_verify(&q->api->auth, f->value + 7, f->value_len - 7, time(NULL), &uid) != 0) {
+		ld_req_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		ld_api_problem(q, 401, "the bearer token is malformed, expired or not ours");
+		goto out;
+	}
+	r->user_id = uid;
+	rc = 0;
+out:
+	return rc;
+}
+
+void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op))
+{
+	q->op.done = done;
+	q->op.udata = q;
+	q->api->vt->submit(q->al->store, &q->op);
+}
+
+void ld_api_write_user(struct ld_json *j, const struct ld_user *u)
+{
+	ld_json_obj_begin(j);
+	ld_json_key(j, "id");
+	ld_json_id(j, u->id);
+	ld_json_key(j, "handle");
+	ld_json_str(j, u->handle);
+	ld_json_key(j, "display_name");
+	ld_json_str(j, u->display_name);
+	ld_json_key(j, "created_at");
+	ld_json_time_ms(j, u->created_ms);
+	ld_json_key(j, "updated_at");
+	ld_json_time_ms(j, u->updated_ms);
+	ld_json_obj_end(j);
+}
+
+void ld_api_write_item(struct ld_json *j, const struct ld_item *it)
+{
+	ld_json_obj_begin(j);
+	ld_json_key(j, "id");
+	ld_json_id(j, it->id);
+	ld_json_key(j, "user_id");
+	ld_json_id(j, it->user_id);
+	ld_json_key(j, "content");
+	ld_json_strn(j, it->content, it->content_len);
+	ld_json_key(j, "created_at");
+	ld_json_time_ms(j, it->created_ms);
+	ld_json_key(j, "updated_at");
+	ld_json_time_ms(j, it->updated_ms);
+	ld_json_key(j, "version");
+	ld_json_int(j, it->version);
+	ld_json_obj_end(j);
+}
+
+void ld_api_etag(const struct ld_item *it, char *out)
+{
+	snprintf(out, 48, "\"%lld.%lld\"", (long long)it->id, (long long)it->version);
+}
+
+static void allow_header(struct ld_req *r, unsigned route)
+{
+	char allow[96] = "";
+	unsigned m;
+
+	for (m = 1; m < LD_HTTP_METHOD_COUNT; m++) {
+		if (!handlers[route][m])
+			continue;
+		if (allow[0])
+			strcat(allow, ", ");
+		strcat(allow, ld_http_method_name((enum ld_http_method)m));
+		if (m == LD_HTTP_GET)
+			strcat(allow, ", HEAD");
+	}
+	ld_req_header(r, "Allow", "%s", allow);
+}
+
+static void on_request(struct ld_req *r, void *arg)
+{
+	struct ld_api *api = arg;
+	struct ld_api_req *q = r->app;
+	struct ld_route_match m;
+	enum ld_http_method method = r->h.method;
+	handler_fn fn;
+	int route;
+
+	q->r = r;
+	q->api = api;
+	q->al = r->loop->app;
+	route = ld_router_match(route_names, LD_ROUTE_COUNT, r->h.path, r->h.path_len, &m);
+	if (route < 0) {
+		r->route = LD_ROUTE_NONE;
+		ld_api_problem(q, 404, "no route matches this path");
+		return;
+	}
+	r->route = (unsigned)route;
+	if (m.param && ld_id_parse(m.param, m.param_len, &q->path_id) != 0) {
+		ld_api_problem(q, 404, "no such resource: ids are positive decimal integers");
+		return;
+	}
+	fn = handlers[route][method];
+	if (!fn && method == LD_HTTP_HEAD)
+		fn = handlers[route][LD_HTTP_GET];
+	if (!fn) {
+		allow_header(r, (unsigned)route);
+		ld_api_problem(q, 405, "this method is not allowed on this route");
+		return;
+	}
+	fn(q);
+}
+
+static void on_http_error(struct ld_req *r, int status, const char *detail, void *arg)
+{
+	struct ld_api_req *q = r->app;
+
+	q->r = r;
+	q->api = arg;
+	q->al = r->loop->app;
+	r->route = LD_ROUTE_NONE;
+	ld_api_problem(q, status, detail);
+}
+
+static int loop_init(struct ld_loop *l, void *arg)
+{
+	struct ld_api *api = arg;
+	struct ld_api_loop *al = calloc(1, sizeof(*al));
+	int rc = -ENOMEM;
+
+	if (!al)
+		goto out;
+	al->api = api;
+	rc = api->vt->conn_open(api->store, &l->uv, &al->store);
+	if (rc) {
+		free(al);
+		goto out;
+	}
+	l->app = al;
+out:
+	return rc;
+}
+
+static void loop_fini(struct ld_loop *l, void *arg)
+{
+	struct ld_api *api = arg;
+	struct ld_api_loop *al = l->app;
+
+	if (al) {
+		api->vt->conn_close(al->store);
+		free(al);
+		l->app = NULL;
+	}
+}
+
+void ld_api_app(struct ld_api *api, struct ld_server_app *app)
+{
+	memset(app, 0, sizeof(*app));
+	app->app_req_size = sizeof(struct ld_api_req);
+	app->route_names = route_names;
+	app->nroutes = LD_ROUTE_COUNT;
+	app->loop_init = loop_init;
+	app->loop_fini = loop_fini;
+	app->on_request = on_request;
+	app->on_http_error = on_http_error;
+	app->arg = api;
+}

@@ -1,0 +1,118 @@
+/*
+ * api.h - the HTTP/JSON API of ladder (api.md), plugged into the server.
+ *
+ * Handlers run on the loop thread that owns the connection. Anything slow is
+ * pushed off it: password hashing to libuv's thread pool, writes to the store's
+ * writer thread. A handler always ends in exactly one ld_req_respond().
+ */
+#ifndef LD_API_H
+#define LD_API_H
+
+#include <jansson.h>
+
+#include "api/auth.h"
+#include "http/server.h"
+#include "store/store.h"
+
+enum ld_route_id {
+	LD_ROUTE_NONE = 0, /* no route matched, or the request never parsed */
+	LD_ROUTE_USERS,
+	LD_ROUTE_USER,
+	LD_ROUTE_USER_ITEMS,
+	LD_ROUTE_SESSIONS,
+	LD_ROUTE_ITEMS,
+	LD_ROUTE_ITEM,
+	LD_ROUTE_HEALTHZ,
+	LD_ROUTE_READYZ,
+	LD_ROUTE_METRICS,
+	LD_ROUTE_COUNT
+};
+
+/* Process-wide application state, read-only once serving. */
+struct ld_api {
+	const struct ld_store_vt *vt;
+	struct ld_store *store;
+	struct ld_auth auth;
+};
+
+/* Per-loop state. */
+struct ld_api_loop {
+	struct ld_api *api;
+	struct ld_store_conn *store;
+};
+
+/* Per-request state (zeroed for each request). */
+struct ld_api_req {
+	struct ld_req *r;
+	struct ld_api *api;
+	struct ld_api_loop *al;
+	int64_t path_id;
+	struct ld_store_op op;
+	uv_work_t work;
+	int work_rc;
+	char password[257];
+	size_t password_len;
+	bool user_found;
+	struct ld_item *items;
+};
+
+/* The hooks for ld_server_run; arg is a struct ld_api. */
+void ld_api_app(struct ld_api *api, struct ld_server_app *app);
+
+/* --- helpers shared by the resource files (api.c) --- */
+
+/* ld_api_problem answers with an RFC 9457 problem document. */
+void ld_api_problem(struct ld_api_req *q, int status, const char *detail);
+
+/* Validation errors for 422: fields[i] / messages[i]. */
+struct ld_api_verr {
+	const char *field[8];
+	const char *message[8];
+	unsigned n;
+};
+void ld_api_verr_add(struct ld_api_verr *v, const char *field, const char *message);
+void ld_api_problem_fields(struct ld_api_req *q, const struct ld_api_verr *v);
+
+/* ld_api_store_failed answers for a store status that is not OK. */
+void ld_api_store_failed(struct ld_api_req *q, int status);
+
+/* ld_api_json_body checks Content-Type (415), length (411) and parses the
+ * body as a JSON object (400 / 422). Returns the object (json_decref it), or
+ * NULL after answering. */
+json_t *ld_api_json_body(struct ld_api_req *q);
+
+/* ld_api_string_field reads an optional string member; returns 1 when present
+ * and a string (sets *s, *len), 0 when absent, -1 when of the wrong type (and
+ * records a validation error). */
+int ld_api_string_field(json_t *obj, const char *name, const char **s, size_t *len,
+			struct ld_api_verr *v);
+
+/* ld_api_authenticate reads the bearer token; returns 0 and sets
+ * q->r->user_id, or answers 401 and returns -1. */
+int ld_api_authenticate(struct ld_api_req *q);
+
+/* ld_api_submit sends q->op to the store with done as completion. */
+void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op));
+
+/* JSON bodies of the resources. */
+struct ld_json;
+void ld_api_write_user(struct ld_json *j, const struct ld_user *u);
+void ld_api_write_item(struct ld_json *j, const struct ld_item *it);
+/* ld_api_etag writes the quoted entity tag of an item into out (48 bytes). */
+void ld_api_etag(const struct ld_item *it, char *out);
+
+/* Resource handlers (users.c, sessions.c, items.c, ops.c). */
+void ld_api_users_create(struct ld_api_req *q);
+void ld_api_user_get(struct ld_api_req *q);
+void ld_api_user_patch(struct ld_api_req *q);
+void ld_api_user_items(struct ld_api_req *q);
+void ld_api_sessions_create(struct ld_api_req *q);
+void ld_api_items_create(struct ld_api_req *q);
+void ld_api_item_get(struct ld_api_req *q);
+void ld_api_item_put(struct ld_api_req *q);
+void ld_api_item_delete(struct ld_api_req *q);
+void ld_api_healthz(struct ld_api_req *q);
+void ld_api_readyz(struct ld_api_req *q);
+void ld_api_metrics(struct ld_api_req *q);
+
+#endif

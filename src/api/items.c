@@ -1,0 +1,258 @@
+/*
+ * items.c - items: create, read (with ETag / If-None-Match), replace (with
+ * If-Match), delete, and a user's newest-first keyset-paginated list.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/params.h"
+#include "base/json.h"
+
+static void respond_item(struct ld_api_req *q, int status, const struct ld_item *it)
+{
+	struct ld_json j;
+	char etag[48];
+
+	ld_api_etag(it, etag);
+	ld_req_header(q->r, "ETag", "%s", etag);
+	ld_json_init(&j, &q->r->out_body);
+	ld_api_write_item(&j, it);
+	if (status == 201)
+		ld_req_header(q->r, "Location", "/v1/items/%lld", (long long)it->id);
+	ld_req_respond(q->r, status);
+}
+
+/* content_field reads and checks "content": 1-1024 bytes (jansson has already
+ * refused invalid UTF-8 and NUL). Returns 0 and fills q->op.item, or answers. */
+static int content_field(struct ld_api_req *q, json_t *body)
+{
+	struct ld_api_verr v = {.n = 0};
+	const char *s = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = ld_api_string_field(body, "content", &s, &n, &v);
+	if (rc == 0)
+		ld_api_verr_add(&v, "content", "is required");
+	else if (rc == 1 && (n < 1 || n > LD_CONTENT_MAX))
+		ld_api_verr_add(&v, "content", "must be 1-1024 bytes of UTF-8");
+	if (v.n) {
+		ld_api_problem_fields(q, &v);
+		return -1;
+	}
+	memcpy(q->op.item.content, s, n);
+	q->op.item.content[n] = '\0';
+	q->op.item.content_len = n;
+	return 0;
+}
+
+static void item_written(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+
+	if (op->status == LD_STORE_NOT_FOUND && op->kind == LD_OP_ITEM_CREATE) {
+		/* The token's user no longer exists. */
+		ld_req_header(q->r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		ld_api_problem(q, 401, "the token's user does not exist");
+		return;
+	}
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	respond_item(q, op->kind == LD_OP_ITEM_CREATE ? 201 : 200, &op->item);
+}
+
+void ld_api_items_create(struct ld_api_req *q)
+{
+	json_t *body;
+
+	if (ld_api_authenticate(q))
+		return;
+	body = ld_api_json_body(q);
+	if (!body)
+		return;
+	if (content_field(q, body) == 0) {
+		q->op.kind = LD_OP_ITEM_CREATE;
+		q->op.actor_id = q->r->user_id;
+		ld_api_submit(q, item_written);
+	}
+	json_decref(body);
+}
+
+static void item_read(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	const struct ld_http_field *inm;
+	char etag[48];
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	ld_api_etag(&op->item, etag);
+	inm = ld_http_find(&q->r->h, "if-none-match");
+	if (inm && ld_etag_list_has(inm->value, inm->value_len, etag, true)) {
+		ld_req_header(q->r, "ETag", "%s", etag);
+		ld_req_respond(q->r, 304);
+		return;
+	}
+	respond_item(q, 200, &op->item);
+}
+
+void ld_api_item_get(struct ld_api_req *q)
+{
+	q->op.kind = LD_OP_ITEM_GET;
+	q->op.id = q->path_id;
+	ld_api_submit(q, item_read);
+}
+
+static int preconditions(struct ld_api_req *q, bool required)
+{
+	const struct ld_http_field *im = ld_http_find(&q->r->h, "if-match");
+
+	if (!im) {
+		if (required) {
+			ld_api_problem(q, 428, "this update needs If-Match with the item's ETag");
+			return -1;
+		}
+		q->op.expect_version = 0;
+		return 0;
+	}
+	q->op.expect_version = ld_if_match_version(im->value, im->value_len, q->path_id);
+	if (q->op.expect_version < 0) {
+		ld_api_problem(q, 412, "If-Match does not match the current version");
+		return -1;
+	}
+	return 0;
+}
+
+void ld_api_item_put(struct ld_api_req *q)
+{
+	json_t *body;
+
+	if (ld_api_authenticate(q))
+		return;
+	if (preconditions(q, true))
+		return;
+	body = ld_api_json_body(q);
+	if (!body)
+		return;
+	if (content_field(q, body) == 0) {
+		q->op.kind = LD_OP_ITEM_UPDATE;
+		q->op.id = q->path_id;
+		q->op.actor_id = q->r->user_id;
+		ld_api_submit(q, item_written);
+	}
+	json_decref(body);
+}
+
+static void item_deleted(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	ld_req_respond(q->r, 204);
+}
+
+void ld_api_item_delete(struct ld_api_req *q)
+{
+	if (ld_api_authenticate(q))
+		return;
+	if (preconditions(q, false))
+		return;
+	q->op.kind = LD_OP_ITEM_DELETE;
+	q->op.id = q->path_id;
+	q->op.actor_id = q->r->user_id;
+	ld_api_submit(q, item_deleted);
+}
+
+static void listed(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	struct ld_json j;
+	char cursor[16];
+	unsigned i;
+
+	if (op->status != LD_STORE_OK) {
+		free(q->items);
+		q->items = NULL;
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	ld_json_init(&j, &q->r->out_body);
+	ld_json_obj_begin(&j);
+	ld_json_key(&j, "items");
+	ld_json_arr_begin(&j);
+	for (i = 0; i < op->nitems; i++)
+		ld_api_write_item(&j, &op->items[i]);
+	ld_json_arr_end(&j);
+	ld_json_key(&j, "next_cursor");
+	if (op->has_more && op->nitems) {
+		ld_cursor_encode(op->items[op->nitems - 1].id, cursor, sizeof(cursor));
+		ld_json_str(&j, cursor);
+	} else {
+		ld_json_null(&j);
+	}
+	ld_json_obj_end(&j);
+	free(q->items);
+	q->items = NULL;
+	ld_req_respond(q->r, 200);
+}
+
+static void owner_checked(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+
+	if (op->status != LD_STORE_OK) {
+		free(q->items);
+		q->items = NULL;
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	op->kind = LD_OP_ITEM_LIST;
+	op->id = q->path_id;
+	ld_api_submit(q, listed);
+}
+
+void ld_api_user_items(struct ld_api_req *q)
+{
+	const char *v;
+	size_t n, i;
+	unsigned limit = 20;
+	int64_t before = 0;
+
+	if (ld_query_param(q->r->h.query, q->r->h.query_len, "limit", &v, &n)) {
+		unsigned long x = 0;
+
+		for (i = 0; i < n && i < 4 && v[i] >= '0' && v[i] <= '9'; i++)
+			x = x * 10 + (unsigned long)(v[i] - '0');
+		if (n == 0 || i != n || x < 1 || x > LD_LIST_MAX) {
+			ld_api_problem(q, 400, "limit must be an integer from 1 to 100");
+			return;
+		}
+		limit = (unsigned)x;
+	}
+	if (ld_query_param(q->r->h.query, q->r->h.query_len, "cursor", &v, &n) &&
+	    ld_cursor_decode(v, n, &before) != 0) {
+		ld_api_problem(q, 400, "cursor is not one this server gave out");
+		return;
+	}
+	q->items = malloc(sizeof(*q->items) * limit);
+	if (!q->items) {
+		ld_api_problem(q, 503, "out of memory; retry after a moment");
+		return;
+	}
+	q->op.items = q->items;
+	q->op.limit = limit;
+	q->op.before_id = before;
+	/* A missing user is a 404, not an empty list: check it first (one
+	 * primary-key read). */
+	q->op.kind = LD_OP_USER_GET;
+	q->op.id = q->path_id;
+	ld_api_submit(q, owner_checked);
+}

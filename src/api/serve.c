@@ -1,0 +1,182 @@
+/*
+ * serve.c - `ladder serve` and `ladder migrate`: configuration in, a running
+ * server (or a migrated database) out.
+ */
+#include "api/serve.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "base/config.h"
+#include "http/server.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+/* usable_cores counts the CPUs this process may run on (taskset, cgroups'
+ * cpusets), not the machine's. */
+static unsigned usable_cores(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		n = CPU_COUNT(&set);
+		if (n > 0)
+			return (unsigned)n;
+	}
+	n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void store_config(const struct ld_config *c, struct ld_store_config *sc)
+{
+	ld_store_config_default(sc);
+	sc->data_dir = c->data_dir;
+	sc->write_queue_max = c->write_queue;
+	sc->write_batch_max = c->write_batch;
+	sc->synchronous_full = c->sync;
+}
+
+static void server_config(const struct ld_config *c, struct ld_server_config *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	snprintf(sc->host, sizeof(sc->host), "%s", c->listen_host);
+	sc->port = c->listen_port;
+	sc->threads = c->threads ? c->threads : usable_cores();
+	ld_http_limits_default(&sc->limits);
+	sc->limits.request_line_max = c->max_request_line;
+	sc->limits.header_line_max = c->max_header_line;
+	sc->limits.headers_max = c->max_headers;
+	sc->limits.fields_max = c->max_fields;
+	sc->max_body = c->max_body;
+	sc->header_timeout_ms = c->header_timeout_ms;
+	sc->body_timeout_ms = c->body_timeout_ms;
+	sc->keepalive_timeout_ms = c->keepalive_timeout_ms;
+	sc->write_timeout_ms = c->write_timeout_ms;
+	sc->shutdown_timeout_ms = c->shutdown_timeout_ms;
+	sc->max_connections = c->max_connections;
+	sc->gzip = c->gzip;
+	sc->gzip_min = c->gzip_min;
+	sc->log_requests = c->log_requests;
+}
+
+/* open_store opens the configured driver; 0, or 1 with a message printed. */
+static int open_store(const struct ld_config *c, const struct ld_store_vt **vt,
+		      struct ld_store **store)
+{
+	struct ld_store_config sc;
+	char err[512] = "";
+	int rc;
+
+	*vt = ld_store_driver(c->store);
+	if (!*vt) {
+		fprintf(stderr, "ladder: store: unknown driver '%s' (known: sqlite)\n", c->store);
+		return 2;
+	}
+	store_config(c, &sc);
+	rc = (*vt)->open(&sc, store, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "ladder: store %s in '%s': %s\n", c->store, c->data_dir,
+			err[0] ? err : strerror(-rc));
+		return 1;
+	}
+	return 0;
+}
+
+int ld_serve_main(int argc, char **argv)
+{
+	static struct ld_api api;
+	struct ld_config cfg;
+	struct ld_server_config scfg;
+	struct ld_server_app app;
+	char err[512] = "";
+	int rc, store_open = 0;
+
+	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
+	if (rc == LD_CONFIG_EXIT_OK) {
+		rc = 0;
+		goto out;
+	}
+	if (rc) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "ladder serve: libsodium failed to initialise\n");
+		rc = 1;
+		goto out;
+	}
+	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "ladder serve: data: cannot create '%s': %s\n", cfg.data_dir,
+			strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	rc = ld_auth_init(&api.auth, cfg.token_keys, cfg.data_dir, cfg.argon2_ops,
+			  (size_t)cfg.argon2_mem, (int64_t)(cfg.token_ttl_ms / 1000), err,
+			  sizeof(err));
+	if (rc) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	ld_api_app(&api, &app);
+	ld_metrics_init(app.route_names, app.nroutes);
+	rc = open_store(&cfg, &api.vt, &api.store);
+	if (rc)
+		goto out;
+	store_open = 1;
+	server_config(&cfg, &scfg);
+	rc = ld_server_run(&scfg, &app, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+	/* Every loop is gone, so every request is answered; the store now
+	 * commits whatever is still queued before it closes. */
+	api.vt->close(api.store);
+	store_open = 0;
+	ld_log_event("info", rc == 0 ? "stopped cleanly" : "stopped; connections were cut", NULL);
+	/* Cut connections are still a clean exit for a supervisor: every
+	 * acknowledged write is committed. */
+	rc = 0;
+out:
+	if (store_open)
+		api.vt->close(api.store);
+	return rc;
+}
+
+int ld_migrate_main(int argc, char **argv)
+{
+	const struct ld_store_vt *vt;
+	struct ld_store *store;
+	struct ld_config cfg;
+	char err[512] = "";
+	int rc;
+
+	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
+	if (rc == LD_CONFIG_EXIT_OK) {
+		rc = 0;
+		goto out;
+	}
+	if (rc) {
+		fprintf(stderr, "ladder migrate: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	rc = open_store(&cfg, &vt, &store);
+	if (rc)
+		goto out;
+	vt->close(store);
+	printf("ladder migrate: %s store in '%s' is at the current schema\n", cfg.store,
+	       cfg.data_dir);
+out:
+	return rc;
+}

@@ -1,0 +1,499 @@
+/*
+ * conn.c - one client connection: read, parse, hand the request to the
+ * application, write the response, repeat (keep-alive and pipelining).
+ *
+ * Lifetime: a connection owns two libuv handles (the socket and its timer) and
+ * is freed when both are closed AND no request is with the application. The
+ * second condition matters because a write request can outlive its client:
+ * the store completes the op, the handler responds into a closing connection,
+ * and only then may the memory go.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/server_int.h"
+#include "obs/metrics.h"
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void process(struct ld_conn *c);
+static void finish_request(struct ld_conn *c);
+
+static void maybe_free(struct ld_conn *c)
+{
+	struct ld_worker *w = c->w;
+
+	if (c->handles || c->state == CONN_BUSY)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&w->s->conns, 1);
+	ld_metrics_connections(-1);
+	ld_buf_release(&c->rbuf);
+	ld_buf_release(&c->whdr);
+	ld_buf_release(&c->wgzip);
+	ld_buf_release(&c->req.out_hdrs);
+	ld_buf_release(&c->req.out_body);
+	free(c);
+	ld__worker_maybe_finish(w);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct ld_conn *c = h->data;
+
+	c->handles--;
+	maybe_free(c);
+}
+
+void ld__conn_close(struct ld_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+bool ld__conn_idle(const struct ld_conn *c)
+{
+	return c->state == CONN_HEAD && c->rbuf.len == 0;
+}
+
+void ld__conn_drain(struct ld_conn *c)
+{
+	if (ld__conn_idle(c))
+		ld__conn_close(c);
+	else
+		c->close_after = true;
+}
+
+static void on_timer(uv_timer_t *t);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void arm(struct ld_conn *c, uint64_t ms)
+{
+	if (!c->closing)
+		uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct ld_conn *c = h->data;
+	size_t want = 16384;
+
+	/* Grow in 16 KiB steps up to the cap; at the cap, offer what is left
+	 * (maybe nothing, which libuv reports as UV_ENOBUFS). */
+	if (ld_buf_reserve(&c->rbuf, want) != 0 && c->rbuf.max > c->rbuf.len)
+		ld_buf_reserve(&c->rbuf, c->rbuf.max - c->rbuf.len);
+	if (c->rbuf.data) {
+		buf->base = c->rbuf.data + c->rbuf.len;
+		buf->len = c->rbuf.cap - c->rbuf.len;
+	} else {
+		buf->base = NULL;
+		buf->len = 0;
+	}
+}
+
+static void update_reading(struct ld_conn *c)
+{
+	bool want =
+	    !c->closing && !c->peer_gone && (c->state == CONN_HEAD || c->state == CONN_BODY);
+
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+/* prepare_req sets up the per-request fields shared by normal dispatch and
+ * errors raised by the HTTP layer. */
+static void prepare_req(struct ld_conn *c)
+{
+	struct ld_req *r = &c->req;
+	struct ld_server *s = c->w->s;
+
+	r->loop = &c->w->l;
+	r->conn = c;
+	r->start_ns = c->req_start_ns ? c->req_start_ns : ld_now_ns();
+	r->route = 0;
+	r->user_id = 0;
+	r->content_type = NULL;
+	ld_buf_reset(&r->out_hdrs);
+	ld_buf_reset(&r->out_body);
+	memset(c->app_state, 0, s->app.app_req_size);
+	r->app = c->app_state;
+	ld__request_ids(c->w, r);
+	c->responded = false;
+	ld_metrics_inflight(1);
+}
+
+static void http_error(struct ld_conn *c, int status, const char *detail)
+{
+	struct ld_server *s = c->w->s;
+
+	if (c->state == CONN_HEAD) {
+		/* The header never parsed: nothing in it may be trusted. */
+		memset(&c->req.h, 0, sizeof(c->req.h));
+		c->req.h.content_length = -1;
+		c->req.h.version_minor = 1;
+	}
+	c->req.body = NULL;
+	c->req.body_len = 0;
+	c->req_len = c->rbuf.len;
+	c->close_after = true;
+	c->state = CONN_BUSY;
+	uv_timer_stop(&c->timer);
+	prepare_req(c);
+	c->in_handler = true;
+	s->app.on_http_error(&c->req, status, detail, s->app.arg);
+	c->in_handler = false;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct ld_conn *c = t->data;
+
+	switch (c->state) {
+	case CONN_HEAD:
+		if (c->rbuf.len == 0) {
+			/* Idle keep-alive (or a connection that never spoke). */
+			ld__conn_close(c);
+		} else {
+			http_error(c, 408, "the request header did not arrive in time");
+			process(c);
+		}
+		break;
+	case CONN_BODY:
+		http_error(c, 408, "the request body stalled");
+		process(c);
+		break;
+	case CONN_WRITING:
+		/* The client does not read its response: give up on it. */
+		ld__conn_close(c);
+		break;
+	case CONN_BUSY:
+		break;
+	}
+}
+
+/* start_body decides the framing once the header is parsed. Returns 0 to go
+ * on, -1 when an error response was started. */
+static int start_body(struct ld_conn *c)
+{
+	struct ld_server *s = c->w->s;
+	struct ld_http_request *h = &c->req.h;
+	int rc = 0;
+
+	c->chunk_in = 0;
+	c->chunk_out = 0;
+	if (h->chunked) {
+		ld_http_chunked_init(&c->chunked, s->cfg.max_body);
+	} else if (h->content_length >= 0) {
+		if ((uint64_t)h->content_length > s->cfg.max_body) {
+			http_error(c, 413, "the request body is larger than the limit");
+			rc = -1;
+			goto out;
+		}
+	}
+	c->state = CONN_BODY;
+	arm(c, s->cfg.body_timeout_ms);
+out:
+	return rc;
+}
+
+/* body_ready returns 1 when the whole body is in rbuf (and sets req.body),
+ * 0 when more is needed, or minus a status code. */
+static int body_ready(struct ld_conn *c)
+{
+	struct ld_http_request *h = &c->req.h;
+	char *base = c->rbuf.data + h->header_len;
+	size_t have = c->rbuf.len - h->header_len;
+	size_t consumed = 0, produced = 0;
+	int rc;
+
+	if (h->chunked) {
+		rc = ld_http_chunked_decode(&c->chunked, base + c->chunk_out, base + c->chunk_in,
+					    have - c->chunk_in, &consumed, &produced);
+		c->chunk_in += consumed;
+		c->chunk_out += produced;
+		if (rc < 0)
+			goto out;
+		/* Squeeze out the chunk framing already decoded so a body of
+		 * many tiny chunks cannot need more buffer than its payload. */
+		if (c->chunk_in > c->chunk_out) {
+			size_t rest = have - c->chunk_in;
+
+			memmove(base + c->chunk_out, base + c->chunk_in, rest);
+			c->rbuf.len -= c->chunk_in - c->chunk_out;
+			c->rbuf.data[c->rbuf.len] = '\0';
+			c->chunk_in = c->chunk_out;
+		}
+		if (rc == 1) {
+			c->req.body = base;
+			c->req.body_len = c->chunk_out;
+			c->req_len = h->header_len + c->chunk_in;
+		}
+	} else {
+		size_t need = h->content_length > 0 ? (size_t)h->content_length : 0;
+
+		rc = have >= need;
+		if (rc) {
+			c->req.body = need ? base : NULL;
+			c->req.body_len = need;
+			c->req_len = h->header_len + need;
+		}
+	}
+out:
+	return rc;
+}
+
+static void dispatch(struct ld_conn *c)
+{
+	struct ld_server *s = c->w->s;
+	struct ld_http_parser p;
+	int rc;
+
+	/* The read buffer may have moved while the body arrived; re-parsing the
+	 * header (microseconds) re-points every field at the new copy. */
+	if (c->req.h.method_str && c->req.h.method_str != c->rbuf.data) {
+		ld_http_parser_init(&p, &s->cfg.limits);
+		rc = ld_http_parse_request(&p, c->rbuf.data, c->rbuf.len, &c->req.h);
+		if (c->req.h.chunked)
+			c->req.body = c->rbuf.data + c->req.h.header_len;
+		else if (c->req.body_len)
+			c->req.body = c->rbuf.data + c->req.h.header_len;
+		(void)rc;
+	}
+	if (!c->req.h.keep_alive)
+		c->close_after = true;
+	c->state = CONN_BUSY;
+	uv_timer_stop(&c->timer);
+	prepare_req(c);
+	c->in_handler = true;
+	s->app.on_request(&c->req, s->app.arg);
+	c->in_handler = false;
+}
+
+static void process(struct ld_conn *c)
+{
+	struct ld_server *s = c->w->s;
+	int rc;
+
+	while (!c->closing && (c->state == CONN_HEAD || c->state == CONN_BODY)) {
+		if (c->state == CONN_HEAD) {
+			if (c->rbuf.len == 0)
+				break;
+			if (!c->req_start_ns) {
+				c->req_start_ns = ld_now_ns();
+				arm(c, s->cfg.header_timeout_ms);
+			}
+			rc =
+			    ld_http_parse_request(&c->parser, c->rbuf.data, c->rbuf.len, &c->req.h);
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				http_error(c, -rc,
+					   -rc == 414	? "the request line is too long"
+					   : -rc == 431 ? "the request header is too large"
+							: "the request is malformed");
+				break;
+			}
+			if (start_body(c) < 0)
+				break;
+		}
+		rc = body_ready(c);
+		if (rc < 0) {
+			http_error(c, -rc,
+				   -rc == 413 ? "the request body is larger than the limit"
+					      : "the chunked request body is malformed");
+			break;
+		}
+		if (rc == 0) {
+			if (c->req.h.expect_continue && !c->sent_continue) {
+				uv_buf_t b =
+				    uv_buf_init((char *)continue_100, sizeof(continue_100) - 1);
+
+				c->sent_continue = true;
+				uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+			}
+			break;
+		}
+		dispatch(c);
+	}
+	update_reading(c);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ld_conn *c = stream->data;
+
+	if (nread > 0) {
+		c->rbuf.len += (size_t)nread;
+		c->rbuf.data[c->rbuf.len] = '\0';
+		if (c->state == CONN_BODY)
+			arm(c, c->w->s->cfg.body_timeout_ms);
+		process(c);
+	} else if (nread == UV_ENOBUFS) {
+		/* Only reachable with a header block or body past their caps,
+		 * which the parser and framing checks refuse first. */
+		http_error(c, 413, "the request is larger than the limit");
+		process(c);
+	} else if (nread < 0) {
+		c->peer_gone = true;
+		if (c->state == CONN_HEAD || c->state == CONN_BODY)
+			ld__conn_close(c);
+		else
+			c->close_after = true;
+	}
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+	struct ld_conn *c = wr->data;
+
+	if (status < 0 || c->closing) {
+		c->state = CONN_HEAD;
+		ld__conn_close(c);
+		maybe_free(c);
+		return;
+	}
+	finish_request(c);
+	process(c);
+}
+
+/* finish_request runs once the response is fully written. */
+static void finish_request(struct ld_conn *c)
+{
+	struct ld_server *s = c->w->s;
+
+	ld_buf_consume(&c->rbuf, c->req_len);
+	c->req_len = 0;
+	c->req.h.method_str = NULL;
+	ld_http_parser_reset(&c->parser);
+	c->req_start_ns = 0;
+	c->sent_continue = false;
+	c->state = CONN_HEAD;
+	if (c->close_after || c->peer_gone || atomic_load(&s->stage) >= 1) {
+		ld__conn_close(c);
+		return;
+	}
+	if (c->rbuf.len == 0)
+		arm(c, s->cfg.keepalive_timeout_ms);
+}
+
+void ld_req_close_after(struct ld_req *r)
+{
+	r->conn->close_after = true;
+}
+
+void ld_req_respond(struct ld_req *r, int status)
+{
+	struct ld_conn *c = r->conn;
+	struct ld_server *s = c->w->s;
+	size_t total = 0, done;
+	int n;
+	unsigned i;
+
+	c->responded = true;
+	ld_metrics_inflight(-1);
+	if (atomic_load(&s->stage) >= 1)
+		c->close_after = true;
+	if (c->closing) {
+		/* The client is gone (or we cut it): account for the request,
+		 * then let the connection go. */
+		c->resp_status = status;
+		c->resp_bytes = 0;
+		ld__response_build(c, status);
+		c->state = CONN_HEAD;
+		maybe_free(c);
+		return;
+	}
+	ld__response_build(c, status);
+	for (i = 0; i < c->nwbufs; i++)
+		total += c->wbufs[i].len;
+	n = uv_try_write((uv_stream_t *)&c->tcp, c->wbufs, c->nwbufs);
+	done = n > 0 ? (size_t)n : 0;
+	if (n < 0 && n != UV_EAGAIN) {
+		c->state = CONN_HEAD;
+		ld__conn_close(c);
+		return;
+	}
+	if (done == total) {
+		finish_request(c);
+		if (!c->in_handler)
+			process(c);
+		return;
+	}
+	/* Partial write: queue the rest and wait for the client to drain. */
+	for (i = 0; i < c->nwbufs && done >= c->wbufs[i].len; i++)
+		done -= c->wbufs[i].len;
+	c->wbufs[i].base += done;
+	c->wbufs[i].len -= done;
+	c->state = CONN_WRITING;
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs + i, c->nwbufs - i, on_write) < 0) {
+		c->state = CONN_HEAD;
+		ld__conn_close(c);
+		return;
+	}
+	arm(c, s->cfg.write_timeout_ms);
+}
+
+void ld__conn_accept(struct ld_worker *w)
+{
+	struct ld_server *s = w->s;
+	struct ld_conn *c;
+	size_t cap;
+
+	c = calloc(1, sizeof(*c) + s->app.app_req_size);
+	if (!c)
+		return;
+	c->w = w;
+	uv_tcp_init(&w->l.uv, &c->tcp);
+	uv_timer_init(&w->l.uv, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles = 2;
+	c->state = CONN_HEAD;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	atomic_fetch_add(&s->conns, 1);
+	ld_metrics_connections(1);
+	/* Room for a full header block, a full body and one read of the next
+	 * pipelined request; the parser and framing enforce the real limits. */
+	cap = s->cfg.limits.headers_max + s->cfg.max_body + 16384 + 4096;
+	ld_buf_init(&c->rbuf, cap);
+	ld_buf_init(&c->whdr, 64 * 1024);
+	ld_buf_init(&c->wgzip, 16 * 1024 * 1024);
+	ld_buf_init(&c->req.out_hdrs, 16 * 1024);
+	ld_buf_init(&c->req.out_body, 16 * 1024 * 1024);
+	ld_http_parser_init(&c->parser, &s->cfg.limits);
+	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+		ld__conn_close(c);
+		return;
+	}
+	if (atomic_load(&s->conns) > s->cfg.max_connections || atomic_load(&s->stage) >= 1) {
+		/* Over the connection cap: refuse by closing rather than let
+		 * every connection slow down. */
+		ld_metrics_shed();
+		ld__conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	arm(c, s->cfg.header_timeout_ms);
+	update_reading(c);
+}

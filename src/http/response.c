@@ -1,0 +1,242 @@
+/*
+ * response.c - response header assembly, gzip, and the per-request ids and
+ * accounting (log line, metrics) done when a response is queued.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/negotiate.h"
+#include "http/server_int.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Content";
+	case 428:
+		return "Precondition Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
+	}
+}
+
+/* xorshift128+: fast, and seeded from the CSPRNG per loop. Trace and span
+ * ids need uniqueness, not secrecy. */
+uint64_t ld__rand64(struct ld_worker *w)
+{
+	uint64_t x = w->rng[0], y = w->rng[1];
+
+	w->rng[0] = y;
+	x ^= x << 23;
+	w->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+	return w->rng[1] + y;
+}
+
+static void rand_hex(struct ld_worker *w, char *out, size_t nbytes)
+{
+	unsigned char b[16];
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < nbytes; i += 8) {
+		v = ld__rand64(w);
+		memcpy(b + i, &v, nbytes - i < 8 ? nbytes - i : 8);
+	}
+	ld_hex_lower(b, nbytes, out);
+}
+
+void ld__request_ids(struct ld_worker *w, struct ld_req *r)
+{
+	const struct ld_http_field *f;
+
+	f = r->h.nfields ? ld_http_find(&r->h, "x-request-id") : NULL;
+	if (f && ld_request_id_ok(f->value, f->value_len)) {
+		memcpy(r->request_id, f->value, f->value_len);
+		r->request_id[f->value_len] = '\0';
+	} else {
+		snprintf(r->request_id, sizeof(r->request_id), "%s-%llx", w->reqid_prefix,
+			 (unsigned long long)++w->reqid_seq);
+	}
+	f = r->h.nfields ? ld_http_find(&r->h, "traceparent") : NULL;
+	if (!f || ld_traceparent_parse(f->value, f->value_len, r->trace_id, r->trace_flags)) {
+		rand_hex(w, r->trace_id, 16);
+		memcpy(r->trace_flags, "00", 3);
+	}
+	rand_hex(w, r->span_id, 8);
+	f = r->h.nfields ? ld_http_find(&r->h, "accept-encoding") : NULL;
+	r->accept_gzip = f && ld_accepts_gzip(f->value, f->value_len);
+}
+
+void ld_req_header(struct ld_req *r, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	ld_buf_puts(&r->out_hdrs, name);
+	ld_buf_puts(&r->out_hdrs, ": ");
+	va_start(ap, fmt);
+	ld_buf_vprintf(&r->out_hdrs, fmt, ap);
+	va_end(ap);
+	ld_buf_puts(&r->out_hdrs, "\r\n");
+}
+
+static const char *date_line(struct ld_worker *w)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != w->date_sec) {
+		w->date_sec = now;
+		gmtime_r(&now, &tm);
+		strftime(w->date, sizeof(w->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	}
+	return w->date;
+}
+
+/* gzip_body compresses r->out_body into c->wgzip; 0 when it did. */
+static int gzip_body(struct ld_conn *c)
+{
+	struct ld_worker *w = c->w;
+	struct ld_req *r = &c->req;
+	int rc = -1;
+
+	if (!w->z_ready) {
+		/* Level 1: most of the saving for JSON at a fraction of the
+		 * CPU of the default level. 31 = gzip wrapper, 32 KiB window. */
+		if (deflateInit2(&w->z, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			goto out;
+		w->z_ready = true;
+	} else {
+		deflateReset(&w->z);
+	}
+	ld_buf_reset(&c->wgzip);
+	if (ld_buf_reserve(&c->wgzip, deflateBound(&w->z, r->out_body.len)))
+		goto out;
+	w->z.next_in = (Bytef *)r->out_body.data;
+	w->z.avail_in = (uInt)r->out_body.len;
+	w->z.next_out = (Bytef *)c->wgzip.data;
+	w->z.avail_out = (uInt)c->wgzip.cap;
+	if (deflate(&w->z, Z_FINISH) != Z_STREAM_END)
+		goto out;
+	c->wgzip.len = c->wgzip.cap - w->z.avail_out;
+	rc = 0;
+out:
+	return rc;
+}
+
+int ld__response_build(struct ld_conn *c, int status)
+{
+	struct ld_worker *w = c->w;
+	struct ld_server *s = w->s;
+	struct ld_req *r = &c->req;
+	struct ld_buf *h = &c->whdr;
+	bool head = r->h.method == LD_HTTP_HEAD;
+	bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+	const char *body = r->out_body.data;
+	size_t body_len = r->out_body.len;
+	bool gz = false;
+	struct ld_log_request e;
+	int rc;
+
+	if (no_body)
+		body_len = 0;
+	if (!no_body && s->cfg.gzip && r->accept_gzip && body_len >= s->cfg.gzip_min &&
+	    gzip_body(c) == 0 && c->wgzip.len < body_len) {
+		gz = true;
+		body = c->wgzip.data;
+		body_len = c->wgzip.len;
+	}
+	ld_buf_reset(h);
+	ld_buf_printf(h, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	ld_buf_puts(h, date_line(w));
+	if (!no_body) {
+		ld_buf_printf(h, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+			      r->content_type ? r->content_type : "application/json; charset=utf-8",
+			      body_len);
+	}
+	if (gz)
+		ld_buf_puts(h, "Content-Encoding: gzip\r\n");
+	if (s->cfg.gzip && !no_body && r->out_body.len >= s->cfg.gzip_min)
+		ld_buf_puts(h, "Vary: Accept-Encoding\r\n");
+	ld_buf_printf(h, "X-Request-Id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", r->request_id,
+		      r->trace_id, r->span_id, r->trace_flags);
+	if (c->close_after)
+		ld_buf_puts(h, "Connection: close\r\n");
+	else if (r->h.version_minor == 0)
+		ld_buf_puts(h, "Connection: keep-alive\r\n");
+	ld_buf_append(h, r->out_hdrs.data, r->out_hdrs.len);
+	rc = ld_buf_puts(h, "\r\n");
+	c->wbufs[0] = uv_buf_init(h->data, (unsigned)h->len);
+	c->nwbufs = 1;
+	if (body_len && !head)
+		c->wbufs[c->nwbufs++] = uv_buf_init((char *)body, (unsigned)body_len);
+	c->resp_status = status;
+	c->resp_bytes = h->len + (head ? 0 : body_len);
+
+	ld_metrics_request(r->route, (unsigned)r->h.method, (unsigned)status,
+			   ld_now_ns() - r->start_ns, c->resp_bytes);
+	if (s->cfg.log_requests) {
+		e.request_id = r->request_id;
+		e.trace_id = r->trace_id;
+		e.method = r->h.method_str ? ld_http_method_name(r->h.method) : NULL;
+		if (r->h.method == LD_HTTP_OTHER && r->h.method_str)
+			e.method = "OTHER";
+		e.route = s->app.route_names[r->route];
+		e.target = NULL;
+		e.target_len = 0;
+		e.status = status;
+		e.bytes = c->resp_bytes;
+		e.duration_ns = ld_now_ns() - r->start_ns;
+		e.user_id = r->user_id;
+		ld_log_request_line(&w->log, &e);
+		if (w->log.len > 32 * 1024)
+			ld__worker_log_flush(w);
+	}
+	return rc;
+}

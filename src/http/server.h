@@ -1,0 +1,132 @@
+/*
+ * server.h - the HTTP/1.1 server: N event-loop threads, each with its own
+ * SO_REUSEPORT listener, connections, timers and per-loop application state.
+ *
+ * The kernel spreads new connections over the listeners, so there is no accept
+ * lock and no cross-thread hand-off on the hot path. A request is parsed,
+ * routed and answered on the loop thread that owns its connection.
+ *
+ * The server knows nothing of the API: the application plugs in with the
+ * hooks of struct ld_server_app. One request is handled at a time per
+ * connection (pipelined requests wait in the read buffer and are answered in
+ * order); while a handler is working asynchronously the connection does not
+ * read, which is also the back-pressure on a pipelining client.
+ */
+#ifndef LD_SERVER_H
+#define LD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "http/parser.h"
+
+#define LD_REQID_MAX 128
+
+struct ld_loop;
+struct ld_conn;
+
+/* One request, from its parsed header to its response. Handed to the
+ * application's on_request; valid until ld_req_respond() has been called. */
+struct ld_req {
+	struct ld_http_request h; /* points into the connection's read buffer */
+	const char *body;	  /* decoded body (chunked already undone) */
+	size_t body_len;
+	struct ld_loop *loop;
+	struct ld_conn *conn;
+	uint64_t start_ns; /* first byte of the request arrived */
+
+	char request_id[LD_REQID_MAX + 1];
+	char trace_id[33]; /* W3C trace-id, 32 lower-case hex */
+	char span_id[17];  /* this server's span (parent-id sent downstream) */
+	char trace_flags[3];
+	bool accept_gzip;
+
+	/* Filled by the application. */
+	unsigned route;	 /* index into the route names given at start */
+	int64_t user_id; /* authenticated user, 0 when anonymous (for the log) */
+	const char *content_type;
+	struct ld_buf out_hdrs; /* extra header lines, "Name: value\r\n" each */
+	struct ld_buf out_body;
+	void *app; /* app_req_size bytes of per-request application state, zeroed */
+};
+
+/* ld_req_header adds a response header line; name and the formatted value
+ * must not contain CR or LF (the caller's values are ids, numbers, tags). */
+void ld_req_header(struct ld_req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ld_req_respond sends status, the headers added and out_body (gzip-compressed
+ * when worthwhile and accepted), logs the request and counts it. After it the
+ * handler must not touch r again. Call on the loop thread. */
+void ld_req_respond(struct ld_req *r, int status);
+
+/* ld_req_close_after makes the connection close once this response is sent
+ * (e.g. after an error that leaves the stream in doubt). */
+void ld_req_close_after(struct ld_req *r);
+
+struct ld_server_app {
+	/* Per-request state size, zeroed for every request (req->app). */
+	size_t app_req_size;
+	/* Route names for metrics and logs; route 0..n-1. */
+	const char *const *route_names;
+	unsigned nroutes;
+	/* Called on each loop thread once before it serves, and once after it
+	 * has stopped serving (every connection gone). */
+	int (*loop_init)(struct ld_loop *l, void *arg);
+	void (*loop_fini)(struct ld_loop *l, void *arg);
+	/* Called for every request whose header (and body) is complete. */
+	void (*on_request)(struct ld_req *r, void *arg);
+	/* Called when a request was rejected by the HTTP layer itself (bad
+	 * framing, limits, timeouts): the app writes the problem body. */
+	void (*on_http_error)(struct ld_req *r, int status, const char *detail, void *arg);
+	void *arg;
+};
+
+struct ld_server_config {
+	char host[256];
+	unsigned port;
+	unsigned threads;
+	struct ld_http_limits limits;
+	uint64_t max_body;
+	uint64_t header_timeout_ms;
+	uint64_t body_timeout_ms;
+	uint64_t keepalive_timeout_ms;
+	uint64_t write_timeout_ms;
+	uint64_t shutdown_timeout_ms;
+	uint64_t drain_delay_ms;
+	unsigned max_connections;
+	bool gzip;
+	uint64_t gzip_min;
+	bool log_requests;
+};
+
+/* Per-loop state, visible to the application hooks. */
+struct ld_loop {
+	uv_loop_t uv;
+	unsigned index;
+	void *app; /* the application's per-loop state (set in loop_init) */
+	struct ld_server *server;
+};
+
+struct ld_server;
+
+/*
+ * ld_server_run binds the listeners, starts the loops and blocks until
+ * SIGTERM or SIGINT, then drains: /readyz answers 503 (ld_server_draining),
+ * drain_delay later the listeners close, idle connections close, in-flight
+ * requests finish, and after shutdown_timeout whatever is left is cut. Returns
+ * 0 after a clean drain, a negative error when start-up failed (message in
+ * err), 1 when connections had to be cut at the deadline.
+ */
+int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app *app, char *err,
+		  size_t errlen);
+
+/* ld_server_draining says whether shutdown has begun (any thread). */
+bool ld_server_draining(const struct ld_loop *l);
+
+/* ld_now_ns is a monotonic clock in nanoseconds. */
+uint64_t ld_now_ns(void);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * server_int.h - what server.c, conn.c and response.c share; not for the
+ * application (it sees server.h only).
+ */
+#ifndef LD_SERVER_INT_H
+#define LD_SERVER_INT_H
+
+#include <stdatomic.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "http/server.h"
+
+enum conn_state {
+	CONN_HEAD,    /* waiting for (the rest of) a request header */
+	CONN_BODY,    /* header parsed, body arriving */
+	CONN_BUSY,    /* the application is working on the request */
+	CONN_WRITING, /* the response is being written */
+};
+
+struct ld_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct ld_worker *w;
+	struct ld_conn *prev, *next;
+	unsigned handles; /* libuv handles not yet closed (tcp, timer) */
+	enum conn_state state;
+	bool reading;
+	bool closing;	  /* uv_close started */
+	bool close_after; /* close once the current response is written */
+	bool responded;	  /* the current request has its response */
+	bool in_handler;  /* on_request is on the stack */
+	bool peer_gone;	  /* EOF or error seen */
+	bool sent_continue;
+
+	struct ld_buf rbuf;
+	struct ld_http_parser parser;
+	uint64_t req_start_ns; /* 0 until the first byte of a request */
+	size_t body_avail;     /* CL body: bytes needed after the header */
+	struct ld_http_chunked chunked;
+	size_t chunk_in;  /* encoded body bytes consumed so far */
+	size_t chunk_out; /* decoded body bytes produced so far */
+	size_t req_len;	  /* bytes of the whole current request in rbuf */
+
+	struct ld_req req;
+	uv_write_t wreq;
+	struct ld_buf whdr;  /* response status line and headers */
+	struct ld_buf wgzip; /* compressed body, when used */
+	uv_buf_t wbufs[2];
+	unsigned nwbufs;
+	uint64_t resp_bytes;
+	int resp_status;
+	char app_state[]; /* app_req_size bytes */
+};
+
+struct ld_worker {
+	struct ld_loop l;
+	struct ld_server *s;
+	uv_thread_t thread;
+	int listen_fd;
+	uv_tcp_t listener;
+	bool listener_open;
+	uv_async_t wake; /* main thread -> worker: look at s->stage */
+	uv_timer_t log_timer;
+	int stage_seen;
+	bool finishing;
+	struct ld_conn *conns; /* list head */
+	unsigned nconns;
+	struct ld_buf log; /* request log lines waiting for a write(2) */
+	z_stream z;
+	bool z_ready;
+	time_t date_sec;
+	char date[40]; /* "Date: ...\r\n" for date_sec */
+	char reqid_prefix[17];
+	uint64_t reqid_seq;
+	uint64_t rng[2]; /* xorshift128+ for trace and span ids */
+	int init_rc;
+};
+
+struct ld_server {
+	struct ld_server_config cfg;
+	struct ld_server_app app;
+	struct ld_worker *workers;
+	unsigned nworkers;
+	unsigned nstarted;	/* loop threads running */
+	_Atomic int stage;	/* 0 serving, 1 draining, 2 cut */
+	_Atomic bool draining;	/* readiness: set at the first signal */
+	_Atomic unsigned conns; /* open connections, all loops */
+	_Atomic unsigned workers_done;
+	uv_loop_t main;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer, deadline_timer;
+	uv_async_t main_wake;
+	bool cut;
+};
+
+/* conn.c */
+void ld__conn_accept(struct ld_worker *w);
+void ld__conn_close(struct ld_conn *c);
+bool ld__conn_idle(const struct ld_conn *c);
+void ld__conn_drain(struct ld_conn *c);
+
+/* server.c */
+void ld__worker_maybe_finish(struct ld_worker *w);
+void ld__worker_log_flush(struct ld_worker *w);
+
+/* response.c */
+int ld__response_build(struct ld_conn *c, int status);
+void ld__request_ids(struct ld_worker *w, struct ld_req *r);
+uint64_t ld__rand64(struct ld_worker *w);
+
+#endif
