@@ -1,0 +1,13 @@
+#!/bin/bash
+# `make bench`: every throughput figure, each side by side with its reference
+# in the same run. Not part of `make test` (timings are noisy on shared
+# machines); the figures it prints go into the issues' closing notes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== ladder serve vs nginx, and durable writes =="
+bench/server.sh
+if [ -x bench/generator.sh ]; then
+	echo
+	echo "== ladder bench vs wrk (load generator speed) =="
+	bench/generator.sh
+fi
