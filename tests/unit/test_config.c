@@ -1,0 +1,755 @@
+/* The .c is included (as h2o's unit tests do) to reach the settings table, so
+ * table conventions and the docs can be checked row by row. */
+#include "../../src/base/config.c"
+
+#include "unit.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/ld_test_config_XXXXXX";
+
+static void clear_env(void)
+{
+	size_t i;
+
+	for (i = 0; i < NSETTINGS; i++)
+		unsetenv(settings[i].env);
+	unsetenv("LADDER_CONFIG");
+}
+
+/* write_file makes tmpdir/name with the given text and returns its path in a
+ * static buffer. */
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	return path;
+}
+
+/* load runs ld_config_load with a NULL-terminated list of arguments after
+ * "serve". */
+static int load(struct ld_config *c, char *err, size_t errlen, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = "serve";
+	va_start(ap, errlen);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	return ld_config_load(c, argc, argv, err, errlen);
+}
+
+/* capture_stdout runs load() with stdout sent to a file and returns what
+ * was printed (static buffer). */
+static const char *capture_stdout(int *rc, char *a1, char *a2)
+{
+	static char out[32768];
+	struct ld_config c;
+	char err[256];
+	char path[512];
+	int fd, saved;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/stdout", tmpdir);
+	fflush(stdout);
+	saved = dup(1);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 1);
+	close(fd);
+	*rc = load(&c, err, sizeof(err), a1, a2, NULL);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	f = fopen(path, "r");
+	n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	return out;
+}
+
+static void test_defaults(void)
+{
+	struct ld_config c;
+	char err[256] = "";
+	size_t i;
+
+	clear_env();
+	CHECK_INT(load(&c, err, sizeof(err), NULL), LD_CONFIG_OK);
+	CHECK_STR(err, "");
+	CHECK_STR(c.listen_host, "127.0.0.1");
+	CHECK_INT(c.listen_port, 8080);
+	CHECK_STR(c.data_dir, "./data");
+	CHECK_INT(c.threads, 0);
+	CHECK_STR(c.store, "sqlite");
+	CHECK_STR(c.token_keys, "");
+	CHECK_INT(c.token_ttl_ms, 24 * 3600 * 1000ull);
+	CHECK_INT(c.argon2_ops, 2);
+	CHECK_INT(c.argon2_mem, 19 * 1024 * 1024);
+	CHECK_INT(c.header_timeout_ms, 10000);
+	CHECK_INT(c.body_timeout_ms, 10000);
+	CHECK_INT(c.keepalive_timeout_ms, 75000);
+	CHECK_INT(c.write_timeout_ms, 30000);
+	CHECK_INT(c.shutdown_timeout_ms, 10000);
+	CHECK_INT(c.max_request_line, 8192);
+	CHECK_INT(c.max_header_line, 8192);
+	CHECK_INT(c.max_headers, 32768);
+	CHECK_INT(c.max_fields, 100);
+	CHECK_INT(c.max_body, 65536);
+	CHECK_INT(c.max_connections, 10000);
+	CHECK_INT(c.write_queue, 8192);
+	CHECK_INT(c.write_batch, 1024);
+	CHECK(c.sync);
+	CHECK(c.log_requests);
+	CHECK(c.gzip);
+	CHECK_INT(c.gzip_min, 1024);
+	CHECK_STR(c.config_file, "");
+	for (i = 0; i < NSETTINGS; i++)
+		CHECK_STR(ld_config_source(&c, settings[i].key), "default");
+	CHECK(ld_config_source(&c, "nope") == NULL);
+}
+
+/* Every row follows the naming rule and its default passes its own parser
+ * and range, so help, docs and behaviour agree. */
+static void test_table_conventions(void)
+{
+	struct ld_config c;
+	char want[64], err[256];
+	size_t i, j;
+
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < NSETTINGS; i++) {
+		const struct setting *s = &settings[i];
+
+		snprintf(want, sizeof(want), "LADDER_");
+		for (j = 0; s->key[j]; j++)
+			want[7 + j] = (char)toupper((unsigned char)s->key[j]);
+		want[7 + j] = '\0';
+		CHECK_STR(s->env, want);
+		for (j = 0; s->key[j]; j++)
+			want[j] = s->key[j] == '_' ? '-' : s->key[j];
+		want[j] = '\0';
+		CHECK_STR(s->flag, want);
+		err[0] = '\0';
+		CHECK_INT(apply(&c, s, s->def, LD_SRC_DEFAULT, s->key, err, sizeof(err)), 0);
+		CHECK_STR(err, "");
+		CHECK(s->help && s->help[0]);
+		CHECK(s->metavar && s->metavar[0]);
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(settings[j].key, s->key) != 0);
+	}
+}
+
+static void test_parse_size(void)
+{
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} good[] = {
+	    {"0", 0},
+	    {"512", 512},
+	    {"8k", 8192},
+	    {"8K", 8192},
+	    {"64KiB", 65536},
+	    {"64kb", 65536},
+	    {"64 KiB", 65536},
+	    {"1MiB", 1048576},
+	    {"1m", 1048576},
+	    {"2G", 2147483648ull},
+	    {"3GiB", 3221225472ull},
+	    {"1TiB", 1099511627776ull},
+	    {"7b", 7},
+	    {"18446744073709551615", UINT64_MAX},
+	    {"16777215TiB", 16777215ull << 40},
+	};
+	static const char *const bad[] = {
+	    "",
+	    "k",
+	    "-1",
+	    "+1",
+	    " 1",
+	    "1 ",
+	    "1.5MiB",
+	    "12q",
+	    "0x10",
+	    "1KiBs",
+	    "1 KiB ",
+	    "18446744073709551616",
+	    "16777216TiB",
+	    "1e3",
+	    "1 k b",
+	};
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		v = 12345;
+		CHECK_INT(ld_parse_size(good[i].s, &v), 0);
+		if (v != good[i].v)
+			fprintf(stderr, "size '%s'\n", good[i].s);
+		CHECK(v == good[i].v);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 12345;
+		if (ld_parse_size(bad[i], &v) != -EINVAL) {
+			fprintf(stderr, "size '%s' accepted\n", bad[i]);
+			CHECK(0);
+		}
+		CHECK_INT(v, 12345);
+	}
+}
+
+static void test_parse_duration(void)
+{
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} good[] = {
+	    {"0ms", 0},	       {"500ms", 500},	 {"10s", 10000},     {"2m", 120000},
+	    {"1h", 3600000},   {"1d", 86400000}, {"1h30m", 5400000}, {"1m30s", 90000},
+	    {"1s500ms", 1500}, {"10S", 10000},	 {"5MS", 5},	     {"2d3h4m5s6ms", 183845006},
+	};
+	static const char *const bad[] = {
+	    "",
+	    "10",
+	    "s",
+	    "ms",
+	    "1.5s",
+	    "-1s",
+	    "1 s",
+	    "1s ",
+	    "10x",
+	    "1m1h",
+	    "1s1s",
+	    "1ms1s",
+	    "1w",
+	    "1y",
+	    "+1s",
+	    "1hh",
+	    "18446744073709551615s",
+	    "213503982335d",
+	};
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		v = 7;
+		CHECK_INT(ld_parse_duration_ms(good[i].s, &v), 0);
+		if (v != good[i].v)
+			fprintf(stderr, "duration '%s'\n", good[i].s);
+		CHECK(v == good[i].v);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 7;
+		if (ld_parse_duration_ms(bad[i], &v) != -EINVAL) {
+			fprintf(stderr, "duration '%s' accepted\n", bad[i]);
+			CHECK(0);
+		}
+		CHECK_INT(v, 7);
+	}
+}
+
+static void test_parse_bool_uint(void)
+{
+	static const char *const yes[] = {"on", "ON", "true", "True", "yes", "1"};
+	static const char *const no[] = {"off", "Off", "false", "FALSE", "no", "0"};
+	static const char *const bad[] = {"", "2", "y", "n", "onn", "of", " on", "on ", "enabled"};
+	unsigned u;
+	bool b;
+	size_t i;
+
+	for (i = 0; i < 6; i++) {
+		b = false;
+		CHECK_INT(ld_parse_bool(yes[i], &b), 0);
+		CHECK(b);
+		b = true;
+		CHECK_INT(ld_parse_bool(no[i], &b), 0);
+		CHECK(!b);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(ld_parse_bool(bad[i], &b), -EINVAL);
+
+	CHECK_INT(ld_parse_uint("0", &u), 0);
+	CHECK_INT(u, 0);
+	CHECK_INT(ld_parse_uint("4294967295", &u), 0);
+	CHECK(u == 4294967295u);
+	CHECK_INT(ld_parse_uint("4294967296", &u), -EINVAL);
+	CHECK_INT(ld_parse_uint("", &u), -EINVAL);
+	CHECK_INT(ld_parse_uint("0x", &u), -EINVAL);
+	CHECK_INT(ld_parse_uint("-1", &u), -EINVAL);
+	CHECK_INT(ld_parse_uint("1 ", &u), -EINVAL);
+	CHECK_INT(ld_parse_uint("99999999999999999999999", &u), -EINVAL);
+}
+
+static void test_parse_hostport(void)
+{
+	char host[64];
+	unsigned port = 0;
+
+	CHECK_INT(ld_parse_hostport("127.0.0.1:8080", host, sizeof(host), &port), 0);
+	CHECK_STR(host, "127.0.0.1");
+	CHECK_INT(port, 8080);
+	CHECK_INT(ld_parse_hostport("0.0.0.0:1", host, sizeof(host), &port), 0);
+	CHECK_INT(port, 1);
+	CHECK_INT(ld_parse_hostport("localhost:65535", host, sizeof(host), &port), 0);
+	CHECK_STR(host, "localhost");
+	CHECK_INT(port, 65535);
+	CHECK_INT(ld_parse_hostport("[::1]:80", host, sizeof(host), &port), 0);
+	CHECK_STR(host, "::1");
+	CHECK_INT(port, 80);
+	CHECK_INT(ld_parse_hostport("[fe80::1%eth0]:443", host, sizeof(host), &port), 0);
+	CHECK_STR(host, "fe80::1%eth0");
+	CHECK_INT(ld_parse_hostport("[::]:8080", host, sizeof(host), &port), 0);
+	CHECK_STR(host, "::");
+
+	port = 9;
+	strcpy(host, "same");
+	CHECK_INT(ld_parse_hostport("127.0.0.1", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport(":8080", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("host:", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("host:0", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("host:65536", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("host:008080", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("host:80x", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("host:-80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("::1:80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("[::1]80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("[::1:80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("[]:80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("[example.com]:80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("bad host:80", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("", host, sizeof(host), &port), -EINVAL);
+	CHECK_INT(ld_parse_hostport("a-very-long-host-name.example.com:80", host, 8, &port),
+		  -EINVAL);
+	CHECK_STR(host, "same");
+	CHECK_INT(port, 9);
+}
+
+/* Formatting picks the largest exact unit and always parses back. */
+static void test_format_roundtrip(void)
+{
+	char s[64];
+	uint64_t v, back, x = 88172645463325252ull;
+	int i;
+
+	ld_format_size(65536, s, sizeof(s));
+	CHECK_STR(s, "64KiB");
+	ld_format_size(19 * 1024 * 1024, s, sizeof(s));
+	CHECK_STR(s, "19MiB");
+	ld_format_size(1000, s, sizeof(s));
+	CHECK_STR(s, "1000");
+	ld_format_size(0, s, sizeof(s));
+	CHECK_STR(s, "0");
+	ld_format_duration_ms(86400000, s, sizeof(s));
+	CHECK_STR(s, "1d");
+	ld_format_duration_ms(5400000, s, sizeof(s));
+	CHECK_STR(s, "90m");
+	ld_format_duration_ms(1500, s, sizeof(s));
+	CHECK_STR(s, "1500ms");
+	ld_format_duration_ms(0, s, sizeof(s));
+	CHECK_STR(s, "0ms");
+	for (i = 0; i < 2000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		v = x >> (i % 64);
+		if (i % 3 == 0)
+			v &= ~1023ull;
+		ld_format_size(v, s, sizeof(s));
+		back = v + 1;
+		CHECK_INT(ld_parse_size(s, &back), 0);
+		CHECK(back == v);
+		ld_format_duration_ms(v, s, sizeof(s));
+		back = v + 1;
+		CHECK_INT(ld_parse_duration_ms(s, &back), 0);
+		CHECK(back == v);
+	}
+}
+
+static void test_precedence_and_sources(void)
+{
+	struct ld_config c;
+	char err[256] = "";
+	const char *path;
+
+	clear_env();
+	path = write_file("prec.ini", "# layers\n"
+				      "[server]\n"
+				      "listen = 10.0.0.1:9000\n"
+				      "threads = 3\n"
+				      "max_connections = 50\n"
+				      "[http]\n"
+				      "max_body = 1MiB ; inline comment\n"
+				      "gzip = off\n");
+	setenv("LADDER_THREADS", "5", 1);
+	setenv("LADDER_MAX_BODY", "2MiB", 1);
+	setenv("LADDER_DATA", "/srv/env", 1);
+	setenv("LADDER_GZIP_MIN", "", 1); /* empty counts as unset */
+	CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, "--max-body=3MiB",
+		       "--token-ttl", "2h", NULL),
+		  LD_CONFIG_OK);
+	CHECK_STR(err, "");
+	CHECK_STR(c.config_file, path);
+	CHECK_STR(c.listen_host, "10.0.0.1");
+	CHECK_INT(c.listen_port, 9000);
+	CHECK_STR(ld_config_source(&c, "listen"), "file");
+	CHECK_INT(c.max_connections, 50);
+	CHECK_STR(ld_config_source(&c, "max_connections"), "file");
+	CHECK(!c.gzip);
+	CHECK_STR(ld_config_source(&c, "gzip"), "file");
+	CHECK_INT(c.threads, 5);
+	CHECK_STR(ld_config_source(&c, "threads"), "env");
+	CHECK_STR(c.data_dir, "/srv/env");
+	CHECK_STR(ld_config_source(&c, "data"), "env");
+	CHECK_INT(c.max_body, 3 * 1024 * 1024);
+	CHECK_STR(ld_config_source(&c, "max_body"), "flag");
+	CHECK_INT(c.token_ttl_ms, 7200000);
+	CHECK_STR(ld_config_source(&c, "token_ttl"), "flag");
+	CHECK_INT(c.gzip_min, 1024);
+	CHECK_STR(ld_config_source(&c, "gzip_min"), "default");
+
+	/* LADDER_CONFIG names the file when --config does not. */
+	setenv("LADDER_CONFIG", path, 1);
+	CHECK_INT(load(&c, err, sizeof(err), NULL), LD_CONFIG_OK);
+	CHECK_INT(c.listen_port, 9000);
+	clear_env();
+}
+
+static void test_flag_forms(void)
+{
+	struct ld_config c;
+	char err[256] = "";
+
+	clear_env();
+	/* A bare boolean flag means on; a following bool word is its value. */
+	CHECK_INT(load(&c, err, sizeof(err), "--gzip", "off", "--sync=no", "--log-requests",
+		       "--threads", "2", NULL),
+		  LD_CONFIG_OK);
+	CHECK(!c.gzip);
+	CHECK(!c.sync);
+	CHECK(c.log_requests);
+	CHECK_INT(c.threads, 2);
+	CHECK_INT(load(&c, err, sizeof(err), "--sync=off", "--sync", NULL), LD_CONFIG_OK);
+	CHECK(c.sync);
+	CHECK_INT(load(&c, err, sizeof(err), "--listen", "[::1]:7000", "--data=", NULL), -EINVAL);
+	CHECK_STR(err, "--data: must not be empty");
+	CHECK_INT(load(&c, err, sizeof(err), "--listen", "[::1]:7000", NULL), LD_CONFIG_OK);
+	CHECK_STR(c.listen_host, "::1");
+	CHECK_INT(c.listen_port, 7000);
+}
+
+static void test_flag_errors(void)
+{
+	struct ld_config c;
+	char err[256];
+
+	clear_env();
+	CHECK_INT(load(&c, err, sizeof(err), "--max-body", "12q", NULL), -EINVAL);
+	CHECK_STR(err, "--max-body: '12q' is not a size (try 64KiB)");
+	CHECK_INT(load(&c, err, sizeof(err), "--liste", "1.2.3.4:5", NULL), -EINVAL);
+	CHECK_STR(err, "unknown option '--liste' (did you mean --listen?)");
+	CHECK_INT(load(&c, err, sizeof(err), "--frobnicate", NULL), -EINVAL);
+	CHECK_STR(err, "unknown option '--frobnicate' (see --help)");
+	CHECK_INT(load(&c, err, sizeof(err), "extra", NULL), -EINVAL);
+	CHECK_STR(err, "unexpected argument 'extra' (options start with --)");
+	CHECK_INT(load(&c, err, sizeof(err), "--threads", "2", "-x", NULL), -EINVAL);
+	CHECK_STR(err, "unexpected argument '-x' (options start with --)");
+	CHECK_INT(load(&c, err, sizeof(err), "--threads", NULL), -EINVAL);
+	CHECK_STR(err, "--threads needs a value");
+	CHECK_INT(load(&c, err, sizeof(err), "--threads", "257", NULL), -EINVAL);
+	CHECK_STR(err, "--threads: 257 is out of range (0 to 256)");
+	CHECK_INT(load(&c, err, sizeof(err), "--max-fields=300", NULL), -EINVAL);
+	CHECK_STR(err, "--max-fields: 300 is out of range (1 to 256)");
+	CHECK_INT(load(&c, err, sizeof(err), "--listen", "127.0.0.1:0", NULL), -EINVAL);
+	CHECK(strstr(err, "--listen: '127.0.0.1:0' is not host:port") == err);
+	CHECK_INT(load(&c, err, sizeof(err), "--header-timeout", "10", NULL), -EINVAL);
+	CHECK_STR(err, "--header-timeout: '10' is not a duration (try 10s, 500ms or 2m)");
+	CHECK_INT(load(&c, err, sizeof(err), "--header-timeout", "0s", NULL), -EINVAL);
+	CHECK_STR(err, "--header-timeout: 0s is out of range (1ms to 1d)");
+	CHECK_INT(load(&c, err, sizeof(err), "--argon2-mem", "4KiB", NULL), -EINVAL);
+	CHECK_STR(err, "--argon2-mem: 4KiB is out of range (8KiB to 4GiB)");
+	CHECK_INT(load(&c, err, sizeof(err), "--store", "postgres", NULL), -EINVAL);
+	CHECK_STR(err, "--store: 'postgres' is not one of: sqlite");
+	CHECK_INT(load(&c, err, sizeof(err), "--gzip=maybe", NULL), -EINVAL);
+	CHECK_STR(err, "--gzip: 'maybe' is not a bool (use on or off)");
+	CHECK_INT(load(&c, err, sizeof(err), "--config", "/nonexistent/ladder.ini", NULL), -EINVAL);
+	CHECK(strstr(err, "--config: cannot read '/nonexistent/ladder.ini': ") == err);
+	/* Cross-setting rules name both settings and their sources. */
+	CHECK_INT(load(&c, err, sizeof(err), "--write-batch", "9000", NULL), -EINVAL);
+	CHECK_STR(err, "write_batch 9000 (flag) is larger than write_queue 8192 (default)");
+	CHECK_INT(load(&c, err, sizeof(err), "--max-headers", "4KiB", NULL), -EINVAL);
+	CHECK_STR(err, "max_header_line 8KiB (default) is larger than max_headers 4KiB (flag)");
+}
+
+static void test_env_errors(void)
+{
+	struct ld_config c;
+	char err[256];
+
+	clear_env();
+	setenv("LADDER_THREADS", "0x", 1);
+	CHECK_INT(load(&c, err, sizeof(err), NULL), -EINVAL);
+	CHECK_STR(err, "LADDER_THREADS: '0x' is not a number");
+	/* The flag would fix it, but a bad env value is still an error. */
+	CHECK_INT(load(&c, err, sizeof(err), "--threads", "1", NULL), -EINVAL);
+	clear_env();
+	setenv("LADDER_KEEPALIVE_TIMEOUT", "2d", 1);
+	CHECK_INT(load(&c, err, sizeof(err), NULL), -EINVAL);
+	CHECK_STR(err, "LADDER_KEEPALIVE_TIMEOUT: 2d is out of range (1ms to 1d)");
+	clear_env();
+}
+
+static void test_file_errors(void)
+{
+	static const struct {
+		const char *text;
+		const char *msg; /* after "PATH:" */
+	} cases[] = {
+	    {"[server]\nthreads = 2\n\n\n\n\nliste = 1.2.3.4:5\n",
+	     "7: unknown key 'liste' in [server] (did you mean 'listen'?)"},
+	    {"[server]\nzzzzzz = 1\n", "2: unknown key 'zzzzzz' in [server]"},
+	    {"[http]\nlisten = 1.2.3.4:5\n", "2: key 'listen' belongs in [server], not [http]"},
+	    {"threads = 2\n", "1: key 'threads' is outside a section (put it under [server])"},
+	    {"[nope]\nthreads = 2\n",
+	     "2: unknown section [nope] (sections: server, store, auth, http)"},
+	    {"[server]\nthreads = 2\nthreads = 3\n", "3: 'threads' is set twice (first on line 2)"},
+	    {"[server]\nthreads = two\n", "2: threads: 'two' is not a number"},
+	    {"[http]\nmax_body = 12q\n", "2: max_body: '12q' is not a size (try 64KiB)"},
+	    {"[server]\nthreads\n", "2: not 'key = value' or '[section]'"},
+	    {"[server\nthreads = 1\n", "1: not 'key = value' or '[section]'"},
+	    {"[server]\nthreads = 1\n  2\n",
+	     "3: indented line continues 'threads' (remove the indentation)"},
+	    {"[store]\nwrite_queue = 10\nwrite_batch = 11\n", NULL},
+	};
+	struct ld_config c;
+	char err[512], want[512], name[32];
+	const char *path;
+	size_t i;
+
+	clear_env();
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(name, sizeof(name), "bad%zu.ini", i);
+		path = write_file(name, cases[i].text);
+		err[0] = '\0';
+		CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, NULL), -EINVAL);
+		if (cases[i].msg)
+			snprintf(want, sizeof(want), "%s:%s", path, cases[i].msg);
+		else
+			snprintf(want, sizeof(want),
+				 "write_batch 11 (file) is larger than write_queue 10 (file)");
+		CHECK_STR(err, want);
+	}
+}
+
+static void test_file_long_lines_and_lists(void)
+{
+	struct ld_config c;
+	char err[512], text[1400], want[600];
+	const char *path,
+	    *k1 = "k1:0000000000000000000000000000000000000000000000000000000000000001";
+	const char *k2 = "k2:0000000000000000000000000000000000000000000000000000000000000002";
+
+	clear_env();
+	/* A list longer than inih's line buffer continues on indented lines. */
+	snprintf(text, sizeof(text),
+		 "[auth]\ntoken_keys = %s,\n  %s\n\t%s\n[server]\nthreads = 1\n", k1, k2, k1);
+	path = write_file("list.ini", text);
+	chmod(path, 0600); /* holds keys: else a warning goes to stderr */
+	CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, NULL), LD_CONFIG_OK);
+	snprintf(want, sizeof(want), "%s,%s,%s", k1, k2, k1);
+	CHECK_STR(c.token_keys, want);
+	CHECK_STR(ld_config_source(&c, "token_keys"), "file");
+
+	/* An over-long line is refused, not split into a second line. */
+	memset(text, 0, sizeof(text));
+	strcpy(text, "[store]\ndata = /");
+	memset(text + strlen(text), 'a', 300);
+	strcat(text, "\n");
+	path = write_file("long.ini", text);
+	CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, NULL), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: line longer than", path);
+	CHECK(strncmp(err, want, strlen(want)) == 0);
+
+	/* Flags and env have no line limit: a long key list fits there. */
+	memset(text, 0, sizeof(text));
+	memset(text, 'z', 1200 < sizeof(text) ? 1200 : sizeof(text) - 1);
+	CHECK_INT(load(&c, err, sizeof(err), "--token-keys", text, NULL), LD_CONFIG_OK);
+	CHECK_STR(c.token_keys, text);
+	clear_env();
+}
+
+static void test_secret_never_shown(void)
+{
+	struct ld_config c;
+	char err[4096], *out = NULL, big[3000];
+	size_t len = 0;
+	FILE *f;
+	const char *secret =
+	    "kid1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+	clear_env();
+	CHECK_INT(load(&c, err, sizeof(err), NULL), LD_CONFIG_OK);
+	f = open_memstream(&out, &len);
+	ld_config_print(&c, f);
+	fclose(f);
+	CHECK(strstr(out, "token_keys = (unset) ; default\n") != NULL);
+	free(out);
+
+	setenv("LADDER_TOKEN_KEYS", secret, 1);
+	CHECK_INT(load(&c, err, sizeof(err), NULL), LD_CONFIG_OK);
+	CHECK_STR(c.token_keys, secret);
+	out = NULL;
+	f = open_memstream(&out, &len);
+	ld_config_print(&c, f);
+	fclose(f);
+	CHECK(strstr(out, "token_keys = (set) ; env\n") != NULL);
+	CHECK(strstr(out, "00112233") == NULL);
+	CHECK(strstr(out, "[server]\nlisten = 127.0.0.1:8080 ; default\n") != NULL);
+	CHECK(strstr(out, "max_body = 64KiB ; default\n") != NULL);
+	CHECK(strstr(out, "argon2_mem = 19MiB ; default\n") != NULL);
+	CHECK(strstr(out, "token_ttl = 1d ; default\n") != NULL);
+	CHECK(strstr(out, "gzip = on ; default\n") != NULL);
+	free(out);
+	clear_env();
+
+	/* Too long: the message names the setting, not the value. */
+	memset(big, 'q', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_INT(load(&c, err, sizeof(err), "--token-keys", big, NULL), -EINVAL);
+	CHECK_STR(err, "--token-keys: too long (at most 2047 bytes)");
+}
+
+static void test_print_ipv6_and_sources(void)
+{
+	struct ld_config c;
+	char err[256], *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	clear_env();
+	CHECK_INT(load(&c, err, sizeof(err), "--listen", "[::1]:8081", "--sync", "off", NULL),
+		  LD_CONFIG_OK);
+	f = open_memstream(&out, &len);
+	ld_config_print(&c, f);
+	fclose(f);
+	CHECK(strstr(out, "listen = [::1]:8081 ; flag\n") != NULL);
+	CHECK(strstr(out, "sync = off ; flag\n") != NULL);
+	CHECK(strstr(out, "# config file: (none)\n") != NULL);
+	free(out);
+}
+
+static void test_help_and_print_config(void)
+{
+	const char *out;
+	char needle[128];
+	size_t i;
+	int rc;
+
+	clear_env();
+	out = capture_stdout(&rc, "--help", NULL);
+	CHECK_INT(rc, LD_CONFIG_EXIT_OK);
+	CHECK(strncmp(out, "ladder serve: ", 14) == 0);
+	CHECK(strstr(out, "\n\nusage: ladder serve [options]\n") != NULL);
+	CHECK(strstr(out, "  ladder serve\n") != NULL);
+	CHECK(strstr(out, "  ladder serve --listen 0.0.0.0:8080 --threads 2\n") != NULL);
+	CHECK(
+	    strstr(out, "  LADDER_DATA=/var/lib/ladder ladder serve --config /etc/ladder.ini\n") !=
+	    NULL);
+	for (i = 0; i < NSETTINGS; i++) {
+		snprintf(needle, sizeof(needle), "--%s %s", settings[i].flag, settings[i].metavar);
+		CHECK(strstr(out, needle) != NULL);
+		snprintf(needle, sizeof(needle), "env %s, key %s, default %s", settings[i].env,
+			 settings[i].key, settings[i].def[0] ? settings[i].def : "(empty)");
+		if (!strstr(out, needle))
+			fprintf(stderr, "help lacks '%s'\n", needle);
+		CHECK(strstr(out, needle) != NULL);
+	}
+	/* -h works too, and wins over mistakes on the same line. */
+	out = capture_stdout(&rc, "--bogus", "-h");
+	CHECK_INT(rc, LD_CONFIG_EXIT_OK);
+	CHECK(strstr(out, "usage: ladder serve [options]") != NULL);
+
+	out = capture_stdout(&rc, "--print-config", "--threads=7");
+	CHECK_INT(rc, LD_CONFIG_EXIT_OK);
+	CHECK(strstr(out, "threads = 7 ; flag\n") != NULL);
+	CHECK(strstr(out, "token_keys = (unset) ; default\n") != NULL);
+	out = capture_stdout(&rc, "--print-config", "--threads=x");
+	CHECK_INT(rc, -EINVAL);
+	CHECK_STR(out, "");
+}
+
+/* docs/configuration.md documents every setting with its flag, env var and
+ * default; this keeps it true when the table changes. */
+static void test_docs_cover_table(void)
+{
+	static char doc[65536];
+	char needle[160], def[64];
+	size_t n, i;
+	FILE *f = fopen("docs/configuration.md", "r");
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	n = fread(doc, 1, sizeof(doc) - 1, f);
+	doc[n] = '\0';
+	fclose(f);
+	for (i = 0; i < NSETTINGS; i++) {
+		if (settings[i].def[0])
+			snprintf(def, sizeof(def), "`%s`", settings[i].def);
+		else
+			snprintf(def, sizeof(def), "(empty)");
+		snprintf(needle, sizeof(needle), "| `%s` | `[%s]` | `--%s` | `%s` | %s |",
+			 settings[i].key, settings[i].section, settings[i].flag, settings[i].env,
+			 def);
+		if (!strstr(doc, needle))
+			fprintf(stderr, "docs lack row start '%s'\n", needle);
+		CHECK(strstr(doc, needle) != NULL);
+	}
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_defaults);
+	RUN(test_table_conventions);
+	RUN(test_parse_size);
+	RUN(test_parse_duration);
+	RUN(test_parse_bool_uint);
+	RUN(test_parse_hostport);
+	RUN(test_format_roundtrip);
+	RUN(test_precedence_and_sources);
+	RUN(test_flag_forms);
+	RUN(test_flag_errors);
+	RUN(test_env_errors);
+	RUN(test_file_errors);
+	RUN(test_file_long_lines_and_lists);
+	RUN(test_secret_never_shown);
+	RUN(test_print_ipv6_and_sources);
+	RUN(test_help_and_print_config);
+	RUN(test_docs_cover_table);
+	{
+		char cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
+	return unit_finish();
+}
