@@ -1,0 +1,359 @@
+"""Fixtures shared by the integration tests: start `ladder serve` on a free
+loopback port with its data in a temp dir, wait until it is ready, and always
+stop it at teardown.
+
+The binary is $LADDER_BIN (default build/rel/ladder); the same suite runs
+against the ASan+UBSan build, so a server whose stderr holds a sanitizer
+report fails the test that was running when it appeared.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ladder_http import Client, Conn
+
+REPO = Path(__file__).resolve().parents[2]
+LADDER_BIN = os.environ.get("LADDER_BIN") or str(REPO / "build" / "rel" / "ladder")
+if not os.path.isabs(LADDER_BIN):
+    LADDER_BIN = str(REPO / LADDER_BIN)
+
+# Fast and small: argon2 at its minimum cost, short timeouts so the slow
+# client tests finish quickly.
+DEFAULT_FLAGS = [
+    "--threads", "2",
+    "--argon2-ops", "1",
+    "--argon2-mem", "64KiB",
+    "--header-timeout", "1s",
+    "--body-timeout", "1s",
+    "--keepalive-timeout", "3s",
+    "--shutdown-timeout", "5s",
+]  # fmt: skip
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+READY_TIMEOUT = 10.0
+
+_servers = []  # every LadderServer started in this session, for the health check
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def server_env(extra=None):
+    """The environment for the server: ours minus LADDER_* (so a developer's
+    settings cannot leak into a test), sanitizer options that report and
+    exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LADDER_")}
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_cli(*args, env=None, timeout=20):
+    """Runs the binary to completion (for --help, bad flags, --print-config)."""
+    return subprocess.run(
+        [LADDER_BIN, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        env=server_env(env),
+    )
+
+
+class LadderServer:
+    """One `ladder serve` process (and its restarts) on one data directory."""
+
+    def __init__(self, workdir, flags=(), env=None, data_dir=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.flags = list(flags)
+        self.env = env
+        self.proc = None
+        self.port = None
+        self.starts = 0
+        self.stdout_paths = []
+        self.stderr_paths = []
+        self.expect_alive = False
+        self.reported = False
+        self.returncode = None
+        _servers.append(self)
+
+    # -- life cycle --
+
+    def start(self, flags=None, wait_ready=True):
+        """Starts the server (again, on the same data dir). flags replaces the
+        extra flags given at construction when not None."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        if flags is not None:
+            self.flags = list(flags)
+        last_err = ""
+        for _ in range(5):
+            self.port = free_port()
+            self.starts += 1
+            out = self.workdir / ("stdout.%d.log" % self.starts)
+            err = self.workdir / ("stderr.%d.log" % self.starts)
+            self.stdout_paths.append(out)
+            self.stderr_paths.append(err)
+            argv = [
+                LADDER_BIN, "serve",
+                "--listen", "127.0.0.1:%d" % self.port,
+                "--data", str(self.data_dir),
+                *DEFAULT_FLAGS, *self.flags,
+            ]  # fmt: skip
+            with open(out, "wb") as fo, open(err, "wb") as fe:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=server_env(self.env)
+                )
+            self.returncode = None
+            self.expect_alive = True
+            if not wait_ready:
+                return self
+            status = self.wait_ready(READY_TIMEOUT)
+            if status == 200:
+                return self
+            self.expect_alive = False
+            last_err = self.stderr_text()
+            if self.proc.poll() is None:
+                self.kill()
+                raise AssertionError(
+                    "server not ready after %.0fs (last /readyz: %s); stderr:\n%s"
+                    % (READY_TIMEOUT, status, last_err[-3000:])
+                )
+            if "in use" in last_err.lower() or "EADDRINUSE" in last_err:
+                continue  # someone took the port between probe and bind
+            raise AssertionError(
+                "server exited with %s at start-up; argv=%r stderr:\n%s"
+                % (self.proc.returncode, argv, last_err[-3000:])
+            )
+        raise AssertionError("could not bind a free port after 5 tries:\n" + last_err[-3000:])
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        """Polls GET /readyz until 200. Returns the last status seen (None
+        when nothing answered) or the status 200."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return last
+            try:
+                with Conn(self.port, timeout=2.0) as c:
+                    last = c.request("GET", "/readyz").status
+                if last == 200:
+                    return last
+            except Exception:  # not listening yet, or a half-started server
+                pass
+            time.sleep(0.05)
+        return last
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        """Sends sig; the server is expected to exit after it."""
+        self.expect_alive = False
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=15):
+        """Waits for the process to exit; returns its exit status."""
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("server did not exit within %ss" % timeout)
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Sends sig and waits for the exit; returns the exit status."""
+        self.send_signal(sig)
+        return self.wait(timeout)
+
+    def kill(self):
+        self.expect_alive = False
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.returncode = self.proc.wait(timeout=10)
+        return self.returncode
+
+    def restart(self, flags=None):
+        """SIGTERM (if running), then start again on the same data dir."""
+        if self.alive():
+            self.stop()
+        return self.start(flags)
+
+    # -- what it wrote --
+
+    def stderr_text(self):
+        text = ""
+        for p in self.stderr_paths:
+            try:
+                text += p.read_text(errors="replace")
+            except OSError:
+                pass
+        return text
+
+    def stdout_text(self):
+        text = ""
+        for p in self.stdout_paths:
+            try:
+                text += p.read_text(errors="replace")
+            except OSError:
+                pass
+        return text
+
+    def sanitizer_report(self):
+        text = self.stderr_text()
+        for m in SANITIZER_MARKERS:
+            i = text.find(m)
+            if i >= 0:
+                return text[max(0, i - 200) : i + 4000]
+        return None
+
+    def log_lines(self):
+        """Every stdout line parsed as JSON (a line that does not parse is
+        returned as a string, so a test can fail on it)."""
+        out = []
+        for line in self.stdout_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append(line)
+        return out
+
+    def wait_log(self, pred, timeout=5.0):
+        """Polls stdout for a parsed log line for which pred is true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for rec in self.log_lines():
+                if isinstance(rec, dict) and pred(rec):
+                    return rec
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+    # -- clients --
+
+    def conn(self, timeout=5.0):
+        return Conn(self.port, timeout=timeout)
+
+    def client(self, timeout=5.0):
+        return Client(self.port, timeout=timeout)
+
+
+def _health_problem(srv):
+    rep = srv.sanitizer_report()
+    if rep:
+        return "sanitizer report from the server:\n" + rep
+    if srv.expect_alive and srv.proc is not None and srv.proc.poll() is not None:
+        return "server died unexpectedly (exit %s); stderr tail:\n%s" % (
+            srv.proc.returncode,
+            srv.stderr_text()[-3000:],
+        )
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _server_health():
+    """After every test: fail it when any server has a sanitizer report or
+    died without being told to, so the failure lands on the test that caused
+    it (each problem is reported once)."""
+    yield
+    problems = []
+    for srv in _servers:
+        if srv.reported:
+            continue
+        p = _health_problem(srv)
+        if p:
+            srv.reported = True
+            problems.append(p)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def _teardown(servers):
+    problems = []
+    for srv in servers:
+        srv.kill()
+        if not srv.reported:
+            rep = srv.sanitizer_report()
+            if rep:
+                srv.reported = True
+                problems.append("sanitizer report from the server:\n" + rep)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+class _Factory:
+    def __init__(self, base):
+        self.base = Path(base)
+        self.servers = []
+
+    def __call__(self, *flags, env=None, data_dir=None, start=True):
+        """Makes a server with extra flags; starts it unless start=False."""
+        srv = LadderServer(
+            self.base / ("srv%d" % len(self.servers)), flags=flags, env=env, data_dir=data_dir
+        )
+        self.servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+
+@pytest.fixture
+def ladder_server(tmp_path):
+    """Factory: ladder_server('--max-body', '1KiB') starts a server of the
+    test's own; every one is killed at teardown."""
+    f = _Factory(tmp_path)
+    yield f
+    _teardown(f.servers)
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory):
+    """Factory like ladder_server, for servers shared by a module's tests."""
+    f = _Factory(tmp_path_factory.mktemp("serve"))
+    yield f
+    _teardown(f.servers)
+
+
+@pytest.fixture(scope="module")
+def server(module_server_factory):
+    """A server with the default test flags, shared by a module's tests."""
+    return module_server_factory()
+
+
+@pytest.fixture(scope="session")
+def ladder_cli():
+    """run_cli: runs the binary to completion and returns the
+    CompletedProcess (stdout, stderr as bytes)."""
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def serve_help():
+    """The text of `ladder serve --help` (to find optional flags)."""
+    return run_cli("serve", "--help").stdout.decode(errors="replace")
+
+
+@pytest.fixture
+def client(server):
+    c = server.client()
+    yield c
+    c.close()

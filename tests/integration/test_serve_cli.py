@@ -1,0 +1,150 @@
+"""The `ladder serve` command line: --help, bad values (exit 2 naming the
+setting), --print-config (secrets hidden), start-up failures."""
+
+import os
+import socket
+
+import pytest
+
+SECRET_HEX = "5f" * 32
+
+
+def test_serve_help_exits_0_with_examples(ladder_cli):
+    p = ladder_cli("serve", "--help")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "example" in out.lower(), out
+    assert "ladder serve" in out
+    for flag in ("--listen", "--data", "--max-body", "--header-timeout", "--print-config"):
+        assert flag in out, flag
+
+
+def test_top_level_help_and_unknown_command(ladder_cli):
+    p = ladder_cli("--help")
+    assert p.returncode == 0 and b"serve" in p.stdout
+    p = ladder_cli("no-such-command")
+    assert p.returncode == 2
+    assert b"no-such-command" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--max-body", "12q"),
+        ("--threads", "abc"),
+        ("--threads", "-1"),
+        ("--listen", "nowhere"),
+        ("--listen", "127.0.0.1:99999"),
+        ("--header-timeout", "10"),  # a bare number is ambiguous
+        ("--keepalive-timeout", "5 parsecs"),
+        ("--argon2-mem", "1KiB"),  # under libsodium's minimum
+    ],
+)
+def test_bad_flag_value_exits_2_naming_it(ladder_cli, tmp_path, flag, value):
+    p = ladder_cli("serve", "--data", str(tmp_path), flag, value)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert flag.encode() in p.stderr, p.stderr
+    # Nothing was served: the error is on stderr, stdout stays clean.
+    assert b"listening" not in p.stdout.lower()
+
+
+def test_unknown_flag_exits_2(ladder_cli, tmp_path):
+    p = ladder_cli("serve", "--data", str(tmp_path), "--no-such-flag", "1")
+    assert p.returncode == 2
+    assert b"--no-such-flag" in p.stderr
+
+
+def test_missing_flag_value_exits_2(ladder_cli, tmp_path):
+    p = ladder_cli("serve", "--data", str(tmp_path), "--max-body")
+    assert p.returncode == 2
+    assert b"--max-body" in p.stderr
+
+
+def test_bad_env_value_exits_2_naming_it(ladder_cli, tmp_path):
+    p = ladder_cli("serve", "--data", str(tmp_path), env={"LADDER_THREADS": "0x"})
+    assert p.returncode == 2
+    assert b"LADDER_THREADS" in p.stderr
+
+
+def test_bad_token_keys_named_but_not_echoed(ladder_cli, tmp_path):
+    bad = "k1:" + "zz" * 32
+    p = ladder_cli("serve", "--data", str(tmp_path), "--token-keys", bad)
+    assert p.returncode == 2
+    assert b"--token-keys" in p.stderr
+    assert b"zz" * 32 not in p.stderr + p.stdout
+
+
+def test_print_config_hides_secrets(ladder_cli, tmp_path):
+    p = ladder_cli(
+        "serve",
+        "--data",
+        str(tmp_path),
+        "--max-body",
+        "1KiB",
+        "--token-keys",
+        "k1:" + SECRET_HEX,
+        "--print-config",
+    )
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert SECRET_HEX not in out and SECRET_HEX not in p.stderr.decode()
+    assert SECRET_HEX[:16] not in out
+    assert "(set)" in out
+    # Effective values and where they came from.
+    assert "1KiB" in out or "1024" in out, out
+    assert "flag" in out
+    assert str(tmp_path) in out
+
+
+def test_print_config_hides_secret_from_env(ladder_cli, tmp_path):
+    p = ladder_cli(
+        "serve",
+        "--data",
+        str(tmp_path),
+        "--print-config",
+        env={"LADDER_TOKEN_KEYS": "k1:" + SECRET_HEX, "LADDER_MAX_BODY": "2KiB"},
+    )
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert SECRET_HEX not in out
+    assert "(set)" in out
+    assert "2KiB" in out or "2048" in out
+    assert "env" in out
+
+
+def test_print_config_does_not_start_or_create_key(ladder_cli, tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    p = ladder_cli("serve", "--data", str(data), "--print-config")
+    assert p.returncode == 0
+    assert not (data / "token.key").exists()
+
+
+def test_port_in_use_fails_with_message(ladder_cli, tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        p = ladder_cli(
+            "serve", "--data", str(tmp_path), "--listen", "127.0.0.1:%d" % port, timeout=30
+        )
+    finally:
+        s.close()
+    assert p.returncode in (1, 2), p.returncode
+    assert p.stderr.strip(), "no message on stderr"
+    assert str(port).encode() in p.stderr or b"in use" in p.stderr.lower(), p.stderr
+
+
+def test_unwritable_data_dir_fails(ladder_cli, tmp_path):
+    if os.geteuid() == 0:
+        # root writes anywhere: use a path under a regular file instead.
+        target = tmp_path / "file"
+        target.write_text("x")
+        data = target / "sub"
+    else:
+        data = tmp_path / "ro"
+        data.mkdir(mode=0o500)
+    p = ladder_cli("serve", "--data", str(data), "--listen", "127.0.0.1:0", timeout=30)
+    assert p.returncode in (1, 2), p.returncode
+    assert p.stderr.strip()
