@@ -18,10 +18,10 @@
 #include <stdint.h>
 
 #define LD_AUTH_KEYS_MAX 8
-#define LD_AUTH_KID_MAX  16
-#define LD_AUTH_KEY_LEN  32
-#define LD_TOKEN_MAX     160 /* bytes of a token incl. NUL, with room to spare */
-#define LD_PWHASH_MAX    128 /* argon2id encoded string incl. NUL */
+#define LD_AUTH_KID_MAX	 16
+#define LD_AUTH_KEY_LEN	 32
+#define LD_TOKEN_MAX	 160 /* bytes of a token incl. NUL, with room to spare */
+#define LD_PWHASH_MAX	 128 /* argon2id encoded string incl. NUL */
 
 struct ld_auth_key {
 	char kid[LD_AUTH_KID_MAX + 1]; /* [A-Za-z0-9_-]{1,16} */
@@ -30,10 +30,10 @@ struct ld_auth_key {
 
 struct ld_auth {
 	struct ld_auth_key keys[LD_AUTH_KEYS_MAX];
-	unsigned nkeys;             /* keys[0] signs, all verify */
-	int64_t token_ttl_s;        /* default 86400 */
-	unsigned long long pw_ops;  /* argon2id passes (default 2) */
-	size_t pw_mem;              /* argon2id memory in bytes (default 19 MiB) */
+	unsigned nkeys;			/* keys[0] signs, all verify */
+	int64_t token_ttl_s;		/* default 86400 */
+	unsigned long long pw_ops;	/* argon2id passes (default 2) */
+	size_t pw_mem;			/* argon2id memory in bytes (default 19 MiB) */
 	char dummy_hash[LD_PWHASH_MAX]; /* verified against when a handle is unknown */
 };
 
@@ -50,13 +50,17 @@ int ld_auth_init(struct ld_auth *a, const char *spec, const char *data_dir,
 		 unsigned long long pw_ops, size_t pw_mem, int64_t token_ttl_s, char *err,
 		 size_t errlen);
 
+/* ld_auth_release wipes the keys from memory; init may be called again. */
+void ld_auth_release(struct ld_auth *a);
+
 /* ld_token_issue writes a token for user_id valid until now_s + ttl into out
  * (cap bytes, at least LD_TOKEN_MAX) and the expiry into *expires_s. */
-int ld_token_issue(const struct ld_auth *a, int64_t user_id, int64_t now_s, char *out,
-		   size_t cap, int64_t *expires_s);
+int ld_token_issue(const struct ld_auth *a, int64_t user_id, int64_t now_s, char *out, size_t cap,
+		   int64_t *expires_s);
 
 /* ld_token_verify checks tok[0..len). Returns 0 and sets *user_id when the
- * token is well formed, signed by a known key and not expired at now_s;
+ * token is well formed, signed by a known key and not expired at now_s
+ * (a token is valid while now_s < its expiry);
  * -EINVAL when malformed, -EPERM for an unknown kid or bad signature,
  * -ETIMEDOUT when expired. */
 int ld_token_verify(const struct ld_auth *a, const char *tok, size_t len, int64_t now_s,
