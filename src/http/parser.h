@@ -37,9 +37,9 @@ enum ld_http_method {
 
 struct ld_http_limits {
 	size_t request_line_max; /* bytes incl. CRLF; longer -> 414 (default 8192) */
-	size_t header_line_max;  /* one field line incl. CRLF; longer -> 431 (8192) */
-	size_t headers_max;      /* request line + all fields + final CRLF; -> 431 (32768) */
-	unsigned fields_max;     /* number of field lines; more -> 431 (100) */
+	size_t header_line_max;	 /* one field line incl. CRLF; longer -> 431 (8192) */
+	size_t headers_max;	 /* request line + all fields + final CRLF; -> 431 (32768) */
+	unsigned fields_max;	 /* number of field lines; more -> 431 (100) */
 };
 
 /* ld_http_limits_default fills in the defaults of the API note. */
@@ -66,24 +66,37 @@ struct ld_http_request {
 	struct ld_http_field fields[LD_HTTP_FIELDS_CAP];
 	unsigned nfields;
 	int64_t content_length; /* -1 when there is no Content-Length */
-	bool chunked;           /* Transfer-Encoding: chunked (the only one accepted) */
-	bool keep_alive;        /* from version and Connection: close / keep-alive */
-	bool expect_continue;   /* Expect: 100-continue */
-	size_t header_len;      /* bytes of request line + fields + blank line */
+	bool chunked;		/* Transfer-Encoding: chunked (the only one accepted) */
+	bool keep_alive;	/* from version and Connection: close / keep-alive */
+	bool expect_continue;	/* Expect: 100-continue */
+	size_t header_len;	/* bytes of request line + fields + blank line */
 };
 
 struct ld_http_parser {
 	struct ld_http_limits lim;
 	size_t scanned; /* bytes already searched for the end of the header block */
+	/* Private scan state, so a request trickling in costs linear time: */
+	size_t line_start; /* offset of the line being scanned */
+	size_t end;	   /* header block length once its blank line is seen, else 0 */
+	unsigned lines;	   /* complete lines so far, the request line included */
 };
 
 /* ld_http_parser_init prepares p for a new request; call it again (or
- * ld_http_parser_reset) before each request on a keep-alive connection. */
+ * ld_http_parser_reset) before each request on a keep-alive connection.
+ * lim is copied; NULL means the defaults. fields_max is clamped to
+ * LD_HTTP_FIELDS_CAP and headers_max to INT_MAX (the result is an int). */
 void ld_http_parser_init(struct ld_http_parser *p, const struct ld_http_limits *lim);
 void ld_http_parser_reset(struct ld_http_parser *p);
 
 /*
  * ld_http_parse_request parses the header block at the start of buf[0..len).
+ * buf may have moved since the last call (a grown buffer), but its first
+ * p->scanned bytes must be the same; a len below p->scanned starts over.
+ * The limits are enforced while the block is still arriving: -414 as soon as
+ * request_line_max bytes have come without the request line's LF, -431 as
+ * soon as a field line or the block has passed its limit, or a line after
+ * fields_max fields starts with anything but the blank line's CR. The answer
+ * does not depend on how the bytes were split across calls.
  *
  * Returns:
  *   > 0   the header block is complete and valid; the value is req->header_len
@@ -121,12 +134,18 @@ const char *ld_http_method_name(enum ld_http_method m);
  * decode inside its own read buffer. Chunk extensions are skipped; trailer
  * fields are read and discarded (they are not allowed to change framing).
  */
+/* A chunk-size line (extensions included) or one trailer line, CRLF included,
+ * may be this long; the trailer section as a whole, LD_HTTP_TRAILERS_MAX. */
+#define LD_HTTP_CHUNK_LINE_MAX 4096
+#define LD_HTTP_TRAILERS_MAX   16384
+
 struct ld_http_chunked {
-	int state;          /* private */
+	int state;	    /* private */
 	uint64_t remaining; /* bytes left in the current chunk */
-	uint64_t total;     /* payload bytes produced so far */
-	uint64_t max;       /* payload cap; passing it -> -413 */
+	uint64_t total;	    /* payload bytes produced so far */
+	uint64_t max;	    /* payload cap; passing it -> -413 */
 	size_t line_len;    /* length of the current size/trailer line, capped */
+	size_t trailer_len; /* bytes of the trailer section so far, capped */
 };
 
 void ld_http_chunked_init(struct ld_http_chunked *c, uint64_t max_body);
@@ -138,6 +157,12 @@ void ld_http_chunked_init(struct ld_http_chunked *c, uint64_t max_body);
  * bytes after that belong to the next request), 0 when more input is needed,
  * -400 for malformed encoding (bad hex, missing CRLF, size overflow, a size or
  * trailer line over 4 KiB), -413 when the payload passes max.
+ *
+ * When it returns 0 all of in was consumed (a partial size line is kept in
+ * the state, not in the buffer). It never writes past out + *produced, and
+ * *produced <= *consumed. The -413 comes as soon as a chunk size would pass
+ * max, before its data. Errors and completion are sticky: later calls return
+ * the same value and consume nothing.
  */
 int ld_http_chunked_decode(struct ld_http_chunked *c, char *out, const char *in, size_t in_len,
 			   size_t *consumed, size_t *produced);

@@ -1,0 +1,659 @@
+/*
+ * parser.c - strict, incremental, zero-copy HTTP/1.1 request parser and
+ * chunked body decoder (RFC 9112). See parser.h for the contract.
+ *
+ * The request parser works in two passes. The scan pass finds the end of the
+ * header block with memchr, one line at a time, and enforces the size limits
+ * as soon as they are certain; it keeps its position in the parser, so a
+ * request that trickles in byte by byte is still searched only once. The
+ * parse pass runs once, over the complete block, and fills in the request
+ * with pointers into the caller's buffer (which may have moved between calls,
+ * so nothing from an earlier call is kept except offsets).
+ *
+ * Every check of the scan pass depends only on the bytes before the point
+ * where it fires, so the answer is the same however the input is split.
+ */
+#include "http/parser.h"
+
+#include <limits.h>
+#include <string.h>
+
+/* Character classes, one bit each in cls[]. */
+#define C_TCHAR	 1 /* token (RFC 9110 5.6.2): method and field names */
+#define C_TARGET 2 /* request-target: visible ASCII except '#' */
+#define C_VALUE	 4 /* field value: SP, HTAB, VCHAR, obs-text */
+#define C_HOST	 8 /* Host: reg-name, IP literal brackets, ':' and port */
+
+/* Generated from the grammar; tests/unit/test_parser.c checks every byte of
+ * each class against an independent definition. */
+/* clang-format off */
+static const unsigned char cls[256] = {
+	0,  0,  0,  0,  0,  0,  0,  0,  0,  4,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+	0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
+	4,  15, 6,  5,  15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15, 6,  /* 0x20 */
+	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 6,  14, 6,  6,  /* 0x30 */
+	6,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x40 */
+	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 6,  14, 7,  15, /* 0x50 */
+	7,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x60 */
+	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  7,  6,  15, 0,  /* 0x70 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0x80 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0x90 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xa0 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xb0 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xc0 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xd0 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xe0 */
+	4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xf0 */
+};
+/* clang-format on */
+
+#define IS(c, k) (cls[(unsigned char)(c)] & (k))
+
+static const char *const method_names[LD_HTTP_METHOD_COUNT] = {
+    "OTHER", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+};
+
+void ld_http_limits_default(struct ld_http_limits *lim)
+{
+	lim->request_line_max = 8192;
+	lim->header_line_max = 8192;
+	lim->headers_max = 32768;
+	lim->fields_max = 100;
+}
+
+void ld_http_parser_init(struct ld_http_parser *p, const struct ld_http_limits *lim)
+{
+	if (lim)
+		p->lim = *lim;
+	else
+		ld_http_limits_default(&p->lim);
+	if (p->lim.fields_max > LD_HTTP_FIELDS_CAP)
+		p->lim.fields_max = LD_HTTP_FIELDS_CAP;
+	if (p->lim.headers_max > INT_MAX)
+		p->lim.headers_max = INT_MAX;
+	ld_http_parser_reset(p);
+}
+
+void ld_http_parser_reset(struct ld_http_parser *p)
+{
+	p->scanned = 0;
+	p->line_start = 0;
+	p->end = 0;
+	p->lines = 0;
+}
+
+const char *ld_http_method_name(enum ld_http_method m)
+{
+	if ((unsigned)m >= LD_HTTP_METHOD_COUNT)
+		m = LD_HTTP_OTHER;
+	return method_names[m];
+}
+
+static unsigned char lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
+/* ieq compares n bytes of a with the lower-case ASCII string b, ignoring the
+ * case of a. */
+static int ieq(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (lower((unsigned char)a[i]) != (unsigned char)b[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * scan looks for the blank line that ends the header block, starting where
+ * the previous call stopped. Returns 1 when found (p->end set), 0 for more
+ * bytes, or a negative status. Each limit fires as soon as the bytes seen
+ * prove it is passed: a line's LF must come within its limit, the block's last
+ * LF within headers_max, and a line after fields_max fields must be the blank
+ * one.
+ */
+static int scan(struct ld_http_parser *p, const char *buf, size_t len)
+{
+	const struct ld_http_limits *lim = &p->lim;
+	size_t ls = p->line_start, pos = p->scanned;
+
+	for (;;) {
+		size_t lmax = p->lines == 0 ? lim->request_line_max : lim->header_line_max;
+		size_t line_lim = lmax > SIZE_MAX - ls ? SIZE_MAX : ls + lmax;
+		size_t stop = len, i;
+		const char *nl;
+
+		if (stop > line_lim)
+			stop = line_lim;
+		if (stop > lim->headers_max)
+			stop = lim->headers_max;
+		if (ls < stop) {
+			if (buf[ls] == '\r') {
+				/* Only the blank line may start with CR. */
+				if (ls + 1 < stop && buf[ls + 1] != '\n')
+					return -400;
+			} else if (p->lines > lim->fields_max) {
+				return -431;
+			}
+		}
+		nl = pos < stop ? memchr(buf + pos, '\n', stop - pos) : NULL;
+		if (!nl) {
+			if (stop > pos)
+				p->scanned = stop;
+			if (stop == line_lim)
+				return p->lines == 0 ? -414 : -431;
+			if (stop == lim->headers_max)
+				return -431;
+			return 0;
+		}
+		i = (size_t)(nl - buf);
+		if (i == ls || buf[i - 1] != '\r')
+			return -400; /* bare LF */
+		if (i - ls == 1) {
+			if (p->lines == 0)
+				return -400; /* empty line before the request line */
+			p->scanned = p->line_start = p->end = i + 1;
+			return 1;
+		}
+		p->lines++;
+		p->scanned = p->line_start = pos = ls = i + 1;
+	}
+}
+
+static enum ld_http_method method_of(const char *m, size_t n)
+{
+	/* Methods are case-sensitive (RFC 9110 9.1): "get" is some other token. */
+	switch (n) {
+	case 3:
+		if (memcmp(m, "GET", 3) == 0)
+			return LD_HTTP_GET;
+		if (memcmp(m, "PUT", 3) == 0)
+			return LD_HTTP_PUT;
+		break;
+	case 4:
+		if (memcmp(m, "POST", 4) == 0)
+			return LD_HTTP_POST;
+		if (memcmp(m, "HEAD", 4) == 0)
+			return LD_HTTP_HEAD;
+		break;
+	case 5:
+		if (memcmp(m, "PATCH", 5) == 0)
+			return LD_HTTP_PATCH;
+		break;
+	case 6:
+		if (memcmp(m, "DELETE", 6) == 0)
+			return LD_HTTP_DELETE;
+		break;
+	case 7:
+		if (memcmp(m, "OPTIONS", 7) == 0)
+			return LD_HTTP_OPTIONS;
+		break;
+	}
+	return LD_HTTP_OTHER;
+}
+
+/* parse_request_line reads "method SP target SP version CRLF" at s (the scan
+ * has ensured the line ends in CRLF) and returns the next line, or NULL. */
+static const char *parse_request_line(const char *s, const char *end, struct ld_http_request *req)
+{
+	const char *q = s, *t;
+
+	while (IS(*q, C_TCHAR))
+		q++;
+	if (q == s || *q != ' ')
+		return NULL;
+	req->method_str = s;
+	req->method_len = (size_t)(q - s);
+	req->method = method_of(s, req->method_len);
+
+	t = ++q;
+	while (IS(*q, C_TARGET))
+		q++;
+	if (q == t || *q != ' ')
+		return NULL;
+	req->target = t;
+	req->target_len = (size_t)(q - t);
+	if (*t == '/') {
+		const char *qm = memchr(t, '?', req->target_len);
+
+		req->path = t;
+		req->path_len = qm ? (size_t)(qm - t) : req->target_len;
+		req->query = qm ? qm + 1 : NULL;
+		req->query_len = qm ? req->target_len - req->path_len - 1 : 0;
+	} else if (req->target_len == 1 && *t == '*' && req->method == LD_HTTP_OPTIONS) {
+		req->path = t;
+		req->path_len = 1;
+		req->query = NULL;
+		req->query_len = 0;
+	} else {
+		/* absolute-form (only proxies need it) and authority-form (CONNECT). */
+		return NULL;
+	}
+
+	q++;
+	if (end - q < 10 || memcmp(q, "HTTP/1.", 7) != 0 || (q[7] != '0' && q[7] != '1') ||
+	    q[8] != '\r' || q[9] != '\n')
+		return NULL;
+	req->version_minor = q[7] - '0';
+	return q + 10;
+}
+
+/* content_length parses a Content-Length value, which may be a list of equal
+ * values ("5, 5", RFC 9110 8.6), into *cl; a value already in *cl (from an
+ * earlier field) must be equal too. */
+static int content_length(const char *v, size_t n, int64_t *cl)
+{
+	size_t i = 0;
+
+	for (;;) {
+		int64_t x = 0;
+
+		if (i == n || v[i] < '0' || v[i] > '9')
+			return -400;
+		while (i < n && v[i] >= '0' && v[i] <= '9') {
+			int d = v[i++] - '0';
+
+			if (x > (INT64_MAX - d) / 10)
+				return -400;
+			x = x * 10 + d;
+		}
+		if (*cl >= 0 && *cl != x)
+			return -400;
+		*cl = x;
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (i == n)
+			return 0;
+		if (v[i++] != ',')
+			return -400;
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+	}
+}
+
+/* connection notes "close" and "keep-alive" in a Connection list; other
+ * options (Upgrade, hop-by-hop field names) do not concern the parser. */
+static void connection(const char *v, size_t n, int *close, int *keep)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t a, b;
+
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		a = i;
+		while (i < n && v[i] != ',')
+			i++;
+		b = i;
+		while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+			b--;
+		if (b - a == 5 && ieq(v + a, "close", 5))
+			*close = 1;
+		else if (b - a == 10 && ieq(v + a, "keep-alive", 10))
+			*keep = 1;
+	}
+}
+
+static int host_ok(const char *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!IS(v[i], C_HOST))
+			return 0;
+	return 1;
+}
+
+/* What the field lines said about framing, gathered before it is judged. */
+struct seen {
+	unsigned hosts, te;
+	int bad_te, close, keep;
+};
+
+/* field looks at the fields that matter to framing and connection handling.
+ * Names are compared by length first, so most fields cost one switch. */
+static int field(const struct ld_http_field *f, struct ld_http_request *req, struct seen *s)
+{
+	switch (f->name_len) {
+	case 4:
+		if (ieq(f->name, "host", 4)) {
+			s->hosts++;
+			if (!host_ok(f->value, f->value_len))
+				return -400;
+		}
+		break;
+	case 6:
+		if (ieq(f->name, "expect", 6) && f->value_len == 12 &&
+		    ieq(f->value, "100-continue", 12))
+			req->expect_continue = true;
+		break;
+	case 10:
+		if (ieq(f->name, "connection", 10))
+			connection(f->value, f->value_len, &s->close, &s->keep);
+		break;
+	case 14:
+		if (ieq(f->name, "content-length", 14))
+			return content_length(f->value, f->value_len, &req->content_length);
+		break;
+	case 17:
+		if (ieq(f->name, "transfer-encoding", 17)) {
+			s->te++;
+			/* Only a lone "chunked": a list or a second field would mean
+			 * another coding or chunked applied twice. */
+			if (f->value_len != 7 || !ieq(f->value, "chunked", 7))
+				s->bad_te = 1;
+		}
+		break;
+	}
+	return 0;
+}
+
+/*
+ * skip_value returns the first byte from q on that may not appear in a field
+ * value (a CTL other than HTAB, or DEL). Values are the bulk of a request, so
+ * it tests eight bytes at a time while they are plain (no byte below 0x20, no
+ * DEL: the usual bit tricks, exact for a yes/no answer) and falls back to the
+ * table for the rest; there is always a CR before limit + 2.
+ */
+static const char *skip_value(const char *q, const char *limit)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+
+	while (limit - q >= 8) {
+		uint64_t x, del;
+
+		memcpy(&x, q, 8);
+		del = x ^ (ones * 0x7f);
+		if (((x - ones * 0x20) & ~x & highs) | ((del - ones) & ~del & highs))
+			break;
+		q += 8;
+	}
+	while (IS(*q, C_VALUE))
+		q++;
+	return q;
+}
+
+/* parse_fields reads the field lines from q up to the blank line at end - 2. */
+static int parse_fields(const struct ld_http_parser *p, const char *q, const char *end,
+			struct ld_http_request *req, struct seen *s)
+{
+	const char *last = end - 2;
+
+	while (q < last) {
+		struct ld_http_field *f;
+		const char *name = q, *v, *ve;
+		size_t name_len;
+		int rc;
+
+		/* A line starting with SP/HTAB (obs-fold), a space before the
+		 * colon or any non-token byte all stop here. */
+		while (IS(*q, C_TCHAR))
+			q++;
+		if (q == name || *q != ':')
+			return -400;
+		name_len = (size_t)(q - name);
+		q++;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		v = q;
+		q = skip_value(q, last);
+		/* The value stops at a CTL: only the CR of CRLF is allowed. */
+		if (*q != '\r' || q[1] != '\n')
+			return -400;
+		ve = q;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		q += 2;
+		if (req->nfields >= p->lim.fields_max)
+			return -431; /* the scan has already counted; kept as a guard */
+		f = &req->fields[req->nfields++];
+		f->name = name;
+		f->name_len = name_len;
+		f->value = v;
+		f->value_len = (size_t)(ve - v);
+		rc = field(f, req, s);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
+			  struct ld_http_request *req)
+{
+	struct seen s = {0};
+	const char *q;
+	int rc;
+
+	if (len < p->scanned) /* not the same buffer grown: start over */
+		ld_http_parser_reset(p);
+	if (!p->end) {
+		rc = scan(p, buf, len);
+		if (rc <= 0)
+			return rc;
+	}
+
+	req->nfields = 0;
+	req->content_length = -1;
+	req->chunked = false;
+	req->expect_continue = false;
+	q = parse_request_line(buf, buf + p->end, req);
+	if (!q)
+		return -400;
+	rc = parse_fields(p, q, buf + p->end, req, &s);
+	if (rc < 0)
+		return rc;
+
+	/* RFC 9112 3.2: a 1.1 request has exactly one Host; more than one is
+	 * ambiguous in any version. */
+	if (s.hosts > 1 || (req->version_minor == 1 && s.hosts == 0))
+		return -400;
+	if (s.te) {
+		/* RFC 9112 6.1: TE with CL, or TE in 1.0, means faulty framing. */
+		if (s.bad_te || s.te > 1 || req->content_length >= 0 || req->version_minor == 0)
+			return -400;
+		req->chunked = true;
+	}
+	/* RFC 9110 10.1.1: an HTTP/1.0 client cannot expect 100-continue. */
+	if (req->version_minor == 0)
+		req->expect_continue = false;
+	req->keep_alive = !s.close && (req->version_minor == 1 || s.keep);
+	req->header_len = p->end;
+	return (int)p->end;
+}
+
+const struct ld_http_field *ld_http_find(const struct ld_http_request *req, const char *name)
+{
+	size_t n = strlen(name);
+	unsigned i;
+
+	for (i = 0; i < req->nfields; i++) {
+		const struct ld_http_field *f = &req->fields[i];
+		size_t j;
+
+		if (f->name_len != n)
+			continue;
+		for (j = 0; j < n; j++)
+			if (lower((unsigned char)f->name[j]) != lower((unsigned char)name[j]))
+				break;
+		if (j == n)
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * Chunked decoder states. Framing bytes are walked one at a time (size lines
+ * and trailers are short); chunk data is moved down with one memmove per
+ * stretch, which is what lets the payload be decoded inside the buffer it
+ * arrived in.
+ */
+enum {
+	CK_SIZE0,   /* first hex digit of a chunk size */
+	CK_SIZE,    /* more hex digits */
+	CK_SIZE_WS, /* BWS after the size: only ';' may follow */
+	CK_EXT,	    /* chunk extensions, skipped up to CR */
+	CK_SIZE_LF, /* LF of the size line */
+	CK_DATA,    /* chunk data */
+	CK_DATA_CR, /* CRLF after the data */
+	CK_DATA_LF,
+	CK_TR_START, /* first byte of a trailer line, or CR of the final CRLF */
+	CK_TR_NAME,
+	CK_TR_VALUE,
+	CK_TR_LF,
+	CK_END_LF, /* LF of the final CRLF */
+	CK_DONE,
+	CK_BAD, /* sticky: -400 */
+	CK_BIG, /* sticky: -413 */
+};
+
+void ld_http_chunked_init(struct ld_http_chunked *c, uint64_t max_body)
+{
+	memset(c, 0, sizeof(*c));
+	c->state = CK_SIZE0;
+	c->max = max_body;
+}
+
+static int hexval(unsigned char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = lower(ch);
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* size_done judges the chunk size once its digits have ended; the cap is
+ * checked here, before any data, so an oversized body is refused at once. */
+static int size_done(struct ld_http_chunked *c, unsigned char ch)
+{
+	if (c->remaining > c->max - c->total)
+		return CK_BIG;
+	if (ch == ';')
+		return CK_EXT;
+	if (ch == ' ' || ch == '\t')
+		return CK_SIZE_WS;
+	if (ch == '\r')
+		return CK_SIZE_LF;
+	return CK_BAD;
+}
+
+/* step moves the state machine over one framing byte and returns the new
+ * state. */
+static int step(struct ld_http_chunked *c, unsigned char ch)
+{
+	int d;
+
+	switch (c->state) {
+	case CK_SIZE0:
+		d = hexval(ch);
+		if (d < 0)
+			return CK_BAD;
+		c->remaining = (uint64_t)d;
+		return CK_SIZE;
+	case CK_SIZE:
+		d = hexval(ch);
+		if (d < 0)
+			return size_done(c, ch);
+		/* line_len counts this digit: more than 16 would overflow. */
+		if (c->line_len > 16)
+			return CK_BAD;
+		c->remaining = c->remaining << 4 | (uint64_t)d;
+		return CK_SIZE;
+	case CK_SIZE_WS:
+		if (ch == ' ' || ch == '\t')
+			return CK_SIZE_WS;
+		return ch == ';' ? CK_EXT : CK_BAD;
+	case CK_EXT:
+		/* Extensions are skipped, but a CTL in one (a bare LF above all)
+		 * is a framing disagreement waiting to happen. */
+		if (ch == '\r')
+			return CK_SIZE_LF;
+		return IS(ch, C_VALUE) ? CK_EXT : CK_BAD;
+	case CK_SIZE_LF:
+		if (ch != '\n')
+			return CK_BAD;
+		c->line_len = 0;
+		return c->remaining ? CK_DATA : CK_TR_START;
+	case CK_DATA_CR:
+		return ch == '\r' ? CK_DATA_LF : CK_BAD;
+	case CK_DATA_LF:
+		return ch == '\n' ? CK_SIZE0 : CK_BAD;
+	case CK_TR_START:
+		if (ch == '\r')
+			return CK_END_LF;
+		/* Anything but a token here (SP: obs-fold, LF: bare) is refused. */
+		return IS(ch, C_TCHAR) ? CK_TR_NAME : CK_BAD;
+	case CK_TR_NAME:
+		if (ch == ':')
+			return CK_TR_VALUE;
+		return IS(ch, C_TCHAR) ? CK_TR_NAME : CK_BAD;
+	case CK_TR_VALUE:
+		if (ch == '\r')
+			return CK_TR_LF;
+		return IS(ch, C_VALUE) ? CK_TR_VALUE : CK_BAD;
+	case CK_TR_LF:
+		if (ch != '\n')
+			return CK_BAD;
+		c->line_len = 0;
+		return CK_TR_START;
+	case CK_END_LF:
+		return ch == '\n' ? CK_DONE : CK_BAD;
+	}
+	return CK_BAD;
+}
+
+int ld_http_chunked_decode(struct ld_http_chunked *c, char *out, const char *in, size_t in_len,
+			   size_t *consumed, size_t *produced)
+{
+	size_t i = 0, o = 0;
+	int rc = 0;
+
+	while (i < in_len && c->state < CK_DONE) {
+		if (c->state == CK_DATA) {
+			size_t n = in_len - i;
+
+			if ((uint64_t)n > c->remaining)
+				n = (size_t)c->remaining;
+			/* out + o never passes in + i: every chunk's data comes
+			 * after at least its size line. */
+			if (out + o != in + i)
+				memmove(out + o, in + i, n);
+			o += n;
+			i += n;
+			c->remaining -= n;
+			c->total += n;
+			if (!c->remaining)
+				c->state = CK_DATA_CR;
+			continue;
+		}
+		if (c->state >= CK_TR_START) {
+			if (++c->trailer_len > LD_HTTP_TRAILERS_MAX) {
+				c->state = CK_BAD;
+				i++;
+				break;
+			}
+		}
+		if (c->state != CK_DATA_CR && c->state != CK_DATA_LF &&
+		    ++c->line_len > LD_HTTP_CHUNK_LINE_MAX) {
+			c->state = CK_BAD;
+			i++;
+			break;
+		}
+		c->state = step(c, (unsigned char)in[i++]);
+	}
+
+	if (c->state == CK_DONE)
+		rc = 1;
+	else if (c->state == CK_BAD)
+		rc = -400;
+	else if (c->state == CK_BIG)
+		rc = -413;
+	*consumed = i;
+	*produced = o;
+	return rc;
+}
