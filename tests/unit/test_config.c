@@ -4,6 +4,7 @@
 
 #include "unit.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -536,7 +537,7 @@ static void test_file_errors(void)
 	    {"[store]\nwrite_queue = 10\nwrite_batch = 11\n", NULL},
 	};
 	struct ld_config c;
-	char err[512], want[512], name[32];
+	char err[1024], want[1024], name[32];
 	const char *path;
 	size_t i;
 
