@@ -1,0 +1,1166 @@
+/*
+ * sqlite.c - the embedded SQLite store: inline reads on per-loop read-only
+ * connections, writes through one writer thread with group commit. The
+ * contract is in store.h and sqlite.h; this file explains the why.
+ */
+#include "store/sqlite.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/ids.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "store/migrations.h"
+
+/* Writer: 16 MiB of page cache keeps the b-tree interior pages of both
+ * tables and the index hot. Readers: 8 MiB each plus mmap, so a point read is
+ * a few memory lookups and no read(2). The WAL is truncated back to 64 MiB
+ * after a checkpoint so a burst does not leave a huge file behind. */
+#define WRITER_CACHE_KIB   16384
+#define READER_CACHE_KIB   8192
+#define READER_MMAP_BYTES  (256LL << 20)
+#define JOURNAL_SIZE_LIMIT (64LL << 20)
+
+/* clang-format off */
+#define P_INT(v)  {false, (v), NULL}
+#define P_TEXT(s) {true, 0, (s)}
+
+const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
+	[LD_SQL_USER_GET] = {"user_get",
+		"SELECT id, handle, display_name, password_hash, created_ms, updated_ms, version"
+		" FROM users WHERE id = ?1",
+		LD_SQL_READER, 1, {P_INT(42)}},
+	[LD_SQL_USER_GET_BY_HANDLE] = {"user_get_by_handle",
+		"SELECT id, handle, display_name, password_hash, created_ms, updated_ms, version"
+		" FROM users WHERE handle = ?1",
+		LD_SQL_READER, 1, {P_TEXT("alice")}},
+	[LD_SQL_USER_EXISTS] = {"user_exists",
+		"SELECT 1 FROM users WHERE id = ?1",
+		LD_SQL_READER, 1, {P_INT(42)}},
+	[LD_SQL_ITEM_GET] = {"item_get",
+		"SELECT id, user_id, content, created_ms, updated_ms, version"
+		" FROM items WHERE id = ?1",
+		LD_SQL_READER, 1, {P_INT(4242)}},
+	[LD_SQL_ITEM_LIST] = {"item_list",
+		"SELECT id, user_id, content, created_ms, updated_ms, version"
+		" FROM items WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+		LD_SQL_READER, 3, {P_INT(42), P_INT(INT64_MAX), P_INT(21)}},
+	/* Touches the users b-tree, so it proves the file is readable, not just
+	 * that the library answers. */
+	[LD_SQL_PING] = {"ping",
+		"SELECT 1 FROM users WHERE id = 0",
+		LD_SQL_READER, 0, {{0}}},
+	[LD_SQL_MAX_IDS] = {"max_ids",
+		"SELECT coalesce((SELECT max(id) FROM users), 0),"
+		" coalesce((SELECT max(id) FROM items), 0)",
+		LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_USER_INSERT] = {"user_insert",
+		"INSERT INTO users (id, handle, display_name, password_hash, created_ms,"
+		" updated_ms, version) VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1)",
+		LD_SQL_WRITER, 5,
+		{P_INT(43), P_TEXT("bob"), P_TEXT("Bob"), P_TEXT("$argon2id$x"),
+		 P_INT(1700000000000)}},
+	/* RETURNING gives back the columns the op does not carry in one step. */
+	[LD_SQL_USER_UPDATE] = {"user_update",
+		"UPDATE users SET display_name = ?2, updated_ms = ?3, version = version + 1"
+		" WHERE id = ?1 RETURNING handle, password_hash, created_ms, version",
+		LD_SQL_WRITER, 3, {P_INT(42), P_TEXT("Alice B."), P_INT(1700000000000)}},
+	/* A missing owner fails the foreign key: NOT_FOUND without a lookup. */
+	[LD_SQL_ITEM_INSERT] = {"item_insert",
+		"INSERT INTO items (id, user_id, content, created_ms, updated_ms, version)"
+		" VALUES (?1, ?2, ?3, ?4, ?4, 1)",
+		LD_SQL_WRITER, 4,
+		{P_INT(4243), P_INT(42), P_TEXT("hello"), P_INT(1700000000000)}},
+	/* The fast path is one statement; only when it changes nothing does
+	 * item_check find out why (missing, forbidden or precondition). */
+	[LD_SQL_ITEM_UPDATE] = {"item_update",
+		"UPDATE items SET content = ?4, updated_ms = ?5, version = version + 1"
+		" WHERE id = ?1 AND user_id = ?2 AND (?3 = 0 OR version = ?3)"
+		" RETURNING created_ms, version",
+		LD_SQL_WRITER, 5,
+		{P_INT(4242), P_INT(42), P_INT(1), P_TEXT("hello again"),
+		 P_INT(1700000000000)}},
+	[LD_SQL_ITEM_DELETE] = {"item_delete",
+		"DELETE FROM items WHERE id = ?1 AND user_id = ?2 AND (?3 = 0 OR version = ?3)",
+		LD_SQL_WRITER, 3, {P_INT(4242), P_INT(42), P_INT(0)}},
+	[LD_SQL_ITEM_CHECK] = {"item_check",
+		"SELECT user_id, version FROM items WHERE id = ?1",
+		LD_SQL_WRITER, 1, {P_INT(4242)}},
+	[LD_SQL_BEGIN] = {"begin", "BEGIN IMMEDIATE", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_COMMIT] = {"commit", "COMMIT", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_ROLLBACK] = {"rollback", "ROLLBACK", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_SAVEPOINT] = {"savepoint", "SAVEPOINT op", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_RELEASE] = {"release", "RELEASE op", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_ROLLBACK_TO] = {"rollback_to", "ROLLBACK TO op", LD_SQL_WRITER, 0, {{0}}},
+};
+/* clang-format on */
+
+struct ld_store {
+	char path[PATH_MAX];
+	unsigned write_queue_max;
+	unsigned write_batch_max;
+	unsigned busy_timeout_ms;
+
+	/* Writer thread only (after open returned). */
+	sqlite3 *db;
+	sqlite3_stmt *stmt[LD_SQL_COUNT]; /* the LD_SQL_WRITER ones */
+	struct ld_idgen idgen;
+	uv_thread_t thread;
+	bool thread_started;
+
+	/* The write queue: ops linked through op->next, guarded by mu. */
+	uv_mutex_t mu;
+	uv_cond_t cv;
+	struct ld_store_op *head, *tail;
+	unsigned depth;
+	bool closing;
+	bool writer_waiting;
+	bool sync_ready; /* mu and cv initialised */
+
+	_Atomic uint64_t commits;
+	_Atomic uint64_t committed_ops;
+	_Atomic uint64_t errors;
+	_Atomic bool healthy;
+	_Atomic int nconns;
+};
+
+struct ld_store_conn {
+	struct ld_store *s;
+	uv_loop_t *loop;
+	sqlite3 *db;			  /* read-only; this loop thread only */
+	sqlite3_stmt *stmt[LD_SQL_COUNT]; /* the LD_SQL_READER ones */
+
+	/* Finished writes: the writer appends under mu and wakes the loop
+	 * with async; the loop takes the whole list and calls done(). */
+	uv_async_t async;
+	uv_mutex_t mu;
+	struct ld_store_op *done_head, *done_tail;
+
+	/* Loop thread only. */
+	unsigned inflight; /* writes queued and not yet completed */
+	bool closing;	   /* conn_close was called */
+	bool closed;	   /* the async handle is closing; the conn goes with it */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int64_t now_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* is_io_error: errors after which the file cannot be trusted to hold what
+ * SQLite reported as written. */
+static bool is_io_error(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const char *error_kind(int rc)
+{
+	if (is_io_error(rc))
+		return "io";
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return "busy";
+	return "sqlite";
+}
+
+/* log_error records one failed statement: a log line, a metric, the error
+ * counter, and the health flag for errors that need a restart. */
+static void log_error(struct ld_store *s, sqlite3 *db, const char *what, int rc)
+{
+	/* Errors the driver raises itself (a bad limit, oversized content)
+	 * leave the connection's own error empty. */
+	const char *detail = db && sqlite3_errcode(db) != SQLITE_OK ? sqlite3_errmsg(db) : "";
+	const char *kv[] = {"op", what, "error", sqlite3_errstr(rc), "detail", detail, NULL};
+
+	ld_log_event("error", "store: statement failed", kv);
+	ld_metrics_store_error(error_kind(rc));
+	if (is_io_error(rc) && atomic_exchange(&s->healthy, false))
+		ld_log_event("error", "store: unhealthy after an i/o error, restart needed", NULL);
+}
+
+static int prepare_role(sqlite3 *db, sqlite3_stmt **stmt, enum ld_sql_role role, char *err,
+			size_t errlen)
+{
+	int rc = 0;
+	unsigned i;
+
+	for (i = 0; i < LD_SQL_COUNT; i++) {
+		if (ld_sqlite_stmts[i].role != role)
+			continue;
+		/* PERSISTENT: these live as long as the connection. */
+		if (sqlite3_prepare_v3(db, ld_sqlite_stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+				       &stmt[i], NULL) != SQLITE_OK) {
+			set_err(err, errlen, "prepare %s: %s", ld_sqlite_stmts[i].name,
+				sqlite3_errmsg(db));
+			rc = -EIO;
+			goto out;
+		}
+	}
+out:
+	return rc;
+}
+
+static void finalize_all(sqlite3_stmt **stmt)
+{
+	unsigned i;
+
+	for (i = 0; i < LD_SQL_COUNT; i++) {
+		sqlite3_finalize(stmt[i]);
+		stmt[i] = NULL;
+	}
+}
+
+/* pragma runs a PRAGMA that may return a row (journal_mode does); the value
+ * of the first column is copied to out when out is not NULL. */
+static int pragma(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -EIO, step;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && out) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+
+		snprintf(out, outlen, "%s", v ? (const char *)v : "");
+	} else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* make_dirs creates dir and its missing parents, mode 0700 (the database
+ * holds password hashes). Existing directories are left as they are. */
+static int make_dirs(const char *dir, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir), i;
+	int rc = 0;
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		set_err(err, errlen, "data directory '%s': bad length", dir);
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	memcpy(tmp, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+			rc = -errno;
+			set_err(err, errlen, "cannot create data directory '%s': %s", tmp,
+				strerror(errno));
+			goto out;
+		}
+		tmp[i] = dir[i];
+	}
+out:
+	return rc;
+}
+
+/* Process-wide SQLite settings, applied before the library initialises.
+ * Memory statistics take a global mutex on every allocation, which the
+ * reader threads and the writer would fight over; we do not use them. */
+static uv_once_t global_once = UV_ONCE_INIT;
+
+static void global_init(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlite3_initialize();
+}
+
+/* open_writer opens (creating) the database, sets the durability pragmas
+ * and brings the schema up to date. */
+static int open_writer(struct ld_store *s, bool sync_full, char *err, size_t errlen)
+{
+	char mode[16] = "";
+	char sql[64];
+	int rc = -EIO;
+
+	if (sqlite3_open_v2(s->path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		set_err(err, errlen, "open %s: %s", s->path,
+			s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto out;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+	if (pragma(s->db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) != 0 ||
+	    strcmp(mode, "wal") != 0) {
+		set_err(err, errlen, "%s: cannot switch to WAL mode (%s)", s->path,
+			mode[0] ? mode : sqlite3_errmsg(s->db));
+		goto out;
+	}
+	/* WAL + FULL syncs the log on every commit: a COMMIT that returned is on
+	 * disk. NORMAL syncs only at checkpoints (tests and benchmarks). */
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", sync_full ? "FULL" : "NORMAL");
+	if (pragma(s->db, sql, NULL, 0) != 0 ||
+	    pragma(s->db, "PRAGMA foreign_keys = ON", NULL, 0) != 0 ||
+	    pragma(s->db, "PRAGMA temp_store = MEMORY", NULL, 0) != 0) {
+		set_err(err, errlen, "%s: pragma: %s", s->path, sqlite3_errmsg(s->db));
+		goto out;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %lld", JOURNAL_SIZE_LIMIT);
+	if (pragma(s->db, sql, NULL, 0) != 0)
+		goto pragma_fail;
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", WRITER_CACHE_KIB);
+	if (pragma(s->db, sql, NULL, 0) != 0)
+		goto pragma_fail;
+	rc = ld_sqlite_migrate(s->db, ld_sqlite_migrations, ld_sqlite_nmigrations, err, errlen);
+	goto out;
+pragma_fail:
+	set_err(err, errlen, "%s: pragma: %s", s->path, sqlite3_errmsg(s->db));
+out:
+	return rc;
+}
+
+/* init_ids seeds the writer's id generator with the largest stored id, so
+ * ids stay unique and increasing across restarts even if the clock went
+ * back. Shard 0 until sharding is configured. */
+static int init_ids(struct ld_store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_MAX_IDS];
+	int64_t a, b;
+	int rc = -EIO;
+
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		set_err(err, errlen, "read max ids: %s", sqlite3_errmsg(s->db));
+		goto out;
+	}
+	a = sqlite3_column_int64(st, 0);
+	b = sqlite3_column_int64(st, 1);
+	ld_idgen_init(&s->idgen, 0, a > b ? a : b);
+	rc = 0;
+out:
+	sqlite3_reset(st);
+	return rc;
+}
+
+static void writer_main(void *arg);
+static void sqlite_close(struct ld_store *s);
+
+static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out, char *err,
+		       size_t errlen)
+{
+	struct ld_store *s;
+	int rc = -ENOMEM, n;
+
+	*out = NULL;
+	uv_once(&global_once, global_init);
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	s->write_queue_max = cfg->write_queue_max;
+	s->write_batch_max = cfg->write_batch_max;
+	s->busy_timeout_ms = cfg->busy_timeout_ms;
+	atomic_init(&s->healthy, true);
+	if (!cfg->data_dir || s->write_queue_max == 0 || s->write_batch_max == 0 ||
+	    s->busy_timeout_ms > INT_MAX) {
+		set_err(err, errlen,
+			"store: data_dir, write_queue_max and write_batch_max "
+			"must be set");
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = make_dirs(cfg->data_dir, err, errlen);
+	if (rc != 0)
+		goto fail;
+	n = snprintf(s->path, sizeof(s->path), "%s/ladder.db", cfg->data_dir);
+	if (n < 0 || (size_t)n >= sizeof(s->path)) {
+		set_err(err, errlen, "data directory path too long");
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	rc = open_writer(s, cfg->synchronous_full, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = prepare_role(s->db, s->stmt, LD_SQL_WRITER, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = init_ids(s, err, errlen);
+	if (rc != 0)
+		goto fail;
+	if (uv_mutex_init(&s->mu) != 0 || uv_cond_init(&s->cv) != 0) {
+		set_err(err, errlen, "cannot create writer lock");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	s->sync_ready = true;
+	rc = uv_thread_create(&s->thread, writer_main, s);
+	if (rc != 0) {
+		set_err(err, errlen, "cannot start writer thread: %s", uv_strerror(rc));
+		goto fail;
+	}
+	s->thread_started = true;
+	*out = s;
+	goto out;
+fail:
+	sqlite_close(s);
+out:
+	return rc;
+}
+
+/* ---- reads, inline on the loop thread ---------------------------------- */
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *p = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (!p)
+		n = 0;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, p ? (const char *)p : "", n);
+	dst[n] = '\0';
+}
+
+static void row_user(sqlite3_stmt *st, struct ld_user *u)
+{
+	u->id = sqlite3_column_int64(st, 0);
+	copy_text(u->handle, sizeof(u->handle), st, 1);
+	copy_text(u->display_name, sizeof(u->display_name), st, 2);
+	copy_text(u->password_hash, sizeof(u->password_hash), st, 3);
+	u->created_ms = sqlite3_column_int64(st, 4);
+	u->updated_ms = sqlite3_column_int64(st, 5);
+	u->version = sqlite3_column_int64(st, 6);
+}
+
+static void row_item(sqlite3_stmt *st, struct ld_item *it)
+{
+	it->id = sqlite3_column_int64(st, 0);
+	it->user_id = sqlite3_column_int64(st, 1);
+	copy_text(it->content, sizeof(it->content), st, 2);
+	/* Content may hold NUL bytes: the column length, not strlen, is its
+	 * length (copy_text copied that many). */
+	it->content_len = (size_t)sqlite3_column_bytes(st, 2);
+	if (it->content_len > LD_CONTENT_MAX)
+		it->content_len = LD_CONTENT_MAX;
+	it->created_ms = sqlite3_column_int64(st, 3);
+	it->updated_ms = sqlite3_column_int64(st, 4);
+	it->version = sqlite3_column_int64(st, 5);
+}
+
+static size_t text_len(const char *s, size_t max)
+{
+	return strnlen(s, max);
+}
+
+/* read_list fills one keyset page: limit+1 rows are asked for, and the
+ * extra row only says that another page exists. */
+static int read_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = c->stmt[LD_SQL_ITEM_LIST];
+	int64_t before = op->before_id > 0 ? op->before_id : INT64_MAX;
+	int status = LD_STORE_ERROR, rc;
+
+	op->nitems = 0;
+	op->has_more = false;
+	if (!op->items || op->limit == 0 || op->limit > LD_LIST_MAX) {
+		*rcp = SQLITE_MISUSE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int64(st, 3, (int64_t)op->limit + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (op->nitems == op->limit) {
+			op->has_more = true;
+			break;
+		}
+		row_item(st, &op->items[op->nitems++]);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*rcp = rc;
+		goto out;
+	}
+	status = LD_STORE_OK;
+	if (op->nitems == 0) {
+		/* An empty page: tell "no items yet" from "no such user". */
+		st = c->stmt[LD_SQL_USER_EXISTS];
+		sqlite3_bind_int64(st, 1, op->id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			status = LD_STORE_NOT_FOUND;
+		} else if (rc != SQLITE_ROW) {
+			*rcp = rc;
+			status = LD_STORE_ERROR;
+		}
+		sqlite3_reset(st);
+	}
+out:
+	/* Reset at once: a statement left mid-way holds a read snapshot, which
+	 * would stop checkpoints from recycling the WAL. */
+	sqlite3_reset(c->stmt[LD_SQL_ITEM_LIST]);
+	return status;
+}
+
+/* read_one runs a point read that returns at most one row. */
+static int read_one(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st;
+	int status = LD_STORE_ERROR, rc;
+
+	switch (op->kind) {
+	case LD_OP_USER_GET:
+		st = c->stmt[LD_SQL_USER_GET];
+		sqlite3_bind_int64(st, 1, op->id);
+		break;
+	case LD_OP_USER_GET_BY_HANDLE:
+		st = c->stmt[LD_SQL_USER_GET_BY_HANDLE];
+		sqlite3_bind_text(st, 1, op->user.handle,
+				  (int)text_len(op->user.handle, LD_HANDLE_MAX), SQLITE_STATIC);
+		break;
+	default: /* LD_OP_ITEM_GET */
+		st = c->stmt[LD_SQL_ITEM_GET];
+		sqlite3_bind_int64(st, 1, op->id);
+		break;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (op->kind == LD_OP_ITEM_GET)
+			row_item(st, &op->item);
+		else
+			row_user(st, &op->user);
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		status = LD_STORE_NOT_FOUND;
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	return status;
+}
+
+static void do_read(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	int rc = SQLITE_OK;
+
+	if (op->kind == LD_OP_ITEM_LIST)
+		op->status = read_list(c, op, &rc);
+	else
+		op->status = read_one(c, op, &rc);
+	if (op->status == LD_STORE_ERROR) {
+		atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
+		log_error(c->s, c->db, "read", rc);
+	}
+}
+
+/* ---- writes: queue, writer thread, completion --------------------------- */
+
+/* item_why tells why an item update or delete matched no row, in the order
+ * the contract gives: missing, then not the owner, then a stale version. */
+static int item_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_CHECK];
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		status = LD_STORE_NOT_FOUND;
+	else if (rc != SQLITE_ROW)
+		*rcp = rc;
+	else if (sqlite3_column_int64(st, 0) != op->actor_id)
+		status = LD_STORE_FORBIDDEN;
+	else
+		status = LD_STORE_PRECONDITION;
+	sqlite3_reset(st);
+	return status;
+}
+
+static int user_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_USER_INSERT];
+	struct ld_user *u = &op->user;
+	int64_t id = ld_idgen_next(&s->idgen, now);
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, u->handle, (int)text_len(u->handle, LD_HANDLE_MAX), SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, u->display_name,
+			  (int)text_len(u->display_name, LD_DISPLAY_NAME_MAX), SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, u->password_hash,
+			  (int)text_len(u->password_hash, LD_PASSWORD_HASH_MAX), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		u->id = id;
+		u->created_ms = now;
+		u->updated_ms = now;
+		u->version = 1;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		status = LD_STORE_CONFLICT; /* the handle; ids never repeat */
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	return status;
+}
+
+static int user_update(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_USER_UPDATE];
+	struct ld_user *u = &op->user;
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_text(st, 2, u->display_name,
+			  (int)text_len(u->display_name, LD_DISPLAY_NAME_MAX), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	/* With RETURNING every change is made by the first step. */
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		u->id = op->id;
+		copy_text(u->handle, sizeof(u->handle), st, 0);
+		copy_text(u->password_hash, sizeof(u->password_hash), st, 1);
+		u->created_ms = sqlite3_column_int64(st, 2);
+		u->version = sqlite3_column_int64(st, 3);
+		u->updated_ms = now;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		status = LD_STORE_NOT_FOUND;
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	return status;
+}
+
+static int item_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_INSERT];
+	struct ld_item *it = &op->item;
+	int64_t id;
+	int status = LD_STORE_ERROR, rc;
+
+	if (it->content_len > LD_CONTENT_MAX) {
+		*rcp = SQLITE_TOOBIG;
+		goto out;
+	}
+	id = ld_idgen_next(&s->idgen, now);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_text(st, 3, it->content, (int)it->content_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		it->id = id;
+		it->user_id = op->actor_id;
+		it->content[it->content_len] = '\0';
+		it->created_ms = now;
+		it->updated_ms = now;
+		it->version = 1;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		status = LD_STORE_NOT_FOUND; /* no such owner */
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+out:
+	return status;
+}
+
+static int item_update(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_UPDATE];
+	struct ld_item *it = &op->item;
+	int status = LD_STORE_ERROR, rc;
+
+	if (it->content_len > LD_CONTENT_MAX) {
+		*rcp = SQLITE_TOOBIG;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_int64(st, 3, op->expect_version);
+	sqlite3_bind_text(st, 4, it->content, (int)it->content_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		it->id = op->id;
+		it->user_id = op->actor_id;
+		it->content[it->content_len] = '\0';
+		it->created_ms = sqlite3_column_int64(st, 0);
+		it->version = sqlite3_column_int64(st, 1);
+		it->updated_ms = now;
+		status = LD_STORE_OK;
+	} else if (rc != SQLITE_DONE) {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		status = item_why(s, op, rcp);
+out:
+	return status;
+}
+
+static int item_delete(struct ld_store *s, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_DELETE];
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_int64(st, 3, op->expect_version);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		*rcp = rc;
+	else if (sqlite3_changes(s->db) == 1)
+		status = LD_STORE_OK;
+	else
+		status = item_why(s, op, rcp);
+	return status;
+}
+
+static int apply_op(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	switch (op->kind) {
+	case LD_OP_USER_CREATE:
+		return user_create(s, op, now, rcp);
+	case LD_OP_USER_UPDATE:
+		return user_update(s, op, now, rcp);
+	case LD_OP_ITEM_CREATE:
+		return item_create(s, op, now, rcp);
+	case LD_OP_ITEM_UPDATE:
+		return item_update(s, op, now, rcp);
+	case LD_OP_ITEM_DELETE:
+		return item_delete(s, op, rcp);
+	default:
+		*rcp = SQLITE_MISUSE;
+		return LD_STORE_ERROR;
+	}
+}
+
+static int run(struct ld_store *s, enum ld_sql_id id)
+{
+	int rc = sqlite3_step(s->stmt[id]);
+
+	sqlite3_reset(s->stmt[id]);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void fail_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n, int status)
+{
+	struct ld_store_op *op;
+
+	for (op = batch; op; op = op->next)
+		op->status = status;
+	atomic_fetch_add_explicit(&s->errors, n, memory_order_relaxed);
+}
+
+/* run_batch commits the ops of batch (n of them, linked by next) in one
+ * transaction and sets every op's status. Nothing is acknowledged unless the
+ * COMMIT returned. */
+static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
+{
+	struct ld_store_op *op;
+	uint64_t t0 = uv_hrtime();
+	int64_t now = now_unix_ms();
+	int rc, orc;
+
+	if (!atomic_load(&s->healthy)) {
+		fail_batch(s, batch, n, LD_STORE_UNAVAILABLE);
+		goto out;
+	}
+	rc = run(s, LD_SQL_BEGIN);
+	if (rc != SQLITE_OK)
+		goto fail;
+	for (op = batch; op; op = op->next) {
+		rc = run(s, LD_SQL_SAVEPOINT);
+		if (rc != SQLITE_OK)
+			goto fail;
+		orc = SQLITE_OK;
+		op->status = apply_op(s, op, now, &orc);
+		if (op->status != LD_STORE_OK) {
+			if (op->status == LD_STORE_ERROR) {
+				atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+				log_error(s, s->db, "write", orc);
+			}
+			/* If SQLite already rolled the whole transaction back
+			 * (some I/O and memory errors do), the batch is lost. */
+			if (sqlite3_get_autocommit(s->db)) {
+				rc = orc;
+				goto fail;
+			}
+			rc = run(s, LD_SQL_ROLLBACK_TO);
+			if (rc != SQLITE_OK)
+				goto fail;
+		}
+		rc = run(s, LD_SQL_RELEASE);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	rc = run(s, LD_SQL_COMMIT);
+	if (rc != SQLITE_OK)
+		goto fail;
+	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
+	ld_metrics_write_batch(n, uv_hrtime() - t0);
+	goto out;
+fail:
+	log_error(s, s->db, "commit", rc);
+	if (!sqlite3_get_autocommit(s->db))
+		run(s, LD_SQL_ROLLBACK);
+	fail_batch(s, batch, n, LD_STORE_ERROR);
+out:
+	return;
+}
+
+/* complete_batch hands each op back to its conn. Runs of ops from the same
+ * conn go in one append and one wake-up. The async send happens under the
+ * conn's lock: once the loop has taken the last op, conn_close may free the
+ * conn, and the lock guarantees the writer is no longer touching it. */
+static void complete_batch(struct ld_store_op *batch)
+{
+	struct ld_store_op *first = batch, *last, *next;
+	struct ld_store_conn *c;
+
+	while (first) {
+		c = first->conn;
+		last = first;
+		while (last->next && last->next->conn == c)
+			last = last->next;
+		next = last->next;
+		last->next = NULL;
+		uv_mutex_lock(&c->mu);
+		if (c->done_tail)
+			c->done_tail->next = first;
+		else
+			c->done_head = first;
+		c->done_tail = last;
+		uv_async_send(&c->async);
+		uv_mutex_unlock(&c->mu);
+		first = next;
+	}
+}
+
+static void writer_main(void *arg)
+{
+	struct ld_store *s = arg;
+	struct ld_store_op *batch, *last;
+	unsigned n;
+
+	for (;;) {
+		uv_mutex_lock(&s->mu);
+		while (!s->head && !s->closing) {
+			s->writer_waiting = true;
+			uv_cond_wait(&s->cv, &s->mu);
+			s->writer_waiting = false;
+		}
+		if (!s->head) {
+			/* Closing and every queued op is done. */
+			uv_mutex_unlock(&s->mu);
+			break;
+		}
+		/* Take everything that waits, up to the batch cap: whatever
+		 * piled up during the last fsync rides the next one. */
+		batch = s->head;
+		if (s->depth <= s->write_batch_max) {
+			n = s->depth;
+			s->head = s->tail = NULL;
+		} else {
+			n = s->write_batch_max;
+			for (last = batch; --n > 0;)
+				last = last->next;
+			n = s->write_batch_max;
+			s->head = last->next;
+			last->next = NULL;
+		}
+		s->depth -= n;
+		uv_mutex_unlock(&s->mu);
+
+		run_batch(s, batch, n);
+		complete_batch(batch);
+	}
+}
+
+static void enqueue(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	struct ld_store *s = c->s;
+	bool wake = false;
+	int status = LD_STORE_OK;
+
+	op->enqueued_ns = uv_hrtime();
+	uv_mutex_lock(&s->mu);
+	if (s->closing || !atomic_load_explicit(&s->healthy, memory_order_relaxed)) {
+		status = LD_STORE_UNAVAILABLE;
+	} else if (s->depth >= s->write_queue_max) {
+		status = LD_STORE_BUSY;
+	} else {
+		if (s->tail)
+			s->tail->next = op;
+		else
+			s->head = op;
+		s->tail = op;
+		s->depth++;
+		wake = s->writer_waiting;
+	}
+	uv_mutex_unlock(&s->mu);
+	if (status == LD_STORE_OK) {
+		c->inflight++;
+		if (wake)
+			uv_cond_signal(&s->cv);
+		return;
+	}
+	/* Refused: complete at once, before submit returns. */
+	if (status == LD_STORE_BUSY) {
+		ld_metrics_shed();
+	} else {
+		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+	}
+	op->status = status;
+	op->done(op);
+}
+
+static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	op->conn = c;
+	op->next = NULL;
+	if (c->closing) {
+		atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
+		op->status = LD_STORE_UNAVAILABLE;
+		op->done(op);
+		return;
+	}
+	switch (op->kind) {
+	case LD_OP_USER_GET:
+	case LD_OP_USER_GET_BY_HANDLE:
+	case LD_OP_ITEM_GET:
+	case LD_OP_ITEM_LIST:
+		do_read(c, op);
+		op->done(op);
+		break;
+	case LD_OP_USER_CREATE:
+	case LD_OP_USER_UPDATE:
+	case LD_OP_ITEM_CREATE:
+	case LD_OP_ITEM_UPDATE:
+	case LD_OP_ITEM_DELETE:
+		enqueue(c, op);
+		break;
+	default:
+		atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
+		op->status = LD_STORE_ERROR;
+		op->done(op);
+		break;
+	}
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct ld_store_conn *c = h->data;
+
+	uv_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* close_handle ends the conn's life: its memory goes with the handle, in the
+ * close callback. */
+static void close_handle(struct ld_store_conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	uv_close((uv_handle_t *)&c->async, on_conn_closed);
+}
+
+static void on_writes_done(uv_async_t *h)
+{
+	struct ld_store_conn *c = h->data;
+	struct ld_store_op *op, *next;
+
+	uv_mutex_lock(&c->mu);
+	op = c->done_head;
+	c->done_head = c->done_tail = NULL;
+	uv_mutex_unlock(&c->mu);
+	for (; op; op = next) {
+		next = op->next; /* done() may reuse the op */
+		op->next = NULL;
+		c->inflight--;
+		op->done(op);
+	}
+	if (c->closing && c->inflight == 0)
+		close_handle(c);
+}
+
+static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out)
+{
+	struct ld_store_conn *c;
+	char sql[64];
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto out;
+	c->s = s;
+	c->loop = loop;
+	rc = -EIO;
+	if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, (int)s->busy_timeout_ms);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", READER_CACHE_KIB);
+	if (pragma(c->db, sql, NULL, 0) != 0)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA mmap_size = %lld", READER_MMAP_BYTES);
+	if (pragma(c->db, sql, NULL, 0) != 0)
+		goto fail;
+	if (prepare_role(c->db, c->stmt, LD_SQL_READER, NULL, 0) != 0)
+		goto fail;
+	if (uv_mutex_init(&c->mu) != 0)
+		goto fail;
+	rc = uv_async_init(loop, &c->async, on_writes_done);
+	if (rc != 0) {
+		uv_mutex_destroy(&c->mu);
+		goto fail;
+	}
+	c->async.data = c;
+	atomic_fetch_add(&s->nconns, 1);
+	*out = c;
+	rc = 0;
+	goto out;
+fail:
+	if (c->db)
+		ld_log_event("error", "store: cannot open read connection",
+			     (const char *const[]){"detail", sqlite3_errmsg(c->db), NULL});
+	finalize_all(c->stmt);
+	sqlite3_close(c->db);
+	free(c);
+out:
+	return rc;
+}
+
+static int sqlite_ping(struct ld_store_conn *c)
+{
+	sqlite3_stmt *st = c->stmt[LD_SQL_PING];
+	int rc;
+
+	if (c->closing || !atomic_load(&c->s->healthy))
+		return -EIO;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static void sqlite_conn_close(struct ld_store_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	/* The read connection goes now (nothing reads after close); the async
+	 * handle stays until every write in flight has completed, so their
+	 * done() still runs and the writer never signals freed memory. */
+	finalize_all(c->stmt);
+	sqlite3_close(c->db);
+	c->db = NULL;
+	atomic_fetch_sub(&c->s->nconns, 1);
+	if (c->inflight == 0)
+		close_handle(c);
+}
+
+static void sqlite_stats(struct ld_store *s, struct ld_store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->commits = atomic_load(&s->commits);
+	out->committed_ops = atomic_load(&s->committed_ops);
+	out->errors = atomic_load(&s->errors);
+	out->healthy = atomic_load(&s->healthy);
+	uv_mutex_lock(&s->mu);
+	out->queue_depth = s->depth;
+	uv_mutex_unlock(&s->mu);
+}
+
+/* sqlite_close also serves open()'s failure path, so every field may still
+ * be unset. */
+static void sqlite_close(struct ld_store *s)
+{
+	int n;
+
+	if (!s)
+		return;
+	if (s->thread_started) {
+		uv_mutex_lock(&s->mu);
+		s->closing = true;
+		uv_mutex_unlock(&s->mu);
+		uv_cond_signal(&s->cv);
+		/* The writer commits and completes everything still queued,
+		 * then exits. */
+		uv_thread_join(&s->thread);
+	}
+	n = atomic_load(&s->nconns);
+	if (n != 0)
+		ld_log_event("error", "store: closed while read connections are open", NULL);
+	finalize_all(s->stmt);
+	/* The last connection to close checkpoints the WAL into the database
+	 * file and removes it. */
+	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+		ld_log_event("error", "store: close failed",
+			     (const char *const[]){"detail", sqlite3_errmsg(s->db), NULL});
+	if (s->sync_ready) {
+		uv_cond_destroy(&s->cv);
+		uv_mutex_destroy(&s->mu);
+	}
+	free(s);
+}
+
+const struct ld_store_vt ld_sqlite_vt = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .conn_open = sqlite_conn_open,
+    .submit = sqlite_submit,
+    .ping = sqlite_ping,
+    .conn_close = sqlite_conn_close,
+    .stats = sqlite_stats,
+    .close = sqlite_close,
+};

@@ -1,0 +1,89 @@
+/*
+ * sqlite.h - the embedded SQLite driver of store.h, and the internals its
+ * tests look at (the statement table).
+ *
+ * Layout: data_dir/ladder.db in WAL mode. One writer connection owned by one
+ * writer thread; one read-only connection per loop thread (conn_open). Reads
+ * run inline on the loop thread and complete before submit returns. Writes
+ * are queued (bounded: write_queue_max, then LD_STORE_BUSY) and committed in
+ * groups of up to write_batch_max ops per BEGIN IMMEDIATE ... COMMIT, each op
+ * inside its own SAVEPOINT, so one fsync covers the whole group and one op's
+ * constraint error does not undo its neighbours. Every op of a group is
+ * completed after its COMMIT returned, through the submitting conn's
+ * uv_async_t, on the submitting loop thread.
+ *
+ * Driver-specific behaviour on top of store.h:
+ *   - ITEM_LIST on a user that does not exist ends in LD_STORE_NOT_FOUND
+ *     (an existing user with no items is LD_STORE_OK with nitems 0).
+ *   - After an I/O error (a failed fsync, a full disk, corruption) the store
+ *     marks itself unhealthy: stats().healthy is false, ping() fails, and
+ *     writes end in LD_STORE_UNAVAILABLE until a restart, because a write
+ *     acknowledged after a failed fsync could not be trusted to be on disk.
+ *   - conn_close with writes still in flight does not free the conn: it
+ *     closes once the last of them completed (their done() still runs).
+ *   - stats().committed_ops counts every op of a committed transaction,
+ *     including those that ended NOT_FOUND or CONFLICT inside it.
+ */
+#ifndef LD_SQLITE_H
+#define LD_SQLITE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+extern const struct ld_store_vt ld_sqlite_vt;
+
+/* Every SQL statement the driver prepares, by index into ld_sqlite_stmts. */
+enum ld_sql_id {
+	/* Read connection (one per loop). */
+	LD_SQL_USER_GET,
+	LD_SQL_USER_GET_BY_HANDLE,
+	LD_SQL_USER_EXISTS,
+	LD_SQL_ITEM_GET,
+	LD_SQL_ITEM_LIST,
+	LD_SQL_PING,
+	/* Writer connection. */
+	LD_SQL_MAX_IDS,
+	LD_SQL_USER_INSERT,
+	LD_SQL_USER_UPDATE,
+	LD_SQL_ITEM_INSERT,
+	LD_SQL_ITEM_UPDATE,
+	LD_SQL_ITEM_DELETE,
+	LD_SQL_ITEM_CHECK,
+	LD_SQL_BEGIN,
+	LD_SQL_COMMIT,
+	LD_SQL_ROLLBACK,
+	LD_SQL_SAVEPOINT,
+	LD_SQL_RELEASE,
+	LD_SQL_ROLLBACK_TO,
+	LD_SQL_COUNT
+};
+
+enum ld_sql_role {
+	LD_SQL_READER, /* prepared on every loop's read-only connection */
+	LD_SQL_WRITER, /* prepared on the writer's connection */
+};
+
+#define LD_SQL_PARAMS_MAX 5
+
+/* An example value for one parameter, so tests can bind and plan each
+ * statement as the driver runs it. */
+struct ld_sql_param {
+	bool is_text;
+	int64_t i;
+	const char *text;
+};
+
+struct ld_sql_stmt {
+	const char *name;
+	const char *sql; /* parameters are ?1..?nparams, always bound */
+	enum ld_sql_role role;
+	unsigned nparams;
+	struct ld_sql_param example[LD_SQL_PARAMS_MAX];
+};
+
+/* Indexed by enum ld_sql_id; LD_SQL_COUNT entries. */
+extern const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT];
+
+#endif
