@@ -348,6 +348,9 @@ static json_t *json_plan(const struct ld_plan *p)
 		bad |=
 		    json_object_set_new(root, "capacity_source", json_string(p->a.capacity_source));
 		bad |= json_object_set_new(root, "prices_are_examples", json_true());
+		bad |= json_object_set_new(
+		    root, "prices_note",
+		    json_string("costs use EXAMPLE prices: replace them with yours"));
 		bad |= json_object_set_new(root, "timeline", tl);
 		tl = NULL;
 		bad |= json_object_set_new(root, "months", months);
