@@ -1,0 +1,300 @@
+/*
+ * html.c - the HTML report of `ladder bench`: one self-contained page with
+ * the summary and three SVG charts drawn here (latency percentiles over time,
+ * the percentile spectrum on a log axis of 1/(1-p), achieved vs target rate).
+ * No script and no external resource, so it opens anywhere, offline.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/report.h"
+
+#define W  760.0
+#define H  300.0
+#define ML 70.0
+#define MR 150.0
+#define MT 30.0
+#define MB 45.0
+
+struct series {
+	const char *name;
+	const char *color;
+	double *x, *y;
+	int n;
+};
+
+static void esc(struct ld_buf *b, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<':
+			ld_buf_puts(b, "&lt;");
+			break;
+		case '>':
+			ld_buf_puts(b, "&gt;");
+			break;
+		case '&':
+			ld_buf_puts(b, "&amp;");
+			break;
+		case '"':
+			ld_buf_puts(b, "&quot;");
+			break;
+		default:
+			ld_buf_putc(b, *s);
+		}
+	}
+}
+
+/* nice_max rounds v up to 1, 2 or 5 times a power of ten. */
+static double nice_max(double v)
+{
+	double p, f;
+
+	if (!(v > 0))
+		return 1;
+	p = pow(10, floor(log10(v)));
+	f = v / p;
+	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+
+static const char *fmt_pct_tick(double decade, char *buf, size_t n)
+{
+	/* 10^k on the 1/(1-p) axis is the percentile 100 * (1 - 10^-k). */
+	if (decade == 0)
+		snprintf(buf, n, "0%%");
+	else
+		snprintf(buf, n, "%.*f%%", decade > 2 ? (int)decade - 2 : 0,
+			 100 * (1 - pow(10, -decade)));
+	return buf;
+}
+
+static void chart(struct ld_buf *b, const char *id, const char *title, const char *xlabel,
+		  const char *ylabel, const struct series *s, int ns, bool xlog)
+{
+	double xmin = 0, xmax = 0, ymax = 0, pw = W - ML - MR, ph = H - MT - MB;
+	char tick[32];
+
+	for (int k = 0; k < ns; k++) {
+		for (int i = 0; i < s[k].n; i++) {
+			double x = xlog ? log10(s[k].x[i]) : s[k].x[i];
+			if (x > xmax)
+				xmax = x;
+			if (s[k].y[i] > ymax)
+				ymax = s[k].y[i];
+		}
+	}
+	if (xlog)
+		xmax = ceil(xmax < 1 ? 1 : xmax);
+	if (xmax <= xmin)
+		xmax = xmin + 1;
+	ymax = nice_max(ymax * 1.05);
+	ld_buf_printf(
+	    b,
+	    "<h2>%s</h2>\n<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
+	    "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n"
+	    "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fbfbfb\" "
+	    "stroke=\"#999\"/>\n",
+	    title, id, W, H, W, H, ML, MT, pw, ph);
+	for (int i = 0; i <= 5; i++) {
+		double yv = ymax * i / 5, py = MT + ph - ph * i / 5;
+		ld_buf_printf(
+		    b,
+		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+		    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n",
+		    ML, py, ML + pw, py, ML - 6, py + 4, yv);
+	}
+	if (xlog) {
+		for (int d = 0; d <= (int)xmax; d++) {
+			double px = ML + pw * d / xmax;
+			ld_buf_printf(
+			    b,
+			    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			    "stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+			    "text-anchor=\"middle\">%s</text>\n",
+			    px, MT, px, MT + ph, px, MT + ph + 16,
+			    fmt_pct_tick(d, tick, sizeof(tick)));
+		}
+	} else {
+		for (int i = 0; i <= 5; i++) {
+			double xv = xmin + (xmax - xmin) * i / 5, px = ML + pw * i / 5;
+			ld_buf_printf(b,
+				      "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+				      "text-anchor=\"middle\">%.3g</text>\n",
+				      px, MT + ph + 16, xv);
+		}
+	}
+	ld_buf_printf(
+	    b,
+	    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">%s</text>"
+	    "<text x=\"14\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" "
+	    "transform=\"rotate(-90 14 %.1f)\">%s</text>\n",
+	    ML + pw / 2, H - 8, xlabel, MT + ph / 2, MT + ph / 2, ylabel);
+	for (int k = 0; k < ns; k++) {
+		ld_buf_printf(b,
+			      "<polyline class=\"series\" data-name=\"%s\" data-points=\"%d\" "
+			      "fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"",
+			      s[k].name, s[k].n, s[k].color);
+		for (int i = 0; i < s[k].n; i++) {
+			double x = xlog ? log10(s[k].x[i]) : s[k].x[i];
+			double px = ML + pw * (x - xmin) / (xmax - xmin);
+			double py = MT + ph - ph * (s[k].y[i] / ymax);
+			ld_buf_printf(b, "%s%.1f,%.1f", i ? " " : "", px, py);
+		}
+		ld_buf_puts(b, "\"/>\n");
+		ld_buf_printf(b,
+			      "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+			      "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">%s</text>\n",
+			      W - MR + 12, MT + 10 + 18 * k, s[k].color, W - MR + 30,
+			      MT + 15 + 18 * k, s[k].name);
+	}
+	ld_buf_puts(b, "</svg>\n");
+}
+
+static void row(struct ld_buf *b, const char *name, const struct ld_hdr *h)
+{
+	static const double ps[] = {50, 90, 95, 99, 99.9, 99.99};
+
+	ld_buf_printf(b, "<tr><th>%s</th>", name);
+	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++)
+		ld_buf_printf(b, "<td>%.3f</td>", (double)ld_hdr_percentile(h, ps[i]) / 1e3);
+	ld_buf_printf(b, "<td>%.3f</td><td>%.3f</td></tr>\n", (double)ld_hdr_max(h) / 1e3,
+		      ld_hdr_mean(h) / 1e3);
+}
+
+/* spectrum_series fills x = 1/(1-p) and y = ms from the percentile iteration;
+ * the 100% line has no finite x and is left out. */
+static int spectrum_series(const struct ld_hdr *h, struct series *s)
+{
+	struct ld_hdr_iter it;
+	int n = 0, cap = 0;
+
+	ld_hdr_iter_init(&it, h, 5);
+	while (ld_hdr_iter_next(&it))
+		cap++;
+	s->x = calloc((size_t)cap + 1, sizeof(double));
+	s->y = calloc((size_t)cap + 1, sizeof(double));
+	if (!s->x || !s->y)
+		return -ENOMEM;
+	ld_hdr_iter_init(&it, h, 5);
+	while (ld_hdr_iter_next(&it)) {
+		if (it.percentile >= 100 || 1 / (1 - it.percentile / 100) > 1e7)
+			continue;
+		s->x[n] = 1 / (1 - it.percentile / 100);
+		s->y[n] = (double)it.value / 1e3;
+		n++;
+	}
+	s->n = n;
+	return 0;
+}
+
+int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct ld_bench_result *r,
+		  const struct ld_bench_extra *x)
+{
+	struct series lat[5], rate[2], spec[2];
+	static const char *const names[5] = {"p50", "p90", "p99", "p99.9", "max"};
+	static const char *const colors[5] = {"#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#666"};
+	int n = r->npoints, rc = -ENOMEM;
+	double er = r->requests ? (double)r->errors / (double)r->requests : 0;
+
+	memset(lat, 0, sizeof(lat));
+	memset(rate, 0, sizeof(rate));
+	memset(spec, 0, sizeof(spec));
+	for (int k = 0; k < 5; k++) {
+		lat[k].name = names[k];
+		lat[k].color = colors[k];
+		lat[k].n = n;
+		lat[k].x = calloc((size_t)n + 1, sizeof(double));
+		lat[k].y = calloc((size_t)n + 1, sizeof(double));
+		if (!lat[k].x || !lat[k].y)
+			goto out;
+	}
+	for (int k = 0; k < 2; k++) {
+		rate[k].name = k ? "achieved" : "target";
+		rate[k].color = k ? "#d95f02" : "#1f78b4";
+		rate[k].n = (k == 0 && o->closed) ? 0 : n;
+		rate[k].x = calloc((size_t)n + 1, sizeof(double));
+		rate[k].y = calloc((size_t)n + 1, sizeof(double));
+		if (!rate[k].x || !rate[k].y)
+			goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct ld_bench_point *p = &r->timeline[i];
+		int64_t v[5] = {p->p50_us, p->p90_us, p->p99_us, p->p999_us, p->max_us};
+		for (int k = 0; k < 5; k++) {
+			lat[k].x[i] = p->t;
+			lat[k].y[i] = (double)v[k] / 1e3;
+		}
+		rate[0].x[i] = rate[1].x[i] = p->t;
+		rate[0].y[i] = p->target_rps;
+		rate[1].y[i] = p->achieved_rps;
+	}
+	if (spectrum_series(&r->latency, &spec[0]) || spectrum_series(&r->service, &spec[1]))
+		goto out;
+	spec[0].name = o->closed ? "latency (= service)" : "corrected latency";
+	spec[0].color = "#d95f02";
+	spec[1].name = "service time";
+	spec[1].color = "#1b9e77";
+
+	ld_buf_puts(b,
+		    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		    "<title>ladder bench report</title>\n<style>body{font-family:sans-serif;"
+		    "margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid "
+		    "#ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
+		    "code{background:#f3f3f3;padding:2px 4px}</style></head><body>\n");
+	ld_buf_puts(b, "<h1>ladder bench</h1>\n<p><code>");
+	esc(b, o->cmdline);
+	ld_buf_printf(b, "</code></p>\n<p>%s. %lld requests in %.2f s measured",
+		      o->closed
+			  ? "Closed loop at full speed: latency is service time only"
+			  : "Open loop: latency measured from each request's intended send time",
+		      (long long)r->requests, r->window_s);
+	if (o->closed)
+		ld_buf_printf(b, ", achieved %.1f/s", r->achieved_rps);
+	else
+		ld_buf_printf(b, ", target %.1f/s, achieved %.1f/s", r->target_rps,
+			      r->achieved_rps);
+	ld_buf_printf(b, "; errors %lld (%.3f%%), late %lld, dropped %lld.</p>\n",
+		      (long long)r->errors, er * 100, (long long)r->late, (long long)r->dropped);
+	ld_buf_puts(b, "<table id=\"summary\"><tr><th>ms</th><th>p50</th><th>p90</th><th>p95</th>"
+		       "<th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th></tr>\n");
+	row(b, o->closed ? "service" : "corrected", &r->latency);
+	if (!o->closed)
+		row(b, "service", &r->service);
+	if (x->mix) {
+		row(b, "read", &r->kind_latency[0]);
+		row(b, "write", &r->kind_latency[1]);
+	}
+	ld_buf_puts(b, "</table>\n");
+	if (o->slo_text) {
+		ld_buf_puts(b, "<p>SLO <code>");
+		esc(b, o->slo_text);
+		ld_buf_printf(b, "</code>: %s ", x->slo_broken ? "<b>broken</b>" : "passed");
+		esc(b, x->slo_why);
+		ld_buf_puts(b, "</p>\n");
+	}
+	if (x->nsteps)
+		ld_buf_printf(b,
+			      "<p>Breakpoint: highest rate that held %.0f/s over %d steps.</p>\n",
+			      x->max_rate_held, x->nsteps);
+	chart(b, "latency-over-time", "Latency percentiles per second", "seconds", "ms", lat, 5,
+	      false);
+	chart(b, "spectrum", "Percentile spectrum", "percentile (log scale of 1/(1-p))", "ms", spec,
+	      2, true);
+	chart(b, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 2, false);
+	ld_buf_puts(b, "</body></html>\n");
+	rc = b->len && b->data[b->len - 1] == '\n' ? 0 : -E2BIG;
+out:
+	for (int k = 0; k < 5; k++) {
+		free(lat[k].x);
+		free(lat[k].y);
+	}
+	for (int k = 0; k < 2; k++) {
+		free(rate[k].x);
+		free(rate[k].y);
+		free(spec[k].x);
+		free(spec[k].y);
+	}
+	return rc;
+}

@@ -1,0 +1,36 @@
+/*
+ * report.h - what `ladder bench` prints and writes: the summary table, the
+ * JSON report (schema "ladder-bench/1", read by `ladder plan`), the .hgrm
+ * distribution and the self-contained HTML report with SVG charts.
+ *
+ * Threading: main thread, after the run. Errors: 0 or a negative errno; the
+ * message names the file.
+ */
+#ifndef LD_BENCH_REPORT_H
+#define LD_BENCH_REPORT_H
+
+#include <stdio.h>
+
+#include "base/buf.h"
+#include "bench/opts.h"
+
+/* ld_bench_summary prints the final table. */
+void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_bench_result *r,
+		      const struct ld_bench_extra *x);
+
+/* ld_bench_json renders the whole report into out. */
+int ld_bench_json(struct ld_buf *out, const struct ld_bench_opts *o,
+		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
+
+/* ld_bench_html renders the HTML report (inline SVG, no scripts, no
+ * network) into out. */
+int ld_bench_html(struct ld_buf *out, const struct ld_bench_opts *o,
+		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
+
+/* ld_bench_write_file writes len bytes to path (replacing it). */
+int ld_bench_write_file(const char *path, const char *data, size_t len);
+
+/* ld_json_escape_into appends s as a JSON string literal (quotes included). */
+int ld_bench_json_str(struct ld_buf *out, const char *s);
+
+#endif
