@@ -251,7 +251,8 @@ json_t *ld_api_json_body(struct ld_api_req *q)
 	}
 	/* Duplicate keys are ambiguous (which one wins differs between
 	 * parsers), so they are refused rather than guessed. */
-	obj = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	obj = json_loadb(r->body ? r->body : "", r->body_len,
+			 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!obj) {
 		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (at byte %d)",
 			 jerr.text, jerr.position);
