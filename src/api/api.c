@@ -158,15 +158,6 @@ void ld_api_problem(struct ld_api_req *q, int status, const char *detail)
 	problem_end(&j, q, status);
 }
 
-void ld_api_verr_add(struct ld_api_verr *v, const char *field, const char *message)
-{
-	if (v->n < sizeof(v->field) / sizeof(v->field[0])) {
-		v->field[v->n] = field;
-		v->message[v->n] = message;
-		v->n++;
-	}
-}
-
 void ld_api_problem_fields(struct ld_api_req *q, const struct ld_api_verr *v)
 {
 	struct ld_json j;
@@ -249,46 +240,14 @@ json_t *ld_api_json_body(struct ld_api_req *q)
 		ld_api_problem(q, 415, "Content-Type must be application/json");
 		goto out;
 	}
-	/* Duplicate keys are ambiguous (which one wins differs between
-	 * parsers), so they are refused rather than guessed. */
-	obj = json_loadb(r->body ? r->body : "", r->body_len,
-			 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	obj = ld_json_parse_body(r->body, r->body_len, &jerr);
 	if (!obj) {
 		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (at byte %d)",
 			 jerr.text, jerr.position);
 		ld_api_problem(q, 400, detail);
-		goto out;
-	}
-	if (!json_is_object(obj)) {
-		struct ld_api_verr v = {.n = 0};
-
-		json_decref(obj);
-		obj = NULL;
-		ld_api_verr_add(&v, "(body)", "must be a JSON object");
-		ld_api_problem_fields(q, &v);
 	}
 out:
 	return obj;
-}
-
-int ld_api_string_field(json_t *obj, const char *name, const char **s, size_t *len,
-			struct ld_api_verr *v)
-{
-	json_t *m = json_object_get(obj, name);
-	int rc = 0;
-
-	if (!m)
-		goto out;
-	if (!json_is_string(m)) {
-		ld_api_verr_add(v, name, "must be a string");
-		rc = -1;
-		goto out;
-	}
-	*s = json_string_value(m);
-	*len = json_string_length(m);
-	rc = 1;
-out:
-	return rc;
 }
 
 int ld_api_authenticate(struct ld_api_req *q)

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "api/auth.h"
+#include "api/validate.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -64,28 +65,15 @@ void ld_api_app(struct ld_api *api, struct ld_server_app *app);
 /* ld_api_problem answers with an RFC 9457 problem document. */
 void ld_api_problem(struct ld_api_req *q, int status, const char *detail);
 
-/* Validation errors for 422: fields[i] / messages[i]. */
-struct ld_api_verr {
-	const char *field[8];
-	const char *message[8];
-	unsigned n;
-};
-void ld_api_verr_add(struct ld_api_verr *v, const char *field, const char *message);
 void ld_api_problem_fields(struct ld_api_req *q, const struct ld_api_verr *v);
 
 /* ld_api_store_failed answers for a store status that is not OK. */
 void ld_api_store_failed(struct ld_api_req *q, int status);
 
 /* ld_api_json_body checks Content-Type (415), length (411) and parses the
- * body as a JSON object (400 / 422). Returns the object (json_decref it), or
- * NULL after answering. */
+ * body (400 on bad JSON). Returns the value (json_decref it; the validators
+ * answer 422 for a non-object), or NULL after answering. */
 json_t *ld_api_json_body(struct ld_api_req *q);
-
-/* ld_api_string_field reads an optional string member; returns 1 when present
- * and a string (sets *s, *len), 0 when absent, -1 when of the wrong type (and
- * records a validation error). */
-int ld_api_string_field(json_t *obj, const char *name, const char **s, size_t *len,
-			struct ld_api_verr *v);
 
 /* ld_api_authenticate reads the bearer token; returns 0 and sets
  * q->r->user_id, or answers 401 and returns -1. */

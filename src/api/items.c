@@ -23,27 +23,20 @@ static void respond_item(struct ld_api_req *q, int status, const struct ld_item 
 	ld_req_respond(q->r, status);
 }
 
-/* content_field reads and checks "content": 1-1024 bytes (jansson has already
- * refused invalid UTF-8 and NUL). Returns 0 and fills q->op.item, or answers. */
+/* content_field validates the body and copies the content into q->op.item;
+ * returns 0, or answers 422 and returns -1. */
 static int content_field(struct ld_api_req *q, json_t *body)
 {
 	struct ld_api_verr v = {.n = 0};
-	const char *s = NULL;
-	size_t n = 0;
-	int rc;
+	struct ld_str c = {0};
 
-	rc = ld_api_string_field(body, "content", &s, &n, &v);
-	if (rc == 0)
-		ld_api_verr_add(&v, "content", "is required");
-	else if (rc == 1 && (n < 1 || n > LD_CONTENT_MAX))
-		ld_api_verr_add(&v, "content", "must be 1-1024 bytes of UTF-8");
-	if (v.n) {
+	if (ld_validate_item(body, &c, &v)) {
 		ld_api_problem_fields(q, &v);
 		return -1;
 	}
-	memcpy(q->op.item.content, s, n);
-	q->op.item.content[n] = '\0';
-	q->op.item.content_len = n;
+	memcpy(q->op.item.content, c.s, c.n);
+	q->op.item.content[c.n] = '\0';
+	q->op.item.content_len = c.n;
 	return 0;
 }
 

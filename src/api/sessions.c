@@ -73,28 +73,19 @@ static void looked_up(struct ld_store_op *op)
 void ld_api_sessions_create(struct ld_api_req *q)
 {
 	struct ld_api_verr v = {.n = 0};
-	const char *handle = NULL, *pw = NULL;
-	size_t hlen = 0, plen = 0;
+	struct ld_str handle = {0}, pw = {0};
 	json_t *body = ld_api_json_body(q);
 
 	if (!body)
 		return;
-	if (ld_api_string_field(body, "handle", &handle, &hlen, &v) == 0)
-		ld_api_verr_add(&v, "handle", "is required");
-	else if (handle && (hlen < 1 || hlen > LD_HANDLE_MAX))
-		ld_api_verr_add(&v, "handle", "must be 1-32 bytes");
-	if (ld_api_string_field(body, "password", &pw, &plen, &v) == 0)
-		ld_api_verr_add(&v, "password", "is required");
-	else if (pw && (plen < 1 || plen > 256))
-		ld_api_verr_add(&v, "password", "must be 1-256 bytes");
-	if (v.n) {
+	if (ld_validate_session(body, &handle, &pw, &v)) {
 		ld_api_problem_fields(q, &v);
 		goto out;
 	}
-	memcpy(q->op.user.handle, handle, hlen);
-	q->op.user.handle[hlen] = '\0';
-	memcpy(q->password, pw, plen);
-	q->password_len = plen;
+	memcpy(q->op.user.handle, handle.s, handle.n);
+	q->op.user.handle[handle.n] = '\0';
+	memcpy(q->password, pw.s, pw.n);
+	q->password_len = pw.n;
 	q->op.kind = LD_OP_USER_GET_BY_HANDLE;
 	ld_api_submit(q, looked_up);
 out:
