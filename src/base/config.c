@@ -223,7 +223,9 @@ static int apply(struct ld_config *c, const struct setting *s, const char *v,
 				 s->choices);
 			goto out;
 		}
-		memcpy(p, v, strlen(v) + 1);
+		/* Zero the tail too: the struct's bytes depend only on its values. */
+		memset(p, 0, s->size);
+		memcpy(p, v, strlen(v));
 		break;
 	case T_BOOL:
 		if (ld_parse_bool(v, &b) < 0)
@@ -231,7 +233,7 @@ static int apply(struct ld_config *c, const struct setting *s, const char *v,
 		*(bool *)p = b;
 		break;
 	case T_HOSTPORT: {
-		char host[sizeof(c->listen_host)];
+		char host[sizeof(c->listen_host)] = "";
 
 		if (ld_parse_hostport(v, host, sizeof(host), &u) < 0)
 			goto bad;

@@ -653,6 +653,42 @@ static void test_print_ipv6_and_sources(void)
 	free(out);
 }
 
+/* --print-config output, less the secret's line, loads back as a config
+ * file with the same values. */
+static void test_print_loads_back(void)
+{
+	struct ld_config a, b;
+	char err[512], *out = NULL, *line, *next, path[600];
+	size_t len = 0;
+	FILE *f;
+
+	clear_env();
+	CHECK_INT(load(&a, err, sizeof(err), "--listen", "[::1]:9", "--max-body", "3000",
+		       "--token-ttl", "90m", "--gzip", "off", "--data", "/srv/x y", NULL),
+		  LD_CONFIG_OK);
+	f = open_memstream(&out, &len);
+	ld_config_print(&a, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/printed.ini", tmpdir);
+	f = fopen(path, "w");
+	for (line = out; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "token_keys", 10) != 0)
+			fprintf(f, "%s\n", line);
+	}
+	fclose(f);
+	free(out);
+	CHECK_INT(load(&b, err, sizeof(err), "--config", path, NULL), LD_CONFIG_OK);
+	CHECK_STR(err, "");
+	memcpy(b.source, a.source, sizeof(a.source));
+	memcpy(b.config_file, a.config_file, sizeof(a.config_file));
+	CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+	CHECK_STR(b.data_dir, "/srv/x y");
+	CHECK_INT(b.token_ttl_ms, 5400000);
+}
+
 static void test_help_and_print_config(void)
 {
 	const char *out;
@@ -743,6 +779,7 @@ int main(void)
 	RUN(test_file_long_lines_and_lists);
 	RUN(test_secret_never_shown);
 	RUN(test_print_ipv6_and_sources);
+	RUN(test_print_loads_back);
 	RUN(test_help_and_print_config);
 	RUN(test_docs_cover_table);
 	{
