@@ -56,7 +56,7 @@ def server_env(extra=None):
     settings cannot leak into a test), sanitizer options that report and
     exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LADDER_")}
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     if extra:
         env.update(extra)
@@ -92,6 +92,7 @@ class LadderServer:
         self.expect_alive = False
         self.reported = False
         self.returncode = None
+        self.seen_500 = 0  # log lines with status 500 already reported
         _servers.append(self)
 
     # -- life cycle --
@@ -129,6 +130,8 @@ class LadderServer:
                 return self
             self.expect_alive = False
             last_err = self.stderr_text()
+            # The start-up error below carries any sanitizer report already.
+            self.reported = self.sanitizer_report() is not None
             if self.proc.poll() is None:
                 self.kill()
                 raise AssertionError(
@@ -257,6 +260,17 @@ class LadderServer:
         return Client(self.port, timeout=timeout)
 
 
+def _new_500s(srv):
+    """Request log lines with status 500 not reported yet: 500 is only for
+    bugs, so any one fails the test that caused it."""
+    lines = [
+        x for x in srv.log_lines() if isinstance(x, dict) and x.get("status") == 500
+    ]
+    new = lines[srv.seen_500 :]
+    srv.seen_500 = len(lines)
+    return new
+
+
 def _health_problem(srv):
     rep = srv.sanitizer_report()
     if rep:
@@ -277,6 +291,11 @@ def _server_health():
     yield
     problems = []
     for srv in _servers:
+        if srv.proc is None:
+            continue
+        bad = _new_500s(srv)
+        if bad:
+            problems.append("the server answered 500 (a bug):\n" + "\n".join(map(str, bad[:5])))
         if srv.reported:
             continue
         p = _health_problem(srv)
@@ -291,11 +310,16 @@ def _teardown(servers):
     problems = []
     for srv in servers:
         srv.kill()
+        bad = _new_500s(srv)
+        if bad:
+            problems.append("the server answered 500 (a bug):\n" + "\n".join(map(str, bad[:5])))
         if not srv.reported:
             rep = srv.sanitizer_report()
             if rep:
                 srv.reported = True
                 problems.append("sanitizer report from the server:\n" + rep)
+        if srv in _servers:
+            _servers.remove(srv)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
 

@@ -179,6 +179,14 @@ def test_malformed_json_400(client, body):
     assert_problem(r, 400)
 
 
+def test_deeply_nested_json_rejected_not_crashing(client):
+    body = b"[" * 30000 + b"]" * 30000
+    r = client.request("POST", "/v1/users", [("Content-Type", "application/json")], body)
+    assert r.status in (400, 422), r
+    assert_problem(r, r.status)
+    assert client.get("/healthz").status == 200
+
+
 def test_invalid_utf8_in_json_400(client):
     body = b'{"handle":"abc_def","display_name":"bad \xff\xfe","password":"12345678"}'
     r = client.request("POST", "/v1/users", [("Content-Type", "application/json")], body)
