@@ -59,6 +59,7 @@ static void server_config(const struct ld_config *c, struct ld_server_config *sc
 	sc->keepalive_timeout_ms = c->keepalive_timeout_ms;
 	sc->write_timeout_ms = c->write_timeout_ms;
 	sc->shutdown_timeout_ms = c->shutdown_timeout_ms;
+	sc->drain_delay_ms = c->drain_delay_ms;
 	sc->max_connections = c->max_connections;
 	sc->gzip = c->gzip;
 	sc->gzip_min = c->gzip_min;

@@ -17,10 +17,10 @@
 #include <stddef.h>
 
 struct ld_buf {
-	char *data;  /* NULL until the first growth */
-	size_t len;  /* bytes in use */
-	size_t cap;  /* bytes allocated (excluding the NUL slot) */
-	size_t max;  /* hard cap on len */
+	char *data; /* NULL until the first growth */
+	size_t len; /* bytes in use */
+	size_t cap; /* bytes allocated (excluding the NUL slot) */
+	size_t max; /* hard cap on len */
 };
 
 /* ld_buf_init prepares an empty buffer that may grow up to max bytes. */
@@ -36,7 +36,8 @@ int ld_buf_append(struct ld_buf *b, const void *p, size_t n);
 int ld_buf_puts(struct ld_buf *b, const char *s);
 int ld_buf_putc(struct ld_buf *b, char c);
 int ld_buf_printf(struct ld_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int ld_buf_vprintf(struct ld_buf *b, const char *fmt, va_list ap);
+int ld_buf_vprintf(struct ld_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* ld_buf_consume drops the first n bytes (n <= len), moving the rest down. */
 void ld_buf_consume(struct ld_buf *b, size_t n);

@@ -57,6 +57,10 @@ static const struct setting settings[] = {
     {"shutdown_timeout", "server", "LADDER_SHUTDOWN_TIMEOUT", "shutdown-timeout", T_DUR,
      F(shutdown_timeout_ms), "10s", 0, HOUR, NULL, false, false, "DURATION",
      "on SIGTERM, how long in-flight requests may take to finish before connections close"},
+    {"drain_delay", "server", "LADDER_DRAIN_DELAY", "drain-delay", T_DUR, F(drain_delay_ms), "0s",
+     0, HOUR, NULL, false, false, "DURATION",
+     "on SIGTERM, keep accepting this long while /readyz answers 503 (let the load balancer "
+     "notice)"},
     {"log_requests", "server", "LADDER_LOG_REQUESTS", "log-requests", T_BOOL, F(log_requests), "on",
      0, 0, NULL, false, false, "on|off", "one JSON line per request on stdout"},
 

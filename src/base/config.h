@@ -28,7 +28,7 @@
 #include <stdio.h>
 
 /* Number of rows in the settings table (each has a source recorded). */
-#define LD_CONFIG_NSETTINGS 25
+#define LD_CONFIG_NSETTINGS 26
 
 enum ld_config_source {
 	LD_SRC_DEFAULT = 0,
@@ -52,6 +52,7 @@ struct ld_config {
 	uint64_t keepalive_timeout_ms; /* 75s ; --keepalive-timeout */
 	uint64_t write_timeout_ms;     /* 30s ; --write-timeout: a client that won't read */
 	uint64_t shutdown_timeout_ms;  /* 10s ; --shutdown-timeout */
+	uint64_t drain_delay_ms;       /* 0s ; --drain-delay: /readyz 503 before listeners close */
 	uint64_t max_request_line;     /* 8KiB ; --max-request-line */
 	uint64_t max_header_line;      /* 8KiB */
 	uint64_t max_headers;	       /* 32KiB */
