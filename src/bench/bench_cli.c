@@ -544,6 +544,7 @@ int ld_bench_main(int argc, char **argv)
 	struct live live;
 	struct sigaction sa, old_int, old_term;
 	bool have_res = false, sig_set = false;
+	int64_t answered = 0;
 	int rc;
 
 	memset(&res, 0, sizeof(res));
@@ -674,7 +675,9 @@ int ld_bench_main(int argc, char **argv)
 		fprintf(stderr, "ladder bench: --slo broken: %s\n", x->slo_why);
 		rc = 3;
 	}
-	if (rc == 0 && res.requests == 0 && res.err_by_kind[LD_ERR_CONNECT]) {
+	for (int st = 0; st < 600; st++)
+		answered += res.status[st];
+	if (rc == 0 && answered == 0 && res.err_by_kind[LD_ERR_CONNECT]) {
 		fprintf(stderr, "ladder bench: no request got through (connect errors: %lld)\n",
 			(long long)res.err_by_kind[LD_ERR_CONNECT]);
 		rc = 1;

@@ -78,7 +78,7 @@ struct worker {
 	/* the current second, read and reset by the main thread under mu */
 	pthread_mutex_t mu;
 	struct ld_hdr ilat;
-	int64_t icount, ierrors;
+	int64_t icount, ierrors, ianswered;
 	struct ld_bench_totals tot;
 	char rbuf[64 * 1024];
 };
@@ -140,6 +140,8 @@ static void finish(struct worker *w, int kind, uint64_t intended, uint64_t sent,
 	pthread_mutex_lock(&w->mu);
 	ld_hdr_record(&w->ilat, lat);
 	w->icount++;
+	if (status > 0)
+		w->ianswered++;
 	w->tot.done++;
 	if (err >= 0) {
 		w->ierrors++;
@@ -157,7 +159,7 @@ static void finish(struct worker *w, int kind, uint64_t intended, uint64_t sent,
 	if (sent)
 		ld_hdr_record(&w->svc, (int64_t)(now - sent) / 1000);
 	w->requests++;
-	if (now <= win_end && now >= warm_end) {
+	if (status > 0 && now <= win_end && now >= warm_end) {
 		w->in_window++;
 		w->kwin[kind]++;
 	}
@@ -701,6 +703,8 @@ static void collect(struct worker *ws, int n, struct ld_hdr *tmp, const struct l
 		    double t_prev, double t_now, struct ld_bench_point *p,
 		    struct ld_bench_totals *tot)
 {
+	int64_t answered = 0;
+
 	ld_hdr_reset(tmp);
 	memset(p, 0, sizeof(*p));
 	memset(tot, 0, sizeof(*tot));
@@ -711,7 +715,8 @@ static void collect(struct worker *ws, int n, struct ld_hdr *tmp, const struct l
 		ld_hdr_reset(&w->ilat);
 		p->count += w->icount;
 		p->errors += w->ierrors;
-		w->icount = w->ierrors = 0;
+		answered += w->ianswered;
+		w->icount = w->ierrors = w->ianswered = 0;
 		tot->done += w->tot.done;
 		tot->errors += w->tot.errors;
 		tot->late += w->tot.late;
@@ -725,7 +730,7 @@ static void collect(struct worker *ws, int n, struct ld_hdr *tmp, const struct l
 	p->secs = t_now - t_prev;
 	if (p->secs <= 0)
 		p->secs = 1e-9;
-	p->achieved_rps = (double)p->count / p->secs;
+	p->achieved_rps = (double)answered / p->secs;
 	if (!cfg->closed)
 		p->target_rps = (ld_shape_count_at(&cfg->shape, t_now) -
 				 ld_shape_count_at(&cfg->shape, t_prev)) /
@@ -848,7 +853,7 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 		t_now = (double)(now_ns() - start) / 1e9;
 		collect(ws, n, &tmp, cfg, t_prev, t_now, &p, &tot);
 		t_prev = t_now;
-		if (p.count || t_now <= total + 0.5 || left)
+		if (p.count || (left && p.secs > 0.05))
 			add_point(res, &cap, &p);
 		if (cfg->tick && left)
 			cfg->tick(cfg->tick_ctx, &p, &tot);

@@ -80,7 +80,7 @@ struct ld_bench_point {
 	double t;	     /* seconds since start at the end of this interval */
 	double secs;	     /* length of the interval */
 	double target_rps;   /* planned sends in the interval / secs */
-	double achieved_rps; /* answers (or failures) in the interval / secs */
+	double achieved_rps; /* answers (any status) in the interval / secs */
 	int64_t count, errors;
 	int64_t p50_us, p90_us, p99_us, p999_us, max_us;
 	bool warmup;
@@ -121,7 +121,7 @@ struct ld_bench_result {
 	int64_t kind_in_window[LD_BENCH_KINDS];
 	int64_t requests;  /* finished after warm-up: answered or failed */
 	int64_t scheduled; /* open loop: due after warm-up */
-	int64_t in_window; /* finished inside the measured window */
+	int64_t in_window; /* answered inside the measured window */
 	int64_t errors;
 	int64_t err_by_kind[LD_ERR_COUNT];
 	int64_t status[600];

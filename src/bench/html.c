@@ -56,7 +56,7 @@ static double nice_max(double v)
 		return 1;
 	p = pow(10, floor(log10(v)));
 	f = v / p;
-	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * p;
 }
 
 static const char *fmt_pct_tick(double decade, char *buf, size_t n)
@@ -134,8 +134,9 @@ static void chart(struct ld_buf *b, const char *id, const char *title, const cha
 	for (int k = 0; k < ns; k++) {
 		ld_buf_printf(b,
 			      "<polyline class=\"series\" data-name=\"%s\" data-points=\"%d\" "
-			      "fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"",
-			      s[k].name, s[k].n, s[k].color);
+			      "fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"",
+			      s[k].name, s[k].n, s[k].color,
+			      k == 0 && ns == 2 && !xlog ? " stroke-dasharray=\"6 4\"" : "");
 		for (int i = 0; i < s[k].n; i++) {
 			double x = xlog ? log10(s[k].x[i]) : s[k].x[i];
 			double px = ML + pw * (x - xmin) / (xmax - xmin);
