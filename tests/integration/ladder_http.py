@@ -389,11 +389,16 @@ def assert_problem(resp, status):
     assert isinstance(doc["title"], str) and doc["title"], doc
     assert isinstance(doc["detail"], str), doc
     assert doc["status"] == status, doc
+    # Every response carries a request id, errors included.
+    assert SANE_REQUEST_ID.match(resp.header("X-Request-Id") or ""), resp
     return doc
 
 
 def assert_json_response(resp, status):
+    """Asserts a JSON answer (application/json; charset=utf-8, as the API
+    note says) with the given status; returns the parsed body."""
     assert resp.status == status, resp
-    ctype = resp.header("Content-Type") or ""
-    assert ctype.split(";")[0].strip().lower() == "application/json", resp
+    ctype = (resp.header("Content-Type") or "").lower().replace(" ", "")
+    assert ctype == "application/json;charset=utf-8", resp
+    assert SANE_REQUEST_ID.match(resp.header("X-Request-Id") or ""), resp
     return resp.json()

@@ -256,6 +256,46 @@ def test_pipelined_request_after_bad_one_not_answered(server):
         assert b"after" not in extra
 
 
+def test_get_with_body_keeps_stream_in_sync(server):
+    # A body on a GET is framed by its Content-Length like any other: the
+    # bytes after it are the next request, never part of this one.
+    inner = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: smuggled\r\n\r\n"
+    data = build_request(
+        "GET", "/healthz", [("X-Request-Id", "outer")], inner
+    ) + build_request("GET", "/healthz", [("X-Request-Id", "next")])
+    with server.conn() as c:
+        c.send(data)
+        r1 = c.read_response()
+        assert r1.header("X-Request-Id") == "outer"
+        if r1.status == 200:
+            r2 = c.read_response()
+            assert r2.header("X-Request-Id") == "next", r2
+        else:
+            # Refusing a GET body is allowed, but then the stream is dropped.
+            assert r1.status in (400, 413), r1
+            closed, extra = c.wait_closed(3.0)
+            assert closed and b"smuggled" not in extra
+
+
+def test_head_matches_get_without_body(server, client):
+    _, token = new_account(client, "head")
+    item = create_item(client, token, "head content")
+    path = "/v1/items/" + item["id"]
+    with server.conn() as c:
+        g = c.request("GET", path)
+        h = c.request("HEAD", path)
+        assert h.status == 200, h
+        assert h.body == b""
+        assert h.header("ETag") == g.header("ETag")
+        assert h.header("Content-Length") == str(len(g.body))
+        # The connection is in sync: no body bytes were sent after the head.
+        assert c.request("GET", path).json() == g.json()
+
+
+def test_query_string_on_plain_routes(client):
+    assert client.get("/healthz?probe=1").status == 200
+
+
 def test_chunked_post_user(client, server):
     payload = json.dumps(
         {"handle": "chunky_user", "display_name": "c", "password": "12345678"}

@@ -17,7 +17,7 @@ PATIENCE = 8.0
 def expect_408_and_close(c):
     c.settimeout(PATIENCE)
     r = c.read_response()
-    assert_problem(r, 408)
+    assert_problem(r, 408)  # (with its X-Request-Id)
     closed, extra = c.wait_closed(PATIENCE)
     assert closed, "connection still open after 408"
     assert extra == b""
