@@ -181,6 +181,9 @@ int ld_num_parse(const char *s, enum ld_num_kind kind, void *out, char *err, siz
 	if (errno || !isfinite(v))
 		goto bad;
 	suf = skip_blank(p + n);
+	/* Blanks after the number may be the trailing ones already cut. */
+	if (suf > p + len)
+		suf = p + len;
 	suflen = len - (size_t)(suf - p);
 
 	switch (kind) {
@@ -228,7 +231,11 @@ int ld_num_parse(const char *s, enum ld_num_kind kind, void *out, char *err, siz
 			goto bad;
 		if (slash) {
 			const char *ps = skip_blank(slash + 1);
-			size_t pl = len - (size_t)(ps - p);
+			size_t pl;
+
+			if (ps > p + len)
+				ps = p + len;
+			pl = len - (size_t)(ps - p);
 
 			if (find_suffix(period_suffixes,
 					sizeof(period_suffixes) / sizeof(period_suffixes[0]), ps,

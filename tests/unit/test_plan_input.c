@@ -64,6 +64,11 @@ static void test_num_rates(void)
 	CHECK_DBL(ld_rate_per_s(&r, 2.5e6), 400, 0);
 	CHECK_INT(ld_num_parse("30K / min", LD_NUM_RATE, &r, err, sizeof(err)), 0);
 	CHECK_DBL(ld_rate_per_s(&r, 2.5e6), 500, 0);
+	/* Trailing blanks after the number or the slash (found by fuzzing). */
+	CHECK_INT(ld_num_parse("5 ", LD_NUM_RATE, &r, err, sizeof(err)), 0);
+	CHECK_DBL(r.n, 5, 0);
+	CHECK_INT(ld_num_parse("5/ ", LD_NUM_RATE, &r, err, sizeof(err)), -EINVAL);
+	CHECK_INT(ld_num_parse("5 \t ", LD_NUM_COUNT, &r.n, err, sizeof(err)), 0);
 	CHECK_INT(ld_num_parse("1B/fortnight", LD_NUM_RATE, &r, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "rate") != NULL);
 }
