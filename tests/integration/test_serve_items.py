@@ -474,3 +474,132 @@ def test_max_body_applies_to_chunked(small_server):
         )
         r = conn.read_response()
     assert_problem(r, 413)
+
+
+# ---- edge cases a client can hit ----------------------------------------------
+
+
+def test_content_with_nul_roundtrips_exactly_or_422(client, owner):
+    # "\u0000" is valid JSON and U+0000 valid UTF-8: either it is stored
+    # whole (not cut short as a C string would be) or refused as breaking a
+    # rule (422); it is not malformed JSON (400).
+    _, token = owner
+    text = "before\u0000after"
+    r = client.post("/v1/items", {"content": text}, token=token)
+    if r.status == 422:
+        assert "content" in {e["field"] for e in assert_problem(r, 422)["errors"]}
+        return
+    doc = assert_json_response(r, 201)
+    assert doc["content"] == text
+    assert client.get("/v1/items/" + doc["id"]).json()["content"] == text
+
+
+def test_lone_surrogate_escape_400(client, owner):
+    _, token = owner
+    r = client.request(
+        "POST",
+        "/v1/items",
+        [("Content-Type", "application/json"), ("Authorization", "Bearer " + token)],
+        b'{"content":"\\ud800"}',
+    )
+    assert r.status in (400, 422), r
+    assert_problem(r, r.status)
+
+
+@pytest.mark.parametrize("bad", ["18446744073709551616", "99999999999999999999999", "-5", "1e5"])
+def test_item_id_out_of_range_404(client, bad):
+    assert_problem(client.get("/v1/items/" + bad), 404)
+
+
+def test_weak_etag_matches_if_none_match_only(client, owner):
+    # RFC 9110: If-None-Match compares weakly, If-Match strongly.
+    _, token = owner
+    r = client.post("/v1/items", {"content": "weak"}, token=token)
+    item, etag = r.json(), r.header("ETag")
+    path = "/v1/items/" + item["id"]
+    assert client.get(path, headers=[("If-None-Match", "W/" + etag)]).status == 304
+    p = client.put(path, {"content": "x"}, token=token, headers=[("If-Match", "W/" + etag)])
+    assert_problem(p, 412)
+
+
+def test_version_increments_by_one(client, owner):
+    _, token = owner
+    r = client.post("/v1/items", {"content": "v"}, token=token)
+    item, etag = r.json(), r.header("ETag")
+    versions = [item["version"]]
+    for i in range(3):
+        p = client.put(
+            "/v1/items/" + item["id"], {"content": "v%d" % i}, token=token, headers=[("If-Match", etag)]
+        )
+        assert p.status == 200, p
+        etag = p.header("ETag")
+        versions.append(p.json()["version"])
+    assert versions == list(range(versions[0], versions[0] + 4)), versions
+
+
+def _concurrently(server, n, make_request):
+    """Sends n requests at once on n connections (all heads written before
+    any is read) and returns the responses."""
+    import threading
+
+    conns = [server.conn(timeout=10.0) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait(5)
+            conns[i].send(make_request(i))
+            out[i] = conns[i].read_response()
+        finally:
+            conns[i].close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    return out
+
+
+def test_concurrent_puts_with_same_etag_one_wins(server, client, owner):
+    """If-Match must be checked atomically with the write: of ten updates
+    racing from the same version exactly one succeeds."""
+    _, token = owner
+    r = client.post("/v1/items", {"content": "race"}, token=token)
+    item, etag = r.json(), r.header("ETag")
+
+    def put(i):
+        body = json.dumps({"content": "winner %d" % i}).encode()
+        return build_request(
+            "PUT",
+            "/v1/items/" + item["id"],
+            [
+                ("Content-Type", "application/json"),
+                ("Authorization", "Bearer " + token),
+                ("If-Match", etag),
+            ],
+            body,
+        )
+
+    resps = _concurrently(server, 10, put)
+    statuses = sorted(x.status for x in resps)
+    assert statuses == [200] + [412] * 9, statuses
+    winner = [x for x in resps if x.status == 200][0].json()
+    final = client.get("/v1/items/" + item["id"]).json()
+    assert final["content"] == winner["content"]
+    assert final["version"] == item["version"] + 1
+
+
+def test_concurrent_same_handle_one_201_rest_409(server):
+    handle = "race_%d" % (id(server) % 100000)
+
+    def post(i):
+        body = json.dumps(
+            {"handle": handle, "display_name": "r%d" % i, "password": "12345678"}
+        ).encode()
+        return build_request("POST", "/v1/users", [("Content-Type", "application/json")], body)
+
+    resps = _concurrently(server, 8, post)
+    statuses = sorted(x.status for x in resps)
+    assert statuses == [201] + [409] * 7, statuses

@@ -280,3 +280,42 @@ def test_users_405_with_allow(client):
     assert_problem(r, 405)
     allow = {m.strip() for m in (r.header("Allow") or "").split(",")}
     assert "POST" in allow and "GET" not in allow, r
+
+
+def test_password_with_nul_is_not_truncated(client):
+    # A C string would stop at U+0000: then "secretpw" would log in too.
+    handle = unique_handle("nul")
+    r = client.post(
+        "/v1/users", {"handle": handle, "display_name": "n", "password": "secretpw\u0000tail"}
+    )
+    if r.status == 422:
+        # Refusing NUL in a password is a fair policy (but it is valid
+        # JSON, so not a 400).
+        assert "password" in field_names(assert_problem(r, 422))
+        return
+    assert_json_response(r, 201)
+    bad = client.post("/v1/sessions", {"handle": handle, "password": "secretpw"})
+    assert_problem(bad, 401)
+    good = client.post("/v1/sessions", {"handle": handle, "password": "secretpw\u0000tail"})
+    assert good.status == 201, good
+
+
+def test_handle_with_nul_422(client):
+    r = client.post(
+        "/v1/users", {"handle": "abc\u0000def", "display_name": "n", "password": PASSWORD}
+    )
+    doc = assert_problem(r, 422)
+    assert "handle" in field_names(doc)
+
+
+def test_display_name_with_nul_roundtrips_or_422(client):
+    handle = unique_handle()
+    r = client.post(
+        "/v1/users", {"handle": handle, "display_name": "a\u0000b", "password": PASSWORD}
+    )
+    if r.status == 422:
+        assert "display_name" in field_names(r.json())
+        return
+    doc = assert_json_response(r, 201)
+    assert doc["display_name"] == "a\u0000b"
+    assert client.get("/v1/users/" + doc["id"]).json()["display_name"] == "a\u0000b"
