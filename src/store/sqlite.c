@@ -1,7 +1,8 @@
 /*
- * sqlite.c - the embedded SQLite store: inline reads on per-loop read-only
- * connections, writes through one writer thread with group commit. The
- * contract is in store.h and sqlite.h; this file explains the why.
+ * sqlite.c - the embedded SQLite store: the statement table, open and close,
+ * inline reads on per-loop read-only connections, and the loop side of the
+ * write queue. The writer and checkpointer threads are in sqlite_write.c.
+ * The contract is in store.h and sqlite.h; this file explains the why.
  */
 #include "store/sqlite.h"
 
@@ -16,10 +17,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "base/ids.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "store/migrations.h"
+#include "store/sqlite_int.h"
 
 /* Writer: 16 MiB of page cache keeps the b-tree interior pages of both
  * tables and the index hot. Readers: 8 MiB each plus mmap, so a point read is
@@ -104,53 +105,6 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 };
 /* clang-format on */
 
-struct ld_store {
-	char path[PATH_MAX];
-	unsigned write_queue_max;
-	unsigned write_batch_max;
-	unsigned busy_timeout_ms;
-
-	/* Writer thread only (after open returned). */
-	sqlite3 *db;
-	sqlite3_stmt *stmt[LD_SQL_COUNT]; /* the LD_SQL_WRITER ones */
-	struct ld_idgen idgen;
-	uv_thread_t thread;
-	bool thread_started;
-
-	/* The write queue: ops linked through op->next, guarded by mu. */
-	uv_mutex_t mu;
-	uv_cond_t cv;
-	struct ld_store_op *head, *tail;
-	unsigned depth;
-	bool closing;
-	bool writer_waiting;
-	bool sync_ready; /* mu and cv initialised */
-
-	_Atomic uint64_t commits;
-	_Atomic uint64_t committed_ops;
-	_Atomic uint64_t errors;
-	_Atomic bool healthy;
-	_Atomic int nconns;
-};
-
-struct ld_store_conn {
-	struct ld_store *s;
-	uv_loop_t *loop;
-	sqlite3 *db;			  /* read-only; this loop thread only */
-	sqlite3_stmt *stmt[LD_SQL_COUNT]; /* the LD_SQL_READER ones */
-
-	/* Finished writes: the writer appends under mu and wakes the loop
-	 * with async; the loop takes the whole list and calls done(). */
-	uv_async_t async;
-	uv_mutex_t mu;
-	struct ld_store_op *done_head, *done_tail;
-
-	/* Loop thread only. */
-	unsigned inflight; /* writes queued and not yet completed */
-	bool closing;	   /* conn_close was called */
-	bool closed;	   /* the async handle is closing; the conn goes with it */
-};
-
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -163,14 +117,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static int64_t now_unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* is_io_error: errors after which the file cannot be trusted to hold what
@@ -199,9 +145,7 @@ static const char *error_kind(int rc)
 	return "sqlite";
 }
 
-/* log_error records one failed statement: a log line, a metric, the error
- * counter, and the health flag for errors that need a restart. */
-static void log_error(struct ld_store *s, sqlite3 *db, const char *what, int rc)
+void ld__sqlite_log_error(struct ld_store *s, sqlite3 *db, const char *what, int rc)
 {
 	/* Errors the driver raises itself (a bad limit, oversized content)
 	 * leave the connection's own error empty. */
@@ -246,9 +190,7 @@ static void finalize_all(sqlite3_stmt **stmt)
 	}
 }
 
-/* pragma runs a PRAGMA that may return a row (journal_mode does); the value
- * of the first column is copied to out when out is not NULL. */
-static int pragma(sqlite3 *db, const char *sql, char *out, size_t outlen)
+int ld__sqlite_pragma(sqlite3 *db, const char *sql, char *out, size_t outlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = -EIO, step;
@@ -312,7 +254,7 @@ static void global_init(void)
 
 /* open_writer opens (creating) the database, sets the durability pragmas
  * and brings the schema up to date. */
-static int open_writer(struct ld_store *s, bool sync_full, char *err, size_t errlen)
+static int open_writer(struct ld_store *s, char *err, size_t errlen)
 {
 	char mode[16] = "";
 	char sql[64];
@@ -327,7 +269,7 @@ static int open_writer(struct ld_store *s, bool sync_full, char *err, size_t err
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
-	if (pragma(s->db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) != 0 ||
+	if (ld__sqlite_pragma(s->db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) != 0 ||
 	    strcmp(mode, "wal") != 0) {
 		set_err(err, errlen, "%s: cannot switch to WAL mode (%s)", s->path,
 			mode[0] ? mode : sqlite3_errmsg(s->db));
@@ -335,18 +277,18 @@ static int open_writer(struct ld_store *s, bool sync_full, char *err, size_t err
 	}
 	/* WAL + FULL syncs the log on every commit: a COMMIT that returned is on
 	 * disk. NORMAL syncs only at checkpoints (tests and benchmarks). */
-	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", sync_full ? "FULL" : "NORMAL");
-	if (pragma(s->db, sql, NULL, 0) != 0 ||
-	    pragma(s->db, "PRAGMA foreign_keys = ON", NULL, 0) != 0 ||
-	    pragma(s->db, "PRAGMA temp_store = MEMORY", NULL, 0) != 0) {
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", s->sync_full ? "FULL" : "NORMAL");
+	if (ld__sqlite_pragma(s->db, sql, NULL, 0) != 0 ||
+	    ld__sqlite_pragma(s->db, "PRAGMA foreign_keys = ON", NULL, 0) != 0 ||
+	    ld__sqlite_pragma(s->db, "PRAGMA temp_store = MEMORY", NULL, 0) != 0) {
 		set_err(err, errlen, "%s: pragma: %s", s->path, sqlite3_errmsg(s->db));
 		goto out;
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %lld", JOURNAL_SIZE_LIMIT);
-	if (pragma(s->db, sql, NULL, 0) != 0)
+	if (ld__sqlite_pragma(s->db, sql, NULL, 0) != 0)
 		goto pragma_fail;
 	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", WRITER_CACHE_KIB);
-	if (pragma(s->db, sql, NULL, 0) != 0)
+	if (ld__sqlite_pragma(s->db, sql, NULL, 0) != 0)
 		goto pragma_fail;
 	rc = ld_sqlite_migrate(s->db, ld_sqlite_migrations, ld_sqlite_nmigrations, err, errlen);
 	goto out;
@@ -378,7 +320,6 @@ out:
 	return rc;
 }
 
-static void writer_main(void *arg);
 static void sqlite_close(struct ld_store *s);
 
 static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out, char *err,
@@ -397,6 +338,7 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 	s->write_queue_max = cfg->write_queue_max;
 	s->write_batch_max = cfg->write_batch_max;
 	s->busy_timeout_ms = cfg->busy_timeout_ms;
+	s->sync_full = cfg->synchronous_full;
 	atomic_init(&s->healthy, true);
 	if (!cfg->data_dir || s->write_queue_max == 0 || s->write_batch_max == 0 ||
 	    s->busy_timeout_ms > INT_MAX) {
@@ -415,7 +357,7 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 		rc = -ENAMETOOLONG;
 		goto fail;
 	}
-	rc = open_writer(s, cfg->synchronous_full, err, errlen);
+	rc = open_writer(s, err, errlen);
 	if (rc != 0)
 		goto fail;
 	rc = prepare_role(s->db, s->stmt, LD_SQL_WRITER, err, errlen);
@@ -430,7 +372,10 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 		goto fail;
 	}
 	s->sync_ready = true;
-	rc = uv_thread_create(&s->thread, writer_main, s);
+	rc = ld__sqlite_ckpt_start(s, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = uv_thread_create(&s->thread, ld__sqlite_writer_main, s);
 	if (rc != 0) {
 		set_err(err, errlen, "cannot start writer thread: %s", uv_strerror(rc));
 		goto fail;
@@ -446,7 +391,7 @@ out:
 
 /* ---- reads, inline on the loop thread ---------------------------------- */
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+void ld__sqlite_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
 	const unsigned char *p = sqlite3_column_text(st, col);
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
@@ -462,9 +407,9 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 static void row_user(sqlite3_stmt *st, struct ld_user *u)
 {
 	u->id = sqlite3_column_int64(st, 0);
-	copy_text(u->handle, sizeof(u->handle), st, 1);
-	copy_text(u->display_name, sizeof(u->display_name), st, 2);
-	copy_text(u->password_hash, sizeof(u->password_hash), st, 3);
+	ld__sqlite_copy_text(u->handle, sizeof(u->handle), st, 1);
+	ld__sqlite_copy_text(u->display_name, sizeof(u->display_name), st, 2);
+	ld__sqlite_copy_text(u->password_hash, sizeof(u->password_hash), st, 3);
 	u->created_ms = sqlite3_column_int64(st, 4);
 	u->updated_ms = sqlite3_column_int64(st, 5);
 	u->version = sqlite3_column_int64(st, 6);
@@ -474,7 +419,7 @@ static void row_item(sqlite3_stmt *st, struct ld_item *it)
 {
 	it->id = sqlite3_column_int64(st, 0);
 	it->user_id = sqlite3_column_int64(st, 1);
-	copy_text(it->content, sizeof(it->content), st, 2);
+	ld__sqlite_copy_text(it->content, sizeof(it->content), st, 2);
 	/* Content may hold NUL bytes: the column length, not strlen, is its
 	 * length (copy_text copied that many). */
 	it->content_len = (size_t)sqlite3_column_bytes(st, 2);
@@ -483,11 +428,6 @@ static void row_item(sqlite3_stmt *st, struct ld_item *it)
 	it->created_ms = sqlite3_column_int64(st, 3);
 	it->updated_ms = sqlite3_column_int64(st, 4);
 	it->version = sqlite3_column_int64(st, 5);
-}
-
-static size_t text_len(const char *s, size_t max)
-{
-	return strnlen(s, max);
 }
 
 /* read_list fills one keyset page: limit+1 rows are asked for, and the
@@ -553,7 +493,8 @@ static int read_one(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 	case LD_OP_USER_GET_BY_HANDLE:
 		st = c->stmt[LD_SQL_USER_GET_BY_HANDLE];
 		sqlite3_bind_text(st, 1, op->user.handle,
-				  (int)text_len(op->user.handle, LD_HANDLE_MAX), SQLITE_STATIC);
+				  ld__sqlite_text_len(op->user.handle, LD_HANDLE_MAX),
+				  SQLITE_STATIC);
 		break;
 	default: /* LD_OP_ITEM_GET */
 		st = c->stmt[LD_SQL_ITEM_GET];
@@ -586,376 +527,69 @@ static void do_read(struct ld_store_conn *c, struct ld_store_op *op)
 		op->status = read_one(c, op, &rc);
 	if (op->status == LD_STORE_ERROR) {
 		atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
-		log_error(c->s, c->db, "read", rc);
+		ld__sqlite_log_error(c->s, c->db, "read", rc);
 	}
 }
 
-/* ---- writes: queue, writer thread, completion --------------------------- */
+/* ---- writes: the loop side of the queue ----------------------------------- */
 
-/* item_why tells why an item update or delete matched no row, in the order
- * the contract gives: missing, then not the owner, then a stale version. */
-static int item_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
+static void flush(struct ld_store_conn *c)
 {
-	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_CHECK];
-	int status = LD_STORE_ERROR, rc;
+	struct ld_store *s = c->s;
+	bool wake;
 
-	sqlite3_bind_int64(st, 1, op->id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		status = LD_STORE_NOT_FOUND;
-	else if (rc != SQLITE_ROW)
-		*rcp = rc;
-	else if (sqlite3_column_int64(st, 0) != op->actor_id)
-		status = LD_STORE_FORBIDDEN;
+	if (!c->stage_head)
+		return;
+	uv_mutex_lock(&s->mu);
+	if (s->tail)
+		s->tail->next = c->stage_head;
 	else
-		status = LD_STORE_PRECONDITION;
-	sqlite3_reset(st);
-	return status;
+		s->head = c->stage_head;
+	s->tail = c->stage_tail;
+	s->queued += c->staged;
+	wake = s->writer_waiting;
+	uv_mutex_unlock(&s->mu);
+	if (wake)
+		uv_cond_signal(&s->cv);
+	c->stage_head = c->stage_tail = NULL;
+	c->staged = 0;
+	uv_prepare_stop(&c->flush);
 }
 
-static int user_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+static void on_flush(uv_prepare_t *h)
 {
-	sqlite3_stmt *st = s->stmt[LD_SQL_USER_INSERT];
-	struct ld_user *u = &op->user;
-	int64_t id = ld_idgen_next(&s->idgen, now);
-	int status = LD_STORE_ERROR, rc;
-
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, u->handle, (int)text_len(u->handle, LD_HANDLE_MAX), SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, u->display_name,
-			  (int)text_len(u->display_name, LD_DISPLAY_NAME_MAX), SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, u->password_hash,
-			  (int)text_len(u->password_hash, LD_PASSWORD_HASH_MAX), SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		u->id = id;
-		u->created_ms = now;
-		u->updated_ms = now;
-		u->version = 1;
-		status = LD_STORE_OK;
-	} else if (rc == SQLITE_CONSTRAINT_UNIQUE) {
-		status = LD_STORE_CONFLICT; /* the handle; ids never repeat */
-	} else {
-		*rcp = rc;
-	}
-	sqlite3_reset(st);
-	return status;
-}
-
-static int user_update(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
-{
-	sqlite3_stmt *st = s->stmt[LD_SQL_USER_UPDATE];
-	struct ld_user *u = &op->user;
-	int status = LD_STORE_ERROR, rc;
-
-	sqlite3_bind_int64(st, 1, op->id);
-	sqlite3_bind_text(st, 2, u->display_name,
-			  (int)text_len(u->display_name, LD_DISPLAY_NAME_MAX), SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	/* With RETURNING every change is made by the first step. */
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		u->id = op->id;
-		copy_text(u->handle, sizeof(u->handle), st, 0);
-		copy_text(u->password_hash, sizeof(u->password_hash), st, 1);
-		u->created_ms = sqlite3_column_int64(st, 2);
-		u->version = sqlite3_column_int64(st, 3);
-		u->updated_ms = now;
-		status = LD_STORE_OK;
-	} else if (rc == SQLITE_DONE) {
-		status = LD_STORE_NOT_FOUND;
-	} else {
-		*rcp = rc;
-	}
-	sqlite3_reset(st);
-	return status;
-}
-
-static int item_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
-{
-	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_INSERT];
-	struct ld_item *it = &op->item;
-	int64_t id;
-	int status = LD_STORE_ERROR, rc;
-
-	if (it->content_len > LD_CONTENT_MAX) {
-		*rcp = SQLITE_TOOBIG;
-		goto out;
-	}
-	id = ld_idgen_next(&s->idgen, now);
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, op->actor_id);
-	sqlite3_bind_text(st, 3, it->content, (int)it->content_len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		it->id = id;
-		it->user_id = op->actor_id;
-		it->content[it->content_len] = '\0';
-		it->created_ms = now;
-		it->updated_ms = now;
-		it->version = 1;
-		status = LD_STORE_OK;
-	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-		status = LD_STORE_NOT_FOUND; /* no such owner */
-	} else {
-		*rcp = rc;
-	}
-	sqlite3_reset(st);
-out:
-	return status;
-}
-
-static int item_update(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
-{
-	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_UPDATE];
-	struct ld_item *it = &op->item;
-	int status = LD_STORE_ERROR, rc;
-
-	if (it->content_len > LD_CONTENT_MAX) {
-		*rcp = SQLITE_TOOBIG;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, op->id);
-	sqlite3_bind_int64(st, 2, op->actor_id);
-	sqlite3_bind_int64(st, 3, op->expect_version);
-	sqlite3_bind_text(st, 4, it->content, (int)it->content_len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		it->id = op->id;
-		it->user_id = op->actor_id;
-		it->content[it->content_len] = '\0';
-		it->created_ms = sqlite3_column_int64(st, 0);
-		it->version = sqlite3_column_int64(st, 1);
-		it->updated_ms = now;
-		status = LD_STORE_OK;
-	} else if (rc != SQLITE_DONE) {
-		*rcp = rc;
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		status = item_why(s, op, rcp);
-out:
-	return status;
-}
-
-static int item_delete(struct ld_store *s, struct ld_store_op *op, int *rcp)
-{
-	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_DELETE];
-	int status = LD_STORE_ERROR, rc;
-
-	sqlite3_bind_int64(st, 1, op->id);
-	sqlite3_bind_int64(st, 2, op->actor_id);
-	sqlite3_bind_int64(st, 3, op->expect_version);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		*rcp = rc;
-	else if (sqlite3_changes(s->db) == 1)
-		status = LD_STORE_OK;
-	else
-		status = item_why(s, op, rcp);
-	return status;
-}
-
-static int apply_op(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
-{
-	switch (op->kind) {
-	case LD_OP_USER_CREATE:
-		return user_create(s, op, now, rcp);
-	case LD_OP_USER_UPDATE:
-		return user_update(s, op, now, rcp);
-	case LD_OP_ITEM_CREATE:
-		return item_create(s, op, now, rcp);
-	case LD_OP_ITEM_UPDATE:
-		return item_update(s, op, now, rcp);
-	case LD_OP_ITEM_DELETE:
-		return item_delete(s, op, rcp);
-	default:
-		*rcp = SQLITE_MISUSE;
-		return LD_STORE_ERROR;
-	}
-}
-
-static int run(struct ld_store *s, enum ld_sql_id id)
-{
-	int rc = sqlite3_step(s->stmt[id]);
-
-	sqlite3_reset(s->stmt[id]);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static void fail_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n, int status)
-{
-	struct ld_store_op *op;
-
-	for (op = batch; op; op = op->next)
-		op->status = status;
-	atomic_fetch_add_explicit(&s->errors, n, memory_order_relaxed);
-}
-
-/* run_batch commits the ops of batch (n of them, linked by next) in one
- * transaction and sets every op's status. Nothing is acknowledged unless the
- * COMMIT returned. */
-static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
-{
-	struct ld_store_op *op;
-	uint64_t t0 = uv_hrtime();
-	int64_t now = now_unix_ms();
-	int rc, orc;
-
-	if (!atomic_load(&s->healthy)) {
-		fail_batch(s, batch, n, LD_STORE_UNAVAILABLE);
-		goto out;
-	}
-	rc = run(s, LD_SQL_BEGIN);
-	if (rc != SQLITE_OK)
-		goto fail;
-	for (op = batch; op; op = op->next) {
-		rc = run(s, LD_SQL_SAVEPOINT);
-		if (rc != SQLITE_OK)
-			goto fail;
-		orc = SQLITE_OK;
-		op->status = apply_op(s, op, now, &orc);
-		if (op->status != LD_STORE_OK) {
-			if (op->status == LD_STORE_ERROR) {
-				atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-				log_error(s, s->db, "write", orc);
-			}
-			/* If SQLite already rolled the whole transaction back
-			 * (some I/O and memory errors do), the batch is lost. */
-			if (sqlite3_get_autocommit(s->db)) {
-				rc = orc;
-				goto fail;
-			}
-			rc = run(s, LD_SQL_ROLLBACK_TO);
-			if (rc != SQLITE_OK)
-				goto fail;
-		}
-		rc = run(s, LD_SQL_RELEASE);
-		if (rc != SQLITE_OK)
-			goto fail;
-	}
-	rc = run(s, LD_SQL_COMMIT);
-	if (rc != SQLITE_OK)
-		goto fail;
-	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
-	ld_metrics_write_batch(n, uv_hrtime() - t0);
-	goto out;
-fail:
-	log_error(s, s->db, "commit", rc);
-	if (!sqlite3_get_autocommit(s->db))
-		run(s, LD_SQL_ROLLBACK);
-	fail_batch(s, batch, n, LD_STORE_ERROR);
-out:
-	return;
-}
-
-/* complete_batch hands each op back to its conn. Runs of ops from the same
- * conn go in one append and one wake-up. The async send happens under the
- * conn's lock: once the loop has taken the last op, conn_close may free the
- * conn, and the lock guarantees the writer is no longer touching it. */
-static void complete_batch(struct ld_store_op *batch)
-{
-	struct ld_store_op *first = batch, *last, *next;
-	struct ld_store_conn *c;
-
-	while (first) {
-		c = first->conn;
-		last = first;
-		while (last->next && last->next->conn == c)
-			last = last->next;
-		next = last->next;
-		last->next = NULL;
-		uv_mutex_lock(&c->mu);
-		if (c->done_tail)
-			c->done_tail->next = first;
-		else
-			c->done_head = first;
-		c->done_tail = last;
-		uv_async_send(&c->async);
-		uv_mutex_unlock(&c->mu);
-		first = next;
-	}
-}
-
-static void writer_main(void *arg)
-{
-	struct ld_store *s = arg;
-	struct ld_store_op *batch, *last;
-	unsigned n;
-
-	for (;;) {
-		uv_mutex_lock(&s->mu);
-		while (!s->head && !s->closing) {
-			s->writer_waiting = true;
-			uv_cond_wait(&s->cv, &s->mu);
-			s->writer_waiting = false;
-		}
-		if (!s->head) {
-			/* Closing and every queued op is done. */
-			uv_mutex_unlock(&s->mu);
-			break;
-		}
-		/* Take everything that waits, up to the batch cap: whatever
-		 * piled up during the last fsync rides the next one. */
-		batch = s->head;
-		if (s->depth <= s->write_batch_max) {
-			n = s->depth;
-			s->head = s->tail = NULL;
-		} else {
-			n = s->write_batch_max;
-			for (last = batch; --n > 0;)
-				last = last->next;
-			n = s->write_batch_max;
-			s->head = last->next;
-			last->next = NULL;
-		}
-		s->depth -= n;
-		uv_mutex_unlock(&s->mu);
-
-		run_batch(s, batch, n);
-		complete_batch(batch);
-	}
+	flush(h->data);
 }
 
 static void enqueue(struct ld_store_conn *c, struct ld_store_op *op)
 {
 	struct ld_store *s = c->s;
-	bool wake = false;
-	int status = LD_STORE_OK;
+	int status = LD_STORE_UNAVAILABLE;
 
 	op->enqueued_ns = uv_hrtime();
-	uv_mutex_lock(&s->mu);
-	if (s->closing || !atomic_load_explicit(&s->healthy, memory_order_relaxed)) {
-		status = LD_STORE_UNAVAILABLE;
-	} else if (s->depth >= s->write_queue_max) {
+	if (atomic_load_explicit(&s->closing, memory_order_relaxed) ||
+	    !atomic_load_explicit(&s->healthy, memory_order_relaxed))
+		goto refuse;
+	if (atomic_fetch_add_explicit(&s->depth, 1, memory_order_relaxed) >= s->write_queue_max) {
+		atomic_fetch_sub_explicit(&s->depth, 1, memory_order_relaxed);
 		status = LD_STORE_BUSY;
-	} else {
-		if (s->tail)
-			s->tail->next = op;
-		else
-			s->head = op;
-		s->tail = op;
-		s->depth++;
-		wake = s->writer_waiting;
+		goto refuse;
 	}
-	uv_mutex_unlock(&s->mu);
-	if (status == LD_STORE_OK) {
-		c->inflight++;
-		if (wake)
-			uv_cond_signal(&s->cv);
-		return;
-	}
-	/* Refused: complete at once, before submit returns. */
-	if (status == LD_STORE_BUSY) {
+	if (c->stage_tail)
+		c->stage_tail->next = op;
+	else
+		c->stage_head = op;
+	c->stage_tail = op;
+	if (c->staged++ == 0)
+		uv_prepare_start(&c->flush, on_flush);
+	c->inflight++;
+	return;
+refuse:
+	/* Complete at once, before submit returns. */
+	if (status == LD_STORE_BUSY)
 		ld_metrics_shed();
-	} else {
+	else
 		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-	}
 	op->status = status;
 	op->done(op);
 }
@@ -999,18 +633,21 @@ static void on_conn_closed(uv_handle_t *h)
 {
 	struct ld_store_conn *c = h->data;
 
+	if (--c->handles > 0)
+		return;
 	uv_mutex_destroy(&c->mu);
 	free(c);
 }
 
-/* close_handle ends the conn's life: its memory goes with the handle, in the
- * close callback. */
-static void close_handle(struct ld_store_conn *c)
+/* close_handles ends the conn's life: its memory goes with the last handle,
+ * in the close callback. */
+static void close_handles(struct ld_store_conn *c)
 {
 	if (c->closed)
 		return;
 	c->closed = true;
 	uv_close((uv_handle_t *)&c->async, on_conn_closed);
+	uv_close((uv_handle_t *)&c->flush, on_conn_closed);
 }
 
 static void on_writes_done(uv_async_t *h)
@@ -1029,7 +666,7 @@ static void on_writes_done(uv_async_t *h)
 		op->done(op);
 	}
 	if (c->closing && c->inflight == 0)
-		close_handle(c);
+		close_handles(c);
 }
 
 static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out)
@@ -1051,10 +688,10 @@ static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, (int)s->busy_timeout_ms);
 	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", READER_CACHE_KIB);
-	if (pragma(c->db, sql, NULL, 0) != 0)
+	if (ld__sqlite_pragma(c->db, sql, NULL, 0) != 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA mmap_size = %lld", READER_MMAP_BYTES);
-	if (pragma(c->db, sql, NULL, 0) != 0)
+	if (ld__sqlite_pragma(c->db, sql, NULL, 0) != 0)
 		goto fail;
 	if (prepare_role(c->db, c->stmt, LD_SQL_READER, NULL, 0) != 0)
 		goto fail;
@@ -1066,6 +703,9 @@ static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store
 		goto fail;
 	}
 	c->async.data = c;
+	uv_prepare_init(loop, &c->flush); /* cannot fail */
+	c->flush.data = c;
+	c->handles = 2;
 	atomic_fetch_add(&s->nconns, 1);
 	*out = c;
 	rc = 0;
@@ -1098,6 +738,7 @@ static void sqlite_conn_close(struct ld_store_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	flush(c);
 	/* The read connection goes now (nothing reads after close); the async
 	 * handle stays until every write in flight has completed, so their
 	 * done() still runs and the writer never signals freed memory. */
@@ -1106,7 +747,7 @@ static void sqlite_conn_close(struct ld_store_conn *c)
 	c->db = NULL;
 	atomic_fetch_sub(&c->s->nconns, 1);
 	if (c->inflight == 0)
-		close_handle(c);
+		close_handles(c);
 }
 
 static void sqlite_stats(struct ld_store *s, struct ld_store_stats *out)
@@ -1116,9 +757,7 @@ static void sqlite_stats(struct ld_store *s, struct ld_store_stats *out)
 	out->committed_ops = atomic_load(&s->committed_ops);
 	out->errors = atomic_load(&s->errors);
 	out->healthy = atomic_load(&s->healthy);
-	uv_mutex_lock(&s->mu);
-	out->queue_depth = s->depth;
-	uv_mutex_unlock(&s->mu);
+	out->queue_depth = atomic_load(&s->depth);
 }
 
 /* sqlite_close also serves open()'s failure path, so every field may still
@@ -1131,13 +770,15 @@ static void sqlite_close(struct ld_store *s)
 		return;
 	if (s->thread_started) {
 		uv_mutex_lock(&s->mu);
-		s->closing = true;
+		atomic_store(&s->closing, true);
 		uv_mutex_unlock(&s->mu);
 		uv_cond_signal(&s->cv);
 		/* The writer commits and completes everything still queued,
 		 * then exits. */
 		uv_thread_join(&s->thread);
 	}
+	/* After the writer: its last commits may still wake the checkpointer. */
+	ld__sqlite_ckpt_stop(s);
 	n = atomic_load(&s->nconns);
 	if (n != 0)
 		ld_log_event("error", "store: closed while read connections are open", NULL);

@@ -1,0 +1,480 @@
+/*
+ * sqlite_write.c - the SQLite store's writer thread (group commit) and its
+ * checkpointer thread. See sqlite.h for the contract and sqlite_int.h for
+ * the structs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "obs/metrics.h"
+#include "store/sqlite_int.h"
+
+/* The writer's WAL hook wakes the checkpointer once the log holds this many
+ * pages (SQLite's own default for its in-line checkpoints, ~4 MiB). If the
+ * checkpointer cannot catch up with a writer that never pauses, the WAL
+ * cannot restart; at the second mark the writer copies the rest itself. */
+#define CKPT_FRAMES	  1000
+#define CKPT_FORCE_FRAMES 16000
+
+static int64_t now_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* item_why tells why an item update or delete matched no row, in the order
+ * the contract gives: missing, then not the owner, then a stale version. */
+static int item_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_CHECK];
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		status = LD_STORE_NOT_FOUND;
+	else if (rc != SQLITE_ROW)
+		*rcp = rc;
+	else if (sqlite3_column_int64(st, 0) != op->actor_id)
+		status = LD_STORE_FORBIDDEN;
+	else
+		status = LD_STORE_PRECONDITION;
+	sqlite3_reset(st);
+	return status;
+}
+
+static int user_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_USER_INSERT];
+	struct ld_user *u = &op->user;
+	int64_t id = ld_idgen_next(&s->idgen, now);
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, u->handle, ld__sqlite_text_len(u->handle, LD_HANDLE_MAX),
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, u->display_name,
+			  ld__sqlite_text_len(u->display_name, LD_DISPLAY_NAME_MAX), SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, u->password_hash,
+			  ld__sqlite_text_len(u->password_hash, LD_PASSWORD_HASH_MAX),
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		u->id = id;
+		u->created_ms = now;
+		u->updated_ms = now;
+		u->version = 1;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		status = LD_STORE_CONFLICT; /* the handle; ids never repeat */
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	return status;
+}
+
+static int user_update(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_USER_UPDATE];
+	struct ld_user *u = &op->user;
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_text(st, 2, u->display_name,
+			  ld__sqlite_text_len(u->display_name, LD_DISPLAY_NAME_MAX), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	/* With RETURNING every change is made by the first step. */
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		u->id = op->id;
+		ld__sqlite_copy_text(u->handle, sizeof(u->handle), st, 0);
+		ld__sqlite_copy_text(u->password_hash, sizeof(u->password_hash), st, 1);
+		u->created_ms = sqlite3_column_int64(st, 2);
+		u->version = sqlite3_column_int64(st, 3);
+		u->updated_ms = now;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		status = LD_STORE_NOT_FOUND;
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	return status;
+}
+
+static int item_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_INSERT];
+	struct ld_item *it = &op->item;
+	int64_t id;
+	int status = LD_STORE_ERROR, rc;
+
+	if (it->content_len > LD_CONTENT_MAX) {
+		*rcp = SQLITE_TOOBIG;
+		goto out;
+	}
+	id = ld_idgen_next(&s->idgen, now);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_text(st, 3, it->content, (int)it->content_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		it->id = id;
+		it->user_id = op->actor_id;
+		it->content[it->content_len] = '\0';
+		it->created_ms = now;
+		it->updated_ms = now;
+		it->version = 1;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		status = LD_STORE_NOT_FOUND; /* no such owner */
+	} else {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+out:
+	return status;
+}
+
+static int item_update(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_UPDATE];
+	struct ld_item *it = &op->item;
+	int status = LD_STORE_ERROR, rc;
+
+	if (it->content_len > LD_CONTENT_MAX) {
+		*rcp = SQLITE_TOOBIG;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_int64(st, 3, op->expect_version);
+	sqlite3_bind_text(st, 4, it->content, (int)it->content_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		it->id = op->id;
+		it->user_id = op->actor_id;
+		it->content[it->content_len] = '\0';
+		it->created_ms = sqlite3_column_int64(st, 0);
+		it->version = sqlite3_column_int64(st, 1);
+		it->updated_ms = now;
+		status = LD_STORE_OK;
+	} else if (rc != SQLITE_DONE) {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		status = item_why(s, op, rcp);
+out:
+	return status;
+}
+
+static int item_delete(struct ld_store *s, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_DELETE];
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_int64(st, 3, op->expect_version);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		*rcp = rc;
+	else if (sqlite3_changes(s->db) == 1)
+		status = LD_STORE_OK;
+	else
+		status = item_why(s, op, rcp);
+	return status;
+}
+
+static int apply_op(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	switch (op->kind) {
+	case LD_OP_USER_CREATE:
+		return user_create(s, op, now, rcp);
+	case LD_OP_USER_UPDATE:
+		return user_update(s, op, now, rcp);
+	case LD_OP_ITEM_CREATE:
+		return item_create(s, op, now, rcp);
+	case LD_OP_ITEM_UPDATE:
+		return item_update(s, op, now, rcp);
+	case LD_OP_ITEM_DELETE:
+		return item_delete(s, op, rcp);
+	default:
+		*rcp = SQLITE_MISUSE;
+		return LD_STORE_ERROR;
+	}
+}
+
+static int run(struct ld_store *s, enum ld_sql_id id)
+{
+	int rc = sqlite3_step(s->stmt[id]);
+
+	sqlite3_reset(s->stmt[id]);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void fail_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n, int status)
+{
+	struct ld_store_op *op;
+
+	for (op = batch; op; op = op->next)
+		op->status = status;
+	atomic_fetch_add_explicit(&s->errors, n, memory_order_relaxed);
+}
+
+/* run_batch commits the ops of batch (n of them, linked by next) in one
+ * transaction and sets every op's status. Nothing is acknowledged unless the
+ * COMMIT returned. */
+static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
+{
+	struct ld_store_op *op;
+	uint64_t t0 = uv_hrtime();
+	int64_t now = now_unix_ms();
+	int rc, orc;
+
+	if (!atomic_load(&s->healthy)) {
+		fail_batch(s, batch, n, LD_STORE_UNAVAILABLE);
+		goto out;
+	}
+	rc = run(s, LD_SQL_BEGIN);
+	if (rc != SQLITE_OK)
+		goto fail;
+	for (op = batch; op; op = op->next) {
+		rc = run(s, LD_SQL_SAVEPOINT);
+		if (rc != SQLITE_OK)
+			goto fail;
+		orc = SQLITE_OK;
+		op->status = apply_op(s, op, now, &orc);
+		if (op->status != LD_STORE_OK) {
+			if (op->status == LD_STORE_ERROR) {
+				atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+				ld__sqlite_log_error(s, s->db, "write", orc);
+			}
+			/* If SQLite already rolled the whole transaction back
+			 * (some I/O and memory errors do), the batch is lost. */
+			if (sqlite3_get_autocommit(s->db)) {
+				rc = orc;
+				goto fail;
+			}
+			rc = run(s, LD_SQL_ROLLBACK_TO);
+			if (rc != SQLITE_OK)
+				goto fail;
+		}
+		rc = run(s, LD_SQL_RELEASE);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	rc = run(s, LD_SQL_COMMIT);
+	if (rc != SQLITE_OK)
+		goto fail;
+	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
+	ld_metrics_write_batch(n, uv_hrtime() - t0);
+	goto out;
+fail:
+	ld__sqlite_log_error(s, s->db, "commit", rc);
+	if (!sqlite3_get_autocommit(s->db))
+		run(s, LD_SQL_ROLLBACK);
+	fail_batch(s, batch, n, LD_STORE_ERROR);
+out:
+	return;
+}
+
+/* complete_batch hands each op back to its conn. Runs of ops from the same
+ * conn go in one append and one wake-up. The async send happens under the
+ * conn's lock: once the loop has taken the last op, conn_close may free the
+ * conn, and the lock guarantees the writer is no longer touching it. */
+static void complete_batch(struct ld_store_op *batch)
+{
+	struct ld_store_op *first = batch, *last, *next;
+	struct ld_store_conn *c;
+
+	while (first) {
+		c = first->conn;
+		last = first;
+		while (last->next && last->next->conn == c)
+			last = last->next;
+		next = last->next;
+		last->next = NULL;
+		uv_mutex_lock(&c->mu);
+		if (c->done_tail)
+			c->done_tail->next = first;
+		else
+			c->done_head = first;
+		c->done_tail = last;
+		uv_async_send(&c->async);
+		uv_mutex_unlock(&c->mu);
+		first = next;
+	}
+}
+
+void ld__sqlite_writer_main(void *arg)
+{
+	struct ld_store *s = arg;
+	struct ld_store_op *batch, *last;
+	unsigned n;
+
+	for (;;) {
+		uv_mutex_lock(&s->mu);
+		while (!s->head && !atomic_load(&s->closing)) {
+			s->writer_waiting = true;
+			uv_cond_wait(&s->cv, &s->mu);
+			s->writer_waiting = false;
+		}
+		if (!s->head) {
+			/* Closing and every queued op is done. */
+			uv_mutex_unlock(&s->mu);
+			break;
+		}
+		/* Take everything that waits, up to the batch cap: whatever
+		 * piled up during the last fsync rides the next one. */
+		batch = s->head;
+		if (s->queued <= s->write_batch_max) {
+			n = s->queued;
+			s->head = s->tail = NULL;
+		} else {
+			n = s->write_batch_max;
+			for (last = batch; --n > 0;)
+				last = last->next;
+			n = s->write_batch_max;
+			s->head = last->next;
+			last->next = NULL;
+		}
+		s->queued -= n;
+		uv_mutex_unlock(&s->mu);
+		atomic_fetch_sub_explicit(&s->depth, n, memory_order_relaxed);
+
+		run_batch(s, batch, n);
+		complete_batch(batch);
+	}
+}
+
+/* flush hands the writes staged on c to the writer: one lock and at most one
+ * wake-up per loop iteration, however many requests wrote. Without this the
+ * writer, idle after a commit, would wake for the first op that a loop
+ * resubmits and commit it alone while the rest pile up behind its fsync. */
+
+/* ---- checkpoints, off the writer's path ----------------------------------- */
+
+/*
+ * SQLite normally checkpoints inside the COMMIT that crosses the threshold:
+ * that commit then copies thousands of pages into the database file and
+ * fsyncs it, and every op of its batch (and all queued behind) waits. Here
+ * the writer only wakes another thread, which runs PASSIVE checkpoints on
+ * its own connection while the writer goes on appending to the WAL.
+ */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct ld_store *s = arg;
+	int rc;
+
+	if (frames >= CKPT_FORCE_FRAMES) {
+		/* Nothing appends while the writer is in here, so this
+		 * checkpoint can finish and let the WAL restart. BUSY means the
+		 * checkpointer is at it; the next commit tries again. */
+		rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		if (rc == SQLITE_OK)
+			atomic_fetch_add_explicit(&s->checkpoints, 1, memory_order_relaxed);
+		else if (rc != SQLITE_BUSY)
+			ld__sqlite_log_error(s, db, "checkpoint", rc);
+	} else if (frames >= CKPT_FRAMES) {
+		uv_mutex_lock(&s->ckpt_mu);
+		if (!s->ckpt_wanted) {
+			s->ckpt_wanted = true;
+			uv_cond_signal(&s->ckpt_cv);
+		}
+		uv_mutex_unlock(&s->ckpt_mu);
+	}
+	return SQLITE_OK;
+}
+
+static void ckpt_main(void *arg)
+{
+	struct ld_store *s = arg;
+	int rc;
+
+	for (;;) {
+		uv_mutex_lock(&s->ckpt_mu);
+		while (!s->ckpt_wanted && !s->ckpt_stop)
+			uv_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+		if (s->ckpt_stop) {
+			uv_mutex_unlock(&s->ckpt_mu);
+			break;
+		}
+		s->ckpt_wanted = false;
+		uv_mutex_unlock(&s->ckpt_mu);
+		rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+					       NULL);
+		if (rc == SQLITE_OK)
+			atomic_fetch_add_explicit(&s->checkpoints, 1, memory_order_relaxed);
+		else if (rc != SQLITE_BUSY)
+			ld__sqlite_log_error(s, s->ckpt_db, "checkpoint", rc);
+	}
+}
+
+int ld__sqlite_ckpt_start(struct ld_store *s, char *err, size_t errlen)
+{
+	char sql[64];
+	int rc = -EIO;
+
+	if (uv_mutex_init(&s->ckpt_mu) != 0)
+		goto out;
+	if (uv_cond_init(&s->ckpt_cv) != 0) {
+		uv_mutex_destroy(&s->ckpt_mu);
+		goto out;
+	}
+	s->ckpt_started = true; /* from here on stop() has something to undo */
+	if (sqlite3_open_v2(s->path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_extended_result_codes(s->ckpt_db, 1);
+	sqlite3_busy_timeout(s->ckpt_db, (int)s->busy_timeout_ms);
+	/* The checkpoint's fsyncs follow the same durability setting. */
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", s->sync_full ? "FULL" : "NORMAL");
+	if (ld__sqlite_pragma(s->ckpt_db, sql, NULL, 0) != 0)
+		goto fail;
+	rc = uv_thread_create(&s->ckpt_thread, ckpt_main, s);
+	if (rc != 0)
+		goto fail;
+	/* Replaces SQLite's in-line auto-checkpoint on the writer. */
+	sqlite3_wal_hook(s->db, on_wal_commit, s);
+	rc = 0;
+	goto out;
+fail:
+	snprintf(err, errlen, "checkpointer: %s",
+		 s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : "cannot start");
+	sqlite3_close(s->ckpt_db);
+	s->ckpt_db = NULL;
+	rc = -EIO;
+out:
+	return rc;
+}
+
+void ld__sqlite_ckpt_stop(struct ld_store *s)
+{
+	if (!s->ckpt_started)
+		return;
+	if (s->ckpt_db) {
+		uv_mutex_lock(&s->ckpt_mu);
+		s->ckpt_stop = true;
+		uv_cond_signal(&s->ckpt_cv);
+		uv_mutex_unlock(&s->ckpt_mu);
+		uv_thread_join(&s->ckpt_thread);
+		sqlite3_close(s->ckpt_db);
+		s->ckpt_db = NULL;
+	}
+	if (s->db)
+		sqlite3_wal_hook(s->db, NULL, NULL);
+	uv_cond_destroy(&s->ckpt_cv);
+	uv_mutex_destroy(&s->ckpt_mu);
+	s->ckpt_started = false;
+}
