@@ -21,10 +21,10 @@ failures=()
 # no failure counted (a crash, a sanitizer report) counts as one failure.
 add_counts() {
 	local name="$1" out="$2" rc="$3" p f e line
-	line=$(grep -E '([0-9]+ passed|[0-9]+ failed|[0-9]+ error)' "$out" | tail -n 1)
-	p=$(sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p' <<<"$line" | head -n1)
-	f=$(sed -nE 's/.*[^0-9]([0-9]+) failed.*/\1/p; s/^([0-9]+) failed.*/\1/p' <<<"$line" | head -n1)
-	e=$(sed -nE 's/.*[^0-9]([0-9]+) errors?.*/\1/p' <<<"$line" | head -n1)
+	line=$(grep -E '([0-9]+ passed|[0-9]+ failed|[0-9]+ errors?)' "$out" | tail -n 1)
+	p=$(grep -oE '[0-9]+ passed' <<<"$line" | head -n1 | cut -d' ' -f1)
+	f=$(grep -oE '[0-9]+ failed' <<<"$line" | head -n1 | cut -d' ' -f1)
+	e=$(grep -oE '[0-9]+ errors?' <<<"$line" | head -n1 | cut -d' ' -f1)
 	p=${p:-0}
 	f=$(( ${f:-0} + ${e:-0} ))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
