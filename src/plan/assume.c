@@ -343,7 +343,7 @@ static int parse_line(struct ld_assume *a, char *line, unsigned char *seen, char
 	if (*p == '[') {
 		if (v_end[-1] != ']' || !known_section(p + 1, (size_t)(v_end - p - 2))) {
 			snprintf(err, errlen,
-				 "%s: unknown section (known: workload, storage, "
+				 "%.60s: unknown section (known: workload, storage, "
 				 "media, cache, app, database, jobs, prices)",
 				 p);
 			rc = -EINVAL;

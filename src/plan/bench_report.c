@@ -341,6 +341,9 @@ void ld_bench_report_apply(const struct ld_bench_report *r, const char *name, st
 	} else if (cap > 0) {
 		a->node_read_capacity = cap;
 	}
+	/* A long path keeps its end, where the file's own name is. */
+	if (strlen(name) > 60)
+		name += strlen(name) - 60;
 	a->capacity_mixed = r->has_read && r->has_write;
 	if (r->has_read && r->has_write)
 		snprintf(a->capacity_source, sizeof(a->capacity_source),

@@ -191,9 +191,20 @@ out:
 	return rc;
 }
 
+/* rate_text spells a default rate as the file would: "1e+09/month". */
+static char *rate_text(const struct ld_rate *r, char *out, size_t outlen)
+{
+	if (r->per_s == 0)
+		snprintf(out, outlen, "%g/month", r->n);
+	else
+		snprintf(out, outlen, "%g/s", r->n / r->per_s);
+	return out;
+}
+
 static int cmd_fields(void)
 {
 	struct ld_assume a;
+	char buf[48];
 	const char *sec = "";
 	size_t i;
 
@@ -211,7 +222,8 @@ static int cmd_fields(void)
 			struct ld_rate r;
 
 			memcpy(&r, base, sizeof(r));
-			printf("%-24s = %-12g # %s (per month)\n", f->key, r.n, f->doc);
+			printf("%-24s = %-12s # %s\n", f->key, rate_text(&r, buf, sizeof(buf)),
+			       f->doc);
 		} else {
 			memcpy(&v, base, sizeof(v));
 			printf("%-24s = %-12g # %s\n", f->key, v, f->doc);
