@@ -31,6 +31,9 @@ int ld_parse_duration(const char *s, double *secs)
 		mul = 3600;
 	else
 		return -EINVAL;
+	/* A year bounds every run; beyond it the arithmetic stops being exact. */
+	if (v * mul > 366 * 86400.0)
+		return -EINVAL;
 	*secs = v * mul;
 	return 0;
 }
@@ -49,7 +52,7 @@ int ld_parse_rate(const char *s, double *rps)
 		v *= 1e3;
 		end++;
 	}
-	if (*end)
+	if (*end || v > 1e9)
 		return -EINVAL;
 	*rps = v;
 	return 0;
@@ -62,6 +65,9 @@ void ld_shape_finish(struct ld_shape *sh)
 	sh->t0[0] = 0;
 	sh->a0[0] = 0;
 	for (int i = 0; i < sh->n; i++) {
+		/* Under a microsecond a ramp is a jump: k = dr/dt would overflow. */
+		if (sh->dur[i] < 1e-6)
+			sh->dur[i] = 0;
 		sh->t0[i + 1] = sh->t0[i] + sh->dur[i];
 		sh->a0[i + 1] = sh->a0[i] + (r0 + sh->target[i]) / 2 * sh->dur[i];
 		r0 = sh->target[i];
@@ -121,8 +127,10 @@ int ld_shape_parse(struct ld_shape *sh, const char *spec, double start_rate, cha
 		}
 		sh->n++;
 		p += len;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && *++p == '\0') {
+			snprintf(err, errlen, "a comma with no stage after it");
+			goto out;
+		}
 	}
 	ld_shape_finish(sh);
 	if (ld_shape_total_s(sh) <= 0) {
@@ -218,6 +226,8 @@ double ld_shape_time_of(const struct ld_shape *sh, double a)
 			tau = 0;
 		else
 			tau = 2 * da / (r0 + sqrt(disc));
+		if (!(tau >= 0))
+			tau = 0;
 		if (tau > sh->dur[i])
 			tau = sh->dur[i];
 		return sh->t0[i] + tau;

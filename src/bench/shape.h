@@ -30,11 +30,12 @@ struct ld_shape {
 };
 
 /* ld_parse_duration reads "250ms", "10s", "1.5m", "2h", "500us" or a bare
- * number of seconds into *secs. Returns 0 or -EINVAL. */
+ * number of seconds (at most 366 days) into *secs. Returns 0 or -EINVAL. */
 int ld_parse_duration(const char *s, double *secs);
 
-/* ld_parse_rate reads a positive number of requests per second ("1000",
- * "2.5k", "1e4"). Returns 0 or -EINVAL ("max" is the caller's business). */
+/* ld_parse_rate reads a non-negative number of requests per second ("1000",
+ * "2.5k", "1e4"; at most 1e9). Returns 0 or -EINVAL ("max" is the caller's
+ * business). */
 int ld_parse_rate(const char *s, double *rps);
 
 /* ld_shape_constant makes a single stage at rate for secs. */

@@ -122,8 +122,10 @@ int ld_slo_parse(struct ld_slo *s, const char *spec, char *err, size_t errlen)
 		}
 		s->n++;
 		p += len;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && *++p == '\0') {
+			snprintf(err, errlen, "a comma with no term after it");
+			goto out;
+		}
 	}
 	rc = 0;
 out:
