@@ -154,7 +154,7 @@ void ld_assume_defaults(struct ld_assume *a)
 	a->media_served_bytes = 200e3;
 	a->cdn_hit_ratio = 0.9;
 
-	a->cache_hot_share = 0.2;
+	a->cache_hot_share = 0.05;
 	a->cache_overhead = 0.5;
 	a->cache_hit_ratio = 0.9;
 	a->cache_node_memory = 64e9;

@@ -169,9 +169,11 @@ int ld_mmc_size(double lambda, double service, double slo, double p, struct ld_m
 int ld_mmc_size_nodes(double lambda, double service, double k, double slo, double p, double *n,
 		      struct ld_mmc *m)
 {
-	if (!(k >= 1) || k != floor(k))
-		return -EINVAL;
-	return search(lambda, service, k, slo, p, n, m);
+	int rc = -EINVAL;
+
+	if (k >= 1 && k == floor(k))
+		rc = search(lambda, service, k, slo, p, n, m);
+	return rc;
 }
 
 double ld_little(double lambda, double w)

@@ -123,15 +123,32 @@ static void chart(struct ld_plan_out *o, const struct ld_plan *p, const char *ti
 	ld_plan_out_printf(o, "<text x=\"%.1f\" y=\"%d\" class=\"xt\">month</text>\n", ML + pw / 2,
 			   CH - 4);
 	if (markers) {
-		for (i = 0; i < p->nevents; i++) {
-			double x = ML + (p->events[i].month - 1) * xs;
+		int j, seen, stack;
 
-			ld_plan_out_printf(o,
-					   "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\" "
-					   "stroke=\"#999\" stroke-dasharray=\"4 3\"/>"
-					   "<text x=\"%.1f\" y=\"%d\" class=\"mk\">R%d</text>\n",
-					   x, x, MT, MT + ph, x + 2, MT + 10 + 10 * (i % 3),
-					   p->events[i].rung);
+		/* One line per month with events; its labels stack downwards,
+		 * one per distinct rung. */
+		for (i = 0; i < p->nevents; i++) {
+			const struct ld_plan_event *e = &p->events[i];
+			double x = ML + (e->month - 1) * xs;
+
+			for (seen = 0, stack = 0, j = 0; j < i; j++) {
+				if (p->events[j].month != e->month)
+					continue;
+				seen = 1;
+				if (p->events[j].rung == e->rung)
+					break;
+				stack++;
+			}
+			if (j < i)
+				continue; /* this rung is already labelled at this month */
+			if (!seen)
+				ld_plan_out_printf(o,
+						   "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" "
+						   "y2=\"%.1f\" stroke=\"#999\" "
+						   "stroke-dasharray=\"4 3\"/>\n",
+						   x, x, MT, MT + ph);
+			ld_plan_out_printf(o, "<text x=\"%.1f\" y=\"%d\" class=\"mk\">R%d</text>\n",
+					   x + 3, MT + 10 + 11 * stack, e->rung);
 		}
 	}
 	for (k = 0; k < ns; k++) {

@@ -64,8 +64,10 @@ static void add_event(struct ld_plan *p, bool *fired, enum trigger t, int month,
 	struct ld_plan_event *e;
 	va_list ap;
 
-	/* A step below a rung already climbed is part of it, not news. */
-	if (fired[t] || p->nevents >= LD_PLAN_EVENTS_MAX || rung < p->rung_now)
+	/* The single box's own limits stop mattering once it has been left. */
+	if ((t == T_SQLITE_WRITES || t == T_BOX_DATA) && p->rung_now >= 2)
+		fired[t] = true;
+	if (fired[t] || p->nevents >= LD_PLAN_EVENTS_MAX)
 		return;
 	fired[t] = true;
 	e = &p->events[p->nevents++];

@@ -552,8 +552,10 @@ static int parse_per_second(const char *s, double *out, char *err, size_t errlen
 	struct ld_rate r;
 	int rc;
 
-	if (!strchr(s, '/'))
-		return ld_num_parse(s, LD_NUM_COUNT, out, err, errlen);
+	if (!strchr(s, '/')) {
+		rc = ld_num_parse(s, LD_NUM_COUNT, out, err, errlen);
+		goto out;
+	}
 	rc = ld_num_parse(s, LD_NUM_RATE, &r, err, errlen);
 	if (!rc && r.per_s == 0) {
 		snprintf(err, errlen,
@@ -563,6 +565,7 @@ static int parse_per_second(const char *s, double *out, char *err, size_t errlen
 	}
 	if (!rc)
 		*out = r.n / r.per_s;
+out:
 	return rc;
 }
 

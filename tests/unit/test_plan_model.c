@@ -325,7 +325,7 @@ static void test_timeline_writes_cache_queue(void)
 	CHECK_DBL(p.months[0].replicas_nocache, 5, 0);
 	CHECK_DBL(p.months[0].db_reads_peak, 120000 * 0.1, 1e-6);
 	CHECK_DBL(p.months[0].replicas, 1, 0); /* 12K/s fits one node; N+1 keeps a replica */
-	CHECK_DBL(p.months[0].cache_memory, 1e12 * 0.2 * 1.5, 1);
+	CHECK_DBL(p.months[0].cache_memory, 1e12 * a.cache_hot_share * 1.5, 1);
 	CHECK(p.months[0].cache_nodes >= 2);
 	ld_plan_release(&p);
 }
