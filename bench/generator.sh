@@ -1,0 +1,124 @@
+#!/bin/bash
+# bench/generator.sh - is `ladder bench` ever the bottleneck? Runs it at full
+# speed (closed loop, --rate max) side by side with wrk against nginx serving
+# a small static file: each generator pinned to core 0, nginx (one worker) to
+# core 1, alternating runs so drift hurts both alike. Prints the medians and
+# the ratio ladder/wrk (the target is >= 1.0).
+#
+#   bench/generator.sh            3 runs of 10 s each per tool
+#   GEN_RUNS=5 GEN_DURATION=20s GEN_CONNECTIONS=64 bench/generator.sh
+#
+# Needs wrk, nginx (nginx-light), taskset: scripts/deps.sh bench.
+# LADDER_BIN picks the binary (default build/rel/ladder).
+set -eu
+cd "$(dirname "$0")/.."
+
+BIN="${LADDER_BIN:-build/rel/ladder}"
+RUNS="${GEN_RUNS:-3}"
+DUR="${GEN_DURATION:-10s}"
+CONNS="${GEN_CONNECTIONS:-64}"
+
+for tool in wrk nginx taskset python3; do
+	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+		echo "generator.sh: $tool is missing (scripts/deps.sh bench)" >&2
+		exit 2
+	fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$BIN" ]; then
+	echo "generator.sh: $BIN not built (make)" >&2
+	exit 2
+fi
+
+if [ "$(nproc)" -ge 2 ]; then
+	GEN_PIN=(taskset -c 0)
+	SRV_PIN=(taskset -c 1)
+else
+	echo "generator.sh: one core only: running unpinned" >&2
+	GEN_PIN=()
+	SRV_PIN=()
+fi
+
+tmp=$(mktemp -d)
+nginx_pid=""
+cleanup() {
+	if [ -n "$nginx_pid" ]; then
+		kill "$nginx_pid" 2>/dev/null || true
+		wait "$nginx_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# nginx's workers drop root: the files must be readable by anyone.
+chmod 755 "$tmp"
+mkdir -p "$tmp/www"
+head -c 512 /dev/zero | tr '\0' 'x' >"$tmp/www/index.html"
+chmod 644 "$tmp/www/index.html"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$tmp/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	client_body_temp_path $tmp;
+	proxy_temp_path $tmp;
+	fastcgi_temp_path $tmp;
+	uwsgi_temp_path $tmp;
+	scgi_temp_path $tmp;
+	server {
+		listen 127.0.0.1:$port;
+		root $tmp/www;
+	}
+}
+CONF
+"${SRV_PIN[@]}" "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" &
+nginx_pid=$!
+for _ in $(seq 50); do
+	if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+		break
+	fi
+	sleep 0.1
+done
+url="http://127.0.0.1:$port/index.html"
+
+median() {
+	sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+
+wrk_rps=()
+ladder_rps=()
+for i in $(seq "$RUNS"); do
+	out=$("${GEN_PIN[@]}" wrk -t1 -c"$CONNS" -d"$DUR" "$url")
+	if grep -q "Non-2xx" <<<"$out"; then
+		echo "generator.sh: wrk saw non-2xx answers:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	wrk_rps+=("$r")
+	printf 'run %d  wrk           %12.1f req/s\n' "$i" "$r"
+
+	"${GEN_PIN[@]}" "$BIN" bench --rate max -c "$CONNS" --duration "$DUR" -q \
+		--json "$tmp/ladder.json" "$url" >/dev/null
+	r=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["results"]
+bad = d["requests"] - d["status"].get("200", 0)
+if bad or d["errors"]:
+    sys.exit("ladder bench saw %d failed answers" % max(bad, d["errors"]))
+print(d["achieved_rps"])' "$tmp/ladder.json")
+	ladder_rps+=("$r")
+	printf 'run %d  ladder bench  %12.1f req/s\n' "$i" "$r"
+done
+
+w=$(printf '%s\n' "${wrk_rps[@]}" | median)
+l=$(printf '%s\n' "${ladder_rps[@]}" | median)
+echo "generator: nginx static 512 B, $CONNS connections, $DUR x $RUNS runs, pinned"
+printf 'generator: wrk median          %12.1f req/s\n' "$w"
+printf 'generator: ladder bench median %12.1f req/s\n' "$l"
+awk -v l="$l" -v w="$w" 'BEGIN {printf "generator: ladder bench / wrk = %.2fx (target >= 1.0x)\n", l / w}'
