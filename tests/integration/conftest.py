@@ -219,6 +219,10 @@ class LadderServer:
                 pass
         return text
 
+    def stderr_tail(self, n=3000):
+        """For assertion messages: the end of everything it wrote on stderr."""
+        return "stderr tail:\n" + self.stderr_text()[-n:]
+
     def sanitizer_report(self):
         text = self.stderr_text()
         for m in SANITIZER_MARKERS:

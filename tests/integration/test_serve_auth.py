@@ -182,6 +182,7 @@ def check_invalid_token(r):
         "Bearer k2." + "A" * 200 + ".x",
         "Bearer " + "x" * 1000,
     ],
+    ids=["short", "three-dots", "empty-parts", "bad-base64", "long-payload", "1000-bytes"],
 )
 def test_malformed_token_401(client, value):
     check_invalid_token(post_item_with(client, value))
@@ -261,7 +262,7 @@ def test_tokens_survive_restart_with_generated_key(ladder_server):
     c = srv.client()
     user, token = new_account(c)
     c.close()
-    assert srv.stop() == 0
+    assert srv.stop() == 0, srv.stderr_tail()
     assert any(srv.data_dir.iterdir())
     srv.start()
     c = srv.client()

@@ -47,7 +47,7 @@ def test_idle_server_exits_0_and_closes_keepalive(ladder_server, no_drain_delay,
     idle.close()
     assert closed, "idle keep-alive connection not closed on shutdown"
     assert extra == b""
-    assert srv.wait() == 0
+    assert srv.wait() == 0, srv.stderr_tail()
     assert connect_outcome(srv.port) == "refused"
 
 
@@ -77,7 +77,7 @@ def test_in_flight_request_completes(ladder_server, no_drain_delay):
     closed, _ = conn.wait_closed(10.0)
     conn.close()
     assert closed
-    assert srv.wait() == 0
+    assert srv.wait() == 0, srv.stderr_tail()
     # The acknowledged write is there after a restart.
     srv.start()
     c = srv.client()
@@ -123,7 +123,7 @@ def test_acknowledged_writes_survive_sigterm_under_load(ladder_server, no_drain_
     srv.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(20)
-    assert srv.wait() == 0
+    assert srv.wait() == 0, srv.stderr_tail()
     assert acked, "no write was acknowledged before the signal"
     srv.start()
     c = srv.client()
@@ -148,14 +148,14 @@ def test_drain_delay_readyz_503_then_exit(ladder_server, serve_help):
         assert r.has_header("Retry-After"), r
         h = c.request("GET", "/healthz")
         assert h.status == 200, h
-    assert srv.wait() == 0
+    assert srv.wait() == 0, srv.stderr_tail()
     assert connect_outcome(srv.port) == "refused"
 
 
 def test_new_connections_refused_after_exit_and_port_reusable(ladder_server, no_drain_delay):
     srv = ladder_server(*no_drain_delay)
     port = srv.port
-    assert srv.stop() == 0
+    assert srv.stop() == 0, srv.stderr_tail()
     assert connect_outcome(port) == "refused"
     # The port is free again (no lingering listener).
     s = socket.socket()

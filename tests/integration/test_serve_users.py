@@ -114,6 +114,7 @@ def field_names(doc):
 @pytest.mark.parametrize(
     "handle",
     ["ab", "x" * 33, "Upper", "has-dash", "has space", "dot.ted", "émile", ""],
+    ids=["2", "33", "upper", "dash", "space", "dot", "non-ascii", "empty"],
 )
 def test_bad_handle_422(client, handle):
     r = client.post("/v1/users", {"handle": handle, "display_name": "t", "password": PASSWORD})
@@ -121,7 +122,7 @@ def test_bad_handle_422(client, handle):
     assert "handle" in field_names(doc)
 
 
-@pytest.mark.parametrize("password", ["1234567", "p" * 257, ""])
+@pytest.mark.parametrize("password", ["1234567", "p" * 257, ""], ids=["7", "257", "empty"])
 def test_bad_password_length_422(client, password):
     r = client.post(
         "/v1/users", {"handle": unique_handle(), "display_name": "t", "password": password}
