@@ -242,6 +242,12 @@ json_t *ld_api_json_body(struct ld_api_req *q)
 	}
 	obj = ld_json_parse_body(r->body, r->body_len, &jerr);
 	if (!obj) {
+		/* jansson's text quotes the input ("near '...'"), which may be a
+		 * password: keep only what went wrong and where. */
+		char *near = strstr(jerr.text, " near ");
+
+		if (near)
+			*near = '\0';
 		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (at byte %d)",
 			 jerr.text, jerr.position);
 		ld_api_problem(q, 400, detail);

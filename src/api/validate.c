@@ -1,5 +1,7 @@
 #include "api/validate.h"
 
+#include <string.h>
+
 #include "store/store.h"
 
 void ld_api_verr_add(struct ld_api_verr *v, const char *field, const char *message)
@@ -15,7 +17,11 @@ json_t *ld_json_parse_body(const char *p, size_t n, json_error_t *err)
 {
 	/* Duplicate keys are ambiguous (which one wins differs between
 	 * parsers), so they are refused rather than guessed. */
-	return json_loadb(p ? p : "", n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, err);
+	/* U+0000 is valid JSON, so it parses here and the validators refuse it
+	 * as a broken rule (422): no field of ours may hold it, since C
+	 * strings, logs and PostgreSQL text all stop or fail at it. */
+	return json_loadb(p ? p : "", n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+			  err);
 }
 
 /* string_member reads an optional string member: 1 present, 0 absent, -1 of
@@ -32,6 +38,10 @@ static int string_member(json_t *obj, const char *name, struct ld_str *out, stru
 	}
 	out->s = json_string_value(m);
 	out->n = json_string_length(m);
+	if (memchr(out->s, '\0', out->n)) {
+		ld_api_verr_add(v, name, "must not contain U+0000");
+		return -1;
+	}
 	return 1;
 }
 

@@ -114,11 +114,22 @@ static void test_parse_rules(void)
 {
 	json_error_t e;
 
-	CHECK(ld_json_parse_body("{\"a\":1,\"a\":2}", 13, &e) == NULL);	  /* duplicates */
-	CHECK(ld_json_parse_body("{\"a\":\"\xff\"}", 9, &e) == NULL);	  /* bad UTF-8 */
-	CHECK(ld_json_parse_body("{\"a\":\"\\u0000\"}", 14, &e) == NULL); /* NUL */
+	CHECK(ld_json_parse_body("{\"a\":1,\"a\":2}", 13, &e) == NULL); /* duplicates */
+	CHECK(ld_json_parse_body("{\"a\":\"\xff\"}", 9, &e) == NULL);	/* bad UTF-8 */
 	CHECK(ld_json_parse_body("", 0, &e) == NULL);
 	CHECK(ld_json_parse_body("{} x", 4, &e) == NULL); /* trailing garbage */
+}
+
+static void test_nul_is_a_broken_rule(void)
+{
+	struct ld_api_verr v = {.n = 0};
+	struct ld_str c;
+	json_t *o = parse("{\"content\":\"a\\u0000b\"}");
+
+	CHECK(o != NULL); /* valid JSON: not a 400 */
+	CHECK_INT(ld_validate_item(o, &c, &v), -1);
+	CHECK(has_field(&v, "content"));
+	json_decref(o);
 }
 
 static void test_session_and_patch(void)
@@ -143,6 +154,7 @@ int main(void)
 	RUN(test_not_an_object);
 	RUN(test_item_content_bytes_not_chars);
 	RUN(test_parse_rules);
+	RUN(test_nul_is_a_broken_rule);
 	RUN(test_session_and_patch);
 	return unit_finish();
 }
