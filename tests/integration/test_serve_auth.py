@@ -271,3 +271,20 @@ def test_tokens_survive_restart_with_generated_key(ladder_server):
         assert r.status == 200, r
     finally:
         c.close()
+
+
+def test_token_expires_after_ttl(ladder_server):
+    srv = ladder_server("--token-ttl", "1s")
+    c = srv.client()
+    try:
+        user = create_user(c)
+        r = c.post("/v1/sessions", {"handle": user["handle"], "password": PASSWORD})
+        doc = assert_json_response(r, 201)
+        exp = parse_time(doc["expires_at"]).timestamp()
+        assert exp <= time.time() + 5, doc
+        assert whoami(c, user, doc["token"]).status == 200
+        # Wait until the expiry has certainly passed (second resolution).
+        time.sleep(max(0.0, exp - time.time()) + 1.2)
+        check_invalid_token(whoami(c, user, doc["token"]))
+    finally:
+        c.close()

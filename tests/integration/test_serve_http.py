@@ -407,3 +407,92 @@ def test_small_response_not_compressed(client):
     assert r.status == 200
     assert len(r.body) < 1024
     assert r.header("Content-Encoding") is None
+
+
+def test_long_pipeline_with_back_pressure(server):
+    """2000 pipelined requests, sent by one thread while another reads: the
+    server must stop reading while its writes are blocked and lose nothing."""
+    import threading
+
+    n = 2000
+    data = b"".join(
+        build_request("GET", "/healthz", [("X-Request-Id", "bp-%d" % i)]) for i in range(n)
+    )
+    with server.conn(timeout=10.0) as c:
+        sender = threading.Thread(target=c.send, args=(data,), daemon=True)
+        sender.start()
+        ids = [c.read_response().header("X-Request-Id") for _ in range(n)]
+        sender.join(10)
+    assert ids == ["bp-%d" % i for i in range(n)]
+
+
+def test_expect_continue_with_too_large_body_413_without_100(server, client):
+    _, token = new_account(client, "expect413")
+    with server.conn() as c:
+        c.send(
+            "POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "Authorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"
+            % token
+        )
+        head = c._read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), head
+
+
+def test_header_names_case_insensitive(server, client):
+    _, token = new_account(client, "lower")
+    body = b'{"content":"lower-case headers"}'
+    data = (
+        b"POST /v1/items HTTP/1.1\r\nhost: t\r\ncontent-type: APPLICATION/JSON\r\n"
+        b"authorization: Bearer " + token.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    with server.conn() as c:
+        c.send(data)
+        r = c.read_response()
+    assert r.status == 201, r
+
+
+def test_chunk_extensions_and_coding_case(server, client):
+    # Chunk extensions are legal and ignored; coding names are
+    # case-insensitive (RFC 9112 7.1.1, 7).
+    _, token = new_account(client, "chext")
+    body = b'5;name=value\r\n{"con\r\n' + b"%x\r\n" % 17 + b'tent":"extended"}\r\n0\r\n\r\n'
+    data = build_request(
+        "POST",
+        "/v1/items",
+        [
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer " + token),
+            ("Transfer-Encoding", "Chunked"),
+        ],
+        body,
+    )
+    with server.conn() as c:
+        c.send(data)
+        r = c.read_response()
+    assert r.status == 201, r
+    assert r.json()["content"] == "extended"
+
+
+def test_many_connections_at_once(server):
+    import socket as _s
+
+    socks = []
+    try:
+        for _ in range(200):
+            socks.append(_s.create_connection(("127.0.0.1", server.port), timeout=5))
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        ok = 0
+        for s in socks:
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            ok += data.startswith(b"HTTP/1.1 200")
+        assert ok == len(socks)
+    finally:
+        for s in socks:
+            s.close()

@@ -603,3 +603,22 @@ def test_concurrent_same_handle_one_201_rest_409(server):
     resps = _concurrently(server, 8, post)
     statuses = sorted(x.status for x in resps)
     assert statuses == [201] + [409] * 7, statuses
+
+
+def test_etag_stable_across_restart(ladder_server):
+    # A client's cached ETag stays valid when the server restarts (and on
+    # any node): it is derived from the stored item, not from the process.
+    srv = ladder_server()
+    c = srv.client()
+    _, token = new_account(c)
+    r = c.post("/v1/items", {"content": "stable"}, token=token)
+    item, etag = r.json(), r.header("ETag")
+    c.close()
+    assert srv.stop() == 0, srv.stderr_tail()
+    srv.start()
+    c = srv.client()
+    try:
+        g = c.get("/v1/items/" + item["id"], headers=[("If-None-Match", etag)])
+        assert g.status == 304, g
+    finally:
+        c.close()
