@@ -831,7 +831,7 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 	deadline = now_ns() + 2 * NS_PER_S;
 	while (atomic_load(&g_ready) < cfg->connections && now_ns() < deadline && !g_stop)
 		usleep(1000);
-	start = now_ns() + 1000000;
+	start = now_ns();
 	atomic_store(&g_t0, start);
 	for (int i = 0; i < n; i++)
 		uv_async_send(&ws[i].wake);

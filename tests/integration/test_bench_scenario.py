@@ -1,0 +1,62 @@
+"""The ladder scenario of `ladder bench` against a real `ladder serve`: seeding
+through the API (users, sessions, items), then the read/write mix with real
+bearer tokens, and a clear failure against a server that is not ladder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_bench import LADDER_BIN, STALL_SERVER
+
+
+def run_bench(*args, timeout=90):
+    return subprocess.run(
+        [LADDER_BIN, "bench", "-q", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_scenario_seeds_then_drives_the_mix(tmp_path, ladder_server):
+    srv = ladder_server()
+    out = tmp_path / "r.json"
+    p = run_bench(
+        "--scenario", "ladder", "--users", "8", "--items-per-user", "3",
+        "--rate", "200", "--duration", "2s", "--read-write-ratio", "4:1",
+        "--zipf-s", "1.1", "--json", str(out), "http://127.0.0.1:%d" % srv.port,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = json.loads(out.read_text())
+    assert d["seed"]["users"] == 8
+    assert d["seed"]["items"] == 24
+    r = d["results"]
+    assert r["requests"] == 400
+    assert r["errors"] == 0, r
+    # Reads answer 200, writes (POST /v1/items with a token) 201: nothing else.
+    assert set(r["status"]) <= {"200", "201"}, r["status"]
+    mix = d["mix"]
+    assert mix["read"]["requests"] + mix["write"]["requests"] == 400
+    assert int(r["status"].get("201", 0)) == mix["write"]["requests"]
+    # 4:1 -> a fifth are writes; binomial sd is 8, allow 5 sd.
+    assert 40 <= mix["write"]["requests"] <= 120, mix
+    for kind in ("read", "write"):
+        assert {"p50", "p99", "max"} <= set(mix[kind]["latency_us"])
+    assert d["config"]["scenario"] == "ladder"
+    assert d["config"]["zipf_s"] == 1.1
+    assert "mix        read" in p.stdout
+
+
+def test_scenario_against_a_server_that_is_not_ladder():
+    proc = subprocess.Popen(
+        [sys.executable, STALL_SERVER, "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(proc.stdout.readline().split()[1])
+        p = run_bench(
+            "--scenario", "ladder", "--users", "3", "--rate", "10", "--duration", "1s",
+            "http://127.0.0.1:%d" % port, timeout=30,
+        )  # fmt: skip
+    finally:
+        proc.kill()
+        proc.wait()
+    assert p.returncode == 1
+    assert "--scenario ladder" in p.stderr and "POST /v1/users" in p.stderr
