@@ -65,11 +65,17 @@ def test_in_flight_request_completes(ladder_server, no_drain_delay):
     conn.send(body[:10])
     time.sleep(0.2)  # the server has the head and is waiting for the body
     srv.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    # Stopped accepting while the request is still in flight.
+    # Stops accepting while the request is still in flight (the server cannot
+    # finish before the body is complete, so there is no race with its exit).
+    outcome = None
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        outcome = connect_outcome(srv.port)
+        if outcome in ("refused", "closed"):
+            break
+        time.sleep(0.1)
+    assert outcome in ("refused", "closed"), "still serving new connections: %r" % outcome
     assert srv.alive(), "server exited with a request in flight"
-    outcome = connect_outcome(srv.port)
-    assert outcome in ("refused", "closed"), "new connection served during drain: %r" % outcome
     conn.send(body[10:])
     r = conn.read_response()
     assert r.status == 201, r
@@ -138,14 +144,20 @@ def test_acknowledged_writes_survive_sigterm_under_load(ladder_server, no_drain_
 def test_drain_delay_readyz_503_then_exit(ladder_server, serve_help):
     if "--drain-delay" not in serve_help:
         pytest.skip("ladder serve has no --drain-delay")
-    srv = ladder_server("--drain-delay", "2s")
+    srv = ladder_server("--drain-delay", "3s")
     srv.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    # Still accepting, but telling the load balancer to go away.
+    # Still accepting, but telling the load balancer to go away (polled: the
+    # signal takes a moment to arrive; well inside the 3 s delay).
+    deadline = time.monotonic() + 2.0
+    while True:
+        with srv.conn() as c:
+            r = c.request("GET", "/readyz")
+            if r.status == 503 or time.monotonic() > deadline:
+                break
+        time.sleep(0.05)
+    assert r.status == 503, r
+    assert r.has_header("Retry-After"), r
     with srv.conn() as c:
-        r = c.request("GET", "/readyz")
-        assert r.status == 503, r
-        assert r.has_header("Retry-After"), r
         h = c.request("GET", "/healthz")
         assert h.status == 200, h
     assert srv.wait() == 0, srv.stderr_tail()

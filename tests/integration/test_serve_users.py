@@ -207,7 +207,7 @@ def test_get_unknown_user_404(client):
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "0x10", "99999999999999999999999"])
-def test_get_user_bad_id_404(client, bad):
+def test_get_user_bad_id_rejected(client, bad):
     # Not a valid id: no such resource (the server does not distinguish).
     r = client.get("/v1/users/" + bad)
     assert r.status in (400, 404), r
