@@ -239,6 +239,7 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
 	struct ld_store_op *op;
 	uint64_t t0 = uv_hrtime();
 	int64_t now = now_unix_ms();
+	unsigned nerr = 0; /* ops that failed alone, inside a batch that commits */
 	int rc, orc;
 
 	if (!atomic_load(&s->healthy)) {
@@ -256,7 +257,7 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
 		op->status = apply_op(s, op, now, &orc);
 		if (op->status != LD_STORE_OK) {
 			if (op->status == LD_STORE_ERROR) {
-				atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+				nerr++;
 				ld__sqlite_log_error(s, s->db, "write", orc);
 			}
 			/* If SQLite already rolled the whole transaction back
@@ -278,10 +279,11 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
 		goto fail;
 	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->errors, nerr, memory_order_relaxed);
 	ld_metrics_write_batch(n, uv_hrtime() - t0);
 	goto out;
 fail:
-	ld__sqlite_log_error(s, s->db, "commit", rc);
+	ld__sqlite_log_error(s, s->db, "batch", rc);
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, LD_SQL_ROLLBACK);
 	fail_batch(s, batch, n, LD_STORE_ERROR);
