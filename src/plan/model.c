@@ -307,8 +307,9 @@ static void month_rung(struct ld_plan *p, bool *fired, int prev, struct ld_plan_
 	}
 	if (!m->erlang_ok)
 		add_event(p, fired, T_SLO, mo, rung, "slo-unreachable",
-			  "the latency objective cannot be met by adding nodes: the mean request "
-			  "time alone is too long for it at the percentile");
+			  "the latency objective cannot be met by adding nodes: the request time "
+			  "alone is too long for it at the percentile, or the nodes needed pass "
+			  "the model's limit of 10M servers");
 	m->rung = rung;
 }
 
