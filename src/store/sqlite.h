@@ -5,12 +5,15 @@
  * Layout: data_dir/ladder.db in WAL mode. One writer connection owned by one
  * writer thread; one read-only connection per loop thread (conn_open). Reads
  * run inline on the loop thread and complete before submit returns. Writes
- * are queued (bounded: write_queue_max, then LD_STORE_BUSY) and committed in
+ * are queued (bounded: write_queue_max, then LD_STORE_BUSY at once), handed
+ * to the writer once per loop iteration (before the loop blocks, so a write
+ * submitted outside a running loop waits for uv_run), and committed in
  * groups of up to write_batch_max ops per BEGIN IMMEDIATE ... COMMIT, each op
  * inside its own SAVEPOINT, so one fsync covers the whole group and one op's
  * constraint error does not undo its neighbours. Every op of a group is
  * completed after its COMMIT returned, through the submitting conn's
- * uv_async_t, on the submitting loop thread.
+ * uv_async_t, on the submitting loop thread. A third thread, woken by the
+ * writer, checkpoints the WAL so that no commit has to.
  *
  * Driver-specific behaviour on top of store.h:
  *   - ITEM_LIST on a user that does not exist ends in LD_STORE_NOT_FOUND
