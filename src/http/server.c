@@ -116,6 +116,7 @@ static void worker_main(void *arg)
 	/* Let close callbacks of the last handles run, then free the loop. */
 	uv_run(&w->l.uv, UV_RUN_NOWAIT);
 	ld__worker_log_flush(w);
+	ld_buf_release(&w->log);
 	if (w->z_ready)
 		deflateEnd(&w->z);
 	uv_loop_close(&w->l.uv);

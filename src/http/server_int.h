@@ -50,7 +50,7 @@ struct ld_conn {
 	unsigned nwbufs;
 	uint64_t resp_bytes;
 	int resp_status;
-	char app_state[]; /* app_req_size bytes */
+	_Alignas(16) char app_state[]; /* app_req_size bytes, aligned for any struct */
 };
 
 struct ld_worker {
