@@ -29,35 +29,44 @@ def post_users(extra, body=BODY):
     )
 
 
+def get_framed(extra, body):
+    """GET /healthz with framing headers and body bytes: any reading of the
+    framing other than a rejection answers 200, so a lenient parser cannot
+    pass by accident (a body that is bad JSON would hide it)."""
+    return b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n" + body
+
+
 def get_with(lines):
     return b"GET /healthz HTTP/1.1\r\n" + lines + b"\r\n"
 
 
+TE_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+
 MALFORMED = {
     # Request smuggling shapes: two parsers could disagree where it ends.
-    "cl-and-te": post_users(
-        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"
+    "cl-and-te": get_framed(b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
+    "te-and-cl": get_framed(b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"),
+    "te-gzip": get_framed(b"Transfer-Encoding: gzip\r\n", b""),
+    "te-chunked-not-final": get_framed(b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n"),
+    "te-gzip-chunked": get_framed(b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n"),
+    "te-identity": get_framed(b"Transfer-Encoding: identity\r\n", b""),
+    "te-xchunked": get_framed(b"Transfer-Encoding: xchunked\r\n", b"0\r\n\r\n"),
+    "te-two-fields": get_framed(
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"
     ),
-    "te-and-cl": post_users(
-        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"
-    ),
-    "te-gzip": post_users(b"Transfer-Encoding: gzip\r\n", b""),
-    "te-chunked-not-final": post_users(b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n"),
-    "te-identity": post_users(b"Transfer-Encoding: identity\r\n", b""),
-    "te-xchunked": post_users(b"Transfer-Encoding: xchunked\r\n", b"0\r\n\r\n"),
-    "two-differing-cl": post_users(
-        b"Content-Length: %d\r\nContent-Length: 5\r\n" % len(BODY)
-    ),
-    "cl-list-differing": post_users(b"Content-Length: %d, 5\r\n" % len(BODY)),
-    "cl-plus": post_users(b"Content-Length: +%d\r\n" % len(BODY)),
-    "cl-negative": post_users(b"Content-Length: -1\r\n", b""),
-    "cl-hex": post_users(b"Content-Length: 0x10\r\n", b"0123456789abcdef"),
-    "cl-empty": post_users(b"Content-Length: \r\n", b""),
-    "cl-inner-space": post_users(b"Content-Length: 6 4\r\n", b""),
-    "cl-huge": post_users(b"Content-Length: 99999999999999999999999999\r\n", b""),
+    "te-http10": b"GET /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "two-differing-cl": get_framed(b"Content-Length: 5\r\nContent-Length: 6\r\n", b"abcdef"),
+    "cl-list-differing": get_framed(b"Content-Length: 6, 5\r\n", b"abcdef"),
+    "cl-plus": get_framed(b"Content-Length: +5\r\n", b"abcde"),
+    "cl-negative": get_framed(b"Content-Length: -1\r\n", b""),
+    "cl-hex": get_framed(b"Content-Length: 0x5\r\n", b"abcde"),
+    "cl-empty": get_framed(b"Content-Length: \r\n", b""),
+    "cl-inner-space": get_framed(b"Content-Length: 6 4\r\n", b""),
+    "cl-huge": get_framed(b"Content-Length: 99999999999999999999999999\r\n", b""),
+    "cl-decimal": get_framed(b"Content-Length: 5.0\r\n", b"abcde"),
     # Field syntax.
     "space-before-colon": get_with(b"Host: t\r\nX-Thing : 1\r\n"),
-    "space-before-colon-cl": post_users(b"Content-Length : %d\r\n" % len(BODY)),
+    "space-before-colon-cl": get_framed(b"Content-Length : 5\r\n", b"abcde"),
     "tab-before-colon": get_with(b"Host: t\r\nX-Thing\t: 1\r\n"),
     "obs-fold": get_with(b"Host: t\r\nX-Folded: a\r\n b\r\n"),
     "obs-fold-tab": get_with(b"Host: t\r\nX-Folded: a\r\n\tb\r\n"),
@@ -85,17 +94,14 @@ MALFORMED = {
     "target-not-origin-form": b"GET healthz HTTP/1.1\r\nHost: t\r\n\r\n",
     "trailing-space-version": b"GET /healthz HTTP/1.1 \r\nHost: t\r\n\r\n",
     # Chunked body framing.
-    "chunk-size-not-hex": post_users(
-        b"Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n"
-    ),
-    "chunk-size-empty": post_users(b"Transfer-Encoding: chunked\r\n", b"\r\nhello\r\n0\r\n\r\n"),
-    "chunk-size-negative": post_users(
-        b"Transfer-Encoding: chunked\r\n", b"-5\r\nhello\r\n0\r\n\r\n"
-    ),
-    "chunk-data-no-crlf": post_users(
-        b"Transfer-Encoding: chunked\r\n", b"5\r\nhelloXX0\r\n\r\n"
-    ),
-    "chunk-size-bare-lf": post_users(b"Transfer-Encoding: chunked\r\n", b"5\nhello\r\n0\r\n\r\n"),
+    "chunk-size-not-hex": get_framed(TE_CHUNKED, b"zz\r\nhello\r\n0\r\n\r\n"),
+    "chunk-size-empty": get_framed(TE_CHUNKED, b"\r\nhello\r\n0\r\n\r\n"),
+    "chunk-size-negative": get_framed(TE_CHUNKED, b"-5\r\nhello\r\n0\r\n\r\n"),
+    "chunk-size-0x": get_framed(TE_CHUNKED, b"0x5\r\nhello\r\n0\r\n\r\n"),
+    "chunk-size-space-in": get_framed(TE_CHUNKED, b"5 5\r\nhello\r\n0\r\n\r\n"),
+    "chunk-data-no-crlf": get_framed(TE_CHUNKED, b"5\r\nhelloXX0\r\n\r\n"),
+    "chunk-data-too-long": get_framed(TE_CHUNKED, b"3\r\nhello\r\n0\r\n\r\n"),
+    "chunk-size-bare-lf": get_framed(TE_CHUNKED, b"5\nhello\r\n0\r\n\r\n"),
 }
 
 
@@ -105,12 +111,6 @@ def test_malformed_request_400_and_close(server, name):
     assert_problem(resp, 400)
     assert resp.has_header("X-Request-Id"), resp
     assert closed, "connection left open after a 400 (%s)" % name
-
-
-def test_no_user_was_created_by_smuggling_shapes(client):
-    # None of the requests above may have been half-processed.
-    r = client.post("/v1/sessions", {"handle": "smuggle_x", "password": "12345678"})
-    assert r.status == 401, r
 
 
 def test_chunk_size_overflow_rejected(server):
