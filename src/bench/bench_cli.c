@@ -521,7 +521,7 @@ static int breakpoint(struct ld_bench_opts *o, struct ld_bench_cfg *cfg,
 		} else {
 			ld_bench_result_release(&step);
 		}
-		if (!s->held)
+		if (!s->held || ld_bench_stopped())
 			break;
 		x->max_rate_held = rate;
 		if (!o->quiet && isatty(2))

@@ -101,6 +101,11 @@ void ld_bench_stop(void)
 	g_stop = 1;
 }
 
+bool ld_bench_stopped(void)
+{
+	return g_stop != 0;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -789,7 +794,7 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 	struct worker *ws = NULL;
 	struct ld_hdr tmp;
 	uint64_t start, deadline;
-	double total, t_prev = 0;
+	double total, t_prev = 0, t_stop = -1;
 
 	memset(res, 0, sizeof(*res));
 	memset(&tmp, 0, sizeof(tmp));
@@ -844,6 +849,8 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 		double t_now;
 
 		while (now_ns() < due && (left = alive(ws, n)) > 0) {
+			if (g_stop && t_stop < 0)
+				t_stop = (double)(now_ns() - start) / 1e9;
 			if (g_stop && !atomic_exchange(&g_stop_sent, 1))
 				for (int i = 0; i < n; i++)
 					if (!ws[i].joined)
@@ -863,6 +870,10 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 	started = 0; /* all joined by alive() */
 	res->elapsed_s = (double)(now_ns() - start) / 1e9;
 	merge_results(ws, n, res);
+	/* Interrupted: the window ends where the run did. */
+	res->interrupted = t_stop >= 0 && t_stop < total;
+	if (res->interrupted)
+		total = t_stop;
 	res->window_s = total - cfg->warmup_s;
 	if (res->window_s > 0)
 		res->achieved_rps = (double)res->in_window / res->window_s;

@@ -127,6 +127,7 @@ struct ld_bench_result {
 	int64_t status[600];
 	int64_t late, dropped, connects;
 	double window_s;  /* measured window length: duration - warm-up */
+	bool interrupted; /* stopped early by ld_bench_stop: the window is shorter */
 	double elapsed_s; /* wall time of the whole run, drain included */
 	double target_rps, achieved_rps;
 	struct ld_bench_point *timeline; /* owned */
@@ -143,5 +144,8 @@ void ld_bench_result_release(struct ld_bench_result *res);
 /* ld_bench_stop asks a running ld_bench_run to end now (from a signal
  * handler too); what was measured so far is reported. */
 void ld_bench_stop(void);
+
+/* ld_bench_stopped is true once ld_bench_stop was called. */
+bool ld_bench_stopped(void);
 
 #endif

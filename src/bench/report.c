@@ -244,6 +244,7 @@ int ld_bench_json(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	kv_int(b, "connects", r->connects, &g);
 	kv_int(b, "clamped", r->latency.clamped, &g);
 	kv_bool(b, "latency_is_service_time", o->closed, &g);
+	kv_bool(b, "interrupted", r->interrupted, &g);
 	key(b, "slo", &g);
 	if (o->slo_text) {
 		bool h = true;
@@ -411,8 +412,9 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 	if (o->closed)
 		fprintf(f, "  note: closed loop waits for each answer before the next request, so "
 			   "latency here is service time only.\n");
-	fprintf(f, "  requests   %lld in %.2fs measured (%.2fs warm-up excluded)\n",
-		(long long)r->requests, r->window_s, o->warmup_s);
+	fprintf(f, "  requests   %lld in %.2fs measured (%.2fs warm-up excluded)%s\n",
+		(long long)r->requests, r->window_s, o->warmup_s,
+		r->interrupted ? "  INTERRUPTED" : "");
 	if (o->closed)
 		fprintf(f, "  rate       achieved %.1f/s\n", r->achieved_rps);
 	else
