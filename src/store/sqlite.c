@@ -60,6 +60,8 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 	[LD_SQL_PING] = {"ping",
 		"SELECT 1 FROM users WHERE id = 0",
 		LD_SQL_READER, 0, {{0}}},
+	[LD_SQL_READ_BEGIN] = {"read_begin", "BEGIN", LD_SQL_READER, 0, {{0}}},
+	[LD_SQL_READ_END] = {"read_end", "COMMIT", LD_SQL_READER, 0, {{0}}},
 	[LD_SQL_MAX_IDS] = {"max_ids",
 		"SELECT coalesce((SELECT max(id) FROM users), 0),"
 		" coalesce((SELECT max(id) FROM items), 0)",
@@ -517,15 +519,65 @@ static int read_one(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 	return status;
 }
 
+/*
+ * Read snapshots. Every autocommit read would take and drop the WAL read lock
+ * (two fcntl calls, a third of a point read's cost), so the reads of one loop
+ * iteration share one read transaction instead. It ends just before the loop
+ * blocks (prepare phase), and at once when the writer has committed since it
+ * began: the commit counter goes up after a COMMIT returns and before its ops
+ * are acknowledged, so a read that follows an acknowledgement, on any loop,
+ * always sees that write.
+ */
+static void end_read(struct ld_store_conn *c)
+{
+	sqlite3_stmt *st = c->stmt[LD_SQL_READ_END];
+
+	if (!c->in_read)
+		return;
+	c->in_read = false;
+	uv_prepare_stop(&c->endread);
+	if (!sqlite3_get_autocommit(c->db)) {
+		sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+}
+
+static void on_endread(uv_prepare_t *h)
+{
+	end_read(h->data);
+}
+
+static void begin_read(struct ld_store_conn *c)
+{
+	uint64_t seq = atomic_load_explicit(&c->s->commits, memory_order_acquire);
+	sqlite3_stmt *st = c->stmt[LD_SQL_READ_BEGIN];
+	int rc;
+
+	if (c->in_read && c->read_seq == seq)
+		return;
+	end_read(c);
+	/* BEGIN is deferred: the snapshot is taken by the first SELECT, after
+	 * seq was read, so it holds at least every commit counted in seq. */
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE) {
+		c->in_read = true;
+		c->read_seq = seq;
+		uv_prepare_start(&c->endread, on_endread);
+	}
+}
+
 static void do_read(struct ld_store_conn *c, struct ld_store_op *op)
 {
 	int rc = SQLITE_OK;
 
+	begin_read(c);
 	if (op->kind == LD_OP_ITEM_LIST)
 		op->status = read_list(c, op, &rc);
 	else
 		op->status = read_one(c, op, &rc);
 	if (op->status == LD_STORE_ERROR) {
+		end_read(c);
 		atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
 		ld__sqlite_log_error(c->s, c->db, "read", rc);
 	}
@@ -648,6 +700,7 @@ static void close_handles(struct ld_store_conn *c)
 	c->closed = true;
 	uv_close((uv_handle_t *)&c->async, on_conn_closed);
 	uv_close((uv_handle_t *)&c->flush, on_conn_closed);
+	uv_close((uv_handle_t *)&c->endread, on_conn_closed);
 }
 
 static void on_writes_done(uv_async_t *h)
@@ -705,7 +758,9 @@ static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store
 	c->async.data = c;
 	uv_prepare_init(loop, &c->flush); /* cannot fail */
 	c->flush.data = c;
-	c->handles = 2;
+	uv_prepare_init(loop, &c->endread);
+	c->endread.data = c;
+	c->handles = 3;
 	atomic_fetch_add(&s->nconns, 1);
 	*out = c;
 	rc = 0;
@@ -739,6 +794,7 @@ static void sqlite_conn_close(struct ld_store_conn *c)
 		return;
 	c->closing = true;
 	flush(c);
+	end_read(c);
 	/* The read connection goes now (nothing reads after close); the async
 	 * handle stays until every write in flight has completed, so their
 	 * done() still runs and the writer never signals freed memory. */

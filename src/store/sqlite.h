@@ -46,6 +46,8 @@ enum ld_sql_id {
 	LD_SQL_ITEM_GET,
 	LD_SQL_ITEM_LIST,
 	LD_SQL_PING,
+	LD_SQL_READ_BEGIN, /* a read snapshot shared by the reads of one loop iteration */
+	LD_SQL_READ_END,
 	/* Writer connection. */
 	LD_SQL_MAX_IDS,
 	LD_SQL_USER_INSERT,

@@ -83,6 +83,11 @@ struct ld_store_conn {
 	struct ld_store_op *stage_head, *stage_tail;
 	unsigned staged;
 
+	/* The read snapshot of this loop iteration (see begin_read). */
+	uv_prepare_t endread;
+	bool in_read;
+	uint64_t read_seq;
+
 	/* Loop thread only. */
 	unsigned inflight; /* writes submitted and not yet completed */
 	unsigned handles;  /* open libuv handles; the conn goes with the last */

@@ -277,7 +277,8 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
 	rc = run(s, LD_SQL_COMMIT);
 	if (rc != SQLITE_OK)
 		goto fail;
-	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+	/* Release: a reader that sees the new count sees the commit (begin_read). */
+	atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
 	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->errors, nerr, memory_order_relaxed);
 	ld_metrics_write_batch(n, uv_hrtime() - t0);

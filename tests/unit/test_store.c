@@ -561,6 +561,53 @@ out:
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* The reads of one loop iteration share a snapshot; a write committed
+ * meanwhile (here through another loop) must still be visible to the next
+ * read, or a client could read its acknowledged write back as missing. */
+static void test_read_snapshot_sees_commits(void)
+{
+	struct env e;
+	uv_loop_t loop2;
+	struct ld_store_conn *c2 = NULL;
+	struct ld_store_op op, w;
+	struct tally t, t2;
+	int64_t uid;
+
+	env_setup(&e);
+	if (env_open(&e))
+		goto out;
+	uid = make_user(&e, "snap");
+	tally_init(&t);
+	tally_init(&t2);
+	/* Opens this loop's snapshot; the loop does not run again below, so
+	 * nothing ends it. */
+	op_init(&op, LD_OP_ITEM_GET, &t);
+	op.id = 1;
+	vt->submit(e.c, &op);
+	CHECK_INT(t.done, 1);
+	CHECK_INT(op.status, LD_STORE_NOT_FOUND);
+	CHECK_INT(uv_loop_init(&loop2), 0);
+	CHECK_INT(vt->conn_open(e.s, &loop2, &c2), 0);
+	op_init(&w, LD_OP_ITEM_CREATE, &t2);
+	w.actor_id = uid;
+	set_content(&w, "after", 5);
+	vt->submit(c2, &w);
+	while (t2.done < 1)
+		uv_run(&loop2, UV_RUN_ONCE);
+	CHECK_INT(w.status, LD_STORE_OK);
+	op_init(&op, LD_OP_ITEM_GET, &t);
+	op.id = w.item.id;
+	vt->submit(e.c, &op);
+	CHECK_INT(t.done, 2);
+	CHECK_INT(op.status, LD_STORE_OK);
+	CHECK_INT(op.item.content_len, 5);
+	vt->conn_close(c2);
+	uv_run(&loop2, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop2), 0);
+out:
+	env_cleanup(&e);
+}
+
 static void test_schema_and_pragmas(void)
 {
 	struct env e;
@@ -681,6 +728,7 @@ int main(void)
 	RUN(test_busy_when_queue_full);
 	RUN(test_group_commit_batches);
 	RUN(test_two_loops_two_threads);
+	RUN(test_read_snapshot_sees_commits);
 	RUN(test_schema_and_pragmas);
 	RUN(test_newer_database_refused);
 	RUN(test_migration_steps);
