@@ -38,19 +38,39 @@ enum { F_OTHER, F_CL, F_TE, F_CONN, F_TRAILER_FLAG = 16 };
 
 static const char *const interesting[] = {NULL, "content-length", "transfer-encoding",
 					  "connection"};
+static const size_t interesting_len[] = {0, 14, 17, 10};
 
-/* RFC 9110 tchar. */
+/* Byte classes: 1 = RFC 9110 tchar, 2 = field value byte (HTAB, SP, VCHAR,
+ * obs-text). A table, because the parser looks at every header byte. */
+static const unsigned char ctype[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2,
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
 static bool is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return ctype[c] & 1;
 }
 
-/* Field value bytes: HTAB, SP, VCHAR, obs-text. */
 static bool is_vbyte(unsigned char c)
 {
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
+	return ctype[c] & 2;
+}
+
+/* skip_vbytes returns how many value bytes start p[0..n). */
+static size_t skip_vbytes(const char *p, size_t n)
+{
+	size_t j = 0;
+
+	while (j < n && (ctype[(unsigned char)p[j]] & 2))
+		j++;
+	return j;
 }
 
 static int hexval(unsigned char c)
@@ -331,7 +351,7 @@ static void name_byte(struct ld_http_resp *r, unsigned char c)
 	for (int k = F_CL; k <= F_CONN; k++) {
 		const char *w = interesting[k];
 		if ((r->name_kind & (1 << k)) &&
-		    ((size_t)pos >= strlen(w) || (unsigned char)w[pos] != c))
+		    ((size_t)pos >= interesting_len[k] || (unsigned char)w[pos] != c))
 			r->name_kind &= ~(1 << k);
 	}
 }
@@ -340,7 +360,16 @@ static void name_byte(struct ld_http_resp *r, unsigned char c)
 static int name_done(const struct ld_http_resp *r)
 {
 	for (int k = F_CL; k <= F_CONN; k++)
-		if ((r->name_kind & (1 << k)) && (size_t)r->sub == strlen(interesting[k]))
+		if ((r->name_kind & (1 << k)) && (size_t)r->sub == interesting_len[k])
+			return k;
+	return F_OTHER;
+}
+
+/* name_kind_of classifies a complete field name. */
+static int name_kind_of(const char *name, size_t len)
+{
+	for (int k = F_CL; k <= F_CONN; k++)
+		if (len == interesting_len[k] && !strncasecmp(name, interesting[k], len))
 			return k;
 	return F_OTHER;
 }
@@ -415,10 +444,15 @@ ssize_t ld_http_resp_feed(struct ld_http_resp *r, const char *p, size_t n)
 			}
 			break;
 		case S_REASON:
-			if (c == '\r')
+			if (c == '\r') {
 				r->state = S_STATUS_LF;
-			else if (!is_vbyte(c))
+			} else if (!is_vbyte(c)) {
 				goto out;
+			} else {
+				size_t k = skip_vbytes(p + i, n - i);
+				i += k;
+				r->header_bytes += k;
+			}
 			break;
 		case S_STATUS_LF:
 		case S_FIELD_LF:
@@ -442,6 +476,21 @@ ssize_t ld_http_resp_feed(struct ld_http_resp *r, const char *p, size_t n)
 			r->sub = 0;
 			r->val_len = 0;
 			r->val_long = false;
+			if (r->hex_digits != -1) {
+				/* Fast path: the whole name is in this read. */
+				size_t e = i, len;
+				while (e < n && is_tchar((unsigned char)p[e]))
+					e++;
+				if (e < n && p[e] == ':') {
+					len = e - i + 1;
+					r->name_kind = name_kind_of(p + i - 1, len);
+					r->sub = (int)len;
+					r->header_bytes += len;
+					i = e + 1;
+					r->state = S_VAL_OWS;
+					break;
+				}
+			}
 			if (r->hex_digits == -1) {
 				r->name_kind = F_TRAILER_FLAG; /* a trailer: not interpreted */
 				r->sub = 1;
@@ -475,6 +524,11 @@ ssize_t ld_http_resp_feed(struct ld_http_resp *r, const char *p, size_t n)
 					r->val[r->val_len++] = (char)c;
 				else
 					r->val_long = true;
+			} else {
+				/* A value nobody reads: check the rest of it in one pass. */
+				size_t k = skip_vbytes(p + i, n - i);
+				i += k;
+				r->header_bytes += k;
 			}
 			break;
 		case S_HDR_END_LF:
