@@ -78,10 +78,29 @@ void ld__conn_drain(struct ld_conn *c)
 static void on_timer(uv_timer_t *t);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
+/*
+ * Timers are lazy: arm() records a deadline and touches libuv's timer heap
+ * only when the new deadline is earlier than the one the timer is set for.
+ * A keep-alive request would otherwise start and stop the timer three times;
+ * now a later deadline waits for the timer to fire and re-arm itself.
+ */
 static void arm(struct ld_conn *c, uint64_t ms)
 {
-	if (!c->closing)
-		uv_timer_start(&c->timer, on_timer, ms, 0);
+	uint64_t due = uv_now(&c->w->l.uv) + ms;
+
+	if (c->closing)
+		return;
+	c->deadline = due;
+	if (c->timer_due && c->timer_due <= due)
+		return;
+	c->timer_due = due;
+	uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* disarm drops the deadline; a pending timer will fire and find none. */
+static void disarm(struct ld_conn *c)
+{
+	c->deadline = 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -153,7 +172,7 @@ static void http_error(struct ld_conn *c, int status, const char *detail)
 	c->req_len = c->rbuf.len;
 	c->close_after = true;
 	c->state = CONN_BUSY;
-	uv_timer_stop(&c->timer);
+	disarm(c);
 	prepare_req(c);
 	c->in_handler = true;
 	s->app.on_http_error(&c->req, status, detail, s->app.arg);
@@ -163,7 +182,18 @@ static void http_error(struct ld_conn *c, int status, const char *detail)
 static void on_timer(uv_timer_t *t)
 {
 	struct ld_conn *c = t->data;
+	uint64_t now = uv_now(&c->w->l.uv);
 
+	c->timer_due = 0;
+	if (!c->deadline)
+		return;
+	if (now < c->deadline) {
+		/* The deadline moved later since the timer was set. */
+		c->timer_due = c->deadline;
+		uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+		return;
+	}
+	c->deadline = 0;
 	switch (c->state) {
 	case CONN_HEAD:
 		if (c->rbuf.len == 0) {
@@ -278,7 +308,7 @@ static void dispatch(struct ld_conn *c)
 	if (!c->req.h.keep_alive)
 		c->close_after = true;
 	c->state = CONN_BUSY;
-	uv_timer_stop(&c->timer);
+	disarm(c);
 	prepare_req(c);
 	c->in_handler = true;
 	s->app.on_request(&c->req, s->app.arg);

@@ -33,6 +33,9 @@ struct ld_conn {
 	bool peer_gone;	  /* EOF or error seen */
 	bool sent_continue;
 
+	uint64_t deadline;  /* loop ms when the current timeout expires, 0 = none */
+	uint64_t timer_due; /* loop ms the libuv timer is set for, 0 = not set */
+
 	struct ld_buf rbuf;
 	struct ld_http_parser parser;
 	uint64_t req_start_ns; /* 0 until the first byte of a request */
