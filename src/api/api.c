@@ -323,7 +323,15 @@ void ld_api_write_item(struct ld_json *j, const struct ld_item *it)
 
 void ld_api_etag(const struct ld_item *it, char *out)
 {
-	snprintf(out, 48, "\"%lld.%lld\"", (long long)it->id, (long long)it->version);
+	/* Hand-formatted: this runs on every item read. */
+	size_t n = 0;
+
+	out[n++] = '"';
+	n += ld_id_format(it->id, out + n);
+	out[n++] = '.';
+	n += ld_id_format(it->version > 0 ? it->version : 0, out + n);
+	out[n++] = '"';
+	out[n] = '\0';
 }
 
 static void allow_header(struct ld_req *r, unsigned route)

@@ -15,7 +15,7 @@ static void respond_item(struct ld_api_req *q, int status, const struct ld_item 
 	char etag[48];
 
 	ld_api_etag(it, etag);
-	ld_req_header(q->r, "ETag", "%s", etag);
+	ld_req_header_str(q->r, "ETag", etag);
 	ld_json_init(&j, &q->r->out_body);
 	ld_api_write_item(&j, it);
 	if (status == 201)
@@ -87,7 +87,7 @@ static void item_read(struct ld_store_op *op)
 	ld_api_etag(&op->item, etag);
 	inm = ld_http_find(&q->r->h, "if-none-match");
 	if (inm && ld_etag_list_has(inm->value, inm->value_len, etag, true)) {
-		ld_req_header(q->r, "ETag", "%s", etag);
+		ld_req_header_str(q->r, "ETag", etag);
 		ld_req_respond(q->r, 304);
 		return;
 	}

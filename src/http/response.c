@@ -126,6 +126,14 @@ void ld_req_header(struct ld_req *r, const char *name, const char *fmt, ...)
 	ld_buf_puts(&r->out_hdrs, "\r\n");
 }
 
+void ld_req_header_str(struct ld_req *r, const char *name, const char *value)
+{
+	ld_buf_puts(&r->out_hdrs, name);
+	ld_buf_puts(&r->out_hdrs, ": ");
+	ld_buf_puts(&r->out_hdrs, value);
+	ld_buf_puts(&r->out_hdrs, "\r\n");
+}
+
 static void put_uint(struct ld_buf *b, uint64_t v)
 {
 	char tmp[24];

@@ -57,6 +57,9 @@ struct ld_req {
 void ld_req_header(struct ld_req *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ld_req_header_str adds "name: value" with no formatting (hot paths). */
+void ld_req_header_str(struct ld_req *r, const char *name, const char *value);
+
 /* ld_req_respond sends status, the headers added and out_body (gzip-compressed
  * when worthwhile and accepted), logs the request and counts it. After it the
  * handler must not touch r again. Call on the loop thread. */
