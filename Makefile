@@ -63,7 +63,7 @@ $(B)/ladder: $(B)/src/main.o $(B)/libladder.a
 
 $(B)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(B)/libladder.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(B)/libladder.a $(LDFLAGS_MODE) $(LIBS)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -MF $@.d -Itests/unit -o $@ $< $(B)/libladder.a $(LDFLAGS_MODE) $(LIBS)
 
 # libFuzzer targets: `make BUILD=fuzz fuzz-build` (clang, ASan+UBSan).
 fuzz-build: $(FUZZ_BIN)
@@ -109,4 +109,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(B)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d $(UNIT_BIN:=.d)
