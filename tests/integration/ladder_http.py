@@ -158,7 +158,7 @@ class Conn:
         self.buf += chunk
         return True
 
-    def _read_until(self, marker):
+    def read_until(self, marker):
         while True:
             i = self.buf.find(marker)
             if i >= 0:
@@ -180,7 +180,7 @@ class Conn:
         """Reads one final response (1xx interim responses are skipped).
         method matters for HEAD, whose response has no body."""
         while True:
-            head = self._read_until(b"\r\n\r\n")
+            head = self.read_until(b"\r\n\r\n")
             text = head.decode("latin-1")
             lines = text[:-4].split("\r\n")
             parts = lines[0].split(" ", 2)
@@ -205,11 +205,11 @@ class Conn:
         if "chunked" in te:
             body = b""
             while True:
-                size_line = self._read_until(b"\r\n")
+                size_line = self.read_until(b"\r\n")
                 size = int(size_line.split(b";")[0].strip(), 16)
                 if size == 0:
                     # Trailers (none expected) up to the blank line.
-                    while self._read_until(b"\r\n") != b"\r\n":
+                    while self.read_until(b"\r\n") != b"\r\n":
                         pass
                     break
                 body += self._read_exact(size)

@@ -346,7 +346,7 @@ def test_expect_100_continue(server, client):
             "Authorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
             % (token, len(body))
         )
-        interim = c._read_until(b"\r\n\r\n")
+        interim = c.read_until(b"\r\n\r\n")
         assert interim.startswith(b"HTTP/1.1 100"), interim
         c.send(body)
         r = c.read_response()
@@ -434,7 +434,7 @@ def test_expect_continue_with_too_large_body_413_without_100(server, client):
             "Authorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n"
             % token
         )
-        head = c._read_until(b"\r\n\r\n")
+        head = c.read_until(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 413"), head
 
 
