@@ -123,7 +123,15 @@ int ld_serve_main(int argc, char **argv)
 			  (size_t)cfg.argon2_mem, (int64_t)(cfg.token_ttl_ms / 1000), err,
 			  sizeof(err));
 	if (rc) {
-		fprintf(stderr, "ladder serve: %s\n", err);
+		const char *src = ld_config_source(&cfg, "token_keys");
+
+		/* Name the place the bad keys came from, as for every setting. */
+		fprintf(stderr, "ladder serve: %s%s\n",
+			!src || !strcmp(src, "default") ? ""
+			: !strcmp(src, "flag")		? "--token-keys: "
+			: !strcmp(src, "env")		? "LADDER_TOKEN_KEYS: "
+							: "config file token_keys: ",
+			err);
 		rc = 2;
 		goto out;
 	}
