@@ -74,7 +74,8 @@ LUA
 		taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$script" "$url" >"$out"
 		awk '/Requests\/sec/ {r=$2} /^LAT/ {p50=$2; p99=$3} END {printf "%.0f %.3f %.3f\n", r, p50, p99}' "$out"
 	else
-		local args=(--rate max -c "$CONNS" --duration "${SECS}s" --quiet --json "$work/load.json")
+		local args=(--rate max -c "$CONNS" --duration "${SECS}s" --quiet --errors-4xx
+			--json "$work/load.json")
 		if [ "$method" = POST ]; then
 			args+=(-X POST -H "Content-Type: application/json" -H "$header" --body-file "$body")
 		fi
@@ -85,7 +86,10 @@ r = json.load(open(sys.argv[1]))["results"]
 lat = r.get("service_time_us") or r["latency_us"]
 bad = r.get("errors", 0)
 if bad:
-    print(f"bench: {bad} errors in the run", file=sys.stderr)
+    # A figure that counts failed requests is no figure.
+    print(f"bench: {bad} errors in the run: {r.get('status')} {r.get('errors_by_kind')}",
+          file=sys.stderr)
+    sys.exit(1)
 print(f'{r["achieved_rps"]:.0f} {lat["p50"]/1000:.3f} {lat["p99"]/1000:.3f}')
 PY
 	fi
@@ -117,7 +121,10 @@ curl -fs -o "$work/item.body" "http://127.0.0.1:$lport$item_url"
 # --- nginx serving the same bytes, one worker on the same core ---
 nport=$(free_port)
 mkdir -p "$work/www/v1/items" "$work/nginx"
+# nginx workers drop to an unprivileged user when started as root.
+chmod 755 "$work"
 cp "$work/item.body" "$work/www$item_url"
+chmod -R a+rX "$work/www"
 cat >"$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
 worker_cpu_affinity auto;
