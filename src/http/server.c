@@ -334,8 +334,10 @@ int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app
 		if (!started)
 			on_main_wake(&s->main_wake);
 	} else {
-		ld_log_event("info", "listening",
-			     (const char *const[]){"address", cfg->host, NULL});
+		char addr[300];
+
+		snprintf(addr, sizeof(addr), "%s:%u", cfg->host, cfg->port);
+		ld_log_event("info", "listening", (const char *const[]){"address", addr, NULL});
 		fprintf(stderr, "ladder: listening on %s:%u with %u loop thread%s\n", cfg->host,
 			cfg->port, s->nworkers, s->nworkers == 1 ? "" : "s");
 	}
