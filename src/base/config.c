@@ -709,13 +709,21 @@ void ld_config_usage(const char *cmd, FILE *f)
 	size_t i;
 
 	fprintf(f, "ladder %s: %s\n\nusage: ladder %s [options]\n\n", cmd, describe(cmd), cmd);
-	fprintf(f,
-		"examples:\n"
-		"  ladder %s\n"
-		"  ladder %s --listen 0.0.0.0:8080 --threads 2\n"
-		"  LADDER_DATA=/var/lib/ladder ladder %s --config /etc/ladder.ini\n"
-		"  ladder %s --max-body=1MiB --token-ttl 2h --print-config\n\n",
-		cmd, cmd, cmd, cmd);
+	if (strcmp(cmd, "migrate") == 0)
+		fprintf(
+		    f, "examples:\n"
+		       "  ladder migrate                      # ./data/ladder.db\n"
+		       "  ladder migrate --data /var/lib/ladder\n"
+		       "  LADDER_DATA=/var/lib/ladder ladder migrate --config /etc/ladder.ini\n\n");
+	else
+		fprintf(f,
+			"examples:\n"
+			"  ladder serve\n"
+			"  ladder serve --listen 0.0.0.0:8080 --threads 2\n"
+			"  LADDER_DATA=/var/lib/ladder ladder serve --config /etc/ladder.ini\n"
+			"  ladder serve --max-body=1MiB --token-ttl 2h --print-config\n"
+			"  ladder serve --drain-delay 5s --shutdown-timeout 20s   # behind a load "
+			"balancer\n\n");
 	fprintf(f, "options:\n"
 		   "  --config FILE          read settings from an INI file (env LADDER_CONFIG)\n"
 		   "  --print-config         print the effective settings and their sources, "
