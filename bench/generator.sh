@@ -90,30 +90,47 @@ median() {
 	sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
 
+# cpu_of CMD...: runs CMD with stdout to $tmp/out and prints the CPU seconds
+# (user + system) it used: the cost per request tells the generators apart
+# even when the server is what limits both.
+cpu_of() {
+	local TIMEFORMAT='%3U %3S'
+	{ time "$@" >"$tmp/out"; } 2>"$tmp/time"
+	awk '{print $1 + $2}' "$tmp/time"
+}
+
 wrk_rps=()
 ladder_rps=()
+wrk_cpu=()
+ladder_cpu=()
 for i in $(seq "$RUNS"); do
-	out=$("${GEN_PIN[@]}" wrk -t1 -c"$CONNS" -d"$DUR" "$url")
+	c=$(cpu_of "${GEN_PIN[@]}" wrk -t1 -c"$CONNS" -d"$DUR" "$url")
+	out=$(cat "$tmp/out")
 	if grep -q "Non-2xx" <<<"$out"; then
 		echo "generator.sh: wrk saw non-2xx answers:" >&2
 		echo "$out" >&2
 		exit 1
 	fi
 	r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	n=$(awk '/requests in/ {print $1}' <<<"$out")
 	wrk_rps+=("$r")
-	printf 'run %d  wrk           %12.1f req/s\n' "$i" "$r"
+	wrk_cpu+=("$(awk -v c="$c" -v n="$n" 'BEGIN {print c * 1e6 / n}')")
+	printf 'run %d  wrk           %12.1f req/s  %6.2f us cpu/req\n' "$i" "$r" "${wrk_cpu[-1]}"
 
-	"${GEN_PIN[@]}" "$BIN" bench --rate max -c "$CONNS" --duration "$DUR" -q \
-		--json "$tmp/ladder.json" "$url" >/dev/null
+	c=$(cpu_of "${GEN_PIN[@]}" "$BIN" bench --rate max -c "$CONNS" --duration "$DUR" -q \
+		--json "$tmp/ladder.json" "$url")
 	r=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["results"]
 bad = d["requests"] - d["status"].get("200", 0)
 if bad or d["errors"]:
     sys.exit("ladder bench saw %d failed answers" % max(bad, d["errors"]))
-print(d["achieved_rps"])' "$tmp/ladder.json")
+print(d["achieved_rps"], d["requests"])' "$tmp/ladder.json")
+	n=${r#* }
+	r=${r% *}
 	ladder_rps+=("$r")
-	printf 'run %d  ladder bench  %12.1f req/s\n' "$i" "$r"
+	ladder_cpu+=("$(awk -v c="$c" -v n="$n" 'BEGIN {print c * 1e6 / n}')")
+	printf 'run %d  ladder bench  %12.1f req/s  %6.2f us cpu/req\n' "$i" "$r" "${ladder_cpu[-1]}"
 done
 
 w=$(printf '%s\n' "${wrk_rps[@]}" | median)
@@ -122,3 +139,8 @@ echo "generator: nginx static 512 B, $CONNS connections, $DUR x $RUNS runs, pinn
 printf 'generator: wrk median          %12.1f req/s\n' "$w"
 printf 'generator: ladder bench median %12.1f req/s\n' "$l"
 awk -v l="$l" -v w="$w" 'BEGIN {printf "generator: ladder bench / wrk = %.2fx (target >= 1.0x)\n", l / w}'
+wc=$(printf '%s\n' "${wrk_cpu[@]}" | median)
+lc=$(printf '%s\n' "${ladder_cpu[@]}" | median)
+printf 'generator: cpu per request: wrk %.2f us, ladder bench %.2f us (wrk/ladder = %.2fx)\n' \
+	"$wc" "$lc" "$(awk -v a="$wc" -v b="$lc" 'BEGIN {print a / b}')"
+echo "generator: when neither uses its whole core, the server is the limit and req/s ties"
