@@ -136,6 +136,11 @@ http {
 	access_log off;
 	default_type application/json;
 	keepalive_requests 1000000;
+	# nginx at its best for small static files: no open/fstat/close per
+	# request, and sendfile.
+	open_file_cache max=1000 inactive=60s;
+	open_file_cache_valid 60s;
+	sendfile on;
 	client_body_temp_path $work/nginx;
 	proxy_temp_path $work/nginx;
 	fastcgi_temp_path $work/nginx;
