@@ -223,7 +223,7 @@ int ld_bench_json(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	{
 		bool h = true;
 		for (int s = 0; s < 600; s++) {
-			char k[8];
+			char k[16];
 			if (!r->status[s])
 				continue;
 			snprintf(k, sizeof(k), "%d", s);
