@@ -5,95 +5,63 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#include "base/json.h"
 
 static const double spectrum[] = {0,	 10,   20,    30,    40,     50,     55,      60,
 				  65,	 70,   75,    80,    85,     90,     92.5,    95,
 				  96.0,	 97.0, 97.5,  98.0,  98.5,   99.0,   99.25,   99.5,
 				  99.75, 99.9, 99.95, 99.99, 99.995, 99.999, 99.9999, 100};
 
-int ld_bench_json_str(struct ld_buf *out, const char *s)
+/* Shorthands for one member; the writer places the commas. */
+static void kv_num(struct ld_json *j, const char *k, double v)
 {
-	int rc = ld_buf_putc(out, '"');
-
-	for (; rc == 0 && s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			rc = ld_buf_printf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			rc = ld_buf_printf(out, "\\u%04x", c);
-		else
-			rc = ld_buf_putc(out, (char)c);
-	}
-	if (rc == 0)
-		rc = ld_buf_putc(out, '"');
-	return rc;
+	ld_json_key(j, k);
+	ld_json_double(j, v);
 }
 
-static void num(struct ld_buf *b, double v)
+static void kv_int(struct ld_json *j, const char *k, int64_t v)
 {
-	if (isfinite(v))
-		ld_buf_printf(b, "%.10g", v);
-	else
-		ld_buf_puts(b, "null");
+	ld_json_key(j, k);
+	ld_json_int(j, v);
 }
 
-static void key(struct ld_buf *b, const char *k, bool *first)
+/* kv_str writes null for a NULL value (an option not given). */
+static void kv_str(struct ld_json *j, const char *k, const char *v)
 {
-	if (!*first)
-		ld_buf_putc(b, ',');
-	*first = false;
-	ld_bench_json_str(b, k);
-	ld_buf_putc(b, ':');
-}
-
-static void kv_num(struct ld_buf *b, const char *k, double v, bool *first)
-{
-	key(b, k, first);
-	num(b, v);
-}
-
-static void kv_int(struct ld_buf *b, const char *k, long long v, bool *first)
-{
-	key(b, k, first);
-	ld_buf_printf(b, "%lld", v);
-}
-
-static void kv_str(struct ld_buf *b, const char *k, const char *v, bool *first)
-{
-	key(b, k, first);
+	ld_json_key(j, k);
 	if (v)
-		ld_bench_json_str(b, v);
+		ld_json_str(j, v);
 	else
-		ld_buf_puts(b, "null");
+		ld_json_null(j);
 }
 
-static void kv_bool(struct ld_buf *b, const char *k, bool v, bool *first)
+static void kv_bool(struct ld_json *j, const char *k, bool v)
 {
-	key(b, k, first);
-	ld_buf_puts(b, v ? "true" : "false");
+	ld_json_key(j, k);
+	ld_json_bool(j, v);
 }
 
-static void latency_obj(struct ld_buf *b, const struct ld_hdr *h)
+static void latency_obj(struct ld_json *j, const struct ld_hdr *h)
 {
-	bool f = true;
-
-	ld_buf_putc(b, '{');
-	kv_int(b, "count", h->total, &f);
-	kv_int(b, "min", ld_hdr_min(h), &f);
-	kv_num(b, "mean", ld_hdr_mean(h), &f);
-	kv_int(b, "p50", ld_hdr_percentile(h, 50), &f);
-	kv_int(b, "p90", ld_hdr_percentile(h, 90), &f);
-	kv_int(b, "p95", ld_hdr_percentile(h, 95), &f);
-	kv_int(b, "p99", ld_hdr_percentile(h, 99), &f);
-	kv_int(b, "p999", ld_hdr_percentile(h, 99.9), &f);
-	kv_int(b, "p9999", ld_hdr_percentile(h, 99.99), &f);
-	kv_int(b, "max", ld_hdr_max(h), &f);
-	kv_num(b, "stddev", ld_hdr_stddev(h), &f);
-	ld_buf_putc(b, '}');
+	ld_json_obj_begin(j);
+	kv_int(j, "count", h->total);
+	kv_int(j, "min", ld_hdr_min(h));
+	kv_num(j, "mean", ld_hdr_mean(h));
+	kv_int(j, "p50", ld_hdr_percentile(h, 50));
+	kv_int(j, "p90", ld_hdr_percentile(h, 90));
+	kv_int(j, "p95", ld_hdr_percentile(h, 95));
+	kv_int(j, "p99", ld_hdr_percentile(h, 99));
+	kv_int(j, "p999", ld_hdr_percentile(h, 99.9));
+	kv_int(j, "p9999", ld_hdr_percentile(h, 99.99));
+	kv_int(j, "max", ld_hdr_max(h));
+	kv_num(j, "stddev", ld_hdr_stddev(h));
+	ld_json_obj_end(j);
 }
 
 static void cpu_model(char *out, size_t n)
@@ -118,262 +86,268 @@ static void cpu_model(char *out, size_t n)
 	fclose(f);
 }
 
-static void config_obj(struct ld_buf *b, const struct ld_bench_opts *o)
+static void str_array(struct ld_json *j, const char *k, const char *const *v, int n)
 {
-	bool f = true;
-
-	ld_buf_putc(b, '{');
-	key(b, "urls", &f);
-	ld_buf_putc(b, '[');
-	for (int i = 0; i < o->nurls; i++) {
-		if (i)
-			ld_buf_putc(b, ',');
-		ld_bench_json_str(b, o->urls[i]);
-	}
-	ld_buf_putc(b, ']');
-	kv_str(b, "mode", o->closed ? "closed" : "open", &f);
-	kv_str(b, "method", o->method, &f);
-	key(b, "headers", &f);
-	ld_buf_putc(b, '[');
-	for (int i = 0; i < o->nheaders; i++) {
-		if (i)
-			ld_buf_putc(b, ',');
-		ld_bench_json_str(b, o->headers[i]);
-	}
-	ld_buf_putc(b, ']');
-	kv_str(b, "body_file", o->body_file, &f);
-	key(b, "rate", &f);
-	if (o->closed)
-		ld_buf_puts(b, "\"max\"");
-	else
-		num(b, o->rate);
-	kv_num(b, "duration_s", o->duration_s, &f);
-	kv_num(b, "warmup_s", o->warmup_s, &f);
-	kv_num(b, "timeout_s", o->timeout_s, &f);
-	kv_int(b, "connections", o->connections, &f);
-	kv_int(b, "max_connections", o->max_connections, &f);
-	kv_int(b, "threads", o->threads, &f);
-	kv_str(b, "arrivals", o->poisson ? "poisson" : "constant", &f);
-	kv_int(b, "seed", (long long)o->seed, &f);
-	kv_str(b, "stages", o->stages, &f);
-	kv_num(b, "start_rate", o->start_rate, &f);
-	kv_str(b, "preset", o->preset, &f);
-	kv_str(b, "breakpoint", o->breakpoint, &f);
-	kv_num(b, "step_duration_s", o->step_s, &f);
-	kv_str(b, "slo", o->slo_text, &f);
-	kv_bool(b, "errors_4xx", o->errors_4xx, &f);
-	kv_str(b, "scenario", o->scenario ? o->scenario : "generic", &f);
-	if (o->scenario) {
-		kv_int(b, "users", o->users, &f);
-		kv_int(b, "items_per_user", o->items_per_user, &f);
-		kv_num(b, "read_ratio", o->read_ratio, &f);
-		kv_num(b, "write_ratio", o->write_ratio, &f);
-		kv_num(b, "zipf_s", o->zipf_s, &f);
-	}
-	kv_str(b, "command", o->cmdline, &f);
-	ld_buf_putc(b, '}');
+	ld_json_key(j, k);
+	ld_json_arr_begin(j);
+	for (int i = 0; i < n; i++)
+		ld_json_str(j, v[i]);
+	ld_json_arr_end(j);
 }
 
-int ld_bench_json(struct ld_buf *b, const struct ld_bench_opts *o, const struct ld_bench_result *r,
-		  const struct ld_bench_extra *x)
+static void config_obj(struct ld_json *j, const struct ld_bench_opts *o)
+{
+	ld_json_obj_begin(j);
+	str_array(j, "urls", o->urls, o->nurls);
+	kv_str(j, "mode", o->closed ? "closed" : "open");
+	kv_str(j, "method", o->method);
+	str_array(j, "headers", o->headers, o->nheaders);
+	kv_str(j, "body_file", o->body_file);
+	if (o->closed)
+		kv_str(j, "rate", "max");
+	else
+		kv_num(j, "rate", o->rate);
+	kv_num(j, "duration_s", o->duration_s);
+	kv_num(j, "warmup_s", o->warmup_s);
+	kv_num(j, "timeout_s", o->timeout_s);
+	kv_int(j, "connections", o->connections);
+	kv_int(j, "max_connections", o->max_connections);
+	kv_int(j, "threads", o->threads);
+	kv_str(j, "arrivals", o->poisson ? "poisson" : "constant");
+	ld_json_key(j, "seed");
+	ld_json_uint(j, o->seed);
+	kv_str(j, "stages", o->stages);
+	kv_num(j, "start_rate", o->start_rate);
+	kv_str(j, "preset", o->preset);
+	kv_str(j, "breakpoint", o->breakpoint);
+	kv_num(j, "step_duration_s", o->step_s);
+	kv_str(j, "slo", o->slo_text);
+	kv_bool(j, "errors_4xx", o->errors_4xx);
+	kv_str(j, "scenario", o->scenario ? o->scenario : "generic");
+	if (o->scenario) {
+		kv_int(j, "users", o->users);
+		kv_int(j, "items_per_user", o->items_per_user);
+		kv_num(j, "read_ratio", o->read_ratio);
+		kv_num(j, "write_ratio", o->write_ratio);
+		kv_num(j, "zipf_s", o->zipf_s);
+	}
+	kv_str(j, "command", o->cmdline);
+	ld_json_obj_end(j);
+}
+
+static void machine_obj(struct ld_json *j)
 {
 	struct utsname u;
 	char cpu[256], kernel[300];
-	bool f = true, g;
-	struct ld_hdr_iter it;
 
 	cpu_model(cpu, sizeof(cpu));
 	if (uname(&u) == 0)
 		snprintf(kernel, sizeof(kernel), "%s %s %s", u.sysname, u.release, u.machine);
 	else
 		snprintf(kernel, sizeof(kernel), "unknown");
-	ld_buf_putc(b, '{');
-	kv_str(b, "schema", "ladder-bench/1", &f);
-	key(b, "config", &f);
-	config_obj(b, o);
-	key(b, "machine", &f);
-	g = true;
-	ld_buf_putc(b, '{');
-	kv_int(b, "cores", sysconf(_SC_NPROCESSORS_ONLN), &g);
-	kv_str(b, "cpu_model", cpu, &g);
-	kv_str(b, "kernel", kernel, &g);
-	ld_buf_putc(b, '}');
+	ld_json_obj_begin(j);
+	kv_int(j, "cores", sysconf(_SC_NPROCESSORS_ONLN));
+	kv_str(j, "cpu_model", cpu);
+	kv_str(j, "kernel", kernel);
+	ld_json_obj_end(j);
+}
 
-	key(b, "results", &f);
-	g = true;
-	ld_buf_putc(b, '{');
-	kv_int(b, "requests", r->requests, &g);
-	kv_int(b, "scheduled", r->scheduled, &g);
-	kv_num(b, "duration_s", r->window_s, &g);
-	kv_num(b, "elapsed_s", r->elapsed_s, &g);
-	key(b, "target_rps", &g);
+/* target_rps: a closed loop has no target, so null rather than 0. */
+static void target_rps(struct ld_json *j, const struct ld_bench_opts *o, double v)
+{
+	ld_json_key(j, "target_rps");
 	if (o->closed)
-		ld_buf_puts(b, "null");
+		ld_json_null(j);
 	else
-		num(b, r->target_rps);
-	kv_num(b, "achieved_rps", r->achieved_rps, &g);
-	kv_int(b, "errors", r->errors, &g);
-	kv_num(b, "error_rate", r->requests ? (double)r->errors / (double)r->requests : 0, &g);
-	key(b, "latency_us", &g);
-	latency_obj(b, &r->latency);
-	key(b, "service_time_us", &g);
-	latency_obj(b, &r->service);
-	key(b, "status", &g);
-	ld_buf_putc(b, '{');
-	{
-		bool h = true;
-		for (int s = 0; s < 600; s++) {
-			char k[16];
-			if (!r->status[s])
-				continue;
-			snprintf(k, sizeof(k), "%d", s);
-			kv_int(b, k, r->status[s], &h);
-		}
-	}
-	ld_buf_putc(b, '}');
-	key(b, "errors_by_kind", &g);
-	ld_buf_putc(b, '{');
-	{
-		bool h = true;
-		for (int k = 0; k < LD_ERR_COUNT; k++)
-			kv_int(b, ld_bench_err_name((enum ld_bench_err)k), r->err_by_kind[k], &h);
-	}
-	ld_buf_putc(b, '}');
-	kv_int(b, "late", r->late, &g);
-	kv_int(b, "dropped", r->dropped, &g);
-	kv_int(b, "connects", r->connects, &g);
-	kv_int(b, "clamped", r->latency.clamped, &g);
-	kv_bool(b, "latency_is_service_time", o->closed, &g);
-	kv_bool(b, "interrupted", r->interrupted, &g);
-	key(b, "slo", &g);
-	if (o->slo_text) {
-		bool h = true;
-		ld_buf_putc(b, '{');
-		kv_str(b, "spec", o->slo_text, &h);
-		kv_bool(b, "passed", x->slo_broken == 0, &h);
-		kv_int(b, "broken", x->slo_broken, &h);
-		kv_str(b, "why", x->slo_why, &h);
-		ld_buf_putc(b, '}');
-	} else {
-		ld_buf_puts(b, "null");
-	}
-	ld_buf_putc(b, '}');
+		ld_json_double(j, v);
+}
 
-	key(b, "timeline", &f);
-	ld_buf_putc(b, '[');
+static void results_obj(struct ld_json *j, const struct ld_bench_opts *o,
+			const struct ld_bench_result *r, const struct ld_bench_extra *x)
+{
+	ld_json_obj_begin(j);
+	kv_int(j, "requests", r->requests);
+	kv_int(j, "scheduled", r->scheduled);
+	kv_num(j, "duration_s", r->window_s);
+	kv_num(j, "elapsed_s", r->elapsed_s);
+	target_rps(j, o, r->target_rps);
+	kv_num(j, "achieved_rps", r->achieved_rps);
+	kv_int(j, "errors", r->errors);
+	kv_num(j, "error_rate", r->requests ? (double)r->errors / (double)r->requests : 0);
+	ld_json_key(j, "latency_us");
+	latency_obj(j, &r->latency);
+	ld_json_key(j, "service_time_us");
+	latency_obj(j, &r->service);
+	ld_json_key(j, "status");
+	ld_json_obj_begin(j);
+	for (int s = 0; s < 600; s++) {
+		char k[16];
+		if (!r->status[s])
+			continue;
+		snprintf(k, sizeof(k), "%d", s);
+		kv_int(j, k, r->status[s]);
+	}
+	ld_json_obj_end(j);
+	ld_json_key(j, "errors_by_kind");
+	ld_json_obj_begin(j);
+	for (int k = 0; k < LD_ERR_COUNT; k++)
+		kv_int(j, ld_bench_err_name((enum ld_bench_err)k), r->err_by_kind[k]);
+	ld_json_obj_end(j);
+	kv_int(j, "late", r->late);
+	kv_int(j, "dropped", r->dropped);
+	kv_int(j, "connects", r->connects);
+	kv_int(j, "clamped", r->latency.clamped);
+	kv_bool(j, "latency_is_service_time", o->closed);
+	kv_bool(j, "interrupted", r->interrupted);
+	ld_json_key(j, "slo");
+	if (o->slo_text) {
+		ld_json_obj_begin(j);
+		kv_str(j, "spec", o->slo_text);
+		kv_bool(j, "passed", x->slo_broken == 0);
+		kv_int(j, "broken", x->slo_broken);
+		kv_str(j, "why", x->slo_why);
+		ld_json_obj_end(j);
+	} else {
+		ld_json_null(j);
+	}
+	ld_json_obj_end(j);
+}
+
+static void timeline_arr(struct ld_json *j, const struct ld_bench_opts *o,
+			 const struct ld_bench_result *r)
+{
+	ld_json_arr_begin(j);
 	for (int i = 0; i < r->npoints; i++) {
 		const struct ld_bench_point *p = &r->timeline[i];
-		bool h = true;
-		if (i)
-			ld_buf_putc(b, ',');
-		ld_buf_putc(b, '{');
-		kv_num(b, "t", round(p->t * 1000) / 1000, &h);
-		key(b, "target_rps", &h);
-		if (o->closed)
-			ld_buf_puts(b, "null");
-		else
-			num(b, round(p->target_rps * 10) / 10);
-		kv_num(b, "achieved_rps", round(p->achieved_rps * 10) / 10, &h);
-		kv_int(b, "count", p->count, &h);
-		kv_int(b, "p50_us", p->p50_us, &h);
-		kv_int(b, "p90_us", p->p90_us, &h);
-		kv_int(b, "p99_us", p->p99_us, &h);
-		kv_int(b, "p999_us", p->p999_us, &h);
-		kv_int(b, "max_us", p->max_us, &h);
-		kv_int(b, "errors", p->errors, &h);
-		kv_bool(b, "warmup", p->warmup, &h);
-		ld_buf_putc(b, '}');
-	}
-	ld_buf_putc(b, ']');
 
-	/* The spectrum at fixed points, then the HdrHistogram iteration. */
-	key(b, "percentiles", &f);
-	ld_buf_putc(b, '[');
+		/* Rounded to what a chart can show, to keep the file small. */
+		ld_json_obj_begin(j);
+		kv_num(j, "t", round(p->t * 1000) / 1000);
+		target_rps(j, o, round(p->target_rps * 10) / 10);
+		kv_num(j, "achieved_rps", round(p->achieved_rps * 10) / 10);
+		kv_int(j, "count", p->count);
+		kv_int(j, "p50_us", p->p50_us);
+		kv_int(j, "p90_us", p->p90_us);
+		kv_int(j, "p99_us", p->p99_us);
+		kv_int(j, "p999_us", p->p999_us);
+		kv_int(j, "max_us", p->max_us);
+		kv_int(j, "errors", p->errors);
+		kv_bool(j, "warmup", p->warmup);
+		ld_json_obj_end(j);
+	}
+	ld_json_arr_end(j);
+}
+
+/* The spectrum at fixed points, then the HdrHistogram iteration. */
+static void percentiles(struct ld_json *j, const struct ld_bench_result *r)
+{
+	struct ld_hdr_iter it;
+
+	ld_json_key(j, "percentiles");
+	ld_json_arr_begin(j);
 	for (size_t i = 0; i < sizeof(spectrum) / sizeof(spectrum[0]); i++) {
-		bool h = true;
-		if (i)
-			ld_buf_putc(b, ',');
-		ld_buf_putc(b, '{');
-		kv_num(b, "p", spectrum[i], &h);
-		kv_int(b, "latency_us", ld_hdr_percentile(&r->latency, spectrum[i]), &h);
-		kv_int(b, "service_time_us", ld_hdr_percentile(&r->service, spectrum[i]), &h);
-		ld_buf_putc(b, '}');
+		ld_json_obj_begin(j);
+		kv_num(j, "p", spectrum[i]);
+		kv_int(j, "latency_us", ld_hdr_percentile(&r->latency, spectrum[i]));
+		kv_int(j, "service_time_us", ld_hdr_percentile(&r->service, spectrum[i]));
+		ld_json_obj_end(j);
 	}
-	ld_buf_putc(b, ']');
-	key(b, "distribution", &f);
-	ld_buf_putc(b, '[');
+	ld_json_arr_end(j);
+	ld_json_key(j, "distribution");
+	ld_json_arr_begin(j);
 	ld_hdr_iter_init(&it, &r->latency, 5);
-	g = true;
 	while (ld_hdr_iter_next(&it)) {
-		bool h = true;
-		if (!g)
-			ld_buf_putc(b, ',');
-		g = false;
-		ld_buf_putc(b, '{');
-		kv_num(b, "p", it.percentile, &h);
-		kv_int(b, "latency_us", it.value, &h);
-		kv_int(b, "count", it.count, &h);
-		ld_buf_putc(b, '}');
+		ld_json_obj_begin(j);
+		kv_num(j, "p", it.percentile);
+		kv_int(j, "latency_us", it.value);
+		kv_int(j, "count", it.count);
+		ld_json_obj_end(j);
 	}
-	ld_buf_putc(b, ']');
+	ld_json_arr_end(j);
+}
 
-	if (x->mix) {
-		static const char *const names[2] = {"read", "write"};
-		key(b, "mix", &f);
-		ld_buf_putc(b, '{');
-		for (int k = 0; k < 2; k++) {
-			bool h = true;
-			if (k)
-				ld_buf_putc(b, ',');
-			ld_bench_json_str(b, names[k]);
-			ld_buf_puts(b, ":{");
-			kv_int(b, "requests", r->kind_count[k], &h);
-			kv_num(b, "achieved_rps",
-			       r->window_s > 0 ? (double)r->kind_in_window[k] / r->window_s : 0,
-			       &h);
-			key(b, "latency_us", &h);
-			latency_obj(b, &r->kind_latency[k]);
-			ld_buf_putc(b, '}');
-		}
-		ld_buf_putc(b, '}');
-		key(b, "seed", &f);
-		g = true;
-		ld_buf_putc(b, '{');
-		kv_int(b, "users", x->seeded_users, &g);
-		kv_int(b, "items", x->seeded_items, &g);
-		kv_num(b, "seconds", x->seed_s, &g);
-		ld_buf_putc(b, '}');
+/* mix_and_seed: the ladder scenario's read/write split and its seeding. */
+static void mix_and_seed(struct ld_json *j, const struct ld_bench_result *r,
+			 const struct ld_bench_extra *x)
+{
+	static const char *const names[2] = {"read", "write"};
+
+	ld_json_key(j, "mix");
+	ld_json_obj_begin(j);
+	for (int k = 0; k < 2; k++) {
+		ld_json_key(j, names[k]);
+		ld_json_obj_begin(j);
+		kv_int(j, "requests", r->kind_count[k]);
+		kv_num(j, "achieved_rps",
+		       r->window_s > 0 ? (double)r->kind_in_window[k] / r->window_s : 0);
+		ld_json_key(j, "latency_us");
+		latency_obj(j, &r->kind_latency[k]);
+		ld_json_obj_end(j);
 	}
-	if (x->nsteps) {
-		key(b, "breakpoint", &f);
-		g = true;
-		ld_buf_putc(b, '{');
-		kv_num(b, "max_rate_held", x->max_rate_held, &g);
-		key(b, "steps", &g);
-		ld_buf_putc(b, '[');
-		for (int i = 0; i < x->nsteps; i++) {
-			const struct ld_bench_step *s = &x->steps[i];
-			bool h = true;
-			if (i)
-				ld_buf_putc(b, ',');
-			ld_buf_putc(b, '{');
-			kv_num(b, "rate", s->rate, &h);
-			kv_num(b, "achieved_rps", s->achieved_rps, &h);
-			kv_int(b, "requests", s->requests, &h);
-			kv_int(b, "errors", s->errors, &h);
-			kv_num(b, "error_rate", s->error_rate, &h);
-			kv_int(b, "p50_us", s->p50_us, &h);
-			kv_int(b, "p99_us", s->p99_us, &h);
-			kv_int(b, "p999_us", s->p999_us, &h);
-			kv_int(b, "max_us", s->max_us, &h);
-			kv_bool(b, "held", s->held, &h);
-			kv_str(b, "why", s->why, &h);
-			ld_buf_putc(b, '}');
-		}
-		ld_buf_puts(b, "]}");
+	ld_json_obj_end(j);
+	ld_json_key(j, "seed");
+	ld_json_obj_begin(j);
+	kv_int(j, "users", x->seeded_users);
+	kv_int(j, "items", x->seeded_items);
+	kv_num(j, "seconds", x->seed_s);
+	ld_json_obj_end(j);
+}
+
+static void breakpoint_obj(struct ld_json *j, const struct ld_bench_extra *x)
+{
+	ld_json_key(j, "breakpoint");
+	ld_json_obj_begin(j);
+	kv_num(j, "max_rate_held", x->max_rate_held);
+	ld_json_key(j, "steps");
+	ld_json_arr_begin(j);
+	for (int i = 0; i < x->nsteps; i++) {
+		const struct ld_bench_step *s = &x->steps[i];
+
+		ld_json_obj_begin(j);
+		kv_num(j, "rate", s->rate);
+		kv_num(j, "achieved_rps", s->achieved_rps);
+		kv_int(j, "requests", s->requests);
+		kv_int(j, "errors", s->errors);
+		kv_num(j, "error_rate", s->error_rate);
+		kv_int(j, "p50_us", s->p50_us);
+		kv_int(j, "p99_us", s->p99_us);
+		kv_int(j, "p999_us", s->p999_us);
+		kv_int(j, "max_us", s->max_us);
+		kv_bool(j, "held", s->held);
+		kv_str(j, "why", s->why);
+		ld_json_obj_end(j);
 	}
-	ld_buf_puts(b, "}\n");
-	return b->len && b->data[b->len - 1] == '\n' ? 0 : -E2BIG;
+	ld_json_arr_end(j);
+	ld_json_obj_end(j);
+}
+
+int ld_bench_json(struct ld_buf *b, const struct ld_bench_opts *o, const struct ld_bench_result *r,
+		  const struct ld_bench_extra *x)
+{
+	struct ld_json j;
+	int rc;
+
+	ld_json_init(&j, b);
+	ld_json_obj_begin(&j);
+	kv_str(&j, "schema", "ladder-bench/1");
+	ld_json_key(&j, "config");
+	config_obj(&j, o);
+	ld_json_key(&j, "machine");
+	machine_obj(&j);
+	ld_json_key(&j, "results");
+	results_obj(&j, o, r, x);
+	ld_json_key(&j, "timeline");
+	timeline_arr(&j, o, r);
+	percentiles(&j, r);
+	if (x->mix)
+		mix_and_seed(&j, r, x);
+	if (x->nsteps)
+		breakpoint_obj(&j, x);
+	ld_json_obj_end(&j);
+	rc = ld_json_finish(&j);
+	if (rc == 0)
+		rc = ld_buf_putc(b, '\n');
+	return rc;
 }
 
 static void fmt_us(char *out, size_t n, int64_t us)

@@ -18,7 +18,9 @@
 void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_bench_result *r,
 		      const struct ld_bench_extra *x);
 
-/* ld_bench_json renders the whole report into out. */
+/* ld_bench_json renders the whole report into out, then a newline.
+ * Returns 0, or the error of the JSON writer (-E2BIG when out's cap is
+ * reached, -ENOMEM); out then holds a partial document. */
 int ld_bench_json(struct ld_buf *out, const struct ld_bench_opts *o,
 		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
 
@@ -29,8 +31,5 @@ int ld_bench_html(struct ld_buf *out, const struct ld_bench_opts *o,
 
 /* ld_bench_write_file writes len bytes to path (replacing it). */
 int ld_bench_write_file(const char *path, const char *data, size_t len);
-
-/* ld_json_escape_into appends s as a JSON string literal (quotes included). */
-int ld_bench_json_str(struct ld_buf *out, const char *s);
 
 #endif
