@@ -2,14 +2,13 @@
  * assume.c - defaults, the field table, the assumptions file and validation.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "base/file.h"
 #include "plan/assume.h"
 
 #define F(k, sec, kind, member, lo, hi, integer, doc)                                              \
@@ -428,39 +427,13 @@ int ld_assume_load(struct ld_assume *a, const char *path, char *err, size_t errl
 {
 	char *text = NULL;
 	size_t len = 0;
-	ssize_t n;
-	int fd, rc = 0;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	rc = ld_read_file(path, LD_ASSUME_FILE_MAX, &text, &len, err, errlen);
+	if (rc)
 		goto out;
-	}
-	/* One byte more than the cap so an oversized file is noticed. */
-	text = malloc(LD_ASSUME_FILE_MAX + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	while (len < LD_ASSUME_FILE_MAX + 1) {
-		n = read(fd, text + len, LD_ASSUME_FILE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
 	rc = ld_assume_parse(a, path, text, len, err, errlen);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(text);
 	return rc;
 }

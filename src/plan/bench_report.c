@@ -2,14 +2,13 @@
  * bench_report.c - the planner's reader of `ladder bench` JSON reports.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "base/file.h"
 #include "plan/bench_report.h"
 #include "plan/num.h"
 
@@ -283,38 +282,13 @@ int ld_bench_report_load(const char *path, struct ld_bench_report *r, char *err,
 {
 	char *text = NULL;
 	size_t len = 0;
-	ssize_t n;
-	int fd, rc = 0;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	rc = ld_read_file(path, LD_BENCH_REPORT_MAX, &text, &len, err, errlen);
+	if (rc)
 		goto out;
-	}
-	text = malloc(LD_BENCH_REPORT_MAX + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	while (len < LD_BENCH_REPORT_MAX + 1) {
-		n = read(fd, text + len, LD_BENCH_REPORT_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
 	rc = ld_bench_report_parse(path, text, len, r, err, errlen);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(text);
 	return rc;
 }

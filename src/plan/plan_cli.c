@@ -10,15 +10,14 @@
  * bad input (the message names the field).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/buf.h"
+#include "base/file.h"
 #include "plan/assume.h"
 #include "plan/bench_report.h"
 #include "plan/erlang.h"
@@ -122,52 +121,6 @@ static int opt(int argc, char **argv, int *i, const char *name, const char **val
 static int is_help(const char *a)
 {
 	return !strcmp(a, "--help") || !strcmp(a, "-h");
-}
-
-/* read_file reads at most max bytes of path into a new NUL-terminated
- * buffer (free() it); -E2BIG when the file is larger. */
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	char *text = NULL;
-	size_t n = 0;
-	ssize_t r;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	text = malloc(max + 2);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	while (n < max + 1) {
-		r = read(fd, text + n, max + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > max) {
-		rc = -E2BIG;
-		goto out;
-	}
-	text[n] = '\0';
-	*out = text;
-	*len = n;
-	text = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(text);
-	return rc;
 }
 
 /* emit writes the rendered output to path, or standard output. */
@@ -381,11 +334,9 @@ static int add_file(struct ld_points *pts, const char *path, char *err, size_t e
 	size_t len = 0, k = 0;
 	int rc;
 
-	rc = read_file(path, LD_BENCH_REPORT_MAX, &text, &len);
-	if (rc) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	rc = ld_read_file(path, LD_BENCH_REPORT_MAX, &text, &len, err, errlen);
+	if (rc)
 		goto out;
-	}
 	while (k < len && (text[k] == ' ' || text[k] == '\n' || text[k] == '\t' || text[k] == '\r'))
 		k++;
 	if (k < len && text[k] == '{') {
