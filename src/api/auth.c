@@ -14,11 +14,13 @@
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/b64.h"
+#include "base/file.h"
 
 #define PAYLOAD_LEN   16
 #define PAYLOAD_B64   LD_B64URL_LEN(PAYLOAD_LEN)		  /* 22 */
@@ -191,10 +193,9 @@ out:
 /* read_key_file loads the keys kept in path (open fd). */
 static int read_key_file(struct ld_auth *a, int fd, const char *path, char *err, size_t errlen)
 {
-	char buf[KEY_FILE_MAX + 1];
+	char *buf = NULL;
 	struct stat st;
 	size_t len = 0;
-	ssize_t n;
 	int rc = 0;
 
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -207,25 +208,15 @@ static int read_key_file(struct ld_auth *a, int fd, const char *path, char *err,
 	if (st.st_mode & 0077)
 		fprintf(stderr, "ladder: warning: %s may be read by other users (chmod 600 it)\n",
 			path);
-	for (;;) {
-		n = read(fd, buf + len, KEY_FILE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > KEY_FILE_MAX) {
-			snprintf(err, errlen, "%s: larger than %d bytes", path, KEY_FILE_MAX);
+	/* ld_read_fd leaves no copy of the keys behind in freed memory, so
+	 * wiping buf below is enough. */
+	rc = ld_read_fd(fd, path, KEY_FILE_MAX, &buf, &len, err, errlen);
+	if (rc) {
+		/* An oversized key file is bad content, reported as before. */
+		if (rc == -E2BIG)
 			rc = -EINVAL;
-			goto out;
-		}
+		goto out;
 	}
-	buf[len] = '\0';
 	if (strlen(buf) != len) {
 		snprintf(err, errlen, "%s: contains a NUL byte", path);
 		rc = -EINVAL;
@@ -233,7 +224,10 @@ static int read_key_file(struct ld_auth *a, int fd, const char *path, char *err,
 	}
 	rc = parse_keys(a, buf, path, err, errlen);
 out:
-	sodium_memzero(buf, sizeof(buf));
+	if (buf) {
+		sodium_memzero(buf, len);
+		free(buf);
+	}
 	return rc;
 }
 
