@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "bench/bench.h"
 #include "bench/engine.h"
 #include "bench/opts.h"
@@ -121,30 +122,11 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+/* read_body_file loads --body-file into o->body (owned by o). */
 static int read_body_file(struct ld_bench_opts *o)
 {
-	FILE *f = fopen(o->body_file, "rb");
-	struct ld_buf b;
-	char chunk[65536];
-	size_t n;
-	int rc = 0;
-
-	if (!f)
-		return -errno;
-	ld_buf_init(&b, BODY_FILE_MAX);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if ((rc = ld_buf_append(&b, chunk, n)))
-			break;
-	if (ferror(f) && !rc)
-		rc = -EIO;
-	fclose(f);
-	if (rc) {
-		ld_buf_release(&b);
-		return rc;
-	}
-	o->body_len = b.len;
-	o->body = b.len ? ld_buf_steal(&b, &o->body_len) : strdup("");
-	return o->body ? 0 : -ENOMEM;
+	/* The caller words its own message from the error code. */
+	return ld_read_file(o->body_file, BODY_FILE_MAX, &o->body, &o->body_len, NULL, 0);
 }
 
 /* parse_args fills o; returns 0, 2 for bad usage (message printed) or -1
