@@ -21,10 +21,10 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-	{"serve", ld_serve_main, "run the HTTP/JSON API server"},
-	{"migrate", ld_migrate_main, "create or upgrade the database schema, then exit"},
-	{"bench", ld_bench_main, "open-loop load generator with honest percentiles"},
-	{"plan", ld_plan_main, "capacity planner: assumptions and measurements to servers and cost"},
+    {"serve", ld_serve_main, "run the HTTP/JSON API server"},
+    {"migrate", ld_migrate_main, "create or upgrade the database schema, then exit"},
+    {"bench", ld_bench_main, "open-loop load generator with honest percentiles"},
+    {"plan", ld_plan_main, "capacity planner: assumptions and measurements to servers and cost"},
 };
 
 static void usage(FILE *f)

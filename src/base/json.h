@@ -27,11 +27,11 @@
 
 struct ld_json {
 	struct ld_buf *out;
-	int err;                              /* first error, 0 if none */
-	unsigned depth;                       /* open containers */
-	bool first[LD_JSON_DEPTH_MAX + 1];    /* no member written yet at this depth */
-	bool is_obj[LD_JSON_DEPTH_MAX + 1];   /* container kind at this depth */
-	bool after_key;                       /* a key was written, its value is next */
+	int err;			    /* first error, 0 if none */
+	unsigned depth;			    /* open containers */
+	bool first[LD_JSON_DEPTH_MAX + 1];  /* no member written yet at this depth */
+	bool is_obj[LD_JSON_DEPTH_MAX + 1]; /* container kind at this depth */
+	bool after_key;			    /* a key was written, its value is next */
 };
 
 void ld_json_init(struct ld_json *j, struct ld_buf *out);

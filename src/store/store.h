@@ -23,22 +23,22 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define LD_HANDLE_MAX        32
+#define LD_HANDLE_MAX	     32
 #define LD_DISPLAY_NAME_MAX  128 /* bytes of UTF-8 */
 #define LD_PASSWORD_HASH_MAX 128 /* crypto_pwhash_STRBYTES */
-#define LD_CONTENT_MAX       1024
-#define LD_LIST_MAX          100
+#define LD_CONTENT_MAX	     1024
+#define LD_LIST_MAX	     100
 
 /* Status codes carried in op->status. */
 enum ld_store_status {
 	LD_STORE_OK = 0,
 	LD_STORE_NOT_FOUND = -1,    /* no such row */
-	LD_STORE_CONFLICT = -2,     /* unique constraint (handle taken) */
+	LD_STORE_CONFLICT = -2,	    /* unique constraint (handle taken) */
 	LD_STORE_PRECONDITION = -3, /* expect_version did not match */
 	LD_STORE_FORBIDDEN = -4,    /* the row belongs to another user */
-	LD_STORE_BUSY = -5,         /* write queue full: shed load, retry later */
+	LD_STORE_BUSY = -5,	    /* write queue full: shed load, retry later */
 	LD_STORE_UNAVAILABLE = -6,  /* shutting down, or the database is unusable */
-	LD_STORE_ERROR = -7,        /* anything else (logged by the driver) */
+	LD_STORE_ERROR = -7,	    /* anything else (logged by the driver) */
 };
 
 struct ld_user {
@@ -62,15 +62,15 @@ struct ld_item {
 };
 
 enum ld_store_op_kind {
-	LD_OP_USER_CREATE,        /* in: user.handle, display_name, password_hash; out: user */
-	LD_OP_USER_GET,           /* in: id; out: user */
+	LD_OP_USER_CREATE,	  /* in: user.handle, display_name, password_hash; out: user */
+	LD_OP_USER_GET,		  /* in: id; out: user */
 	LD_OP_USER_GET_BY_HANDLE, /* in: user.handle; out: user */
-	LD_OP_USER_UPDATE,        /* in: id, user.display_name; out: user */
-	LD_OP_ITEM_CREATE,        /* in: actor_id, item.content/content_len; out: item */
-	LD_OP_ITEM_GET,           /* in: id; out: item */
-	LD_OP_ITEM_UPDATE,        /* in: id, actor_id, expect_version (0 = any), item.content; out: item */
-	LD_OP_ITEM_DELETE,        /* in: id, actor_id, expect_version (0 = any) */
-	LD_OP_ITEM_LIST,          /* in: id (the owner), before_id (0 = newest), limit; out: items */
+	LD_OP_USER_UPDATE,	  /* in: id, user.display_name; out: user */
+	LD_OP_ITEM_CREATE,	  /* in: actor_id, item.content/content_len; out: item */
+	LD_OP_ITEM_GET,		  /* in: id; out: item */
+	LD_OP_ITEM_UPDATE, /* in: id, actor_id, expect_version (0 = any), item.content; out: item */
+	LD_OP_ITEM_DELETE, /* in: id, actor_id, expect_version (0 = any) */
+	LD_OP_ITEM_LIST,   /* in: id (the owner), before_id (0 = newest), limit; out: items */
 	LD_OP_KIND_COUNT
 };
 
@@ -79,10 +79,10 @@ struct ld_store_op {
 
 	/* Inputs. */
 	int64_t id;
-	int64_t actor_id;       /* the authenticated user; writes check ownership */
+	int64_t actor_id;	/* the authenticated user; writes check ownership */
 	int64_t expect_version; /* optimistic concurrency for updates and deletes */
-	int64_t before_id;      /* list cursor: return ids strictly below it */
-	unsigned limit;         /* list page size, 1..LD_LIST_MAX */
+	int64_t before_id;	/* list cursor: return ids strictly below it */
+	unsigned limit;		/* list page size, 1..LD_LIST_MAX */
 
 	/* Inputs and outputs. */
 	struct ld_user user;
@@ -108,22 +108,22 @@ struct ld_store_op {
 };
 
 struct ld_store_config {
-	const char *data_dir;        /* SQLite: database at data_dir/ladder.db */
-	unsigned write_queue_max;    /* ops waiting for the writer; more -> BUSY (8192) */
-	unsigned write_batch_max;    /* ops per transaction (1024) */
-	unsigned busy_timeout_ms;    /* SQLite busy timeout (5000) */
-	bool synchronous_full;       /* fsync on every commit (true; false only for tests) */
+	const char *data_dir;	  /* SQLite: database at data_dir/ladder.db */
+	unsigned write_queue_max; /* ops waiting for the writer; more -> BUSY (8192) */
+	unsigned write_batch_max; /* ops per transaction (1024) */
+	unsigned busy_timeout_ms; /* SQLite busy timeout (5000) */
+	bool synchronous_full;	  /* fsync on every commit (true; false only for tests) */
 };
 
 void ld_store_config_default(struct ld_store_config *cfg);
 
 /* Counters a driver keeps for /metrics and readiness. */
 struct ld_store_stats {
-	uint64_t commits;     /* transactions committed */
+	uint64_t commits; /* transactions committed */
 	uint64_t committed_ops;
 	uint64_t errors;      /* ops that ended in LD_STORE_ERROR or UNAVAILABLE */
 	unsigned queue_depth; /* ops waiting for the writer right now */
-	bool healthy;         /* false after an I/O error that needs a restart */
+	bool healthy;	      /* false after an I/O error that needs a restart */
 };
 
 struct ld_store;      /* one per process */

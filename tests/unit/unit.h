@@ -20,7 +20,7 @@ static const char *unit_cur_name;
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__,      \
+			fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__,       \
 				unit_cur_name, #cond);                                             \
 			unit_cur_failed = 1;                                                       \
 		}                                                                                  \
