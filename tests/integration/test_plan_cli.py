@@ -386,3 +386,45 @@ def test_queue_bad_inputs(args, word):
     p = plan("queue", *args, check=False)
     assert p.returncode == 2, p.stdout
     assert word in p.stderr
+
+
+CHROMIUM = __import__("shutil").which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/deps.sh test)")
+def test_html_report_renders_offline_with_chart_data(tmp_path):
+    import shutil
+    import tempfile
+
+    html = tmp_path / "plan.html"
+    plan("--format", "html", "--out", html, "--growth", "5%", "--months", "24")
+    text = html.read_text()
+    # Self-contained: nothing is fetched (the SVG namespace is a name, not a fetch).
+    assert not re.search(r'(src|href)\s*=\s*"https?://', text)
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    flags = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--user-data-dir=" + profile,
+    ]  # fmt: skip
+    try:
+        dom = subprocess.run(
+            flags + ["--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=60
+        ).stdout
+        shot = tmp_path / "plan.png"
+        subprocess.run(
+            flags + ["--screenshot=" + str(shot), "--window-size=900,1600", html.as_uri()],
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    # The browser built the charts: five SVGs whose lines carry many points,
+    # and growth makes at least one line rise.
+    assert dom.count("<svg") >= 5, dom[:500]
+    lines = re.findall(r' points="([0-9., ]+)"', dom)
+    assert len(lines) >= 5
+    assert all(len(x.split()) >= 24 for x in lines[:5])
+    ys = [[float(p.split(",")[1]) for p in x.split()] for x in lines]
+    assert any(y[0] != y[-1] for y in ys)
+    assert shot.exists() and shot.stat().st_size > 5000
