@@ -68,7 +68,7 @@ run_integration() {
 run_fuzz() {
 	local secs="${FUZZ_SECONDS:-20}" out rc
 	out=$(mktemp)
-	tests/fuzz/run.sh "$secs" >"$out" 2>&1
+	FUZZ_SEED="${FUZZ_SEED-1}" tests/fuzz/run.sh "$secs" >"$out" 2>&1
 	rc=$?
 	tail -n 30 "$out"
 	add_counts "fuzz (${secs}s per target)" "$out" "$rc"

@@ -91,7 +91,8 @@ static int parse_term(struct ld_slo_term *t, char *item)
 			return -EINVAL;
 		t->value = secs * 1e6;
 	}
-	return 0;
+	/* 6E307 ms is a finite number but an infinite number of microseconds. */
+	return isfinite(t->value) ? 0 : -EINVAL;
 }
 
 int ld_slo_parse(struct ld_slo *s, const char *spec, char *err, size_t errlen)

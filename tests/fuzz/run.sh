@@ -4,6 +4,8 @@
 # its dictionary (tests/fuzz/<target>.dict) when there is one. Expects
 # `make BUILD=fuzz fuzz-build` done. Ends with "N passed, N failed" where each
 # target is one test. A crash leaves its input in tests/fuzz/ (crash-*).
+# FUZZ_SEED fixes libFuzzer's seed (make test uses 1, so a CI run explores
+# what the last run explored and a failure reproduces); empty = random.
 set -u
 cd "$(dirname "$0")/../.."
 secs="${1:-20}"
@@ -15,6 +17,7 @@ for bin in build/fuzz/tests/fuzz/fuzz_*; do
 	seed="tests/fuzz/corpus/$name"
 	work=$(mktemp -d)
 	args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+		${FUZZ_SEED:+-seed="$FUZZ_SEED"}
 		-artifact_prefix=tests/fuzz/ "$work")
 	[ -d "$seed" ] && args+=("$seed")
 	[ -f "tests/fuzz/$name.dict" ] && args=(-dict="tests/fuzz/$name.dict" "${args[@]}")

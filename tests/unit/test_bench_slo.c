@@ -51,6 +51,8 @@ static void test_parse_bad(void)
 	}
 	CHECK(ld_slo_parse(&s, "p99<1ms,bogus>3", err, sizeof(err)) < 0);
 	CHECK(strstr(err, "bogus") != NULL);
+	/* Finite in ms, infinite in microseconds (found by fuzzing). */
+	CHECK(ld_slo_parse(&s, "p9<6E307", err, sizeof(err)) < 0);
 }
 
 static void test_check(void)
