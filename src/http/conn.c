@@ -157,16 +157,36 @@ static void prepare_req(struct ld_conn *c)
 	ld_metrics_inflight(1);
 }
 
+/* repoint_header parses the (complete, already valid) header block again,
+ * so every field points into the read buffer as it is now: the buffer may
+ * have been reallocated while the body arrived. Microseconds, and only when
+ * the buffer moved. */
+static void repoint_header(struct ld_conn *c)
+{
+	struct ld_http_parser p;
+
+	if (c->req.h.method_str == c->rbuf.data)
+		return;
+	ld_http_parser_init(&p, &c->w->s->cfg.limits);
+	(void)ld_http_parse_request(&p, c->rbuf.data, c->rbuf.len, &c->req.h);
+}
+
 static void http_error(struct ld_conn *c, int status, const char *detail)
 {
 	struct ld_server *s = c->w->s;
 
-	if (c->state == CONN_HEAD) {
+	if (c->header_parsed) {
+		repoint_header(c);
+	} else {
 		/* The header never parsed: nothing in it may be trusted. */
 		memset(&c->req.h, 0, sizeof(c->req.h));
 		c->req.h.content_length = -1;
 		c->req.h.version_minor = 1;
 	}
+	/* The client may still be sending what we refused: read and drop it
+	 * before closing, or the kernel answers it with a reset that can
+	 * destroy our error response before the client reads it. */
+	c->linger = true;
 	c->req.body = NULL;
 	c->req.body_len = 0;
 	c->req_len = c->rbuf.len;
@@ -210,6 +230,9 @@ static void on_timer(uv_timer_t *t)
 		break;
 	case CONN_WRITING:
 		/* The client does not read its response: give up on it. */
+		ld__conn_close(c);
+		break;
+	case CONN_LINGER:
 		ld__conn_close(c);
 		break;
 	case CONN_BUSY:
@@ -291,20 +314,10 @@ out:
 static void dispatch(struct ld_conn *c)
 {
 	struct ld_server *s = c->w->s;
-	struct ld_http_parser p;
-	int rc;
 
-	/* The read buffer may have moved while the body arrived; re-parsing the
-	 * header (microseconds) re-points every field at the new copy. */
-	if (c->req.h.method_str && c->req.h.method_str != c->rbuf.data) {
-		ld_http_parser_init(&p, &s->cfg.limits);
-		rc = ld_http_parse_request(&p, c->rbuf.data, c->rbuf.len, &c->req.h);
-		if (c->req.h.chunked)
-			c->req.body = c->rbuf.data + c->req.h.header_len;
-		else if (c->req.body_len)
-			c->req.body = c->rbuf.data + c->req.h.header_len;
-		(void)rc;
-	}
+	repoint_header(c);
+	if (c->req.h.chunked || c->req.body_len)
+		c->req.body = c->rbuf.data + c->req.h.header_len;
 	if (!c->req.h.keep_alive)
 		c->close_after = true;
 	c->state = CONN_BUSY;
@@ -339,6 +352,7 @@ static void process(struct ld_conn *c)
 							: "the request is malformed");
 				break;
 			}
+			c->header_parsed = true;
 			if (start_body(c) < 0)
 				break;
 		}
@@ -354,8 +368,12 @@ static void process(struct ld_conn *c)
 				uv_buf_t b =
 				    uv_buf_init((char *)continue_100, sizeof(continue_100) - 1);
 
+				/* A queued write, not a try: a partial 100 line
+				 * would corrupt the response that follows it,
+				 * and libuv keeps queued writes in order. */
 				c->sent_continue = true;
-				uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+				c->wcontinue.data = c;
+				uv_write(&c->wcontinue, (uv_stream_t *)&c->tcp, &b, 1, NULL);
 			}
 			break;
 		}
@@ -402,6 +420,53 @@ static void on_write(uv_write_t *wr, int status)
 	process(c);
 }
 
+/*
+ * Lingering close (as nginx's lingering_close): after an error response,
+ * shut our side down and discard what the client still sends, for at most
+ * LINGER_MS or until it closes, then close.
+ */
+#define LINGER_MS 2000
+
+static void linger_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static _Thread_local char sink[16384];
+
+	buf->base = sink;
+	buf->len = sizeof(sink);
+}
+
+static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	if (nread < 0)
+		ld__conn_close(stream->data);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+	struct ld_conn *c = req->data;
+
+	if (status < 0 || c->closing) {
+		ld__conn_close(c);
+		return;
+	}
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = uv_read_start((uv_stream_t *)&c->tcp, linger_alloc, linger_read) == 0;
+	if (!c->reading)
+		ld__conn_close(c);
+}
+
+static void start_linger(struct ld_conn *c)
+{
+	c->state = CONN_LINGER;
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_linger_shutdown) != 0) {
+		ld__conn_close(c);
+		return;
+	}
+	arm(c, LINGER_MS);
+}
+
 /* finish_request runs once the response is fully written. */
 static void finish_request(struct ld_conn *c)
 {
@@ -410,12 +475,16 @@ static void finish_request(struct ld_conn *c)
 	ld_buf_consume(&c->rbuf, c->req_len);
 	c->req_len = 0;
 	c->req.h.method_str = NULL;
+	c->header_parsed = false;
 	ld_http_parser_reset(&c->parser);
 	c->req_start_ns = 0;
 	c->sent_continue = false;
 	c->state = CONN_HEAD;
 	if (c->close_after || c->peer_gone || atomic_load(&s->stage) >= 1) {
-		ld__conn_close(c);
+		if (c->linger && !c->peer_gone && atomic_load(&s->stage) < 2)
+			start_linger(c);
+		else
+			ld__conn_close(c);
 		return;
 	}
 	if (c->rbuf.len == 0)

@@ -83,6 +83,11 @@ void ld__worker_maybe_finish(struct ld_worker *w)
 		s->app.loop_fini(&w->l, s->app.arg);
 	ld__worker_log_flush(w);
 	uv_close((uv_handle_t *)&w->log_timer, on_worker_handle_closed);
+	/* The main thread may be about to wake this loop (a second signal, the
+	 * deadline): it must never signal a closed handle. */
+	uv_mutex_lock(&s->wake_lock);
+	w->wake_open = false;
+	uv_mutex_unlock(&s->wake_lock);
 	uv_close((uv_handle_t *)&w->wake, on_worker_handle_closed);
 }
 
@@ -185,6 +190,7 @@ static int worker_init(struct ld_server *s, struct ld_worker *w, unsigned index,
 	ld_hex_lower(seed, 8, w->reqid_prefix);
 	uv_async_init(&w->l.uv, &w->wake, on_wake);
 	w->wake.data = w;
+	w->wake_open = true;
 	uv_timer_init(&w->l.uv, &w->log_timer);
 	w->log_timer.data = w;
 	uv_timer_start(&w->log_timer, on_log_timer, 200, 200);
@@ -210,17 +216,26 @@ out:
 	return rc;
 }
 
-static void begin_stage(struct ld_server *s, int stage)
+/* wake_all tells every loop still running to look at the stage. */
+static void wake_all(struct ld_server *s)
 {
 	unsigned i;
 
+	uv_mutex_lock(&s->wake_lock);
+	for (i = 0; i < s->nworkers; i++)
+		if (s->workers[i].wake_open)
+			uv_async_send(&s->workers[i].wake);
+	uv_mutex_unlock(&s->wake_lock);
+}
+
+static void begin_stage(struct ld_server *s, int stage)
+{
 	if (atomic_load(&s->stage) >= stage)
 		return;
 	atomic_store(&s->stage, stage);
 	if (stage >= 2)
 		s->cut = true;
-	for (i = 0; i < s->nworkers; i++)
-		uv_async_send(&s->workers[i].wake);
+	wake_all(s);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -292,6 +307,7 @@ int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app
 	}
 	for (i = 0; i < s->nworkers; i++)
 		s->workers[i].listen_fd = -1;
+	uv_mutex_init(&s->wake_lock);
 	/* SIGPIPE would kill the process on a write to a reset connection;
 	 * the error comes back from write(2) instead. */
 	signal(SIGPIPE, SIG_IGN);
@@ -329,8 +345,7 @@ int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app
 		uv_thread_create(&s->workers[i].thread, worker_main, &s->workers[i]);
 	}
 	if (rc) {
-		for (i = 0; i < started; i++)
-			uv_async_send(&s->workers[i].wake);
+		wake_all(s);
 		if (!started)
 			on_main_wake(&s->main_wake);
 	} else {
@@ -354,6 +369,7 @@ out:
 			if (s->workers[i].listen_fd >= 0)
 				close(s->workers[i].listen_fd);
 		free(s->workers);
+		uv_mutex_destroy(&s->wake_lock);
 	}
 	free(s);
 	return rc;

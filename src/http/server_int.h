@@ -16,6 +16,7 @@ enum conn_state {
 	CONN_BODY,    /* header parsed, body arriving */
 	CONN_BUSY,    /* the application is working on the request */
 	CONN_WRITING, /* the response is being written */
+	CONN_LINGER,  /* error sent: discarding input before the close */
 };
 
 struct ld_conn {
@@ -32,6 +33,8 @@ struct ld_conn {
 	bool in_handler;  /* on_request is on the stack */
 	bool peer_gone;	  /* EOF or error seen */
 	bool sent_continue;
+	bool header_parsed; /* req.h holds the current request's valid header */
+	bool linger;	    /* close lingering (after an error response) */
 
 	uint64_t deadline;  /* loop ms when the current timeout expires, 0 = none */
 	uint64_t timer_due; /* loop ms the libuv timer is set for, 0 = not set */
@@ -47,6 +50,8 @@ struct ld_conn {
 
 	struct ld_req req;
 	uv_write_t wreq;
+	uv_write_t wcontinue;
+	uv_shutdown_t shutdown_req;
 	struct ld_buf whdr;  /* response status line and headers */
 	struct ld_buf wgzip; /* compressed body, when used */
 	uv_buf_t wbufs[2];
@@ -64,6 +69,7 @@ struct ld_worker {
 	uv_tcp_t listener;
 	bool listener_open;
 	uv_async_t wake; /* main thread -> worker: look at s->stage */
+	bool wake_open;	 /* wake may be signalled (under s->wake_lock) */
 	uv_timer_t log_timer;
 	int stage_seen;
 	bool finishing;
@@ -94,6 +100,7 @@ struct ld_server {
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain_timer, deadline_timer;
 	uv_async_t main_wake;
+	uv_mutex_t wake_lock; /* orders wake_all against a loop closing its wake */
 	bool cut;
 };
 

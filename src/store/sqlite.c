@@ -539,6 +539,10 @@ static void end_read(struct ld_store_conn *c)
 	if (!sqlite3_get_autocommit(c->db)) {
 		sqlite3_step(st);
 		sqlite3_reset(st);
+		/* A read-only COMMIT should not fail; if it does, never leave a
+		 * stale snapshot open behind the next reads. */
+		if (!sqlite3_get_autocommit(c->db))
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	}
 }
 

@@ -1,0 +1,111 @@
+"""Regressions found in review: errors raised while a request body arrives
+(the read buffer has moved since the header was parsed), cutting connections
+at the shutdown deadline with several loop threads, and the lingering close
+that lets a client read a 413 while it is still sending its body. The ASan
+run of this suite turns a stale pointer into a failure (conftest checks the
+server's stderr for sanitizer reports)."""
+
+import signal
+import socket
+import time
+
+from ladder_http import assert_problem
+
+PATIENCE = 8.0
+
+
+def test_body_timeout_408_echoes_request_id_after_buffer_moved(server):
+    with server.conn() as c:
+        c.send(
+            b"POST /v1/items HTTP/1.1\r\nHost: t\r\nX-Request-Id: body-stall-1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        time.sleep(0.3)  # a second read: the buffer grows and moves
+        c.send(b'{"content":')
+        c.settimeout(PATIENCE)
+        r = c.read_response()
+        assert_problem(r, 408)
+        # The id comes from the header, read where the header is now.
+        assert r.header("X-Request-Id") == "body-stall-1"
+
+
+def test_bad_chunk_after_buffer_moved_400_echoes_request_id(server):
+    with server.conn() as c:
+        c.send(
+            b"POST /v1/items HTTP/1.1\r\nHost: t\r\nX-Request-Id: bad-chunk-1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        time.sleep(0.3)
+        c.send(b"zz\r\n")
+        c.settimeout(PATIENCE)
+        r = c.read_response()
+        assert_problem(r, 400)
+        assert r.header("X-Request-Id") == "bad-chunk-1"
+        closed, _ = c.wait_closed(PATIENCE)
+        assert closed
+
+
+def test_deadline_cut_with_two_loops_exits_cleanly(ladder_server):
+    srv = ladder_server(
+        "--threads", "2", "--shutdown-timeout", "1s", "--header-timeout", "20s",
+        "--drain-delay", "0s",
+    )  # fmt: skip
+    c = srv.conn(timeout=10.0)
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished: not idle
+    time.sleep(0.2)
+    srv.send_signal(signal.SIGTERM)
+    # Past the deadline the connection is cut; the loop that had nothing to
+    # do finished long before and must not be signalled again.
+    closed, _ = c.wait_closed(PATIENCE)
+    c.close()
+    assert closed
+    assert srv.wait() == 0, srv.stderr_tail()
+
+
+def test_second_signal_with_two_loops_exits_cleanly(ladder_server):
+    srv = ladder_server(
+        "--threads", "2", "--shutdown-timeout", "10s", "--header-timeout", "20s",
+        "--drain-delay", "0s",
+    )  # fmt: skip
+    c = srv.conn(timeout=10.0)
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.2)
+    srv.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    srv.send_signal(signal.SIGTERM)
+    c.close()
+    assert srv.wait() == 0, srv.stderr_tail()
+
+
+def test_413_is_readable_while_the_client_keeps_sending(ladder_server):
+    srv = ladder_server("--max-body", "1KiB")
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=PATIENCE)
+    try:
+        s.sendall(
+            b"POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"X-Request-Id: too-big-1\r\nContent-Length: 4000000\r\n\r\n"
+        )
+        # Keep sending body for a while, as a client that does not look for
+        # an early answer would; the server drains it instead of resetting.
+        chunk = b"x" * 65536
+        s.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and sent < 4000000:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        s.setblocking(True)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            got = s.recv(65536)
+            assert got, "closed before the 413 arrived"
+            data += got
+        head = data.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.startswith("HTTP/1.1 413 "), head
+        assert "X-Request-Id: too-big-1" in head
+    finally:
+        s.close()
