@@ -7,6 +7,7 @@
  * --help and --print-config walk that table, so adding a setting is one row.
  */
 #include "base/config.h"
+#include "base/units.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -33,14 +34,6 @@ struct setting {
 	const char *metavar;
 	const char *help;
 };
-
-#define KiB  1024ull
-#define MiB  (1024ull * KiB)
-#define GiB  (1024ull * MiB)
-#define SEC  1000ull
-#define MIN  (60ull * SEC)
-#define HOUR (60ull * MIN)
-#define DAY  (24ull * HOUR)
 
 #define F(field) offsetof(struct ld_config, field), sizeof(((struct ld_config *)0)->field)
 

@@ -7,20 +7,13 @@
  * part most worth fuzzing, with no knowledge of the settings table.
  */
 #include "base/config.h"
+#include "base/units.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
-
-#define KiB  1024ull
-#define MiB  (1024ull * KiB)
-#define GiB  (1024ull * MiB)
-#define SEC  1000ull
-#define MIN  (60ull * SEC)
-#define HOUR (60ull * MIN)
-#define DAY  (24ull * HOUR)
 
 /* parse_digits reads a run of decimal digits at *p into *v, refusing
  * overflow. Returns the number of digits (0 when none or on overflow). */

@@ -11,6 +11,8 @@
 #include "base/file.h"
 #include "plan/assume.h"
 
+#include "base/lines.h"
+
 #define F(k, sec, kind, member, lo, hi, integer, doc)                                              \
 	{                                                                                          \
 		k, sec, kind, offsetof(struct ld_assume, member), lo, hi, integer, doc             \
@@ -386,7 +388,7 @@ int ld_assume_parse(struct ld_assume *a, const char *name, const char *text, siz
 	unsigned char seen[sizeof(ld_assume_fields) / sizeof(ld_assume_fields[0])] = {0};
 	char line[LD_ASSUME_LINE_MAX + 1];
 	char why[256];
-	size_t pos = 0, lineno = 0;
+	struct ld_lines lines;
 	int rc = 0;
 
 	if (len > LD_ASSUME_FILE_MAX) {
@@ -394,30 +396,13 @@ int ld_assume_parse(struct ld_assume *a, const char *name, const char *text, siz
 		rc = -E2BIG;
 		goto out;
 	}
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-
-		lineno++;
-		if (n > LD_ASSUME_LINE_MAX) {
-			snprintf(err, errlen, "%s:%zu: line longer than %d bytes", name, lineno,
-				 LD_ASSUME_LINE_MAX);
-			rc = -E2BIG;
-			goto out;
-		}
-		if (memchr(text + pos, '\0', n)) {
-			snprintf(err, errlen, "%s:%zu: NUL byte in line", name, lineno);
-			rc = -EINVAL;
-			goto out;
-		}
-		memcpy(line, text + pos, n);
-		line[n] = '\0';
+	ld_lines_init(&lines, name, text, len);
+	while ((rc = ld_lines_next(&lines, line, LD_ASSUME_LINE_MAX, err, errlen)) == 1) {
 		rc = parse_line(a, line, seen, why, sizeof(why));
 		if (rc) {
-			snprintf(err, errlen, "%s:%zu: %s", name, lineno, why);
+			snprintf(err, errlen, "%s:%zu: %s", name, lines.lineno, why);
 			goto out;
 		}
-		pos += n + (nl ? 1 : 0);
 	}
 out:
 	return rc;

@@ -9,6 +9,8 @@
 
 #include "plan/num.h"
 #include "plan/points.h"
+
+#include "base/lines.h"
 #include "plan/usl.h"
 
 void ld_points_init(struct ld_points *p)
@@ -105,30 +107,16 @@ int ld_points_parse(struct ld_points *p, const char *name, const char *text, siz
 		    size_t errlen)
 {
 	char line[LD_POINTS_LINE_MAX + 1], why[192];
-	size_t pos = 0, lineno = 0, seen = 0;
+	struct ld_lines lines;
+	size_t seen = 0;
 	int rc = 0;
 
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+	ld_lines_init(&lines, name, text, len);
+	while ((rc = ld_lines_next(&lines, line, LD_POINTS_LINE_MAX, err, errlen)) == 1) {
+		size_t n = strlen(line);
 		double cn, cx;
 		char *s;
 
-		lineno++;
-		if (n > LD_POINTS_LINE_MAX) {
-			snprintf(err, errlen, "%s:%zu: line longer than %d bytes", name, lineno,
-				 LD_POINTS_LINE_MAX);
-			rc = -E2BIG;
-			goto out;
-		}
-		if (memchr(text + pos, '\0', n)) {
-			snprintf(err, errlen, "%s:%zu: NUL byte in line", name, lineno);
-			rc = -EINVAL;
-			goto out;
-		}
-		memcpy(line, text + pos, n);
-		line[n] = '\0';
-		pos += n + (nl ? 1 : 0);
 		while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
 			line[--n] = '\0';
 		s = line;
@@ -146,7 +134,7 @@ int ld_points_parse(struct ld_points *p, const char *name, const char *text, siz
 		else if (rc == -ENOMEM)
 			snprintf(why, sizeof(why), "out of memory");
 		if (rc) {
-			snprintf(err, errlen, "%s:%zu: %s", name, lineno, why);
+			snprintf(err, errlen, "%s:%zu: %s", name, lines.lineno, why);
 			goto out;
 		}
 	}
