@@ -14,17 +14,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+import browser
 
 REPO = Path(__file__).resolve().parents[2]
 LADDER_BIN = os.environ.get("LADDER_BIN") or str(REPO / "build" / "rel" / "ladder")
 if not os.path.isabs(LADDER_BIN):
     LADDER_BIN = str(REPO / LADDER_BIN)
 STALL_SERVER = str(Path(__file__).resolve().parent / "stall_server.py")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser.CHROMIUM
 
 SCHEMA_LATENCY = {"min", "mean", "p50", "p90", "p95", "p99", "p999", "p9999", "max", "stddev"}
 
@@ -274,24 +275,8 @@ def test_html_report_renders_with_chart_data(tmp_path, server_factory):
     html = tmp_path / "r.html"
     p = bench("--rate", "200", "--duration", "3s", "--html", str(html), srv.url)
     assert p.returncode == 0, p.stderr
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    flags = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--user-data-dir=" + profile,
-    ]  # fmt: skip
-    try:
-        dom = subprocess.run(
-            flags + ["--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=60
-        ).stdout
-        shot = tmp_path / "r.png"
-        subprocess.run(
-            flags + ["--screenshot=" + str(shot), "--window-size=900,1400", html.as_uri()],
-            capture_output=True,
-            timeout=60,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    shot = tmp_path / "r.png"
+    dom = browser.render(html, shot)
     for chart in ("latency-over-time", "spectrum", "rate"):
         assert 'id="%s"' % chart in dom, chart
     import re

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import browser
+
 REPO = Path(__file__).resolve().parents[2]
 LADDER_BIN = os.environ.get("LADDER_BIN") or str(REPO / "build" / "rel" / "ladder")
 if not os.path.isabs(LADDER_BIN):
@@ -388,37 +390,16 @@ def test_queue_bad_inputs(args, word):
     assert word in p.stderr
 
 
-CHROMIUM = __import__("shutil").which("chromium")
 
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/deps.sh test)")
+@pytest.mark.skipif(browser.CHROMIUM is None, reason="chromium is not installed (scripts/deps.sh test)")
 def test_html_report_renders_offline_with_chart_data(tmp_path):
-    import shutil
-    import tempfile
-
     html = tmp_path / "plan.html"
     plan("--format", "html", "--out", html, "--growth", "5%", "--months", "24")
     text = html.read_text()
     # Self-contained: nothing is fetched (the SVG namespace is a name, not a fetch).
     assert not re.search(r'(src|href)\s*=\s*"https?://', text)
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    flags = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--user-data-dir=" + profile,
-    ]  # fmt: skip
-    try:
-        dom = subprocess.run(
-            flags + ["--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=60
-        ).stdout
-        shot = tmp_path / "plan.png"
-        subprocess.run(
-            flags + ["--screenshot=" + str(shot), "--window-size=900,1600", html.as_uri()],
-            capture_output=True,
-            timeout=60,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    shot = tmp_path / "plan.png"
+    dom = browser.render(html, shot, size="900,1600")
     # The browser built the charts: five SVGs whose lines carry many points,
     # and growth makes at least one line rise.
     assert dom.count("<svg") >= 5, dom[:500]
