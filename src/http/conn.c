@@ -509,11 +509,9 @@ void ld_req_respond(struct ld_req *r, int status)
 	if (atomic_load(&s->stage) >= 1)
 		c->close_after = true;
 	if (c->closing) {
-		/* The client is gone (or we cut it): account for the request,
-		 * then let the connection go. */
-		c->resp_status = status;
-		c->resp_bytes = 0;
-		ld__response_build(c, status);
+		/* The client is gone (or we cut it): count and log the request,
+		 * build nothing, then let the connection go. */
+		ld__response_account(c, status, 0);
 		c->state = CONN_HEAD;
 		maybe_free(c);
 		return;
@@ -521,6 +519,7 @@ void ld_req_respond(struct ld_req *r, int status)
 	ld__response_build(c, status);
 	for (i = 0; i < c->nwbufs; i++)
 		total += c->wbufs[i].len;
+	ld__response_account(c, status, total);
 	n = uv_try_write((uv_stream_t *)&c->tcp, c->wbufs, c->nwbufs);
 	done = n > 0 ? (size_t)n : 0;
 	if (n < 0 && n != UV_EAGAIN) {

@@ -201,7 +201,6 @@ int ld__response_build(struct ld_conn *c, int status)
 	const char *body = r->out_body.data;
 	size_t body_len = r->out_body.len;
 	bool gz = false;
-	struct ld_log_request e;
 	int rc;
 
 	if (no_body)
@@ -252,27 +251,30 @@ int ld__response_build(struct ld_conn *c, int status)
 	c->nwbufs = 1;
 	if (body_len && !head)
 		c->wbufs[c->nwbufs++] = uv_buf_init((char *)body, (unsigned)body_len);
-	c->resp_status = status;
-	c->resp_bytes = h->len + (head ? 0 : body_len);
-
-	ld_metrics_request(r->route, (unsigned)r->h.method, (unsigned)status,
-			   ld_now_ns() - r->start_ns, c->resp_bytes);
-	if (s->cfg.log_requests) {
-		e.request_id = r->request_id;
-		e.trace_id = r->trace_id;
-		e.method = r->h.method_str ? ld_http_method_name(r->h.method) : NULL;
-		if (r->h.method == LD_HTTP_OTHER && r->h.method_str)
-			e.method = "OTHER";
-		e.route = s->app.route_names[r->route];
-		e.target = NULL;
-		e.target_len = 0;
-		e.status = status;
-		e.bytes = c->resp_bytes;
-		e.duration_ns = ld_now_ns() - r->start_ns;
-		e.user_id = r->user_id;
-		ld_log_request_line(&w->log, &e);
-		if (w->log.len > 32 * 1024)
-			ld__worker_log_flush(w);
-	}
 	return rc;
+}
+
+void ld__response_account(struct ld_conn *c, int status, uint64_t bytes)
+{
+	struct ld_worker *w = c->w;
+	struct ld_server *s = w->s;
+	struct ld_req *r = &c->req;
+	uint64_t duration = ld_now_ns() - r->start_ns;
+	struct ld_log_request e;
+
+	ld_metrics_request(r->route, (unsigned)r->h.method, (unsigned)status, duration, bytes);
+	if (!s->cfg.log_requests)
+		return;
+	e.request_id = r->request_id;
+	e.trace_id = r->trace_id;
+	/* NULL when the request line never parsed ("OTHER" for unknown tokens). */
+	e.method = r->h.method_str ? ld_http_method_name(r->h.method) : NULL;
+	e.route = s->app.route_names[r->route];
+	e.status = status;
+	e.bytes = bytes;
+	e.duration_ns = duration;
+	e.user_id = r->user_id;
+	ld_log_request_line(&w->log, &e);
+	if (w->log.len > 32 * 1024)
+		ld__worker_log_flush(w);
 }

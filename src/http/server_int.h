@@ -56,8 +56,6 @@ struct ld_conn {
 	struct ld_buf wgzip; /* compressed body, when used */
 	uv_buf_t wbufs[2];
 	unsigned nwbufs;
-	uint64_t resp_bytes;
-	int resp_status;
 	_Alignas(16) char app_state[]; /* app_req_size bytes, aligned for any struct */
 };
 
@@ -115,7 +113,10 @@ void ld__worker_maybe_finish(struct ld_worker *w);
 void ld__worker_log_flush(struct ld_worker *w);
 
 /* response.c */
+/* ld__response_build assembles status line, headers and (maybe gzipped)
+ * body into c->wbufs. ld__response_account counts and logs the request. */
 int ld__response_build(struct ld_conn *c, int status);
+void ld__response_account(struct ld_conn *c, int status, uint64_t bytes);
 void ld__request_ids(struct ld_worker *w, struct ld_req *r);
 uint64_t ld__rand64(struct ld_worker *w);
 

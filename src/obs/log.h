@@ -17,8 +17,6 @@ struct ld_log_request {
 	const char *trace_id;
 	const char *method; /* may be NULL (unparsable request) */
 	const char *route;
-	const char *target; /* path as sent, may be NULL */
-	size_t target_len;
 	int status;
 	uint64_t bytes;
 	uint64_t duration_ns;

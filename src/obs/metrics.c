@@ -57,6 +57,14 @@ static struct {
 	_Atomic uint64_t store_errors[STORE_KINDS_MAX];
 } m;
 
+/* status_slot maps a status code to its slot in O(1); built once by init. */
+static unsigned char status_slot[600];
+
+static unsigned status_index(unsigned status)
+{
+	return status < 600 ? status_slot[status] : NSTATUS - 1;
+}
+
 int ld_metrics_init(const char *const *route_names, unsigned nroutes)
 {
 	int rc = 0;
@@ -67,19 +75,12 @@ int ld_metrics_init(const char *const *route_names, unsigned nroutes)
 	}
 	m.routes = route_names;
 	m.nroutes = nroutes;
+	memset(status_slot, NSTATUS - 1, sizeof(status_slot));
+	for (unsigned i = 0; i < NSTATUS - 1; i++)
+		status_slot[status_codes[i]] = (unsigned char)i;
 	m.start = time(NULL);
 out:
 	return rc;
-}
-
-static unsigned status_index(unsigned status)
-{
-	unsigned i;
-
-	for (i = 0; i < NSTATUS - 1; i++)
-		if (status_codes[i] == status)
-			return i;
-	return NSTATUS - 1;
 }
 
 static void hist_observe(struct hist *h, const double *bounds, unsigned nb, double v,
