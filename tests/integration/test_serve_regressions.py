@@ -109,3 +109,99 @@ def test_413_is_readable_while_the_client_keeps_sending(ladder_server):
         assert "X-Request-Id: too-big-1" in head
     finally:
         s.close()
+
+
+def metric(client, name):
+    text = client.get("/metrics").body.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def test_connections_over_the_cap_are_closed_on_accept(ladder_server):
+    srv = ladder_server("--max-connections", "2", "--threads", "1")
+    # The readiness poll's connection may take a moment to be reaped: retry
+    # until two fresh connections are both served (bounded).
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        held = [srv.conn(timeout=PATIENCE) for _ in range(2)]
+        try:
+            if all(c.request("GET", "/healthz").status == 200 for c in held):
+                break
+        except Exception:
+            pass
+        for c in held:
+            c.close()
+        assert time.monotonic() < deadline, "two connections were never both served"
+        time.sleep(0.1)
+    try:
+        extra = srv.conn(timeout=PATIENCE)
+        try:
+            # Asked, not just idle: a served connection would answer this.
+            extra.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            closed, data = extra.wait_closed(PATIENCE)
+        except (BrokenPipeError, ConnectionResetError):
+            closed, data = True, b""
+        extra.close()
+        assert closed and data == b"", "a third connection was served"
+        # The two held connections still work; the refusal was counted.
+        assert held[0].request("GET", "/healthz").status == 200
+    finally:
+        for c in held:
+            c.close()
+    client = srv.client()
+    try:
+        assert metric(client, "ladder_http_shed_total") >= 1
+    finally:
+        client.close()
+
+
+def test_full_write_queue_sheds_with_503_and_retry_after(ladder_server):
+    """With room for one queued write, writes arriving together on many
+    connections are shed: 503 + Retry-After, never a hang or a 500, and
+    every 201 is a real item."""
+    import json
+    import threading
+
+    from ladder_http import new_account
+
+    srv = ladder_server("--write-queue", "1", "--write-batch", "1", "--threads", "1")
+    client = srv.client()
+    _, token = new_account(client, "shed")
+    body = json.dumps({"content": "x"}).encode()
+    req = (
+        "POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (token, len(body))
+    ).encode() + body
+    statuses, created = [], []
+    for _ in range(20):  # bounded: stops at the first round that sheds
+        conns = [srv.conn(timeout=PATIENCE) for _ in range(32)]
+        barrier = threading.Barrier(len(conns))
+
+        def send(c):
+            barrier.wait()
+            c.send(req)
+
+        threads = [threading.Thread(target=send, args=(c,)) for c in conns]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for c in conns:
+            r = c.read_response()
+            statuses.append(r.status)
+            if r.status == 503:
+                assert r.header("Retry-After") == "1"
+                assert_problem(r, 503)
+            elif r.status == 201:
+                created.append(r.json()["id"])
+            c.close()
+        if 503 in statuses:
+            break
+    assert set(statuses) <= {201, 503}, statuses
+    assert 503 in statuses, "no write was shed with a queue of 1"
+    for item_id in created[:20]:
+        assert client.get("/v1/items/" + item_id).status == 200
+    assert metric(client, "ladder_http_shed_total") >= 1
+    client.close()
