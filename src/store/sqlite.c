@@ -101,9 +101,6 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 	[LD_SQL_BEGIN] = {"begin", "BEGIN IMMEDIATE", LD_SQL_WRITER, 0, {{0}}},
 	[LD_SQL_COMMIT] = {"commit", "COMMIT", LD_SQL_WRITER, 0, {{0}}},
 	[LD_SQL_ROLLBACK] = {"rollback", "ROLLBACK", LD_SQL_WRITER, 0, {{0}}},
-	[LD_SQL_SAVEPOINT] = {"savepoint", "SAVEPOINT op", LD_SQL_WRITER, 0, {{0}}},
-	[LD_SQL_RELEASE] = {"release", "RELEASE op", LD_SQL_WRITER, 0, {{0}}},
-	[LD_SQL_ROLLBACK_TO] = {"rollback_to", "ROLLBACK TO op", LD_SQL_WRITER, 0, {{0}}},
 };
 /* clang-format on */
 
@@ -622,7 +619,6 @@ static void enqueue(struct ld_store_conn *c, struct ld_store_op *op)
 	struct ld_store *s = c->s;
 	int status = LD_STORE_UNAVAILABLE;
 
-	op->enqueued_ns = uv_hrtime();
 	if (atomic_load_explicit(&s->closing, memory_order_relaxed) ||
 	    !atomic_load_explicit(&s->healthy, memory_order_relaxed))
 		goto refuse;
@@ -737,7 +733,6 @@ static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store
 	if (!c)
 		goto out;
 	c->s = s;
-	c->loop = loop;
 	rc = -EIO;
 	if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK)

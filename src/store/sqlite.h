@@ -8,9 +8,10 @@
  * are queued (bounded: write_queue_max, then LD_STORE_BUSY at once), handed
  * to the writer once per loop iteration (before the loop blocks, so a write
  * submitted outside a running loop waits for uv_run), and committed in
- * groups of up to write_batch_max ops per BEGIN IMMEDIATE ... COMMIT, each op
- * inside its own SAVEPOINT, so one fsync covers the whole group and one op's
- * constraint error does not undo its neighbours. Every op of a group is
+ * groups of up to write_batch_max ops per BEGIN IMMEDIATE ... COMMIT, so one
+ * fsync covers the whole group; each op is one changing statement, and SQLite
+ * undoes a failed statement alone, so one op's constraint error does not undo
+ * its neighbours. Every op of a group is
  * completed after its COMMIT returned, through the submitting conn's
  * uv_async_t, on the submitting loop thread. A third thread, woken by the
  * writer, checkpoints the WAL so that no commit has to.
@@ -59,9 +60,6 @@ enum ld_sql_id {
 	LD_SQL_BEGIN,
 	LD_SQL_COMMIT,
 	LD_SQL_ROLLBACK,
-	LD_SQL_SAVEPOINT,
-	LD_SQL_RELEASE,
-	LD_SQL_ROLLBACK_TO,
 	LD_SQL_COUNT
 };
 

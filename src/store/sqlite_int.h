@@ -60,14 +60,12 @@ struct ld_store {
 	_Atomic uint64_t commits;
 	_Atomic uint64_t committed_ops;
 	_Atomic uint64_t errors;
-	_Atomic uint64_t checkpoints;
 	_Atomic bool healthy;
 	_Atomic int nconns;
 };
 
 struct ld_store_conn {
 	struct ld_store *s;
-	uv_loop_t *loop;
 	sqlite3 *db;			  /* read-only; this loop thread only */
 	sqlite3_stmt *stmt[LD_SQL_COUNT]; /* the LD_SQL_READER ones */
 

@@ -249,30 +249,24 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
 	rc = run(s, LD_SQL_BEGIN);
 	if (rc != SQLITE_OK)
 		goto fail;
+	/* Every op is one changing statement, and SQLite undoes a failed
+	 * statement (a taken handle) by itself while the transaction goes on:
+	 * no savepoint per op is needed. */
 	for (op = batch; op; op = op->next) {
-		rc = run(s, LD_SQL_SAVEPOINT);
-		if (rc != SQLITE_OK)
-			goto fail;
 		orc = SQLITE_OK;
 		op->status = apply_op(s, op, now, &orc);
-		if (op->status != LD_STORE_OK) {
-			if (op->status == LD_STORE_ERROR) {
-				nerr++;
-				ld__sqlite_log_error(s, s->db, "write", orc);
-			}
-			/* If SQLite already rolled the whole transaction back
-			 * (some I/O and memory errors do), the batch is lost. */
-			if (sqlite3_get_autocommit(s->db)) {
-				rc = orc;
-				goto fail;
-			}
-			rc = run(s, LD_SQL_ROLLBACK_TO);
-			if (rc != SQLITE_OK)
-				goto fail;
+		if (op->status == LD_STORE_OK)
+			continue;
+		if (op->status == LD_STORE_ERROR) {
+			nerr++;
+			ld__sqlite_log_error(s, s->db, "write", orc);
 		}
-		rc = run(s, LD_SQL_RELEASE);
-		if (rc != SQLITE_OK)
+		/* If SQLite rolled the whole transaction back (some I/O and
+		 * memory errors do), the batch is lost. */
+		if (sqlite3_get_autocommit(s->db)) {
+			rc = orc;
 			goto fail;
+		}
 	}
 	rc = run(s, LD_SQL_COMMIT);
 	if (rc != SQLITE_OK)
@@ -385,9 +379,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 		 * checkpoint can finish and let the WAL restart. BUSY means the
 		 * checkpointer is at it; the next commit tries again. */
 		rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		if (rc == SQLITE_OK)
-			atomic_fetch_add_explicit(&s->checkpoints, 1, memory_order_relaxed);
-		else if (rc != SQLITE_BUSY)
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			ld__sqlite_log_error(s, db, "checkpoint", rc);
 	} else if (frames >= CKPT_FRAMES) {
 		uv_mutex_lock(&s->ckpt_mu);
@@ -417,9 +409,7 @@ static void ckpt_main(void *arg)
 		uv_mutex_unlock(&s->ckpt_mu);
 		rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
 					       NULL);
-		if (rc == SQLITE_OK)
-			atomic_fetch_add_explicit(&s->checkpoints, 1, memory_order_relaxed);
-		else if (rc != SQLITE_BUSY)
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			ld__sqlite_log_error(s, s->ckpt_db, "checkpoint", rc);
 	}
 }

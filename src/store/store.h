@@ -103,7 +103,6 @@ struct ld_store_op {
 
 	/* Driver private. */
 	struct ld_store_op *next;
-	uint64_t enqueued_ns;
 	void *conn;
 };
 
