@@ -239,6 +239,15 @@ int ld_usl_fit(const double *n, const double *x, size_t count, struct ld_usl *u,
 		sst += (x[i] - mean) * (x[i] - mean);
 	u->r2 = sst > 0 ? 1 - cur / sst : 1;
 	u->rmse = sqrt(cur / (double)count);
+	cmp_n = n[0];
+	for (i = 1; i < count; i++)
+		if (n[i] > cmp_n)
+			cmp_n = n[i];
+	/* A kappa whose term is rounding noise even at the largest measured N
+	 * (exact Amdahl data fits to kappa ~ 1e-15) is zero: otherwise it
+	 * predicts a peak a million units out that no point supports. */
+	if (u->kappa * cmp_n * (cmp_n - 1) < 1e-9 * (1 + u->sigma * (cmp_n - 1)))
+		u->kappa = 0;
 	if (u->kappa > 0 && u->sigma < 1) {
 		u->peak_n = sqrt((1 - u->sigma) / u->kappa);
 		u->peak_x = ld_usl_eval(u, u->peak_n);
@@ -248,10 +257,6 @@ int ld_usl_fit(const double *n, const double *x, size_t count, struct ld_usl *u,
 	}
 	/* Compare the two penalty terms where it matters: at the peak, or at
 	 * the largest measured N when there is none. */
-	cmp_n = n[0];
-	for (i = 1; i < count; i++)
-		if (n[i] > cmp_n)
-			cmp_n = n[i];
 	if (isfinite(u->peak_n))
 		cmp_n = u->peak_n;
 	ts = u->sigma * (cmp_n - 1);
