@@ -122,13 +122,6 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
-/* read_body_file loads --body-file into o->body (owned by o). */
-static int read_body_file(struct ld_bench_opts *o)
-{
-	/* The caller words its own message from the error code. */
-	return ld_read_file(o->body_file, BODY_FILE_MAX, &o->body, &o->body_len, NULL, 0);
-}
-
 /* parse_args fills o; returns 0, 2 for bad usage (message printed) or -1
  * after --help. */
 static int parse_args(int argc, char **argv, struct ld_bench_opts *o)
@@ -331,11 +324,12 @@ static int parse_args(int argc, char **argv, struct ld_bench_opts *o)
 	if (o->breakpoint && !o->slo_text)
 		return bad("--breakpoint", "needs --slo (what must hold)%s", "");
 	if (o->body_file) {
-		int rc = read_body_file(o);
-		if (rc == -E2BIG)
-			return bad("--body-file", "'%s' is larger than 16 MiB", o->body_file);
-		if (rc)
-			return bad("--body-file", "cannot read '%s'", o->body_file);
+		char err[256] = "";
+
+		/* The body is owned by o; the message names the path and why. */
+		if (ld_read_file(o->body_file, BODY_FILE_MAX, &o->body, &o->body_len, err,
+				 sizeof(err)))
+			return bad("--body-file", "%s", err);
 	}
 	if (!o->max_connections || o->max_connections < o->connections)
 		o->max_connections = o->connections;
