@@ -148,12 +148,20 @@ def test_slo_pass_and_fail_exit_codes(tmp_path, server_factory):
         (["-H", "NoColon"], "-H"),
         (["--nonsense"], "--nonsense"),
         (["--body-file", "/nonexistent/file"], "--body-file"),
+        (["--rate", "10", "--duration", "1s", "--warmup", "1s"], "--warmup"),
+        (["--preset", "spike", "--rate", "10", "--duration", "1s", "--warmup", "2s"], "--warmup"),
     ],
 )
 def test_bad_usage_exit_2_names_the_flag(args, flag):
     p = bench(*args, "http://127.0.0.1:9/")
     assert p.returncode == 2, p.stderr
     assert flag in p.stderr
+
+
+def test_body_file_error_names_the_path_and_the_reason():
+    p = bench("--body-file", "/nonexistent/file", "http://127.0.0.1:9/")
+    assert p.returncode == 2, p.stderr
+    assert "--body-file: /nonexistent/file: No such file or directory" in p.stderr
 
 
 def test_json_report_has_every_field(tmp_path, server_factory):
