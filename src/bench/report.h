@@ -25,7 +25,9 @@ int ld_bench_json(struct ld_buf *out, const struct ld_bench_opts *o,
 		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
 
 /* ld_bench_html renders the HTML report (inline SVG, no scripts, no
- * network) into out. */
+ * network) into out. Returns 0, or the first append error (-E2BIG when
+ * out's cap is reached, -ENOMEM); nothing is appended after it, and out
+ * then holds a partial document. */
 int ld_bench_html(struct ld_buf *out, const struct ld_bench_opts *o,
 		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
 
