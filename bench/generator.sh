@@ -55,11 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# nginx's workers drop root: the files must be readable by anyone.
-chmod 755 "$tmp"
-mkdir -p "$tmp/www"
-head -c 512 /dev/zero | tr '\0' 'x' >"$tmp/www/index.html"
-chmod 644 "$tmp/www/index.html"
+# The answer nginx gives from memory: 512 bytes.
+body=$(head -c 512 /dev/zero | tr '\0' 'x')
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$tmp/nginx.conf" <<CONF
 worker_processes 1;
@@ -77,22 +74,28 @@ http {
 	scgi_temp_path $tmp;
 	server {
 		listen 127.0.0.1:$port;
-		root $tmp/www;
 		location = /index.html {
 			default_type text/html;
-			return 200 "$(cat "$tmp/www/index.html")";
+			return 200 "$body";
 		}
 	}
 }
 CONF
 "${SRV_PIN[@]}" "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" &
 nginx_pid=$!
+up=0
 for _ in $(seq 50); do
 	if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+		up=1
 		break
 	fi
 	sleep 0.1
 done
+if [ "$up" != 1 ]; then
+	echo "generator.sh: nginx did not come up on 127.0.0.1:$port (see below)" >&2
+	cat "$tmp/error.log" >&2 2>/dev/null || true
+	exit 1
+fi
 url="http://127.0.0.1:$port/index.html"
 
 median() {
