@@ -181,7 +181,6 @@ static int parse_args(int argc, char **argv, struct ld_bench_opts *o)
 		if (!takes && val)
 			return bad(flag, "takes no value (got '%s')", val);
 		if (!strcmp(flag, "-r") || !strcmp(flag, "--rate")) {
-			o->rate_text = val;
 			if (!strcasecmp(val, "max")) {
 				o->closed = true;
 			} else if (ld_parse_rate(val, &o->rate) || o->rate <= 0) {

@@ -30,7 +30,6 @@ struct ld_bench_opts {
 	size_t body_len;
 	bool closed; /* --rate max or no rate */
 	double rate;
-	const char *rate_text;
 	double duration_s, warmup_s, timeout_s;
 	int connections, max_connections, threads;
 	bool poisson;

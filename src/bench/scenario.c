@@ -24,12 +24,10 @@ struct ld_scenario {
 	const struct ld_http_url *u;
 	char run[12]; /* makes handles unique per run */
 	int phase;
-	int nusers; /* asked for */
 	char (*user_id)[ID_MAX];
 	char (*token)[TOKEN_MAX];
 	int *good; /* users with id and token, in rank order */
 	int ngood;
-	int64_t nitems; /* slots: nusers * items_per_user */
 	char (*item_id)[ID_MAX];
 	int64_t *item_ok; /* indices of items that exist, in rank order */
 	int64_t nitem_ok;
@@ -187,22 +185,21 @@ int ld_scenario_setup(struct ld_scenario **out, const struct ld_bench_opts *o,
 	struct ld_scenario *s = calloc(1, sizeof(*s));
 	struct timespec ts, t_start;
 	int rc = -ENOMEM;
-	int64_t n;
+	int64_t n, nitems;
 
 	*out = NULL;
 	if (!s)
 		goto fail;
 	s->o = o;
 	s->u = u;
-	s->nusers = o->users;
 	s->tty = isatty(2);
 	s->quiet = o->quiet;
-	s->nitems = (int64_t)o->users * o->items_per_user;
+	nitems = (int64_t)o->users * o->items_per_user; /* item slots */
 	s->user_id = calloc((size_t)o->users, ID_MAX);
 	s->token = calloc((size_t)o->users, TOKEN_MAX);
 	s->good = calloc((size_t)o->users, sizeof(int));
-	s->item_id = calloc((size_t)s->nitems, ID_MAX);
-	s->item_ok = calloc((size_t)s->nitems, sizeof(int64_t));
+	s->item_id = calloc((size_t)nitems, ID_MAX);
+	s->item_ok = calloc((size_t)nitems, sizeof(int64_t));
 	if (!s->user_id || !s->token || !s->good || !s->item_id || !s->item_ok) {
 		snprintf(err, errlen, "out of memory for %d users", o->users);
 		goto fail;

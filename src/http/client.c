@@ -323,7 +323,6 @@ static int end_header(struct ld_http_resp *r)
 		if (!r->remaining)
 			r->done = true;
 	} else {
-		r->until_close = true;
 		r->keep_alive = false;
 		r->state = S_BODY_CLOSE;
 	}

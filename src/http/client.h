@@ -66,8 +66,7 @@ struct ld_http_resp {
 	struct ld_buf *body; /* when non-NULL, payload is appended here (capped) */
 
 	/* Private state. */
-	bool head;	  /* answer to HEAD: no body whatever the fields say */
-	bool until_close; /* body ends when the connection does */
+	bool head; /* answer to HEAD: no body whatever the fields say */
 	bool conn_close, conn_keep;
 	bool te_seen, cl_seen;
 	int state;
