@@ -134,6 +134,7 @@ static void finish(struct worker *w, int kind, uint64_t intended, uint64_t sent,
 	    (uint64_t)((cfg->closed ? cfg->duration_s : ld_shape_total_s(&cfg->shape)) * 1e9);
 	int64_t lat = (int64_t)(now - intended) / 1000;
 	int64_t timeout_us = (int64_t)(cfg->timeout_s * 1e6);
+	bool per_kind = cfg->wl.per_kind;
 
 	if (err < 0 && status >= 500)
 		err = LD_ERR_5XX;
@@ -157,16 +158,19 @@ static void finish(struct worker *w, int kind, uint64_t intended, uint64_t sent,
 	pthread_mutex_unlock(&w->mu);
 	if (intended < warm_end)
 		return;
-	kind = kind >= 0 && kind < LD_BENCH_KINDS ? kind : 0;
 	ld_hdr_record(&w->lat, lat);
-	ld_hdr_record(&w->klat[kind], lat);
-	w->kcount[kind]++;
+	if (per_kind) {
+		kind = kind >= 0 && kind < LD_BENCH_KINDS ? kind : 0;
+		ld_hdr_record(&w->klat[kind], lat);
+		w->kcount[kind]++;
+	}
 	if (sent)
 		ld_hdr_record(&w->svc, (int64_t)(now - sent) / 1000);
 	w->requests++;
 	if (status > 0 && now <= win_end && now >= warm_end) {
 		w->in_window++;
-		w->kwin[kind]++;
+		if (per_kind)
+			w->kwin[kind]++;
 	}
 	if (status > 0 && status < 600)
 		w->status[status]++;

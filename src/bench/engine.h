@@ -73,6 +73,10 @@ struct ld_bench_workload {
 	void (*on_response)(void *ctx, const struct ld_bench_req *req, int status, int err,
 			    const char *body, size_t len);
 	void *ctx;
+	/* per_kind asks for figures per req->kind (kind_latency, kind_count,
+	 * kind_in_window); a workload that tags no kinds leaves it false and
+	 * saves a second histogram record per answer. */
+	bool per_kind;
 };
 
 /* One second of the run, merged over threads. */
@@ -116,7 +120,7 @@ struct ld_bench_cfg {
 struct ld_bench_result {
 	struct ld_hdr latency; /* after warm-up, corrected */
 	struct ld_hdr service;
-	struct ld_hdr kind_latency[LD_BENCH_KINDS];
+	struct ld_hdr kind_latency[LD_BENCH_KINDS]; /* these three: only with wl.per_kind */
 	int64_t kind_count[LD_BENCH_KINDS];
 	int64_t kind_in_window[LD_BENCH_KINDS];
 	int64_t requests;  /* finished after warm-up: answered or failed */

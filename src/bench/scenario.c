@@ -310,6 +310,7 @@ void ld_scenario_workload(struct ld_scenario *s, struct ld_bench_workload *wl)
 	memset(wl, 0, sizeof(*wl));
 	wl->next = mix_next;
 	wl->ctx = s;
+	wl->per_kind = true; /* the report's read/write mix */
 }
 
 void ld_scenario_free(struct ld_scenario *s)
