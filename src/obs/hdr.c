@@ -108,11 +108,6 @@ void ld_hdr_release(struct ld_hdr *h)
 	h->counts = NULL;
 }
 
-size_t ld_hdr_memory_size(const struct ld_hdr *h)
-{
-	return sizeof(*h) + (size_t)h->counts_len * sizeof(int64_t);
-}
-
 void ld_hdr_reset(struct ld_hdr *h)
 {
 	if (h->lo_idx <= h->hi_idx && h->total)

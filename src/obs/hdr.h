@@ -52,9 +52,6 @@ int ld_hdr_init(struct ld_hdr *h, int64_t highest, int sigfigs);
 /* ld_hdr_release frees the counts; h may be re-initialised afterwards. */
 void ld_hdr_release(struct ld_hdr *h);
 
-/* ld_hdr_memory_size is the bytes held by h (struct plus counts). */
-size_t ld_hdr_memory_size(const struct ld_hdr *h);
-
 /* ld_hdr_reset forgets every value but keeps the memory. */
 void ld_hdr_reset(struct ld_hdr *h);
 

@@ -154,16 +154,28 @@ static void test_merge_equals_single(void)
 static void test_memory_fixed(void)
 {
 	struct ld_hdr h;
-	size_t before;
+	const int64_t *counts;
+	int len;
 
 	CHECK_INT(ld_hdr_init(&h, LD_HDR_HOUR_US, 3), 0);
-	before = ld_hdr_memory_size(&h);
-	CHECK(before < 256 * 1024);
+	counts = h.counts;
+	len = h.counts_len;
+	/* An hour at 3 digits fits in a fixed 256 KiB of counts. */
+	CHECK((size_t)len * sizeof(int64_t) < 256 * 1024);
 	CHECK(h.highest >= LD_HDR_HOUR_US);
 	CHECK_INT(h.sub_bucket_count, 2048);
 	for (int i = 0; i < 100000; i++)
 		ld_hdr_record(&h, (int64_t)(rng() % (uint64_t)LD_HDR_HOUR_US));
-	CHECK_INT(ld_hdr_memory_size(&h), before);
+	/* Both bounds and beyond them: clamped, never a reallocation. */
+	ld_hdr_record(&h, 0);
+	ld_hdr_record(&h, h.highest);
+	ld_hdr_record(&h, -1);
+	ld_hdr_record(&h, h.highest + 1);
+	ld_hdr_record_n(&h, INT64_MAX, 3);
+	CHECK(h.counts == counts);
+	CHECK_INT(h.counts_len, len);
+	CHECK_INT(h.clamped, 5);
+	CHECK_INT(h.total, 100007);
 	ld_hdr_release(&h);
 	CHECK(ld_hdr_init(&h, 1, 3) < 0);
 	CHECK(ld_hdr_init(&h, 1000, 0) < 0);
@@ -196,7 +208,7 @@ static void test_hgrm_parses_back(void)
 	struct ld_hdr h;
 	char line[256];
 	FILE *f = tmpfile();
-	double last_v = -1, last_p = -1, mean = 0, max = 0;
+	double last_v = -1, last_p = -1, mean = 0, max = 0, p50_v = -1;
 	long long last_c = -1, total = 0;
 	int rows = 0, header = 0, saw_100 = 0, buckets = 0, subs = 0;
 
@@ -224,6 +236,8 @@ static void test_hgrm_parses_back(void)
 				CHECK_DBL(inv, 1.0 / (1.0 - p), 0.01 + 1e-6 / (1.0 - p));
 			if (p == 1.0)
 				saw_100 = 1;
+			if (p >= 0.5 && p50_v < 0)
+				p50_v = v;
 			last_v = v;
 			last_p = p;
 			last_c = c;
@@ -242,6 +256,7 @@ static void test_hgrm_parses_back(void)
 	CHECK_INT(buckets, h.bucket_count);
 	CHECK_INT(subs, 2048);
 	/* The median line agrees with the percentile query. */
+	CHECK_DBL(p50_v, (double)ld_hdr_percentile(&h, 50) / 1000.0, 0.001);
 	ld_hdr_release(&h);
 }
 
