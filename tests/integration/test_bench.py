@@ -11,6 +11,7 @@ stall, a count of requests), with wide margins.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -277,24 +278,37 @@ def test_hgrm_output(tmp_path, server_factory):
     assert "#[Max     =" in text and "Total count    =          200]" in text
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/deps.sh test)")
-def test_html_report_renders_with_chart_data(tmp_path, server_factory):
+def make_html_report(tmp_path, server_factory):
     srv = server_factory("--stall-at", "1", "--stall-for", "0.5")
     html = tmp_path / "r.html"
     p = bench("--rate", "200", "--duration", "3s", "--html", str(html), srv.url)
     assert p.returncode == 0, p.stderr
+    return html
+
+
+def test_html_report_carries_chart_data(tmp_path, server_factory):
+    text = make_html_report(tmp_path, server_factory).read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.endswith("</body></html>\n")
+    for chart in ("latency-over-time", "spectrum", "rate"):
+        assert 'id="%s"' % chart in text, chart
+    counts = [int(n) for n in re.findall(r'data-points="(\d+)"', text)]
+    assert len(counts) == 5 + 2 + 2
+    assert all(n >= 2 for n in counts), counts
+    # Polylines really carry coordinates, as many as they announce.
+    lines = re.findall(r'data-points="(\d+)"[^>]* points="([0-9., ]*)"', text)
+    assert len(lines) == len(counts)
+    for n, pts in lines:
+        assert len(pts.split()) == int(n), (n, pts)
+        assert all(re.fullmatch(r"-?[0-9.]+,-?[0-9.]+", xy) for xy in pts.split()), pts
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/deps.sh test)")
+def test_html_report_renders(tmp_path, server_factory):
+    html = make_html_report(tmp_path, server_factory)
     shot = tmp_path / "r.png"
     dom = browser.render(html, shot)
     for chart in ("latency-over-time", "spectrum", "rate"):
         assert 'id="%s"' % chart in dom, chart
-    import re
-
-    counts = [int(n) for n in re.findall(r'data-points="(\d+)"', dom)]
-    assert len(counts) == 5 + 2 + 2
-    assert all(n >= 2 for n in counts), counts
-    # Polylines really carry coordinates, not just the attribute.
-    pts = re.findall(r' points="([0-9., ]+)"', dom)
-    assert pts and all(len(x.split()) >= 2 for x in pts)
     assert shot.exists() and shot.stat().st_size > 5000
     keep = os.environ.get("LADDER_BENCH_SCREENSHOT")
     if keep:
