@@ -11,6 +11,7 @@ void ld_buf_init(struct ld_buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->err = 0;
 }
 
 void ld_buf_release(struct ld_buf *b)
@@ -19,14 +20,30 @@ void ld_buf_release(struct ld_buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
+}
+
+/* fail makes err the buffer's final word: the memory goes (curl's dynbuf
+ * does the same), so no caller can send what was written before the piece
+ * that is missing. */
+static int fail(struct ld_buf *b, int err)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->err = err;
+	return err;
 }
 
 int ld_buf_reserve(struct ld_buf *b, size_t extra)
 {
-	int rc = 0;
+	int rc = b->err;
 	size_t want, ncap;
 	char *p;
 
+	if (rc)
+		goto out;
 	if (extra > b->max || b->len > b->max - extra) {
 		rc = -E2BIG;
 		goto out;
@@ -54,14 +71,20 @@ out:
 
 int ld_buf_append(struct ld_buf *b, const void *p, size_t n)
 {
-	int rc = ld_buf_reserve(b, n);
+	int rc = b->err;
 
-	if (rc == 0) {
-		if (n)
-			memcpy(b->data + b->len, p, n);
-		b->len += n;
-		b->data[b->len] = '\0';
+	if (rc)
+		goto out;
+	rc = ld_buf_reserve(b, n);
+	if (rc) {
+		rc = fail(b, rc);
+		goto out;
 	}
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+out:
 	return rc;
 }
 
@@ -77,19 +100,23 @@ int ld_buf_putc(struct ld_buf *b, char c)
 
 int ld_buf_vprintf(struct ld_buf *b, const char *fmt, va_list ap)
 {
-	int rc, n;
+	int rc = b->err, n;
 	va_list ap2;
 
+	if (rc)
+		goto out;
 	va_copy(ap2, ap);
 	n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
 	if (n < 0) {
-		rc = -EINVAL;
+		rc = fail(b, -EINVAL);
 		goto out;
 	}
 	rc = ld_buf_reserve(b, (size_t)n);
-	if (rc)
+	if (rc) {
+		rc = fail(b, rc);
 		goto out;
+	}
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
 out:
@@ -122,6 +149,7 @@ void ld_buf_consume(struct ld_buf *b, size_t n)
 void ld_buf_reset(struct ld_buf *b)
 {
 	b->len = 0;
+	b->err = 0;
 	if (b->data)
 		b->data[0] = '\0';
 }
@@ -135,5 +163,6 @@ char *ld_buf_steal(struct ld_buf *b, size_t *len)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 	return p;
 }

@@ -304,6 +304,10 @@ int ld_json_finish(const struct ld_json *j)
 {
 	if (j->err)
 		return j->err;
+	/* The buffer may have failed under another writer's append: the
+	 * document is gone with it. */
+	if (ld_buf_error(j->out))
+		return ld_buf_error(j->out);
 	/* Open containers, a dangling key, or nothing written at all. */
 	if (j->depth != 0 || j->after_key || j->first[0])
 		return -EINVAL;

@@ -5,7 +5,9 @@
  * here so call sites read like the document they produce. Errors are sticky:
  * after the first failure (buffer cap reached, nesting too deep, a key where a
  * value belongs) every later call does nothing and ld_json_finish() reports it,
- * so callers check once at the end.
+ * so callers check once at the end. A buffer failure is the buffer's own
+ * sticky failure too (buf.h): the buffer is then empty, never a document cut
+ * short.
  *
  * Strings are escaped per RFC 8259: '"', '\\' and control characters (as \n,
  * \t, ... or \u00XX); bytes >= 0x80 are copied as they are (the caller passes
@@ -66,8 +68,9 @@ void ld_json_time_ms(struct ld_json *j, int64_t ms);
 void ld_json_raw(struct ld_json *j, const char *s, size_t n);
 
 /* ld_json_finish returns 0 when the document is complete and no error
- * happened, -E2BIG / -ENOMEM from the buffer, or -EINVAL for misuse (unclosed
- * containers, value without key in an object, too deep). */
+ * happened, the buffer's error (-E2BIG / -ENOMEM; also when the buffer
+ * failed under an append that was not the writer's), or -EINVAL for misuse
+ * (unclosed containers, value without key in an object, too deep). */
 int ld_json_finish(const struct ld_json *j);
 
 /* ld_time_rfc3339 formats Unix ms into out (at least 25 bytes) and returns

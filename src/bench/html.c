@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,57 +25,24 @@ struct series {
 	int n;
 };
 
-/* writer keeps the first append error: after a failed large append a later
- * small one may fit, so only a sticky code tells a whole report from a
- * truncated one. Once set, nothing more is appended. */
-struct writer {
-	struct ld_buf *b;
-	int rc;
-};
-
-static void put(struct writer *w, const char *s)
-{
-	if (!w->rc)
-		w->rc = ld_buf_puts(w->b, s);
-}
-
-static void putch(struct writer *w, char c)
-{
-	if (!w->rc)
-		w->rc = ld_buf_putc(w->b, c);
-}
-
-static void pf(struct writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void pf(struct writer *w, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (w->rc)
-		return;
-	va_start(ap, fmt);
-	w->rc = ld_buf_vprintf(w->b, fmt, ap);
-	va_end(ap);
-}
-
-static void esc(struct writer *w, const char *s)
+static void esc(struct ld_buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
 		case '<':
-			put(w, "&lt;");
+			ld_buf_puts(b, "&lt;");
 			break;
 		case '>':
-			put(w, "&gt;");
+			ld_buf_puts(b, "&gt;");
 			break;
 		case '&':
-			put(w, "&amp;");
+			ld_buf_puts(b, "&amp;");
 			break;
 		case '"':
-			put(w, "&quot;");
+			ld_buf_puts(b, "&quot;");
 			break;
 		default:
-			putch(w, *s);
+			ld_buf_putc(b, *s);
 		}
 	}
 }
@@ -104,7 +70,7 @@ static const char *fmt_pct_tick(double decade, char *buf, size_t n)
 	return buf;
 }
 
-static void chart(struct writer *w, const char *id, const char *title, const char *xlabel,
+static void chart(struct ld_buf *b, const char *id, const char *title, const char *xlabel,
 		  const char *ylabel, const struct series *s, int ns, bool xlog)
 {
 	double xmin = 0, xmax = 0, ymax = 0, pw = W - ML - MR, ph = H - MT - MB;
@@ -124,74 +90,78 @@ static void chart(struct writer *w, const char *id, const char *title, const cha
 	if (xmax <= xmin)
 		xmax = xmin + 1;
 	ymax = nice_max(ymax * 1.05);
-	pf(w,
-	   "<h2>%s</h2>\n<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
-	   "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n"
-	   "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fbfbfb\" "
-	   "stroke=\"#999\"/>\n",
-	   title, id, W, H, W, H, ML, MT, pw, ph);
+	ld_buf_printf(
+	    b,
+	    "<h2>%s</h2>\n<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
+	    "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n"
+	    "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fbfbfb\" "
+	    "stroke=\"#999\"/>\n",
+	    title, id, W, H, W, H, ML, MT, pw, ph);
 	for (int i = 0; i <= 5; i++) {
 		double yv = ymax * i / 5, py = MT + ph - ph * i / 5;
-		pf(w,
-		   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-		   "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n",
-		   ML, py, ML + pw, py, ML - 6, py + 4, yv);
+		ld_buf_printf(
+		    b,
+		    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+		    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n",
+		    ML, py, ML + pw, py, ML - 6, py + 4, yv);
 	}
 	if (xlog) {
 		for (int d = 0; d <= (int)xmax; d++) {
 			double px = ML + pw * d / xmax;
-			pf(w,
-			   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-			   "stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
-			   "text-anchor=\"middle\">%s</text>\n",
-			   px, MT, px, MT + ph, px, MT + ph + 16,
-			   fmt_pct_tick(d, tick, sizeof(tick)));
+			ld_buf_printf(
+			    b,
+			    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			    "stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+			    "text-anchor=\"middle\">%s</text>\n",
+			    px, MT, px, MT + ph, px, MT + ph + 16,
+			    fmt_pct_tick(d, tick, sizeof(tick)));
 		}
 	} else {
 		for (int i = 0; i <= 5; i++) {
 			double xv = xmin + (xmax - xmin) * i / 5, px = ML + pw * i / 5;
-			pf(w,
-			   "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
-			   "text-anchor=\"middle\">%.3g</text>\n",
-			   px, MT + ph + 16, xv);
+			ld_buf_printf(b,
+				      "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" "
+				      "text-anchor=\"middle\">%.3g</text>\n",
+				      px, MT + ph + 16, xv);
 		}
 	}
-	pf(w,
-	   "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">%s</text>"
-	   "<text x=\"14\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" "
-	   "transform=\"rotate(-90 14 %.1f)\">%s</text>\n",
-	   ML + pw / 2, H - 8, xlabel, MT + ph / 2, MT + ph / 2, ylabel);
+	ld_buf_printf(
+	    b,
+	    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">%s</text>"
+	    "<text x=\"14\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" "
+	    "transform=\"rotate(-90 14 %.1f)\">%s</text>\n",
+	    ML + pw / 2, H - 8, xlabel, MT + ph / 2, MT + ph / 2, ylabel);
 	for (int k = 0; k < ns; k++) {
-		pf(w,
-		   "<polyline class=\"series\" data-name=\"%s\" data-points=\"%d\" "
-		   "fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"",
-		   s[k].name, s[k].n, s[k].color,
-		   k == 0 && ns == 2 && !xlog ? " stroke-dasharray=\"6 4\"" : "");
+		ld_buf_printf(b,
+			      "<polyline class=\"series\" data-name=\"%s\" data-points=\"%d\" "
+			      "fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"",
+			      s[k].name, s[k].n, s[k].color,
+			      k == 0 && ns == 2 && !xlog ? " stroke-dasharray=\"6 4\"" : "");
 		for (int i = 0; i < s[k].n; i++) {
 			double x = xlog ? log10(s[k].x[i]) : s[k].x[i];
 			double px = ML + pw * (x - xmin) / (xmax - xmin);
 			double py = MT + ph - ph * (s[k].y[i] / ymax);
-			pf(w, "%s%.1f,%.1f", i ? " " : "", px, py);
+			ld_buf_printf(b, "%s%.1f,%.1f", i ? " " : "", px, py);
 		}
-		put(w, "\"/>\n");
-		pf(w,
-		   "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
-		   "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">%s</text>\n",
-		   W - MR + 12, MT + 10 + 18 * k, s[k].color, W - MR + 30, MT + 15 + 18 * k,
-		   s[k].name);
+		ld_buf_puts(b, "\"/>\n");
+		ld_buf_printf(b,
+			      "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+			      "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">%s</text>\n",
+			      W - MR + 12, MT + 10 + 18 * k, s[k].color, W - MR + 30,
+			      MT + 15 + 18 * k, s[k].name);
 	}
-	put(w, "</svg>\n");
+	ld_buf_puts(b, "</svg>\n");
 }
 
-static void row(struct writer *w, const char *name, const struct ld_hdr *h)
+static void row(struct ld_buf *b, const char *name, const struct ld_hdr *h)
 {
 	static const double ps[] = {50, 90, 95, 99, 99.9, 99.99};
 
-	pf(w, "<tr><th>%s</th>", name);
+	ld_buf_printf(b, "<tr><th>%s</th>", name);
 	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++)
-		pf(w, "<td>%.3f</td>", (double)ld_hdr_percentile(h, ps[i]) / 1e3);
-	pf(w, "<td>%.3f</td><td>%.3f</td></tr>\n", (double)ld_hdr_max(h) / 1e3,
-	   ld_hdr_mean(h) / 1e3);
+		ld_buf_printf(b, "<td>%.3f</td>", (double)ld_hdr_percentile(h, ps[i]) / 1e3);
+	ld_buf_printf(b, "<td>%.3f</td><td>%.3f</td></tr>\n", (double)ld_hdr_max(h) / 1e3,
+		      ld_hdr_mean(h) / 1e3);
 }
 
 /* spectrum_series fills x = 1/(1-p) and y = ms from the percentile iteration;
@@ -226,7 +196,6 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	struct series lat[5], rate[2], spec[2];
 	static const char *const names[5] = {"p50", "p90", "p99", "p99.9", "max"};
 	static const char *const colors[5] = {"#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#666"};
-	struct writer wr = {b, 0}, *w = &wr;
 	int n = r->npoints, rc = -ENOMEM;
 	double er = r->requests ? (double)r->errors / (double)r->requests : 0;
 
@@ -269,50 +238,55 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	spec[1].name = "service time";
 	spec[1].color = "#1b9e77";
 
-	put(w, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	       "<title>ladder bench report</title>\n<style>body{font-family:sans-serif;"
-	       "margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid "
-	       "#ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
-	       "code{background:#f3f3f3;padding:2px 4px}</style></head><body>\n");
-	put(w, "<h1>ladder bench</h1>\n<p><code>");
-	esc(w, o->cmdline);
-	pf(w, "</code></p>\n<p>%s. %lld requests in %.2f s measured",
-	   o->closed ? "Closed loop at full speed: latency is service time only"
-		     : "Open loop: latency measured from each request's intended send time",
-	   (long long)r->requests, r->window_s);
+	ld_buf_puts(b,
+		    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		    "<title>ladder bench report</title>\n<style>body{font-family:sans-serif;"
+		    "margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid "
+		    "#ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
+		    "code{background:#f3f3f3;padding:2px 4px}</style></head><body>\n");
+	ld_buf_puts(b, "<h1>ladder bench</h1>\n<p><code>");
+	esc(b, o->cmdline);
+	ld_buf_printf(b, "</code></p>\n<p>%s. %lld requests in %.2f s measured",
+		      o->closed
+			  ? "Closed loop at full speed: latency is service time only"
+			  : "Open loop: latency measured from each request's intended send time",
+		      (long long)r->requests, r->window_s);
 	if (o->closed)
-		pf(w, ", achieved %.1f/s", r->achieved_rps);
+		ld_buf_printf(b, ", achieved %.1f/s", r->achieved_rps);
 	else
-		pf(w, ", target %.1f/s, achieved %.1f/s", r->target_rps, r->achieved_rps);
-	pf(w, "; errors %lld (%.3f%%), late %lld, dropped %lld.</p>\n", (long long)r->errors,
-	   er * 100, (long long)r->late, (long long)r->dropped);
-	put(w, "<table id=\"summary\"><tr><th>ms</th><th>p50</th><th>p90</th><th>p95</th>"
-	       "<th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th></tr>\n");
-	row(w, o->closed ? "service" : "corrected", &r->latency);
+		ld_buf_printf(b, ", target %.1f/s, achieved %.1f/s", r->target_rps,
+			      r->achieved_rps);
+	ld_buf_printf(b, "; errors %lld (%.3f%%), late %lld, dropped %lld.</p>\n",
+		      (long long)r->errors, er * 100, (long long)r->late, (long long)r->dropped);
+	ld_buf_puts(b, "<table id=\"summary\"><tr><th>ms</th><th>p50</th><th>p90</th><th>p95</th>"
+		       "<th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>mean</th></tr>\n");
+	row(b, o->closed ? "service" : "corrected", &r->latency);
 	if (!o->closed)
-		row(w, "service", &r->service);
+		row(b, "service", &r->service);
 	if (x->mix) {
-		row(w, "read", &r->kind_latency[0]);
-		row(w, "write", &r->kind_latency[1]);
+		row(b, "read", &r->kind_latency[0]);
+		row(b, "write", &r->kind_latency[1]);
 	}
-	put(w, "</table>\n");
+	ld_buf_puts(b, "</table>\n");
 	if (o->slo_text) {
-		put(w, "<p>SLO <code>");
-		esc(w, o->slo_text);
-		pf(w, "</code>: %s ", x->slo_broken ? "<b>broken</b>" : "passed");
-		esc(w, x->slo_why);
-		put(w, "</p>\n");
+		ld_buf_puts(b, "<p>SLO <code>");
+		esc(b, o->slo_text);
+		ld_buf_printf(b, "</code>: %s ", x->slo_broken ? "<b>broken</b>" : "passed");
+		esc(b, x->slo_why);
+		ld_buf_puts(b, "</p>\n");
 	}
 	if (x->nsteps)
-		pf(w, "<p>Breakpoint: highest rate that held %.0f/s over %d steps.</p>\n",
-		   x->max_rate_held, x->nsteps);
-	chart(w, "latency-over-time", "Latency percentiles per second", "seconds", "ms", lat, 5,
+		ld_buf_printf(b,
+			      "<p>Breakpoint: highest rate that held %.0f/s over %d steps.</p>\n",
+			      x->max_rate_held, x->nsteps);
+	chart(b, "latency-over-time", "Latency percentiles per second", "seconds", "ms", lat, 5,
 	      false);
-	chart(w, "spectrum", "Percentile spectrum", "percentile (log scale of 1/(1-p))", "ms", spec,
+	chart(b, "spectrum", "Percentile spectrum", "percentile (log scale of 1/(1-p))", "ms", spec,
 	      2, true);
-	chart(w, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 2, false);
-	put(w, "</body></html>\n");
-	rc = w->rc;
+	chart(b, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 2, false);
+	ld_buf_puts(b, "</body></html>\n");
+	/* The buffer's first failure sticks: one look covers every append. */
+	rc = ld_buf_error(b);
 out:
 	for (int k = 0; k < 5; k++) {
 		free(lat[k].x);

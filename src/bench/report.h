@@ -20,14 +20,14 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 
 /* ld_bench_json renders the whole report into out, then a newline.
  * Returns 0, or the error of the JSON writer (-E2BIG when out's cap is
- * reached, -ENOMEM); out then holds a partial document. */
+ * reached, -ENOMEM); out has then failed and holds nothing (buf.h). */
 int ld_bench_json(struct ld_buf *out, const struct ld_bench_opts *o,
 		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
 
 /* ld_bench_html renders the HTML report (inline SVG, no scripts, no
- * network) into out. Returns 0, or the first append error (-E2BIG when
- * out's cap is reached, -ENOMEM); nothing is appended after it, and out
- * then holds a partial document. */
+ * network) into out. Returns 0, or out's first append error (-E2BIG when
+ * out's cap is reached, -ENOMEM); out has then failed and holds nothing
+ * (buf.h). */
 int ld_bench_html(struct ld_buf *out, const struct ld_bench_opts *o,
 		  const struct ld_bench_result *r, const struct ld_bench_extra *x);
 

@@ -156,23 +156,26 @@ int ld_http_request_write(struct ld_buf *out, const char *method, const char *au
 			  const char *path, const char *const *headers, const char *body,
 			  size_t body_len)
 {
-	int rc;
+	int rc = 0;
 
-	rc = ld_buf_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, authority);
-	for (size_t i = 0; rc == 0 && headers && headers[i]; i++) {
+	/* The buffer's first failure sticks, so one look at the end covers
+	 * every append. */
+	ld_buf_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, authority);
+	for (size_t i = 0; headers && headers[i]; i++) {
 		const char *h = headers[i];
 		if (strpbrk(h, "\r\n") || !strchr(h, ':') || *h == ':') {
 			rc = -EINVAL;
-			break;
+			goto out;
 		}
-		rc = ld_buf_printf(out, "%s\r\n", h);
+		ld_buf_printf(out, "%s\r\n", h);
 	}
-	if (rc == 0 && body)
-		rc = ld_buf_printf(out, "Content-Length: %zu\r\n", body_len);
-	if (rc == 0)
-		rc = ld_buf_append(out, "\r\n", 2);
-	if (rc == 0 && body && body_len)
-		rc = ld_buf_append(out, body, body_len);
+	if (body)
+		ld_buf_printf(out, "Content-Length: %zu\r\n", body_len);
+	ld_buf_append(out, "\r\n", 2);
+	if (body && body_len)
+		ld_buf_append(out, body, body_len);
+	rc = ld_buf_error(out);
+out:
 	return rc;
 }
 

@@ -17,12 +17,20 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Room for a whole request line: ids and figures are capped (request id
+ * 128 bytes), so only a route name of hundreds of bytes could pass it. */
+#define REQUEST_LINE_ROOM 1024
+
 int ld_log_request_line(struct ld_buf *out, const struct ld_log_request *e)
 {
 	struct ld_json j;
-	size_t before = out->len;
 	int rc;
 
+	/* A refused reserve loses nothing, so the lines already waiting stay
+	 * when the buffer is near its cap or memory is short. */
+	rc = ld_buf_reserve(out, REQUEST_LINE_ROOM);
+	if (rc)
+		goto out;
 	ld_json_init(&j, out);
 	ld_json_obj_begin(&j);
 	ld_json_key(&j, "time");
@@ -57,8 +65,12 @@ int ld_log_request_line(struct ld_buf *out, const struct ld_log_request *e)
 	rc = ld_json_finish(&j);
 	if (rc == 0)
 		rc = ld_buf_putc(out, '\n');
-	if (rc)
-		out->len = before; /* never leave half a line */
+	if (rc && ld_buf_error(out)) {
+		/* The buffer failed (and dropped what it held, half this line
+		 * with the rest): start it afresh so later lines get through. */
+		ld_buf_reset(out);
+	}
+out:
 	return rc;
 }
 

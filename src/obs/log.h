@@ -23,7 +23,12 @@ struct ld_log_request {
 	int64_t user_id; /* 0 = anonymous */
 };
 
-/* ld_log_request_line appends one line (with '\n') to out. */
+/* ld_log_request_line appends one line (with '\n') to out. Returns 0, or an
+ * error with no part of the line in out: -E2BIG / -ENOMEM when out has no
+ * room for a line (what it holds is kept), or, in the rare case of a line
+ * longer than the room reserved, out's failure (out is then reset: the lines
+ * it held are lost with its memory, since a buffer's first failure is
+ * final). */
 int ld_log_request_line(struct ld_buf *out, const struct ld_log_request *e);
 
 /* ld_log_event writes {"time","level","msg",...} now. level is "info",

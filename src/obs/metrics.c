@@ -193,8 +193,6 @@ int ld_metrics_render(struct ld_buf *out)
 {
 	unsigned r, me, s, i;
 	char labels[128];
-	size_t before = out->len;
-	int rc;
 
 	ld_buf_puts(out, "# HELP ladder_http_requests_total HTTP requests answered, by route, "
 			 "method and status.\n"
@@ -268,15 +266,13 @@ int ld_metrics_render(struct ld_buf *out)
 			ld_buf_printf(out, "ladder_store_errors_total{kind=\"%s\"} %llu\n", k,
 				      (unsigned long long)ld(&m.store_errors[i]));
 	}
-	rc = ld_buf_printf(out,
-			   "# HELP ladder_process_start_time_seconds Start time of the process "
-			   "since the Unix epoch.\n"
-			   "# TYPE ladder_process_start_time_seconds gauge\n"
-			   "ladder_process_start_time_seconds %lld\n",
-			   (long long)m.start);
-	if (rc) {
-		/* Never hand out a truncated exposition. */
-		out->len = before;
-	}
-	return rc;
+	/* The buffer's first failure sticks (and empties it), so a truncated
+	 * exposition is never handed out and one check at the end covers
+	 * every line. */
+	return ld_buf_printf(out,
+			     "# HELP ladder_process_start_time_seconds Start time of the process "
+			     "since the Unix epoch.\n"
+			     "# TYPE ladder_process_start_time_seconds gauge\n"
+			     "ladder_process_start_time_seconds %lld\n",
+			     (long long)m.start);
 }

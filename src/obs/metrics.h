@@ -38,7 +38,8 @@ void ld_metrics_store_error(const char *kind);
 /* Requests refused by load shedding (write queue full, draining). */
 void ld_metrics_shed(void);
 
-/* ld_metrics_render appends the exposition (format 0.0.4) to out. */
+/* ld_metrics_render appends the exposition (format 0.0.4) to out. Returns 0,
+ * or out's first error (out has then failed, and holds no partial text). */
 int ld_metrics_render(struct ld_buf *out);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <wchar.h>
 
 #include "base/buf.h"
 
@@ -20,7 +21,7 @@ static void test_append_and_nul(void)
 	CHECK(b.data == NULL);
 }
 
-static void test_cap_is_hard_and_unchanged_on_error(void)
+static void test_cap_is_hard(void)
 {
 	struct ld_buf b;
 	char big[100];
@@ -28,16 +29,85 @@ static void test_cap_is_hard_and_unchanged_on_error(void)
 	memset(big, 'a', sizeof(big));
 	ld_buf_init(&b, 64);
 	CHECK_INT(ld_buf_append(&b, big, 60), 0);
-	CHECK_INT(ld_buf_append(&b, big, 5), -E2BIG);
-	CHECK_INT(b.len, 60);
 	CHECK_INT(ld_buf_append(&b, big, 4), 0); /* exactly at the cap */
 	CHECK_INT(b.len, 64);
-	CHECK_INT(ld_buf_putc(&b, 'x'), -E2BIG);
-	CHECK_INT(ld_buf_printf(&b, "%s", "y"), -E2BIG);
-	CHECK_INT(b.len, 64);
 	CHECK(b.cap <= 64);
+	CHECK_INT(ld_buf_error(&b), 0);
+	CHECK_INT(ld_buf_putc(&b, 'x'), -E2BIG);
+	ld_buf_release(&b);
+}
+
+/* The first failed append is final: the bytes go, and every later append,
+ * however small, fails with the same code, so a document can never come out
+ * with a piece missing from its middle. */
+static void test_first_failure_sticks(void)
+{
+	struct ld_buf b;
+	char big[100];
+
+	memset(big, 'a', sizeof(big));
+	ld_buf_init(&b, 64);
+	CHECK_INT(ld_buf_puts(&b, "head "), 0);
+	CHECK_INT(ld_buf_append(&b, big, 60), -E2BIG);
+	CHECK_INT(ld_buf_error(&b), -E2BIG);
+	CHECK_INT(b.len, 0);
+	CHECK(b.data == NULL);
+	/* Each of these would fit in an empty buffer, and none goes in. */
+	CHECK_INT(ld_buf_putc(&b, 'x'), -E2BIG);
+	CHECK_INT(ld_buf_puts(&b, "tail"), -E2BIG);
+	CHECK_INT(ld_buf_printf(&b, "%d", 7), -E2BIG);
+	CHECK_INT(ld_buf_append(&b, "", 0), -E2BIG);
+	CHECK_INT(ld_buf_reserve(&b, 1), -E2BIG);
+	CHECK_INT(b.len, 0);
+	CHECK(b.data == NULL);
+	CHECK_INT(ld_buf_error(&b), -E2BIG);
+	/* Reset clears the failure: the buffer is empty and usable again. */
+	ld_buf_reset(&b);
+	CHECK_INT(ld_buf_error(&b), 0);
+	CHECK_INT(ld_buf_puts(&b, "again"), 0);
+	CHECK_STR(b.data, "again");
+	ld_buf_release(&b);
+}
+
+/* The code of the first failure is the one kept, whatever fails later. */
+static void test_error_code_preserved(void)
+{
+	struct ld_buf b;
+
+	ld_buf_init(&b, 64);
+	/* "%ls" of a wide string no multibyte sequence spells (the C locale
+	 * has none past 0x7f): vsnprintf fails with EILSEQ. */
+	CHECK_INT(ld_buf_printf(&b, "%ls", (const wchar_t[]){0x263a, 0}), -EINVAL);
+	CHECK_INT(ld_buf_error(&b), -EINVAL);
+	CHECK_INT(ld_buf_append(&b, "x", 1), -EINVAL);
+	CHECK_INT(ld_buf_puts(&b, "0123456789012345678901234567890123456789"
+				  "0123456789012345678901234567890123456789"),
+		  -EINVAL);
+	CHECK_INT(ld_buf_error(&b), -EINVAL);
+	ld_buf_release(&b);
+	CHECK_INT(ld_buf_error(&b), 0);
+	CHECK_INT(b.max, 64); /* release keeps the cap */
+	CHECK_INT(ld_buf_putc(&b, 'y'), 0);
+	ld_buf_release(&b);
+}
+
+/* A reserve asks for room and loses no bytes: refused, it changes nothing,
+ * and a smaller one may follow (the read path of a connection relies on it). */
+static void test_reserve_does_not_stick(void)
+{
+	struct ld_buf b;
+
+	ld_buf_init(&b, 64);
+	CHECK_INT(ld_buf_puts(&b, "keep"), 0);
+	CHECK_INT(ld_buf_reserve(&b, 61), -E2BIG);
 	/* A size that would overflow len + extra is refused, not wrapped. */
 	CHECK_INT(ld_buf_reserve(&b, (size_t)-1), -E2BIG);
+	CHECK_INT(ld_buf_error(&b), 0);
+	CHECK_STR(b.data, "keep");
+	CHECK_INT(ld_buf_reserve(&b, 60), 0);
+	CHECK(b.cap >= 64);
+	CHECK_INT(ld_buf_puts(&b, " going"), 0);
+	CHECK_STR(b.data, "keep going");
 	ld_buf_release(&b);
 }
 
@@ -82,7 +152,10 @@ static void test_growth_many_appends(void)
 int main(void)
 {
 	RUN(test_append_and_nul);
-	RUN(test_cap_is_hard_and_unchanged_on_error);
+	RUN(test_cap_is_hard);
+	RUN(test_first_failure_sticks);
+	RUN(test_error_code_preserved);
+	RUN(test_reserve_does_not_stick);
 	RUN(test_consume_reset_steal);
 	RUN(test_growth_many_appends);
 	return unit_finish();
