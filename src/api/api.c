@@ -14,6 +14,7 @@
 #include "base/ids.h"
 #include "base/json.h"
 #include "http/router.h"
+#include "http/status.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -42,99 +43,11 @@ static const handler_fn handlers[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT] = {
     [LD_ROUTE_METRICS] = {[LD_HTTP_GET] = ld_api_metrics},
 };
 
-/* Problem "type" slugs and titles by status. */
-static void problem_kind(int status, const char **slug, const char **title)
-{
-	switch (status) {
-	case 400:
-		*slug = "bad-request";
-		*title = "Bad request";
-		break;
-	case 401:
-		*slug = "unauthorized";
-		*title = "Authentication required";
-		break;
-	case 403:
-		*slug = "forbidden";
-		*title = "Not allowed";
-		break;
-	case 404:
-		*slug = "not-found";
-		*title = "Not found";
-		break;
-	case 405:
-		*slug = "method-not-allowed";
-		*title = "Method not allowed";
-		break;
-	case 408:
-		*slug = "request-timeout";
-		*title = "Request timeout";
-		break;
-	case 409:
-		*slug = "conflict";
-		*title = "Conflict";
-		break;
-	case 411:
-		*slug = "length-required";
-		*title = "Length required";
-		break;
-	case 412:
-		*slug = "precondition-failed";
-		*title = "Precondition failed";
-		break;
-	case 413:
-		*slug = "too-large";
-		*title = "Request body too large";
-		break;
-	case 414:
-		*slug = "uri-too-long";
-		*title = "Request line too long";
-		break;
-	case 415:
-		*slug = "unsupported-media-type";
-		*title = "Unsupported media type";
-		break;
-	case 422:
-		*slug = "validation";
-		*title = "Validation failed";
-		break;
-	case 428:
-		*slug = "precondition-required";
-		*title = "Precondition required";
-		break;
-	case 431:
-		*slug = "header-too-large";
-		*title = "Request header too large";
-		break;
-	case 503:
-		*slug = "unavailable";
-		*title = "Service unavailable";
-		break;
-	default:
-		*slug = "internal";
-		*title = "Internal server error";
-		break;
-	}
-}
-
 static void problem_begin(struct ld_json *j, struct ld_api_req *q, int status, const char *detail)
 {
-	const char *slug, *title;
-	char type[64];
-
-	problem_kind(status, &slug, &title);
-	snprintf(type, sizeof(type), "/problems/%s", slug);
 	ld_buf_reset(&q->r->out_body);
 	ld_json_init(j, &q->r->out_body);
-	ld_json_obj_begin(j);
-	ld_json_key(j, "type");
-	ld_json_str(j, type);
-	ld_json_key(j, "title");
-	ld_json_str(j, title);
-	ld_json_key(j, "status");
-	ld_json_int(j, status);
-	ld_json_key(j, "detail");
-	ld_json_str(j, detail);
+	ld_http_problem_open(j, status, detail);
 }
 
 static void problem_end(struct ld_json *j, struct ld_api_req *q, int status)

@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "base/config.h"
 #include "http/server.h"
+#include "http/status.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -31,6 +32,27 @@ static unsigned usable_cores(void)
 	}
 	n = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
+}
+
+/* metrics_init gives the metrics their labels: the application's routes,
+ * HTTP's method names (0 is "OTHER", the catch-all) and the status table's
+ * codes. */
+static int metrics_init(const struct ld_server_app *app)
+{
+	static const char *methods[LD_HTTP_METHOD_COUNT];
+	static unsigned statuses[LD_HTTP_STATUS_MAX];
+	struct ld_metrics_labels l = {
+	    .routes = app->route_names,
+	    .nroutes = app->nroutes,
+	    .methods = methods,
+	    .nmethods = LD_HTTP_METHOD_COUNT,
+	    .statuses = statuses,
+	};
+
+	for (unsigned i = 0; i < LD_HTTP_METHOD_COUNT; i++)
+		methods[i] = ld_http_method_name((enum ld_http_method)i);
+	l.nstatuses = ld_http_status_codes(statuses, LD_HTTP_STATUS_MAX);
+	return ld_metrics_init(&l);
 }
 
 static void store_config(const struct ld_config *c, struct ld_store_config *sc)
@@ -136,7 +158,13 @@ int ld_serve_main(int argc, char **argv)
 		goto out;
 	}
 	ld_api_app(&api, &app);
-	ld_metrics_init(app.route_names, app.nroutes);
+	rc = metrics_init(&app);
+	if (rc) {
+		fprintf(stderr, "ladder serve: metrics: more routes, methods or statuses than "
+				"the series have room for\n");
+		rc = 1;
+		goto out;
+	}
 	rc = open_store(&cfg, &api.vt, &api.store);
 	if (rc)
 		goto out;

@@ -9,63 +9,10 @@
 
 #include "http/negotiate.h"
 #include "http/server_int.h"
+#include "http/status.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/trace.h"
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 204:
-		return "No Content";
-	case 304:
-		return "Not Modified";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 409:
-		return "Conflict";
-	case 411:
-		return "Length Required";
-	case 412:
-		return "Precondition Failed";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 415:
-		return "Unsupported Media Type";
-	case 422:
-		return "Unprocessable Content";
-	case 428:
-		return "Precondition Required";
-	case 429:
-		return "Too Many Requests";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Unknown";
-	}
-}
 
 /* xorshift128+: fast, and seeded from the CSPRNG per loop. Trace and span
  * ids need uniqueness, not secrecy. */
@@ -217,7 +164,7 @@ int ld__response_build(struct ld_conn *c, int status)
 	ld_buf_puts(h, "HTTP/1.1 ");
 	put_uint(h, (uint64_t)status);
 	ld_buf_putc(h, ' ');
-	ld_buf_puts(h, reason(status));
+	ld_buf_puts(h, ld_http_reason(status));
 	ld_buf_puts(h, "\r\n");
 	ld_buf_puts(h, date_line(w));
 	if (!no_body) {

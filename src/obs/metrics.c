@@ -6,16 +6,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "http/parser.h"
-
-#define ROUTES_MAX 32
-#define NMETHODS   LD_HTTP_METHOD_COUNT
-
-/* Status codes the server can send; anything else lands in the last slot. */
-static const unsigned status_codes[] = {100, 200, 201, 204, 304, 400, 401, 403, 404,
-					405, 408, 409, 411, 412, 413, 414, 415, 422,
-					428, 429, 431, 500, 501, 503, 505};
-#define NSTATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
+/* Fixed ceilings for the label sets given at init: the counters are
+ * preallocated so an update never allocates or locks. */
+#define ROUTES_MAX   32
+#define METHODS_MAX  16
+#define STATUSES_MAX 32
+#define NSTATUS	     (STATUSES_MAX + 1) /* the last slot counts every other code */
 
 /* Request latency buckets in seconds: 100 us to 10 s covers a cache hit to a
  * timed-out request. */
@@ -43,8 +39,12 @@ struct hist {
 static struct {
 	const char *const *routes;
 	unsigned nroutes;
+	const char *const *methods;
+	unsigned nmethods;
+	unsigned statuses[STATUSES_MAX];
+	unsigned nstatuses;
 	time_t start;
-	_Atomic uint64_t requests[ROUTES_MAX][NMETHODS][NSTATUS];
+	_Atomic uint64_t requests[ROUTES_MAX][METHODS_MAX][NSTATUS];
 	_Atomic uint64_t bytes_out[ROUTES_MAX];
 	struct hist latency[ROUTES_MAX];
 	_Atomic int64_t inflight;
@@ -65,20 +65,28 @@ static unsigned status_index(unsigned status)
 	return status < 600 ? status_slot[status] : NSTATUS - 1;
 }
 
-int ld_metrics_init(const char *const *route_names, unsigned nroutes)
+int ld_metrics_init(const struct ld_metrics_labels *l)
 {
-	int rc = 0;
+	int rc = -E2BIG;
+	unsigned i;
 
-	if (nroutes > ROUTES_MAX) {
-		rc = -E2BIG;
+	if (l->nroutes > ROUTES_MAX || l->nmethods > METHODS_MAX || l->nstatuses > STATUSES_MAX)
 		goto out;
-	}
-	m.routes = route_names;
-	m.nroutes = nroutes;
+	rc = -EINVAL;
+	for (i = 0; i < l->nstatuses; i++)
+		if (l->statuses[i] >= sizeof(status_slot))
+			goto out;
+	m.routes = l->routes;
+	m.nroutes = l->nroutes;
+	m.methods = l->methods;
+	m.nmethods = l->nmethods;
+	memcpy(m.statuses, l->statuses, l->nstatuses * sizeof(l->statuses[0]));
+	m.nstatuses = l->nstatuses;
 	memset(status_slot, NSTATUS - 1, sizeof(status_slot));
-	for (unsigned i = 0; i < NSTATUS - 1; i++)
-		status_slot[status_codes[i]] = (unsigned char)i;
+	for (i = 0; i < l->nstatuses; i++)
+		status_slot[l->statuses[i]] = (unsigned char)i;
 	m.start = time(NULL);
+	rc = 0;
 out:
 	return rc;
 }
@@ -100,8 +108,8 @@ void ld_metrics_request(unsigned route, unsigned method, unsigned status, uint64
 {
 	if (route >= m.nroutes)
 		route = m.nroutes ? m.nroutes - 1 : 0;
-	if (method >= NMETHODS)
-		method = LD_HTTP_OTHER;
+	if (method >= m.nmethods)
+		method = 0; /* the catch-all name (see metrics.h) */
 	atomic_fetch_add_explicit(&m.requests[route][method][status_index(status)], 1,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&m.bytes_out[route], bytes_out, memory_order_relaxed);
@@ -198,23 +206,22 @@ int ld_metrics_render(struct ld_buf *out)
 			 "method and status.\n"
 			 "# TYPE ladder_http_requests_total counter\n");
 	for (r = 0; r < m.nroutes; r++)
-		for (me = 0; me < NMETHODS; me++)
+		for (me = 0; me < m.nmethods; me++)
 			for (s = 0; s < NSTATUS; s++) {
 				uint64_t v = ld(&m.requests[r][me][s]);
 				char code[8];
 
 				if (!v)
 					continue;
-				if (s == NSTATUS - 1)
+				if (s >= m.nstatuses)
 					snprintf(code, sizeof(code), "other");
 				else
-					snprintf(code, sizeof(code), "%u", status_codes[s]);
+					snprintf(code, sizeof(code), "%u", m.statuses[s]);
 				ld_buf_printf(
 				    out,
 				    "ladder_http_requests_total{route=\"%s\",method=\"%s\","
 				    "status=\"%s\"} %llu\n",
-				    m.routes[r], ld_http_method_name((enum ld_http_method)me), code,
-				    (unsigned long long)v);
+				    m.routes[r], m.methods[me], code, (unsigned long long)v);
 			}
 	ld_buf_puts(out, "# HELP ladder_http_response_bytes_total Response bytes written, by "
 			 "route.\n"

@@ -14,12 +14,28 @@
 
 #include "base/buf.h"
 
-/* ld_metrics_init sets the route names (index = route id) once, before any
- * other call. The strings must outlive the process. */
-int ld_metrics_init(const char *const *route_names, unsigned nroutes);
+/* The label values of the request series, given by the layers that own
+ * them (routes by the application, methods and statuses by HTTP), so this
+ * module depends on none of them. */
+struct ld_metrics_labels {
+	const char *const *routes; /* index = route id, at most 32 */
+	unsigned nroutes;
+	const char *const *methods; /* index = method id, at most 16; [0] also
+				     * names every id out of range */
+	unsigned nmethods;
+	const unsigned *statuses; /* codes with a series of their own (below
+				   * 600), at most 32; any other is "other" */
+	unsigned nstatuses;
+};
 
-/* ld_metrics_request counts one finished request. method is an
- * enum ld_http_method, status the HTTP status sent. */
+/* ld_metrics_init sets the labels once, before any other call: -E2BIG for a
+ * set past its ceiling, -EINVAL for a status code of 600 or more. The route
+ * and method strings and their arrays must outlive the process; the status
+ * codes are copied. */
+int ld_metrics_init(const struct ld_metrics_labels *l);
+
+/* ld_metrics_request counts one finished request: route and method are ids
+ * into the label arrays, status the HTTP status sent. */
 void ld_metrics_request(unsigned route, unsigned method, unsigned status, uint64_t duration_ns,
 			uint64_t bytes_out);
 
