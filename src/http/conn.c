@@ -516,7 +516,14 @@ void ld_req_respond(struct ld_req *r, int status)
 		maybe_free(c);
 		return;
 	}
-	ld__response_build(c, status);
+	if (ld__response_build(c, status) != 0)
+		status = 500; /* the answer could not be assembled: a 500 replaced it */
+	if (c->nwbufs == 0) {
+		ld__response_account(c, status, 0);
+		c->state = CONN_HEAD;
+		ld__conn_close(c);
+		return;
+	}
 	for (i = 0; i < c->nwbufs; i++)
 		total += c->wbufs[i].len;
 	ld__response_account(c, status, total);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/json.h"
 #include "http/negotiate.h"
 #include "http/server_int.h"
 #include "http/status.h"
@@ -137,7 +138,10 @@ out:
 	return rc;
 }
 
-int ld__response_build(struct ld_conn *c, int status)
+/* assemble writes the status line and header block for status into
+ * c->whdr and points c->wbufs at it and the body. The buffers' first failure
+ * sticks, so one look at each at the end says whether the block is whole. */
+static int assemble(struct ld_conn *c, int status)
 {
 	struct ld_worker *w = c->w;
 	struct ld_server *s = w->s;
@@ -193,11 +197,61 @@ int ld__response_build(struct ld_conn *c, int status)
 	else if (r->h.version_minor == 0)
 		ld_buf_puts(h, "Connection: keep-alive\r\n");
 	ld_buf_append(h, r->out_hdrs.data, r->out_hdrs.len);
-	rc = ld_buf_puts(h, "\r\n");
-	c->wbufs[0] = uv_buf_init(h->data, (unsigned)h->len);
-	c->nwbufs = 1;
+	ld_buf_puts(h, "\r\n");
+	/* The application's header lines and body count as much as ours: a
+	 * line it lost to the cap, or a body cut short, is no answer to send. */
+	rc = ld_buf_error(&r->out_hdrs);
+	if (!rc)
+		rc = ld_buf_error(&r->out_body);
+	if (!rc)
+		rc = ld_buf_error(h);
+	c->nwbufs = 0;
+	if (rc)
+		goto out;
+	c->wbufs[c->nwbufs++] = uv_buf_init(h->data, (unsigned)h->len);
 	if (body_len && !head)
 		c->wbufs[c->nwbufs++] = uv_buf_init((char *)body, (unsigned)body_len);
+out:
+	return rc;
+}
+
+/* internal_error replaces the answer that could not be assembled with a 500
+ * problem document of the server's own: no header line of the application's
+ * (they are what may have overflowed) and a body written here. */
+static int internal_error(struct ld_conn *c, int status, int err)
+{
+	struct ld_req *r = &c->req;
+	struct ld_json j;
+	char what[64];
+	int rc;
+
+	snprintf(what, sizeof(what), "%d (error %d)", status, err);
+	ld_log_event("error", "response could not be assembled; sent 500 instead",
+		     (const char *const[]){"request_id", r->request_id, "status", what, NULL});
+	ld_buf_reset(&r->out_hdrs);
+	ld_buf_reset(&r->out_body);
+	ld_json_init(&j, &r->out_body);
+	ld_http_problem_open(&j, 500,
+			     "the response could not be assembled within the server's limits; "
+			     "see the server log");
+	ld_json_obj_end(&j);
+	rc = ld_json_finish(&j);
+	if (rc)
+		ld_buf_reset(&r->out_body); /* an empty 500 rather than half a document */
+	r->content_type = rc ? "text/plain; charset=utf-8" : "application/problem+json";
+	return assemble(c, 500);
+}
+
+int ld__response_build(struct ld_conn *c, int status)
+{
+	int rc = assemble(c, status);
+
+	if (rc == 0)
+		goto out;
+	/* When not even the 500 fits (no memory for a few hundred bytes),
+	 * c->nwbufs stays 0 and the caller closes the connection. */
+	(void)internal_error(c, status, rc);
+out:
 	return rc;
 }
 

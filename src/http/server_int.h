@@ -114,7 +114,13 @@ void ld__worker_log_flush(struct ld_worker *w);
 
 /* response.c */
 /* ld__response_build assembles status line, headers and (maybe gzipped)
- * body into c->wbufs. ld__response_account counts and logs the request. */
+ * body into c->wbufs. It checks the header and body buffers once, at the
+ * end: when one of them has failed (a cap passed, no memory) it logs the
+ * request id and assembles a 500 problem in place of the answer, with none of
+ * the application's header lines, and returns that error (the status sent is
+ * then 500); c->nwbufs is 0 when not even the 500 could be assembled, and the
+ * connection must close. Returns 0 when the answer went out as asked.
+ * ld__response_account counts and logs the request. */
 int ld__response_build(struct ld_conn *c, int status);
 void ld__response_account(struct ld_conn *c, int status, uint64_t bytes);
 void ld__request_ids(struct ld_worker *w, struct ld_req *r);
