@@ -43,54 +43,92 @@ static const handler_fn handlers[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT] = {
     [LD_ROUTE_METRICS] = {[LD_HTTP_GET] = ld_api_metrics},
 };
 
-static void problem_begin(struct ld_json *j, struct ld_api_req *q, int status, const char *detail)
+/* problem_write puts the problem document for status into the body (and
+ * its Content-Type, and Retry-After for a 503), logs a 500 with the request
+ * id, and returns the status to send. v adds 422's "errors" when non-NULL. A
+ * document the writer could not finish is replaced by a 500 of its own. */
+static int problem_write(struct ld_api_req *q, int status, const char *detail,
+			 const struct ld_api_verr *v)
 {
-	ld_buf_reset(&q->r->out_body);
-	ld_json_init(j, &q->r->out_body);
-	ld_http_problem_open(j, status, detail);
-}
+	struct ld_json j;
+	unsigned i;
+	int rc;
 
-static void problem_end(struct ld_json *j, struct ld_api_req *q, int status)
-{
-	ld_json_obj_end(j);
+	ld_buf_reset(&q->r->out_body);
+	ld_json_init(&j, &q->r->out_body);
+	ld_http_problem_open(&j, status, detail);
+	if (v) {
+		ld_json_key(&j, "errors");
+		ld_json_arr_begin(&j);
+		for (i = 0; i < v->n; i++) {
+			ld_json_obj_begin(&j);
+			ld_json_key(&j, "field");
+			ld_json_str(&j, v->field[i]);
+			ld_json_key(&j, "message");
+			ld_json_str(&j, v->message[i]);
+			ld_json_obj_end(&j);
+		}
+		ld_json_arr_end(&j);
+	}
+	ld_json_obj_end(&j);
+	rc = ld_json_finish(&j);
+	if (rc && status != 500) {
+		ld_buf_reset(&q->r->out_hdrs); /* they were for the answer that failed */
+		return problem_write(q, 500, "the error document could not be written", NULL);
+	}
+	/* A 500 that failed too has a failed body buffer (the writer's only
+	 * possible failure for it), and the server answers a 500 of its own. */
 	q->r->content_type = "application/problem+json";
 	if (status == 503)
 		ld_req_header(q->r, "Retry-After", "1");
 	if (status >= 500 && status != 503) {
-		ld_log_event("error", "internal error",
-			     (const char *const[]){"request_id", q->r->request_id, NULL});
+		ld_log_event(
+		    "error", "internal error",
+		    (const char *const[]){"request_id", q->r->request_id, "detail", detail, NULL});
 	}
-	ld_req_respond(q->r, status);
+	return status;
 }
 
 void ld_api_problem(struct ld_api_req *q, int status, const char *detail)
 {
-	struct ld_json j;
-
-	problem_begin(&j, q, status, detail);
-	problem_end(&j, q, status);
+	ld_req_respond(q->r, problem_write(q, status, detail, NULL));
 }
 
 void ld_api_problem_fields(struct ld_api_req *q, const struct ld_api_verr *v)
 {
-	struct ld_json j;
-	unsigned i;
 	char detail[160];
 
 	snprintf(detail, sizeof(detail), "%s: %s", v->field[0], v->message[0]);
-	problem_begin(&j, q, 422, detail);
-	ld_json_key(&j, "errors");
-	ld_json_arr_begin(&j);
-	for (i = 0; i < v->n; i++) {
-		ld_json_obj_begin(&j);
-		ld_json_key(&j, "field");
-		ld_json_str(&j, v->field[i]);
-		ld_json_key(&j, "message");
-		ld_json_str(&j, v->message[i]);
-		ld_json_obj_end(&j);
-	}
-	ld_json_arr_end(&j);
-	problem_end(&j, q, 422);
+	ld_req_respond(q->r, problem_write(q, 422, detail, v));
+}
+
+int ld_api_json_status(struct ld_api_req *q, const struct ld_json *j, int status)
+{
+	if (ld_json_finish(j) == 0)
+		return status;
+	/* The header lines the handler added described the document that
+	 * failed (its ETag, its Location): they go with it. */
+	ld_buf_reset(&q->r->out_hdrs);
+	return problem_write(q, 500, "the response body could not be written", NULL);
+}
+
+void ld_api_respond_json(struct ld_api_req *q, const struct ld_json *j, int status)
+{
+	ld_req_respond(q->r, ld_api_json_status(q, j, status));
+}
+
+int ld_api_keep_password(struct ld_api_req *q, const struct ld_str *pw)
+{
+	/* The validators cap passwords at LD_PASSWORD_MAX; the check makes the
+	 * copy's safety this function's own, not its callers'. */
+	_Static_assert(sizeof(q->password) == LD_PASSWORD_MAX + 1,
+		       "password holds LD_PASSWORD_MAX bytes and a NUL");
+	if (pw->n > LD_PASSWORD_MAX)
+		return -E2BIG;
+	memcpy(q->password, pw->s, pw->n);
+	q->password[pw->n] = '\0';
+	q->password_len = pw->n;
+	return 0;
 }
 
 void ld_api_store_failed(struct ld_api_req *q, int status)

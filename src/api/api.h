@@ -51,7 +51,7 @@ struct ld_api_req {
 	struct ld_store_op op;
 	uv_work_t work;
 	int work_rc;
-	char password[257];
+	char password[LD_PASSWORD_MAX + 1]; /* see ld_api_keep_password */
 	size_t password_len;
 	bool user_found;
 	struct ld_item *items;
@@ -61,6 +61,8 @@ struct ld_api_req {
 void ld_api_app(struct ld_api *api, struct ld_server_app *app);
 
 /* --- helpers shared by the resource files (api.c) --- */
+
+struct ld_json;
 
 /* ld_api_problem answers with an RFC 9457 problem document. */
 void ld_api_problem(struct ld_api_req *q, int status, const char *detail);
@@ -82,8 +84,20 @@ int ld_api_authenticate(struct ld_api_req *q);
 /* ld_api_submit sends q->op to the store with done as completion. */
 void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op));
 
+/* ld_api_json_status is how a handler that wrote its body with j learns the
+ * status to send: status itself when j finished a whole document; otherwise
+ * (a cap passed, no memory, a writer misused) the body and the header lines
+ * the handler added are replaced by a 500 problem, logged with the request
+ * id, and 500 is returned. ld_api_respond_json sends what it decides. */
+int ld_api_json_status(struct ld_api_req *q, const struct ld_json *j, int status);
+void ld_api_respond_json(struct ld_api_req *q, const struct ld_json *j, int status);
+
+/* ld_api_keep_password copies a validated password into q->password for
+ * the hashing thread; -E2BIG (nothing copied) when it is longer than
+ * LD_PASSWORD_MAX, which the validators already refuse. */
+int ld_api_keep_password(struct ld_api_req *q, const struct ld_str *pw);
+
 /* JSON bodies of the resources. */
-struct ld_json;
 void ld_api_write_user(struct ld_json *j, const struct ld_user *u);
 void ld_api_write_item(struct ld_json *j, const struct ld_item *it);
 /* ld_api_etag writes the quoted entity tag of an item into out (48 bytes). */

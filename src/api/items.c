@@ -20,7 +20,7 @@ static void respond_item(struct ld_api_req *q, int status, const struct ld_item 
 	ld_api_write_item(&j, it);
 	if (status == 201)
 		ld_req_header(q->r, "Location", "/v1/items/%lld", (long long)it->id);
-	ld_req_respond(q->r, status);
+	ld_api_respond_json(q, &j, status);
 }
 
 /* content_field validates the body and copies the content into q->op.item;
@@ -194,7 +194,7 @@ static void listed(struct ld_store_op *op)
 	ld_json_obj_end(&j);
 	free(q->items);
 	q->items = NULL;
-	ld_req_respond(q->r, 200);
+	ld_api_respond_json(q, &j, 200);
 }
 
 static void owner_checked(struct ld_store_op *op)

@@ -50,7 +50,7 @@ static void verify_done(uv_work_t *w, int status)
 	ld_json_obj_end(&j);
 	sodium_memzero(token, sizeof(token));
 	ld_req_header(q->r, "Cache-Control", "no-store");
-	ld_req_respond(q->r, 201);
+	ld_api_respond_json(q, &j, 201);
 }
 
 static void looked_up(struct ld_store_op *op)
@@ -84,8 +84,10 @@ void ld_api_sessions_create(struct ld_api_req *q)
 	}
 	memcpy(q->op.user.handle, handle.s, handle.n);
 	q->op.user.handle[handle.n] = '\0';
-	memcpy(q->password, pw.s, pw.n);
-	q->password_len = pw.n;
+	if (ld_api_keep_password(q, &pw) != 0) {
+		ld_api_problem(q, 500, "a validated password passed its cap");
+		goto out;
+	}
 	q->op.kind = LD_OP_USER_GET_BY_HANDLE;
 	ld_api_submit(q, looked_up);
 out:

@@ -15,7 +15,7 @@ static void respond_user(struct ld_api_req *q, int status, const struct ld_user 
 	ld_api_write_user(&j, u);
 	if (status == 201)
 		ld_req_header(q->r, "Location", "/v1/users/%lld", (long long)u->id);
-	ld_req_respond(q->r, status);
+	ld_api_respond_json(q, &j, status);
 }
 
 static void created(struct ld_store_op *op)
@@ -70,8 +70,10 @@ void ld_api_users_create(struct ld_api_req *q)
 	q->op.user.handle[handle.n] = '\0';
 	memcpy(q->op.user.display_name, name.s, name.n);
 	q->op.user.display_name[name.n] = '\0';
-	memcpy(q->password, pw.s, pw.n);
-	q->password_len = pw.n;
+	if (ld_api_keep_password(q, &pw) != 0) {
+		ld_api_problem(q, 500, "a validated password passed its cap");
+		goto out;
+	}
 	/* argon2id takes tens of milliseconds by design: never on the loop. */
 	q->work.data = q;
 	if (uv_queue_work(&q->r->loop->uv, &q->work, hash_work, hash_done) != 0) {

@@ -4,6 +4,10 @@
 
 #include "store/store.h"
 
+/* STR(LD_PASSWORD_MAX) spells the cap in the messages, so they follow it. */
+#define STR_(x) #x
+#define STR(x)	STR_(x)
+
 void ld_api_verr_add(struct ld_api_verr *v, const char *field, const char *message)
 {
 	if (v->n < sizeof(v->field) / sizeof(v->field[0])) {
@@ -111,7 +115,8 @@ int ld_validate_user_create(json_t *obj, struct ld_str *handle, struct ld_str *d
 		ld_api_verr_add(v, "display_name", msg);
 	else if (rc == 0)
 		*display_name = *handle; /* defaults to the handle */
-	required_len(obj, "password", password, 8, 256, "must be 8-256 bytes", v);
+	required_len(obj, "password", password, 8, LD_PASSWORD_MAX,
+		     "must be 8-" STR(LD_PASSWORD_MAX) " bytes", v);
 out:
 	return v->n ? -1 : 0;
 }
@@ -138,7 +143,8 @@ int ld_validate_session(json_t *obj, struct ld_str *handle, struct ld_str *passw
 	if (not_object(obj, v))
 		goto out;
 	required_len(obj, "handle", handle, 1, LD_HANDLE_MAX, "must be 1-32 bytes", v);
-	required_len(obj, "password", password, 1, 256, "must be 1-256 bytes", v);
+	required_len(obj, "password", password, 1, LD_PASSWORD_MAX,
+		     "must be 1-" STR(LD_PASSWORD_MAX) " bytes", v);
 out:
 	return v->n ? -1 : 0;
 }

@@ -13,6 +13,11 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* The longest password accepted, in bytes: the one cap the validators, the
+ * request state that carries a password to the hashing thread and the
+ * messages of a 422 are all built from. */
+#define LD_PASSWORD_MAX 256
+
 struct ld_api_verr {
 	const char *field[8];
 	const char *message[8];
@@ -27,15 +32,15 @@ struct ld_str {
 };
 
 /* POST /v1/users: handle (3-32 of [a-z0-9_]), display_name (optional, 1-128
- * bytes, no control characters; defaults to the handle), password (8-256
- * bytes). Returns 0 when valid. */
+ * bytes, no control characters; defaults to the handle), password (8 to
+ * LD_PASSWORD_MAX bytes). Returns 0 when valid. */
 int ld_validate_user_create(json_t *obj, struct ld_str *handle, struct ld_str *display_name,
 			    struct ld_str *password, struct ld_api_verr *v);
 
 /* PATCH /v1/users/{id}: display_name required. */
 int ld_validate_user_patch(json_t *obj, struct ld_str *display_name, struct ld_api_verr *v);
 
-/* POST /v1/sessions: handle 1-32 bytes, password 1-256 bytes (loose on
+/* POST /v1/sessions: handle 1-32 bytes, password 1 to LD_PASSWORD_MAX bytes (loose on
  * purpose: a login never says which rule a guess broke). */
 int ld_validate_session(json_t *obj, struct ld_str *handle, struct ld_str *password,
 			struct ld_api_verr *v);

@@ -147,6 +147,40 @@ static void test_session_and_patch(void)
 	json_decref(o);
 }
 
+/* password_body makes {"handle":"ada",...,"password":"ppp..."} with n bytes
+ * of password. */
+static json_t *password_body(size_t n)
+{
+	char buf[LD_PASSWORD_MAX + 64];
+
+	snprintf(buf, sizeof(buf), "{\"handle\":\"ada\",\"password\":\"%0*d\"}", (int)n, 0);
+	return parse(buf);
+}
+
+/* Both password rules stop at LD_PASSWORD_MAX, the cap the request state
+ * that carries a password to the hashing thread is sized by, and say so. */
+static void test_password_cap(void)
+{
+	struct ld_api_verr v = {.n = 0};
+	struct ld_str h, d, p;
+	json_t *o = password_body(LD_PASSWORD_MAX);
+
+	CHECK_INT(ld_validate_user_create(o, &h, &d, &p, &v), 0);
+	CHECK_INT(p.n, LD_PASSWORD_MAX);
+	CHECK_INT(ld_validate_session(o, &h, &p, &v), 0);
+	json_decref(o);
+	o = password_body(LD_PASSWORD_MAX + 1);
+	CHECK_INT(ld_validate_user_create(o, &h, &d, &p, &v), -1);
+	CHECK_INT(v.n, 1);
+	CHECK_STR(v.field[0], "password");
+	CHECK_STR(v.message[0], "must be 8-256 bytes");
+	v.n = 0;
+	CHECK_INT(ld_validate_session(o, &h, &p, &v), -1);
+	CHECK_INT(v.n, 1);
+	CHECK_STR(v.message[0], "must be 1-256 bytes");
+	json_decref(o);
+}
+
 int main(void)
 {
 	RUN(test_user_create_ok_and_default_name);
@@ -156,5 +190,6 @@ int main(void)
 	RUN(test_parse_rules);
 	RUN(test_nul_is_a_broken_rule);
 	RUN(test_session_and_patch);
+	RUN(test_password_cap);
 	return unit_finish();
 }
