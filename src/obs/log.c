@@ -65,12 +65,12 @@ int ld_log_request_line(struct ld_buf *out, const struct ld_log_request *e)
 	rc = ld_json_finish(&j);
 	if (rc == 0)
 		rc = ld_buf_putc(out, '\n');
+out:
 	if (rc && ld_buf_error(out)) {
 		/* The buffer failed (and dropped what it held, half this line
 		 * with the rest): start it afresh so later lines get through. */
 		ld_buf_reset(out);
 	}
-out:
 	return rc;
 }
 
