@@ -1,5 +1,5 @@
 /*
- * status.h - the one table of the HTTP statuses ladder sends.
+ * status.h - the one table of the HTTP statuses ladder may answer with.
  *
  * Each row holds what every layer says about a status: the reason phrase of
  * the status line, and for errors the RFC 9457 problem type slug
