@@ -52,12 +52,12 @@ static const char plan_usage[] =
     "  --every N           tables show every Nth month (and the first and last)\n"
     "\n"
     "Numbers take suffixes: 10M, 1B (decimal), 1KB = 1000 B, 1KiB = 1024 B,\n"
-    "50ms, 2s, 20%%, 3x; rates 1B/month (a bare count is per month), 50M/day, 400/s.\n"
+    "50ms, 2s, 20%, 3x; rates 1B/month (a bare count is per month), 50M/day, 400/s.\n"
     "`ladder plan fields` lists every input with its default and meaning.\n"
     "\n"
     "examples:\n"
     "  ladder plan\n"
-    "  ladder plan --users 10M --months 36 --growth 5%% --format html --out plan.html\n"
+    "  ladder plan --users 10M --months 36 --growth 5% --format html --out plan.html\n"
     "  ladder plan --assumptions examples/assumptions.ini --bench bench.json\n"
     "  ladder plan fit --point 1,65 --point 18,996 --point 36,1652 --point 72,1853\n"
     "  ladder plan queue --rate 10000 --service-time 50ms --slo 250ms\n";
@@ -86,7 +86,7 @@ static const char queue_usage[] =
     "M/M/c queueing (Erlang C): the probability a request waits, the mean wait, the\n"
     "response time at a percentile, and Little's law L = lambda W for pools and\n"
     "connections. With --slo, finds the smallest number of servers C whose response\n"
-    "time at the percentile (default 99%%) is within it; with --servers, evaluates C.\n"
+    "time at the percentile (default 99%) is within it; with --servers, evaluates C.\n"
     "With --cores-per-node K, also sizes nodes of K servers each behind a balancer.\n"
     "\n"
     "R is per second (or 1M/day, 30K/min); S and T are durations (50ms, 0.2s).\n"
@@ -154,13 +154,32 @@ static char *rate_text(const struct ld_rate *r, char *out, size_t outlen)
 	return out;
 }
 
-static int cmd_fields(void)
+static const char fields_usage[] =
+    "usage: ladder plan fields\n"
+    "\n"
+    "Lists every input of `ladder plan` with its section, default and meaning, in\n"
+    "the assumptions file's format (key = default # meaning).\n"
+    "\n"
+    "example:\n"
+    "  ladder plan fields > my-assumptions.ini   # then edit, and: ladder plan --assumptions "
+    "my-assumptions.ini\n";
+
+static int cmd_fields(int argc, char **argv)
 {
 	struct ld_assume a;
 	char buf[48];
 	const char *sec = "";
 	size_t i;
 
+	if (argc > 1 && is_help(argv[1])) {
+		fputs(fields_usage, stdout);
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "ladder plan fields: unexpected argument '%s' (see --help)\n",
+			argv[1]);
+		return 2;
+	}
 	ld_assume_defaults(&a);
 	for (i = 0; i < ld_assume_nfields; i++) {
 		const struct ld_assume_field *f = &ld_assume_fields[i];
@@ -765,7 +784,7 @@ int ld_plan_main(int argc, char **argv)
 	else if (argc > 1 && !strcmp(argv[1], "queue"))
 		rc = cmd_queue(argc - 1, argv + 1);
 	else if (argc > 1 && !strcmp(argv[1], "fields"))
-		rc = cmd_fields();
+		rc = cmd_fields(argc - 1, argv + 1);
 	else
 		rc = cmd_plan(argc, argv);
 	return rc;

@@ -85,6 +85,30 @@ def test_help(sub):
     assert p.stderr == ""
 
 
+# Every subcommand of the binary; `--help` is printed verbatim, so a printf
+# escape such as '%%' left in a text shows up as is.
+ALL_SUBCOMMANDS = [["serve"], ["migrate"], ["bench"], ["plan"], ["plan", "fit"],
+                   ["plan", "queue"], ["plan", "fields"]]
+
+
+@pytest.mark.parametrize("sub", ALL_SUBCOMMANDS, ids=" ".join)
+def test_every_help_exits_0_with_examples_and_no_printf_escapes(sub):
+    p = subprocess.run([LADDER_BIN, *sub, "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""
+    assert p.stdout.startswith("usage: ladder " + " ".join(sub)) or \
+        p.stdout.startswith("ladder " + " ".join(sub) + ":"), p.stdout[:200]
+    assert "%%" not in p.stdout
+    assert re.search(r"^examples?:\n  ladder " + " ".join(sub), p.stdout, re.M), p.stdout
+
+
+def test_plan_help_spells_percentages():
+    out = plan("--help").stdout
+    assert "50ms, 2s, 20%, 3x;" in out
+    assert "--growth 5% --format html" in out
+    assert "(default 99%)" in plan("queue", "--help").stdout
+
+
 def test_fields_lists_every_input_and_example_file_documents_each():
     out = plan("fields").stdout
     keys = re.findall(r"^([a-z_]+)\s+=", out, re.M)
