@@ -128,30 +128,37 @@ static void test_defaults(void)
  * and range, so help, docs and behaviour agree. */
 static void test_table_conventions(void)
 {
+	static struct ld_optset set;
 	struct ld_config c;
 	char want[64], err[256];
-	size_t i, j;
+	size_t i, j, k;
 
 	memset(&c, 0, sizeof(c));
-	for (i = 0; i < NSETTINGS; i++) {
-		const struct setting *s = &settings[i];
+	serve_set(&set, &c, "serve");
+	CHECK_INT(set.nsections, NSECTIONS);
+	for (k = 0; k < NSECTIONS; k++) {
+		for (i = 0; i < sections[k].nopts; i++) {
+			const struct ld_opt *s = &sections[k].opts[i];
 
-		snprintf(want, sizeof(want), "LADDER_");
-		for (j = 0; s->key[j]; j++)
-			want[7 + j] = (char)toupper((unsigned char)s->key[j]);
-		want[7 + j] = '\0';
-		CHECK_STR(s->env, want);
-		for (j = 0; s->key[j]; j++)
-			want[j] = s->key[j] == '_' ? '-' : s->key[j];
-		want[j] = '\0';
-		CHECK_STR(s->flag, want);
-		err[0] = '\0';
-		CHECK_INT(apply(&c, s, s->def, LD_SRC_DEFAULT, s->key, err, sizeof(err)), 0);
-		CHECK_STR(err, "");
-		CHECK(s->help && s->help[0]);
-		CHECK(s->metavar && s->metavar[0]);
-		for (j = 0; j < i; j++)
-			CHECK(strcmp(settings[j].key, s->key) != 0);
+			snprintf(want, sizeof(want), "LADDER_");
+			for (j = 0; s->key[j]; j++)
+				want[7 + j] = (char)toupper((unsigned char)s->key[j]);
+			want[7 + j] = '\0';
+			CHECK_STR(s->env, want);
+			for (j = 0; s->key[j]; j++)
+				want[j] = s->key[j] == '_' ? '-' : s->key[j];
+			want[j] = '\0';
+			CHECK_STR(s->flag, want);
+			err[0] = '\0';
+			CHECK_INT(apply(&set, (unsigned)k, s, s->def, LD_SRC_DEFAULT, s->key, err,
+					sizeof(err)),
+				  0);
+			CHECK_STR(err, "");
+			CHECK(s->help && s->help[0]);
+			CHECK(s->metavar && s->metavar[0]);
+			for (j = 0; j < (size_t)(s - settings); j++)
+				CHECK(strcmp(settings[j].key, s->key) != 0);
+		}
 	}
 }
 
@@ -745,12 +752,20 @@ static void test_docs_cover_table(void)
 	doc[n] = '\0';
 	fclose(f);
 	for (i = 0; i < NSETTINGS; i++) {
+		const char *section = NULL;
+		size_t k;
+
+		for (k = 0; k < NSECTIONS; k++)
+			if (&settings[i] >= sections[k].opts &&
+			    &settings[i] < sections[k].opts + sections[k].nopts)
+				section = sections[k].name;
+		CHECK(section != NULL);
 		if (settings[i].def[0])
 			snprintf(def, sizeof(def), "`%s`", settings[i].def);
 		else
 			snprintf(def, sizeof(def), "(empty)");
 		snprintf(needle, sizeof(needle), "| `%s` | `[%s]` | `--%s` | `%s` | %s |",
-			 settings[i].key, settings[i].section, settings[i].flag, settings[i].env,
+			 settings[i].key, section ? section : "", settings[i].flag, settings[i].env,
 			 def);
 		if (!strstr(doc, needle))
 			fprintf(stderr, "docs lack row start '%s'\n", needle);
