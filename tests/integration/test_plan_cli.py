@@ -80,7 +80,8 @@ def bad(*args):
 @pytest.mark.parametrize("sub", [[], ["fit"], ["queue"]])
 def test_help(sub):
     p = plan(*sub, "--help")
-    assert p.stdout.startswith("usage: ladder plan")
+    assert p.stdout.startswith(" ".join(["ladder plan", *sub]) + ": ")
+    assert "\n\nusage: " + " ".join(["ladder plan", *sub]) + " " in p.stdout
     assert "example" in p.stdout
     assert p.stderr == ""
 
@@ -337,15 +338,17 @@ def test_bench_report_not_json(tmp_path):
     (["--users", "-5"], "users"),
     (["--users", "abc"], "users"),
     (["--users"], "users"),
-    (["--target-utilisation", "1.5"], "target_utilisation"),
-    (["--target-utilisation", "150%"], "target_utilisation"),
+    (["--target-utilisation", "1.5"], "--target-utilisation: 1.5 is absurd"),
+    (["--target-utilisation", "150%"], "--target-utilisation: 1.5 is absurd"),
+    (["--set", "target_utilisation=1.5"], "--set: target_utilisation: 1.5 is absurd"),
+    (["--target_utilisation", "0.5", "--peak_ratio", "0"], "--peak_ratio: 0 is below"),
     (["--users", "0"], "users"),
     (["--months", "0"], "months"),
     (["--months", "10000"], "months"),
     (["--growth", "500%"], "growth"),
-    (["--write-bytes", "1KB/s"], "write_bytes"),
+    (["--write-bytes", "1KB/s"], "--write-bytes: expected a size like 1KB, 5MB or 1GiB, got '1KB/s'"),
     (["--writes", "1B/fortnight"], "writes"),
-    (["--peak-ratio", "0.5"], "peak_ratio"),
+    (["--peak-ratio", "0.5"], "--peak-ratio: 0.5 is below the minimum 1"),
     (["--redundancy", "5"], "redundancy"),
     (["--slo-latency", "100us"], "slo_latency"),
     (["--set", "nonsense=1"], "nonsense"),
