@@ -572,8 +572,10 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 set:
 	x->prev = o;
 	x->prev_sec = sec;
-	if (o->flags & LD_OPT_SECRET)
+	if (o->flags & LD_OPT_SECRET) {
 		x->has_secret = true;
+		s->secret_key = o->key;
+	}
 	snprintf(where, sizeof(where), "%s:%u: %s", x->path, x->line, name);
 	if (apply(s, sec, o, value, LD_SRC_FILE, where, x->err, x->errlen) < 0) {
 		x->stop = true;
@@ -649,9 +651,8 @@ int ld_optset_file(struct ld_optset *s, const char *path, const char *origin, ch
 	 * not an error: the operator may have reasons, e.g. a group). */
 	if (has_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 0077))
 		fprintf(stderr,
-			"ladder: warning: %s holds a secret setting and is readable by others "
-			"(chmod 600 it)\n",
-			path);
+			"ladder: warning: %s holds %s and is readable by others (chmod 600 it)\n",
+			path, s->secret_key ? s->secret_key : "a secret");
 	snprintf(s->config_path, sizeof(s->config_path), "%s", path);
 out:
 	if (f)

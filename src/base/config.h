@@ -171,6 +171,7 @@ struct ld_optset {
 		unsigned char *source; /* enum ld_config_source per option, or NULL */
 	} sections[LD_OPTSET_SECTIONS];
 	char config_path[1024]; /* the file read, "" if none */
+	const char *secret_key; /* a secret the file set (for a warning), or NULL */
 };
 
 /* One use of an option on the command line, in order. */

@@ -873,6 +873,7 @@ static int cmd_queue(int argc, char **argv)
 		rc = emit(&out, NULL);
 out:
 	ld_buf_release(&out);
+	free(args);
 	return rc;
 }
 
