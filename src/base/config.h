@@ -1,11 +1,13 @@
 /*
- * config.h - the configuration of `ladder serve` (and `ladder migrate`).
+ * config.h - the configuration of `ladder serve` (and `ladder migrate`), and
+ * the option machinery every subcommand's command line is parsed with.
  *
  * Four layers, later wins: built-in defaults (the single-box rung), a config
  * file (`--config FILE` or LADDER_CONFIG; INI, one section per concern), the
- * environment (LADDER_*), then command-line flags. One table of settings in
- * config.c drives parsing, validation, --help, --print-config and the
- * documentation (docs/configuration.md), so they cannot drift apart.
+ * environment (LADDER_*), then command-line flags. Tables of settings (serve's
+ * in config.c, a module's registered with ld_config_register) drive parsing,
+ * validation, --help, --print-config and the documentation
+ * (docs/configuration.md), so they cannot drift apart.
  *
  * Value syntax:
  *   size      plain bytes or a binary unit: 512, 8k, 64KiB, 1MiB, 2G
@@ -76,6 +78,186 @@ enum ld_config_result {
 	LD_CONFIG_EXIT_OK = 1 /* --help or --print-config was handled: exit 0 */
 };
 
+/* ---- the option machinery, shared by every subcommand ----------------
+ *
+ * A subcommand (or a module, such as a store driver) describes its options as
+ * a table of struct ld_opt grouped in a struct ld_opt_section, and registers
+ * sections, each with the struct its values go to, in a struct ld_optset.
+ * The set then parses the command line (--name value, --name=value, -x value,
+ * positional arguments), the environment and an INI file (sections with file
+ * keys), and writes --help and --print-config, all from the tables. Adding a
+ * flag is one row.
+ *
+ * Messages name where the value came from and the value: "--rate: 'fast' is
+ * not a rate (a number > 0 or max)", "LADDER_THREADS: '0x' is not a number",
+ * "ladder.ini:7: max_body: '1q' is not a size (try 64KiB)". A secret value
+ * never appears in a message or in --print-config.
+ */
+
+enum ld_opt_type {
+	LD_OPT_STR,	 /* char[size] at off; min = least length; choices */
+	LD_OPT_BOOL,	 /* bool; a bare flag means on */
+	LD_OPT_UINT,	 /* unsigned in [min, max] */
+	LD_OPT_INT,	 /* int in [min, max] (min >= 0) */
+	LD_OPT_U64,	 /* uint64_t in [min, max] */
+	LD_OPT_SIZE,	 /* uint64_t bytes in [min, max] */
+	LD_OPT_DUR,	 /* uint64_t milliseconds in [min, max] */
+	LD_OPT_HOSTPORT, /* char host[size] at off, unsigned port at off2 */
+	LD_OPT_ARG,	 /* const char * at off, pointing into argv (not copied) */
+	LD_OPT_SWITCH,	 /* takes no value; sets the bool at off */
+	LD_OPT_FN,	 /* parse() reads the value into the section's struct */
+};
+
+/* ld_opt flags */
+#define LD_OPT_SECRET 0x01u /* never printed, never echoed in a message */
+#define LD_OPT_LIST   0x02u /* a file value may continue on indented lines */
+#define LD_OPT_REPEAT 0x04u /* each use adds (--point, -H); said in --help */
+#define LD_OPT_HIDDEN 0x08u /* not listed in --help (an alias, or said by the section) */
+#define LD_OPT_EARLY  0x10u /* applied in the first pass (where other inputs come from) */
+
+struct ld_opt;
+
+/* ld_opt_fn parses value into base (the section's struct; the option's field
+ * is at o->off). Returns 0, or -EINVAL with the reason in why ("'x' is not a
+ * rate"); the caller puts where the value came from in front. */
+typedef int (*ld_opt_fn)(const struct ld_opt *o, void *base, const char *value, char *why,
+			 size_t whylen);
+
+struct ld_opt {
+	const char *flag; /* long flag without "--"; NULL: the positional arguments */
+	char short_flag;  /* -x, or 0 */
+	const char *key;  /* file key in the section, or NULL (flag only) */
+	const char *env;  /* environment variable, or NULL */
+	enum ld_opt_type type;
+	size_t off;	     /* offset of the value in the section's struct */
+	size_t size;	     /* LD_OPT_STR: capacity with the NUL; HOSTPORT: host capacity */
+	size_t off2;	     /* LD_OPT_HOSTPORT: offset of the port */
+	const char *def;     /* default as a user would spell it; NULL: left as it is */
+	uint64_t min, max;   /* numbers: inclusive range; LD_OPT_STR: min length */
+	const char *choices; /* LD_OPT_STR: allowed values separated by '|' */
+	unsigned flags;	     /* LD_OPT_SECRET ... */
+	ld_opt_fn parse;     /* LD_OPT_FN */
+	const void *data;    /* for parse's own use */
+	const char *metavar; /* "SIZE", "N|max" */
+	const char *help;    /* one line; '\n' continues it on the next */
+};
+
+struct ld_opt_section {
+	const char *name; /* INI section when its options have keys; --help heading */
+	const struct ld_opt *opts;
+	size_t nopts;
+	const char *help; /* printed under the heading, or NULL */
+};
+
+#define LD_OPTSET_SECTIONS 16
+#define LD_OPTSET_OPTS	   256 /* options in a set, all sections together */
+#define LD_ARGS_MAX	   512 /* options and positional arguments on one line */
+
+struct ld_optset {
+	const char *cmd;      /* "serve", "plan fit": the usage text and messages */
+	const char *summary;  /* one line: "ladder CMD: SUMMARY" */
+	const char *usage;    /* after "usage: ladder CMD "; may hold more lines */
+	const char *about;    /* paragraph after the usage, or NULL */
+	const char *examples; /* "  ladder ...\n" lines */
+	const char *notes;    /* printed before the sections, or NULL */
+	const char *footer;   /* printed after the sections, or NULL */
+	bool config_file;     /* --config FILE (or config_env) and --print-config */
+	const char *config_env;
+	bool fold_underscore; /* --write_bytes is --write-bytes */
+	size_t nsections;
+	struct ld_optset_section {
+		const struct ld_opt_section *sec;
+		void *target;	       /* where the values go */
+		unsigned char *source; /* enum ld_config_source per option, or NULL */
+	} sections[LD_OPTSET_SECTIONS];
+	char config_path[1024]; /* the file read, "" if none */
+	const char *secret_key; /* a secret the file set (for a warning), or NULL */
+};
+
+/* One use of an option on the command line, in order. */
+struct ld_arg {
+	const struct ld_opt *o;
+	unsigned sec;	   /* index in the set's sections */
+	const char *value; /* NULL for LD_OPT_SWITCH */
+	char spelled[48];  /* the flag as typed ("-r", "--rate"), for messages */
+};
+
+struct ld_args {
+	size_t n;
+	struct ld_arg a[LD_ARGS_MAX];
+	const char *config; /* --config value, or NULL */
+	bool print;	    /* --print-config */
+};
+
+/* ld_optset_init empties s for subcommand cmd. */
+void ld_optset_init(struct ld_optset *s, const char *cmd);
+
+/* ld_optset_add registers a section whose values go to target; source, if
+ * not NULL, has sec->nopts entries and records where each value came from.
+ * A module registers its own section this way. -ENOSPC when the set is full,
+ * -EEXIST when a flag, short flag or section name is taken. */
+int ld_optset_add(struct ld_optset *s, const struct ld_opt_section *sec, void *target,
+		  unsigned char *source);
+
+/* ld_optset_defaults applies every option's default (through its parser) and
+ * marks it LD_SRC_DEFAULT. 0, or -EINVAL for a default its own parser refuses
+ * (a bug: the unit tests check every table). */
+int ld_optset_defaults(struct ld_optset *s, char *err, size_t errlen);
+
+/* ld_optset_parse reads argv (argv[0] is the subcommand) into a: unknown
+ * flags (with a "did you mean"), missing values, a value given to a switch
+ * and stray arguments are errors. --help or -h anywhere prints the usage to
+ * stdout and returns LD_CONFIG_EXIT_OK. Values are not parsed yet. */
+int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_args *a, char *err,
+		    size_t errlen);
+
+/* ld_optset_apply parses and stores, in command-line order, the uses in a
+ * whose LD_OPT_EARLY flag equals early. 0 or -EINVAL with err set. */
+int ld_optset_apply(struct ld_optset *s, const struct ld_args *a, bool early, char *err,
+		    size_t errlen);
+
+/* ld_optset_env applies every option's environment variable that is set and
+ * not empty. */
+int ld_optset_env(struct ld_optset *s, char *err, size_t errlen);
+
+/* ld_optset_file applies an INI file: one [section] per registered section
+ * whose options have keys. origin names where the path came from
+ * ("--config"). */
+int ld_optset_file(struct ld_optset *s, const char *path, const char *origin, char *err,
+		   size_t errlen);
+
+/* ld_optset_stream is ld_optset_file on an open stream named path. Sets
+ * *has_secret when the text sets a secret. */
+int ld_optset_stream(struct ld_optset *s, FILE *f, const char *path, bool *has_secret, char *err,
+		     size_t errlen);
+
+/* ld_optset_usage writes the --help text. */
+void ld_optset_usage(const struct ld_optset *s, FILE *f);
+
+/* ld_optset_print writes the effective values of the options with file keys
+ * as INI, with each value's source in a comment. */
+void ld_optset_print(const struct ld_optset *s, FILE *f);
+
+/* ld_optset_find returns the option with file key key, or NULL; *sec gets
+ * its section's index. */
+const struct ld_opt *ld_optset_find(const struct ld_optset *s, const char *key, unsigned *sec);
+
+/* ld_optset_format writes the value of option o of section sec as a user
+ * would spell it ("64KiB", "on"). */
+void ld_optset_format(const struct ld_optset *s, unsigned sec, const struct ld_opt *o, char *out,
+		      size_t cap);
+
+/* ---- serve and migrate ------------------------------------------------ */
+
+/*
+ * ld_config_register adds a section of serve's configuration owned by a
+ * module (a store driver's [postgres]: conninfo, pool size...): its flags,
+ * environment variables, file keys, --help and --print-config come with it.
+ * Call before ld_config_load; target and source must outlive the process's
+ * use of the configuration. 0, -ENOSPC or -EEXIST.
+ */
+int ld_config_register(const struct ld_opt_section *sec, void *target, unsigned char *source);
+
 /*
  * ld_config_load: defaults, then file, env, argv (argv[0] is the subcommand
  * name, used in the usage text). Returns LD_CONFIG_OK, LD_CONFIG_EXIT_OK, or
@@ -111,6 +293,7 @@ int ld_parse_size(const char *s, uint64_t *out);
 int ld_parse_duration_ms(const char *s, uint64_t *out);
 int ld_parse_bool(const char *s, bool *out);
 int ld_parse_uint(const char *s, unsigned *out);
+int ld_parse_u64(const char *s, uint64_t *out);
 int ld_parse_hostport(const char *s, char *host, size_t hostcap, unsigned *port);
 
 /* Formatters, the inverse of the parsers: the largest unit that is exact

@@ -48,6 +48,17 @@ int ld_parse_uint(const char *s, unsigned *out)
 	return 0;
 }
 
+int ld_parse_u64(const char *s, uint64_t *out)
+{
+	const char *p = s;
+	uint64_t v;
+
+	if (!parse_digits(&p, &v) || *p)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 int ld_parse_size(const char *s, uint64_t *out)
 {
 	static const struct {

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/config.h"
 #include "base/file.h"
 #include "bench/bench.h"
 #include "bench/engine.h"
@@ -27,56 +28,13 @@
 #define BODY_FILE_MAX (16 * 1024 * 1024)
 #define REQ_MAX	      (BODY_FILE_MAX + 64 * 1024)
 
-static const char usage_text[] =
-    "usage: ladder bench [options] URL...\n"
-    "\n"
-    "Open-loop HTTP/1.1 load generator. Requests follow a schedule and never wait for\n"
-    "earlier answers; latency is measured from each request's intended send time, so\n"
-    "a stalled server shows in the percentiles (no coordinated omission). Service time\n"
-    "(actual send to answer) is reported beside it.\n"
-    "\n"
-    "load:\n"
-    "  -r, --rate N|max        target requests/s (\"max\": closed loop, full speed; the\n"
-    "                          default when neither --rate nor --stages is given)\n"
-    "  -d, --duration D        run length (10s; units us ms s m h)\n"
-    "      --warmup D          leading time excluded from the figures (0)\n"
-    "      --arrivals KIND     constant (default) or poisson (seeded by --seed)\n"
-    "      --poisson           same as --arrivals poisson\n"
-    "      --seed N            PRNG seed for arrivals and key choice (1)\n"
-    "      --stages LIST       ramp: \"30s:100,1m:1000,30s:0\" (linear between targets,\n"
-    "                          from --start-rate, default 0)\n"
-    "      --preset NAME       spike: 35% base rate, 10x for 20% with 5% ramps, base;\n"
-    "                          soak: constant --rate for --duration (set it long)\n"
-    "      --breakpoint S:STEP:MAX  step the rate from S by STEP up to MAX, each for\n"
-    "                          --step-duration (10s), until --slo breaks; reports the\n"
-    "                          highest rate that held\n"
-    "      --slo SPEC          thresholds, e.g. 'p99<5ms,p99.9<20ms,errors<0.1%,rps>900';\n"
-    "                          exit status 3 when one breaks (service.p99 for service\n"
-    "                          time; a bare number is ms)\n"
-    "connections:\n"
-    "  -c, --connections N     connections opened at the start (16)\n"
-    "      --max-connections N open loop: open more, up to N, while requests wait (=-c)\n"
-    "  -t, --threads N         event-loop threads (1)\n"
-    "      --timeout D         per request (10s); a timeout counts as an error and as at\n"
-    "                          least D in the latency figures\n"
-    "      --errors-4xx        count 4xx answers as errors (5xx always are)\n"
-    "requests (generic workload; several URLs are used round-robin, same host):\n"
-    "  -X, --method M          GET (default), POST, ...\n"
-    "  -H, --header 'N: v'     extra header, repeatable\n"
-    "      --body-file F       request body (Content-Length is set)\n"
-    "ladder scenario (--scenario ladder URL-of-the-service):\n"
-    "      --users N           users to create first (50; argon2id makes this slow)\n"
-    "      --items-per-user M  items per user (5)\n"
-    "      --seed-concurrency N  requests in flight while seeding (8)\n"
-    "      --read-write-ratio R:W  (100:1)\n"
-    "      --zipf-s S          skew of user and item popularity (1.0; 0 = uniform)\n"
-    "output:\n"
-    "  -q, --quiet             no live line\n"
-    "      --json FILE         report for `ladder plan` (schema ladder-bench/1)\n"
-    "      --html FILE         self-contained HTML report with SVG charts\n"
-    "      --hgrm FILE         HdrHistogram percentile distribution (ms)\n"
-    "\n"
-    "examples:\n"
+static const char about_text[] =
+    "Requests follow a schedule and never wait for earlier answers; latency is\n"
+    "measured from each request's intended send time, so a stalled server shows in\n"
+    "the percentiles (no coordinated omission). Service time (actual send to answer)\n"
+    "is reported beside it. Durations take us ms s m h; rates are per second.\n";
+
+static const char examples_text[] =
     "  ladder bench --rate 1000 --duration 30s http://127.0.0.1:8080/healthz\n"
     "  ladder bench --rate 2000 --poisson --warmup 5s --duration 1m --json r.json URL\n"
     "  ladder bench --rate max -c 64 --duration 10s http://127.0.0.1:8080/\n"
@@ -89,9 +47,267 @@ static const char usage_text[] =
     "  ladder bench -X POST -H 'Content-Type: application/json' --body-file b.json \\\n"
     "               --rate 100 URL\n"
     "  ladder bench --scenario ladder --users 50 --rate 1000 --duration 1m \\\n"
-    "               --read-write-ratio 100:1 --zipf-s 1.1 http://127.0.0.1:8080\n"
-    "\n"
+    "               --read-write-ratio 100:1 --zipf-s 1.1 http://127.0.0.1:8080\n";
+
+static const char footer_text[] =
     "exit status: 0 done, 1 runtime failure, 2 bad usage, 3 an --slo threshold broken\n";
+
+/* ---- value parsers of the options table ---------------------------------- */
+
+#define OPTS(o)	     ((struct ld_bench_opts *)(o))
+#define DBL(o, base) ((double *)(void *)((char *)(base) + (o)->off))
+
+/* WHY writes the reason a value is refused and is -EINVAL. */
+#define WHY(...) (snprintf(why, n, __VA_ARGS__), -EINVAL)
+
+static int p_rate(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct ld_bench_opts *b = OPTS(base);
+
+	if (!strcasecmp(v, "max")) {
+		b->closed = true;
+		return 0;
+	}
+	if (ld_parse_rate(v, &b->rate) || b->rate <= 0)
+		return WHY("'%s' is not a rate (a number > 0 or max)", v);
+	b->closed = false;
+	return 0;
+}
+
+/* p_any_rate: a rate >= 0 (o->data is NULL) */
+static int p_any_rate(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (ld_parse_rate(v, DBL(o, base)))
+		return WHY("'%s' is not a rate", v);
+	return 0;
+}
+
+/* p_duration: o->data says the range: "+" (> 0), "0" (>= 0), "t" (0, 1h]. */
+static int p_duration(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	const char *kind = o->data;
+	double d;
+
+	if (ld_parse_duration(v, &d) || (kind[0] != '0' && d <= 0) || (kind[0] == 't' && d > 3600))
+		return kind[0] == 't'	? WHY("'%s' is not a duration in (0, 1h]", v)
+		       : kind[0] == '+' ? WHY("'%s' is not a duration (e.g. 30s, 2m)", v)
+					: WHY("'%s' is not a duration", v);
+	*DBL(o, base) = d;
+	return 0;
+}
+
+static int p_arrivals(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (!strcmp(v, "poisson"))
+		OPTS(base)->poisson = true;
+	else if (!strcmp(v, "constant"))
+		OPTS(base)->poisson = false;
+	else
+		return WHY("'%s' is neither constant nor poisson", v);
+	return 0;
+}
+
+static int p_preset(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "spike") && strcmp(v, "soak"))
+		return WHY("'%s' is not a preset (spike, soak)", v);
+	OPTS(base)->preset = v;
+	return 0;
+}
+
+static int p_breakpoint(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct ld_bench_opts *b = OPTS(base);
+
+	b->breakpoint = v;
+	if (sscanf(v, "%lf:%lf:%lf", &b->bp_start, &b->bp_step, &b->bp_max) != 3 ||
+	    !(b->bp_start > 0) || !(b->bp_step > 0) || b->bp_max < b->bp_start)
+		return WHY("'%s' is not START:STEP:MAX (rates > 0)", v);
+	if ((b->bp_max - b->bp_start) / b->bp_step >= LD_BENCH_STEPS_MAX)
+		return WHY("'%s' makes more than 256 steps", v);
+	return 0;
+}
+
+static int p_slo(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	OPTS(base)->slo_text = v;
+	return ld_slo_parse(&OPTS(base)->slo, v, why, n) ? -EINVAL : 0;
+}
+
+static int p_method(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	const char *p;
+
+	for (p = v; *p; p++)
+		if (!(*p >= 'A' && *p <= 'Z') && *p != '-' && *p != '_')
+			return WHY("'%s' is not a method token", v);
+	if (!*v)
+		return WHY("empty method%s", "");
+	OPTS(base)->method = v;
+	return 0;
+}
+
+static int p_header(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct ld_bench_opts *b = OPTS(base);
+	const char *colon = strchr(v, ':'), *p;
+
+	if (!colon || colon == v || strpbrk(v, "\r\n"))
+		return WHY("'%s' is not 'Name: value'", v);
+	for (p = v; p < colon; p++)
+		if (*p == ' ' || *p == '\t')
+			return WHY("'%s': no space before the colon", v);
+	if (!strncasecmp(v, "host:", 5) || !strncasecmp(v, "content-length:", 15))
+		return WHY("'%s' is set by ladder bench itself", v);
+	if (b->nheaders == LD_BENCH_HEADERS_MAX)
+		return WHY("more than %s headers", "64");
+	b->headers[b->nheaders++] = v;
+	return 0;
+}
+
+static int p_scenario(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "ladder"))
+		return WHY("'%s' is not a scenario (ladder)", v);
+	OPTS(base)->scenario = v;
+	return 0;
+}
+
+static int p_ratio(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct ld_bench_opts *b = OPTS(base);
+	double r, w;
+
+	if (sscanf(v, "%lf:%lf", &r, &w) != 2 || !(r >= 0) || !(w >= 0) || r + w <= 0 ||
+	    !isfinite(r) || !isfinite(w))
+		return WHY("'%s' is not READ:WRITE (e.g. 100:1)", v);
+	b->read_ratio = r;
+	b->write_ratio = w;
+	return 0;
+}
+
+static int p_zipf(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	char *end;
+	double z = strtod(v, &end);
+
+	if (*end || end == v || !(z >= 0) || z > 10)
+		return WHY("'%s' is not an exponent in 0..10", v);
+	OPTS(base)->zipf_s = z;
+	return 0;
+}
+
+static int p_url(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct ld_bench_opts *b = OPTS(base);
+
+	if (b->nurls == LD_BENCH_URLS_MAX)
+		return WHY("more than %s URLs", "64");
+	b->urls[b->nurls++] = v;
+	return 0;
+}
+
+/* ---- the options table -------------------------------------------------- */
+
+#define O(field)                                                                                   \
+	offsetof(struct ld_bench_opts, field), sizeof(((struct ld_bench_opts *)0)->field), 0
+
+static const struct ld_opt load_opts[] = {
+    {"rate", 'r', NULL, NULL, LD_OPT_FN, O(rate), "max", 0, 0, NULL, 0, p_rate, NULL, "N|max",
+     "target requests/s, or max: closed loop at full speed"},
+    {"duration", 'd', NULL, NULL, LD_OPT_FN, O(duration_s), "10s", 0, 0, NULL, 0, p_duration, "+",
+     "D", "run length"},
+    {"warmup", 0, NULL, NULL, LD_OPT_FN, O(warmup_s), "0s", 0, 0, NULL, 0, p_duration, "0", "D",
+     "leading time excluded from the figures"},
+    {"arrivals", 0, NULL, NULL, LD_OPT_FN, O(poisson), "constant", 0, 0, NULL, 0, p_arrivals, NULL,
+     "KIND", "constant or poisson (seeded by --seed)"},
+    {"poisson", 0, NULL, NULL, LD_OPT_SWITCH, O(poisson), NULL, 0, 0, NULL, 0, NULL, NULL, NULL,
+     "same as --arrivals poisson"},
+    {"seed", 0, NULL, NULL, LD_OPT_U64, O(seed), "1", 0, LONG_MAX, NULL, 0, NULL, NULL, "N",
+     "PRNG seed for arrivals and key choice"},
+    {"stages", 0, NULL, NULL, LD_OPT_ARG, O(stages), NULL, 0, 0, NULL, 0, NULL, NULL, "LIST",
+     "ramp: \"30s:100,1m:1000,30s:0\" (linear between targets, from --start-rate)"},
+    {"start-rate", 0, NULL, NULL, LD_OPT_FN, O(start_rate), "0", 0, 0, NULL, 0, p_any_rate, NULL,
+     "N", "where --stages starts"},
+    {"preset", 0, NULL, NULL, LD_OPT_FN, O(preset), NULL, 0, 0, NULL, 0, p_preset, NULL, "NAME",
+     "spike: 35% base rate, 10x for 20% with 5% ramps, base;\n"
+     "soak: constant --rate for --duration (set it long)"},
+    {"breakpoint", 0, NULL, NULL, LD_OPT_FN, O(breakpoint), NULL, 0, 0, NULL, 0, p_breakpoint, NULL,
+     "S:STEP:MAX",
+     "step the rate from S by STEP up to MAX, each for --step-duration,\n"
+     "until --slo breaks; reports the highest rate that held"},
+    {"step-duration", 0, NULL, NULL, LD_OPT_FN, O(step_s), "10s", 0, 0, NULL, 0, p_duration, "+",
+     "D", "length of one breakpoint step"},
+    {"slo", 0, NULL, NULL, LD_OPT_FN, O(slo_text), NULL, 0, 0, NULL, 0, p_slo, NULL, "SPEC",
+     "thresholds, e.g. 'p99<5ms,p99.9<20ms,errors<0.1%,rps>900';\n"
+     "exit status 3 when one breaks (service.p99 for service time;\n"
+     "a bare number is ms)"},
+};
+
+static const struct ld_opt conn_opts[] = {
+    {"connections", 'c', NULL, NULL, LD_OPT_INT, O(connections), "16", 1, 100000, NULL, 0, NULL,
+     NULL, "N", "connections opened at the start"},
+    {"max-connections", 0, NULL, NULL, LD_OPT_INT, O(max_connections), NULL, 1, 100000, NULL, 0,
+     NULL, NULL, "N", "open loop: open more, up to N, while requests wait (at least -c)"},
+    {"threads", 't', NULL, NULL, LD_OPT_INT, O(threads), "1", 1, 256, NULL, 0, NULL, NULL, "N",
+     "event-loop threads"},
+    {"timeout", 0, NULL, NULL, LD_OPT_FN, O(timeout_s), "10s", 0, 0, NULL, 0, p_duration, "t", "D",
+     "per request; a timeout counts as an error and as at least D\n"
+     "in the latency figures"},
+    {"errors-4xx", 0, NULL, NULL, LD_OPT_SWITCH, O(errors_4xx), NULL, 0, 0, NULL, 0, NULL, NULL,
+     NULL, "count 4xx answers as errors (5xx always are)"},
+};
+
+static const struct ld_opt req_opts[] = {
+    {NULL, 0, NULL, NULL, LD_OPT_FN, O(urls), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_url, NULL, "URL",
+     "the URLs"},
+    {"method", 'X', NULL, NULL, LD_OPT_FN, O(method), "GET", 0, 0, NULL, 0, p_method, NULL, "M",
+     "GET, POST, ..."},
+    {"header", 'H', NULL, NULL, LD_OPT_FN, O(headers), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_header,
+     NULL, "'N: v'", "extra header"},
+    {"body-file", 0, NULL, NULL, LD_OPT_ARG, O(body_file), NULL, 0, 0, NULL, 0, NULL, NULL, "F",
+     "request body (Content-Length is set)"},
+};
+
+static const struct ld_opt scen_opts[] = {
+    {"scenario", 0, NULL, NULL, LD_OPT_FN, O(scenario), NULL, 0, 0, NULL, 0, p_scenario, NULL,
+     "NAME", "ladder: sign up users, create items, then read and write them"},
+    {"users", 0, NULL, NULL, LD_OPT_INT, O(users), "50", 1, 10000000, NULL, 0, NULL, NULL, "N",
+     "users to create first (argon2id makes this slow)"},
+    {"items-per-user", 0, NULL, NULL, LD_OPT_INT, O(items_per_user), "5", 1, 10000, NULL, 0, NULL,
+     NULL, "M", "items per user"},
+    {"seed-concurrency", 0, NULL, NULL, LD_OPT_INT, O(seed_concurrency), "8", 1, 1024, NULL, 0,
+     NULL, NULL, "N", "requests in flight while seeding"},
+    {"read-write-ratio", 0, NULL, NULL, LD_OPT_FN, O(read_ratio), "100:1", 0, 0, NULL, 0, p_ratio,
+     NULL, "R:W", "reads per writes"},
+    {"zipf-s", 0, NULL, NULL, LD_OPT_FN, O(zipf_s), "1.0", 0, 0, NULL, 0, p_zipf, NULL, "S",
+     "skew of user and item popularity (0 = uniform)"},
+};
+
+static const struct ld_opt out_opts[] = {
+    {"quiet", 'q', NULL, NULL, LD_OPT_SWITCH, O(quiet), NULL, 0, 0, NULL, 0, NULL, NULL, NULL,
+     "no live line"},
+    {"json", 0, NULL, NULL, LD_OPT_ARG, O(json_path), NULL, 0, 0, NULL, 0, NULL, NULL, "FILE",
+     "report for `ladder plan` (schema ladder-bench/1)"},
+    {"html", 0, NULL, NULL, LD_OPT_ARG, O(html_path), NULL, 0, 0, NULL, 0, NULL, NULL, "FILE",
+     "self-contained HTML report with SVG charts"},
+    {"hgrm", 0, NULL, NULL, LD_OPT_ARG, O(hgrm_path), NULL, 0, 0, NULL, 0, NULL, NULL, "FILE",
+     "HdrHistogram percentile distribution (ms)"},
+};
+
+#define SEC(name, opts, help)                                                                      \
+	{                                                                                          \
+		name, opts, sizeof(opts) / sizeof(opts[0]), help                                   \
+	}
+
+static const struct ld_opt_section bench_sections[] = {
+    SEC("load", load_opts, NULL),
+    SEC("connections", conn_opts, NULL),
+    SEC("requests", req_opts,
+	"generic workload: several URLs are used round-robin, same host and port"),
+    SEC("ladder scenario", scen_opts, "--scenario ladder URL-of-the-service"),
+    SEC("output", out_opts, NULL),
+};
 
 static int bad(const char *flag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -107,234 +323,96 @@ static int bad(const char *flag, const char *fmt, ...)
 	return 2;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	if (!s || !*s)
-		return -EINVAL;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-/* parse_args fills o; returns 0, 2 for bad usage (message printed) or -1
- * after --help. */
+/* parse_args fills o from the table; returns 0, 2 for bad usage (message
+ * printed) or -1 after --help. */
 static int parse_args(int argc, char **argv, struct ld_bench_opts *o)
 {
-	size_t used = 0;
+	struct ld_optset *set = NULL;
+	struct ld_args *args = NULL;
+	char err[512] = "";
+	size_t used = 0, i;
+	int rc = 2;
 
 	memset(o, 0, sizeof(*o));
-	o->method = "GET";
-	o->duration_s = 10;
-	o->timeout_s = 10;
-	o->connections = 16;
-	o->threads = 1;
-	o->seed = 1;
-	o->closed = true;
-	o->step_s = 10;
-	o->users = 50;
-	o->items_per_user = 5;
-	o->seed_concurrency = 8;
-	o->read_ratio = 100;
-	o->write_ratio = 1;
-	o->zipf_s = 1.0;
-	for (int i = 0; i < argc && used < sizeof(o->cmdline) - 1; i++) {
-		int w = snprintf(o->cmdline + used, sizeof(o->cmdline) - used, "%s%s", i ? " " : "",
-				 i == 0 ? "ladder bench" : argv[i]);
+	for (int k = 0; k < argc && used < sizeof(o->cmdline) - 1; k++) {
+		int w = snprintf(o->cmdline + used, sizeof(o->cmdline) - used, "%s%s", k ? " " : "",
+				 k == 0 ? "ladder bench" : argv[k]);
 		used += w > 0 ? (size_t)w : 0;
 	}
 	if (used >= sizeof(o->cmdline))
 		o->cmdline[sizeof(o->cmdline) - 1] = '\0';
-	for (int i = 1; i < argc; i++) {
-		char *a = argv[i], *val = NULL, *eq = NULL;
-		char flag[64];
-		long n;
-		bool takes;
-
-		if (a[0] != '-' || !strcmp(a, "-")) {
-			if (o->nurls == LD_BENCH_URLS_MAX)
-				return bad("URL", "more than %s URLs", "64");
-			o->urls[o->nurls++] = a;
-			continue;
-		}
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			fputs(usage_text, stdout);
-			return -1;
-		}
-		snprintf(flag, sizeof(flag), "%s", a);
-		if (!strncmp(a, "--", 2) && (eq = strchr(flag, '='))) {
-			*eq = '\0';
-			val = a + (eq - flag) + 1;
-		}
-		takes = strcmp(flag, "--poisson") && strcmp(flag, "-q") &&
-			strcmp(flag, "--quiet") && strcmp(flag, "--errors-4xx");
-		if (takes && !val) {
-			if (i + 1 >= argc)
-				return bad(flag, "needs a value%s", "");
-			val = argv[++i];
-		}
-		if (!takes && val)
-			return bad(flag, "takes no value (got '%s')", val);
-		if (!strcmp(flag, "-r") || !strcmp(flag, "--rate")) {
-			if (!strcasecmp(val, "max")) {
-				o->closed = true;
-			} else if (ld_parse_rate(val, &o->rate) || o->rate <= 0) {
-				return bad(flag, "'%s' is not a rate (a number > 0 or max)", val);
-			} else {
-				o->closed = false;
-			}
-		} else if (!strcmp(flag, "-d") || !strcmp(flag, "--duration")) {
-			if (ld_parse_duration(val, &o->duration_s) || o->duration_s <= 0)
-				return bad(flag, "'%s' is not a duration (e.g. 30s, 2m)", val);
-		} else if (!strcmp(flag, "--warmup")) {
-			if (ld_parse_duration(val, &o->warmup_s))
-				return bad(flag, "'%s' is not a duration", val);
-		} else if (!strcmp(flag, "--timeout")) {
-			if (ld_parse_duration(val, &o->timeout_s) || o->timeout_s <= 0 ||
-			    o->timeout_s > 3600)
-				return bad(flag, "'%s' is not a duration in (0, 1h]", val);
-		} else if (!strcmp(flag, "--step-duration")) {
-			if (ld_parse_duration(val, &o->step_s) || o->step_s <= 0)
-				return bad(flag, "'%s' is not a duration", val);
-		} else if (!strcmp(flag, "-c") || !strcmp(flag, "--connections")) {
-			if (parse_int(val, 1, 100000, &n))
-				return bad(flag, "'%s' is not a count in 1..100000", val);
-			o->connections = (int)n;
-		} else if (!strcmp(flag, "--max-connections")) {
-			if (parse_int(val, 1, 100000, &n))
-				return bad(flag, "'%s' is not a count in 1..100000", val);
-			o->max_connections = (int)n;
-		} else if (!strcmp(flag, "-t") || !strcmp(flag, "--threads")) {
-			if (parse_int(val, 1, 256, &n))
-				return bad(flag, "'%s' is not a count in 1..256", val);
-			o->threads = (int)n;
-		} else if (!strcmp(flag, "--arrivals")) {
-			if (!strcmp(val, "poisson"))
-				o->poisson = true;
-			else if (strcmp(val, "constant"))
-				return bad(flag, "'%s' is neither constant nor poisson", val);
-		} else if (!strcmp(flag, "--poisson")) {
-			o->poisson = true;
-		} else if (!strcmp(flag, "--seed")) {
-			if (parse_int(val, 0, LONG_MAX, &n))
-				return bad(flag, "'%s' is not a non-negative integer", val);
-			o->seed = (uint64_t)n;
-		} else if (!strcmp(flag, "--stages")) {
-			o->stages = val;
-		} else if (!strcmp(flag, "--start-rate")) {
-			if (ld_parse_rate(val, &o->start_rate))
-				return bad(flag, "'%s' is not a rate", val);
-		} else if (!strcmp(flag, "--preset")) {
-			if (strcmp(val, "spike") && strcmp(val, "soak"))
-				return bad(flag, "'%s' is not a preset (spike, soak)", val);
-			o->preset = val;
-		} else if (!strcmp(flag, "--breakpoint")) {
-			o->breakpoint = val;
-			if (sscanf(val, "%lf:%lf:%lf", &o->bp_start, &o->bp_step, &o->bp_max) !=
-				3 ||
-			    !(o->bp_start > 0) || !(o->bp_step > 0) || o->bp_max < o->bp_start)
-				return bad(flag, "'%s' is not START:STEP:MAX (rates > 0)", val);
-			if ((o->bp_max - o->bp_start) / o->bp_step >= LD_BENCH_STEPS_MAX)
-				return bad(flag, "'%s' makes more than 256 steps", val);
-		} else if (!strcmp(flag, "--slo")) {
-			char err[160];
-			o->slo_text = val;
-			if (ld_slo_parse(&o->slo, val, err, sizeof(err)))
-				return bad(flag, "%s", err);
-		} else if (!strcmp(flag, "--errors-4xx")) {
-			o->errors_4xx = true;
-		} else if (!strcmp(flag, "-q") || !strcmp(flag, "--quiet")) {
-			o->quiet = true;
-		} else if (!strcmp(flag, "-X") || !strcmp(flag, "--method")) {
-			for (const char *p = val; *p; p++)
-				if (!(*p >= 'A' && *p <= 'Z') && *p != '-' && *p != '_')
-					return bad(flag, "'%s' is not a method token", val);
-			if (!*val)
-				return bad(flag, "empty method%s", "");
-			o->method = val;
-		} else if (!strcmp(flag, "-H") || !strcmp(flag, "--header")) {
-			const char *colon = strchr(val, ':');
-			if (!colon || colon == val || strpbrk(val, "\r\n"))
-				return bad(flag, "'%s' is not 'Name: value'", val);
-			for (const char *p = val; p < colon; p++)
-				if (*p == ' ' || *p == '\t')
-					return bad(flag, "'%s': no space before the colon", val);
-			if (!strncasecmp(val, "host:", 5) ||
-			    !strncasecmp(val, "content-length:", 15))
-				return bad(flag, "'%s' is set by ladder bench itself", val);
-			if (o->nheaders == LD_BENCH_HEADERS_MAX)
-				return bad(flag, "more than %s headers", "64");
-			o->headers[o->nheaders++] = val;
-		} else if (!strcmp(flag, "--body-file")) {
-			o->body_file = val;
-		} else if (!strcmp(flag, "--json")) {
-			o->json_path = val;
-		} else if (!strcmp(flag, "--html")) {
-			o->html_path = val;
-		} else if (!strcmp(flag, "--hgrm")) {
-			o->hgrm_path = val;
-		} else if (!strcmp(flag, "--scenario")) {
-			if (strcmp(val, "ladder"))
-				return bad(flag, "'%s' is not a scenario (ladder)", val);
-			o->scenario = val;
-		} else if (!strcmp(flag, "--users")) {
-			if (parse_int(val, 1, 10000000, &n))
-				return bad(flag, "'%s' is not a count in 1..10000000", val);
-			o->users = (int)n;
-		} else if (!strcmp(flag, "--items-per-user")) {
-			if (parse_int(val, 1, 10000, &n))
-				return bad(flag, "'%s' is not a count in 1..10000", val);
-			o->items_per_user = (int)n;
-		} else if (!strcmp(flag, "--seed-concurrency")) {
-			if (parse_int(val, 1, 1024, &n))
-				return bad(flag, "'%s' is not a count in 1..1024", val);
-			o->seed_concurrency = (int)n;
-		} else if (!strcmp(flag, "--read-write-ratio")) {
-			if (sscanf(val, "%lf:%lf", &o->read_ratio, &o->write_ratio) != 2 ||
-			    !(o->read_ratio >= 0) || !(o->write_ratio >= 0) ||
-			    o->read_ratio + o->write_ratio <= 0 || !isfinite(o->read_ratio) ||
-			    !isfinite(o->write_ratio))
-				return bad(flag, "'%s' is not READ:WRITE (e.g. 100:1)", val);
-		} else if (!strcmp(flag, "--zipf-s")) {
-			char *end;
-			o->zipf_s = strtod(val, &end);
-			if (*end || end == val || !(o->zipf_s >= 0) || o->zipf_s > 10)
-				return bad(flag, "'%s' is not an exponent in 0..10", val);
-		} else {
-			return bad(flag, "unknown option%s", "");
-		}
+	set = malloc(sizeof(*set));
+	args = malloc(sizeof(*args));
+	if (!set || !args) {
+		fprintf(stderr, "ladder bench: out of memory\n");
+		rc = 1;
+		goto out;
 	}
-	if (o->nurls == 0)
-		return bad("URL", "no URL given%s", "");
+	ld_optset_init(set, "bench");
+	set->summary = "open-loop HTTP/1.1 load generator with honest percentiles";
+	set->usage = "[options] URL...";
+	set->about = about_text;
+	set->examples = examples_text;
+	set->footer = footer_text;
+	for (i = 0; i < sizeof(bench_sections) / sizeof(bench_sections[0]); i++)
+		if (ld_optset_add(set, &bench_sections[i], o, NULL) < 0)
+			goto table_bug;
+	if (ld_optset_defaults(set, err, sizeof(err)) < 0)
+		goto table_bug;
+	rc = ld_optset_parse(set, argc, argv, args, err, sizeof(err));
+	if (rc == LD_CONFIG_EXIT_OK) {
+		rc = -1;
+		goto out;
+	}
+	if (rc == 0)
+		rc = ld_optset_apply(set, args, false, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "ladder bench: %s\n(see ladder bench --help)\n", err);
+		rc = 2;
+		goto out;
+	}
+	rc = 2;
+	if (o->nurls == 0) {
+		bad("URL", "no URL given%s", "");
+		goto out;
+	}
 	if (o->stages || o->preset || o->breakpoint) {
 		int modes = !!o->stages + !!o->preset + !!o->breakpoint;
-		if (modes > 1)
-			return bad("--stages", "pick one of --stages, --preset, --breakpoint%s",
-				   "");
-		if (o->preset && o->closed)
-			return bad("--preset", "needs --rate (the base rate)%s", "");
+		if (modes > 1) {
+			bad("--stages", "pick one of --stages, --preset, --breakpoint%s", "");
+			goto out;
+		}
+		if (o->preset && o->closed) {
+			bad("--preset", "needs --rate (the base rate)%s", "");
+			goto out;
+		}
 		o->closed = false;
 	}
-	if (o->breakpoint && !o->slo_text)
-		return bad("--breakpoint", "needs --slo (what must hold)%s", "");
+	if (o->breakpoint && !o->slo_text) {
+		bad("--breakpoint", "needs --slo (what must hold)%s", "");
+		goto out;
+	}
 	if (o->body_file) {
-		char err[256] = "";
-
 		/* The body is owned by o; the message names the path and why. */
 		if (ld_read_file(o->body_file, BODY_FILE_MAX, &o->body, &o->body_len, err,
-				 sizeof(err)))
-			return bad("--body-file", "%s", err);
+				 sizeof(err))) {
+			bad("--body-file", "%s", err);
+			goto out;
+		}
 	}
 	if (!o->max_connections || o->max_connections < o->connections)
 		o->max_connections = o->connections;
 	if (o->threads > o->connections)
 		o->threads = o->connections;
-	return 0;
+	rc = 0;
+	goto out;
+table_bug:
+	fprintf(stderr, "ladder bench: options table: %s\n", err[0] ? err : "a name is taken");
+	rc = 1;
+out:
+	free(args);
+	free(set);
+	return rc;
 }
 
 /* The generic workload: prebuilt request bytes, one per URL, round-robin. */

@@ -82,10 +82,13 @@ const struct ld_assume_field ld_assume_fields[] = {
       "latency objective at peak ..."),
     F("slo_percentile", "app", LD_NUM_FRACTION, slo_percentile, 0.5, 0.99999, false,
       "... at this percentile"),
-    F("node_read_capacity", "app", LD_NUM_COUNT, node_read_capacity, 1, 1e9, false,
-      "reads/s one app node holds (from ladder bench)"),
+    F("core_read_capacity", "app", LD_NUM_COUNT, core_read_capacity, 1, 1e9, false,
+      "reads/s one app core holds; default GET /v1/items/{id} on one core, " LD_ASSUME_MEASURED_ON),
+    F("node_read_capacity", "app", LD_NUM_COUNT, node_read_capacity, 0, 1e9, false,
+      "reads/s one app node holds (from ladder bench); 0 = core_read_capacity x node_cores"),
     F("node_write_capacity", "app", LD_NUM_COUNT, node_write_capacity, 1, 1e9, false,
-      "writes/s one app node with embedded SQLite holds (from ladder bench)"),
+      "writes/s the single-box store holds (embedded SQLite, one writer, fsync per group "
+      "commit); default durable POST /v1/items at 64 clients, " LD_ASSUME_MEASURED_ON),
     F("autoscale_min_nodes", "app", LD_NUM_COUNT, autoscale_min_nodes, 2, 1e6, true,
       "peak app nodes from which autoscaling pays"),
 
@@ -166,8 +169,9 @@ void ld_assume_defaults(struct ld_assume *a)
 	a->redundancy = 1;
 	a->slo_latency = 0.1;
 	a->slo_percentile = 0.99;
-	a->node_read_capacity = 12000;
-	a->node_write_capacity = 2000;
+	a->core_read_capacity = LD_ASSUME_CORE_READS;
+	a->node_read_capacity = 0;
+	a->node_write_capacity = LD_ASSUME_STORE_WRITES;
 	a->autoscale_min_nodes = 4;
 
 	a->box_max_data = 4e12;
@@ -189,8 +193,28 @@ void ld_assume_defaults(struct ld_assume *a)
 	a->price_egress_gb = 0.05;
 	a->price_cdn_gb = 0.02;
 
-	snprintf(a->capacity_source, sizeof(a->capacity_source),
-		 "assumed defaults (no ladder bench report given)");
+	snprintf(
+	    a->capacity_source, sizeof(a->capacity_source),
+	    "%d reads/s per app core, %d writes/s of the single-box store, " LD_ASSUME_MEASURED_ON
+	    " (no ladder bench report given)",
+	    LD_ASSUME_CORE_READS, LD_ASSUME_STORE_WRITES);
+}
+
+double ld_assume_read_capacity(const struct ld_assume *a)
+{
+	return a->node_read_capacity > 0 ? a->node_read_capacity
+					 : a->core_read_capacity * a->node_cores;
+}
+
+char *ld_assume_capacity_text(const struct ld_assume *a, char *out, size_t outlen)
+{
+	unsigned g = a->capacity_given;
+
+	snprintf(out, outlen, "%s%s%s%s%s", a->capacity_source, g ? "; given as inputs: " : "",
+		 g & LD_ASSUME_GIVEN_READ ? "read capacity" : "",
+		 g == (LD_ASSUME_GIVEN_READ | LD_ASSUME_GIVEN_WRITE) ? ", " : "",
+		 g & LD_ASSUME_GIVEN_WRITE ? "write capacity" : "");
+	return out;
 }
 
 const struct ld_assume_field *ld_assume_find(const char *key)
@@ -293,6 +317,14 @@ int ld_assume_set(struct ld_assume *a, const char *key, const char *value, char 
 		rc = check_bounds(f, v, err, errlen);
 		if (rc)
 			goto out;
+		/* A capacity changed from what capacity_source describes. */
+		if (memcmp(dst, &v, sizeof(v)) != 0) {
+			if (dst == (char *)&a->node_read_capacity ||
+			    dst == (char *)&a->core_read_capacity)
+				a->capacity_given |= LD_ASSUME_GIVEN_READ;
+			if (dst == (char *)&a->node_write_capacity)
+				a->capacity_given |= LD_ASSUME_GIVEN_WRITE;
+		}
 		memcpy(dst, &v, sizeof(v));
 	}
 	goto out;

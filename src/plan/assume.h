@@ -71,8 +71,9 @@ struct ld_assume {
 	double redundancy;	    /* spare nodes: 0, 1 (N+1) or 2 (N+2) */
 	double slo_latency;	    /* latency objective ... */
 	double slo_percentile;	    /* ... at this percentile, at peak */
-	double node_read_capacity;  /* reads/s one app node holds (measured) */
-	double node_write_capacity; /* writes/s one app node holds (measured) */
+	double core_read_capacity;  /* reads/s one app core holds (measured) */
+	double node_read_capacity;  /* reads/s one app node holds; 0 = core x node_cores */
+	double node_write_capacity; /* writes/s of the single-box store (measured) */
 	double autoscale_min_nodes; /* autoscaling pays from this many peak nodes */
 
 	/* database */
@@ -103,7 +104,20 @@ struct ld_assume {
 	 * mixed run (each is then the rate under the other's load), false when
 	 * each is a capacity on its own */
 	bool capacity_mixed;
+	/* LD_ASSUME_GIVEN_* bits: capacities set as inputs (file or flag) after
+	 * capacity_source was written, so the report can say so */
+	unsigned capacity_given;
 };
+
+#define LD_ASSUME_GIVEN_READ  1u
+#define LD_ASSUME_GIVEN_WRITE 2u
+
+/* Where the default capacities come from: this project's own `make bench`
+ * (README.md "Measured", docs/bench.md), on the development machine. */
+#define LD_ASSUME_MEASURED_ON                                                                      \
+	"measured by make bench on a 2-core Debian 12 machine, 2026-11-23, commit 184cae4"
+#define LD_ASSUME_CORE_READS   174969 /* GET /v1/items/{id}, server on one core */
+#define LD_ASSUME_STORE_WRITES 59359  /* durable POST /v1/items, 64 clients, one core */
 
 /* One input: its key (also the flag name with '_' as '-'), kind, bounds
  * and documentation. */
@@ -143,6 +157,14 @@ int ld_assume_load(struct ld_assume *a, const char *path, char *err, size_t errl
 /* ld_assume_validate checks the fields together (bounds once more, and
  * combinations such as reads with zero users). err names the field. */
 int ld_assume_validate(const struct ld_assume *a, char *err, size_t errlen);
+
+/* ld_assume_read_capacity is the reads/s one app node holds:
+ * node_read_capacity, or core_read_capacity x node_cores when that is 0. */
+double ld_assume_read_capacity(const struct ld_assume *a);
+
+/* ld_assume_capacity_text writes capacity_source, and which capacities were
+ * then given as inputs. */
+char *ld_assume_capacity_text(const struct ld_assume *a, char *out, size_t outlen);
 
 /* ld_assume_value returns a field's value as a double (a rate per second). */
 double ld_assume_value(const struct ld_assume *a, const struct ld_assume_field *f);

@@ -319,6 +319,8 @@ void ld_bench_report_apply(const struct ld_bench_report *r, const char *name, st
 	if (strlen(name) > 60)
 		name += strlen(name) - 60;
 	a->capacity_mixed = r->has_read && r->has_write;
+	/* The report replaces what was given before it (flags still come after). */
+	a->capacity_given = 0;
 	if (r->has_read && r->has_write)
 		snprintf(a->capacity_source, sizeof(a->capacity_source),
 			 "%.60s: %s/s reads, %s/s writes per node (%s%s)", name,
@@ -327,8 +329,8 @@ void ld_bench_report_apply(const struct ld_bench_report *r, const char *name, st
 			 r->error_rate > 0.01 ? "; error rate above 1%" : "");
 	else
 		snprintf(a->capacity_source, sizeof(a->capacity_source),
-			 "%.60s: %s/s reads per node (%s%s); write capacity %s/s assumed", name,
-			 ld_num_fmt_si(a->node_read_capacity, rb, sizeof(rb)), how,
+			 "%.60s: %s/s reads per node (%s%s); write capacity %s/s not in the report",
+			 name, ld_num_fmt_si(a->node_read_capacity, rb, sizeof(rb)), how,
 			 r->error_rate > 0.01 ? "; error rate above 1%" : "",
 			 ld_num_fmt_si(a->node_write_capacity, wb, sizeof(wb)));
 }

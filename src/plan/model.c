@@ -87,7 +87,7 @@ static void app_nodes(const struct ld_assume *a, double r, double w, struct ld_p
 
 	m->servers_util = ld_plan_servers_util(rps, a->request_time, a->target_utilisation);
 	m->nodes_util = ceil_pos(m->servers_util / a->node_cores);
-	need_r = r / a->node_read_capacity;
+	need_r = r / ld_assume_read_capacity(a);
 	need_w = w / a->node_write_capacity;
 	/* Capacities measured together in one mixed run already include each
 	 * other's load, so the larger share decides; separately measured ones
@@ -208,30 +208,74 @@ static void month_cost(const struct ld_assume *a, struct ld_plan_month *m)
 			m->cost_object + m->cost_egress + m->cost_cdn;
 }
 
+/* box_event says, for month 1, whether one box with SQLite is enough, and if
+ * not, why: the load itself, or only the spare nodes redundancy asks for. */
+static void box_event(struct ld_plan *p, bool *fired, const struct ld_plan_month *m, bool writes_ok,
+		      bool data_ok, bool one_node)
+{
+	const struct ld_assume *a = &p->a;
+	char b1[32], b2[32], b3[32], why[320];
+	size_t n = 0;
+
+	ld_num_fmt_si(m->writes_peak, b1, sizeof(b1));
+	ld_num_fmt_si(a->node_write_capacity, b2, sizeof(b2));
+	ld_num_fmt_si(m->reads_peak, b3, sizeof(b3));
+	if (m->box_holds) {
+		add_event(p, fired, T_BOX, 1, 1, "box-holds",
+			  "one box with SQLite holds the load: peak %s writes/s against the %s/s "
+			  "it holds, %s reads/s on 1 node",
+			  b1, b2, b3);
+		return;
+	}
+	if (m->box_fits) {
+		add_event(p, fired, T_BOX, 1, 2, "box-spare",
+			  "the load fits one box with SQLite (peak %s writes/s against the %s/s it "
+			  "holds, %s reads/s on 1 node); only redundancy %.0f (N+%.0f) asks for a "
+			  "second box: --redundancy 0 (redundancy = 0 in an assumptions file) "
+			  "accepts a single box",
+			  b1, b2, b3, a->redundancy, a->redundancy);
+		return;
+	}
+	why[0] = '\0';
+#define WHY(...)                                                                                   \
+	do {                                                                                       \
+		int w_ = snprintf(why + n, sizeof(why) - n, "%s", n ? ", " : "");                  \
+		n += w_ > 0 && (size_t)w_ < sizeof(why) - n ? (size_t)w_ : 0;                      \
+		w_ = snprintf(why + n, sizeof(why) - n, __VA_ARGS__);                              \
+		n += w_ > 0 && (size_t)w_ < sizeof(why) - n ? (size_t)w_ : 0;                      \
+	} while (0)
+	if (!writes_ok)
+		WHY("peak %s writes/s pass the %s/s it holds", b1, b2);
+	if (!one_node)
+		WHY("peak %s reads/s and %s writes/s need %.0f app nodes", b3, b1, m->nodes_needed);
+	if (!data_ok)
+		WHY("the data (%s with indexes) passes the %s it holds",
+		    ld_num_fmt_bytes(m->data_indexed, b2, sizeof(b2)),
+		    ld_num_fmt_bytes(a->box_max_data, b3, sizeof(b3)));
+	if (m->media_stored > 0)
+		WHY("media needs object storage");
+	if (!m->erlang_ok)
+		WHY("no node count meets the latency objective");
+#undef WHY
+	add_event(p, fired, T_BOX, 1, 2, "box-fails",
+		  "one box with SQLite does not hold the load: %s", why);
+}
+
 /* month_rung decides the rung this month needs and records first events. */
 static void month_rung(struct ld_plan *p, bool *fired, int prev, struct ld_plan_month *m)
 {
 	const struct ld_assume *a = &p->a;
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32];
 	int rung = prev > 0 ? prev : 1, mo = m->month;
 	bool writes_ok = m->writes_peak <= a->node_write_capacity;
 	bool data_ok = m->data_indexed <= a->box_max_data;
 	bool one_node = m->nodes_needed <= 1;
 
-	m->box_holds = writes_ok && data_ok && one_node && a->redundancy == 0 &&
-		       m->media_stored == 0 && m->erlang_ok;
+	m->box_fits = writes_ok && data_ok && one_node && m->media_stored == 0 && m->erlang_ok;
+	m->box_holds = m->box_fits && a->redundancy == 0;
 	p->rung_now = prev;
 	if (mo == 1)
-		add_event(p, fired, T_BOX, mo, m->box_holds ? 1 : 2,
-			  m->box_holds ? "box-holds" : "box-fails",
-			  "one box with SQLite %s: peak %s writes/s against %s/s it holds, %s "
-			  "reads/s needing %.0f node(s)%s%s",
-			  m->box_holds ? "holds" : "does not hold",
-			  ld_num_fmt_si(m->writes_peak, b1, sizeof(b1)),
-			  ld_num_fmt_si(a->node_write_capacity, b2, sizeof(b2)),
-			  ld_num_fmt_si(m->reads_peak, b3, sizeof(b3)), m->nodes_needed,
-			  a->redundancy > 0 ? ", and N+k redundancy needs a second box" : "",
-			  data_ok ? "" : ", and the data does not fit");
+		box_event(p, fired, m, writes_ok, data_ok, one_node);
 	if (!writes_ok) {
 		add_event(p, fired, T_SQLITE_WRITES, mo, 2, "box-writes",
 			  "peak %s writes/s pass the %s/s one box with SQLite holds: move the "

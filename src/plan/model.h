@@ -62,7 +62,8 @@ struct ld_plan_month {
 	double cache_nodes;
 
 	/* database */
-	bool box_holds;	      /* rung 1: one box with SQLite is enough */
+	bool box_fits;	      /* the load fits one box with SQLite (redundancy aside) */
+	bool box_holds;	      /* rung 1: one box is enough: it fits and no spare is asked */
 	double db_reads_peak; /* after the cache, when there is one */
 	double shards, shards_writes, shards_data;
 	double replicas; /* read replicas per shard */
@@ -86,7 +87,7 @@ struct ld_plan_event {
 	int month;
 	int rung;
 	char what[48];	/* short machine-friendly tag, e.g. "shard-data" */
-	char text[240]; /* one sentence for people */
+	char text[400]; /* one sentence for people */
 };
 
 struct ld_plan {

@@ -12,11 +12,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/config.h"
 #include "base/file.h"
 #include "plan/assume.h"
 #include "plan/bench_report.h"
@@ -32,39 +34,36 @@
 #define FILES_MAX 256
 
 static const char plan_usage[] =
-    "usage: ladder plan [--assumptions FILE] [--bench REPORT.json] [--KEY VALUE ...]\n"
+    "[--assumptions FILE] [--bench REPORT.json] [--KEY VALUE ...]\n"
     "                   [--format text|json|markdown|html] [--out FILE] [--every N]\n"
     "       ladder plan fit [--point N,X ...] [POINTS.csv | REPORT.json ...] [--format F]\n"
     "       ladder plan queue --rate R --service-time S [--slo T] [--percentile P]\n"
-    "       ladder plan fields\n"
-    "\n"
+    "       ladder plan fields";
+
+static const char plan_about[] =
     "Turns a service's assumptions and measured per-node throughput into the\n"
     "resources, storage, bandwidth and cost of each month, and the rungs of the\n"
-    "ladder to climb, and when. Later wins: defaults, --assumptions, --bench, flags.\n"
-    "\n"
-    "options:\n"
-    "  --assumptions FILE  key = value file (see examples/assumptions.ini)\n"
-    "  --bench FILE        a `ladder bench --json` report: per-node capacities\n"
-    "  --KEY VALUE         any input, e.g. --users 10M --writes 1B/month --growth 5%\n"
-    "  --set KEY=VALUE     the same, spelled as in the assumptions file\n"
-    "  --format F          text (default), json, markdown or html (self-contained)\n"
-    "  --out FILE          write there instead of standard output\n"
-    "  --every N           tables show every Nth month (and the first and last)\n"
-    "\n"
-    "Numbers take suffixes: 10M, 1B (decimal), 1KB = 1000 B, 1KiB = 1024 B,\n"
-    "50ms, 2s, 20%%, 3x; rates 1B/month (a bare count is per month), 50M/day, 400/s.\n"
-    "`ladder plan fields` lists every input with its default and meaning.\n"
-    "\n"
-    "examples:\n"
+    "ladder to climb, and when. Later wins: defaults, --assumptions, --bench, flags.\n";
+
+static const char plan_examples[] =
     "  ladder plan\n"
-    "  ladder plan --users 10M --months 36 --growth 5%% --format html --out plan.html\n"
+    "  ladder plan --users 10M --months 36 --growth 5% --format html --out plan.html\n"
     "  ladder plan --assumptions examples/assumptions.ini --bench bench.json\n"
+    "  ladder plan --users 300 --reads 900/day --writes 37.5M/month --redundancy 0\n"
     "  ladder plan fit --point 1,65 --point 18,996 --point 36,1652 --point 72,1853\n"
     "  ladder plan queue --rate 10000 --service-time 50ms --slo 250ms\n";
 
-static const char fit_usage[] =
-    "usage: ladder plan fit [--point N,X ...] [FILE ...] [--format text|json]\n"
+static const char plan_notes[] =
+    "Numbers take suffixes: 10M, 1B (decimal), 1KB = 1000 B, 1KiB = 1024 B,\n"
+    "50ms, 2s, 20%, 3x; rates 1B/month (a bare count is per month), 50M/day, 400/s.\n"
+    "`ladder plan fields` lists every input with its default and meaning.\n"
     "\n"
+    "Default capacities: 174969 reads/s per app core (GET /v1/items/{id} on one core)\n"
+    "and 59359 writes/s of the single-box store (durable POST /v1/items, 64 "
+    "clients),\n" LD_ASSUME_MEASURED_ON ";\n"
+    "--bench replaces them with your own measurements.\n";
+
+static const char fit_about[] =
     "Fits the Universal Scalability Law X(N) = lambda N / (1 + sigma (N-1) + kappa N (N-1))\n"
     "to measured (concurrency N, throughput X) points by non-linear least squares and\n"
     "reports the peak concurrency N* = sqrt((1 - sigma) / kappa), the throughput there,\n"
@@ -72,55 +71,74 @@ static const char fit_usage[] =
     "\n"
     "Points come from --point N,X, from text files of 'N,X' lines (a CSV header\n"
     "line and # comments are skipped), or from `ladder bench` JSON reports (a file\n"
-    "starting with '{'): N = config.connections, X = results.achieved_rps.\n"
-    "\n"
-    "example:\n"
+    "starting with '{'): N = config.connections, X = results.achieved_rps.\n";
+
+static const char fit_examples[] =
     "  ladder plan fit --point 1,65 --point 18,996 --point 36,1652 --point 72,1853 \\\n"
     "      --point 108,1829 --point 144,1775 --point 216,1702\n"
     "  ladder plan fit run-*.json\n";
 
-static const char queue_usage[] =
-    "usage: ladder plan queue --rate R --service-time S [--slo T] [--percentile P]\n"
-    "                         [--servers C] [--cores-per-node K] [--format text|json]\n"
-    "\n"
+static const char queue_about[] =
     "M/M/c queueing (Erlang C): the probability a request waits, the mean wait, the\n"
     "response time at a percentile, and Little's law L = lambda W for pools and\n"
     "connections. With --slo, finds the smallest number of servers C whose response\n"
-    "time at the percentile (default 99%%) is within it; with --servers, evaluates C.\n"
+    "time at the percentile is within it; with --servers, evaluates C.\n"
     "With --cores-per-node K, also sizes nodes of K servers each behind a balancer.\n"
     "\n"
-    "R is per second (or 1M/day, 30K/min); S and T are durations (50ms, 0.2s).\n"
-    "\n"
-    "examples:\n"
+    "R is per second (or 1M/day, 30K/min); S and T are durations (50ms, 0.2s).\n";
+
+static const char queue_examples[] =
     "  ladder plan queue --rate 10000 --service-time 50ms --slo 250ms\n"
     "  ladder plan queue --rate 100 --service-time 10ms --servers 2\n";
 
-/* opt matches "--name VALUE" or "--name=VALUE" at argv[*i]; returns 1 with
- * *val set, 0 when argv[*i] is another option, -1 when the value is missing. */
-static int opt(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i];
+static const char fields_about[] =
+    "Lists every input of `ladder plan` with its section, default and meaning, in\n"
+    "the assumptions file's format (key = default # meaning).\n";
 
-	if (strncmp(a, name, n) != 0)
-		return 0;
-	if (a[n] == '=') {
-		*val = a + n + 1;
-		return 1;
+static const char fields_examples[] =
+    "  ladder plan fields > my-assumptions.ini   # then edit, and: ladder plan --assumptions "
+    "my-assumptions.ini\n";
+
+/* parse_cmdline registers the sections on a set for cmd, applies defaults and
+ * reads argv; the early options are applied, the rest are left in args for
+ * the caller's ld_optset_apply. Returns 0, LD_CONFIG_EXIT_OK after --help, or
+ * 2 with the message printed. */
+static int parse_cmdline(struct ld_optset *set, struct ld_args *args, int argc, char **argv,
+			 const struct ld_opt_section *secs, size_t nsecs, void *target)
+{
+	char err[512] = "";
+	size_t i;
+	int rc;
+
+	for (i = 0; i < nsecs; i++) {
+		rc = ld_optset_add(set, &secs[i], target, NULL);
+		if (rc < 0) {
+			fprintf(stderr, "ladder %s: options table: %s\n", set->cmd, strerror(-rc));
+			return 2;
+		}
 	}
-	if (a[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "ladder plan: %s: missing value\n", name);
-		return -1;
+	rc = ld_optset_defaults(set, err, sizeof(err));
+	if (rc == 0)
+		rc = ld_optset_parse(set, argc, argv, args, err, sizeof(err));
+	if (rc == 0)
+		rc = ld_optset_apply(set, args, true, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "ladder %s: %s\n", set->cmd, err);
+		rc = 2;
 	}
-	*val = argv[++*i];
-	return 1;
+	return rc;
 }
 
-static int is_help(const char *a)
+/* apply_rest applies the options parse_cmdline left; 0 or 2 (printed). */
+static int apply_rest(struct ld_optset *set, const struct ld_args *args)
 {
-	return !strcmp(a, "--help") || !strcmp(a, "-h");
+	char err[512] = "";
+
+	if (ld_optset_apply(set, args, false, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ladder %s: %s\n", set->cmd, err);
+		return 2;
+	}
+	return 0;
 }
 
 /* emit writes the rendered output to path, or standard output. */
@@ -154,13 +172,28 @@ static char *rate_text(const struct ld_rate *r, char *out, size_t outlen)
 	return out;
 }
 
-static int cmd_fields(void)
+static int cmd_fields(int argc, char **argv)
 {
 	struct ld_assume a;
 	char buf[48];
 	const char *sec = "";
 	size_t i;
 
+	struct ld_optset set;
+	struct ld_args *args = malloc(sizeof(*args));
+	int rc;
+
+	if (!args)
+		return 1;
+	ld_optset_init(&set, "plan fields");
+	set.summary = "every input of the planner, documented";
+	set.usage = "";
+	set.about = fields_about;
+	set.examples = fields_examples;
+	rc = parse_cmdline(&set, args, argc, argv, NULL, 0, NULL);
+	free(args);
+	if (rc)
+		return rc == LD_CONFIG_EXIT_OK ? 0 : rc;
 	ld_assume_defaults(&a);
 	for (i = 0; i < ld_assume_nfields; i++) {
 		const struct ld_assume_field *f = &ld_assume_fields[i];
@@ -185,145 +218,184 @@ static int cmd_fields(void)
 	return 0;
 }
 
+/* What `ladder plan`'s command line fills. */
+struct plan_cli {
+	const char *assumptions, *bench, *outpath;
+	enum ld_plan_format format;
+	int every;
+	struct ld_assume a;
+};
+
+#define PC(field) offsetof(struct plan_cli, field), sizeof(((struct plan_cli *)0)->field), 0
+
+static int p_format(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (ld_plan_format_parse(v, &((struct plan_cli *)base)->format) == 0)
+		return 0;
+	snprintf(why, n, "expected text, json, markdown or html, got '%.64s'", v);
+	return -EINVAL;
+}
+
+/* set_input sets one assumption; why gets ld_assume_set's reason without
+ * the key in front when the flag names it already (strip). */
+static int set_input(struct plan_cli *c, const char *key, const char *v, bool strip, char *why,
+		     size_t n)
+{
+	char err[512];
+	size_t k = strlen(key);
+
+	if (ld_assume_set(&c->a, key, v, err, sizeof(err)) == 0)
+		return 0;
+	snprintf(why, n, "%s",
+		 strip && strncmp(err, key, k) == 0 && err[k] == ':' && err[k + 1] == ' '
+		     ? err + k + 2
+		     : err);
+	return -EINVAL;
+}
+
+static int p_set(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	const char *eq = strchr(v, '=');
+	char name[64];
+
+	if (!eq || eq == v || (size_t)(eq - v) >= sizeof(name)) {
+		snprintf(why, n, "expected KEY=VALUE, got '%.64s'", v);
+		return -EINVAL;
+	}
+	memcpy(name, v, (size_t)(eq - v));
+	name[eq - v] = '\0';
+	return set_input(base, name, eq + 1, false, why, n);
+}
+
+static int p_input(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	const struct ld_assume_field *f = o->data;
+
+	return set_input(base, f->key, v, true, why, n);
+}
+
+static const struct ld_opt plan_opts[] = {
+    {"assumptions", 0, NULL, NULL, LD_OPT_ARG, PC(assumptions), NULL, 0, 0, NULL, LD_OPT_EARLY,
+     NULL, NULL, "FILE", "key = value file (see examples/assumptions.ini)"},
+    {"bench", 0, NULL, NULL, LD_OPT_ARG, PC(bench), NULL, 0, 0, NULL, LD_OPT_EARLY, NULL, NULL,
+     "FILE", "a `ladder bench --json` report: per-node capacities"},
+    {"set", 0, NULL, NULL, LD_OPT_FN, PC(a), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_set, NULL,
+     "KEY=VALUE", "any input, spelled as in the assumptions file"},
+    {"format", 0, NULL, NULL, LD_OPT_FN, PC(format), "text", 0, 0, NULL, LD_OPT_EARLY, p_format,
+     NULL, "F", "text, json, markdown or html (self-contained)"},
+    {"out", 0, NULL, NULL, LD_OPT_ARG, PC(outpath), NULL, 0, 0, NULL, LD_OPT_EARLY, NULL, NULL,
+     "FILE", "write there instead of standard output"},
+    {"every", 0, NULL, NULL, LD_OPT_INT, PC(every), "1", 1, LD_ASSUME_MONTHS_MAX, NULL,
+     LD_OPT_EARLY, NULL, NULL, "N", "tables show every Nth month (and the first and last)"},
+};
+
+#define ASSUME_OPTS_MAX 64
+
+/* input_section makes one hidden flag per assumption (--users, --write-bytes)
+ * from the planner's field table, once. */
+static const struct ld_opt_section *input_section(void)
+{
+	static struct ld_opt opts[ASSUME_OPTS_MAX];
+	static char names[ASSUME_OPTS_MAX][40];
+	static struct ld_opt_section sec;
+	size_t i, j;
+
+	if (sec.nopts)
+		return &sec;
+	for (i = 0; i < ld_assume_nfields && i < ASSUME_OPTS_MAX; i++) {
+		const struct ld_assume_field *f = &ld_assume_fields[i];
+
+		for (j = 0; f->key[j] && j + 1 < sizeof(names[i]); j++)
+			names[i][j] = f->key[j] == '_' ? '-' : f->key[j];
+		names[i][j] = '\0';
+		opts[i] = (struct ld_opt){.flag = names[i],
+					  .type = LD_OPT_FN,
+					  .off = offsetof(struct plan_cli, a),
+					  .size = sizeof(struct ld_assume),
+					  .flags = LD_OPT_HIDDEN,
+					  .parse = p_input,
+					  .data = f,
+					  .metavar = "VALUE",
+					  .help = f->doc};
+	}
+	sec.name = "assumptions";
+	sec.opts = opts;
+	sec.nopts = i;
+	sec.help = "--KEY VALUE    any input, e.g. --users 10M --writes 1B/month --growth 5%\n"
+		   "                 (the key of `ladder plan fields`, with - or _)";
+	return &sec;
+}
+
 static int cmd_plan(int argc, char **argv)
 {
-	const char *assumptions = NULL, *bench = NULL, *outpath = NULL, *fmt = "text", *v;
-	enum ld_plan_format f;
-	struct ld_assume a;
+	struct ld_opt_section secs[2] = {
+	    {"input and output", plan_opts, sizeof(plan_opts) / sizeof(plan_opts[0]), NULL}};
+	struct ld_optset set;
+	struct ld_args *args = malloc(sizeof(*args));
+	struct plan_cli *c = calloc(1, sizeof(*c));
 	struct ld_plan p = {0};
 	struct ld_buf out;
 	char err[512];
-	long every = 1;
-	int i, r, rc = 2;
+	int rc = 2;
 
 	ld_buf_init(&out, OUT_MAX);
-	/* Pass 1: where the inputs come from and where the output goes. */
-	for (i = 1; i < argc; i++) {
-		if (is_help(argv[i])) {
-			fputs(plan_usage, stdout);
-			rc = 0;
-			goto out;
-		}
-		if ((r = opt(argc, argv, &i, "--assumptions", &v)) != 0)
-			assumptions = v;
-		else if ((r = opt(argc, argv, &i, "--bench", &v)) != 0)
-			bench = v;
-		else if ((r = opt(argc, argv, &i, "--format", &v)) != 0)
-			fmt = v;
-		else if ((r = opt(argc, argv, &i, "--out", &v)) != 0)
-			outpath = v;
-		else if ((r = opt(argc, argv, &i, "--every", &v)) != 0) {
-			char *end;
-
-			every = strtol(v, &end, 10);
-			if (*end || every < 1 || every > LD_ASSUME_MONTHS_MAX) {
-				fprintf(stderr,
-					"ladder plan: --every: expected a whole number of "
-					"months >= 1, got '%s'\n",
-					v);
-				goto out;
-			}
-		} else if (argv[i][0] == '-' && argv[i][1] == '-' && i + 1 < argc &&
-			   !strchr(argv[i], '='))
-			i++; /* an input override and its value: pass 2 */
-		if (r < 0)
-			goto out;
-	}
-	if (ld_plan_format_parse(fmt, &f)) {
-		fprintf(stderr,
-			"ladder plan: --format: expected text, json, markdown or html, "
-			"got '%s'\n",
-			fmt);
+	if (!args || !c) {
+		rc = 1;
 		goto out;
 	}
-	ld_assume_defaults(&a);
-	if (assumptions && ld_assume_load(&a, assumptions, err, sizeof(err))) {
+	secs[1] = *input_section();
+	if (ld_assume_nfields > ASSUME_OPTS_MAX) {
+		fprintf(stderr, "ladder plan: more inputs than ASSUME_OPTS_MAX\n");
+		rc = 1;
+		goto out;
+	}
+	ld_optset_init(&set, "plan");
+	set.summary = "capacity planner: assumptions and measurements to servers and cost";
+	set.usage = plan_usage;
+	set.about = plan_about;
+	set.examples = plan_examples;
+	set.notes = plan_notes;
+	set.fold_underscore = true;
+	ld_assume_defaults(&c->a);
+	/* Pass 1 (early options): where the inputs come from and where the
+	 * output goes. */
+	rc = parse_cmdline(&set, args, argc, argv, secs, 2, c);
+	if (rc) {
+		rc = rc == LD_CONFIG_EXIT_OK ? 0 : rc;
+		goto out;
+	}
+	rc = 2;
+	if (c->assumptions && ld_assume_load(&c->a, c->assumptions, err, sizeof(err))) {
 		fprintf(stderr, "ladder plan: %s\n", err);
 		goto out;
 	}
-	if (bench) {
+	if (c->bench) {
 		struct ld_bench_report br;
 
-		if (ld_bench_report_load(bench, &br, err, sizeof(err))) {
+		if (ld_bench_report_load(c->bench, &br, err, sizeof(err))) {
 			fprintf(stderr, "ladder plan: %s\n", err);
 			goto out;
 		}
-		ld_bench_report_apply(&br, bench, &a);
+		ld_bench_report_apply(&br, c->bench, &c->a);
 	}
 	/* Pass 2: overrides, in order, so the last one wins. */
-	for (i = 1; i < argc; i++) {
-		const char *key = argv[i], *eq;
-		char name[64];
-
-		if ((r = opt(argc, argv, &i, "--assumptions", &v)) != 0 ||
-		    (r = opt(argc, argv, &i, "--bench", &v)) != 0 ||
-		    (r = opt(argc, argv, &i, "--format", &v)) != 0 ||
-		    (r = opt(argc, argv, &i, "--out", &v)) != 0 ||
-		    (r = opt(argc, argv, &i, "--every", &v)) != 0)
-			continue;
-		if ((r = opt(argc, argv, &i, "--set", &v)) != 0) {
-			if (r < 0)
-				goto out;
-			eq = strchr(v, '=');
-			if (!eq || eq == v || (size_t)(eq - v) >= sizeof(name)) {
-				fprintf(stderr,
-					"ladder plan: --set: expected KEY=VALUE, got '%s'\n", v);
-				goto out;
-			}
-			memcpy(name, v, (size_t)(eq - v));
-			name[eq - v] = '\0';
-			if (ld_assume_set(&a, name, eq + 1, err, sizeof(err))) {
-				fprintf(stderr, "ladder plan: %s\n", err);
-				goto out;
-			}
-			continue;
-		}
-		if (strncmp(key, "--", 2) != 0) {
-			fprintf(stderr, "ladder plan: unexpected argument '%s' (see --help)\n",
-				key);
-			goto out;
-		}
-		key += 2;
-		eq = strchr(key, '=');
-		if (eq) {
-			if ((size_t)(eq - key) >= sizeof(name)) {
-				fprintf(stderr, "ladder plan: %.60s: unknown option\n", argv[i]);
-				goto out;
-			}
-			memcpy(name, key, (size_t)(eq - key));
-			name[eq - key] = '\0';
-			v = eq + 1;
-		} else {
-			snprintf(name, sizeof(name), "%s", key);
-			if (!ld_assume_find(name)) {
-				fprintf(stderr,
-					"ladder plan: --%.60s: unknown option (see --help)\n", key);
-				goto out;
-			}
-			if (i + 1 >= argc) {
-				fprintf(stderr, "ladder plan: --%s: missing value\n", name);
-				goto out;
-			}
-			v = argv[++i];
-		}
-		if (ld_assume_set(&a, name, v, err, sizeof(err))) {
-			fprintf(stderr, "ladder plan: %s\n", err);
-			goto out;
-		}
-	}
-	if (ld_plan_compute(&a, &p, err, sizeof(err))) {
+	if (apply_rest(&set, args))
+		goto out;
+	if (ld_plan_compute(&c->a, &p, err, sizeof(err))) {
 		fprintf(stderr, "ladder plan: %s\n", err);
 		goto out;
 	}
-	if (ld_plan_render(&p, f, (int)every, &out)) {
+	if (ld_plan_render(&p, c->format, c->every, &out)) {
 		fprintf(stderr, "ladder plan: the report does not fit in %u bytes\n", OUT_MAX);
 		rc = 1;
 		goto out;
 	}
-	rc = emit(&out, outpath);
+	rc = emit(&out, c->outpath);
 out:
 	ld_plan_release(&p);
 	ld_buf_release(&out);
+	free(c);
+	free(args);
 	return rc;
 }
 
@@ -434,66 +506,94 @@ static int fit_text(const struct ld_points *pts, const struct ld_usl *u, struct 
 	return o.err;
 }
 
+/* What `ladder plan fit`'s command line fills. */
+struct fit_cli {
+	struct ld_points pts;
+	bool json;
+};
+
+static int p_fit_format(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) {
+		snprintf(why, n, "expected text or json, got '%.64s'", v);
+		return -EINVAL;
+	}
+	((struct fit_cli *)base)->json = !strcmp(v, "json");
+	return 0;
+}
+
+static int p_point(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct fit_cli *f = base;
+	char err[256] = "";
+	double pn, px;
+
+	if (ld_points_parse_one(v, &pn, &px, err, sizeof(err)) || ld_points_add(&f->pts, pn, px)) {
+		snprintf(why, n, "'%.64s': %s", v, err[0] ? err : "too many points");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int p_points_file(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	return add_file(&((struct fit_cli *)base)->pts, v, why, n) ? -EINVAL : 0;
+}
+
+#define FC(field) offsetof(struct fit_cli, field), sizeof(((struct fit_cli *)0)->field), 0
+
+static const struct ld_opt fit_opts[] = {
+    {NULL, 0, NULL, NULL, LD_OPT_FN, FC(pts), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_points_file, NULL,
+     "FILE", "points file or bench report"},
+    {"point", 0, NULL, NULL, LD_OPT_FN, FC(pts), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_point, NULL,
+     "N,X", "one measured point: concurrency N, throughput X"},
+    {"points", 0, NULL, NULL, LD_OPT_FN, FC(pts), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_points_file,
+     NULL, "FILE", "a file of points or a bench report (as a FILE argument)"},
+    {"format", 0, NULL, NULL, LD_OPT_FN, FC(json), "text", 0, 0, NULL, 0, p_fit_format, NULL, "F",
+     "text or json"},
+};
+
 static int cmd_fit(int argc, char **argv)
 {
-	const char *fmt = "text", *v;
-	struct ld_points pts;
+	static const struct ld_opt_section sec = {"points and output", fit_opts,
+						  sizeof(fit_opts) / sizeof(fit_opts[0]), NULL};
+	struct ld_optset set;
+	struct ld_args *args = malloc(sizeof(*args));
+	struct fit_cli f = {0};
 	struct ld_usl u;
 	struct ld_buf out;
 	char err[512];
-	int i, r, rc = 2;
+	int rc = 2;
 
-	ld_points_init(&pts);
+	ld_points_init(&f.pts);
 	ld_buf_init(&out, OUT_MAX);
-	for (i = 1; i < argc; i++) {
-		double n, x;
-
-		if (is_help(argv[i])) {
-			fputs(fit_usage, stdout);
-			rc = 0;
-			goto out;
-		}
-		if ((r = opt(argc, argv, &i, "--format", &v)) != 0) {
-			if (r < 0)
-				goto out;
-			fmt = v;
-		} else if ((r = opt(argc, argv, &i, "--point", &v)) != 0) {
-			if (r < 0)
-				goto out;
-			if (ld_points_parse_one(v, &n, &x, err, sizeof(err)) ||
-			    ld_points_add(&pts, n, x)) {
-				fprintf(stderr, "ladder plan fit: --point %s: %s\n", v, err);
-				goto out;
-			}
-		} else if ((r = opt(argc, argv, &i, "--points", &v)) != 0) {
-			if (r < 0 || add_file(&pts, v, err, sizeof(err))) {
-				if (r >= 0)
-					fprintf(stderr, "ladder plan fit: %s\n", err);
-				goto out;
-			}
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "ladder plan fit: %s: unknown option (see --help)\n",
-				argv[i]);
-			goto out;
-		} else if (add_file(&pts, argv[i], err, sizeof(err))) {
-			fprintf(stderr, "ladder plan fit: %s\n", err);
-			goto out;
-		}
-	}
-	if (strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0) {
-		fprintf(stderr, "ladder plan fit: --format: expected text or json, got '%s'\n",
-			fmt);
+	if (!args) {
+		rc = 1;
 		goto out;
 	}
-	if (ld_usl_fit(pts.n, pts.x, pts.count, &u, err, sizeof(err))) {
+	ld_optset_init(&set, "plan fit");
+	set.summary = "fit the Universal Scalability Law to measured points";
+	set.usage = "[--point N,X ...] [FILE ...] [--format text|json]";
+	set.about = fit_about;
+	set.examples = fit_examples;
+	rc = parse_cmdline(&set, args, argc, argv, &sec, 1, &f);
+	if (rc == 0)
+		rc = apply_rest(&set, args);
+	if (rc) {
+		rc = rc == LD_CONFIG_EXIT_OK ? 0 : rc;
+		goto out;
+	}
+	rc = 2;
+	if (ld_usl_fit(f.pts.n, f.pts.x, f.pts.count, &u, err, sizeof(err))) {
 		fprintf(stderr, "ladder plan fit: %s\n", err);
 		goto out;
 	}
-	rc = !strcmp(fmt, "json") ? fit_json(&pts, &u, &out) : fit_text(&pts, &u, &out);
+	rc = f.json ? fit_json(&f.pts, &u, &out) : fit_text(&f.pts, &u, &out);
 	rc = rc ? 1 : emit(&out, NULL);
 out:
-	ld_points_release(&pts);
+	ld_points_release(&f.pts);
 	ld_buf_release(&out);
+	free(args);
 	return rc;
 }
 
@@ -522,7 +622,8 @@ out:
 
 struct queue_args {
 	double rate, service, slo, p, servers, k;
-	int json;
+	bool json;
+	int have_rate;
 };
 
 static int queue_report(const struct queue_args *q, struct ld_buf *out)
@@ -653,68 +754,87 @@ out:
 	return rc;
 }
 
+static int p_qrate(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct queue_args *q = base;
+
+	q->have_rate = 1;
+	return parse_per_second(v, &q->rate, why, n) ? -EINVAL : 0;
+}
+
+/* p_num reads a number of kind o->data (enum ld_num_kind) into the double. */
+static int p_num(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	const enum ld_num_kind *kind = o->data;
+
+	return ld_num_parse(v, *kind, (char *)base + o->off, why, n) ? -EINVAL : 0;
+}
+
+static int p_qformat(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "text") && strcmp(v, "json")) {
+		snprintf(why, n, "expected text or json, got '%.64s'", v);
+		return -EINVAL;
+	}
+	((struct queue_args *)base)->json = !strcmp(v, "json");
+	return 0;
+}
+
+static const enum ld_num_kind k_duration = LD_NUM_DURATION, k_fraction = LD_NUM_FRACTION,
+			      k_count = LD_NUM_COUNT;
+
+#define QA(field) offsetof(struct queue_args, field), sizeof(((struct queue_args *)0)->field), 0
+
+static const struct ld_opt queue_opts[] = {
+    {"rate", 0, NULL, NULL, LD_OPT_FN, QA(rate), NULL, 0, 0, NULL, 0, p_qrate, NULL, "R",
+     "arrivals per second (or 1M/day, 30K/min)"},
+    {"service-time", 0, NULL, NULL, LD_OPT_FN, QA(service), NULL, 0, 0, NULL, 0, p_num, &k_duration,
+     "S", "mean service time of one request"},
+    {"slo", 0, NULL, NULL, LD_OPT_FN, QA(slo), NULL, 0, 0, NULL, 0, p_num, &k_duration, "T",
+     "response time objective at the percentile: size the servers for it"},
+    {"slo-p99", 0, NULL, NULL, LD_OPT_FN, QA(slo), NULL, 0, 0, NULL, LD_OPT_HIDDEN, p_num,
+     &k_duration, "T", "the same as --slo"},
+    {"percentile", 0, NULL, NULL, LD_OPT_FN, QA(p), "99%", 0, 0, NULL, 0, p_num, &k_fraction, "P",
+     "the percentile of --slo"},
+    {"servers", 0, NULL, NULL, LD_OPT_FN, QA(servers), NULL, 0, 0, NULL, 0, p_num, &k_count, "C",
+     "evaluate C servers instead of sizing"},
+    {"cores-per-node", 0, NULL, NULL, LD_OPT_FN, QA(k), NULL, 0, 0, NULL, 0, p_num, &k_count, "K",
+     "also size nodes of K servers each"},
+    {"format", 0, NULL, NULL, LD_OPT_FN, QA(json), "text", 0, 0, NULL, 0, p_qformat, NULL, "F",
+     "text or json"},
+};
+
 static int cmd_queue(int argc, char **argv)
 {
-	struct queue_args q = {0, 0, 0, 0.99, 0, 0, 0};
+	static const struct ld_opt_section sec = {"queue and output", queue_opts,
+						  sizeof(queue_opts) / sizeof(queue_opts[0]), NULL};
+	struct queue_args q = {0};
+	struct ld_optset set;
+	struct ld_args *args = malloc(sizeof(*args));
 	struct ld_buf out;
-	const char *v;
-	char err[256];
-	int i, r, rc = 2, have_rate = 0;
+	int rc = 2, have_rate;
 
 	ld_buf_init(&out, OUT_MAX);
-	for (i = 1; i < argc; i++) {
-		const char *what = NULL;
-
-		if (is_help(argv[i])) {
-			fputs(queue_usage, stdout);
-			rc = 0;
-			goto out;
-		}
-		if ((r = opt(argc, argv, &i, "--rate", &v)) != 0) {
-			what = "rate";
-			if (r > 0 && parse_per_second(v, &q.rate, err, sizeof(err)))
-				goto bad;
-			have_rate = 1;
-		} else if ((r = opt(argc, argv, &i, "--service-time", &v)) != 0) {
-			what = "service-time";
-			if (r > 0 && ld_num_parse(v, LD_NUM_DURATION, &q.service, err, sizeof(err)))
-				goto bad;
-		} else if ((r = opt(argc, argv, &i, "--slo", &v)) != 0 ||
-			   (r = opt(argc, argv, &i, "--slo-p99", &v)) != 0) {
-			what = "slo";
-			if (r > 0 && ld_num_parse(v, LD_NUM_DURATION, &q.slo, err, sizeof(err)))
-				goto bad;
-		} else if ((r = opt(argc, argv, &i, "--percentile", &v)) != 0) {
-			what = "percentile";
-			if (r > 0 && ld_num_parse(v, LD_NUM_FRACTION, &q.p, err, sizeof(err)))
-				goto bad;
-		} else if ((r = opt(argc, argv, &i, "--servers", &v)) != 0) {
-			what = "servers";
-			if (r > 0 && ld_num_parse(v, LD_NUM_COUNT, &q.servers, err, sizeof(err)))
-				goto bad;
-		} else if ((r = opt(argc, argv, &i, "--cores-per-node", &v)) != 0) {
-			what = "cores-per-node";
-			if (r > 0 && ld_num_parse(v, LD_NUM_COUNT, &q.k, err, sizeof(err)))
-				goto bad;
-		} else if ((r = opt(argc, argv, &i, "--format", &v)) != 0) {
-			if (r > 0 && strcmp(v, "text") && strcmp(v, "json")) {
-				fprintf(stderr, "ladder plan queue: --format: expected text or "
-						"json\n");
-				goto out;
-			}
-			q.json = r > 0 && !strcmp(v, "json");
-		} else {
-			fprintf(stderr, "ladder plan queue: %s: unknown option (see --help)\n",
-				argv[i]);
-			goto out;
-		}
-		if (r < 0)
-			goto out;
-		continue;
-	bad:
-		fprintf(stderr, "ladder plan queue: --%s: %s\n", what, err);
+	if (!args) {
+		rc = 1;
 		goto out;
 	}
+	ld_optset_init(&set, "plan queue");
+	set.summary = "M/M/c sizing: servers for a rate, a service time and an objective";
+	set.usage = "--rate R --service-time S [--slo T] [--percentile P]\n"
+		    "                         [--servers C] [--cores-per-node K] [--format "
+		    "text|json]";
+	set.about = queue_about;
+	set.examples = queue_examples;
+	rc = parse_cmdline(&set, args, argc, argv, &sec, 1, &q);
+	if (rc == 0)
+		rc = apply_rest(&set, args);
+	if (rc) {
+		rc = rc == LD_CONFIG_EXIT_OK ? 0 : rc;
+		goto out;
+	}
+	rc = 2;
+	have_rate = q.have_rate;
 	if (!have_rate || !(q.rate > 0) || q.rate > 1e12) {
 		fprintf(stderr, "ladder plan queue: --rate: %s\n",
 			have_rate ? "must be above 0 and at most 1e12 per second" : "missing");
@@ -753,6 +873,7 @@ static int cmd_queue(int argc, char **argv)
 		rc = emit(&out, NULL);
 out:
 	ld_buf_release(&out);
+	free(args);
 	return rc;
 }
 
@@ -765,7 +886,7 @@ int ld_plan_main(int argc, char **argv)
 	else if (argc > 1 && !strcmp(argv[1], "queue"))
 		rc = cmd_queue(argc - 1, argv + 1);
 	else if (argc > 1 && !strcmp(argv[1], "fields"))
-		rc = cmd_fields();
+		rc = cmd_fields(argc - 1, argv + 1);
 	else
 		rc = cmd_plan(argc, argv);
 	return rc;

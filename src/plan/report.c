@@ -154,7 +154,7 @@ int ld_plan_month_shown(const struct ld_plan *p, int i, int every)
 void ld_plan_render_header(struct ld_plan_out *o, const struct ld_plan *p, const char *bullet)
 {
 	const struct ld_assume *a = &p->a;
-	char b[6][32];
+	char b[6][32], cap[sizeof(a->capacity_source) + 64];
 	double spm = a->seconds_per_month;
 
 	ld_plan_out_printf(o,
@@ -170,7 +170,8 @@ void ld_plan_render_header(struct ld_plan_out *o, const struct ld_plan *p, const
 			   "copies\n",
 			   bullet, ld_num_fmt_si(spm, b[0], 32), a->peak_ratio,
 			   ld_num_fmt_bytes(a->write_bytes, b[1], 32), a->replication);
-	ld_plan_out_printf(o, "%sper-node capacity: %s\n", bullet, a->capacity_source);
+	ld_plan_out_printf(o, "%sper-node capacity: %s\n", bullet,
+			   ld_assume_capacity_text(a, cap, sizeof(cap)));
 	ld_plan_out_printf(o,
 			   "%sapp nodes: %.0f cores, %s per request, %.0f%% target utilisation, "
 			   "p%.4g <= %s, N+%.0f\n",
@@ -311,6 +312,7 @@ static json_t *json_plan(const struct ld_plan *p)
 {
 	json_t *root = json_object(), *as = json_object(), *months = json_array(),
 	       *tl = json_array();
+	char cap[sizeof(p->a.capacity_source) + 64];
 	size_t f, c;
 	int i, bad = !root || !as || !months || !tl;
 
@@ -331,6 +333,7 @@ static json_t *json_plan(const struct ld_plan *p)
 					ld_plan_col_value(&ld_plan_cols[c], m));
 		bad |= json_object_set_new(mo, "erlang_ok", json_boolean(m->erlang_ok));
 		bad |= json_object_set_new(mo, "cache_in_use", json_boolean(m->cache_in_use));
+		bad |= json_object_set_new(mo, "box_fits", json_boolean(m->box_fits));
 		bad |= json_object_set_new(mo, "box_holds", json_boolean(m->box_holds));
 	}
 	for (i = 0; !bad && i < p->nevents; i++) {
@@ -345,8 +348,9 @@ static json_t *json_plan(const struct ld_plan *p)
 		bad |= json_object_set_new(root, "schema", json_string("ladder-plan/1"));
 		bad |= json_object_set_new(root, "assumptions", as);
 		as = NULL;
-		bad |=
-		    json_object_set_new(root, "capacity_source", json_string(p->a.capacity_source));
+		bad |= json_object_set_new(
+		    root, "capacity_source",
+		    json_string(ld_assume_capacity_text(&p->a, cap, sizeof(cap))));
 		bad |= json_object_set_new(root, "prices_are_examples", json_true());
 		bad |= json_object_set_new(
 		    root, "prices_note",

@@ -80,9 +80,34 @@ def bad(*args):
 @pytest.mark.parametrize("sub", [[], ["fit"], ["queue"]])
 def test_help(sub):
     p = plan(*sub, "--help")
-    assert p.stdout.startswith("usage: ladder plan")
+    assert p.stdout.startswith(" ".join(["ladder plan", *sub]) + ": ")
+    assert "\n\nusage: " + " ".join(["ladder plan", *sub]) + " " in p.stdout
     assert "example" in p.stdout
     assert p.stderr == ""
+
+
+# Every subcommand of the binary; `--help` is printed verbatim, so a printf
+# escape such as '%%' left in a text shows up as is.
+ALL_SUBCOMMANDS = [["serve"], ["migrate"], ["bench"], ["plan"], ["plan", "fit"],
+                   ["plan", "queue"], ["plan", "fields"]]
+
+
+@pytest.mark.parametrize("sub", ALL_SUBCOMMANDS, ids=" ".join)
+def test_every_help_exits_0_with_examples_and_no_printf_escapes(sub):
+    p = subprocess.run([LADDER_BIN, *sub, "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""
+    assert p.stdout.startswith("usage: ladder " + " ".join(sub)) or \
+        p.stdout.startswith("ladder " + " ".join(sub) + ":"), p.stdout[:200]
+    assert "%%" not in p.stdout
+    assert re.search(r"^examples?:\n  ladder " + " ".join(sub), p.stdout, re.M), p.stdout
+
+
+def test_plan_help_spells_percentages():
+    out = plan("--help").stdout
+    assert "50ms, 2s, 20%, 3x;" in out
+    assert "--growth 5% --format html" in out
+    assert "(default 99%)" in plan("queue", "--help").stdout
 
 
 def test_fields_lists_every_input_and_example_file_documents_each():
@@ -215,13 +240,71 @@ def test_bench_report_sets_capacities(tmp_path):
     assert m["nodes_measured"] == math.ceil(max(120000 / 32400, 1200 / 3600) / 0.7)
 
 
+MEASURED = "measured by make bench on a 2-core Debian 12 machine, 2026-11-23, commit 184cae4"
+SMALL = ["--users", "300", "--reads", "900/day", "--writes", "37.5M/month", "--months", "1"]
+
+
+def test_default_capacities_are_the_measured_ones():
+    doc = plan_json("--months", "1")
+    a = doc["assumptions"]
+    assert a["core_read_capacity"] == 174969  # GET /v1/items/{id}, one core
+    assert a["node_read_capacity"] == 0  # = core_read_capacity x node_cores
+    assert a["node_write_capacity"] == 59359  # durable POST /v1/items, 64 clients
+    assert doc["capacity_source"] == ("174969 reads/s per app core, 59359 writes/s of the "
+                                      "single-box store, " + MEASURED +
+                                      " (no ladder bench report given)")
+    # 120K reads/s over 8 cores x 174,969/s, 1.2K writes/s over 59,359/s, at 70%.
+    assert doc["months"][0]["nodes_measured"] == math.ceil((120000 / (8 * 174969) +
+                                                            1200 / 59359) / 0.7)
+    assert MEASURED in plan("--help").stdout
+    assert MEASURED in plan("fields").stdout
+    # A capacity given as an input is said to be one.
+    doc = plan_json("--months", "1", "--node-write-capacity", "1000")
+    assert doc["capacity_source"].endswith("; given as inputs: write capacity")
+
+
+def test_small_service_fits_one_box_and_only_redundancy_asks_for_two():
+    doc = plan_json(*SMALL)
+    first = doc["timeline"][0]
+    assert first["what"] == "box-spare"
+    assert first["text"] == (
+        "the load fits one box with SQLite (peak 45 writes/s against the 59.4K/s it holds, "
+        "0.03 reads/s on 1 node); only redundancy 1 (N+1) asks for a second box: "
+        "--redundancy 0 (redundancy = 0 in an assumptions file) accepts a single box")
+    assert doc["months"][0]["box_fits"] is True and doc["months"][0]["box_holds"] is False
+    assert "does not hold" not in plan(*SMALL).stdout
+    # Accepting a single box: it holds, rung 1.
+    doc = plan_json(*SMALL, "--redundancy", "0")
+    assert doc["timeline"][0] == {
+        "month": 1, "rung": 1, "rung_name": "rung 1: single box (ladder serve + embedded SQLite)",
+        "what": "box-holds",
+        "text": "one box with SQLite holds the load: peak 45 writes/s against the 59.4K/s it "
+                "holds, 0.03 reads/s on 1 node"}
+    assert doc["months"][0]["rung"] == 1
+
+
+def test_load_that_does_not_fit_one_box_says_why():
+    doc = plan_json("--months", "1", "--writes", "100K/s")
+    first = doc["timeline"][0]
+    assert first["what"] == "box-fails" and first["rung"] == 2
+    assert first["text"] == (
+        "one box with SQLite does not hold the load: peak 300K writes/s pass the 59.4K/s it "
+        "holds, peak 120K reads/s and 300K writes/s need 38 app nodes, the data (390 TB with "
+        "indexes) passes the 4.00 TB it holds")
+    doc = plan_json("--months", "1")
+    assert doc["timeline"][0]["text"] == (
+        "one box with SQLite does not hold the load: peak 120K reads/s and 1.20K writes/s "
+        "need 11 app nodes")
+
+
 def test_bench_report_minimal(tmp_path):
     report = tmp_path / "min.json"
     report.write_text(json.dumps({"schema": "ladder-bench/1", "results": {"achieved_rps": 5000}}))
     doc = plan_json("--bench", report)
     assert doc["assumptions"]["node_read_capacity"] == 5000
-    assert doc["assumptions"]["node_write_capacity"] == 2000  # the default, still assumed
-    assert "assumed" in doc["capacity_source"]
+    # The default, measured by make bench; the report says it did not measure it.
+    assert doc["assumptions"]["node_write_capacity"] == 59359
+    assert "write capacity 59.4K/s not in the report" in doc["capacity_source"]
 
 
 @pytest.mark.parametrize("mutate,field", [
@@ -255,15 +338,17 @@ def test_bench_report_not_json(tmp_path):
     (["--users", "-5"], "users"),
     (["--users", "abc"], "users"),
     (["--users"], "users"),
-    (["--target-utilisation", "1.5"], "target_utilisation"),
-    (["--target-utilisation", "150%"], "target_utilisation"),
+    (["--target-utilisation", "1.5"], "--target-utilisation: 1.5 is absurd"),
+    (["--target-utilisation", "150%"], "--target-utilisation: 1.5 is absurd"),
+    (["--set", "target_utilisation=1.5"], "--set: target_utilisation: 1.5 is absurd"),
+    (["--target_utilisation", "0.5", "--peak_ratio", "0"], "--peak_ratio: 0 is below"),
     (["--users", "0"], "users"),
     (["--months", "0"], "months"),
     (["--months", "10000"], "months"),
     (["--growth", "500%"], "growth"),
-    (["--write-bytes", "1KB/s"], "write_bytes"),
+    (["--write-bytes", "1KB/s"], "--write-bytes: expected a size like 1KB, 5MB or 1GiB, got '1KB/s'"),
     (["--writes", "1B/fortnight"], "writes"),
-    (["--peak-ratio", "0.5"], "peak_ratio"),
+    (["--peak-ratio", "0.5"], "--peak-ratio: 0.5 is below the minimum 1"),
     (["--redundancy", "5"], "redundancy"),
     (["--slo-latency", "100us"], "slo_latency"),
     (["--set", "nonsense=1"], "nonsense"),

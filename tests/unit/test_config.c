@@ -128,30 +128,37 @@ static void test_defaults(void)
  * and range, so help, docs and behaviour agree. */
 static void test_table_conventions(void)
 {
+	static struct ld_optset set;
 	struct ld_config c;
 	char want[64], err[256];
-	size_t i, j;
+	size_t i, j, k;
 
 	memset(&c, 0, sizeof(c));
-	for (i = 0; i < NSETTINGS; i++) {
-		const struct setting *s = &settings[i];
+	serve_set(&set, &c, "serve");
+	CHECK_INT(set.nsections, NSECTIONS);
+	for (k = 0; k < NSECTIONS; k++) {
+		for (i = 0; i < sections[k].nopts; i++) {
+			const struct ld_opt *s = &sections[k].opts[i];
 
-		snprintf(want, sizeof(want), "LADDER_");
-		for (j = 0; s->key[j]; j++)
-			want[7 + j] = (char)toupper((unsigned char)s->key[j]);
-		want[7 + j] = '\0';
-		CHECK_STR(s->env, want);
-		for (j = 0; s->key[j]; j++)
-			want[j] = s->key[j] == '_' ? '-' : s->key[j];
-		want[j] = '\0';
-		CHECK_STR(s->flag, want);
-		err[0] = '\0';
-		CHECK_INT(apply(&c, s, s->def, LD_SRC_DEFAULT, s->key, err, sizeof(err)), 0);
-		CHECK_STR(err, "");
-		CHECK(s->help && s->help[0]);
-		CHECK(s->metavar && s->metavar[0]);
-		for (j = 0; j < i; j++)
-			CHECK(strcmp(settings[j].key, s->key) != 0);
+			snprintf(want, sizeof(want), "LADDER_");
+			for (j = 0; s->key[j]; j++)
+				want[7 + j] = (char)toupper((unsigned char)s->key[j]);
+			want[7 + j] = '\0';
+			CHECK_STR(s->env, want);
+			for (j = 0; s->key[j]; j++)
+				want[j] = s->key[j] == '_' ? '-' : s->key[j];
+			want[j] = '\0';
+			CHECK_STR(s->flag, want);
+			err[0] = '\0';
+			CHECK_INT(apply(&set, (unsigned)k, s, s->def, LD_SRC_DEFAULT, s->key, err,
+					sizeof(err)),
+				  0);
+			CHECK_STR(err, "");
+			CHECK(s->help && s->help[0]);
+			CHECK(s->metavar && s->metavar[0]);
+			for (j = 0; j < (size_t)(s - settings); j++)
+				CHECK(strcmp(settings[j].key, s->key) != 0);
+		}
 	}
 }
 
@@ -745,17 +752,267 @@ static void test_docs_cover_table(void)
 	doc[n] = '\0';
 	fclose(f);
 	for (i = 0; i < NSETTINGS; i++) {
+		const char *section = NULL;
+		size_t k;
+
+		for (k = 0; k < NSECTIONS; k++)
+			if (&settings[i] >= sections[k].opts &&
+			    &settings[i] < sections[k].opts + sections[k].nopts)
+				section = sections[k].name;
+		CHECK(section != NULL);
 		if (settings[i].def[0])
 			snprintf(def, sizeof(def), "`%s`", settings[i].def);
 		else
 			snprintf(def, sizeof(def), "(empty)");
 		snprintf(needle, sizeof(needle), "| `%s` | `[%s]` | `--%s` | `%s` | %s |",
-			 settings[i].key, settings[i].section, settings[i].flag, settings[i].env,
+			 settings[i].key, section ? section : "", settings[i].flag, settings[i].env,
 			 def);
 		if (!strstr(doc, needle))
 			fprintf(stderr, "docs lack row start '%s'\n", needle);
 		CHECK(strstr(doc, needle) != NULL);
 	}
+}
+
+/* ---- the generic machinery: a module's section, a subcommand's table ---- */
+
+struct pg_conf {
+	char conninfo[256];
+	unsigned pool;
+	uint64_t connect_timeout_ms;
+};
+
+static struct pg_conf pg;
+static unsigned char pg_source[3];
+
+static const struct ld_opt pg_opts[] = {
+    {"postgres-conninfo", 0, "conninfo", "LADDER_POSTGRES_CONNINFO", LD_OPT_STR,
+     offsetof(struct pg_conf, conninfo), sizeof(pg.conninfo), 0, "", 0, 0, NULL, LD_OPT_SECRET,
+     NULL, NULL, "DSN", "libpq connection string"},
+    {"postgres-pool", 0, "pool", "LADDER_POSTGRES_POOL", LD_OPT_UINT,
+     offsetof(struct pg_conf, pool), sizeof(pg.pool), 0, "8", 1, 1000, NULL, 0, NULL, NULL, "N",
+     "connections per process"},
+    {"postgres-connect-timeout", 0, "connect_timeout", "LADDER_POSTGRES_CONNECT_TIMEOUT",
+     LD_OPT_DUR, offsetof(struct pg_conf, connect_timeout_ms), sizeof(uint64_t), 0, "5s", 1, HOUR,
+     NULL, 0, NULL, NULL, "DURATION", "time to open one connection"},
+};
+
+static const struct ld_opt_section pg_section = {"postgres", pg_opts, 3, NULL};
+
+/* A store driver registers its own [postgres] section: flags, env, file
+ * keys, defaults, sources, --help and --print-config come with it. */
+static void test_module_section(void)
+{
+	static const struct ld_opt_section clash = {"server", pg_opts, 1, NULL};
+	struct ld_config c;
+	char err[256] = "";
+	const char *path, *out;
+	int rc;
+
+	clear_env();
+	CHECK_INT(ld_config_register(&pg_section, &pg, pg_source), 0);
+	CHECK_INT(ld_config_register(&pg_section, &pg, pg_source), -EEXIST);
+	CHECK_INT(ld_config_register(&clash, &pg, NULL), -EEXIST);
+	CHECK_INT(load(&c, err, sizeof(err), NULL), LD_CONFIG_OK);
+	CHECK_INT(pg.pool, 8);
+	CHECK_INT(pg.connect_timeout_ms, 5000);
+	CHECK_STR(ld_config_source(&c, "pool"), "default");
+	path = write_file("pg.ini", "[postgres]\npool = 20\nconninfo = host=db\n");
+	setenv("LADDER_POSTGRES_CONNECT_TIMEOUT", "2s", 1);
+	CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, "--postgres-pool=30", NULL),
+		  LD_CONFIG_OK);
+	unsetenv("LADDER_POSTGRES_CONNECT_TIMEOUT");
+	CHECK_INT(pg.pool, 30);
+	CHECK_STR(pg.conninfo, "host=db");
+	CHECK_INT(pg.connect_timeout_ms, 2000);
+	CHECK_STR(ld_config_source(&c, "pool"), "flag");
+	CHECK_STR(ld_config_source(&c, "conninfo"), "file");
+	CHECK_STR(ld_config_source(&c, "connect_timeout"), "env");
+	CHECK_INT(load(&c, err, sizeof(err), "--postgres-pool", "0", NULL), -EINVAL);
+	CHECK_STR(err, "--postgres-pool: 0 is out of range (1 to 1000)");
+	CHECK_INT(load(&c, err, sizeof(err), "--postgres-pol", "3", NULL), -EINVAL);
+	CHECK_STR(err, "unknown option '--postgres-pol' (did you mean --postgres-pool?)");
+	path = write_file("pg2.ini", "[postgres]\npol = 2\n");
+	CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, NULL), -EINVAL);
+	CHECK(strstr(err, "pg2.ini:2: unknown key 'pol' in [postgres] (did you mean 'pool'?)"));
+	path = write_file("pg3.ini", "[pgsql]\npool = 2\n");
+	CHECK_INT(load(&c, err, sizeof(err), "--config", (char *)path, NULL), -EINVAL);
+	CHECK(
+	    strstr(err, "unknown section [pgsql] (sections: server, store, auth, http, postgres)"));
+	out = capture_stdout(&rc, "--help", NULL);
+	CHECK_INT(rc, LD_CONFIG_EXIT_OK);
+	CHECK(strstr(out, "\n[postgres]\n  --postgres-conninfo DSN") != NULL);
+	CHECK(strstr(out, "env LADDER_POSTGRES_POOL, key pool, default 8, 1 to 1000\n") != NULL);
+	out = capture_stdout(&rc, "--print-config", "--postgres-conninfo=host=secret");
+	CHECK(strstr(out, "\n[postgres]\nconninfo = (set) ; flag\npool = 8 ; default\n") != NULL);
+	CHECK(strstr(out, "secret") == NULL);
+	/* The module's section stays registered: leave it as the other tests
+	 * expect the defaults. */
+	CHECK_INT(load(&c, err, sizeof(err), NULL), LD_CONFIG_OK);
+}
+
+struct cmd_conf {
+	const char *urls[4];
+	int nurls;
+	int conns;
+	bool quiet;
+	const char *out;
+	double ratio;
+	const char *early;
+};
+
+static int p_url(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	struct cmd_conf *c = base;
+
+	if (c->nurls == 4) {
+		snprintf(why, n, "more than 4");
+		return -EINVAL;
+	}
+	c->urls[c->nurls++] = v;
+	return 0;
+}
+
+static int p_ratio(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	if (*end || end == v || d < 0) {
+		snprintf(why, n, "'%s' is not a ratio", v);
+		return -EINVAL;
+	}
+	*(double *)(void *)((char *)base + o->off) = d;
+	return 0;
+}
+
+#define CC(f) offsetof(struct cmd_conf, f), sizeof(((struct cmd_conf *)0)->f), 0
+
+static const struct ld_opt cmd_opts[] = {
+    {NULL, 0, NULL, NULL, LD_OPT_FN, CC(urls), NULL, 0, 0, NULL, LD_OPT_REPEAT, p_url, NULL, "URL",
+     "targets"},
+    {"connections", 'c', NULL, NULL, LD_OPT_INT, CC(conns), "16", 1, 100, NULL, 0, NULL, NULL, "N",
+     "connections"},
+    {"quiet", 'q', NULL, NULL, LD_OPT_SWITCH, CC(quiet), NULL, 0, 0, NULL, 0, NULL, NULL, NULL,
+     "no live line"},
+    {"read-ratio", 0, NULL, NULL, LD_OPT_FN, CC(ratio), "0.5", 0, 0, NULL, 0, p_ratio, NULL, "R",
+     "share of reads"},
+    {"json", 0, NULL, NULL, LD_OPT_ARG, CC(out), NULL, 0, 0, NULL, 0, NULL, NULL, "FILE", "report"},
+    {"from", 0, NULL, NULL, LD_OPT_ARG, CC(early), NULL, 0, 0, NULL, LD_OPT_EARLY, NULL, NULL,
+     "FILE", "inputs"},
+};
+
+static const struct ld_opt_section cmd_section = {"load", cmd_opts, 6, NULL};
+
+/* run_cmd parses a NULL-terminated argument list with cmd_opts into c;
+ * returns the first failing step's result. */
+static int run_cmd(struct cmd_conf *c, bool fold, char *err, size_t errlen, ...)
+{
+	static struct ld_optset set;
+	static struct ld_args args;
+	char *argv[32];
+	int argc = 0, rc;
+	va_list ap;
+
+	argv[argc++] = "demo";
+	va_start(ap, errlen);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	memset(c, 0, sizeof(*c));
+	ld_optset_init(&set, "demo");
+	set.fold_underscore = fold;
+	set.summary = "a demo";
+	set.usage = "[options] URL...";
+	set.examples = "  ladder demo -c 4 http://x/\n";
+	rc = ld_optset_add(&set, &cmd_section, c, NULL);
+	if (rc == 0)
+		rc = ld_optset_defaults(&set, err, errlen);
+	if (rc == 0)
+		rc = ld_optset_parse(&set, argc, argv, &args, err, errlen);
+	if (rc == 0)
+		rc = ld_optset_apply(&set, &args, true, err, errlen);
+	/* The early pass ran alone: the rest is still at its defaults. */
+	if (rc == 0 && c->conns != 16)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = ld_optset_apply(&set, &args, false, err, errlen);
+	return rc;
+}
+
+/* A subcommand's table: short flags, switches, positional arguments, custom
+ * parsers, the early pass, and the messages. */
+static void test_subcommand_table(void)
+{
+	struct cmd_conf c;
+	char err[256];
+
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), NULL), 0);
+	CHECK_INT(c.conns, 16);
+	CHECK_DBL(c.ratio, 0.5, 0);
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "-c", "4", "http://a/", "--quiet", "-",
+			  "--read-ratio=0.25", "--json", "r.json", "--from", "f", "-c", "5", NULL),
+		  0);
+	CHECK_INT(c.conns, 5); /* the last one wins */
+	CHECK(c.quiet);
+	CHECK_INT(c.nurls, 2);
+	CHECK_STR(c.urls[0], "http://a/");
+	CHECK_STR(c.urls[1], "-");
+	CHECK_DBL(c.ratio, 0.25, 0);
+	CHECK_STR(c.out, "r.json");
+	CHECK_STR(c.early, "f");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "-c", "0", NULL), -EINVAL);
+	CHECK_STR(err, "-c: 0 is out of range (1 to 100)");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "--connections", "x", NULL), -EINVAL);
+	CHECK_STR(err, "--connections: 'x' is not a number");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "--read-ratio", "-1", NULL), -EINVAL);
+	CHECK_STR(err, "--read-ratio: '-1' is not a ratio");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "--quiet=yes", NULL), -EINVAL);
+	CHECK_STR(err, "--quiet: takes no value (got 'yes')");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "-x", NULL), -EINVAL);
+	CHECK_STR(err, "unknown option '-x' (see --help)");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "--jsn", "f", NULL), -EINVAL);
+	CHECK_STR(err, "unknown option '--jsn' (did you mean --json?)");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "--json", NULL), -EINVAL);
+	CHECK_STR(err, "--json needs a value");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "a", "b", "c", "d", "e", NULL), -EINVAL);
+	CHECK_STR(err, "URL: more than 4");
+	CHECK_INT(run_cmd(&c, false, err, sizeof(err), "--read_ratio", "1", NULL), -EINVAL);
+	CHECK_STR(err, "unknown option '--read_ratio' (did you mean --read-ratio?)");
+	CHECK_INT(run_cmd(&c, true, err, sizeof(err), "--read_ratio", "1", NULL), 0);
+	CHECK_DBL(c.ratio, 1, 0);
+}
+
+/* The generated --help lists every flag with its default and range, and the
+ * examples. */
+static void test_subcommand_help(void)
+{
+	static struct ld_optset set;
+	struct cmd_conf c;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	ld_optset_init(&set, "demo");
+	set.summary = "a demo";
+	set.usage = "[options] URL...";
+	set.examples = "  ladder demo -c 4 http://x/\n";
+	CHECK_INT(ld_optset_add(&set, &cmd_section, &c, NULL), 0);
+	CHECK_INT(ld_optset_add(&set, &cmd_section, &c, NULL), -EEXIST);
+	ld_optset_usage(&set, f);
+	fclose(f);
+	CHECK(strncmp(buf, "ladder demo: a demo\n\nusage: ladder demo [options] URL...\n", 57) ==
+	      0);
+	CHECK(strstr(buf, "\nexamples:\n  ladder demo -c 4 http://x/\n") != NULL);
+	CHECK(strstr(buf, "\nload:\n") != NULL);
+	CHECK(strstr(buf, "  -c, --connections N          connections (default 16; 1 to 100)\n") !=
+	      NULL);
+	CHECK(strstr(buf, "  -q, --quiet                  no live line\n") != NULL);
+	CHECK(strstr(buf, "      --read-ratio R           share of reads (default 0.5)\n") != NULL);
+	CHECK(strstr(buf, "%%") == NULL);
+	free(buf);
 }
 
 int main(void)
@@ -782,6 +1039,9 @@ int main(void)
 	RUN(test_print_loads_back);
 	RUN(test_help_and_print_config);
 	RUN(test_docs_cover_table);
+	RUN(test_subcommand_table);
+	RUN(test_subcommand_help);
+	RUN(test_module_section);
 	{
 		char cmd[600];
 
