@@ -49,6 +49,27 @@ static const unsigned char cls[256] = {
 
 #define IS(c, k) (cls[(unsigned char)(c)] & (k))
 
+/*
+ * Request-line states: the scan pass checks the request line byte by byte as
+ * it arrives, so a line that can no longer be valid ("GET /\r\n", a CTL in the
+ * target) is refused at once instead of waiting for more bytes or the header
+ * timeout. It accepts exactly the prefixes of lines parse_request_line takes,
+ * apart from two checks made when the line is complete: the major version
+ * (505) and "*" being for OPTIONS only.
+ */
+enum {
+	RL_METHOD0, /* first byte of the method */
+	RL_METHOD,  /* more tchars, or the SP after the method */
+	RL_TARGET0, /* first byte of the target: '/', '*' or the scheme's 'h' */
+	RL_PATH,    /* origin-form path and query, or absolute-form after the authority */
+	RL_STAR,    /* after '*': only SP */
+	RL_SCHEME,  /* "http://" or "https://", any case; rl_n bytes matched */
+	RL_AUTH0,   /* first byte of the authority: it may not be empty */
+	RL_AUTH,    /* authority, up to '/', '?' or SP */
+	RL_VERSION, /* "HTTP/" DIGIT "." DIGIT CR; rl_n bytes matched */
+	RL_LF,	    /* after the CR: only the LF may come */
+};
+
 static const char *const method_names[LD_HTTP_METHOD_COUNT] = {
     "OTHER", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
 };
@@ -80,6 +101,13 @@ void ld_http_parser_reset(struct ld_http_parser *p)
 	p->line_start = 0;
 	p->end = 0;
 	p->lines = 0;
+	p->blank = 0;
+	p->start = 0;
+	p->rl = RL_METHOD0;
+	p->rl_n = 0;
+	p->rl_tls = 0;
+	p->rl_star = 0;
+	p->err = 0;
 }
 
 const char *ld_http_method_name(enum ld_http_method m)
@@ -106,19 +134,117 @@ static int ieq(const char *a, const char *b, size_t n)
 	return 1;
 }
 
+/* rl_step moves the request-line check over the byte at buf[at]; false when
+ * the line can no longer be valid. */
+static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
+{
+	unsigned char ch = (unsigned char)buf[at];
+
+	switch (p->rl) {
+	case RL_METHOD0:
+		if (!IS(ch, C_TCHAR))
+			return false;
+		p->rl = RL_METHOD;
+		return true;
+	case RL_METHOD:
+		if (ch == ' ')
+			p->rl = RL_TARGET0;
+		return ch == ' ' || IS(ch, C_TCHAR);
+	case RL_TARGET0:
+		if (ch == '/') {
+			p->rl = RL_PATH;
+		} else if (ch == '*') {
+			p->rl = RL_STAR;
+		} else if (lower(ch) == 'h') {
+			p->rl = RL_SCHEME;
+			p->rl_n = 1;
+		} else {
+			return false;
+		}
+		return true;
+	case RL_PATH:
+		if (ch == ' ') {
+			p->rl = RL_VERSION;
+			p->rl_n = 0;
+			return true;
+		}
+		return IS(ch, C_TARGET);
+	case RL_STAR:
+		p->rl = RL_VERSION;
+		p->rl_n = 0;
+		return ch == ' ';
+	case RL_SCHEME:
+		/* The scheme is case-insensitive (RFC 3986 3.1). */
+		if (p->rl_n == 4 && !p->rl_tls && lower(ch) == 's')
+			p->rl_tls = 1;
+		else if (lower(ch) != (unsigned char)(p->rl_tls ? "https://" : "http://")[p->rl_n])
+			return false;
+		if (++p->rl_n == (p->rl_tls ? 8 : 7))
+			p->rl = RL_AUTH0;
+		return true;
+	case RL_AUTH0:
+		p->rl = RL_AUTH;
+		return IS(ch, C_HOST);
+	case RL_AUTH:
+		if (ch == '/' || ch == '?') {
+			p->rl = RL_PATH;
+		} else if (ch == ' ') {
+			p->rl = RL_VERSION;
+			p->rl_n = 0;
+		} else if (!IS(ch, C_HOST)) {
+			return false;
+		}
+		return true;
+	case RL_VERSION: {
+		unsigned n = p->rl_n++;
+
+		if (n < 5)
+			return ch == (unsigned char)"HTTP/"[n];
+		if (n == 5 || n == 7)
+			return ch >= '0' && ch <= '9';
+		if (n == 6)
+			return ch == '.';
+		p->rl = RL_LF;
+		return ch == '\r';
+	}
+	}
+	return false; /* RL_LF: the scan stops at the LF, so this is not one */
+}
+
+/* request_line_done judges a complete request line at buf[ls..i], i its LF:
+ * the two checks that need the whole line. */
+static int request_line_done(const struct ld_http_parser *p, const char *buf, size_t ls, size_t i)
+{
+	const char *sp;
+
+	if (p->rl != RL_LF)
+		return -400;
+	/* RFC 9110 6.2 / 15.6.6: a well-formed version we do not speak. The
+	 * major digit is the one before ".d\r\n". */
+	if (buf[i - 4] != '1')
+		return -505;
+	/* RFC 9112 3.2.4: the asterisk-form is only for OPTIONS. */
+	sp = memchr(buf + ls, ' ', i - ls);
+	if (p->rl_star && (sp - (buf + ls) != 7 || memcmp(buf + ls, "OPTIONS", 7) != 0))
+		return -400;
+	return 0;
+}
+
 /*
  * scan looks for the blank line that ends the header block, starting where
  * the previous call stopped. Returns 1 when found (p->end set), 0 for more
  * bytes, or a negative status. Each limit fires as soon as the bytes seen
  * prove it is passed: a line's LF must come within its limit, the block's last
  * LF within headers_max, and a line after fields_max fields must be the blank
- * one.
+ * one. The request line is checked as its bytes arrive (rl_step).
  */
 static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 {
 	const struct ld_http_limits *lim = &p->lim;
 	size_t ls = p->line_start, pos = p->scanned;
 
+	if (p->err)
+		return p->err;
 	for (;;) {
 		size_t lmax = p->lines == 0 ? lim->request_line_max : lim->header_line_max;
 		size_t line_lim = lmax > SIZE_MAX - ls ? SIZE_MAX : ls + lmax;
@@ -131,7 +257,8 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 			stop = lim->headers_max;
 		if (ls < stop) {
 			if (buf[ls] == '\r') {
-				/* Only the blank line may start with CR. */
+				/* Only the blank line (or an empty line before
+				 * the request line) may start with CR. */
 				if (ls + 1 < stop && buf[ls + 1] != '\n')
 					return -400;
 			} else if (p->lines > lim->fields_max) {
@@ -139,6 +266,16 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 			}
 		}
 		nl = pos < stop ? memchr(buf + pos, '\n', stop - pos) : NULL;
+		if (p->lines == 0 && ls < stop && buf[ls] != '\r') {
+			size_t to = nl ? (size_t)(nl - buf) : stop, k;
+
+			for (k = pos; k < to; k++) {
+				if (!rl_step(p, buf, k))
+					return p->err = -400;
+				if (p->rl == RL_STAR)
+					p->rl_star = 1;
+			}
+		}
 		if (!nl) {
 			if (stop > pos)
 				p->scanned = stop;
@@ -152,10 +289,23 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 		if (i == ls || buf[i - 1] != '\r')
 			return -400; /* bare LF */
 		if (i - ls == 1) {
-			if (p->lines == 0)
-				return -400; /* empty line before the request line */
+			if (p->lines == 0) {
+				/* RFC 9112 2.2: empty lines before the request
+				 * line (a CRLF after a body, sent by some old
+				 * clients) are skipped, a few of them. */
+				if (++p->blank > LD_HTTP_LEADING_EMPTY_MAX)
+					return p->err = -400;
+				p->scanned = p->line_start = p->start = pos = ls = i + 1;
+				continue;
+			}
 			p->scanned = p->line_start = p->end = i + 1;
 			return 1;
+		}
+		if (p->lines == 0) {
+			int rc = request_line_done(p, buf, ls, i);
+
+			if (rc < 0)
+				return p->err = rc;
 		}
 		p->lines++;
 		p->scanned = p->line_start = pos = ls = i + 1;
@@ -194,8 +344,51 @@ static enum ld_http_method method_of(const char *m, size_t n)
 	return LD_HTTP_OTHER;
 }
 
+/* split_target sets path and query from an origin-form target (or the part
+ * of an absolute-form one after its authority) at t[0..n), n > 0. */
+static void split_target(const char *t, size_t n, struct ld_http_request *req)
+{
+	const char *qm = memchr(t, '?', n);
+
+	req->path = t;
+	req->path_len = qm ? (size_t)(qm - t) : n;
+	req->query = qm ? qm + 1 : NULL;
+	req->query_len = qm ? n - req->path_len - 1 : 0;
+}
+
+/* absolute_form reads "http://authority[/path][?query]" (or https, any case)
+ * at t[0..n). The authority is a non-empty host[:port] without userinfo. An
+ * empty path is "/" (RFC 9110 4.2.3), which then points at a constant. */
+static bool absolute_form(const char *t, size_t n, struct ld_http_request *req)
+{
+	const char *e = t + n, *a, *q;
+
+	if (n > 7 && ieq(t, "http://", 7))
+		a = t + 7;
+	else if (n > 8 && ieq(t, "https://", 8))
+		a = t + 8;
+	else
+		return false;
+	for (q = a; q < e && IS(*q, C_HOST); q++)
+		;
+	if (q == a || (q < e && *q != '/' && *q != '?'))
+		return false;
+	req->authority = a;
+	req->authority_len = (size_t)(q - a);
+	if (q < e && *q == '/') {
+		split_target(q, (size_t)(e - q), req);
+	} else {
+		req->path = "/";
+		req->path_len = 1;
+		req->query = q < e ? q + 1 : NULL;
+		req->query_len = q < e ? (size_t)(e - q - 1) : 0;
+	}
+	return true;
+}
+
 /* parse_request_line reads "method SP target SP version CRLF" at s (the scan
- * has ensured the line ends in CRLF) and returns the next line, or NULL. */
+ * has checked the line already; this fills in the request) and returns the
+ * next line, or NULL. */
 static const char *parse_request_line(const char *s, const char *end, struct ld_http_request *req)
 {
 	const char *q = s, *t;
@@ -216,27 +409,24 @@ static const char *parse_request_line(const char *s, const char *end, struct ld_
 	req->target = t;
 	req->target_len = (size_t)(q - t);
 	if (*t == '/') {
-		const char *qm = memchr(t, '?', req->target_len);
-
-		req->path = t;
-		req->path_len = qm ? (size_t)(qm - t) : req->target_len;
-		req->query = qm ? qm + 1 : NULL;
-		req->query_len = qm ? req->target_len - req->path_len - 1 : 0;
+		split_target(t, req->target_len, req);
 	} else if (req->target_len == 1 && *t == '*' && req->method == LD_HTTP_OPTIONS) {
 		req->path = t;
 		req->path_len = 1;
 		req->query = NULL;
 		req->query_len = 0;
-	} else {
-		/* absolute-form (only proxies need it) and authority-form (CONNECT). */
+	} else if (!absolute_form(t, req->target_len, req)) {
+		/* authority-form (CONNECT), other schemes, userinfo. */
 		return NULL;
 	}
 
+	/* HTTP/1.x with any minor is served as 1.1 (RFC 9110 2.5); the scan
+	 * has answered other majors with 505. */
 	q++;
-	if (end - q < 10 || memcmp(q, "HTTP/1.", 7) != 0 || (q[7] != '0' && q[7] != '1') ||
+	if (end - q < 10 || memcmp(q, "HTTP/1.", 7) != 0 || q[7] < '0' || q[7] > '9' ||
 	    q[8] != '\r' || q[9] != '\n')
 		return NULL;
-	req->version_minor = q[7] - '0';
+	req->version_minor = q[7] == '0' ? 0 : 1;
 	return q + 10;
 }
 
@@ -320,9 +510,17 @@ static int field(const struct ld_http_field *f, struct ld_http_request *req, str
 	switch (f->name_len) {
 	case 4:
 		if (ieq(f->name, "host", 4)) {
+			/* An http(s) URI has a non-empty host (RFC 9110 4.2.1),
+			 * so an empty Host is invalid (RFC 9112 3.2). With an
+			 * absolute-form target Host is still required and
+			 * checked, but its value is ignored (3.2.2). */
 			s->hosts++;
-			if (!host_ok(f->value, f->value_len))
+			if (!f->value_len || !host_ok(f->value, f->value_len))
 				return -400;
+			if (!req->authority) {
+				req->authority = f->value;
+				req->authority_len = f->value_len;
+			}
 		}
 		break;
 	case 6:
@@ -440,7 +638,9 @@ int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
 	req->content_length = -1;
 	req->chunked = false;
 	req->expect_continue = false;
-	q = parse_request_line(buf, buf + p->end, req);
+	req->authority = NULL;
+	req->authority_len = 0;
+	q = parse_request_line(buf + p->start, buf + p->end, req);
 	if (!q)
 		return -400;
 	rc = parse_fields(p, q, buf + p->end, req, &s);
@@ -463,6 +663,11 @@ int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
 	req->keep_alive = !s.close && (req->version_minor == 1 || s.keep);
 	req->header_len = p->end;
 	return (int)p->end;
+}
+
+bool ld_http_parser_idle(const struct ld_http_parser *p)
+{
+	return !p->err && !p->end && p->lines == 0 && p->rl == RL_METHOD0;
 }
 
 const struct ld_http_field *ld_http_find(const struct ld_http_request *req, const char *name)
@@ -492,13 +697,22 @@ const struct ld_http_field *ld_http_find(const struct ld_http_request *req, cons
  * arrived in.
  */
 enum {
-	CK_SIZE0,   /* first hex digit of a chunk size */
-	CK_SIZE,    /* more hex digits */
-	CK_SIZE_WS, /* BWS after the size: only ';' may follow */
-	CK_EXT,	    /* chunk extensions, skipped up to CR */
-	CK_SIZE_LF, /* LF of the size line */
-	CK_DATA,    /* chunk data */
-	CK_DATA_CR, /* CRLF after the data */
+	CK_SIZE0, /* first hex digit of a chunk size */
+	CK_SIZE,  /* more hex digits */
+	/* Chunk extensions (RFC 9112 7.1.1), checked and then ignored:
+	 * *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
+	CK_BWS,	     /* BWS after the size or a value: only ';' may follow */
+	CK_EXT0,     /* after ';': BWS, then the name */
+	CK_EXT_NAME, /* name tchars */
+	CK_NAME_BWS, /* BWS after the name: '=' or the next ';' */
+	CK_VAL0,     /* after '=': BWS, then a token or a quoted string */
+	CK_VAL_TOK,  /* token value */
+	CK_VAL_QS,   /* inside the quoted string */
+	CK_VAL_QP,   /* after a backslash in it */
+	CK_VAL_END,  /* after the closing quote */
+	CK_SIZE_LF,  /* LF of the size line */
+	CK_DATA,     /* chunk data */
+	CK_DATA_CR,  /* CRLF after the data */
 	CK_DATA_LF,
 	CK_TR_START, /* first byte of a trailer line, or CR of the final CRLF */
 	CK_TR_NAME,
@@ -533,12 +747,67 @@ static int size_done(struct ld_http_chunked *c, unsigned char ch)
 {
 	if (c->remaining > c->max - c->total)
 		return CK_BIG;
+	if (ch == ';' || ch == ' ' || ch == '\t')
+		c->ext_len++; /* the first byte of the extensions */
 	if (ch == ';')
-		return CK_EXT;
+		return CK_EXT0;
 	if (ch == ' ' || ch == '\t')
-		return CK_SIZE_WS;
+		return CK_BWS;
 	if (ch == '\r')
 		return CK_SIZE_LF;
+	return CK_BAD;
+}
+
+/* ext_step moves over one byte of the chunk extensions. Whitespace may only
+ * come where the grammar has BWS: not before the CR, and never inside a name
+ * or a token. */
+static int ext_step(int state, unsigned char ch)
+{
+	bool ws = ch == ' ' || ch == '\t';
+
+	switch (state) {
+	case CK_BWS:
+		return ws ? CK_BWS : ch == ';' ? CK_EXT0 : CK_BAD;
+	case CK_EXT0:
+		return ws ? CK_EXT0 : IS(ch, C_TCHAR) ? CK_EXT_NAME : CK_BAD;
+	case CK_EXT_NAME:
+		if (IS(ch, C_TCHAR))
+			return CK_EXT_NAME;
+		/* fall through - what may follow a name */
+	case CK_NAME_BWS:
+		if (ws)
+			return CK_NAME_BWS;
+		if (ch == '=')
+			return CK_VAL0;
+		if (ch == ';')
+			return CK_EXT0;
+		return ch == '\r' && state == CK_EXT_NAME ? CK_SIZE_LF : CK_BAD;
+	case CK_VAL0:
+		if (ws)
+			return CK_VAL0;
+		if (ch == '"')
+			return CK_VAL_QS;
+		return IS(ch, C_TCHAR) ? CK_VAL_TOK : CK_BAD;
+	case CK_VAL_TOK:
+		if (IS(ch, C_TCHAR))
+			return CK_VAL_TOK;
+		/* fall through - what may follow a value */
+	case CK_VAL_END:
+		if (ws)
+			return CK_BWS;
+		if (ch == ';')
+			return CK_EXT0;
+		return ch == '\r' ? CK_SIZE_LF : CK_BAD;
+	case CK_VAL_QS:
+		/* qdtext is a value byte but DQUOTE and backslash. */
+		if (ch == '"')
+			return CK_VAL_END;
+		if (ch == '\\')
+			return CK_VAL_QP;
+		return IS(ch, C_VALUE) ? CK_VAL_QS : CK_BAD;
+	case CK_VAL_QP:
+		return IS(ch, C_VALUE) ? CK_VAL_QS : CK_BAD;
+	}
 	return CK_BAD;
 }
 
@@ -564,16 +833,20 @@ static int step(struct ld_http_chunked *c, unsigned char ch)
 			return CK_BAD;
 		c->remaining = c->remaining << 4 | (uint64_t)d;
 		return CK_SIZE;
-	case CK_SIZE_WS:
-		if (ch == ' ' || ch == '\t')
-			return CK_SIZE_WS;
-		return ch == ';' ? CK_EXT : CK_BAD;
-	case CK_EXT:
-		/* Extensions are skipped, but a CTL in one (a bare LF above all)
-		 * is a framing disagreement waiting to happen. */
-		if (ch == '\r')
-			return CK_SIZE_LF;
-		return IS(ch, C_VALUE) ? CK_EXT : CK_BAD;
+	case CK_BWS:
+	case CK_EXT0:
+	case CK_EXT_NAME:
+	case CK_NAME_BWS:
+	case CK_VAL0:
+	case CK_VAL_TOK:
+	case CK_VAL_QS:
+	case CK_VAL_QP:
+	case CK_VAL_END:
+		/* The extensions of the whole body share one cap: a body of
+		 * one-byte chunks must not carry kilobytes of them each. */
+		if (++c->ext_len > LD_HTTP_CHUNK_EXTS_MAX)
+			return CK_BAD;
+		return ext_step(c->state, ch);
 	case CK_SIZE_LF:
 		if (ch != '\n')
 			return CK_BAD;

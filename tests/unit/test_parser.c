@@ -6,7 +6,9 @@
  * time and in random splits, each step in a fresh heap buffer of exactly the
  * bytes received so far (so a read past the end trips the sanitizer build, and
  * the buffer moves between calls the way a growing read buffer does). All
- * three must agree with the expected outcome.
+ * three must agree with the expected outcome, and a rejection that is certain
+ * before the end (a request line that can no longer be valid) must come at
+ * exactly the byte that makes it so.
  *
  * LD_PARSER_BENCH=1 makes the binary also print ns per parse of a typical
  * request (a figure to read, never asserted).
@@ -32,11 +34,14 @@ struct pcase {
 	const char *name;
 	const char *raw;
 	size_t len;
-	int status; /* OK, or the negative status expected */
-	size_t hdr; /* expected header_len when not len (a body follows) */
+	int status;  /* OK, or the negative status expected */
+	size_t at;   /* a rejection: comes once exactly this many bytes are in */
+	size_t hdr;  /* expected header_len when not len (a body follows) */
+	size_t lead; /* empty lines skipped before the request line, in bytes */
 	enum ld_http_method method;
 	const char *method_str;		   /* checked when set */
 	const char *target, *path, *query; /* query NULL: expected absent */
+	const char *authority;		   /* checked when set */
 	int minor;
 	int64_t cl; /* 0 in the table means -1 (none); use CL(n) for a value */
 	bool chunked, keep_alive, expect;
@@ -162,8 +167,8 @@ static const struct pcase cases[] = {
      ROOT11(LD_HTTP_GET), .nfields = 1},
     {"Host IPv6 literal", R("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"), OK, ROOT11(LD_HTTP_GET),
      .nfields = 1},
-    {"Host empty (no authority)", R("GET / HTTP/1.1\r\nHost:\r\n\r\n"), OK, ROOT11(LD_HTTP_GET),
-     .nfields = 1},
+    {"Host is the authority", R("GET / HTTP/1.1\r\nHost: a.example:80\r\n\r\n"), OK,
+     ROOT11(LD_HTTP_GET), .authority = "a.example:80", .nfields = 1},
     {"same-length names that are not special",
      R("GET / HTTP/1.1\r\nHost: a\r\nHosx: 1 2\r\nContent-Lengtx: -1\r\nTransfer-Encodinx: "
        "gzip\r\nExpecx: 100-continue\r\nConnectiox: close\r\n\r\n"),
@@ -172,8 +177,48 @@ static const struct pcase cases[] = {
      R("GET / HTTP/1.1\r\nHost: a\r\n\r\n\n\r\x00garbage"), OK, .hdr = 27, ROOT11(LD_HTTP_GET),
      .nfields = 1},
 
+    /* ---- RFC 9112 2.2: empty lines before the request line ---- */
+    {"leading empty line", R("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), OK, .lead = 2,
+     ROOT11(LD_HTTP_GET), .nfields = 1},
+    {"four leading empty lines", R("\r\n\r\n\r\n\r\nPOST / HTTP/1.0\r\n\r\n"), OK, .lead = 8,
+     ROOT10(LD_HTTP_POST)},
+    {"five leading empty lines", R("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), -400,
+     .at = 10},
+    {"leading bare LF", R("\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 3},
+    {"leading bare CR", R("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 2},
+    {"leading SP CRLF", R(" \r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 1},
+
+    /* ---- RFC 9112 3.2.2: absolute-form ---- */
+    {"absolute-form", R("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), OK, GET11("http://a/"),
+     .path = "/", .authority = "a", .nfields = 1},
+    {"absolute-form routes on its path, Host ignored",
+     R("GET http://api.example:8080/v1/users/7?x=1&y HTTP/1.1\r\nHost: other\r\n\r\n"), OK,
+     GET11("http://api.example:8080/v1/users/7?x=1&y"), .path = "/v1/users/7", .query = "x=1&y",
+     .authority = "api.example:8080", .nfields = 1, .fields = {{"Host", "other"}}},
+    {"absolute-form https in any case", R("PUT HtTpS://[::1]:8443/p HTTP/1.1\r\nHost: x\r\n\r\n"),
+     OK, .method = LD_HTTP_PUT, .target = "HtTpS://[::1]:8443/p", .path = "/p",
+     .authority = "[::1]:8443", .minor = 1, .keep_alive = true, .nfields = 1},
+    {"absolute-form empty path is /", R("GET http://a HTTP/1.1\r\nHost: a\r\n\r\n"), OK,
+     GET11("http://a"), .path = "/", .authority = "a", .nfields = 1},
+    {"absolute-form empty path with a query", R("GET http://a?q=1 HTTP/1.1\r\nHost: a\r\n\r\n"), OK,
+     GET11("http://a?q=1"), .path = "/", .query = "q=1", .authority = "a", .nfields = 1},
+    {"absolute-form on 1.0 without Host", R("GET http://a/x HTTP/1.0\r\n\r\n"), OK,
+     .method = LD_HTTP_GET, .target = "http://a/x", .path = "/x", .authority = "a"},
+    {"absolute-form still needs Host on 1.1", R("GET http://a/ HTTP/1.1\r\n\r\n"), -400},
+    {"absolute-form with an empty Host", R("GET http://a/ HTTP/1.1\r\nHost:\r\n\r\n"), -400},
+    {"absolute-form empty authority", R("GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n"), -400,
+     .at = 12},
+    {"absolute-form empty authority at the end", R("GET http:// HTTP/1.1\r\nHost: a\r\n\r\n"), -400,
+     .at = 12},
+    {"absolute-form userinfo", R("GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 13},
+    {"absolute-form other scheme", R("GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 5},
+    {"absolute-form scheme httpx", R("GET httpx://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 9},
+    {"absolute-form without //", R("GET http:a/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 10},
+    {"absolute-form fragment", R("GET http://a/#x HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 14},
+    {"absolute-form SP in authority", R("GET http://a b/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400,
+     .at = 14},
+
     /* ---- request line ---- */
-    {"leading empty line", R("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"double space after method", R("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"double space before version", R("GET /  HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"trailing space after version", R("GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), -400},
@@ -183,18 +228,33 @@ static const struct pcase cases[] = {
     {"method not a token", R("GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"method with obs-text", R("G\xc9T / HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"lower-case version", R("GET / http/1.1\r\nHost: a\r\n\r\n"), -400},
-    {"HTTP/2.0", R("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), -400},
-    {"HTTP/1.2", R("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), -400},
-    {"HTTP/1.10", R("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), -400},
-    {"HTTP/1", R("GET / HTTP/1\r\nHost: a\r\n\r\n"), -400},
-    {"HTTP/0.9 line", R("GET /\r\n\r\n"), -400},
-    {"no version", R("GET / \r\nHost: a\r\n\r\n"), -400},
-    {"no version at the block end", R("GET / \r\n\r\n"), -400},
-    {"version cut short at the block end", R("GET / HTTP/\r\n\r\n"), -400},
-    {"absolute-form", R("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
-    {"authority-form", R("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), -400},
-    {"* for GET", R("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
-    {"*x for OPTIONS", R("OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
+    {"lower-case version at its first byte", R("GET / hTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 7},
+    {"HTTP/1.2 is 1.1", R("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), OK, ROOT11(LD_HTTP_GET),
+     .nfields = 1},
+    {"HTTP/1.9 is 1.1, even closing", R("GET / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n"),
+     OK, ROOT11_CLOSE(LD_HTTP_GET), .nfields = 2},
+    {"HTTP/1.2 still needs Host", R("GET / HTTP/1.2\r\n\r\n"), -400},
+    {"HTTP/2.0 is 505", R("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), -505, .at = 16},
+    {"HTTP/3.0 is 505", R("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), -505, .at = 16},
+    {"HTTP/0.9 written out is 505", R("GET / HTTP/0.9\r\n\r\n"), -505, .at = 16},
+    {"HTTP/2 preface is 505", R("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), -505, .at = 16},
+    {"HTTP/2.0 after a bad target is 400", R("GET /a#b HTTP/2.0\r\nHost: a\r\n\r\n"), -400,
+     .at = 7},
+    {"HTTP/1.10", R("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), -400, .at = 15},
+    {"HTTP/10.1", R("GET / HTTP/10.1\r\nHost: a\r\n\r\n"), -400, .at = 13},
+    {"HTTP/1", R("GET / HTTP/1\r\nHost: a\r\n\r\n"), -400, .at = 13},
+    {"HTTP/1.1x", R("GET / HTTP/1.1x\r\nHost: a\r\n\r\n"), -400, .at = 15},
+    {"HTTP/1.1 CR CR", R("GET / HTTP/1.1\r\rHost: a\r\n\r\n"), -400, .at = 16},
+    {"HTTP/0.9 line", R("GET /\r\n\r\n"), -400, .at = 6},
+    {"HTTP/0.9 line, more to come", R("GET /\r\nHost: a\r\n\r\n"), -400, .at = 6},
+    {"no version", R("GET / \r\nHost: a\r\n\r\n"), -400, .at = 7},
+    {"no version at the block end", R("GET / \r\n\r\n"), -400, .at = 7},
+    {"version cut short at the block end", R("GET / HTTP/\r\n\r\n"), -400, .at = 12},
+    {"CTL in the target", R("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 6},
+    {"authority-form", R("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), -400, .at = 9},
+    {"* for GET", R("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 16},
+    {"* for OPTIONSX", R("OPTIONSX * HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 21},
+    {"*x for OPTIONS", R("OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n"), -400, .at = 10},
     {"empty target", R("GET  HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"fragment in target", R("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
     {"DEL in target", R("GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n"), -400},
@@ -236,6 +296,9 @@ static const struct pcase cases[] = {
     {"Host with slash", R("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), -400},
     {"Host with userinfo", R("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), -400},
     {"Host with obs-text", R("GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n"), -400},
+    {"Host empty", R("GET / HTTP/1.1\r\nHost:\r\n\r\n"), -400},
+    {"Host only whitespace", R("GET / HTTP/1.1\r\nHost: \t \r\n\r\n"), -400},
+    {"Host empty on 1.0", R("GET / HTTP/1.0\r\nHost:\r\n\r\n"), -400},
 
     /* ---- Content-Length ---- */
     {"CL +5", R("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n"), -400},
@@ -339,22 +402,40 @@ static void check_request(const struct pcase *c, const char *buf, int rc,
 		CHECK_INT(r->method_len, strlen(c->method_str));
 		CHECK_MEM(r->method_str, c->method_str, r->method_len);
 	}
-	CHECK(r->method_str == buf);
+	CHECK(r->method_str == buf + c->lead);
 	CHECK_INT(r->target_len, strlen(c->target));
 	CHECK_MEM(r->target, c->target, r->target_len);
 	CHECK(in_buf(r->target, r->target_len, buf, hdr));
 	CHECK_INT(r->path_len, strlen(c->path));
 	CHECK_MEM(r->path, c->path, r->path_len);
-	CHECK(r->path == r->target);
+	/* origin-form and "*": the path starts the target; absolute-form: it
+	 * ends it (but for the query), or is the constant "/". */
+	if (c->target[0] == '/' || c->target[0] == '*')
+		CHECK(r->path == r->target);
+	else if (!in_buf(r->path, r->path_len, buf, hdr))
+		CHECK(r->path_len == 1 && r->path[0] == '/');
+	else
+		CHECK(r->path > r->target && r->path < r->target + r->target_len);
 	if (c->query) {
 		CHECK(r->query != NULL);
 		if (r->query) {
 			CHECK_INT(r->query_len, strlen(c->query));
 			CHECK_MEM(r->query, c->query, r->query_len);
-			CHECK(r->query == r->path + r->path_len + 1);
+			CHECK(r->query + r->query_len == r->target + r->target_len);
+			CHECK(r->query[-1] == '?');
 		}
 	} else {
 		CHECK(r->query == NULL);
+	}
+	if (c->authority) {
+		CHECK(r->authority != NULL);
+		if (r->authority) {
+			CHECK_INT(r->authority_len, strlen(c->authority));
+			CHECK_MEM(r->authority, c->authority, r->authority_len);
+			CHECK(in_buf(r->authority, r->authority_len, buf, hdr));
+		}
+	} else if (c->minor == 0 && !ld_http_find(r, "host") && r->target[0] == '/') {
+		CHECK(r->authority == NULL);
 	}
 	CHECK_INT(r->version_minor, c->minor);
 	CHECK_INT(r->content_length, c->cl == INT64_MAX ? INT64_MAX : c->cl - 1);
@@ -395,11 +476,13 @@ static void feed(const struct pcase *c, const struct ld_http_limits *lim, const 
 		CHECK(p.scanned <= n);
 		if (c->status == OK && n < expected_hdr(c)) {
 			CHECK_INT(rc, 0);
+		} else if (c->status != OK && c->at && n < c->at) {
+			CHECK_INT(rc, 0); /* not certain yet */
 		} else if (c->status == OK) {
 			check_request(c, b, rc, &req);
 			free(b);
 			break;
-		} else if (rc != 0 || n == c->len) {
+		} else if (rc != 0 || n == c->len || c->at) {
 			CHECK_INT(rc, c->status);
 			free(b);
 			break;
@@ -771,6 +854,54 @@ static void test_pipelined(void)
 	CHECK_MEM(raw + off, "GET /d", 6);
 }
 
+/* A prefix that may still become a valid request waits for more bytes, and
+ * a rejection stays: asked again, the parser gives the same answer. */
+static void test_prefixes_wait(void)
+{
+	static const char *const wait[] = {"G",
+					   "GET",
+					   "GET ",
+					   "GET /",
+					   "GET /a?",
+					   "GET / HTTP/",
+					   "GET / HTTP/1",
+					   "GET / HTTP/1.",
+					   "GET / HTTP/1.1",
+					   "GET / HTTP/1.1\r",
+					   "GET / HTTP/2.0\r",
+					   "GET h",
+					   "GET HTTPS:/",
+					   "GET http://",
+					   "GET http://a",
+					   "GET http://a:",
+					   "OPTIONS *",
+					   "\r",
+					   "\r\n",
+					   "\r\n\r\n\r\n\r\n",
+					   "\r\n\r\n\r\n\r\n\r",
+					   "\r\nGET"};
+	static struct ld_http_request req;
+	struct ld_http_parser p;
+	size_t i;
+
+	for (i = 0; i < sizeof(wait) / sizeof(wait[0]); i++) {
+		CHECK_INT(parse_once(wait[i], strlen(wait[i])), 0);
+		if (unit_cur_failed) {
+			fprintf(stderr, "  ^ prefix \"%s\"\n", wait[i]);
+			break;
+		}
+	}
+	ld_http_parser_init(&p, NULL);
+	CHECK_INT(ld_http_parse_request(&p, "GET / HTTP/2.0\r\n", 16, &req), -505);
+	CHECK_INT(ld_http_parse_request(&p, "GET / HTTP/2.0\r\nHost: a\r\n", 25, &req), -505);
+	ld_http_parser_init(&p, NULL);
+	CHECK_INT(ld_http_parse_request(&p, "GET /\r", 6, &req), -400);
+	CHECK_INT(ld_http_parse_request(&p, "GET /\r\n", 7, &req), -400);
+	/* A reset parser starts afresh. */
+	ld_http_parser_reset(&p);
+	CHECK_INT(ld_http_parse_request(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req), 18);
+}
+
 static void test_find_and_names(void)
 {
 	static const char raw[] =
@@ -821,6 +952,10 @@ static const struct ccase ccases[] = {
     {"16 digits", R("0000000000000005\r\nhello\r\n0000000000000000\r\n\r\n"), 1, "hello"},
     {"extensions", R("5;name=value\r\nhello\r\n0;last\r\n\r\n"), 1, "hello"},
     {"extension with BWS and quotes", R("5 \t; a = \"x y\" ;b\r\nhello\r\n0\r\n\r\n"), 1, "hello"},
+    {"extensions of every shape",
+     R("5;a;b=c;d=\"\";e=\"q\\\"\\\\ \t\xff\";f\t=\tg\t;h\r\nhello\r\n0;!#$%&'*+-.^_`|~=x\r\n\r\n"),
+     1, "hello"},
+    {"quoted value then ;", R("5;a=\"x\";b\r\nhello\r\n0\r\n\r\n"), 1, "hello"},
     {"trailers", R("5\r\nhello\r\n0\r\nX-Sum: 1\r\nY:\r\nZ: a \xff b\r\n\r\n"), 1, "hello"},
     {"data with CRLF inside", R("4\r\n\r\n\r\n\r\n0\r\n\r\n"), 1, "\r\n\r\n"},
     {"next request follows", R("3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n"), 1, "abc", 13},
@@ -839,6 +974,25 @@ static const struct ccase ccases[] = {
     {"bare CR after size", R("5\rhello\r\n0\r\n\r\n"), -400},
     {"bare LF in extension", R("5;a\nb\r\nhello\r\n0\r\n\r\n"), -400},
     {"NUL in extension", R("5;a\0\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension without a name", R("5;\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension only BWS", R("5; \r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension value without a name", R("5;=x\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension empty between ;", R("5;a;;b\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension name not a token", R("5;a(b)\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension name with obs-text", R("5;a\xff\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension space inside the name", R("5;a b\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension space before CR", R("5;a \r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension space after a value", R("5;a=b \r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension space after a quoted value", R("5;a=\"b\" \r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension empty value", R("5;a=\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension two =", R("5;a==b\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension value not a token", R("5;a=b/c\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension space inside a value", R("5;a=b c\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension text after a quoted value", R("5;a=\"b\"c\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension quote never closed", R("5;a=\"b\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension DEL in a quoted value", R("5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension CTL after a backslash", R("5;a=\"\\\x01\"\r\nhello\r\n0\r\n\r\n"), -400},
+    {"extension on the last chunk", R("5\r\nhello\r\n0;a=(\r\n\r\n"), -400},
     {"data longer than size", R("5\r\nhelloX\r\n0\r\n\r\n"), -400},
     {"data shorter than size", R("5\r\nhell\r\n0\r\n\r\n"), -400},
     {"LF only after data", R("5\r\nhello\n0\r\n\r\n"), -400},
@@ -1015,6 +1169,34 @@ static void test_chunked_line_caps(void)
 	}
 }
 
+/* The extensions of a whole body share LD_HTTP_CHUNK_EXTS_MAX bytes (each
+ * chunk's from the ';' after its size to its CR): many small chunks cannot
+ * each carry a size line's worth. Exactly at the cap, then one byte over. */
+static void test_chunked_ext_cap(void)
+{
+	size_t cap = LD_HTTP_CHUNK_EXTS_MAX, reps = cap / 100, i, k;
+	char chunk[128], head[128], payload[256];
+
+	CHECK(reps + 2 <= sizeof(payload) && cap % 100 + 1 + 7 <= sizeof(head));
+	rng_state = 9;
+	/* "1;" + 98 tchars + CR: 100 bytes of extensions, then one byte of data. */
+	memset(chunk, 'x', 100);
+	memcpy(chunk, "1;", 2);
+	strcpy(chunk + 100, "\r\nz\r\n");
+	for (k = 0; k <= reps; k++)
+		payload[k] = 'z';
+	payload[k] = 0;
+	for (i = 0; i < 2; i++) {
+		size_t rest = cap % 100 + i;
+
+		/* A first chunk with rest bytes of them, then reps of 100. */
+		memset(head, 'y', rest);
+		memcpy(head, "1;", 2);
+		strcpy(head + rest, "\r\nz\r\n");
+		cap_case(head, chunk, reps, "0\r\n\r\n", i ? -400 : 1, payload);
+	}
+}
+
 /* ---- optional figure: ns per parse of a typical request ---- */
 
 static void bench(void)
@@ -1054,10 +1236,12 @@ int main(void)
 	RUN(test_limit_order);
 	RUN(test_trickle_scans_once);
 	RUN(test_pipelined);
+	RUN(test_prefixes_wait);
 	RUN(test_find_and_names);
 	RUN(test_chunked_corpus);
 	RUN(test_chunked_whole_and_sticky);
 	RUN(test_chunked_line_caps);
+	RUN(test_chunked_ext_cap);
 	if (getenv("LD_PARSER_BENCH"))
 		bench();
 	return unit_finish();
