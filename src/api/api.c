@@ -5,6 +5,7 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,22 @@ static void allow_header(struct ld_req *r, unsigned route)
 	ld_req_header(r, "Allow", "%s", allow);
 }
 
+/* method_implemented: a method is known when at least one route has a
+ * handler for it (HEAD with GET). Anything else, a token the parser does not
+ * name (PROPFIND, "get") or one no route uses (OPTIONS), is 501 on every path
+ * (RFC 9110 15.6.2); a known method on a route without it stays 405. */
+static bool method_implemented(enum ld_http_method method)
+{
+	unsigned route;
+
+	if (method == LD_HTTP_HEAD)
+		method = LD_HTTP_GET;
+	for (route = 0; route < LD_ROUTE_COUNT; route++)
+		if (method != LD_HTTP_OTHER && handlers[route][method])
+			return true;
+	return false;
+}
+
 static void on_request(struct ld_req *r, void *arg)
 {
 	struct ld_api *api = arg;
@@ -314,6 +331,11 @@ static void on_request(struct ld_req *r, void *arg)
 	q->r = r;
 	q->api = api;
 	q->al = r->loop->app;
+	if (!method_implemented(method)) {
+		r->route = LD_ROUTE_NONE;
+		ld_api_problem(q, 501, "the server does not implement this method");
+		return;
+	}
 	route = ld_router_match(route_names, LD_ROUTE_COUNT, r->h.path, r->h.path_len, &m);
 	if (route < 0) {
 		r->route = LD_ROUTE_NONE;

@@ -216,8 +216,9 @@ static void on_timer(uv_timer_t *t)
 	c->deadline = 0;
 	switch (c->state) {
 	case CONN_HEAD:
-		if (c->rbuf.len == 0) {
-			/* Idle keep-alive (or a connection that never spoke). */
+		if (c->rbuf.len == 0 || ld_http_parser_idle(&c->parser)) {
+			/* Idle keep-alive (or a connection that never spoke,
+			 * or sent only the empty lines the parser skips). */
 			ld__conn_close(c);
 		} else {
 			http_error(c, 408, "the request header did not arrive in time");
@@ -349,6 +350,7 @@ static void process(struct ld_conn *c)
 				http_error(c, -rc,
 					   -rc == 414	? "the request line is too long"
 					   : -rc == 431 ? "the request header is too large"
+					   : -rc == 505 ? "the HTTP version is not supported"
 							: "the request is malformed");
 				break;
 			}

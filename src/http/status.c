@@ -41,6 +41,7 @@ static const struct row rows[] = {
     {500, "Internal Server Error", "internal", "Internal server error"},
     {501, "Not Implemented", "not-implemented", "Not implemented"},
     {503, "Service Unavailable", "unavailable", "Service unavailable"},
+    {505, "HTTP Version Not Supported", "http-version-not-supported", "HTTP version not supported"},
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 

@@ -51,6 +51,10 @@ static void test_lookups(void)
 	CHECK_STR(title, "Validation failed");
 	ld_http_problem_kind(431, &slug, &title);
 	CHECK_STR(slug, "header-too-large");
+	CHECK_STR(ld_http_reason(505), "HTTP Version Not Supported");
+	ld_http_problem_kind(505, &slug, &title);
+	CHECK_STR(slug, "http-version-not-supported");
+	CHECK_STR(title, "HTTP version not supported");
 	/* Not an error, or not a status of ours: the internal kind. */
 	ld_http_problem_kind(200, &slug, &title);
 	CHECK_STR(slug, "internal");
