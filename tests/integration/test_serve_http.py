@@ -86,7 +86,6 @@ MALFORMED = {
     # Request line.
     "bad-method-token": b"G{T /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
     "method-with-ctl": b"GE\x01T /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
-    "http-1.2": b"GET /healthz HTTP/1.2\r\nHost: t\r\n\r\n",
     "http-lowercase": b"GET /healthz http/1.1\r\nHost: t\r\n\r\n",
     "http-11-no-dot": b"GET /healthz HTTP/11\r\nHost: t\r\n\r\n",
     "double-space": b"GET  /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
