@@ -348,10 +348,8 @@ static void process(struct ld_conn *c)
 				break;
 			if (rc < 0) {
 				http_error(c, -rc,
-					   -rc == 414	? "the request line is too long"
-					   : -rc == 431 ? "the request header is too large"
-					   : -rc == 505 ? "the HTTP version is not supported"
-							: "the request is malformed");
+					   c->parser.why ? c->parser.why
+							 : "the request is malformed");
 				break;
 			}
 			c->header_parsed = true;
@@ -361,8 +359,9 @@ static void process(struct ld_conn *c)
 		rc = body_ready(c);
 		if (rc < 0) {
 			http_error(c, -rc,
-				   -rc == 413 ? "the request body is larger than the limit"
-					      : "the chunked request body is malformed");
+				   -rc == 413	    ? "the request body is larger than the limit"
+				   : c->chunked.why ? c->chunked.why
+						    : "the chunked request body is malformed");
 			break;
 		}
 		if (rc == 0) {

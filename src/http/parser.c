@@ -108,6 +108,7 @@ void ld_http_parser_reset(struct ld_http_parser *p)
 	p->rl_tls = 0;
 	p->rl_star = 0;
 	p->err = 0;
+	p->why = NULL;
 }
 
 const char *ld_http_method_name(enum ld_http_method m)
@@ -134,8 +135,40 @@ static int ieq(const char *a, const char *b, size_t n)
 	return 1;
 }
 
+/* reject notes why a request is refused (for the error response's detail)
+ * and returns status. */
+static int reject(struct ld_http_parser *p, int status, const char *why)
+{
+	p->why = why;
+	return status;
+}
+
+/* rl_why names what a request line refused by rl_step got wrong, from the
+ * state it was in and the byte that did not fit. */
+static const char *rl_why(const struct ld_http_parser *p, unsigned char ch)
+{
+	switch (p->rl) {
+	case RL_METHOD0:
+	case RL_METHOD:
+		return "the request method is not a token followed by one space";
+	case RL_PATH:
+	case RL_STAR:
+	case RL_AUTH:
+		if (ch == '\r')
+			return "the request line has no HTTP version";
+		return "the request target has a byte that is not allowed";
+	case RL_TARGET0:
+	case RL_SCHEME:
+	case RL_AUTH0:
+		return "the request target is not origin-form, absolute-form (http or https, "
+		       "with a host) or * for OPTIONS";
+	}
+	return "the HTTP version is not HTTP/ digit . digit followed by CRLF";
+}
+
 /* rl_step moves the request-line check over the byte at buf[at]; false when
- * the line can no longer be valid. */
+ * the line can no longer be valid (the state is then left where the byte did
+ * not fit, for rl_why). */
 static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 {
 	unsigned char ch = (unsigned char)buf[at];
@@ -170,9 +203,11 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 		}
 		return IS(ch, C_TARGET);
 	case RL_STAR:
+		if (ch != ' ')
+			return false;
 		p->rl = RL_VERSION;
 		p->rl_n = 0;
-		return ch == ' ';
+		return true;
 	case RL_SCHEME:
 		/* The scheme is case-insensitive (RFC 3986 3.1). */
 		if (p->rl_n == 4 && !p->rl_tls && lower(ch) == 's')
@@ -183,8 +218,10 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 			p->rl = RL_AUTH0;
 		return true;
 	case RL_AUTH0:
+		if (!IS(ch, C_HOST))
+			return false;
 		p->rl = RL_AUTH;
-		return IS(ch, C_HOST);
+		return true;
 	case RL_AUTH:
 		if (ch == '/' || ch == '?') {
 			p->rl = RL_PATH;
@@ -204,8 +241,10 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 			return ch >= '0' && ch <= '9';
 		if (n == 6)
 			return ch == '.';
+		if (ch != '\r')
+			return false;
 		p->rl = RL_LF;
-		return ch == '\r';
+		return true;
 	}
 	}
 	return false; /* RL_LF: the scan stops at the LF, so this is not one */
@@ -213,20 +252,20 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 
 /* request_line_done judges a complete request line at buf[ls..i], i its LF:
  * the two checks that need the whole line. */
-static int request_line_done(const struct ld_http_parser *p, const char *buf, size_t ls, size_t i)
+static int request_line_done(struct ld_http_parser *p, const char *buf, size_t ls, size_t i)
 {
 	const char *sp;
 
 	if (p->rl != RL_LF)
-		return -400;
+		return reject(p, -400, "the request line is malformed");
 	/* RFC 9110 6.2 / 15.6.6: a well-formed version we do not speak. The
 	 * major digit is the one before ".d\r\n". */
 	if (buf[i - 4] != '1')
-		return -505;
+		return reject(p, -505, "the HTTP version is not supported: only HTTP/1.x is");
 	/* RFC 9112 3.2.4: the asterisk-form is only for OPTIONS. */
 	sp = memchr(buf + ls, ' ', i - ls);
 	if (p->rl_star && (sp - (buf + ls) != 7 || memcmp(buf + ls, "OPTIONS", 7) != 0))
-		return -400;
+		return reject(p, -400, "the request target * is only for OPTIONS");
 	return 0;
 }
 
@@ -260,9 +299,9 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 				/* Only the blank line (or an empty line before
 				 * the request line) may start with CR. */
 				if (ls + 1 < stop && buf[ls + 1] != '\n')
-					return -400;
+					return reject(p, -400, "a line starts with a bare CR");
 			} else if (p->lines > lim->fields_max) {
-				return -431;
+				return reject(p, -431, "the request has too many header fields");
 			}
 		}
 		nl = pos < stop ? memchr(buf + pos, '\n', stop - pos) : NULL;
@@ -271,7 +310,8 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 
 			for (k = pos; k < to; k++) {
 				if (!rl_step(p, buf, k))
-					return p->err = -400;
+					return p->err = reject(p, -400,
+							       rl_why(p, (unsigned char)buf[k]));
 				if (p->rl == RL_STAR)
 					p->rl_star = 1;
 			}
@@ -280,21 +320,25 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 			if (stop > pos)
 				p->scanned = stop;
 			if (stop == line_lim)
-				return p->lines == 0 ? -414 : -431;
+				return p->lines == 0
+					   ? reject(p, -414, "the request line is too long")
+					   : reject(p, -431, "a header field line is too long");
 			if (stop == lim->headers_max)
-				return -431;
+				return reject(p, -431, "the request header is too large");
 			return 0;
 		}
 		i = (size_t)(nl - buf);
 		if (i == ls || buf[i - 1] != '\r')
-			return -400; /* bare LF */
+			return reject(p, -400, "a line ends in a bare LF, not CRLF");
 		if (i - ls == 1) {
 			if (p->lines == 0) {
 				/* RFC 9112 2.2: empty lines before the request
 				 * line (a CRLF after a body, sent by some old
 				 * clients) are skipped, a few of them. */
 				if (++p->blank > LD_HTTP_LEADING_EMPTY_MAX)
-					return p->err = -400;
+					return p->err = reject(p, -400,
+							       "too many empty lines before the "
+							       "request line");
 				p->scanned = p->line_start = p->start = pos = ls = i + 1;
 				continue;
 			}
@@ -501,6 +545,7 @@ static int host_ok(const char *v, size_t n)
 struct seen {
 	unsigned hosts, te;
 	int bad_te, close, keep;
+	const char *why; /* what a field got wrong */
 };
 
 /* field looks at the fields that matter to framing and connection handling.
@@ -515,8 +560,10 @@ static int field(const struct ld_http_field *f, struct ld_http_request *req, str
 			 * absolute-form target Host is still required and
 			 * checked, but its value is ignored (3.2.2). */
 			s->hosts++;
-			if (!f->value_len || !host_ok(f->value, f->value_len))
+			if (!f->value_len || !host_ok(f->value, f->value_len)) {
+				s->why = "the Host field is empty or not host[:port]";
 				return -400;
+			}
 			if (!req->authority) {
 				req->authority = f->value;
 				req->authority_len = f->value_len;
@@ -533,8 +580,11 @@ static int field(const struct ld_http_field *f, struct ld_http_request *req, str
 			connection(f->value, f->value_len, &s->close, &s->keep);
 		break;
 	case 14:
-		if (ieq(f->name, "content-length", 14))
-			return content_length(f->value, f->value_len, &req->content_length);
+		if (ieq(f->name, "content-length", 14) &&
+		    content_length(f->value, f->value_len, &req->content_length) < 0) {
+			s->why = "the Content-Length is not one number, or differs between values";
+			return -400;
+		}
 		break;
 	case 17:
 		if (ieq(f->name, "transfer-encoding", 17)) {
@@ -590,8 +640,10 @@ static int parse_fields(const struct ld_http_parser *p, const char *q, const cha
 		 * colon or any non-token byte all stop here. */
 		while (IS(*q, C_TCHAR))
 			q++;
-		if (q == name || *q != ':')
+		if (q == name || *q != ':') {
+			s->why = "a header field line is not token \":\" value (or is folded)";
 			return -400;
+		}
 		name_len = (size_t)(q - name);
 		q++;
 		while (*q == ' ' || *q == '\t')
@@ -599,14 +651,19 @@ static int parse_fields(const struct ld_http_parser *p, const char *q, const cha
 		v = q;
 		q = skip_value(q, last);
 		/* The value stops at a CTL: only the CR of CRLF is allowed. */
-		if (*q != '\r' || q[1] != '\n')
+		if (*q != '\r' || q[1] != '\n') {
+			s->why = "a header field value has a control byte";
 			return -400;
+		}
 		ve = q;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
 		q += 2;
-		if (req->nfields >= p->lim.fields_max)
-			return -431; /* the scan has already counted; kept as a guard */
+		if (req->nfields >= p->lim.fields_max) {
+			/* the scan has already counted; kept as a guard */
+			s->why = "the request has too many header fields";
+			return -431;
+		}
 		f = &req->fields[req->nfields++];
 		f->name = name;
 		f->name_len = name_len;
@@ -642,19 +699,25 @@ int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
 	req->authority_len = 0;
 	q = parse_request_line(buf + p->start, buf + p->end, req);
 	if (!q)
-		return -400;
+		return reject(p, -400, "the request line is malformed");
 	rc = parse_fields(p, q, buf + p->end, req, &s);
 	if (rc < 0)
-		return rc;
+		return reject(p, rc, s.why);
 
 	/* RFC 9112 3.2: a 1.1 request has exactly one Host; more than one is
 	 * ambiguous in any version. */
-	if (s.hosts > 1 || (req->version_minor == 1 && s.hosts == 0))
-		return -400;
+	if (s.hosts > 1)
+		return reject(p, -400, "the Host field is repeated");
+	if (req->version_minor == 1 && s.hosts == 0)
+		return reject(p, -400, "an HTTP/1.1 request needs a Host field");
 	if (s.te) {
 		/* RFC 9112 6.1: TE with CL, or TE in 1.0, means faulty framing. */
-		if (s.bad_te || s.te > 1 || req->content_length >= 0 || req->version_minor == 0)
-			return -400;
+		if (s.bad_te || s.te > 1)
+			return reject(p, -400, "the Transfer-Encoding is not a lone chunked");
+		if (req->content_length >= 0)
+			return reject(p, -400, "both Content-Length and Transfer-Encoding");
+		if (req->version_minor == 0)
+			return reject(p, -400, "Transfer-Encoding on an HTTP/1.0 request");
 		req->chunked = true;
 	}
 	/* RFC 9110 10.1.1: an HTTP/1.0 client cannot expect 100-continue. */
@@ -844,8 +907,10 @@ static int step(struct ld_http_chunked *c, unsigned char ch)
 	case CK_VAL_END:
 		/* The extensions of the whole body share one cap: a body of
 		 * one-byte chunks must not carry kilobytes of them each. */
-		if (++c->ext_len > LD_HTTP_CHUNK_EXTS_MAX)
+		if (++c->ext_len > LD_HTTP_CHUNK_EXTS_MAX) {
+			c->why = "the chunk extensions of the body are too long";
 			return CK_BAD;
+		}
 		return ext_step(c->state, ch);
 	case CK_SIZE_LF:
 		if (ch != '\n')
@@ -880,11 +945,34 @@ static int step(struct ld_http_chunked *c, unsigned char ch)
 	return CK_BAD;
 }
 
+/* chunk_why names what the byte refused in state got wrong. */
+static const char *chunk_why(int state)
+{
+	switch (state) {
+	case CK_SIZE0:
+	case CK_SIZE:
+		return "a chunk size is not 1 to 16 hex digits";
+	case CK_SIZE_LF:
+		return "a chunk size line does not end in CRLF";
+	case CK_DATA_CR:
+	case CK_DATA_LF:
+		return "chunk data is not followed by CRLF";
+	case CK_TR_START:
+	case CK_TR_NAME:
+	case CK_TR_VALUE:
+	case CK_TR_LF:
+		return "a trailer field line is malformed";
+	case CK_END_LF:
+		return "the chunked body does not end in CRLF";
+	}
+	return "a chunk extension is malformed";
+}
+
 int ld_http_chunked_decode(struct ld_http_chunked *c, char *out, const char *in, size_t in_len,
 			   size_t *consumed, size_t *produced)
 {
 	size_t i = 0, o = 0;
-	int rc = 0;
+	int rc = 0, prev;
 
 	while (i < in_len && c->state < CK_DONE) {
 		if (c->state == CK_DATA) {
@@ -907,17 +995,23 @@ int ld_http_chunked_decode(struct ld_http_chunked *c, char *out, const char *in,
 		if (c->state >= CK_TR_START) {
 			if (++c->trailer_len > LD_HTTP_TRAILERS_MAX) {
 				c->state = CK_BAD;
+				c->why = "the trailer section is too large";
 				i++;
 				break;
 			}
 		}
 		if (c->state != CK_DATA_CR && c->state != CK_DATA_LF &&
 		    ++c->line_len > LD_HTTP_CHUNK_LINE_MAX) {
+			c->why = c->state >= CK_TR_START ? "a trailer line is too long"
+							 : "a chunk size line is too long";
 			c->state = CK_BAD;
 			i++;
 			break;
 		}
+		prev = c->state;
 		c->state = step(c, (unsigned char)in[i++]);
+		if (c->state == CK_BAD && !c->why)
+			c->why = chunk_why(prev);
 	}
 
 	if (c->state == CK_DONE)

@@ -96,6 +96,8 @@ struct ld_http_parser {
 	unsigned blank;	   /* empty lines skipped before the request line */
 	size_t start;	   /* offset of the request line (after those) */
 	int err;	   /* a request-line rejection, sticky */
+	const char *why;   /* after a rejection: what was wrong, a phrase for
+			    * the error response's detail; NULL otherwise */
 	unsigned char rl, rl_n, rl_tls, rl_star; /* request-line check state */
 };
 
@@ -130,9 +132,10 @@ void ld_http_parser_reset(struct ld_http_parser *p);
  *         and the body (if any) starts at buf + header_len;
  *   0     more bytes are needed (no limit exceeded so far);
  *   < 0   the request is rejected; the value is minus the status code to send
- *         (-400, -414, -431 or -505; every framing problem is -400). After a
- *         rejection the connection must be closed once the error response is
- *         written.
+ *         (-400, -414, -431 or -505; every framing problem is -400), and
+ *         p->why says what was wrong in a phrase fit for the response. After
+ *         a rejection the connection must be closed once the error response
+ *         is written.
  *
  * Rejected with -400: both Content-Length and Transfer-Encoding; a
  * Transfer-Encoding other than exactly "chunked"; a Content-Length that is not
@@ -192,6 +195,7 @@ struct ld_http_chunked {
 	size_t line_len;    /* length of the current size/trailer line, capped */
 	size_t trailer_len; /* bytes of the trailer section so far, capped */
 	size_t ext_len;	    /* bytes of chunk extensions so far, capped */
+	const char *why;    /* after a -400: what was wrong, a phrase; else NULL */
 };
 
 void ld_http_chunked_init(struct ld_http_chunked *c, uint64_t max_body);
@@ -203,7 +207,8 @@ void ld_http_chunked_init(struct ld_http_chunked *c, uint64_t max_body);
  * bytes after that belong to the next request), 0 when more input is needed,
  * -400 for malformed encoding (bad hex, missing CRLF, size overflow, a chunk
  * extension off its grammar, a size or trailer line over 4 KiB, extensions
- * past their cap), -413 when the payload passes max.
+ * past their cap; c->why then says which, in a phrase), -413 when the payload
+ * passes max.
  *
  * When it returns 0 all of in was consumed (a partial size line is kept in
  * the state, not in the buffer). It never writes past out + *produced, and

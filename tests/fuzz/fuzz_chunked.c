@@ -6,8 +6,8 @@
  * arrive over a connection: in random pieces, each step in a fresh heap buffer
  * of exactly the bytes received, decoded payload at the front and unused
  * encoded bytes after it. Both must agree on the outcome, the bytes used and
- * the payload; no call may produce more than it consumed, touch bytes past
- * what it consumed, or pass the cap.
+ * the payload (and, for a refusal, the reason); no call may produce more than
+ * it consumed, touch bytes past what it consumed, or pass the cap.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t max, seed;
 	char *whole, *buf = NULL;
 	size_t len, consumed, produced, have = 0, pout = 0, pin = 0;
+	const char *whole_why;
 	int rc, rc2 = 0;
 
 	if (size < 2)
@@ -48,6 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ld_http_chunked_init(&ck, max);
 	rc = ld_http_chunked_decode(&ck, whole, whole, len, &consumed, &produced);
 	check(rc == 1 || rc == 0 || rc == -400 || rc == -413);
+	check((rc == -400) == (ck.why != NULL)); /* a refusal says why */
+	whole_why = ck.why;
 	check(consumed <= len && produced <= consumed && ck.total == produced && ck.total <= max);
 	check(memcmp(whole + consumed, in + consumed, len - consumed) == 0);
 	if (rc == 0)
@@ -86,6 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(pin == have);
 	}
 	check(rc2 == rc);
+	check(ck.why == whole_why); /* the same reason, however it arrived */
 	check(pin == consumed && pout == produced);
 	if (produced)
 		check(memcmp(buf, whole, produced) == 0);

@@ -179,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.request_line_max = 24, .header_line_max = 16, .headers_max = 64, .fields_max = 3};
 	struct ld_http_parser p;
 	const uint8_t *in;
+	const char *why;
 	char *a, *b;
 	size_t len, cut, i;
 	int rc, rc2;
@@ -196,6 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = ld_http_parse_request(&p, a, len, &whole);
 	invariants(&def, a, len, rc, &whole);
 	check(p.scanned <= len);
+	check((rc < 0) == (p.why != NULL)); /* a refusal says why */
+	why = p.why;
 
 	/* In two pieces: an answer on the first piece must be the final one. */
 	ld_http_parser_init(&p, &def);
@@ -203,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc2 = ld_http_parse_request(&p, b, cut, &part);
 	invariants(&def, b, cut, rc2, &part);
 	if (rc2 != 0) {
-		check(rc2 == rc);
+		check(rc2 == rc && p.why == why);
 		if (rc > 0)
 			same(a, &whole, b, &part);
 	}
@@ -212,6 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		b = copy(in, len);
 		rc2 = ld_http_parse_request(&p, b, len, &part);
 		check(rc2 == rc);
+		check(p.why == why); /* the same reason, however it arrived */
 		if (rc > 0)
 			same(a, &whole, b, &part);
 		free(b);
@@ -221,6 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ld_http_parser_init(&p, &tiny);
 	rc = ld_http_parse_request(&p, a, len, &whole);
 	invariants(&tiny, a, len, rc, &whole);
+	why = p.why;
 	ld_http_parser_init(&p, &tiny);
 	check(ld_http_parser_idle(&p));
 	rc2 = 0;
@@ -234,10 +239,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      (skip == i || (skip + 1 == i && a[skip] == '\r')));
 		}
 	}
-	check(rc2 == rc);
+	check(rc2 == rc && p.why == why);
 	/* A rejection is final: asked again, the same answer. */
 	if (rc2 < 0)
-		check(ld_http_parse_request(&p, a, i - 1, &part) == rc2);
+		check(ld_http_parse_request(&p, a, i - 1, &part) == rc2 && p.why == why);
 	if (rc > 0)
 		same(a, &whole, a, &part);
 	free(a);

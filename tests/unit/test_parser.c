@@ -902,6 +902,77 @@ static void test_prefixes_wait(void)
 	CHECK_INT(ld_http_parse_request(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req), 18);
 }
 
+/* A rejection says what was wrong, in a phrase for the response. */
+static void test_reasons(void)
+{
+	static const struct {
+		const char *raw, *why;
+		int status;
+	} reqs[] = {
+	    {"GET /\r\n", "the request line has no HTTP version", -400},
+	    {"GET /a\x01", "the request target has a byte that is not allowed", -400},
+	    {"G(T / HTTP/1.1\r\n", "the request method is not a token followed by one space", -400},
+	    {"GET ftp://a/ HTTP/1.1\r\n",
+	     "the request target is not origin-form, absolute-form (http or https, with a host) or "
+	     "* for OPTIONS",
+	     -400},
+	    {"GET / HTTP/1.1x", "the HTTP version is not HTTP/ digit . digit followed by CRLF",
+	     -400},
+	    {"GET / HTTP/2.0\r\n", "the HTTP version is not supported: only HTTP/1.x is", -505},
+	    {"GET * HTTP/1.1\r\n", "the request target * is only for OPTIONS", -400},
+	    {"\r\n\r\n\r\n\r\n\r\n", "too many empty lines before the request line", -400},
+	    {"GET / HTTP/1.1\n", "a line ends in a bare LF, not CRLF", -400},
+	    {"GET / HTTP/1.1\r\nHost:\r\n\r\n", "the Host field is empty or not host[:port]", -400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", "the Host field is repeated", -400},
+	    {"GET / HTTP/1.1\r\n\r\n", "an HTTP/1.1 request needs a Host field", -400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n",
+	     "a header field line is not token \":\" value (or is folded)", -400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n",
+	     "a header field value has a control byte", -400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n",
+	     "the Content-Length is not one number, or differs between values", -400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+	     "the Transfer-Encoding is not a lone chunked", -400},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+	     "both Content-Length and Transfer-Encoding", -400},
+	};
+	static const struct {
+		const char *raw, *why;
+	} bodies[] = {
+	    {"5;a \r\n", "a chunk extension is malformed"},
+	    {"g\r\n", "a chunk size is not 1 to 16 hex digits"},
+	    {"5\r\nhelloX", "chunk data is not followed by CRLF"},
+	    {"5\rx", "a chunk size line does not end in CRLF"},
+	    {"0\r\nX : y\r\n", "a trailer field line is malformed"},
+	};
+	static struct ld_http_request req;
+	struct ld_http_parser p;
+	struct ld_http_chunked ck;
+	size_t i, used, made;
+	char out[64];
+
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		ld_http_parser_init(&p, NULL);
+		CHECK_INT(ld_http_parse_request(&p, reqs[i].raw, strlen(reqs[i].raw), &req),
+			  reqs[i].status);
+		CHECK(p.why != NULL);
+		if (p.why)
+			CHECK_STR(p.why, reqs[i].why);
+	}
+	ld_http_parser_init(&p, NULL);
+	CHECK(ld_http_parse_request(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req) > 0);
+	CHECK(p.why == NULL);
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		ld_http_chunked_init(&ck, 100);
+		CHECK_INT(ld_http_chunked_decode(&ck, out, bodies[i].raw, strlen(bodies[i].raw),
+						 &used, &made),
+			  -400);
+		CHECK(ck.why != NULL);
+		if (ck.why)
+			CHECK_STR(ck.why, bodies[i].why);
+	}
+}
+
 static void test_find_and_names(void)
 {
 	static const char raw[] =
@@ -1237,6 +1308,7 @@ int main(void)
 	RUN(test_trickle_scans_once);
 	RUN(test_pipelined);
 	RUN(test_prefixes_wait);
+	RUN(test_reasons);
 	RUN(test_find_and_names);
 	RUN(test_chunked_corpus);
 	RUN(test_chunked_whole_and_sticky);
