@@ -53,9 +53,10 @@ static const unsigned char cls[256] = {
  * Request-line states: the scan pass checks the request line byte by byte as
  * it arrives, so a line that can no longer be valid ("GET /\r\n", a CTL in the
  * target) is refused at once instead of waiting for more bytes or the header
- * timeout. It accepts exactly the prefixes of lines parse_request_line takes,
- * apart from two checks made when the line is complete: the major version
- * (505) and "*" being for OPTIONS only.
+ * timeout. It accepts exactly the prefixes of valid request lines, apart from
+ * two checks made when the line is complete: the major version (505) and "*"
+ * being for OPTIONS only; it notes where the method and the target end, so
+ * the parse pass does not walk them again.
  */
 enum {
 	RL_METHOD0, /* first byte of the method */
@@ -107,6 +108,8 @@ void ld_http_parser_reset(struct ld_http_parser *p)
 	p->rl_n = 0;
 	p->rl_tls = 0;
 	p->rl_star = 0;
+	p->method_end = 0;
+	p->target_end = 0;
 	p->err = 0;
 	p->why = NULL;
 }
@@ -180,8 +183,10 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 		p->rl = RL_METHOD;
 		return true;
 	case RL_METHOD:
-		if (ch == ' ')
+		if (ch == ' ') {
 			p->rl = RL_TARGET0;
+			p->method_end = at;
+		}
 		return ch == ' ' || IS(ch, C_TCHAR);
 	case RL_TARGET0:
 		if (ch == '/') {
@@ -199,6 +204,7 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 		if (ch == ' ') {
 			p->rl = RL_VERSION;
 			p->rl_n = 0;
+			p->target_end = at;
 			return true;
 		}
 		return IS(ch, C_TARGET);
@@ -207,6 +213,7 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 			return false;
 		p->rl = RL_VERSION;
 		p->rl_n = 0;
+		p->target_end = at;
 		return true;
 	case RL_SCHEME:
 		/* The scheme is case-insensitive (RFC 3986 3.1). */
@@ -228,6 +235,7 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
 		} else if (ch == ' ') {
 			p->rl = RL_VERSION;
 			p->rl_n = 0;
+			p->target_end = at;
 		} else if (!IS(ch, C_HOST)) {
 			return false;
 		}
@@ -254,8 +262,6 @@ static bool rl_step(struct ld_http_parser *p, const char *buf, size_t at)
  * the two checks that need the whole line. */
 static int request_line_done(struct ld_http_parser *p, const char *buf, size_t ls, size_t i)
 {
-	const char *sp;
-
 	if (p->rl != RL_LF)
 		return reject(p, -400, "the request line is malformed");
 	/* RFC 9110 6.2 / 15.6.6: a well-formed version we do not speak. The
@@ -263,10 +269,30 @@ static int request_line_done(struct ld_http_parser *p, const char *buf, size_t l
 	if (buf[i - 4] != '1')
 		return reject(p, -505, "the HTTP version is not supported: only HTTP/1.x is");
 	/* RFC 9112 3.2.4: the asterisk-form is only for OPTIONS. */
-	sp = memchr(buf + ls, ' ', i - ls);
-	if (p->rl_star && (sp - (buf + ls) != 7 || memcmp(buf + ls, "OPTIONS", 7) != 0))
+	if (p->rl_star && (p->method_end - ls != 7 || memcmp(buf + ls, "OPTIONS", 7) != 0))
 		return reject(p, -400, "the request target * is only for OPTIONS");
 	return 0;
+}
+
+/* skip_target returns the first byte from q before end that may not be in
+ * a request target, or the last few bytes' start: eight bytes at a time while
+ * they are plain (no byte below 0x21, none above 0x7e, no '#'; the usual bit
+ * tricks, exact for a yes/no answer). The caller finishes with the table. */
+static const char *skip_target(const char *q, const char *end)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+
+	while (end - q >= 8) {
+		uint64_t x, hash;
+
+		memcpy(&x, q, 8);
+		hash = x ^ (ones * '#');
+		if (((x - ones * 0x21) & ~x & highs) | (((x + ones) | x) & highs) |
+		    ((hash - ones) & ~hash & highs))
+			break;
+		q += 8;
+	}
+	return q;
 }
 
 /*
@@ -309,6 +335,26 @@ static int scan(struct ld_http_parser *p, const char *buf, size_t len)
 			size_t to = nl ? (size_t)(nl - buf) : stop, k;
 
 			for (k = pos; k < to; k++) {
+				/* Most bytes of a request line are its method,
+				 * path and a plain version: those go without the
+				 * state machine. */
+				if (p->rl == RL_METHOD || p->rl == RL_PATH) {
+					unsigned char k_cls = p->rl == RL_PATH ? C_TARGET : C_TCHAR;
+
+					if (p->rl == RL_PATH)
+						k = (size_t)(skip_target(buf + k, buf + to) - buf);
+					while (k < to && IS(buf[k], k_cls))
+						k++;
+					if (k == to)
+						break;
+				} else if (p->rl == RL_VERSION && p->rl_n == 0 && to - k >= 9 &&
+					   memcmp(buf + k, "HTTP/1.", 7) == 0 &&
+					   buf[k + 7] >= '0' && buf[k + 7] <= '9' &&
+					   buf[k + 8] == '\r') {
+					p->rl = RL_LF;
+					k += 8;
+					continue;
+				}
 				if (!rl_step(p, buf, k))
 					return p->err = reject(p, -400,
 							       rl_why(p, (unsigned char)buf[k]));
@@ -430,26 +476,18 @@ static bool absolute_form(const char *t, size_t n, struct ld_http_request *req)
 	return true;
 }
 
-/* parse_request_line reads "method SP target SP version CRLF" at s (the scan
- * has checked the line already; this fills in the request) and returns the
- * next line, or NULL. */
-static const char *parse_request_line(const char *s, const char *end, struct ld_http_request *req)
+/* parse_request_line fills in the request from the request line the scan
+ * has checked (method SP target SP version CRLF) and returns the next line,
+ * or NULL. */
+static const char *parse_request_line(const struct ld_http_parser *p, const char *buf,
+				      struct ld_http_request *req)
 {
-	const char *q = s, *t;
+	const char *s = buf + p->start, *t = buf + p->method_end + 1, *q = buf + p->target_end;
 
-	while (IS(*q, C_TCHAR))
-		q++;
-	if (q == s || *q != ' ')
-		return NULL;
+	/* The scan has checked every byte and noted where the parts end. */
 	req->method_str = s;
-	req->method_len = (size_t)(q - s);
+	req->method_len = p->method_end - p->start;
 	req->method = method_of(s, req->method_len);
-
-	t = ++q;
-	while (IS(*q, C_TARGET))
-		q++;
-	if (q == t || *q != ' ')
-		return NULL;
 	req->target = t;
 	req->target_len = (size_t)(q - t);
 	if (*t == '/') {
@@ -467,8 +505,7 @@ static const char *parse_request_line(const char *s, const char *end, struct ld_
 	/* HTTP/1.x with any minor is served as 1.1 (RFC 9110 2.5); the scan
 	 * has answered other majors with 505. */
 	q++;
-	if (end - q < 10 || memcmp(q, "HTTP/1.", 7) != 0 || q[7] < '0' || q[7] > '9' ||
-	    q[8] != '\r' || q[9] != '\n')
+	if (memcmp(q, "HTTP/1.", 7) != 0)
 		return NULL;
 	req->version_minor = q[7] == '0' ? 0 : 1;
 	return q + 10;
@@ -697,7 +734,7 @@ int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
 	req->expect_continue = false;
 	req->authority = NULL;
 	req->authority_len = 0;
-	q = parse_request_line(buf + p->start, buf + p->end, req);
+	q = parse_request_line(p, buf, req);
 	if (!q)
 		return reject(p, -400, "the request line is malformed");
 	rc = parse_fields(p, q, buf + p->end, req, &s);

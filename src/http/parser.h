@@ -90,14 +90,15 @@ struct ld_http_parser {
 	struct ld_http_limits lim;
 	size_t scanned; /* bytes already searched for the end of the header block */
 	/* Private scan state, so a request trickling in costs linear time: */
-	size_t line_start; /* offset of the line being scanned */
-	size_t end;	   /* header block length once its blank line is seen, else 0 */
-	unsigned lines;	   /* complete lines so far, the request line included */
-	unsigned blank;	   /* empty lines skipped before the request line */
-	size_t start;	   /* offset of the request line (after those) */
-	int err;	   /* a request-line rejection, sticky */
-	const char *why;   /* after a rejection: what was wrong, a phrase for
-			    * the error response's detail; NULL otherwise */
+	size_t line_start;	       /* offset of the line being scanned */
+	size_t end;		       /* header block length once its blank line is seen, else 0 */
+	unsigned lines;		       /* complete lines so far, the request line included */
+	unsigned blank;		       /* empty lines skipped before the request line */
+	size_t start;		       /* offset of the request line (after those) */
+	size_t method_end, target_end; /* offsets of the SPs after them */
+	int err;		       /* a request-line rejection, sticky */
+	const char *why;	       /* after a rejection: what was wrong, a phrase for
+					* the error response's detail; NULL otherwise */
 	unsigned char rl, rl_n, rl_tls, rl_star; /* request-line check state */
 };
 

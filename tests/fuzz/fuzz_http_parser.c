@@ -83,6 +83,10 @@ static void invariants(const struct ld_http_limits *lim, const char *buf, size_t
 	check(r->method_str == buf + skip && r->method_len > 0);
 	check(inside(r->target, r->target_len, buf, h) && r->target_len > 0);
 	check(r->target == r->method_str + r->method_len + 1);
+	for (i = 0; i < r->target_len; i++) /* visible ASCII but '#' */
+		check(r->target[i] > 0x20 && r->target[i] < 0x7f && r->target[i] != '#');
+	for (i = 0; i < r->method_len; i++)
+		check(r->method_str[i] > 0x20 && r->method_str[i] < 0x7f);
 	/* The version closes the request line: "HTTP/1." DIGIT CRLF. */
 	line_end = r->target + r->target_len;
 	check(memcmp(line_end, " HTTP/1.", 8) == 0 && line_end[8] >= '0' && line_end[8] <= '9');

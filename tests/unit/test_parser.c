@@ -597,6 +597,14 @@ static void test_byte_classes(void)
 		rc = with_byte("GET /a@b HTTP/1.1\r\nHost: a\r\n\r\n", b);
 		want_ok = b >= 0x21 && b <= 0x7e && b != '#';
 		CHECK_INT(rc > 0, want_ok);
+		/* Long paths are checked eight bytes at a time too. */
+		for (at = 0; at < 9; at++) {
+			char fmt[] = "GET /0123456789abcdefgh HTTP/1.1\r\nHost: a\r\n\r\n";
+
+			fmt[6 + at] = '@';
+			rc = with_byte(fmt, b);
+			CHECK_INT(rc > 0, want_ok);
+		}
 		rc = with_byte("GET / HTTP/1.1\r\nHost: a@b\r\n\r\n", b);
 		want_ok = b < 0x80 && (isalnum(b) || (b && strchr("-._~!$&'()*+,;=:%[]", b)));
 		CHECK_INT(rc > 0, want_ok);
