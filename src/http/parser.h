@@ -5,8 +5,10 @@
  * rather than guessed, because two parsers that disagree about where a request
  * ends is how request smuggling works.
  *
- * Zero-copy: the parsed request points into the caller's buffer; the caller
- * keeps those bytes unchanged until it is done with the request.
+ * Zero-copy: the parsed request points into the caller's buffer (the one
+ * exception: the path "/" of an absolute-form target without a path is a
+ * constant); the caller keeps those bytes unchanged until it is done with the
+ * request.
  * Incremental: the caller appends bytes as they arrive and calls
  * ld_http_parse_request() again with the whole buffer; the parser remembers how
  * far it has scanned, so the cost over a slow trickle stays linear.
@@ -89,6 +91,10 @@ struct ld_http_request {
 struct ld_http_parser {
 	struct ld_http_limits lim;
 	size_t scanned; /* bytes already searched for the end of the header block */
+	/* After a rejection: what was wrong, a phrase fit for the error
+	 * response's detail ("the request line has no HTTP version"); NULL
+	 * while nothing was rejected since the last reset. */
+	const char *why;
 	/* Private scan state, so a request trickling in costs linear time: */
 	size_t line_start;	       /* offset of the line being scanned */
 	size_t end;		       /* header block length once its blank line is seen, else 0 */
@@ -97,8 +103,6 @@ struct ld_http_parser {
 	size_t start;		       /* offset of the request line (after those) */
 	size_t method_end, target_end; /* offsets of the SPs after them */
 	int err;		       /* a request-line rejection, sticky */
-	const char *why;	       /* after a rejection: what was wrong, a phrase for
-					* the error response's detail; NULL otherwise */
 	unsigned char rl, rl_n, rl_tls, rl_star; /* request-line check state */
 };
 
@@ -120,8 +124,9 @@ void ld_http_parser_reset(struct ld_http_parser *p);
  * line is checked as it arrives too: -400 as soon as a byte makes it
  * impossible (a CTL, a second SP, "GET /" then CR, "HTTP/1.1x"), and -505 or
  * -400 as soon as its CRLF has come if the version's major is not 1 or "*" is
- * not for OPTIONS; a prefix that may still become valid waits. The answer does
- * not depend on how the bytes were split across calls.
+ * not for OPTIONS; a prefix that may still become valid waits. The answer (and
+ * p->why) does not depend on how the bytes were split across calls, and a
+ * rejection is final: asked again without a reset, the parser gives it again.
  *
  * Up to LD_HTTP_LEADING_EMPTY_MAX empty lines (CRLF) before the request line
  * are skipped (RFC 9112 2.2): a stray CRLF after a body does not cost the
