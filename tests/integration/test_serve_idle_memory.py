@@ -5,11 +5,11 @@ just after accept and 15.7 KB after one request (the request state and the
 16 KiB read buffer stayed allocated). Now a connection holds its buffers only
 while it has bytes or a request on it. The measurement is the one `make
 bench` runs (bench/idle_conns.py) with fewer connections; the bound is far
-above noise and far below the old figures.
+above noise and far below the old figures (the ASan build measures about
+740 bytes, the release build 500).
 """
 
 import importlib.util
-import os
 import resource
 
 import pytest
@@ -37,10 +37,6 @@ def many_fds():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-@pytest.mark.skipif(
-    os.environ.get("LADDER_BUILD") == "asan",
-    reason="ASan's allocator (redzones, quarantine) is not the memory a server uses",
-)
 def test_idle_connection_memory(ladder_server, many_fds):
     srv = ladder_server(
         "--threads", "1",
