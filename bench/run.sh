@@ -11,3 +11,6 @@ if [ -x bench/generator.sh ]; then
 	echo "== ladder bench vs wrk (load generator speed) =="
 	bench/generator.sh
 fi
+echo
+echo "== memory per idle keep-alive connection =="
+bench/idle.sh

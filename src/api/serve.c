@@ -1,18 +1,22 @@
 /*
  * serve.c - `ladder serve` and `ladder migrate`: configuration in, a running
  * server (or a migrated database) out.
+ *
+ * Start-up order: the data directory's lock first (one process per
+ * directory), then the listeners (no other server on the address), and only
+ * then the token key and the store: a second process that must not run is
+ * refused before it has touched anything of the first one's.
  */
 #include "api/serve.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
 #include "base/config.h"
+#include "base/lockfile.h"
 #include "http/server.h"
 #include "http/status.h"
 #include "obs/log.h"
@@ -117,6 +121,8 @@ int ld_serve_main(int argc, char **argv)
 	struct ld_config cfg;
 	struct ld_server_config scfg;
 	struct ld_server_app app;
+	struct ld_lockfile lock = {-1};
+	struct ld_listeners ls = {0};
 	char err[512] = "";
 	int rc, store_open = 0;
 
@@ -135,9 +141,14 @@ int ld_serve_main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-		fprintf(stderr, "ladder serve: data: cannot create '%s': %s\n", cfg.data_dir,
-			strerror(errno));
+	if (ld_lockfile_acquire(&lock, cfg.data_dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+	server_config(&cfg, &scfg);
+	if (ld_server_listen(&scfg, &ls, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
 		rc = 1;
 		goto out;
 	}
@@ -169,8 +180,7 @@ int ld_serve_main(int argc, char **argv)
 	if (rc)
 		goto out;
 	store_open = 1;
-	server_config(&cfg, &scfg);
-	rc = ld_server_run(&scfg, &app, err, sizeof(err));
+	rc = ld_server_run(&scfg, &ls, &app, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
 		rc = 1;
@@ -187,6 +197,8 @@ int ld_serve_main(int argc, char **argv)
 out:
 	if (store_open)
 		api.vt->close(api.store);
+	ld_listeners_close(&ls);
+	ld_lockfile_release(&lock);
 	return rc;
 }
 
@@ -195,6 +207,7 @@ int ld_migrate_main(int argc, char **argv)
 	const struct ld_store_vt *vt;
 	struct ld_store *store;
 	struct ld_config cfg;
+	struct ld_lockfile lock = {-1};
 	char err[512] = "";
 	int rc;
 
@@ -208,6 +221,13 @@ int ld_migrate_main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* A running server has the store open: migrating under it would
+	 * change the schema its statements were prepared for. */
+	if (ld_lockfile_acquire(&lock, cfg.data_dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder migrate: %s\n", err);
+		rc = 1;
+		goto out;
+	}
 	rc = open_store(&cfg, &vt, &store);
 	if (rc)
 		goto out;
@@ -215,5 +235,6 @@ int ld_migrate_main(int argc, char **argv)
 	printf("ladder migrate: %s store in '%s' is at the current schema\n", cfg.store,
 	       cfg.data_dir);
 out:
+	ld_lockfile_release(&lock);
 	return rc;
 }

@@ -7,6 +7,12 @@
  * second condition matters because a write request can outlive its client:
  * the store completes the op, the handler responds into a closing connection,
  * and only then may the memory go.
+ *
+ * Memory: everything a request needs lives in a struct ld_exchange (see
+ * server_int.h), attached in on_alloc when the socket turns readable and
+ * detached by maybe_detach once the connection is idle again: state HEAD, no
+ * byte of a next request buffered, no handler on the stack and no libuv
+ * request (write, shutdown) still pointing into it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,8 +23,101 @@
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
+/* The read buffer grows in steps of this size; an exchange keeps a buffer of
+ * exactly this size when it goes back to the cache, a grown one is freed. */
+#define RBUF_STEP 16384
+/* Exchanges cached per loop: enough for the requests one loop has in flight
+ * at once on a busy server (about 25 KiB each), not a pool as large as the
+ * largest burst ever seen. */
+#define XFREE_MAX 128
+/* Response buffers grown past this are freed when their exchange is cached. */
+#define XKEEP_MAX (64 * 1024)
+
 static void process(struct ld_conn *c);
 static void finish_request(struct ld_conn *c);
+
+static void exchange_free(struct ld_exchange *x)
+{
+	ld_buf_release(&x->rbuf);
+	ld_buf_release(&x->whdr);
+	ld_buf_release(&x->wgzip);
+	ld_buf_release(&x->req.out_hdrs);
+	ld_buf_release(&x->req.out_body);
+	free(x);
+}
+
+/* exchange_get takes a cached exchange or makes one; NULL when out of memory.
+ * Either way it is in the state of a connection waiting for a request. */
+static struct ld_exchange *exchange_get(struct ld_worker *w)
+{
+	struct ld_server *s = w->s;
+	struct ld_exchange *x = w->xfree;
+
+	if (x) {
+		w->xfree = x->next_free;
+		w->nxfree--;
+	} else {
+		x = calloc(1, sizeof(*x) + s->app.app_req_size);
+		if (!x)
+			return NULL;
+		/* Room for a full header block, a full body and one read of the
+		 * next pipelined request; the parser and framing enforce the
+		 * real limits. */
+		ld_buf_init(&x->rbuf,
+			    s->cfg.limits.headers_max + s->cfg.max_body + RBUF_STEP + 4096);
+		ld_buf_init(&x->whdr, 64 * 1024);
+		ld_buf_init(&x->wgzip, 16 * 1024 * 1024);
+		ld_buf_init(&x->req.out_hdrs, 16 * 1024);
+		ld_buf_init(&x->req.out_body, 16 * 1024 * 1024);
+	}
+	x->next_free = NULL;
+	ld_buf_reset(&x->rbuf);
+	ld_http_parser_init(&x->parser, &s->cfg.limits);
+	x->req_start_ns = 0;
+	x->req_len = 0;
+	x->req.h.method_str = NULL;
+	return x;
+}
+
+/* exchange_put gives x back: to the cache with its buffers (those grown past
+ * their usual size freed), or to free() when the cache is full. */
+static void exchange_put(struct ld_worker *w, struct ld_exchange *x)
+{
+	if (w->nxfree >= XFREE_MAX) {
+		exchange_free(x);
+		return;
+	}
+	if (x->rbuf.cap > RBUF_STEP)
+		ld_buf_release(&x->rbuf);
+	if (x->wgzip.cap > XKEEP_MAX)
+		ld_buf_release(&x->wgzip);
+	if (x->req.out_body.cap > XKEEP_MAX)
+		ld_buf_release(&x->req.out_body);
+	x->next_free = w->xfree;
+	w->xfree = x;
+	w->nxfree++;
+}
+
+void ld__conn_cache_free(struct ld_worker *w)
+{
+	struct ld_exchange *x;
+
+	while ((x = w->xfree)) {
+		w->xfree = x->next_free;
+		exchange_free(x);
+	}
+	w->nxfree = 0;
+}
+
+/* maybe_detach gives the exchange back once the connection is idle. */
+static void maybe_detach(struct ld_conn *c)
+{
+	if (c->x && !c->closing && c->state == CONN_HEAD && c->x->rbuf.len == 0 && !c->in_handler &&
+	    !c->continue_queued) {
+		exchange_put(c->w, c->x);
+		c->x = NULL;
+	}
+}
 
 static void maybe_free(struct ld_conn *c)
 {
@@ -35,11 +134,10 @@ static void maybe_free(struct ld_conn *c)
 	w->nconns--;
 	atomic_fetch_sub(&w->s->conns, 1);
 	ld_metrics_connections(-1);
-	ld_buf_release(&c->rbuf);
-	ld_buf_release(&c->whdr);
-	ld_buf_release(&c->wgzip);
-	ld_buf_release(&c->req.out_hdrs);
-	ld_buf_release(&c->req.out_body);
+	/* Every libuv request into the exchange has called back by now:
+	 * closing a handle cancels its writes and shutdowns first. */
+	if (c->x)
+		exchange_put(w, c->x);
 	free(c);
 	ld__worker_maybe_finish(w);
 }
@@ -64,7 +162,7 @@ void ld__conn_close(struct ld_conn *c)
 
 bool ld__conn_idle(const struct ld_conn *c)
 {
-	return c->state == CONN_HEAD && c->rbuf.len == 0;
+	return c->state == CONN_HEAD && (!c->x || c->x->rbuf.len == 0);
 }
 
 void ld__conn_drain(struct ld_conn *c)
@@ -106,18 +204,22 @@ static void disarm(struct ld_conn *c)
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct ld_conn *c = h->data;
-	size_t want = 16384;
+	struct ld_buf *rb;
 
+	buf->base = NULL;
+	buf->len = 0;
+	/* The socket is readable: an idle connection takes its exchange now.
+	 * Without one the read fails with UV_ENOBUFS and the connection goes. */
+	if (!c->x && !(c->x = exchange_get(c->w)))
+		return;
+	rb = &c->x->rbuf;
 	/* Grow in 16 KiB steps up to the cap; at the cap, offer what is left
 	 * (maybe nothing, which libuv reports as UV_ENOBUFS). */
-	if (ld_buf_reserve(&c->rbuf, want) != 0 && c->rbuf.max > c->rbuf.len)
-		ld_buf_reserve(&c->rbuf, c->rbuf.max - c->rbuf.len);
-	if (c->rbuf.data) {
-		buf->base = c->rbuf.data + c->rbuf.len;
-		buf->len = c->rbuf.cap - c->rbuf.len;
-	} else {
-		buf->base = NULL;
-		buf->len = 0;
+	if (ld_buf_reserve(rb, RBUF_STEP) != 0 && rb->max > rb->len)
+		ld_buf_reserve(rb, rb->max - rb->len);
+	if (rb->data) {
+		buf->base = rb->data + rb->len;
+		buf->len = rb->cap - rb->len;
 	}
 }
 
@@ -139,19 +241,20 @@ static void update_reading(struct ld_conn *c)
  * errors raised by the HTTP layer. */
 static void prepare_req(struct ld_conn *c)
 {
-	struct ld_req *r = &c->req;
+	struct ld_exchange *x = c->x;
+	struct ld_req *r = &x->req;
 	struct ld_server *s = c->w->s;
 
 	r->loop = &c->w->l;
 	r->conn = c;
-	r->start_ns = c->req_start_ns ? c->req_start_ns : ld_now_ns();
+	r->start_ns = x->req_start_ns ? x->req_start_ns : ld_now_ns();
 	r->route = 0;
 	r->user_id = 0;
 	r->content_type = NULL;
 	ld_buf_reset(&r->out_hdrs);
 	ld_buf_reset(&r->out_body);
-	memset(c->app_state, 0, s->app.app_req_size);
-	r->app = c->app_state;
+	memset(x->app_state, 0, s->app.app_req_size);
+	r->app = x->app_state;
 	ld__request_ids(c->w, r);
 	c->responded = false;
 	ld_metrics_inflight(1);
@@ -163,39 +266,41 @@ static void prepare_req(struct ld_conn *c)
  * the buffer moved. */
 static void repoint_header(struct ld_conn *c)
 {
+	struct ld_exchange *x = c->x;
 	struct ld_http_parser p;
 
-	if (c->req.h.method_str == c->rbuf.data)
+	if (x->req.h.method_str == x->rbuf.data)
 		return;
 	ld_http_parser_init(&p, &c->w->s->cfg.limits);
-	(void)ld_http_parse_request(&p, c->rbuf.data, c->rbuf.len, &c->req.h);
+	(void)ld_http_parse_request(&p, x->rbuf.data, x->rbuf.len, &x->req.h);
 }
 
 static void http_error(struct ld_conn *c, int status, const char *detail)
 {
 	struct ld_server *s = c->w->s;
+	struct ld_exchange *x = c->x;
 
 	if (c->header_parsed) {
 		repoint_header(c);
 	} else {
 		/* The header never parsed: nothing in it may be trusted. */
-		memset(&c->req.h, 0, sizeof(c->req.h));
-		c->req.h.content_length = -1;
-		c->req.h.version_minor = 1;
+		memset(&x->req.h, 0, sizeof(x->req.h));
+		x->req.h.content_length = -1;
+		x->req.h.version_minor = 1;
 	}
 	/* The client may still be sending what we refused: read and drop it
 	 * before closing, or the kernel answers it with a reset that can
 	 * destroy our error response before the client reads it. */
 	c->linger = true;
-	c->req.body = NULL;
-	c->req.body_len = 0;
-	c->req_len = c->rbuf.len;
+	x->req.body = NULL;
+	x->req.body_len = 0;
+	x->req_len = x->rbuf.len;
 	c->close_after = true;
 	c->state = CONN_BUSY;
 	disarm(c);
 	prepare_req(c);
 	c->in_handler = true;
-	s->app.on_http_error(&c->req, status, detail, s->app.arg);
+	s->app.on_http_error(&x->req, status, detail, s->app.arg);
 	c->in_handler = false;
 }
 
@@ -216,7 +321,7 @@ static void on_timer(uv_timer_t *t)
 	c->deadline = 0;
 	switch (c->state) {
 	case CONN_HEAD:
-		if (c->rbuf.len == 0 || ld_http_parser_idle(&c->parser)) {
+		if (!c->x || c->x->rbuf.len == 0 || ld_http_parser_idle(&c->x->parser)) {
 			/* Idle keep-alive (or a connection that never spoke,
 			 * or sent only the empty lines the parser skips). */
 			ld__conn_close(c);
@@ -246,13 +351,14 @@ static void on_timer(uv_timer_t *t)
 static int start_body(struct ld_conn *c)
 {
 	struct ld_server *s = c->w->s;
-	struct ld_http_request *h = &c->req.h;
+	struct ld_exchange *x = c->x;
+	struct ld_http_request *h = &x->req.h;
 	int rc = 0;
 
-	c->chunk_in = 0;
-	c->chunk_out = 0;
+	x->chunk_in = 0;
+	x->chunk_out = 0;
 	if (h->chunked) {
-		ld_http_chunked_init(&c->chunked, s->cfg.max_body);
+		ld_http_chunked_init(&x->chunked, s->cfg.max_body);
 	} else if (h->content_length >= 0) {
 		if ((uint64_t)h->content_length > s->cfg.max_body) {
 			http_error(c, 413, "the request body is larger than the limit");
@@ -270,42 +376,43 @@ out:
  * 0 when more is needed, or minus a status code. */
 static int body_ready(struct ld_conn *c)
 {
-	struct ld_http_request *h = &c->req.h;
-	char *base = c->rbuf.data + h->header_len;
-	size_t have = c->rbuf.len - h->header_len;
+	struct ld_exchange *x = c->x;
+	struct ld_http_request *h = &x->req.h;
+	char *base = x->rbuf.data + h->header_len;
+	size_t have = x->rbuf.len - h->header_len;
 	size_t consumed = 0, produced = 0;
 	int rc;
 
 	if (h->chunked) {
-		rc = ld_http_chunked_decode(&c->chunked, base + c->chunk_out, base + c->chunk_in,
-					    have - c->chunk_in, &consumed, &produced);
-		c->chunk_in += consumed;
-		c->chunk_out += produced;
+		rc = ld_http_chunked_decode(&x->chunked, base + x->chunk_out, base + x->chunk_in,
+					    have - x->chunk_in, &consumed, &produced);
+		x->chunk_in += consumed;
+		x->chunk_out += produced;
 		if (rc < 0)
 			goto out;
 		/* Squeeze out the chunk framing already decoded so a body of
 		 * many tiny chunks cannot need more buffer than its payload. */
-		if (c->chunk_in > c->chunk_out) {
-			size_t rest = have - c->chunk_in;
+		if (x->chunk_in > x->chunk_out) {
+			size_t rest = have - x->chunk_in;
 
-			memmove(base + c->chunk_out, base + c->chunk_in, rest);
-			c->rbuf.len -= c->chunk_in - c->chunk_out;
-			c->rbuf.data[c->rbuf.len] = '\0';
-			c->chunk_in = c->chunk_out;
+			memmove(base + x->chunk_out, base + x->chunk_in, rest);
+			x->rbuf.len -= x->chunk_in - x->chunk_out;
+			x->rbuf.data[x->rbuf.len] = '\0';
+			x->chunk_in = x->chunk_out;
 		}
 		if (rc == 1) {
-			c->req.body = base;
-			c->req.body_len = c->chunk_out;
-			c->req_len = h->header_len + c->chunk_in;
+			x->req.body = base;
+			x->req.body_len = x->chunk_out;
+			x->req_len = h->header_len + x->chunk_in;
 		}
 	} else {
 		size_t need = h->content_length > 0 ? (size_t)h->content_length : 0;
 
 		rc = have >= need;
 		if (rc) {
-			c->req.body = need ? base : NULL;
-			c->req.body_len = need;
-			c->req_len = h->header_len + need;
+			x->req.body = need ? base : NULL;
+			x->req.body_len = need;
+			x->req_len = h->header_len + need;
 		}
 	}
 out:
@@ -316,17 +423,28 @@ static void dispatch(struct ld_conn *c)
 {
 	struct ld_server *s = c->w->s;
 
+	struct ld_exchange *x = c->x;
+
 	repoint_header(c);
-	if (c->req.h.chunked || c->req.body_len)
-		c->req.body = c->rbuf.data + c->req.h.header_len;
-	if (!c->req.h.keep_alive)
+	if (x->req.h.chunked || x->req.body_len)
+		x->req.body = x->rbuf.data + x->req.h.header_len;
+	if (!x->req.h.keep_alive)
 		c->close_after = true;
 	c->state = CONN_BUSY;
 	disarm(c);
 	prepare_req(c);
 	c->in_handler = true;
-	s->app.on_request(&c->req, s->app.arg);
+	s->app.on_request(&x->req, s->app.arg);
 	c->in_handler = false;
+}
+
+/* libuv holds x->wcontinue until this runs, even once the bytes are sent. */
+static void on_continue_written(uv_write_t *wr, int status)
+{
+	struct ld_conn *c = wr->data;
+
+	c->continue_queued = false;
+	maybe_detach(c);
 }
 
 static void process(struct ld_conn *c)
@@ -335,20 +453,22 @@ static void process(struct ld_conn *c)
 	int rc;
 
 	while (!c->closing && (c->state == CONN_HEAD || c->state == CONN_BODY)) {
+		struct ld_exchange *x = c->x;
+
 		if (c->state == CONN_HEAD) {
-			if (c->rbuf.len == 0)
+			if (!x || x->rbuf.len == 0)
 				break;
-			if (!c->req_start_ns) {
-				c->req_start_ns = ld_now_ns();
+			if (!x->req_start_ns) {
+				x->req_start_ns = ld_now_ns();
 				arm(c, s->cfg.header_timeout_ms);
 			}
 			rc =
-			    ld_http_parse_request(&c->parser, c->rbuf.data, c->rbuf.len, &c->req.h);
+			    ld_http_parse_request(&x->parser, x->rbuf.data, x->rbuf.len, &x->req.h);
 			if (rc == 0)
 				break;
 			if (rc < 0) {
 				http_error(c, -rc,
-					   c->parser.why ? c->parser.why
+					   x->parser.why ? x->parser.why
 							 : "the request is malformed");
 				break;
 			}
@@ -360,12 +480,12 @@ static void process(struct ld_conn *c)
 		if (rc < 0) {
 			http_error(c, -rc,
 				   -rc == 413	    ? "the request body is larger than the limit"
-				   : c->chunked.why ? c->chunked.why
+				   : x->chunked.why ? x->chunked.why
 						    : "the chunked request body is malformed");
 			break;
 		}
 		if (rc == 0) {
-			if (c->req.h.expect_continue && !c->sent_continue) {
+			if (x->req.h.expect_continue && !c->sent_continue) {
 				uv_buf_t b =
 				    uv_buf_init((char *)continue_100, sizeof(continue_100) - 1);
 
@@ -373,14 +493,16 @@ static void process(struct ld_conn *c)
 				 * would corrupt the response that follows it,
 				 * and libuv keeps queued writes in order. */
 				c->sent_continue = true;
-				c->wcontinue.data = c;
-				uv_write(&c->wcontinue, (uv_stream_t *)&c->tcp, &b, 1, NULL);
+				x->wcontinue.data = c;
+				c->continue_queued = uv_write(&x->wcontinue, (uv_stream_t *)&c->tcp,
+							      &b, 1, on_continue_written) == 0;
 			}
 			break;
 		}
 		dispatch(c);
 	}
 	update_reading(c);
+	maybe_detach(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -388,11 +510,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	struct ld_conn *c = stream->data;
 
 	if (nread > 0) {
-		c->rbuf.len += (size_t)nread;
-		c->rbuf.data[c->rbuf.len] = '\0';
+		c->x->rbuf.len += (size_t)nread;
+		c->x->rbuf.data[c->x->rbuf.len] = '\0';
 		if (c->state == CONN_BODY)
 			arm(c, c->w->s->cfg.body_timeout_ms);
 		process(c);
+	} else if (nread == UV_ENOBUFS && !c->x) {
+		/* No memory for an exchange: nothing can be answered. */
+		ld__conn_close(c);
 	} else if (nread == UV_ENOBUFS) {
 		/* Only reachable with a header block or body past their caps,
 		 * which the parser and framing checks refuse first. */
@@ -404,6 +529,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			ld__conn_close(c);
 		else
 			c->close_after = true;
+	} else {
+		/* Nothing to read after all (EAGAIN): an idle connection does
+		 * not keep the exchange on_alloc gave it. */
+		maybe_detach(c);
 	}
 }
 
@@ -460,8 +589,8 @@ static void on_linger_shutdown(uv_shutdown_t *req, int status)
 static void start_linger(struct ld_conn *c)
 {
 	c->state = CONN_LINGER;
-	c->shutdown_req.data = c;
-	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_linger_shutdown) != 0) {
+	c->x->shutdown_req.data = c;
+	if (uv_shutdown(&c->x->shutdown_req, (uv_stream_t *)&c->tcp, on_linger_shutdown) != 0) {
 		ld__conn_close(c);
 		return;
 	}
@@ -472,13 +601,14 @@ static void start_linger(struct ld_conn *c)
 static void finish_request(struct ld_conn *c)
 {
 	struct ld_server *s = c->w->s;
+	struct ld_exchange *x = c->x;
 
-	ld_buf_consume(&c->rbuf, c->req_len);
-	c->req_len = 0;
-	c->req.h.method_str = NULL;
+	ld_buf_consume(&x->rbuf, x->req_len);
+	x->req_len = 0;
+	x->req.h.method_str = NULL;
 	c->header_parsed = false;
-	ld_http_parser_reset(&c->parser);
-	c->req_start_ns = 0;
+	ld_http_parser_reset(&x->parser);
+	x->req_start_ns = 0;
 	c->sent_continue = false;
 	c->state = CONN_HEAD;
 	if (c->close_after || c->peer_gone || atomic_load(&s->stage) >= 1) {
@@ -488,7 +618,7 @@ static void finish_request(struct ld_conn *c)
 			ld__conn_close(c);
 		return;
 	}
-	if (c->rbuf.len == 0)
+	if (x->rbuf.len == 0)
 		arm(c, s->cfg.keepalive_timeout_ms);
 }
 
@@ -500,6 +630,7 @@ void ld_req_close_after(struct ld_req *r)
 void ld_req_respond(struct ld_req *r, int status)
 {
 	struct ld_conn *c = r->conn;
+	struct ld_exchange *x = c->x;
 	struct ld_server *s = c->w->s;
 	size_t total = 0, done;
 	int n;
@@ -519,16 +650,16 @@ void ld_req_respond(struct ld_req *r, int status)
 	}
 	if (ld__response_build(c, status) != 0)
 		status = 500; /* the answer could not be assembled: a 500 replaced it */
-	if (c->nwbufs == 0) {
+	if (x->nwbufs == 0) {
 		ld__response_account(c, status, 0);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		return;
 	}
-	for (i = 0; i < c->nwbufs; i++)
-		total += c->wbufs[i].len;
+	for (i = 0; i < x->nwbufs; i++)
+		total += x->wbufs[i].len;
 	ld__response_account(c, status, total);
-	n = uv_try_write((uv_stream_t *)&c->tcp, c->wbufs, c->nwbufs);
+	n = uv_try_write((uv_stream_t *)&c->tcp, x->wbufs, x->nwbufs);
 	done = n > 0 ? (size_t)n : 0;
 	if (n < 0 && n != UV_EAGAIN) {
 		c->state = CONN_HEAD;
@@ -542,13 +673,13 @@ void ld_req_respond(struct ld_req *r, int status)
 		return;
 	}
 	/* Partial write: queue the rest and wait for the client to drain. */
-	for (i = 0; i < c->nwbufs && done >= c->wbufs[i].len; i++)
-		done -= c->wbufs[i].len;
-	c->wbufs[i].base += done;
-	c->wbufs[i].len -= done;
+	for (i = 0; i < x->nwbufs && done >= x->wbufs[i].len; i++)
+		done -= x->wbufs[i].len;
+	x->wbufs[i].base += done;
+	x->wbufs[i].len -= done;
 	c->state = CONN_WRITING;
-	c->wreq.data = c;
-	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs + i, c->nwbufs - i, on_write) < 0) {
+	x->wreq.data = c;
+	if (uv_write(&x->wreq, (uv_stream_t *)&c->tcp, x->wbufs + i, x->nwbufs - i, on_write) < 0) {
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		return;
@@ -560,9 +691,9 @@ void ld__conn_accept(struct ld_worker *w)
 {
 	struct ld_server *s = w->s;
 	struct ld_conn *c;
-	size_t cap;
 
-	c = calloc(1, sizeof(*c) + s->app.app_req_size);
+	/* Only the connection itself: its exchange comes with its first byte. */
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
 	c->w = w;
@@ -579,15 +710,6 @@ void ld__conn_accept(struct ld_worker *w)
 	w->nconns++;
 	atomic_fetch_add(&s->conns, 1);
 	ld_metrics_connections(1);
-	/* Room for a full header block, a full body and one read of the next
-	 * pipelined request; the parser and framing enforce the real limits. */
-	cap = s->cfg.limits.headers_max + s->cfg.max_body + 16384 + 4096;
-	ld_buf_init(&c->rbuf, cap);
-	ld_buf_init(&c->whdr, 64 * 1024);
-	ld_buf_init(&c->wgzip, 16 * 1024 * 1024);
-	ld_buf_init(&c->req.out_hdrs, 16 * 1024);
-	ld_buf_init(&c->req.out_body, 16 * 1024 * 1024);
-	ld_http_parser_init(&c->parser, &s->cfg.limits);
 	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
 		ld__conn_close(c);
 		return;

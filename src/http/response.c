@@ -107,11 +107,11 @@ static const char *date_line(struct ld_worker *w)
 	return w->date;
 }
 
-/* gzip_body compresses r->out_body into c->wgzip; 0 when it did. */
+/* gzip_body compresses r->out_body into c->x->wgzip; 0 when it did. */
 static int gzip_body(struct ld_conn *c)
 {
 	struct ld_worker *w = c->w;
-	struct ld_req *r = &c->req;
+	struct ld_req *r = &c->x->req;
 	int rc = -1;
 
 	if (!w->z_ready) {
@@ -123,30 +123,30 @@ static int gzip_body(struct ld_conn *c)
 	} else {
 		deflateReset(&w->z);
 	}
-	ld_buf_reset(&c->wgzip);
-	if (ld_buf_reserve(&c->wgzip, deflateBound(&w->z, r->out_body.len)))
+	ld_buf_reset(&c->x->wgzip);
+	if (ld_buf_reserve(&c->x->wgzip, deflateBound(&w->z, r->out_body.len)))
 		goto out;
 	w->z.next_in = (Bytef *)r->out_body.data;
 	w->z.avail_in = (uInt)r->out_body.len;
-	w->z.next_out = (Bytef *)c->wgzip.data;
-	w->z.avail_out = (uInt)c->wgzip.cap;
+	w->z.next_out = (Bytef *)c->x->wgzip.data;
+	w->z.avail_out = (uInt)c->x->wgzip.cap;
 	if (deflate(&w->z, Z_FINISH) != Z_STREAM_END)
 		goto out;
-	c->wgzip.len = c->wgzip.cap - w->z.avail_out;
+	c->x->wgzip.len = c->x->wgzip.cap - w->z.avail_out;
 	rc = 0;
 out:
 	return rc;
 }
 
 /* assemble writes the status line and header block for status into
- * c->whdr and points c->wbufs at it and the body. The buffers' first failure
+ * c->x->whdr and points c->x->wbufs at it and the body. The buffers' first failure
  * sticks, so one look at each at the end says whether the block is whole. */
 static int assemble(struct ld_conn *c, int status)
 {
 	struct ld_worker *w = c->w;
 	struct ld_server *s = w->s;
-	struct ld_req *r = &c->req;
-	struct ld_buf *h = &c->whdr;
+	struct ld_req *r = &c->x->req;
+	struct ld_buf *h = &c->x->whdr;
 	bool head = r->h.method == LD_HTTP_HEAD;
 	bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
 	const char *body = r->out_body.data;
@@ -157,10 +157,10 @@ static int assemble(struct ld_conn *c, int status)
 	if (no_body)
 		body_len = 0;
 	if (!no_body && s->cfg.gzip && r->accept_gzip && body_len >= s->cfg.gzip_min &&
-	    gzip_body(c) == 0 && c->wgzip.len < body_len) {
+	    gzip_body(c) == 0 && c->x->wgzip.len < body_len) {
 		gz = true;
-		body = c->wgzip.data;
-		body_len = c->wgzip.len;
+		body = c->x->wgzip.data;
+		body_len = c->x->wgzip.len;
 	}
 	/* Appends, not printf: this runs once per response and vfprintf was a
 	 * visible share of a GET's CPU. */
@@ -205,12 +205,12 @@ static int assemble(struct ld_conn *c, int status)
 		rc = ld_buf_error(&r->out_body);
 	if (!rc)
 		rc = ld_buf_error(h);
-	c->nwbufs = 0;
+	c->x->nwbufs = 0;
 	if (rc)
 		goto out;
-	c->wbufs[c->nwbufs++] = uv_buf_init(h->data, (unsigned)h->len);
+	c->x->wbufs[c->x->nwbufs++] = uv_buf_init(h->data, (unsigned)h->len);
 	if (body_len && !head)
-		c->wbufs[c->nwbufs++] = uv_buf_init((char *)body, (unsigned)body_len);
+		c->x->wbufs[c->x->nwbufs++] = uv_buf_init((char *)body, (unsigned)body_len);
 out:
 	return rc;
 }
@@ -220,7 +220,7 @@ out:
  * (they are what may have overflowed) and a body written here. */
 static int internal_error(struct ld_conn *c, int status, int err)
 {
-	struct ld_req *r = &c->req;
+	struct ld_req *r = &c->x->req;
 	struct ld_json j;
 	char what[64];
 	int rc;
@@ -249,7 +249,7 @@ int ld__response_build(struct ld_conn *c, int status)
 	if (rc == 0)
 		goto out;
 	/* When not even the 500 fits (no memory for a few hundred bytes),
-	 * c->nwbufs stays 0 and the caller closes the connection. */
+	 * c->x->nwbufs stays 0 and the caller closes the connection. */
 	(void)internal_error(c, status, rc);
 out:
 	return rc;
@@ -259,7 +259,7 @@ void ld__response_account(struct ld_conn *c, int status, uint64_t bytes)
 {
 	struct ld_worker *w = c->w;
 	struct ld_server *s = w->s;
-	struct ld_req *r = &c->req;
+	struct ld_req *r = &c->x->req;
 	uint64_t duration = ld_now_ns() - r->start_ns;
 	struct ld_log_request e;
 

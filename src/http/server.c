@@ -2,11 +2,12 @@
  * server.c - event-loop threads, SO_REUSEPORT listeners, signals and the
  * graceful drain.
  *
- * The main thread binds every listening socket itself before any loop starts,
- * so a port in use is reported at once and by name; each loop thread then
- * adopts its socket with uv_tcp_open (libuv 1.44 has no SO_REUSEPORT flag).
- * The main thread runs a small loop of its own for signals and the drain
- * timers and talks to the loop threads through uv_async handles.
+ * ld_server_listen binds every listening socket before any loop starts (and
+ * before the application opens its store), so a port in use is reported at
+ * once and by name; each loop thread then adopts its socket with uv_tcp_open
+ * (libuv 1.44 has no SO_REUSEPORT flag). The main thread runs a small loop of
+ * its own for signals and the drain timers and talks to the loop threads
+ * through uv_async handles.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/server_int.h"
@@ -122,6 +126,7 @@ static void worker_main(void *arg)
 	uv_run(&w->l.uv, UV_RUN_NOWAIT);
 	ld__worker_log_flush(w);
 	ld_buf_release(&w->log);
+	ld__conn_cache_free(w);
 	if (w->z_ready)
 		deflateEnd(&w->z);
 	uv_loop_close(&w->l.uv);
@@ -129,37 +134,103 @@ static void worker_main(void *arg)
 	uv_async_send(&s->main_wake);
 }
 
-/* open_listen_socket makes one SO_REUSEPORT socket bound to host:port. */
-static int open_listen_socket(const char *host, unsigned port, int *fd_out, char *err,
-			      size_t errlen)
-{
-	struct addrinfo hints, *res = NULL;
-	char portstr[8];
-	int fd = -1, one = 1, rc;
+/*
+ * Alone on the address. SO_REUSEPORT is what gives each loop its own
+ * listener, but it lets ANY socket of the same user that sets it join the
+ * group, and the kernel then splits new connections between all members: a
+ * second `ladder serve` on the same port (with another data directory, say)
+ * used to start, print "listening" and take a share of the clients. Linux
+ * cannot close a reuseport group to newcomers (and the same uid, root
+ * included, is no protection), so the server makes sure that it founds the
+ * group on a free address and that no other ladder can found or join one
+ * at the same time:
+ *
+ *  1. Start-up mutex: an abstract unix socket named after the port. Only
+ *     one process can bind the name, and the kernel frees it when that
+ *     process dies, so it cannot go stale. It is keyed by port alone
+ *     because 127.0.0.1:P, 0.0.0.0:P and [::]:P collide too, and it is held
+ *     only from the probe until the listeners listen (microseconds).
+ *  2. Probe: bind a socket WITHOUT SO_REUSEPORT to the address. The bind
+ *     fails with EADDRINUSE when anything listens there, with or without
+ *     SO_REUSEPORT, on this address or a wildcard covering it: another
+ *     ladder, or any other program. (SO_REUSEADDR on the probe only lets it
+ *     past TIME_WAIT leftovers of an earlier run, never past a listener.)
+ *  3. Close the probe, bind and listen on the N reuseport sockets. From here
+ *     on every later probe, and so every later ladder, fails against them.
+ *
+ * What no probe can stop is a program other than ladder that joins the
+ * group later with SO_REUSEPORT of its own; short of giving up per-loop
+ * listeners, nothing can.
+ */
+#define MUTEX_WAIT_MS 5000
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
-		rc = -EINVAL;
+/* format_addr writes host:port, with brackets for an IPv6 host. */
+static void format_addr(char *out, size_t cap, const char *host, unsigned port)
+{
+	snprintf(out, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+/* take_startup_mutex binds the port's abstract name, waiting while another
+ * starting ladder holds it. */
+static int take_startup_mutex(unsigned port, int *fd_out, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	struct timespec pause = {0, 10 * 1000 * 1000};
+	socklen_t len;
+	unsigned waited = 0;
+	int fd, rc, n;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	/* sun_path[0] stays NUL: the abstract namespace, no file. */
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "ladder-listen-tcp-%u", port);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listen: start-up lock: socket: %s", strerror(errno));
 		goto out;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	while (bind(fd, (struct sockaddr *)&sa, len) != 0) {
+		if (errno != EADDRINUSE || waited >= MUTEX_WAIT_MS) {
+			rc = -errno;
+			snprintf(err, errlen,
+				 "listen: port %u: another process held the start-up lock for "
+				 "%u ms: %s",
+				 port, waited, strerror(errno));
+			goto out;
+		}
+		nanosleep(&pause, NULL);
+		waited += 10;
+	}
+	*fd_out = fd;
+	fd = -1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* open_socket makes a TCP socket bound to sa (and listening when reuseport:
+ * a listener; otherwise the probe, closed by the caller). */
+static int open_socket(const struct sockaddr *sa, socklen_t salen, bool reuseport, const char *addr,
+		       int *fd_out, char *err, size_t errlen)
+{
+	int fd, one = 1, rc;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "listen: socket: %s", strerror(errno));
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+	if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, sa, salen) < 0 || (reuseport && listen(fd, 4096) < 0)) {
 		rc = -errno;
-		snprintf(err, errlen, "listen: cannot listen on %s:%u: %s", host, port,
-			 strerror(errno));
+		snprintf(err, errlen, "listen: cannot listen on %s: %s%s", addr, strerror(errno),
+			 errno == EADDRINUSE ? " (another process listens there)" : "");
 		goto out;
 	}
 	*fd_out = fd;
@@ -168,6 +239,112 @@ static int open_listen_socket(const char *host, unsigned port, int *fd_out, char
 out:
 	if (fd >= 0)
 		close(fd);
+	return rc;
+}
+
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+static unsigned bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+void ld_listeners_close(struct ld_listeners *ls)
+{
+	unsigned i;
+
+	for (i = 0; ls->fds && i < ls->n; i++)
+		if (ls->fds[i] >= 0)
+			close(ls->fds[i]);
+	free(ls->fds);
+	ls->fds = NULL;
+	ls->n = 0;
+}
+
+int ld_server_listen(const struct ld_server_config *cfg, struct ld_listeners *ls, char *err,
+		     size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	unsigned n = cfg->threads ? cfg->threads : 1, port = cfg->port, i;
+	char portstr[8], addr[300];
+	int mutex = -1, probe = -1, rc;
+
+	ls->fds = NULL;
+	ls->n = 0;
+	ls->port = 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(cfg->host, portstr, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen: cannot resolve '%s': %s", cfg->host,
+			 gai_strerror(rc));
+		rc = -EINVAL;
+		goto out;
+	}
+	if (res->ai_addrlen > sizeof(ss)) {
+		snprintf(err, errlen, "listen: '%s': unsupported address", cfg->host);
+		rc = -EINVAL;
+		goto out;
+	}
+	memcpy(&ss, res->ai_addr, res->ai_addrlen);
+	sslen = res->ai_addrlen;
+	ls->fds = calloc(n, sizeof(*ls->fds));
+	if (!ls->fds) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "listen: out of memory");
+		goto out;
+	}
+	format_addr(addr, sizeof(addr), cfg->host, port);
+	/* Port 0 lets the kernel pick, and it never picks a port that has a
+	 * listener (reuseport or not), so there is nothing to probe. */
+	if (port) {
+		rc = take_startup_mutex(port, &mutex, err, errlen);
+		if (rc)
+			goto out;
+		rc = open_socket((struct sockaddr *)&ss, sslen, false, addr, &probe, err, errlen);
+		if (rc)
+			goto out;
+		close(probe);
+	}
+	for (i = 0; i < n; i++) {
+		rc = open_socket((struct sockaddr *)&ss, sslen, true, addr, &ls->fds[i], err,
+				 errlen);
+		if (rc)
+			goto out;
+		ls->n++;
+		if (!port) {
+			/* The rest join the port the kernel chose. */
+			port = bound_port(ls->fds[0]);
+			set_port(&ss, port);
+			format_addr(addr, sizeof(addr), cfg->host, port);
+		}
+	}
+	ls->port = port;
+out:
+	if (mutex >= 0)
+		close(mutex);
+	if (rc)
+		ld_listeners_close(ls);
 	if (res)
 		freeaddrinfo(res);
 	return rc;
@@ -285,8 +462,8 @@ static void on_main_wake(uv_async_t *a)
 	uv_close((uv_handle_t *)&s->main_wake, NULL);
 }
 
-int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app *app, char *err,
-		  size_t errlen)
+int ld_server_run(const struct ld_server_config *cfg, struct ld_listeners *ls,
+		  const struct ld_server_app *app, char *err, size_t errlen)
 {
 	struct ld_server *s;
 	unsigned i, started = 0;
@@ -300,23 +477,27 @@ int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app
 	s->cfg = *cfg;
 	s->app = *app;
 	s->nworkers = cfg->threads ? cfg->threads : 1;
+	s->cfg.port = ls->port;
+	if (ls->n != s->nworkers) {
+		snprintf(err, errlen, "listen: %u listeners for %u loop threads", ls->n,
+			 s->nworkers);
+		rc = -EINVAL;
+		goto out;
+	}
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (i = 0; i < s->nworkers; i++)
-		s->workers[i].listen_fd = -1;
+	/* The sockets are the workers' now (closed with them). */
+	for (i = 0; i < s->nworkers; i++) {
+		s->workers[i].listen_fd = ls->fds[i];
+		ls->fds[i] = -1;
+	}
 	uv_mutex_init(&s->wake_lock);
 	/* SIGPIPE would kill the process on a write to a reset connection;
 	 * the error comes back from write(2) instead. */
 	signal(SIGPIPE, SIG_IGN);
-	for (i = 0; i < s->nworkers; i++) {
-		rc =
-		    open_listen_socket(cfg->host, cfg->port, &s->workers[i].listen_fd, err, errlen);
-		if (rc)
-			goto out;
-	}
 	uv_loop_init(&s->main);
 	uv_signal_init(&s->main, &s->sigterm);
 	uv_signal_init(&s->main, &s->sigint);
@@ -351,10 +532,10 @@ int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app
 	} else {
 		char addr[300];
 
-		snprintf(addr, sizeof(addr), "%s:%u", cfg->host, cfg->port);
+		format_addr(addr, sizeof(addr), cfg->host, s->cfg.port);
 		ld_log_event("info", "listening", (const char *const[]){"address", addr, NULL});
-		fprintf(stderr, "ladder: listening on %s:%u with %u loop thread%s\n", cfg->host,
-			cfg->port, s->nworkers, s->nworkers == 1 ? "" : "s");
+		fprintf(stderr, "ladder: listening on %s with %u loop thread%s\n", addr,
+			s->nworkers, s->nworkers == 1 ? "" : "s");
 	}
 	uv_run(&s->main, UV_RUN_DEFAULT);
 	for (i = 0; i < started; i++)
@@ -372,5 +553,6 @@ out:
 		uv_mutex_destroy(&s->wake_lock);
 	}
 	free(s);
+	ld_listeners_close(ls);
 	return rc;
 }

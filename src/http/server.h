@@ -115,16 +115,39 @@ struct ld_loop {
 
 struct ld_server;
 
+/* The listening sockets of a server, one per loop thread. */
+struct ld_listeners {
+	int *fds;
+	unsigned n;
+	unsigned port; /* the port bound: the kernel's pick when cfg->port is 0 */
+};
+
 /*
- * ld_server_run binds the listeners, starts the loops and blocks until
+ * ld_server_listen binds and listens on cfg->host:cfg->port, one
+ * SO_REUSEPORT socket per loop thread, and refuses (-EADDRINUSE, err names
+ * the address and says it is in use) when anything else already listens
+ * there, another ladder included: only this server's own loops share the
+ * port (server.c says how). Call it before opening what the loops will use,
+ * so a taken port fails the start at once. Returns 0 or a negative errno
+ * with the message in err; on error nothing is left open.
+ */
+int ld_server_listen(const struct ld_server_config *cfg, struct ld_listeners *ls, char *err,
+		     size_t errlen);
+
+/* ld_listeners_close closes what ld_server_listen opened (if not run). */
+void ld_listeners_close(struct ld_listeners *ls);
+
+/*
+ * ld_server_run takes over the listeners of ls (closing them in the end,
+ * whatever happens), starts the loops and blocks until
  * SIGTERM or SIGINT, then drains: /readyz answers 503 (ld_server_draining),
  * drain_delay later the listeners close, idle connections close, in-flight
  * requests finish, and after shutdown_timeout whatever is left is cut. Returns
  * 0 after a clean drain, a negative error when start-up failed (message in
  * err), 1 when connections had to be cut at the deadline.
  */
-int ld_server_run(const struct ld_server_config *cfg, const struct ld_server_app *app, char *err,
-		  size_t errlen);
+int ld_server_run(const struct ld_server_config *cfg, struct ld_listeners *ls,
+		  const struct ld_server_app *app, char *err, size_t errlen);
 
 /* ld_server_draining says whether shutdown has begun (any thread). */
 bool ld_server_draining(const struct ld_loop *l);

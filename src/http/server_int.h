@@ -19,30 +19,23 @@ enum conn_state {
 	CONN_LINGER,  /* error sent: discarding input before the close */
 };
 
-struct ld_conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	struct ld_worker *w;
-	struct ld_conn *prev, *next;
-	unsigned handles; /* libuv handles not yet closed (tcp, timer) */
-	enum conn_state state;
-	bool reading;
-	bool closing;	  /* uv_close started */
-	bool close_after; /* close once the current response is written */
-	bool responded;	  /* the current request has its response */
-	bool in_handler;  /* on_request is on the stack */
-	bool peer_gone;	  /* EOF or error seen */
-	bool sent_continue;
-	bool header_parsed; /* req.h holds the current request's valid header */
-	bool linger;	    /* close lingering (after an error response) */
-
-	uint64_t deadline;  /* loop ms when the current timeout expires, 0 = none */
-	uint64_t timer_due; /* loop ms the libuv timer is set for, 0 = not set */
-
+/*
+ * What a connection needs only while it has bytes or a request on it: the
+ * read buffer, the parse state, the request handed to the application and the
+ * response being written (about 9 KiB, plus a 16 KiB read buffer). An idle
+ * keep-alive connection holds none of it, only its struct ld_conn (about 500
+ * bytes with its libuv handles), because behind a balancer or with mobile
+ * clients idle connections are most connections. An exchange is taken when
+ * the socket turns readable and given back once the connection is idle again
+ * (as nginx and h2o do with their buffers); given-back exchanges wait in a
+ * small per-loop cache with their buffers, so a busy loop allocates nothing
+ * per request.
+ */
+struct ld_exchange {
+	struct ld_exchange *next_free; /* in the loop's cache */
 	struct ld_buf rbuf;
 	struct ld_http_parser parser;
 	uint64_t req_start_ns; /* 0 until the first byte of a request */
-	size_t body_avail;     /* CL body: bytes needed after the header */
 	struct ld_http_chunked chunked;
 	size_t chunk_in;  /* encoded body bytes consumed so far */
 	size_t chunk_out; /* decoded body bytes produced so far */
@@ -59,6 +52,29 @@ struct ld_conn {
 	_Alignas(16) char app_state[]; /* app_req_size bytes, aligned for any struct */
 };
 
+struct ld_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct ld_worker *w;
+	struct ld_conn *prev, *next;
+	struct ld_exchange *x; /* NULL while the connection is idle */
+	unsigned handles;      /* libuv handles not yet closed (tcp, timer) */
+	enum conn_state state;
+	bool reading;
+	bool closing;	  /* uv_close started */
+	bool close_after; /* close once the current response is written */
+	bool responded;	  /* the current request has its response */
+	bool in_handler;  /* on_request is on the stack */
+	bool peer_gone;	  /* EOF or error seen */
+	bool sent_continue;
+	bool continue_queued; /* x->wcontinue is with libuv: x must stay */
+	bool header_parsed;   /* req.h holds the current request's valid header */
+	bool linger;	      /* close lingering (after an error response) */
+
+	uint64_t deadline;  /* loop ms when the current timeout expires, 0 = none */
+	uint64_t timer_due; /* loop ms the libuv timer is set for, 0 = not set */
+};
+
 struct ld_worker {
 	struct ld_loop l;
 	struct ld_server *s;
@@ -73,6 +89,8 @@ struct ld_worker {
 	bool finishing;
 	struct ld_conn *conns; /* list head */
 	unsigned nconns;
+	struct ld_exchange *xfree; /* cache of idle exchanges (conn.c) */
+	unsigned nxfree;
 	struct ld_buf log; /* request log lines waiting for a write(2) */
 	z_stream z;
 	bool z_ready;
@@ -107,6 +125,8 @@ void ld__conn_accept(struct ld_worker *w);
 void ld__conn_close(struct ld_conn *c);
 bool ld__conn_idle(const struct ld_conn *c);
 void ld__conn_drain(struct ld_conn *c);
+/* ld__conn_cache_free frees the loop's cached exchanges (loop ending). */
+void ld__conn_cache_free(struct ld_worker *w);
 
 /* server.c */
 void ld__worker_maybe_finish(struct ld_worker *w);
@@ -114,11 +134,11 @@ void ld__worker_log_flush(struct ld_worker *w);
 
 /* response.c */
 /* ld__response_build assembles status line, headers and (maybe gzipped)
- * body into c->wbufs. It checks the header and body buffers once, at the
+ * body into c->x->wbufs. It checks the header and body buffers once, at the
  * end: when one of them has failed (a cap passed, no memory) it logs the
  * request id and assembles a 500 problem in place of the answer, with none of
  * the application's header lines, and returns that error (the status sent is
- * then 500); c->nwbufs is 0 when not even the 500 could be assembled, and the
+ * then 500); c->x->nwbufs is 0 when not even the 500 could be assembled, and the
  * connection must close. Returns 0 when the answer went out as asked.
  * ld__response_account counts and logs the request. */
 int ld__response_build(struct ld_conn *c, int status);

@@ -5,7 +5,7 @@
  * (logged with the request id), never a header block with lines missing.
  *
  * The builder runs here on a connection made by hand, with no socket: it
- * only fills c->wbufs, which the test reads back through the client-side
+ * only fills c->x->wbufs, which the test reads back through the client-side
  * response parser.
  */
 #include <errno.h>
@@ -38,9 +38,10 @@ static void setup(struct fixture *f, size_t whdr_max, enum ld_http_method method
 	f->w.s = &f->s;
 	f->c = calloc(1, sizeof(*f->c));
 	f->c->w = &f->w;
-	ld_buf_init(&f->c->whdr, whdr_max ? whdr_max : 64 * 1024);
-	ld_buf_init(&f->c->wgzip, 16 * 1024 * 1024);
-	r = &f->c->req;
+	f->c->x = calloc(1, sizeof(*f->c->x)); /* what on_alloc attaches */
+	ld_buf_init(&f->c->x->whdr, whdr_max ? whdr_max : 64 * 1024);
+	ld_buf_init(&f->c->x->wgzip, 16 * 1024 * 1024);
+	r = &f->c->x->req;
 	ld_buf_init(&r->out_hdrs, 16 * 1024);
 	ld_buf_init(&r->out_body, 16 * 1024 * 1024);
 	r->conn = f->c;
@@ -54,10 +55,11 @@ static void setup(struct fixture *f, size_t whdr_max, enum ld_http_method method
 
 static void teardown(struct fixture *f)
 {
-	ld_buf_release(&f->c->whdr);
-	ld_buf_release(&f->c->wgzip);
-	ld_buf_release(&f->c->req.out_hdrs);
-	ld_buf_release(&f->c->req.out_body);
+	ld_buf_release(&f->c->x->whdr);
+	ld_buf_release(&f->c->x->wgzip);
+	ld_buf_release(&f->c->x->req.out_hdrs);
+	ld_buf_release(&f->c->x->req.out_body);
+	free(f->c->x);
 	free(f->c);
 }
 
@@ -83,15 +85,15 @@ static void read_back(struct fixture *f, struct sent *out)
 
 	memset(out, 0, sizeof(*out) - sizeof(out->body));
 	ld_buf_init(&out->body, 16 * 1024 * 1024);
-	CHECK(c->nwbufs >= 1);
-	if (c->nwbufs < 1)
+	CHECK(c->x->nwbufs >= 1);
+	if (c->x->nwbufs < 1)
 		return;
-	CHECK(c->wbufs[0].len < sizeof(out->head));
-	out->head_len = c->wbufs[0].len;
-	memcpy(out->head, c->wbufs[0].base, out->head_len);
+	CHECK(c->x->wbufs[0].len < sizeof(out->head));
+	out->head_len = c->x->wbufs[0].len;
+	memcpy(out->head, c->x->wbufs[0].base, out->head_len);
 	out->head[out->head_len] = '\0';
-	if (c->nwbufs > 1)
-		body_sent = c->wbufs[1].len;
+	if (c->x->nwbufs > 1)
+		body_sent = c->x->wbufs[1].len;
 
 	CHECK(out->head_len >= 4 && !strcmp(out->head + out->head_len - 4, "\r\n\r\n"));
 	CHECK(strstr(out->head, "\r\n\r\n") == out->head + out->head_len - 4);
@@ -109,16 +111,16 @@ static void read_back(struct fixture *f, struct sent *out)
 			cl = atoll(line + 16);
 	}
 
-	ld_http_resp_init(&resp, c->req.h.method == LD_HTTP_HEAD, &out->body);
-	CHECK_INT(ld_http_resp_feed(&resp, c->wbufs[0].base, c->wbufs[0].len),
-		  (long long)c->wbufs[0].len);
-	if (c->nwbufs > 1)
-		CHECK_INT(ld_http_resp_feed(&resp, c->wbufs[1].base, c->wbufs[1].len),
-			  (long long)c->wbufs[1].len);
+	ld_http_resp_init(&resp, c->x->req.h.method == LD_HTTP_HEAD, &out->body);
+	CHECK_INT(ld_http_resp_feed(&resp, c->x->wbufs[0].base, c->x->wbufs[0].len),
+		  (long long)c->x->wbufs[0].len);
+	if (c->x->nwbufs > 1)
+		CHECK_INT(ld_http_resp_feed(&resp, c->x->wbufs[1].base, c->x->wbufs[1].len),
+			  (long long)c->x->wbufs[1].len);
 	out->status = resp.status;
 	out->done = resp.done;
 	CHECK(resp.done);
-	if (c->req.h.method == LD_HTTP_HEAD)
+	if (c->x->req.h.method == LD_HTTP_HEAD)
 		CHECK_INT(body_sent, 0);
 	else
 		CHECK_INT(cl, (long long)body_sent);
@@ -194,9 +196,9 @@ static void test_whole_answer(void)
 	struct sent s;
 
 	setup(&f, 0, LD_HTTP_GET);
-	ld_req_header_str(&f.c->req, "ETag", "\"1.1\"");
-	add_fillers(&f.c->req, 10);
-	ld_buf_puts(&f.c->req.out_body, "{\"id\":\"1\"}");
+	ld_req_header_str(&f.c->x->req, "ETag", "\"1.1\"");
+	add_fillers(&f.c->x->req, 10);
+	ld_buf_puts(&f.c->x->req.out_body, "{\"id\":\"1\"}");
 	CHECK_INT(ld__response_build(f.c, 200), 0);
 	read_back(&f, &s);
 	CHECK_INT(s.status, 200);
@@ -218,10 +220,10 @@ static void test_app_header_lines_overflow(void)
 	char *log;
 
 	setup(&f, 0, LD_HTTP_GET);
-	ld_req_header_str(&f.c->req, "ETag", "\"1.1\"");
-	add_fillers(&f.c->req, 200); /* 200 lines of 118 bytes: 23 KiB */
-	CHECK_INT(ld_buf_error(&f.c->req.out_hdrs), -E2BIG);
-	ld_buf_puts(&f.c->req.out_body, "{\"id\":\"1\"}");
+	ld_req_header_str(&f.c->x->req, "ETag", "\"1.1\"");
+	add_fillers(&f.c->x->req, 200); /* 200 lines of 118 bytes: 23 KiB */
+	CHECK_INT(ld_buf_error(&f.c->x->req.out_hdrs), -E2BIG);
+	ld_buf_puts(&f.c->x->req.out_body, "{\"id\":\"1\"}");
 	capture_begin();
 	CHECK_INT(ld__response_build(f.c, 200), -E2BIG);
 	log = capture_end();
@@ -244,9 +246,9 @@ static void test_header_block_overflow(void)
 	struct sent s;
 
 	setup(&f, 1024, LD_HTTP_GET);
-	add_fillers(&f.c->req, 10); /* 1180 bytes: fits out_hdrs, not whdr */
-	CHECK_INT(ld_buf_error(&f.c->req.out_hdrs), 0);
-	ld_buf_puts(&f.c->req.out_body, "{\"id\":\"1\"}");
+	add_fillers(&f.c->x->req, 10); /* 1180 bytes: fits out_hdrs, not whdr */
+	CHECK_INT(ld_buf_error(&f.c->x->req.out_hdrs), 0);
+	ld_buf_puts(&f.c->x->req.out_body, "{\"id\":\"1\"}");
 	capture_begin();
 	CHECK_INT(ld__response_build(f.c, 201), -E2BIG);
 	free(capture_end());
@@ -263,13 +265,13 @@ static void test_body_overflow(void)
 	struct sent s;
 
 	setup(&f, 0, LD_HTTP_GET);
-	ld_buf_release(&f.c->req.out_body);
+	ld_buf_release(&f.c->x->req.out_body);
 	/* A cap with room for the server's own problem document. */
-	ld_buf_init(&f.c->req.out_body, 512);
-	ld_buf_puts(&f.c->req.out_body, "{\"items\":[");
+	ld_buf_init(&f.c->x->req.out_body, 512);
+	ld_buf_puts(&f.c->x->req.out_body, "{\"items\":[");
 	for (int i = 0; i < 100; i++)
-		ld_buf_printf(&f.c->req.out_body, "\"item %02d\",", i);
-	CHECK_INT(ld_buf_error(&f.c->req.out_body), -E2BIG);
+		ld_buf_printf(&f.c->x->req.out_body, "\"item %02d\",", i);
+	CHECK_INT(ld_buf_error(&f.c->x->req.out_body), -E2BIG);
 	capture_begin();
 	CHECK_INT(ld__response_build(f.c, 200), -E2BIG);
 	free(capture_end());
@@ -285,13 +287,13 @@ static void test_head_overflow(void)
 	struct sent s;
 
 	setup(&f, 0, LD_HTTP_HEAD);
-	add_fillers(&f.c->req, 200);
+	add_fillers(&f.c->x->req, 200);
 	capture_begin();
 	CHECK_INT(ld__response_build(f.c, 200), -E2BIG);
 	free(capture_end());
 	read_back(&f, &s);
 	check_internal_error(&s, true);
-	CHECK_INT(f.c->nwbufs, 1);
+	CHECK_INT(f.c->x->nwbufs, 1);
 	ld_buf_release(&s.body);
 	teardown(&f);
 }
@@ -305,7 +307,7 @@ static void test_nothing_fits(void)
 	capture_begin();
 	CHECK_INT(ld__response_build(f.c, 200), -E2BIG);
 	free(capture_end());
-	CHECK_INT(f.c->nwbufs, 0);
+	CHECK_INT(f.c->x->nwbufs, 0);
 	teardown(&f);
 }
 
