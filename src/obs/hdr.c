@@ -194,6 +194,22 @@ int64_t ld_hdr_percentile(const struct ld_hdr *h, double p)
 	return h->max;
 }
 
+void ld_hdr_cumulative(const struct ld_hdr *h, const int64_t *bounds, int n, int64_t *out)
+{
+	int64_t cum = 0;
+	int b = 0;
+
+	for (int i = h->lo_idx; i <= h->hi_idx && b < n; i++) {
+		if (!h->counts[i])
+			continue;
+		while (b < n && value_at_index(h, i) > bounds[b])
+			out[b++] = cum;
+		cum += h->counts[i];
+	}
+	while (b < n)
+		out[b++] = cum;
+}
+
 double ld_hdr_mean(const struct ld_hdr *h)
 {
 	double sum = 0;

@@ -75,6 +75,11 @@ double ld_hdr_stddev(const struct ld_hdr *h);
 int64_t ld_hdr_min(const struct ld_hdr *h); /* 0 when empty */
 int64_t ld_hdr_max(const struct ld_hdr *h);
 
+/* ld_hdr_cumulative sets out[i] to the number of values whose slot starts at
+ * or below bounds[i] (ascending): "values <= bound" to the histogram's
+ * precision, for cumulative buckets such as Prometheus' le. One pass. */
+void ld_hdr_cumulative(const struct ld_hdr *h, const int64_t *bounds, int n, int64_t *out);
+
 /* Equivalence ranges: every value in [lowest_equivalent(v),
  * highest_equivalent(v)] shares v's slot. */
 int64_t ld_hdr_lowest_equivalent(const struct ld_hdr *h, int64_t v);
