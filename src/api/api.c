@@ -46,6 +46,44 @@ static const handler_fn handlers[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT] = {
     [LD_ROUTE_DEBUG_STATS] = {[LD_HTTP_GET] = ld_api_debug_stats},
 };
 
+/*
+ * The stage profile (obs/stats.h) is kept per handler, "METHOD /path", not
+ * per path as in the request metrics: a GET and a PUT of one item have
+ * nothing in common below the router. Index 0 ("unmatched") takes every
+ * request that reached no handler (no route, 404 on a bad id, 405, errors of
+ * the HTTP layer). Built once by ld_api_app.
+ */
+#define PROFILE_MAX (LD_ROUTE_COUNT * 4)
+static char profile_text[PROFILE_MAX][64];
+static const char *profile_names[PROFILE_MAX];
+static unsigned profile_count;
+static unsigned char profile_index[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT];
+
+static void profile_build(void)
+{
+	unsigned r, m;
+
+	if (profile_count)
+		return;
+	profile_names[profile_count++] = "unmatched";
+	for (r = 1; r < LD_ROUTE_COUNT; r++)
+		for (m = 0; m < LD_HTTP_METHOD_COUNT; m++) {
+			if (!handlers[r][m] || profile_count == PROFILE_MAX)
+				continue;
+			snprintf(profile_text[profile_count], sizeof(profile_text[0]), "%s %s",
+				 ld_http_method_name((enum ld_http_method)m), route_names[r]);
+			profile_names[profile_count] = profile_text[profile_count];
+			profile_index[r][m] = (unsigned char)profile_count++;
+		}
+}
+
+const char *const *ld_api_profile_routes(unsigned *n)
+{
+	profile_build();
+	*n = profile_count;
+	return profile_names;
+}
+
 /* problem_write puts the problem document for status into the body (and
  * its Content-Type, and Retry-After for a 503), logs a 500 with the request
  * id, and returns the status to send. v adds 422's "errors" when non-NULL. A
@@ -374,13 +412,16 @@ static void on_request(struct ld_req *r, void *arg)
 		return;
 	}
 	fn = handlers[route][method];
-	if (!fn && method == LD_HTTP_HEAD)
+	if (!fn && method == LD_HTTP_HEAD) {
 		fn = handlers[route][LD_HTTP_GET];
+		method = LD_HTTP_GET;
+	}
 	if (!fn) {
 		allow_header(r, (unsigned)route);
 		ld_api_problem(q, 405, "this method is not allowed on this route");
 		return;
 	}
+	r->profile_route = profile_index[route][method];
 	fn(q);
 }
 
@@ -436,6 +477,7 @@ static void loop_fini(struct ld_loop *l, void *arg)
 void ld_api_app(struct ld_api *api, struct ld_server_app *app)
 {
 	memset(app, 0, sizeof(*app));
+	profile_build();
 	app->app_req_size = sizeof(struct ld_api_req);
 	app->route_names = route_names;
 	app->nroutes = LD_ROUTE_COUNT;

@@ -69,6 +69,11 @@ struct ld_api_req {
 /* The hooks for ld_server_run; arg is a struct ld_api. */
 void ld_api_app(struct ld_api *api, struct ld_server_app *app);
 
+/* ld_api_profile_routes names the stage profile's routes, "METHOD /path"
+ * (index = ld_req.profile_route; 0 = "unmatched"); *n gets the count. The
+ * strings live as long as the process. */
+const char *const *ld_api_profile_routes(unsigned *n);
+
 /* --- helpers shared by the resource files (api.c) --- */
 
 struct ld_json;

@@ -120,6 +120,8 @@ int ld_serve_main(int argc, char **argv)
 	struct ld_server_config scfg;
 	struct ld_server_app app;
 	char err[512] = "";
+	const char *const *profile_routes;
+	unsigned nprofile;
 	int rc, store_open = 0;
 
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
@@ -178,9 +180,10 @@ int ld_serve_main(int argc, char **argv)
 		goto out;
 	store_open = 1;
 	server_config(&cfg, &scfg);
+	profile_routes = ld_api_profile_routes(&nprofile);
 	rc = ld_obs_init(&(struct ld_obs_config){.nloops = scfg.threads ? scfg.threads : 1,
-						 .route_names = app.route_names,
-						 .nroutes = app.nroutes,
+						 .route_names = profile_routes,
+						 .nroutes = nprofile,
 						 .stage_timing = cfg.stage_timing});
 	if (rc) {
 		fprintf(stderr, "ladder serve: stats: %s\n", strerror(-rc));

@@ -148,6 +148,7 @@ static void prepare_req(struct ld_conn *c)
 	r->start_ns = c->req_start_ns ? c->req_start_ns : ld_now_ns();
 	ld_stage_clock_start(&r->stages, r->start_ns, ld_obs_stage_timing());
 	r->route = 0;
+	r->profile_route = 0;
 	r->user_id = 0;
 	r->content_type = NULL;
 	ld_buf_reset(&r->out_hdrs);
@@ -421,7 +422,7 @@ static void stages_end(struct ld_conn *c, bool wrote)
 		return;
 	if (wrote)
 		ld_stage_mark(&r->stages, LD_STAGE_WRITE);
-	ld_obs_record(c->w->l.index, r->route, &r->stages);
+	ld_obs_record(c->w->l.index, r->profile_route, &r->stages);
 	r->stages.on = false;
 }
 

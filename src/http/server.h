@@ -48,8 +48,9 @@ struct ld_req {
 	struct ld_stage_clock stages;
 
 	/* Filled by the application. */
-	unsigned route;	 /* index into the route names given at start */
-	int64_t user_id; /* authenticated user, 0 when anonymous (for the log) */
+	unsigned route;		/* index into the route names given at start */
+	unsigned profile_route; /* index into the stage profile's routes (obs/stats.h), 0 = none */
+	int64_t user_id;	/* authenticated user, 0 when anonymous (for the log) */
 	const char *content_type;
 	struct ld_buf out_hdrs; /* extra header lines, "Name: value\r\n" each */
 	struct ld_buf out_body;
