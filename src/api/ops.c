@@ -56,6 +56,8 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	struct ld_api_req *q = arg;
 	struct ld_obs_store_info st;
 
+	/* The wait for the other loops counts as handler time. */
+	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	ld_api_store_info(q, &st);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0) {

@@ -100,6 +100,7 @@ struct ld_stage_hist {
 struct ld_stage_set {
 	unsigned nroutes;
 	struct ld_stage_hist *hist; /* nroutes * (LD_STAGE_COUNT + 1) */
+	int64_t *counts;	    /* every histogram's slots, one block */
 };
 
 /* ld_stage_set_init allocates a set for nroutes routes; 0, -EINVAL or

@@ -81,7 +81,7 @@ static uint64_t reads_of(const struct ld_obs_snapshot *s)
 int ld_obs_render_json(const struct ld_obs_snapshot *s, const struct ld_obs_store_info *st,
 		       struct ld_buf *out)
 {
-	static _Thread_local struct ld_thread_cpu th[LD_THREADS_MAX];
+	struct ld_thread_cpu th[LD_THREADS_MAX]; /* 5 KiB of stack */
 	unsigned nth = ld_threads_read(th, LD_THREADS_MAX);
 	struct ld_json j;
 
@@ -200,7 +200,7 @@ static void prom_hist(struct ld_buf *out, const char *name, const char *labels,
 
 static void prom_threads(struct ld_buf *out)
 {
-	static _Thread_local struct ld_thread_cpu th[LD_THREADS_MAX];
+	struct ld_thread_cpu th[LD_THREADS_MAX]; /* 5 KiB of stack */
 	unsigned n = ld_threads_read(th, LD_THREADS_MAX), i, k;
 
 	ld_buf_puts(out, "# HELP ladder_thread_cpu_seconds_total CPU time of the process's "

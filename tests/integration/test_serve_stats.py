@@ -180,6 +180,7 @@ def test_stage_timing_off(ladder_server):
         assert r["requests"] == 0 and r["total"]["sum_ns"] == 0, r["route"]
     # The rest of the document still moves.
     assert doc["store"]["commits"] >= 6
+    assert doc["store"]["reads"] == 10
 
 
 # ---- who may read it -----------------------------------------------------------

@@ -2,6 +2,7 @@
  * test_stages.c - the request stage clock (partition), stage sets (record,
  * merge), HDR cumulative buckets, and the cross-loop gather of obs/stats.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,21 @@ static void test_hdr_memory_and_names(void)
 	CHECK_INT(ld_hdr_init(&h, LD_STAGE_HIGHEST_NS, LD_STAGE_SIGFIGS), 0);
 	/* The size docs/operations.md quotes per histogram. */
 	CHECK_INT((long long)h.counts_len * 8, 30720);
+	CHECK_INT(ld_hdr_counts_len(LD_STAGE_HIGHEST_NS, LD_STAGE_SIGFIGS), h.counts_len);
+	CHECK_INT(ld_hdr_counts_len(1, 2), -EINVAL);
 	ld_hdr_release(&h);
+	{
+		/* Borrowed storage: used in place, left alone by release. */
+		static int64_t slots[3840];
+		struct ld_hdr b;
+
+		CHECK_INT(ld_hdr_init_at(&b, LD_STAGE_HIGHEST_NS, LD_STAGE_SIGFIGS, slots), 0);
+		ld_hdr_record(&b, 1000);
+		CHECK_INT(b.total, 1);
+		CHECK_INT(slots[b.lo_idx], 1);
+		ld_hdr_release(&b);
+		CHECK(b.counts == NULL);
+	}
 	CHECK_STR(ld_stage_name(LD_STAGE_STORE_COMMIT), "store_commit");
 	CHECK_STR(ld_stage_name(LD_STAGE_TOTAL), "total");
 	for (unsigned i = 0; i < LD_STAGE_COUNT; i++)
