@@ -244,7 +244,7 @@ static void end_serving(unsigned n)
 	g.serving -= n;
 	if (g.serving || g.state != SERVING)
 		return;
-	g.current = NULL;
+	g.current = NULL; /* every waiter was taken off already */
 	g.state = IDLE;
 	if (g.queued)
 		start_cycle();
@@ -253,28 +253,33 @@ static void end_serving(unsigned n)
 static void on_async(uv_async_t *a)
 {
 	struct obs_loop *l = a->data;
-	struct ld_obs_waiter *w, *mine = NULL, **tail = &mine, *next;
+	struct ld_obs_waiter *w, *mine = NULL, **pp, *next;
 	unsigned n = 0;
 
 	uv_mutex_lock(&g.mu);
 	if (g.state == GATHERING && l->contributed != g.gen)
 		contribute(l);
 	if (g.state == SERVING) {
-		/* Collect this loop's waiters; they are answered outside the
-		 * lock, while the accumulator stays still (SERVING). */
-		for (w = g.current; w; w = w->next) {
-			if (w->loop == l->index && w->ready && !w->taken) {
-				w->taken = true;
-				*tail = w;
-				tail = &w->ready_next;
+		/* Take this loop's waiters off the list: once answered, the
+		 * request that holds a waiter ends and its memory is reused
+		 * (the next request on the connection zeroes it), so no other
+		 * thread may reach it through the list any more. They are
+		 * answered outside the lock, while the accumulator stays still
+		 * (SERVING until every waiter of the cycle is done). */
+		for (pp = &g.current; (w = *pp) != NULL;) {
+			if (w->loop == l->index && w->ready) {
+				*pp = w->next;
+				w->next = mine;
+				mine = w;
 				n++;
+			} else {
+				pp = &w->next;
 			}
 		}
-		*tail = NULL;
 	}
 	uv_mutex_unlock(&g.mu);
 	for (w = mine; w; w = next) {
-		next = w->ready_next; /* cb may end the request holding w */
+		next = w->next; /* cb ends the request holding w */
 		w->cb(&g.acc, w->arg);
 	}
 	if (n) {
@@ -289,8 +294,8 @@ void ld_obs_gather(struct ld_obs_waiter *w, unsigned index, ld_obs_cb cb, void *
 	w->cb = cb;
 	w->arg = arg;
 	w->loop = index;
-	w->ready = w->taken = false;
-	w->next = w->ready_next = NULL;
+	w->ready = false;
+	w->next = NULL;
 	uv_mutex_lock(&g.mu);
 	if (g.queued_tail)
 		g.queued_tail->next = w;

@@ -85,8 +85,8 @@ struct ld_obs_waiter {
 	ld_obs_cb cb;
 	void *arg;
 	unsigned loop;
-	bool ready, taken;
-	struct ld_obs_waiter *next, *ready_next;
+	bool ready; /* the snapshot is complete (under the gather's lock) */
+	struct ld_obs_waiter *next;
 };
 
 /* ld_obs_gather takes a snapshot for a request on loop index and calls
