@@ -227,8 +227,6 @@ int ld_obs_render_prom(const struct ld_obs_snapshot *s, const struct ld_obs_stor
 {
 	const struct ld_stage_set *set = &s->stages;
 	char labels[256];
-	size_t before = out->len;
-	int rc;
 
 	ld_buf_puts(out, "# HELP ladder_stage_seconds Time of each request spent in each stage, "
 			 "by route; the stages of a request add up to its whole time.\n"
@@ -272,13 +270,12 @@ int ld_obs_render_prom(const struct ld_obs_snapshot *s, const struct ld_obs_stor
 		      "# TYPE ladder_store_write_queue_capacity gauge\n"
 		      "ladder_store_write_queue_capacity %u\n",
 		      (double)s->w.busy_ns * 1e-9, st->queue_depth, st->queue_cap);
-	rc = ld_buf_printf(out,
-			   "# HELP ladder_store_read_ops_total Store reads served on the event "
-			   "loops.\n"
-			   "# TYPE ladder_store_read_ops_total counter\n"
-			   "ladder_store_read_ops_total %llu\n",
-			   (unsigned long long)reads_of(s));
-	if (rc)
-		out->len = before;
-	return rc;
+	ld_buf_printf(out,
+		      "# HELP ladder_store_read_ops_total Store reads served on the event "
+		      "loops.\n"
+		      "# TYPE ladder_store_read_ops_total counter\n"
+		      "ladder_store_read_ops_total %llu\n",
+		      (unsigned long long)reads_of(s));
+	/* The buffer's first failure sticks (buf.h): one check for all. */
+	return ld_buf_error(out);
 }
