@@ -20,11 +20,12 @@
 #include "obs/metrics.h"
 
 static const char *const route_names[LD_ROUTE_COUNT] = {
-    [LD_ROUTE_NONE] = "unmatched",	  [LD_ROUTE_USERS] = "/v1/users",
-    [LD_ROUTE_USER] = "/v1/users/{id}",	  [LD_ROUTE_USER_ITEMS] = "/v1/users/{id}/items",
-    [LD_ROUTE_SESSIONS] = "/v1/sessions", [LD_ROUTE_ITEMS] = "/v1/items",
-    [LD_ROUTE_ITEM] = "/v1/items/{id}",	  [LD_ROUTE_HEALTHZ] = "/healthz",
-    [LD_ROUTE_READYZ] = "/readyz",	  [LD_ROUTE_METRICS] = "/metrics",
+    [LD_ROUTE_NONE] = "unmatched",	     [LD_ROUTE_USERS] = "/v1/users",
+    [LD_ROUTE_USER] = "/v1/users/{id}",	     [LD_ROUTE_USER_ITEMS] = "/v1/users/{id}/items",
+    [LD_ROUTE_SESSIONS] = "/v1/sessions",    [LD_ROUTE_ITEMS] = "/v1/items",
+    [LD_ROUTE_ITEM] = "/v1/items/{id}",	     [LD_ROUTE_HEALTHZ] = "/healthz",
+    [LD_ROUTE_READYZ] = "/readyz",	     [LD_ROUTE_METRICS] = "/metrics",
+    [LD_ROUTE_DEBUG_STATS] = "/debug/stats",
 };
 
 typedef void (*handler_fn)(struct ld_api_req *q);
@@ -42,7 +43,46 @@ static const handler_fn handlers[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT] = {
     [LD_ROUTE_HEALTHZ] = {[LD_HTTP_GET] = ld_api_healthz},
     [LD_ROUTE_READYZ] = {[LD_HTTP_GET] = ld_api_readyz},
     [LD_ROUTE_METRICS] = {[LD_HTTP_GET] = ld_api_metrics},
+    [LD_ROUTE_DEBUG_STATS] = {[LD_HTTP_GET] = ld_api_debug_stats},
 };
+
+/*
+ * The stage profile (obs/stats.h) is kept per handler, "METHOD /path", not
+ * per path as in the request metrics: a GET and a PUT of one item have
+ * nothing in common below the router. Index 0 ("unmatched") takes every
+ * request that reached no handler (no route, 404 on a bad id, 405, errors of
+ * the HTTP layer). Built once by ld_api_app.
+ */
+#define PROFILE_MAX (LD_ROUTE_COUNT * 4)
+static char profile_text[PROFILE_MAX][64];
+static const char *profile_names[PROFILE_MAX];
+static unsigned profile_count;
+static unsigned char profile_index[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT];
+
+static void profile_build(void)
+{
+	unsigned r, m;
+
+	if (profile_count)
+		return;
+	profile_names[profile_count++] = "unmatched";
+	for (r = 1; r < LD_ROUTE_COUNT; r++)
+		for (m = 0; m < LD_HTTP_METHOD_COUNT; m++) {
+			if (!handlers[r][m] || profile_count == PROFILE_MAX)
+				continue;
+			snprintf(profile_text[profile_count], sizeof(profile_text[0]), "%s %s",
+				 ld_http_method_name((enum ld_http_method)m), route_names[r]);
+			profile_names[profile_count] = profile_text[profile_count];
+			profile_index[r][m] = (unsigned char)profile_count++;
+		}
+}
+
+const char *const *ld_api_profile_routes(unsigned *n)
+{
+	profile_build();
+	*n = profile_count;
+	return profile_names;
+}
 
 /* problem_write puts the problem document for status into the body (and
  * its Content-Type, and Retry-After for a 503), logs a 500 with the request
@@ -216,12 +256,16 @@ int ld_api_authenticate(struct ld_api_req *q)
 	int rc = -1;
 
 	if (!f) {
+		ld_stage_mark(&r->stages, LD_STAGE_AUTH);
 		ld_req_header(r, "WWW-Authenticate", "Bearer");
 		ld_api_problem(q, 401, "this route needs an Authorization: Bearer token");
 		goto out;
 	}
-	if (f->value_len < 8 || strncasecmp(f->value, "Bearer ", 7) != 0 ||
-	    ld_token_verify(&q->api->auth, f->value + 7, f->value_len - 7, time(NULL), &uid) != 0) {
+	rc = f->value_len < 8 || strncasecmp(f->value, "Bearer ", 7) != 0 ||
+	     ld_token_verify(&q->api->auth, f->value + 7, f->value_len - 7, time(NULL), &uid) != 0;
+	ld_stage_mark(&r->stages, LD_STAGE_AUTH);
+	if (rc) {
+		rc = -1;
 		ld_req_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 		ld_api_problem(q, 401, "the bearer token is malformed, expired or not ours");
 		goto out;
@@ -232,10 +276,29 @@ out:
 	return rc;
 }
 
+/* store_done closes the store stage with the driver's own clock reads, then
+ * hands the op to the handler's completion. */
+static void store_done(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	struct ld_req *r = q->r;
+
+	if (r->stages.on)
+		ld_stage_mark_store(&r->stages, op->t_taken_ns, op->t_commit_ns, op->t_committed_ns,
+				    ld_now_ns());
+	if (op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
+	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST)
+		ld_obs_count_read(r->loop->index);
+	q->store_done(op);
+}
+
 void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op))
 {
-	q->op.done = done;
+	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
+	q->store_done = done;
+	q->op.done = store_done;
 	q->op.udata = q;
+	q->op.t_taken_ns = q->op.t_commit_ns = q->op.t_committed_ns = 0;
 	q->api->vt->submit(q->al->store, &q->op);
 }
 
@@ -348,13 +411,16 @@ static void on_request(struct ld_req *r, void *arg)
 		return;
 	}
 	fn = handlers[route][method];
-	if (!fn && method == LD_HTTP_HEAD)
+	if (!fn && method == LD_HTTP_HEAD) {
 		fn = handlers[route][LD_HTTP_GET];
+		method = LD_HTTP_GET;
+	}
 	if (!fn) {
 		allow_header(r, (unsigned)route);
 		ld_api_problem(q, 405, "this method is not allowed on this route");
 		return;
 	}
+	r->profile_route = profile_index[route][method];
 	fn(q);
 }
 
@@ -378,8 +444,14 @@ static int loop_init(struct ld_loop *l, void *arg)
 	if (!al)
 		goto out;
 	al->api = api;
+	rc = ld_obs_loop_open(l->index, &l->uv);
+	if (rc) {
+		free(al);
+		goto out;
+	}
 	rc = api->vt->conn_open(api->store, &l->uv, &al->store);
 	if (rc) {
+		ld_obs_loop_close(l->index);
 		free(al);
 		goto out;
 	}
@@ -394,6 +466,7 @@ static void loop_fini(struct ld_loop *l, void *arg)
 	struct ld_api_loop *al = l->app;
 
 	if (al) {
+		ld_obs_loop_close(l->index);
 		api->vt->conn_close(al->store);
 		free(al);
 		l->app = NULL;
@@ -403,6 +476,7 @@ static void loop_fini(struct ld_loop *l, void *arg)
 void ld_api_app(struct ld_api *api, struct ld_server_app *app)
 {
 	memset(app, 0, sizeof(*app));
+	profile_build();
 	app->app_req_size = sizeof(struct ld_api_req);
 	app->route_names = route_names;
 	app->nroutes = LD_ROUTE_COUNT;

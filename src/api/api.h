@@ -13,6 +13,7 @@
 #include "api/auth.h"
 #include "api/validate.h"
 #include "http/server.h"
+#include "obs/stats.h"
 #include "store/store.h"
 
 enum ld_route_id {
@@ -26,6 +27,7 @@ enum ld_route_id {
 	LD_ROUTE_HEALTHZ,
 	LD_ROUTE_READYZ,
 	LD_ROUTE_METRICS,
+	LD_ROUTE_DEBUG_STATS,
 	LD_ROUTE_COUNT
 };
 
@@ -34,6 +36,11 @@ struct ld_api {
 	const struct ld_store_vt *vt;
 	struct ld_store *store;
 	struct ld_auth auth;
+	/* /debug/stats: readable with this bearer token ("" = none), and from
+	 * loopback peers unless debug_token_only. */
+	const char *admin_token;
+	bool debug_token_only;
+	unsigned write_queue_cap; /* for the stats document */
 };
 
 /* Per-loop state. */
@@ -55,10 +62,17 @@ struct ld_api_req {
 	size_t password_len;
 	bool user_found;
 	struct ld_item *items;
+	void (*store_done)(struct ld_store_op *op); /* the handler's, behind ld_api_submit's */
+	struct ld_obs_waiter obs;		    /* /metrics, /debug/stats */
 };
 
 /* The hooks for ld_server_run; arg is a struct ld_api. */
 void ld_api_app(struct ld_api *api, struct ld_server_app *app);
+
+/* ld_api_profile_routes names the stage profile's routes, "METHOD /path"
+ * (index = ld_req.profile_route; 0 = "unmatched"); *n gets the count. The
+ * strings live as long as the process. */
+const char *const *ld_api_profile_routes(unsigned *n);
 
 /* --- helpers shared by the resource files (api.c) --- */
 
@@ -116,5 +130,9 @@ void ld_api_item_delete(struct ld_api_req *q);
 void ld_api_healthz(struct ld_api_req *q);
 void ld_api_readyz(struct ld_api_req *q);
 void ld_api_metrics(struct ld_api_req *q);
+void ld_api_debug_stats(struct ld_api_req *q);
+
+/* ld_api_store_info fills what the stats renderers need from the store. */
+void ld_api_store_info(struct ld_api_req *q, struct ld_obs_store_info *st);
 
 #endif

@@ -2,7 +2,10 @@
  * ops.c - /healthz, /readyz and /metrics, for load balancers and Prometheus.
  */
 #include "api/api.h"
+#include <string.h>
+
 #include "obs/metrics.h"
+#include "obs/stats.h"
 
 void ld_api_healthz(struct ld_api_req *q)
 {
@@ -35,12 +38,38 @@ void ld_api_readyz(struct ld_api_req *q)
 	ld_req_respond(q->r, 200);
 }
 
-void ld_api_metrics(struct ld_api_req *q)
+void ld_api_store_info(struct ld_api_req *q, struct ld_obs_store_info *st)
 {
-	if (ld_metrics_render(&q->r->out_body) != 0) {
+	struct ld_store_stats ss;
+
+	q->api->vt->stats(q->api->store, &ss);
+	memset(st, 0, sizeof(*st));
+	st->driver = q->api->vt->name;
+	st->queue_depth = ss.queue_depth;
+	st->queue_cap = q->api->write_queue_cap;
+}
+
+/* metrics_gathered runs on this request's loop once every loop has added
+ * its figures (stats.h): the per-loop series need that snapshot. */
+static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
+{
+	struct ld_api_req *q = arg;
+	struct ld_obs_store_info st;
+
+	/* The wait for the other loops counts as handler time. */
+	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
+	ld_api_store_info(q, &st);
+	if (ld_metrics_render(&q->r->out_body) != 0 ||
+	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0) {
+		ld_buf_reset(&q->r->out_body);
 		ld_api_problem(q, 500, "metrics exposition failed");
 		return;
 	}
 	q->r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	ld_req_respond(q->r, 200);
+}
+
+void ld_api_metrics(struct ld_api_req *q)
+{
+	ld_obs_gather(&q->obs, q->r->loop->index, metrics_gathered, q);
 }

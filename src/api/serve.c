@@ -21,6 +21,7 @@
 #include "http/status.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "obs/stats.h"
 
 /* usable_cores counts the CPUs this process may run on (taskset, cgroups'
  * cpusets), not the machine's. */
@@ -66,6 +67,7 @@ static void store_config(const struct ld_config *c, struct ld_store_config *sc)
 	sc->write_queue_max = c->write_queue;
 	sc->write_batch_max = c->write_batch;
 	sc->synchronous_full = c->sync;
+	sc->test_commit_delay_us = c->test_commit_delay_ms * 1000;
 }
 
 static void server_config(const struct ld_config *c, struct ld_server_config *sc)
@@ -124,6 +126,8 @@ int ld_serve_main(int argc, char **argv)
 	struct ld_lockfile lock = {-1};
 	struct ld_listeners ls = {0};
 	char err[512] = "";
+	const char *const *profile_routes;
+	unsigned nprofile;
 	int rc, store_open = 0;
 
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
@@ -176,10 +180,26 @@ int ld_serve_main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	api.admin_token = cfg.admin_token;
+	api.debug_token_only = strcmp(cfg.debug_allow, "token") == 0;
+	api.write_queue_cap = cfg.write_queue;
+	if (cfg.test_commit_delay_ms)
+		ld_log_event("warn", "test_commit_delay is set: every commit sleeps (test only)",
+			     NULL);
 	rc = open_store(&cfg, &api.vt, &api.store);
 	if (rc)
 		goto out;
 	store_open = 1;
+	profile_routes = ld_api_profile_routes(&nprofile);
+	rc = ld_obs_init(&(struct ld_obs_config){.nloops = scfg.threads ? scfg.threads : 1,
+						 .route_names = profile_routes,
+						 .nroutes = nprofile,
+						 .stage_timing = cfg.stage_timing});
+	if (rc) {
+		fprintf(stderr, "ladder serve: stats: %s\n", strerror(-rc));
+		rc = 1;
+		goto out;
+	}
 	rc = ld_server_run(&scfg, &ls, &app, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
@@ -197,6 +217,7 @@ int ld_serve_main(int argc, char **argv)
 out:
 	if (store_open)
 		api.vt->close(api.store);
+	ld_obs_fini();
 	ld_listeners_close(&ls);
 	ld_lockfile_release(&lock);
 	return rc;

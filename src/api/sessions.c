@@ -28,6 +28,7 @@ static void verify_done(uv_work_t *w, int status)
 	char token[LD_TOKEN_MAX];
 	int64_t expires = 0;
 
+	ld_stage_mark(&q->r->stages, LD_STAGE_HASH);
 	if (status != 0 || q->work_rc != 0 || !q->user_found) {
 		ld_req_header(q->r, "WWW-Authenticate", "Bearer");
 		ld_api_problem(q, 401, "invalid handle or password");
@@ -64,6 +65,7 @@ static void looked_up(struct ld_store_op *op)
 	}
 	q->user_found = op->status == LD_STORE_OK;
 	q->work.data = q;
+	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	if (uv_queue_work(&q->r->loop->uv, &q->work, verify_work, verify_done) != 0) {
 		sodium_memzero(q->password, sizeof(q->password));
 		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");

@@ -46,6 +46,7 @@ static void hash_done(uv_work_t *w, int status)
 {
 	struct ld_api_req *q = w->data;
 
+	ld_stage_mark(&q->r->stages, LD_STAGE_HASH);
 	if (status != 0 || q->work_rc != 0) {
 		ld_api_problem(q, 503, "password hashing failed for lack of memory; retry");
 		return;
@@ -76,6 +77,7 @@ void ld_api_users_create(struct ld_api_req *q)
 	}
 	/* argon2id takes tens of milliseconds by design: never on the loop. */
 	q->work.data = q;
+	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	if (uv_queue_work(&q->r->loop->uv, &q->work, hash_work, hash_done) != 0) {
 		sodium_memzero(q->password, sizeof(q->password));
 		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");

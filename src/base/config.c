@@ -1032,6 +1032,16 @@ static const struct ld_opt settings[] = {
      "notice)"},
     {"log-requests", 0, "log_requests", "LADDER_LOG_REQUESTS", LD_OPT_BOOL, F(log_requests), 0,
      "on", 0, 0, NULL, 0, NULL, NULL, "on|off", "one JSON line per request on stdout"},
+    {"stage-timing", 0, "stage_timing", "LADDER_STAGE_TIMING", LD_OPT_BOOL, F(stage_timing), 0,
+     "on", 0, 0, NULL, 0, NULL, NULL, "on|off",
+     "time every request's stages for /metrics and /debug/stats (a clock read per stage)"},
+    {"debug-allow", 0, "debug_allow", "LADDER_DEBUG_ALLOW", LD_OPT_STR, F(debug_allow), 0,
+     "loopback", 1, 0, "loopback|token", 0, NULL, NULL, "loopback|token",
+     "who may read /debug/stats: loopback = loopback clients and the admin token; token = only "
+     "requests with the admin token"},
+    {"admin-token", 0, "admin_token", "LADDER_ADMIN_TOKEN", LD_OPT_STR, F(admin_token), 0, "", 0, 0,
+     NULL, LD_OPT_SECRET, NULL, NULL, "TOKEN",
+     "bearer token that may read /debug/stats from any address; empty = none"},
 
     {"data", 0, "data", "LADDER_DATA", LD_OPT_STR, F(data_dir), 0, "./data", 1, 0, NULL, 0, NULL,
      NULL, "DIR", "directory of the database and of the token key"},
@@ -1044,6 +1054,10 @@ static const struct ld_opt settings[] = {
     {"write-batch", 0, "write_batch", "LADDER_WRITE_BATCH", LD_OPT_UINT, F(write_batch), 0, "1024",
      1, 65536, NULL, 0, NULL, NULL, "N",
      "most writes committed in one transaction (group commit); at most write_queue"},
+    {"test-commit-delay", 0, "test_commit_delay", "LADDER_TEST_COMMIT_DELAY", LD_OPT_DUR,
+     F(test_commit_delay_ms), 0, "0s", 0, MIN, NULL, 0, NULL, NULL, "DURATION",
+     "TEST ONLY: sleep this long before every commit, to make commits the bottleneck on purpose; "
+     "never set it in production"},
 
     {"token-keys", 0, "token_keys", "LADDER_TOKEN_KEYS", LD_OPT_STR, F(token_keys), 0, "", 0, 0,
      NULL, LD_OPT_SECRET | LD_OPT_LIST, NULL, NULL, "KID:HEX,...",
@@ -1090,7 +1104,7 @@ static const struct ld_opt settings[] = {
 _Static_assert(NSETTINGS == LD_CONFIG_NSETTINGS, "LD_CONFIG_NSETTINGS must match the table");
 
 /* Rows per section, in the table's order. */
-enum { N_SERVER = 6, N_STORE = 5, N_AUTH = 4, N_HTTP = 11 };
+enum { N_SERVER = 9, N_STORE = 6, N_AUTH = 4, N_HTTP = 11 };
 _Static_assert(N_SERVER + N_STORE + N_AUTH + N_HTTP == LD_CONFIG_NSETTINGS,
 	       "the sections must cover the table");
 
@@ -1261,6 +1275,13 @@ static int validate(const struct ld_config *c, char *err, size_t errlen)
 
 	if (rc == 0)
 		rc = at_most(c, "max_header_line", "max_headers", err, errlen);
+	if (rc == 0 && strcmp(c->debug_allow, "token") == 0 && !c->admin_token[0]) {
+		snprintf(err, errlen,
+			 "debug_allow token (%s) needs admin_token, which is empty: nobody could "
+			 "read /debug/stats",
+			 source_names[c->source[by_key("debug_allow") - settings]]);
+		rc = -EINVAL;
+	}
 	return rc;
 }
 

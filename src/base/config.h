@@ -30,7 +30,7 @@
 #include <stdio.h>
 
 /* Number of rows in the settings table (each has a source recorded). */
-#define LD_CONFIG_NSETTINGS 26
+#define LD_CONFIG_NSETTINGS 30
 
 enum ld_config_source {
 	LD_SRC_DEFAULT = 0,
@@ -67,6 +67,10 @@ struct ld_config {
 	bool log_requests;	       /* true: one JSON line per request on stdout */
 	bool gzip;		       /* true */
 	uint64_t gzip_min;	       /* 1KiB */
+	bool stage_timing;	       /* true: per-request stage clock (obs/stages.h) */
+	char debug_allow[16];	       /* "loopback" (and the token) or "token" (only) */
+	char admin_token[256];	       /* secret; "" = none ; --admin-token */
+	uint64_t test_commit_delay_ms; /* TEST ONLY: sleep before every COMMIT */
 
 	/* Added fields. */
 	char config_file[1024];			   /* the file read, "" if none */

@@ -20,6 +20,7 @@
 
 #include "http/server_int.h"
 #include "obs/metrics.h"
+#include "obs/stats.h"
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -248,7 +249,9 @@ static void prepare_req(struct ld_conn *c)
 	r->loop = &c->w->l;
 	r->conn = c;
 	r->start_ns = x->req_start_ns ? x->req_start_ns : ld_now_ns();
+	ld_stage_clock_start(&r->stages, r->start_ns, ld_obs_stage_timing());
 	r->route = 0;
+	r->profile_route = 0;
 	r->user_id = 0;
 	r->content_type = NULL;
 	ld_buf_reset(&r->out_hdrs);
@@ -299,6 +302,7 @@ static void http_error(struct ld_conn *c, int status, const char *detail)
 	c->state = CONN_BUSY;
 	disarm(c);
 	prepare_req(c);
+	ld_stage_mark(&x->req.stages, LD_STAGE_READ);
 	c->in_handler = true;
 	s->app.on_http_error(&x->req, status, detail, s->app.arg);
 	c->in_handler = false;
@@ -433,6 +437,7 @@ static void dispatch(struct ld_conn *c)
 	c->state = CONN_BUSY;
 	disarm(c);
 	prepare_req(c);
+	ld_stage_mark(&x->req.stages, LD_STAGE_READ);
 	c->in_handler = true;
 	s->app.on_request(&x->req, s->app.arg);
 	c->in_handler = false;
@@ -536,11 +541,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* stages_end records the request's stage times once its response is out
+ * (or given up on); wrote says whether the write stage ran. */
+static void stages_end(struct ld_conn *c, bool wrote)
+{
+	struct ld_req *r = &c->x->req;
+
+	if (!r->stages.on)
+		return;
+	if (wrote)
+		ld_stage_mark(&r->stages, LD_STAGE_WRITE);
+	ld_obs_record(c->w->l.index, r->profile_route, &r->stages);
+	r->stages.on = false;
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
 	struct ld_conn *c = wr->data;
 
 	if (status < 0 || c->closing) {
+		stages_end(c, true);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		maybe_free(c);
@@ -603,6 +623,7 @@ static void finish_request(struct ld_conn *c)
 	struct ld_server *s = c->w->s;
 	struct ld_exchange *x = c->x;
 
+	stages_end(c, true);
 	ld_buf_consume(&x->rbuf, x->req_len);
 	x->req_len = 0;
 	x->req.h.method_str = NULL;
@@ -644,14 +665,18 @@ void ld_req_respond(struct ld_req *r, int status)
 		/* The client is gone (or we cut it): count and log the request,
 		 * build nothing, then let the connection go. */
 		ld__response_account(c, status, 0);
+		ld_stage_mark(&r->stages, LD_STAGE_RENDER);
+		stages_end(c, false);
 		c->state = CONN_HEAD;
 		maybe_free(c);
 		return;
 	}
 	if (ld__response_build(c, status) != 0)
 		status = 500; /* the answer could not be assembled: a 500 replaced it */
+	ld_stage_mark(&r->stages, LD_STAGE_RENDER);
 	if (x->nwbufs == 0) {
 		ld__response_account(c, status, 0);
+		stages_end(c, false);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		return;
@@ -662,6 +687,7 @@ void ld_req_respond(struct ld_req *r, int status)
 	n = uv_try_write((uv_stream_t *)&c->tcp, x->wbufs, x->nwbufs);
 	done = n > 0 ? (size_t)n : 0;
 	if (n < 0 && n != UV_EAGAIN) {
+		stages_end(c, true);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		return;
@@ -680,6 +706,7 @@ void ld_req_respond(struct ld_req *r, int status)
 	c->state = CONN_WRITING;
 	x->wreq.data = c;
 	if (uv_write(&x->wreq, (uv_stream_t *)&c->tcp, x->wbufs + i, x->nwbufs - i, on_write) < 0) {
+		stages_end(c, true);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		return;

@@ -21,6 +21,7 @@
 
 #include "base/buf.h"
 #include "http/parser.h"
+#include "obs/stages.h"
 
 #define LD_REQID_MAX 128
 
@@ -42,10 +43,14 @@ struct ld_req {
 	char span_id[17];  /* this server's span (parent-id sent downstream) */
 	char trace_flags[3];
 	bool accept_gzip;
+	/* Where the request's time goes (obs/stages.h): the server marks read,
+	 * render and write; the application marks its own stages in between. */
+	struct ld_stage_clock stages;
 
 	/* Filled by the application. */
-	unsigned route;	 /* index into the route names given at start */
-	int64_t user_id; /* authenticated user, 0 when anonymous (for the log) */
+	unsigned route;		/* index into the route names given at start */
+	unsigned profile_route; /* index into the stage profile's routes (obs/stats.h), 0 = none */
+	int64_t user_id;	/* authenticated user, 0 when anonymous (for the log) */
 	const char *content_type;
 	struct ld_buf out_hdrs; /* extra header lines, "Name: value\r\n" each */
 	struct ld_buf out_body;
@@ -64,6 +69,10 @@ void ld_req_header_str(struct ld_req *r, const char *name, const char *value);
  * when worthwhile and accepted), logs the request and counts it. After it the
  * handler must not touch r again. Call on the loop thread. */
 void ld_req_respond(struct ld_req *r, int status);
+
+/* ld_req_peer_loopback says whether the client's address is a loopback one
+ * (127.0.0.0/8, ::1 or ::ffff:127.x.y.z); false when it cannot be read. */
+bool ld_req_peer_loopback(const struct ld_req *r);
 
 /* ld_req_close_after makes the connection close once this response is sent
  * (e.g. after an error that leaves the stream in doubt). */

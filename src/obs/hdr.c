@@ -66,17 +66,15 @@ static int64_t median_equivalent(const struct ld_hdr *h, int64_t v)
 	return ld_hdr_lowest_equivalent(h, v) + (slot_width(h, v) >> 1);
 }
 
-int ld_hdr_init(struct ld_hdr *h, int64_t highest, int sigfigs)
+/* layout sets every field of h but the counts; 0 or -EINVAL. */
+static int layout(struct ld_hdr *h, int64_t highest, int sigfigs)
 {
-	int rc = 0;
 	int64_t largest = 2, top;
 	int mag = 0, buckets = 1;
 
 	memset(h, 0, sizeof(*h));
-	if (sigfigs < 1 || sigfigs > 5 || highest < 2 || highest > (INT64_MAX >> 2)) {
-		rc = -EINVAL;
-		goto out;
-	}
+	if (sigfigs < 1 || sigfigs > 5 || highest < 2 || highest > (INT64_MAX >> 2))
+		return -EINVAL;
 	for (int i = 0; i < sigfigs; i++)
 		largest *= 10; /* 2 * 10^sigfigs values must be told apart */
 	while (((int64_t)1 << (mag + 1)) < largest)
@@ -92,6 +90,23 @@ int ld_hdr_init(struct ld_hdr *h, int64_t highest, int sigfigs)
 	h->highest = top - 1;
 	h->sigfigs = sigfigs;
 	h->counts_len = (buckets + 1) * (h->sub_bucket_count >> 1);
+	return 0;
+}
+
+int ld_hdr_counts_len(int64_t highest, int sigfigs)
+{
+	struct ld_hdr h;
+	int rc = layout(&h, highest, sigfigs);
+
+	return rc ? rc : h.counts_len;
+}
+
+int ld_hdr_init(struct ld_hdr *h, int64_t highest, int sigfigs)
+{
+	int rc = layout(h, highest, sigfigs);
+
+	if (rc)
+		goto out;
 	h->counts = calloc((size_t)h->counts_len, sizeof(int64_t));
 	if (!h->counts) {
 		rc = -ENOMEM;
@@ -102,9 +117,22 @@ out:
 	return rc;
 }
 
+int ld_hdr_init_at(struct ld_hdr *h, int64_t highest, int sigfigs, int64_t *counts)
+{
+	int rc = layout(h, highest, sigfigs);
+
+	if (rc == 0) {
+		h->counts = counts;
+		h->borrowed = 1;
+		ld_hdr_reset(h);
+	}
+	return rc;
+}
+
 void ld_hdr_release(struct ld_hdr *h)
 {
-	free(h->counts);
+	if (!h->borrowed)
+		free(h->counts);
 	h->counts = NULL;
 }
 
@@ -192,6 +220,22 @@ int64_t ld_hdr_percentile(const struct ld_hdr *h, double p)
 		}
 	}
 	return h->max;
+}
+
+void ld_hdr_cumulative(const struct ld_hdr *h, const int64_t *bounds, int n, int64_t *out)
+{
+	int64_t cum = 0;
+	int b = 0;
+
+	for (int i = h->lo_idx; i <= h->hi_idx && b < n; i++) {
+		if (!h->counts[i])
+			continue;
+		while (b < n && value_at_index(h, i) > bounds[b])
+			out[b++] = cum;
+		cum += h->counts[i];
+	}
+	while (b < n)
+		out[b++] = cum;
 }
 
 double ld_hdr_mean(const struct ld_hdr *h)

@@ -43,11 +43,21 @@ struct ld_hdr {
 	int64_t max;		/* 0 while empty */
 	int64_t clamped;	/* values that fell outside [0, highest] */
 	int lo_idx, hi_idx;	/* range of slots that may be non-zero (speeds merge/reset) */
+	int borrowed;		/* counts belong to the caller (ld_hdr_init_at) */
 };
 
 /* ld_hdr_init allocates a histogram for 0..highest (highest >= 2) at sigfigs
  * significant digits (1..5). Returns 0, -EINVAL for bad arguments, -ENOMEM. */
 int ld_hdr_init(struct ld_hdr *h, int64_t highest, int sigfigs);
+
+/* ld_hdr_counts_len is the number of count slots ld_hdr_init would allocate
+ * for (highest, sigfigs), or -EINVAL. */
+int ld_hdr_counts_len(int64_t highest, int sigfigs);
+
+/* ld_hdr_init_at is ld_hdr_init on caller-owned, zeroed storage of
+ * ld_hdr_counts_len slots (many histograms in one block whose untouched pages
+ * stay unbacked); the storage must outlive h, and ld_hdr_release leaves it. */
+int ld_hdr_init_at(struct ld_hdr *h, int64_t highest, int sigfigs, int64_t *counts);
 
 /* ld_hdr_release frees the counts; h may be re-initialised afterwards. */
 void ld_hdr_release(struct ld_hdr *h);
@@ -74,6 +84,11 @@ double ld_hdr_mean(const struct ld_hdr *h);
 double ld_hdr_stddev(const struct ld_hdr *h);
 int64_t ld_hdr_min(const struct ld_hdr *h); /* 0 when empty */
 int64_t ld_hdr_max(const struct ld_hdr *h);
+
+/* ld_hdr_cumulative sets out[i] to the number of values whose slot starts at
+ * or below bounds[i] (ascending): "values <= bound" to the histogram's
+ * precision, for cumulative buckets such as Prometheus' le. One pass. */
+void ld_hdr_cumulative(const struct ld_hdr *h, const int64_t *bounds, int n, int64_t *out);
 
 /* Equivalence ranges: every value in [lowest_equivalent(v),
  * highest_equivalent(v)] shares v's slot. */

@@ -338,6 +338,7 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 	s->write_batch_max = cfg->write_batch_max;
 	s->busy_timeout_ms = cfg->busy_timeout_ms;
 	s->sync_full = cfg->synchronous_full;
+	s->test_commit_delay_us = cfg->test_commit_delay_us;
 	atomic_init(&s->healthy, true);
 	if (!cfg->data_dir || s->write_queue_max == 0 || s->write_batch_max == 0 ||
 	    s->busy_timeout_ms > INT_MAX) {

@@ -25,6 +25,7 @@ struct ld_store {
 	unsigned write_batch_max;
 	unsigned busy_timeout_ms;
 	bool sync_full;
+	uint64_t test_commit_delay_us; /* TEST ONLY (see store.h) */
 
 	/* Writer thread only (after open returned). */
 	sqlite3 *db;

@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "obs/metrics.h"
+#include "obs/stats.h"
+#include "obs/threads.h"
 #include "store/sqlite_int.h"
 
 /* The writer's WAL hook wakes the checkpointer once the log holds this many
@@ -231,10 +233,31 @@ static void fail_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n
 	atomic_fetch_add_explicit(&s->errors, n, memory_order_relaxed);
 }
 
+/* When the writer's parts of a batch happened (uv_hrtime), for the stats. */
+struct batch_times {
+	uint64_t begin, sync, end;
+	bool committed;
+};
+
+/* test_delay sleeps before a COMMIT when the test-only setting asks for it,
+ * to make commits the bottleneck on purpose. */
+static void test_delay(const struct ld_store *s)
+{
+	struct timespec ts;
+
+	if (!s->test_commit_delay_us)
+		return;
+	ts.tv_sec = (time_t)(s->test_commit_delay_us / 1000000);
+	ts.tv_nsec = (long)(s->test_commit_delay_us % 1000000) * 1000;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 /* run_batch commits the ops of batch (n of them, linked by next) in one
  * transaction and sets every op's status. Nothing is acknowledged unless the
  * COMMIT returned. */
-static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
+static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n,
+		      struct batch_times *bt)
 {
 	struct ld_store_op *op;
 	uint64_t t0 = uv_hrtime();
@@ -268,14 +291,23 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n)
 			goto fail;
 		}
 	}
+	test_delay(s);
+	bt->sync = uv_hrtime();
 	rc = run(s, LD_SQL_COMMIT);
 	if (rc != SQLITE_OK)
 		goto fail;
+	bt->end = uv_hrtime();
+	bt->begin = t0;
+	bt->committed = true;
+	for (op = batch; op; op = op->next) {
+		op->t_commit_ns = t0;
+		op->t_committed_ns = bt->end;
+	}
 	/* Release: a reader that sees the new count sees the commit (begin_read). */
 	atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
 	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->errors, nerr, memory_order_relaxed);
-	ld_metrics_write_batch(n, uv_hrtime() - t0);
+	ld_metrics_write_batch(n, bt->end - t0);
 	goto out;
 fail:
 	ld__sqlite_log_error(s, s->db, "batch", rc);
@@ -318,8 +350,11 @@ void ld__sqlite_writer_main(void *arg)
 {
 	struct ld_store *s = arg;
 	struct ld_store_op *batch, *last;
+	struct batch_times bt;
+	uint64_t taken;
 	unsigned n;
 
+	ld_thread_register("writer");
 	for (;;) {
 		uv_mutex_lock(&s->mu);
 		while (!s->head && !atomic_load(&s->closing)) {
@@ -350,8 +385,13 @@ void ld__sqlite_writer_main(void *arg)
 		uv_mutex_unlock(&s->mu);
 		atomic_fetch_sub_explicit(&s->depth, n, memory_order_relaxed);
 
-		run_batch(s, batch, n);
+		taken = uv_hrtime();
+		memset(&bt, 0, sizeof(bt));
+		for (last = batch; last; last = last->next)
+			last->t_taken_ns = taken;
+		run_batch(s, batch, n, &bt);
 		complete_batch(batch);
+		ld_obs_writer_batch(n, bt.committed, taken, bt.begin, bt.sync, bt.end, uv_hrtime());
 	}
 }
 
@@ -397,6 +437,7 @@ static void ckpt_main(void *arg)
 	struct ld_store *s = arg;
 	int rc;
 
+	ld_thread_register("checkpointer");
 	for (;;) {
 		uv_mutex_lock(&s->ckpt_mu);
 		while (!s->ckpt_wanted && !s->ckpt_stop)

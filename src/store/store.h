@@ -97,6 +97,12 @@ struct ld_store_op {
 
 	int status; /* enum ld_store_status */
 
+	/* Set by a driver whose writes go through a writer thread, for the
+	 * request's stage clock (obs/stages.h); 0 when the op never reached
+	 * it. Monotonic nanoseconds (uv_hrtime): the writer took the op's
+	 * batch, began its transaction, and its COMMIT returned. */
+	uint64_t t_taken_ns, t_commit_ns, t_committed_ns;
+
 	/* Completion, always on the submitting loop thread. */
 	void (*done)(struct ld_store_op *op);
 	void *udata;
@@ -107,11 +113,12 @@ struct ld_store_op {
 };
 
 struct ld_store_config {
-	const char *data_dir;	  /* SQLite: database at data_dir/ladder.db */
-	unsigned write_queue_max; /* ops waiting for the writer; more -> BUSY (8192) */
-	unsigned write_batch_max; /* ops per transaction (1024) */
-	unsigned busy_timeout_ms; /* SQLite busy timeout (5000) */
-	bool synchronous_full;	  /* fsync on every commit (true; false only for tests) */
+	const char *data_dir;	       /* SQLite: database at data_dir/ladder.db */
+	unsigned write_queue_max;      /* ops waiting for the writer; more -> BUSY (8192) */
+	unsigned write_batch_max;      /* ops per transaction (1024) */
+	unsigned busy_timeout_ms;      /* SQLite busy timeout (5000) */
+	bool synchronous_full;	       /* fsync on every commit (true; false only for tests) */
+	uint64_t test_commit_delay_us; /* TEST ONLY: sleep this long before every COMMIT */
 };
 
 void ld_store_config_default(struct ld_store_config *cfg);

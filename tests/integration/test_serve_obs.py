@@ -211,6 +211,14 @@ REQUIRED_METRICS = [
     "ladder_http_open_connections",
     "ladder_store_write_batch_size_bucket",
     "ladder_store_commit_duration_seconds_bucket",
+    "ladder_stage_seconds_bucket",
+    "ladder_loop_lag_seconds_bucket",
+    "ladder_loop_busy_seconds_total",
+    "ladder_thread_cpu_seconds_total",
+    "ladder_store_writer_busy_seconds_total",
+    "ladder_store_write_queue_depth",
+    "ladder_store_write_queue_capacity",
+    "ladder_store_read_ops_total",
 ]
 
 
@@ -310,6 +318,30 @@ def test_store_metrics_move_on_writes(server, client):
     s0 = metric_value(before, "ladder_store_write_batch_size_sum", {}) or 0
     s1 = metric_value(after, "ladder_store_write_batch_size_sum", {})
     assert s1 is not None and s1 >= s0 + 3, (s0, s1)
+
+
+def test_stage_series(server, client):
+    _, token = new_account(client, "stagem")
+    item = create_item(client, token, "staged")
+    assert client.get("/v1/items/" + item["id"]).status == 200
+    with server.conn() as c:
+        text = get_metrics(c)
+    post = {"route": "POST /v1/items", "stage": "store_commit"}
+    n = metric_value(text, "ladder_stage_seconds_count", post)
+    assert n is not None and n >= 1, n
+    assert metric_value(text, "ladder_stage_seconds_bucket", dict(post, le="+Inf")) == n
+    assert metric_value(text, "ladder_stage_seconds_sum", post) > 0
+    get = {"route": "GET /v1/items/{id}", "stage": "store"}
+    assert metric_value(text, "ladder_stage_seconds_count", get) >= 1
+    # A stage a route never passes through has no series.
+    assert metric_value(text, "ladder_stage_seconds_count", dict(get, stage="store_commit")) is None
+    for loop in ("0", "1"):
+        assert metric_value(text, "ladder_loop_lag_seconds_count", {"loop": loop}) is not None
+    for thread in ("loop-0", "loop-1", "writer", "main", "pool"):
+        v = metric_value(text, "ladder_thread_cpu_seconds_total", {"thread": thread})
+        assert v is not None and v >= 0, thread
+    assert metric_value(text, "ladder_store_write_queue_capacity", {}) == 8192
+    assert metric_value(text, "ladder_store_writer_busy_seconds_total", {}) > 0
 
 
 def test_in_flight_gauge_sane(server):
