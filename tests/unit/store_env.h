@@ -25,10 +25,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "store/deferred.h"
 #include "store/migrations.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 
+/* The driver under test: test_store runs every test through SQLite and
+ * again through sqlite-deferred, whose completions all come later. */
 static const struct ld_store_vt *vt = &ld_sqlite_vt;
 
 struct env {
