@@ -69,7 +69,7 @@ def items_of(client, user_id):
 
 
 def test_write_past_deadline_is_503_and_not_made(ladder_server, write_lock):
-    srv = ladder_server("--store-timeout", "300ms")
+    srv = ladder_server("--store-timeout", "1s")
     c = srv.client()
     user, token = new_account(c)
     create_item(c, token, "before")
@@ -91,7 +91,7 @@ def test_write_past_deadline_is_503_and_not_made(ladder_server, write_lock):
 
 
 def test_readyz_reports_a_stalled_writer(ladder_server, write_lock):
-    srv = ladder_server("--store-timeout", "300ms")
+    srv = ladder_server("--store-timeout", "1s")
     c = srv.client()
     _, token = new_account(c)
     lock = write_lock(srv)

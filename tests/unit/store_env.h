@@ -183,6 +183,8 @@ static inline int64_t make_user(struct env *e, const char *handle)
 
 	op_init(&op, LD_OP_USER_CREATE, NULL);
 	set_user(&op, handle, handle);
+	/* Set-up, not the test: never subject to a short op_timeout_ms. */
+	op.deadline_ns = uv_hrtime() + 30000000000ULL;
 	CHECK_INT(exec(e, &op), LD_STORE_OK);
 	return op.user.id;
 }
