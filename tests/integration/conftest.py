@@ -39,6 +39,9 @@ DEFAULT_FLAGS = [
     "--body-timeout", "1s",
     "--keepalive-timeout", "3s",
     "--shutdown-timeout", "5s",
+    # The store's deadline (default 2s) is tested where a test sets it; on a
+    # loaded machine a paused disk must not turn other tests' writes into 503.
+    "--store-timeout", "10s",
 ]  # fmt: skip
 
 # Read here, then dropped from the server's environment with every LADDER_*.
