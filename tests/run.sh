@@ -2,10 +2,13 @@
 # Runs the test suites and ends with one line "N passed, N failed".
 #
 #   tests/run.sh            everything: unit + integration on the release build,
-#                           the same again on the ASan+UBSan build, then a
-#                           bounded libFuzzer run of every target
+#                           integration again with the sqlite-deferred store
+#                           (every store op completes on a later loop
+#                           iteration), unit + integration on the ASan+UBSan
+#                           build, then a bounded libFuzzer run of every target
 #   tests/run.sh unit       unit tests of the release build only
 #   tests/run.sh integration
+#   tests/run.sh integration-deferred
 #
 # FUZZ_SECONDS (default 20) bounds each fuzz target in the full run.
 set -u
@@ -51,17 +54,20 @@ run_unit() {
 	done
 }
 
+# run_integration BUILD [STORE]: the integration suite against build/BUILD,
+# every server on store driver STORE (default sqlite).
 run_integration() {
-	local build="$1" out rc
+	local build="$1" store="${2:-sqlite}" name="integration/$1" out rc
+	[ "$store" != sqlite ] && name="$name/$store"
 	out=$(mktemp)
-	LADDER_BIN="$PWD/build/$build/ladder" LADDER_BUILD="$build" \
+	LADDER_BIN="$PWD/build/$build/ladder" LADDER_BUILD="$build" LADDER_STORE="$store" \
 		timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
 		>"$out" 2>&1
 	rc=$?
 	# pytest exits 5 when it collected nothing: that is a failure here.
 	tail -n 40 "$out"
 	[ "$rc" -ne 0 ] && grep -E '^(FAILED|ERROR)' "$out"
-	add_counts "integration/$build" "$out" "$rc"
+	add_counts "$name" "$out" "$rc"
 	rm -f "$out"
 }
 
@@ -78,15 +84,19 @@ run_fuzz() {
 case "$what" in
 unit) run_unit rel ;;
 integration) run_integration rel ;;
+integration-deferred) run_integration rel sqlite-deferred ;;
 all)
 	run_unit rel
 	run_integration rel
+	# Release build only: the "completes later" path, without doubling the
+	# slow sanitizer run.
+	run_integration rel sqlite-deferred
 	run_unit asan
 	run_integration asan
 	run_fuzz
 	;;
 *)
-	echo "run.sh: unknown suite '$what' (want unit, integration or all)" >&2
+	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred or all)" >&2
 	exit 2
 	;;
 esac

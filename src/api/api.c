@@ -194,6 +194,12 @@ void ld_api_store_failed(struct ld_api_req *q, int status)
 	case LD_STORE_UNAVAILABLE:
 		ld_api_problem(q, 503, "the store is not available");
 		break;
+	case LD_STORE_TIMEOUT:
+		/* The contract says a timed-out write was not committed, so a
+		 * retry is safe: 503, not 504 (outcome unknown). */
+		ld_api_problem(q, 503,
+			       "the store did not answer in time; nothing was changed, retry");
+		break;
 	default:
 		ld_api_problem(q, 500, "the store failed; see the server log");
 		break;

@@ -197,21 +197,6 @@ static void listed(struct ld_store_op *op)
 	ld_api_respond_json(q, &j, 200);
 }
 
-static void owner_checked(struct ld_store_op *op)
-{
-	struct ld_api_req *q = op->udata;
-
-	if (op->status != LD_STORE_OK) {
-		free(q->items);
-		q->items = NULL;
-		ld_api_store_failed(q, op->status);
-		return;
-	}
-	op->kind = LD_OP_ITEM_LIST;
-	op->id = q->path_id;
-	ld_api_submit(q, listed);
-}
-
 void ld_api_user_items(struct ld_api_req *q)
 {
 	const char *v;
@@ -243,9 +228,9 @@ void ld_api_user_items(struct ld_api_req *q)
 	q->op.items = q->items;
 	q->op.limit = limit;
 	q->op.before_id = before;
-	/* A missing user is a 404, not an empty list: check it first (one
-	 * primary-key read). */
-	q->op.kind = LD_OP_USER_GET;
+	/* A missing user is a 404, not an empty list: the list op says so
+	 * itself (NOT_FOUND), in the same round trip. */
+	q->op.kind = LD_OP_ITEM_LIST;
 	q->op.id = q->path_id;
-	ld_api_submit(q, owner_checked);
+	ld_api_submit(q, listed);
 }

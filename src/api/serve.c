@@ -68,6 +68,7 @@ static void store_config(const struct ld_config *c, struct ld_store_config *sc)
 	sc->write_batch_max = c->write_batch;
 	sc->synchronous_full = c->sync;
 	sc->test_commit_delay_us = c->test_commit_delay_ms * 1000;
+	sc->op_timeout_ms = (unsigned)c->store_timeout_ms;
 }
 
 static void server_config(const struct ld_config *c, struct ld_server_config *sc)
@@ -104,7 +105,9 @@ static int open_store(const struct ld_config *c, const struct ld_store_vt **vt,
 
 	*vt = ld_store_driver(c->store);
 	if (!*vt) {
-		fprintf(stderr, "ladder: store: unknown driver '%s' (known: sqlite)\n", c->store);
+		fprintf(stderr,
+			"ladder: store: unknown driver '%s' (known: sqlite, sqlite-deferred)\n",
+			c->store);
 		return 2;
 	}
 	store_config(c, &sc);

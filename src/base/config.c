@@ -1045,8 +1045,12 @@ static const struct ld_opt settings[] = {
 
     {"data", 0, "data", "LADDER_DATA", LD_OPT_STR, F(data_dir), 0, "./data", 1, 0, NULL, 0, NULL,
      NULL, "DIR", "directory of the database and of the token key"},
-    {"store", 0, "store", "LADDER_STORE", LD_OPT_STR, F(store), 0, "sqlite", 1, 0, "sqlite", 0,
-     NULL, NULL, "NAME", "storage driver"},
+    {"store", 0, "store", "LADDER_STORE", LD_OPT_STR, F(store), 0, "sqlite", 1, 0,
+     "sqlite|sqlite-deferred", 0, NULL, NULL, "NAME",
+     "storage driver; sqlite-deferred is for tests only (docs/store.md)"},
+    {"store-timeout", 0, "store_timeout", "LADDER_STORE_TIMEOUT", LD_OPT_DUR, F(store_timeout_ms),
+     0, "2s", 1, HOUR, NULL, 0, NULL, NULL, "DURATION",
+     "deadline of one store operation; past it the request gets 503 and a write is not made"},
     {"sync", 0, "sync", "LADDER_SYNC", LD_OPT_BOOL, F(sync), 0, "on", 0, 0, NULL, 0, NULL, NULL,
      "on|off", "fsync every commit; off may lose the last commits on power loss (never corrupts)"},
     {"write-queue", 0, "write_queue", "LADDER_WRITE_QUEUE", LD_OPT_UINT, F(write_queue), 0, "8192",
@@ -1104,7 +1108,7 @@ static const struct ld_opt settings[] = {
 _Static_assert(NSETTINGS == LD_CONFIG_NSETTINGS, "LD_CONFIG_NSETTINGS must match the table");
 
 /* Rows per section, in the table's order. */
-enum { N_SERVER = 9, N_STORE = 6, N_AUTH = 4, N_HTTP = 11 };
+enum { N_SERVER = 9, N_STORE = 7, N_AUTH = 4, N_HTTP = 11 };
 _Static_assert(N_SERVER + N_STORE + N_AUTH + N_HTTP == LD_CONFIG_NSETTINGS,
 	       "the sections must cover the table");
 

@@ -30,7 +30,7 @@
 #include <stdio.h>
 
 /* Number of rows in the settings table (each has a source recorded). */
-#define LD_CONFIG_NSETTINGS 30
+#define LD_CONFIG_NSETTINGS 31
 
 enum ld_config_source {
 	LD_SRC_DEFAULT = 0,
@@ -44,7 +44,8 @@ struct ld_config {
 	unsigned listen_port;
 	char data_dir[1024];	       /* data = ./data ; --data, LADDER_DATA */
 	unsigned threads;	       /* 0 = number of usable cores ; --threads */
-	char store[32];		       /* "sqlite" (only one so far) ; --store */
+	char store[32];		       /* "sqlite" ("sqlite-deferred": tests) ; --store */
+	uint64_t store_timeout_ms;     /* 2s ; --store-timeout: one store op's deadline */
 	char token_keys[2048];	       /* secret; "" = data_dir/token.key ; --token-keys */
 	uint64_t token_ttl_ms;	       /* 24h ; --token-ttl */
 	unsigned argon2_ops;	       /* 2 ; --argon2-ops (min 1) */

@@ -55,11 +55,6 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 		"SELECT id, user_id, content, created_ms, updated_ms, version"
 		" FROM items WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
 		LD_SQL_READER, 3, {P_INT(42), P_INT(INT64_MAX), P_INT(21)}},
-	/* Touches the users b-tree, so it proves the file is readable, not just
-	 * that the library answers. */
-	[LD_SQL_PING] = {"ping",
-		"SELECT 1 FROM users WHERE id = 0",
-		LD_SQL_READER, 0, {{0}}},
 	[LD_SQL_READ_BEGIN] = {"read_begin", "BEGIN", LD_SQL_READER, 0, {{0}}},
 	[LD_SQL_READ_END] = {"read_end", "COMMIT", LD_SQL_READER, 0, {{0}}},
 	[LD_SQL_MAX_IDS] = {"max_ids",
@@ -155,6 +150,13 @@ void ld__sqlite_log_error(struct ld_store *s, sqlite3 *db, const char *what, int
 	ld_metrics_store_error(error_kind(rc));
 	if (is_io_error(rc) && atomic_exchange(&s->healthy, false))
 		ld_log_event("error", "store: unhealthy after an i/o error, restart needed", NULL);
+}
+
+void ld__sqlite_timed_out(struct ld_store *s, unsigned n)
+{
+	atomic_fetch_add_explicit(&s->timeouts, n, memory_order_relaxed);
+	while (n-- > 0)
+		ld_metrics_store_error("timeout");
 }
 
 static int prepare_role(sqlite3 *db, sqlite3_stmt **stmt, enum ld_sql_role role, char *err,
@@ -339,11 +341,12 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 	s->busy_timeout_ms = cfg->busy_timeout_ms;
 	s->sync_full = cfg->synchronous_full;
 	s->test_commit_delay_us = cfg->test_commit_delay_us;
+	s->op_timeout_ns = (uint64_t)cfg->op_timeout_ms * 1000000;
 	atomic_init(&s->healthy, true);
 	if (!cfg->data_dir || s->write_queue_max == 0 || s->write_batch_max == 0 ||
-	    s->busy_timeout_ms > INT_MAX) {
+	    s->busy_timeout_ms > INT_MAX || cfg->op_timeout_ms == 0) {
 		set_err(err, errlen,
-			"store: data_dir, write_queue_max and write_batch_max "
+			"store: data_dir, write_queue_max, write_batch_max and op_timeout_ms "
 			"must be set");
 		rc = -EINVAL;
 		goto fail;
@@ -587,6 +590,96 @@ static void do_read(struct ld_store_conn *c, struct ld_store_op *op)
 
 /* ---- writes: the loop side of the queue ----------------------------------- */
 
+static void on_expire(uv_timer_t *h);
+static void close_handles(struct ld_store_conn *c);
+
+/* arm_expire makes sure the conn's timer fires by due. One timer per conn:
+ * it only moves when an op is due before the one it waits for. */
+static void arm_expire(struct ld_store_conn *c, uint64_t due)
+{
+	uint64_t now;
+
+	if (c->expire_at_ns && c->expire_at_ns <= due)
+		return;
+	now = uv_hrtime();
+	c->expire_at_ns = due;
+	/* Rounded up, plus the loop's clock lags real time a little: a timer
+	 * that fires early finds nothing due and re-arms. */
+	uv_timer_start(&c->expire, on_expire, due > now ? (due - now) / 1000000 + 1 : 0, 0);
+}
+
+/* take_expired moves the ops of c in list (head, tail) whose deadline has
+ * passed to *late_tail, and lowers *next to the earliest deadline of c's ops
+ * that stay. Returns how many it moved. */
+static unsigned take_expired(struct ld_store_op **head, struct ld_store_op **tail,
+			     struct ld_store_conn *c, uint64_t now, struct ld_store_op ***late_tail,
+			     uint64_t *next)
+{
+	struct ld_store_op **pp = head, *op, *prev = NULL;
+	unsigned n = 0;
+
+	while ((op = *pp)) {
+		if (op->conn != c) {
+			prev = op;
+			pp = &op->next;
+			continue;
+		}
+		if (op->due_ns <= now) {
+			*pp = op->next;
+			if (*tail == op)
+				*tail = prev;
+			op->next = NULL;
+			**late_tail = op;
+			*late_tail = &op->next;
+			n++;
+			continue;
+		}
+		if (*next == 0 || op->due_ns < *next)
+			*next = op->due_ns;
+		prev = op;
+		pp = &op->next;
+	}
+	return n;
+}
+
+/* on_expire completes with TIMEOUT the writes of this conn that are still
+ * staged or queued at their deadline: the writer has not taken them, so they
+ * are never committed. Those the writer has taken end by its own deadline
+ * check (run_batch). The queue is walked under the writer's lock, only when
+ * the timer fires, which with a writer that keeps up is once per timeout. */
+static void on_expire(uv_timer_t *h)
+{
+	struct ld_store_conn *c = h->data;
+	struct ld_store *s = c->s;
+	struct ld_store_op *late = NULL, **late_tail = &late, *op, *next_op;
+	uint64_t now = uv_hrtime(), next = 0;
+	unsigned staged, queued;
+
+	c->expire_at_ns = 0;
+	staged = take_expired(&c->stage_head, &c->stage_tail, c, now, &late_tail, &next);
+	c->staged -= staged;
+	if (!c->stage_head)
+		uv_prepare_stop(&c->flush);
+	uv_mutex_lock(&s->mu);
+	queued = take_expired(&s->head, &s->tail, c, now, &late_tail, &next);
+	s->queued -= queued;
+	uv_mutex_unlock(&s->mu);
+	atomic_fetch_sub_explicit(&s->depth, staged + queued, memory_order_relaxed);
+	if (staged + queued)
+		ld__sqlite_timed_out(s, staged + queued);
+	if (next)
+		arm_expire(c, next);
+	for (op = late; op; op = next_op) {
+		next_op = op->next; /* done() may resubmit the op */
+		op->next = NULL;
+		op->status = LD_STORE_TIMEOUT;
+		c->inflight--;
+		op->done(op);
+	}
+	if (c->closing && c->inflight == 0)
+		close_handles(c);
+}
+
 static void flush(struct ld_store_conn *c)
 {
 	struct ld_store *s = c->s;
@@ -636,6 +729,7 @@ static void enqueue(struct ld_store_conn *c, struct ld_store_op *op)
 	if (c->staged++ == 0)
 		uv_prepare_start(&c->flush, on_flush);
 	c->inflight++;
+	arm_expire(c, op->due_ns);
 	return;
 refuse:
 	/* Complete at once, before submit returns. */
@@ -649,8 +743,23 @@ refuse:
 
 static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 {
+	bool read = op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
+		    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST;
+
 	op->conn = c;
 	op->next = NULL;
+	/* Reads take microseconds inline: only a deadline the caller set can
+	 * have passed already, so only then is the clock read. */
+	if (op->deadline_ns)
+		op->due_ns = op->deadline_ns;
+	else
+		op->due_ns = read ? 0 : uv_hrtime() + c->s->op_timeout_ns;
+	if (op->deadline_ns && op->deadline_ns <= uv_hrtime()) {
+		ld__sqlite_timed_out(c->s, 1);
+		op->status = LD_STORE_TIMEOUT;
+		op->done(op);
+		return;
+	}
 	if (c->closing) {
 		atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
 		op->status = LD_STORE_UNAVAILABLE;
@@ -702,6 +811,7 @@ static void close_handles(struct ld_store_conn *c)
 	uv_close((uv_handle_t *)&c->async, on_conn_closed);
 	uv_close((uv_handle_t *)&c->flush, on_conn_closed);
 	uv_close((uv_handle_t *)&c->endread, on_conn_closed);
+	uv_close((uv_handle_t *)&c->expire, on_conn_closed);
 }
 
 static void on_writes_done(uv_async_t *h)
@@ -760,7 +870,9 @@ static int sqlite_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store
 	c->flush.data = c;
 	uv_prepare_init(loop, &c->endread);
 	c->endread.data = c;
-	c->handles = 3;
+	uv_timer_init(loop, &c->expire);
+	c->expire.data = c;
+	c->handles = 4;
 	atomic_fetch_add(&s->nconns, 1);
 	*out = c;
 	rc = 0;
@@ -776,16 +888,19 @@ out:
 	return rc;
 }
 
+/* sqlite_ping answers from what the store knows, without touching the
+ * database: unhealthy after an I/O error, or when the writer has waited for
+ * the database for longer than an op may take without committing since
+ * (another process holds the lock, the disk stalls). */
 static int sqlite_ping(struct ld_store_conn *c)
 {
-	sqlite3_stmt *st = c->stmt[LD_SQL_PING];
-	int rc;
+	uint64_t since = atomic_load_explicit(&c->s->stalled_since_ns, memory_order_relaxed);
 
 	if (c->closing || !atomic_load(&c->s->healthy))
 		return -EIO;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+	if (since && uv_hrtime() - since > c->s->op_timeout_ns)
+		return -EIO;
+	return 0;
 }
 
 static void sqlite_conn_close(struct ld_store_conn *c)
@@ -812,6 +927,7 @@ static void sqlite_stats(struct ld_store *s, struct ld_store_stats *out)
 	out->commits = atomic_load(&s->commits);
 	out->committed_ops = atomic_load(&s->committed_ops);
 	out->errors = atomic_load(&s->errors);
+	out->timeouts = atomic_load(&s->timeouts);
 	out->healthy = atomic_load(&s->healthy);
 	out->queue_depth = atomic_load(&s->depth);
 }

@@ -17,8 +17,22 @@
  * writer, checkpoints the WAL so that no commit has to.
  *
  * Driver-specific behaviour on top of store.h:
- *   - ITEM_LIST on a user that does not exist ends in LD_STORE_NOT_FOUND
- *     (an existing user with no items is LD_STORE_OK with nitems 0).
+ *   - ITEM_LIST tells an empty page of an existing user (OK, nitems 0) from
+ *     a missing user (NOT_FOUND) with one more primary-key read in the same
+ *     read transaction.
+ *   - Deadlines: reads run inline in microseconds and are not timed; one
+ *     whose deadline_ns has already passed ends in TIMEOUT untried. A write
+ *     still staged or queued at its deadline is completed with TIMEOUT by
+ *     the conn's timer and removed from the queue. The writer's wait for the
+ *     database's write lock (another process holds it) ends at the earliest
+ *     deadline of its batch; the ops due then end in TIMEOUT, and no op's
+ *     statement runs after its deadline. Once its statement ran, a write
+ *     completes with the COMMIT's result: the bound past the deadline is
+ *     the batch's statements plus one COMMIT (local disk I/O).
+ *   - ping() fails when the store is unhealthy, or when the writer has
+ *     waited for the database without committing for longer than
+ *     op_timeout_ms; idle after such a stall, the writer tries the lock
+ *     every 100 ms, so readiness comes back with no traffic.
  *   - After an I/O error (a failed fsync, a full disk, corruption) the store
  *     marks itself unhealthy: stats().healthy is false, ping() fails, and
  *     writes end in LD_STORE_UNAVAILABLE until a restart, because a write
@@ -46,7 +60,6 @@ enum ld_sql_id {
 	LD_SQL_USER_EXISTS,
 	LD_SQL_ITEM_GET,
 	LD_SQL_ITEM_LIST,
-	LD_SQL_PING,
 	LD_SQL_READ_BEGIN, /* a read snapshot shared by the reads of one loop iteration */
 	LD_SQL_READ_END,
 	/* Writer connection. */

@@ -26,11 +26,13 @@ struct ld_store {
 	unsigned busy_timeout_ms;
 	bool sync_full;
 	uint64_t test_commit_delay_us; /* TEST ONLY (see store.h) */
+	uint64_t op_timeout_ns;	       /* default deadline of an op */
 
 	/* Writer thread only (after open returned). */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[LD_SQL_COUNT]; /* the LD_SQL_WRITER ones */
 	struct ld_idgen idgen;
+	uint64_t busy_until_ns; /* the busy handler gives up here (uv_hrtime) */
 	uv_thread_t thread;
 	bool thread_started;
 
@@ -61,7 +63,12 @@ struct ld_store {
 	_Atomic uint64_t commits;
 	_Atomic uint64_t committed_ops;
 	_Atomic uint64_t errors;
+	_Atomic uint64_t timeouts;
 	_Atomic bool healthy;
+	/* When the writer last started to wait for the database without having
+	 * committed since (0: it is keeping up). ping() reads it; the writer
+	 * clears it after a commit, or after an idle probe got the lock. */
+	_Atomic uint64_t stalled_since_ns;
 	_Atomic int nconns;
 };
 
@@ -81,6 +88,12 @@ struct ld_store_conn {
 	uv_prepare_t flush;
 	struct ld_store_op *stage_head, *stage_tail;
 	unsigned staged;
+
+	/* Times out writes still queued at their deadline: armed for the
+	 * earliest due_ns among this conn's queued writes that it knows of
+	 * (expire_at_ns, 0 when stopped), never one timer per op. */
+	uv_timer_t expire;
+	uint64_t expire_at_ns;
 
 	/* The read snapshot of this loop iteration (see begin_read). */
 	uv_prepare_t endread;
@@ -106,6 +119,10 @@ int ld__sqlite_pragma(sqlite3 *db, const char *sql, char *out, size_t outlen);
  * NUL), cutting it if it does not fit. */
 void ld__sqlite_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
 
+/* ld__sqlite_busy_handler is the writer's busy handler: it waits for the
+ * lock until s->busy_until_ns, so a batch's wait ends at its first deadline. */
+int ld__sqlite_busy_handler(void *arg, int count);
+
 /* ld__sqlite_writer_main is the writer thread (arg: the store). It returns
  * once closing is set and the queue is empty. */
 void ld__sqlite_writer_main(void *arg);
@@ -115,6 +132,10 @@ void ld__sqlite_writer_main(void *arg);
  * and closes the connection (safe when start failed or never ran). */
 int ld__sqlite_ckpt_start(struct ld_store *s, char *err, size_t errlen);
 void ld__sqlite_ckpt_stop(struct ld_store *s);
+
+/* ld__sqlite_timed_out counts n ops that ended in LD_STORE_TIMEOUT, in
+ * stats() and in ladder_store_errors_total{kind="timeout"}. Any thread. */
+void ld__sqlite_timed_out(struct ld_store *s, unsigned n);
 
 /* ld__sqlite_text_len is strnlen for the fixed-size strings of an op. */
 static inline int ld__sqlite_text_len(const char *s, size_t max)

@@ -236,6 +236,7 @@ static void fail_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n
 /* When the writer's parts of a batch happened (uv_hrtime), for the stats. */
 struct batch_times {
 	uint64_t begin, sync, end;
+	unsigned n; /* ops the transaction ran (the late ones left out) */
 	bool committed;
 };
 
@@ -253,29 +254,126 @@ static void test_delay(const struct ld_store *s)
 		;
 }
 
-/* run_batch commits the ops of batch (n of them, linked by next) in one
- * transaction and sets every op's status. Nothing is acknowledged unless the
- * COMMIT returned. */
-static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n,
-		      struct batch_times *bt)
+/* How long the writer, idle after it could not get the database, waits
+ * before it tries the lock again on its own (so /readyz recovers without
+ * traffic). */
+#define PROBE_NS (100ULL * 1000000)
+
+int ld__sqlite_busy_handler(void *arg, int count)
+{
+	struct ld_store *s = arg;
+	uint64_t now = uv_hrtime(), left;
+	struct timespec ts;
+
+	if (now >= s->busy_until_ns)
+		return 0;
+	/* Short sleeps first (a checkpoint holds the lock for microseconds),
+	 * never past the deadline. */
+	left = s->busy_until_ns - now;
+	if (left > (count < 10 ? 1000000ULL : 5000000ULL))
+		left = count < 10 ? 1000000ULL : 5000000ULL;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)left;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+/* drop_late moves the ops of *batchp whose deadline has passed to the end of
+ * *latep with LD_STORE_TIMEOUT: none of their statements has run, so they
+ * are never committed. Returns how many ops stay; *first is the earliest
+ * deadline among them. */
+static unsigned drop_late(struct ld_store *s, struct ld_store_op **batchp,
+			  struct ld_store_op ***late_tail, uint64_t *first)
+{
+	struct ld_store_op **pp = batchp, *op;
+	uint64_t now = uv_hrtime();
+	unsigned n = 0, late = 0;
+
+	*first = UINT64_MAX;
+	while ((op = *pp)) {
+		if (op->due_ns <= now) {
+			*pp = op->next;
+			op->next = NULL;
+			op->status = LD_STORE_TIMEOUT;
+			**late_tail = op;
+			*late_tail = &op->next;
+			late++;
+			continue;
+		}
+		if (op->due_ns < *first)
+			*first = op->due_ns;
+		n++;
+		pp = &op->next;
+	}
+	if (late)
+		ld__sqlite_timed_out(s, late);
+	return n;
+}
+
+/* begin opens the batch's transaction. While another connection holds the
+ * write lock, the busy handler waits until the earliest deadline in the batch
+ * (or busy_timeout, whichever is first); at a deadline the ops due are moved
+ * to the late list and the rest wait on. Returns SQLITE_OK with *np ops left
+ * (0: all timed out, no transaction open), or the error. */
+static int begin(struct ld_store *s, struct ld_store_op **batchp, struct ld_store_op ***late_tail,
+		 unsigned *np)
+{
+	uint64_t give_up = uv_hrtime() + (uint64_t)s->busy_timeout_ms * 1000000, first;
+	int rc;
+
+	for (;;) {
+		*np = drop_late(s, batchp, late_tail, &first);
+		if (*np == 0)
+			return SQLITE_OK;
+		s->busy_until_ns = first < give_up ? first : give_up;
+		rc = run(s, LD_SQL_BEGIN);
+		if (rc == SQLITE_OK)
+			break;
+		if ((rc & 0xff) != SQLITE_BUSY || uv_hrtime() < first || uv_hrtime() >= give_up)
+			return rc;
+	}
+	/* Inside the transaction the lock is ours; a checkpoint may still make
+	 * a statement wait briefly. */
+	s->busy_until_ns = uv_hrtime() + (uint64_t)s->busy_timeout_ms * 1000000;
+	/* Nothing starts past its deadline: the lock may have come just late. */
+	*np = drop_late(s, batchp, late_tail, &first);
+	if (*np == 0) {
+		run(s, LD_SQL_ROLLBACK);
+		atomic_store_explicit(&s->stalled_since_ns, 0, memory_order_relaxed);
+	}
+	return SQLITE_OK;
+}
+
+/* run_batch commits the ops of *batchp in one transaction and sets every
+ * op's status; ops whose deadline passed before their statement ran are moved
+ * to *late_tail. Nothing is acknowledged unless the COMMIT returned. */
+static void run_batch(struct ld_store *s, struct ld_store_op **batchp,
+		      struct ld_store_op ***late_tail, struct batch_times *bt)
 {
 	struct ld_store_op *op;
 	uint64_t t0 = uv_hrtime();
 	int64_t now = now_unix_ms();
-	unsigned nerr = 0; /* ops that failed alone, inside a batch that commits */
+	unsigned n = 0, nerr = 0; /* nerr: ops that failed alone, inside a batch that commits */
+	uint64_t unset = 0;
 	int rc, orc;
 
+	for (op = *batchp; op; op = op->next)
+		n++;
 	if (!atomic_load(&s->healthy)) {
-		fail_batch(s, batch, n, LD_STORE_UNAVAILABLE);
+		fail_batch(s, *batchp, n, LD_STORE_UNAVAILABLE);
 		goto out;
 	}
-	rc = run(s, LD_SQL_BEGIN);
+	/* Stalled until a commit says otherwise (ping reads it). */
+	atomic_compare_exchange_strong(&s->stalled_since_ns, &unset, t0);
+	rc = begin(s, batchp, late_tail, &n);
 	if (rc != SQLITE_OK)
 		goto fail;
+	if (n == 0)
+		goto out;
 	/* Every op is one changing statement, and SQLite undoes a failed
 	 * statement (a taken handle) by itself while the transaction goes on:
 	 * no savepoint per op is needed. */
-	for (op = batch; op; op = op->next) {
+	for (op = *batchp; op; op = op->next) {
 		orc = SQLITE_OK;
 		op->status = apply_op(s, op, now, &orc);
 		if (op->status == LD_STORE_OK)
@@ -299,7 +397,8 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n,
 	bt->end = uv_hrtime();
 	bt->begin = t0;
 	bt->committed = true;
-	for (op = batch; op; op = op->next) {
+	bt->n = n;
+	for (op = *batchp; op; op = op->next) {
 		op->t_commit_ns = t0;
 		op->t_committed_ns = bt->end;
 	}
@@ -307,15 +406,27 @@ static void run_batch(struct ld_store *s, struct ld_store_op *batch, unsigned n,
 	atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
 	atomic_fetch_add_explicit(&s->committed_ops, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->errors, nerr, memory_order_relaxed);
+	atomic_store_explicit(&s->stalled_since_ns, 0, memory_order_relaxed);
 	ld_metrics_write_batch(n, bt->end - t0);
 	goto out;
 fail:
 	ld__sqlite_log_error(s, s->db, "batch", rc);
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, LD_SQL_ROLLBACK);
-	fail_batch(s, batch, n, LD_STORE_ERROR);
+	fail_batch(s, *batchp, n, LD_STORE_ERROR);
 out:
 	return;
+}
+
+/* probe tries the write lock once while the writer is idle after a stall;
+ * getting it means the database is writable again. */
+static void probe(struct ld_store *s)
+{
+	s->busy_until_ns = uv_hrtime() + PROBE_NS / 2;
+	if (run(s, LD_SQL_BEGIN) != SQLITE_OK)
+		return;
+	run(s, LD_SQL_ROLLBACK);
+	atomic_store_explicit(&s->stalled_since_ns, 0, memory_order_relaxed);
 }
 
 /* complete_batch hands each op back to its conn. Runs of ops from the same
@@ -349,18 +460,32 @@ static void complete_batch(struct ld_store_op *batch)
 void ld__sqlite_writer_main(void *arg)
 {
 	struct ld_store *s = arg;
-	struct ld_store_op *batch, *last;
+	struct ld_store_op *batch, *last, *late, **late_tail;
 	struct batch_times bt;
 	uint64_t taken;
 	unsigned n;
+	int rc;
 
 	ld_thread_register("writer");
+	/* The writer's own busy handler, so a wait for the lock ends at the
+	 * batch's first deadline (open used busy_timeout for migrations). */
+	sqlite3_busy_handler(s->db, ld__sqlite_busy_handler, s);
 	for (;;) {
 		uv_mutex_lock(&s->mu);
 		while (!s->head && !atomic_load(&s->closing)) {
 			s->writer_waiting = true;
-			uv_cond_wait(&s->cv, &s->mu);
+			if (!atomic_load_explicit(&s->stalled_since_ns, memory_order_relaxed)) {
+				uv_cond_wait(&s->cv, &s->mu);
+				s->writer_waiting = false;
+				continue;
+			}
+			rc = uv_cond_timedwait(&s->cv, &s->mu, PROBE_NS);
 			s->writer_waiting = false;
+			if (rc == UV_ETIMEDOUT && !s->head && !atomic_load(&s->closing)) {
+				uv_mutex_unlock(&s->mu);
+				probe(s);
+				uv_mutex_lock(&s->mu);
+			}
 		}
 		if (!s->head) {
 			/* Closing and every queued op is done. */
@@ -389,9 +514,13 @@ void ld__sqlite_writer_main(void *arg)
 		memset(&bt, 0, sizeof(bt));
 		for (last = batch; last; last = last->next)
 			last->t_taken_ns = taken;
-		run_batch(s, batch, n, &bt);
+		late = NULL;
+		late_tail = &late;
+		run_batch(s, &batch, &late_tail, &bt);
 		complete_batch(batch);
-		ld_obs_writer_batch(n, bt.committed, taken, bt.begin, bt.sync, bt.end, uv_hrtime());
+		complete_batch(late);
+		ld_obs_writer_batch(bt.n, bt.committed, taken, bt.begin, bt.sync, bt.end,
+				    uv_hrtime());
 	}
 }
 

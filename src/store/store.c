@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "store/deferred.h"
 #include "store/sqlite.h"
 
 void ld_store_config_default(struct ld_store_config *cfg)
@@ -16,11 +17,12 @@ void ld_store_config_default(struct ld_store_config *cfg)
 	cfg->write_batch_max = 1024;
 	cfg->busy_timeout_ms = 5000;
 	cfg->synchronous_full = true;
+	cfg->op_timeout_ms = 2000;
 }
 
 /* Drivers known to this binary; a new backend is one more row. */
 static const struct ld_store_vt *const drivers[] = {
-    &ld_sqlite_vt,
+    &ld_sqlite_vt, &ld_deferred_vt, /* tests only: see deferred.h */
 };
 
 const struct ld_store_vt *ld_store_driver(const char *name)
@@ -56,6 +58,8 @@ const char *ld_store_status_name(int status)
 		return "unavailable";
 	case LD_STORE_ERROR:
 		return "error";
+	case LD_STORE_TIMEOUT:
+		return "timeout";
 	default:
 		return "unknown";
 	}

@@ -3,14 +3,42 @@
  * driver (SQLite today; PostgreSQL is one more file later), so handlers never
  * know which database they talk to.
  *
- * Every operation is asynchronous in shape: the caller fills a struct
- * ld_store_op, submits it on its loop thread, and gets op->done(op) back on the
- * same loop thread. A driver may complete an op inline, before submit returns
- * (SQLite serves point reads from the loop's own read connection in
- * microseconds), or later (writes go through the single writer thread and its
- * group commit; a network database completes everything later). Handlers must
- * therefore not touch the op or their request after submit without checking
- * whether done already ran.
+ * The contract every driver keeps, and the API relies on:
+ *
+ * Completion. The caller fills a struct ld_store_op, submits it on its loop
+ * thread, and gets op->done(op) back exactly once, on the same loop thread. A
+ * driver may complete an op inline, before submit returns (SQLite serves point
+ * reads from the loop's own read connection in microseconds), or on a later
+ * loop iteration (writes go through a writer thread; a network database
+ * completes everything later). Callers must handle both: nothing may touch
+ * the op after submit unless done has run. done() may submit the same op
+ * again (a new kind, new inputs); the driver has let go of it by then.
+ *
+ * Bounded time. Every op has a deadline (op->deadline_ns, CLOCK_MONOTONIC as
+ * uv_hrtime() gives it; 0 takes submit time + config op_timeout_ms). An op
+ * that has not been carried out by then completes with LD_STORE_TIMEOUT, at
+ * its deadline, without help from the caller. A write that ends in TIMEOUT was
+ * not committed and never will be: a driver times a write out only while it
+ * can still guarantee that (queued, waiting for a lock or a connection). A
+ * write already committing completes with the commit's result; a driver that
+ * loses track of a commit (a connection lost after COMMIT was sent) answers
+ * LD_STORE_ERROR, whose outcome is unknown, never TIMEOUT. Every driver
+ * states how long past the deadline a committing write can take (sqlite.h);
+ * so a graceful shutdown waits a bounded time for the store.
+ *
+ * Read-your-writes. A read submitted after the done() of an acknowledged
+ * (LD_STORE_OK) write, on any loop of the process, sees that write. A driver
+ * with replicas serves such reads from a replica only once it has replayed
+ * the write, or from the primary.
+ *
+ * Health. ping() reports what the driver already knows (writer alive, last
+ * I/O error, a stuck queue); it never does I/O and never blocks the loop, so
+ * /readyz costs nothing.
+ *
+ * Closing. conn_close may be called with ops still in flight: each of them
+ * still gets its done() on that loop (with its real result, or UNAVAILABLE
+ * for one the driver had not started), and the conn is freed after the last.
+ * The loop must run until its handles are closed.
  *
  * Durability contract: a write op's done() is called with LD_STORE_OK only
  * after the transaction holding it has been committed and synced to disk.
@@ -38,7 +66,8 @@ enum ld_store_status {
 	LD_STORE_FORBIDDEN = -4,    /* the row belongs to another user */
 	LD_STORE_BUSY = -5,	    /* write queue full: shed load, retry later */
 	LD_STORE_UNAVAILABLE = -6,  /* shutting down, or the database is unusable */
-	LD_STORE_ERROR = -7,	    /* anything else (logged by the driver) */
+	LD_STORE_ERROR = -7,   /* anything else (logged by the driver); a write: unknown outcome */
+	LD_STORE_TIMEOUT = -8, /* the deadline passed first; a write was not committed */
 };
 
 struct ld_user {
@@ -70,7 +99,10 @@ enum ld_store_op_kind {
 	LD_OP_ITEM_GET,		  /* in: id; out: item */
 	LD_OP_ITEM_UPDATE, /* in: id, actor_id, expect_version (0 = any), item.content; out: item */
 	LD_OP_ITEM_DELETE, /* in: id, actor_id, expect_version (0 = any) */
-	LD_OP_ITEM_LIST,   /* in: id (the owner), before_id (0 = newest), limit; out: items */
+	/* in: id (the owner), before_id (0 = newest), limit; out: items.
+	 * NOT_FOUND when the owner does not exist, answered in the same op
+	 * (one round trip, one snapshot), so callers need no pre-read. */
+	LD_OP_ITEM_LIST,
 	LD_OP_KIND_COUNT
 };
 
@@ -95,6 +127,11 @@ struct ld_store_op {
 	unsigned nitems;
 	bool has_more;
 
+	/* When the op must be over: uv_hrtime() nanoseconds; 0 = the store's
+	 * op_timeout_ms from submit. Input only: a resubmitted op gets a new
+	 * default deadline. */
+	uint64_t deadline_ns;
+
 	int status; /* enum ld_store_status */
 
 	/* Set by a driver whose writes go through a writer thread, for the
@@ -110,6 +147,7 @@ struct ld_store_op {
 	/* Driver private. */
 	struct ld_store_op *next;
 	void *conn;
+	uint64_t due_ns; /* the deadline in force */
 };
 
 struct ld_store_config {
@@ -118,6 +156,7 @@ struct ld_store_config {
 	unsigned write_batch_max;      /* ops per transaction (1024) */
 	unsigned busy_timeout_ms;      /* SQLite busy timeout (5000) */
 	bool synchronous_full;	       /* fsync on every commit (true; false only for tests) */
+	unsigned op_timeout_ms;	       /* deadline of an op that sets none (2000) */
 	uint64_t test_commit_delay_us; /* TEST ONLY: sleep this long before every COMMIT */
 };
 
@@ -128,6 +167,7 @@ struct ld_store_stats {
 	uint64_t commits; /* transactions committed */
 	uint64_t committed_ops;
 	uint64_t errors;      /* ops that ended in LD_STORE_ERROR or UNAVAILABLE */
+	uint64_t timeouts;    /* ops that ended in LD_STORE_TIMEOUT */
 	unsigned queue_depth; /* ops waiting for the writer right now */
 	bool healthy;	      /* false after an I/O error that needs a restart */
 };
@@ -143,20 +183,24 @@ struct ld_store_vt {
 		    size_t errlen);
 	/* conn_open attaches a loop thread; call on that thread. */
 	int (*conn_open)(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out);
-	/* submit starts op; done() is always called exactly once. */
+	/* submit starts op; done() is always called exactly once, by the op's
+	 * deadline (see the top of this file). */
 	void (*submit)(struct ld_store_conn *c, struct ld_store_op *op);
-	/* ping checks that the database answers (for /readyz); 0 when it does. */
+	/* ping reports the health the driver already knows (for /readyz): 0
+	 * when ops can be served, -EIO when not. No I/O, never blocks. */
 	int (*ping)(struct ld_store_conn *c);
-	/* conn_close detaches a loop; every op it submitted must be done first.
-	 * It closes libuv handles, so the loop must run once more afterwards. */
+	/* conn_close detaches a loop. Ops in flight still complete (done() on
+	 * this loop); the conn goes after the last. It closes libuv handles, so
+	 * the loop must run until they are closed. */
 	void (*conn_close)(struct ld_store_conn *c);
 	void (*stats)(struct ld_store *s, struct ld_store_stats *out);
-	/* close finishes every queued write, stops the writer and closes the
-	 * database. Call after every conn is closed. */
+	/* close finishes every queued write (each by its deadline), stops the
+	 * writer and closes the database. Call after every conn is closed. */
 	void (*close)(struct ld_store *s);
 };
 
-/* ld_store_driver returns the driver called name ("sqlite"), or NULL. */
+/* ld_store_driver returns the driver called name ("sqlite", or the test
+ * driver "sqlite-deferred"), or NULL. */
 const struct ld_store_vt *ld_store_driver(const char *name);
 
 /* ld_store_status_name returns "ok", "not_found", ... for logs. */

@@ -5,6 +5,11 @@ stop it at teardown.
 The binary is $LADDER_BIN (default build/rel/ladder); the same suite runs
 against the ASan+UBSan build, so a server whose stderr holds a sanitizer
 report fails the test that was running when it appeared.
+
+$LADDER_STORE picks the store driver of every server started here (default
+sqlite; tests/run.sh runs the suite once more with sqlite-deferred, whose
+completions all come on a later loop iteration). A test's own --store flag
+comes later on the command line and wins.
 """
 
 import json
@@ -34,7 +39,13 @@ DEFAULT_FLAGS = [
     "--body-timeout", "1s",
     "--keepalive-timeout", "3s",
     "--shutdown-timeout", "5s",
+    # The store's deadline (default 2s) is tested where a test sets it; on a
+    # loaded machine a paused disk must not turn other tests' writes into 503.
+    "--store-timeout", "10s",
 ]  # fmt: skip
+
+# Read here, then dropped from the server's environment with every LADDER_*.
+LADDER_STORE = os.environ.get("LADDER_STORE") or "sqlite"
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 READY_TIMEOUT = 10.0
@@ -115,6 +126,7 @@ class LadderServer:
                 LADDER_BIN, "serve",
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--data", str(self.data_dir),
+                "--store", LADDER_STORE,
                 *DEFAULT_FLAGS, *self.flags,
             ]  # fmt: skip
             with open(out, "wb") as fo, open(err, "wb") as fe:

@@ -1,8 +1,11 @@
 /*
  * test_store.c - the SQLite store driven through its vtable on a real libuv
  * loop: every op and status, pagination, content bytes, batching and load
- * shedding, two loops on two threads, schema and migrations. Durability,
- * failure and throughput are in test_store_durability.c.
+ * shedding, deadlines, closing with ops in flight, done() resubmitting, two
+ * loops on two threads, schema and migrations. Every test runs twice: on
+ * the SQLite driver, then on sqlite-deferred (every completion on a later
+ * loop iteration). Durability, failure and throughput are in
+ * test_store_durability.c.
  */
 #include "store_env.h"
 
@@ -13,6 +16,7 @@ static void test_registry_and_names(void)
 	struct ld_store_config cfg;
 
 	CHECK(ld_store_driver("sqlite") == &ld_sqlite_vt);
+	CHECK(ld_store_driver("sqlite-deferred") == &ld_deferred_vt);
 	CHECK(ld_store_driver("postgres") == NULL);
 	CHECK(ld_store_driver(NULL) == NULL);
 	CHECK_STR(ld_store_status_name(LD_STORE_OK), "ok");
@@ -23,12 +27,14 @@ static void test_registry_and_names(void)
 	CHECK_STR(ld_store_status_name(LD_STORE_BUSY), "busy");
 	CHECK_STR(ld_store_status_name(LD_STORE_UNAVAILABLE), "unavailable");
 	CHECK_STR(ld_store_status_name(LD_STORE_ERROR), "error");
+	CHECK_STR(ld_store_status_name(LD_STORE_TIMEOUT), "timeout");
 	CHECK_STR(ld_store_status_name(12345), "unknown");
 	ld_store_config_default(&cfg);
 	CHECK_INT(cfg.write_queue_max, 8192);
 	CHECK_INT(cfg.write_batch_max, 1024);
 	CHECK_INT(cfg.busy_timeout_ms, 5000);
 	CHECK(cfg.synchronous_full);
+	CHECK_INT(cfg.op_timeout_ms, 2000);
 }
 
 static void test_users(void)
@@ -392,7 +398,9 @@ static void test_busy_when_queue_full(void)
 		if (i == 0)
 			wait_taken(&e);
 	}
-	/* One op is with the writer, four wait, five were shed at once. */
+	/* One op is with the writer, four wait, five were shed (at once on
+	 * SQLite, a few loop iterations later on sqlite-deferred). */
+	run_until(&e, &t, 5);
 	CHECK_INT(t.done, 5);
 	for (i = 5; i < 10; i++)
 		CHECK_INT(ops[i].status, LD_STORE_BUSY);
@@ -573,6 +581,8 @@ static void test_read_snapshot_sees_commits(void)
 	struct tally t, t2;
 	int64_t uid;
 
+	if (vt != &ld_sqlite_vt)
+		return; /* about SQLite's inline reads; nothing is inline when deferred */
 	env_setup(&e);
 	if (env_open(&e))
 		goto out;
@@ -714,11 +724,317 @@ static void test_migration_steps(void)
 	sqlite3_close(db);
 }
 
-/* conn_close with writes in flight: they still complete, then the conn goes.
- * store close commits what is still queued before it returns. */
+/* ---- the contract: deadlines, closing, resubmitting ---------------------- */
 
-int main(void)
+static uint64_t ms_from_now(unsigned ms)
 {
+	return uv_hrtime() + (uint64_t)ms * 1000000;
+}
+
+/* A write that cannot get the database by its deadline ends in TIMEOUT and
+ * is never committed: the one the writer holds (waiting for the lock) at its
+ * own deadline, those still queued behind it through the conn's timer. */
+static void test_write_deadline(void)
+{
+	struct env e;
+	struct ld_store_op ops[4];
+	struct ld_store_stats st;
+	struct tally t;
+	sqlite3 *lock;
+	int64_t alice;
+	unsigned i;
+
+	env_setup(&e);
+	if (env_open(&e) != 0)
+		goto out;
+	alice = make_user(&e, "alice");
+	tally_init(&t);
+	lock = hold_write_lock(&e);
+	for (i = 0; i < 4; i++) {
+		op_init(&ops[i], LD_OP_ITEM_CREATE, &t);
+		ops[i].actor_id = alice;
+		set_content(&ops[i], "late", 4);
+		/* The first is taken by the writer; the others wait in the
+		 * queue, with earlier deadlines than the first. */
+		ops[i].deadline_ns = ms_from_now(i == 0 ? 300 : 100);
+		vt->submit(e.c, &ops[i]);
+		if (i == 0)
+			wait_taken(&e);
+	}
+	run_until(&e, &t, 4);
+	CHECK_INT(t.wrong_thread, 0);
+	for (i = 0; i < 4; i++)
+		CHECK_INT(ops[i].status, LD_STORE_TIMEOUT);
+	stats(&e, &st);
+	CHECK_INT(st.timeouts, 4);
+	CHECK_INT(st.queue_depth, 0);
+	CHECK_INT(st.errors, 0);
+	release_write_lock(lock);
+	/* Timed out means not committed, not even after the lock is free. */
+	CHECK_INT(count_items(&e, alice), 0);
+	CHECK_INT(item_op(&e, LD_OP_ITEM_CREATE, 0, alice, 0, "now", &ops[0]), LD_STORE_OK);
+	CHECK_INT(count_items(&e, alice), 1);
+
+	/* A deadline already passed: nothing is tried, reads included. */
+	op_init(&ops[0], LD_OP_ITEM_CREATE, NULL);
+	ops[0].actor_id = alice;
+	ops[0].deadline_ns = uv_hrtime() - 1;
+	CHECK_INT(exec(&e, &ops[0]), LD_STORE_TIMEOUT);
+	op_init(&ops[0], LD_OP_USER_GET, NULL);
+	ops[0].id = alice;
+	ops[0].deadline_ns = uv_hrtime() - 1;
+	CHECK_INT(exec(&e, &ops[0]), LD_STORE_TIMEOUT);
+	CHECK_INT(count_items(&e, alice), 1);
+out:
+	env_cleanup(&e);
+}
+
+/* The default deadline comes from op_timeout_ms, and ping() reports a writer
+ * that has not got the database for longer than that, without any I/O of
+ * its own; it recovers once the lock is free, with no traffic. */
+static void test_stalled_writer_health(void)
+{
+	struct env e;
+	struct ld_store_op op;
+	struct ld_store_stats st;
+	struct tally t;
+	sqlite3 *lock;
+	int64_t alice;
+	int i;
+
+	env_setup(&e);
+	e.cfg.op_timeout_ms = 100;
+	if (env_open(&e) != 0)
+		goto out;
+	alice = make_user(&e, "alice");
+	CHECK_INT(vt->ping(e.c), 0);
+	tally_init(&t);
+	lock = hold_write_lock(&e);
+	op_init(&op, LD_OP_USER_UPDATE, &t);
+	op.id = alice;
+	snprintf(op.user.display_name, sizeof(op.user.display_name), "never");
+	vt->submit(e.c, &op);
+	run_until(&e, &t, 1);
+	CHECK_INT(op.status, LD_STORE_TIMEOUT);
+	for (i = 0; i < 5000 && vt->ping(e.c) == 0; i++)
+		usleep(1000);
+	CHECK_INT(vt->ping(e.c), -EIO);
+	stats(&e, &st);
+	CHECK(st.healthy); /* a stall is not an I/O error: no restart needed */
+	release_write_lock(lock);
+	for (i = 0; i < 5000 && vt->ping(e.c) != 0; i++)
+		usleep(1000);
+	CHECK_INT(vt->ping(e.c), 0);
+	op_init(&op, LD_OP_USER_GET, NULL);
+	op.id = alice;
+	CHECK_INT(exec(&e, &op), LD_STORE_OK);
+	CHECK_STR(op.user.display_name, "alice");
+out:
+	env_cleanup(&e);
+}
+
+/* close() with the writer unable to get the database still returns: what
+ * is queued ends at its deadline. */
+static void test_close_with_stalled_writer(void)
+{
+	struct env e;
+	struct ld_store_op ops[3];
+	struct tally t;
+	sqlite3 *lock;
+	int64_t alice;
+	unsigned i;
+
+	env_setup(&e);
+	e.cfg.op_timeout_ms = 100;
+	if (env_open(&e) != 0)
+		goto out;
+	alice = make_user(&e, "alice");
+	tally_init(&t);
+	lock = hold_write_lock(&e);
+	for (i = 0; i < 3; i++) {
+		op_init(&ops[i], LD_OP_ITEM_CREATE, &t);
+		ops[i].actor_id = alice;
+		set_content(&ops[i], "x", 1);
+		vt->submit(e.c, &ops[i]);
+	}
+	/* conn_close with all three in flight; the loop runs until the conn
+	 * is gone, then the store closes, lock still held. */
+	env_close(&e);
+	CHECK_INT(t.done, 3);
+	for (i = 0; i < 3; i++)
+		CHECK_INT(ops[i].status, LD_STORE_TIMEOUT);
+	release_write_lock(lock);
+out:
+	env_cleanup(&e);
+}
+
+/* conn_close with writes in flight: they still complete with their result
+ * (done() on the loop), a submit after close is UNAVAILABLE, and the conn
+ * goes after the last one. */
+static void test_conn_close_in_flight(void)
+{
+	struct env e;
+	struct ld_store_op ops[3], after;
+	struct tally t;
+	int64_t alice;
+	unsigned i;
+
+	env_setup(&e);
+	if (env_open(&e) != 0)
+		goto out;
+	alice = make_user(&e, "alice");
+	tally_init(&t);
+	for (i = 0; i < 3; i++) {
+		op_init(&ops[i], LD_OP_ITEM_CREATE, &t);
+		ops[i].actor_id = alice;
+		set_content(&ops[i], "closing", 7);
+		vt->submit(e.c, &ops[i]);
+	}
+	vt->conn_close(e.c);
+	op_init(&after, LD_OP_USER_GET, &t);
+	after.id = alice;
+	vt->submit(e.c, &after);
+	uv_run(&e.loop, UV_RUN_DEFAULT); /* returns once the conn is gone */
+	CHECK_INT(uv_loop_close(&e.loop), 0);
+	e.c = NULL;
+	CHECK_INT(t.done, 4);
+	CHECK_INT(t.wrong_thread, 0);
+	for (i = 0; i < 3; i++)
+		CHECK_INT(ops[i].status, LD_STORE_OK);
+	CHECK_INT(after.status, LD_STORE_UNAVAILABLE);
+	vt->close(e.s);
+	e.s = NULL;
+	/* They were committed: a new store sees them. */
+	if (env_open(&e) == 0)
+		CHECK_INT(count_items(&e, alice), 3);
+out:
+	env_cleanup(&e);
+}
+
+/* done() may submit the same op again: a chain create user -> get it ->
+ * create an item -> list, each step from the previous one's done(). */
+struct chain {
+	struct tally t;
+	struct env *e;
+	struct ld_item items[2];
+	int status[4];
+	unsigned step;
+};
+
+static void chain_done(struct ld_store_op *op)
+{
+	struct chain *ch = op->udata;
+	int64_t uid;
+
+	ch->status[ch->step++] = op->status;
+	if (op->status != LD_STORE_OK || ch->step == 4) {
+		ch->t.done = 1;
+		return;
+	}
+	switch (ch->step) {
+	case 1:
+		uid = op->user.id;
+		memset(op, 0, sizeof(*op));
+		op->kind = LD_OP_USER_GET;
+		op->id = uid;
+		break;
+	case 2:
+		uid = op->user.id;
+		memset(op, 0, sizeof(*op));
+		op->kind = LD_OP_ITEM_CREATE;
+		op->actor_id = uid;
+		set_content(op, "chained", 7);
+		break;
+	default:
+		uid = op->item.user_id;
+		memset(op, 0, sizeof(*op));
+		op->kind = LD_OP_ITEM_LIST;
+		op->id = uid;
+		op->limit = 2;
+		op->items = ch->items;
+		break;
+	}
+	op->done = chain_done;
+	op->udata = ch;
+	vt->submit(ch->e->c, op);
+}
+
+static void test_done_resubmits(void)
+{
+	struct env e;
+	struct chain ch;
+	struct ld_store_op op;
+
+	env_setup(&e);
+	if (env_open(&e) != 0)
+		goto out;
+	memset(&ch, 0, sizeof(ch));
+	tally_init(&ch.t);
+	ch.e = &e;
+	op_init(&op, LD_OP_USER_CREATE, NULL);
+	set_user(&op, "chain", "Chain");
+	op.done = chain_done;
+	op.udata = &ch;
+	vt->submit(e.c, &op);
+	run_until(&e, &ch.t, 1);
+	CHECK_INT(ch.step, 4);
+	CHECK_INT(ch.status[0], LD_STORE_OK);
+	CHECK_INT(ch.status[1], LD_STORE_OK);
+	CHECK_INT(ch.status[2], LD_STORE_OK);
+	CHECK_INT(ch.status[3], LD_STORE_OK);
+	CHECK_INT(op.nitems, 1);
+	CHECK_STR(ch.items[0].content, "chained");
+out:
+	env_cleanup(&e);
+}
+
+/* Through sqlite-deferred nothing completes inside submit, reads included,
+ * and completions of ops submitted together come back in another order. */
+static struct ld_store_op order_ops[16];
+static unsigned order_seen[16], order_n;
+
+static void order_done(struct ld_store_op *op)
+{
+	order_seen[order_n++] = (unsigned)(op - order_ops);
+}
+
+static void test_deferred_completes_later(void)
+{
+	struct env e;
+	int64_t alice;
+	unsigned i;
+	bool reordered = false;
+
+	if (vt != &ld_deferred_vt)
+		return;
+	env_setup(&e);
+	if (env_open(&e) != 0)
+		goto out;
+	alice = make_user(&e, "alice");
+	order_n = 0;
+	for (i = 0; i < 16; i++) {
+		op_init(&order_ops[i], LD_OP_USER_GET, NULL);
+		order_ops[i].id = alice;
+		order_ops[i].done = order_done;
+		vt->submit(e.c, &order_ops[i]);
+		CHECK_INT(order_n, 0);
+	}
+	for (i = 0; i < 100000 && order_n < 16; i++)
+		uv_run(&e.loop, UV_RUN_ONCE);
+	CHECK_INT(order_n, 16);
+	for (i = 0; i < 16; i++) {
+		CHECK_INT(order_ops[i].status, LD_STORE_OK);
+		if (i > 0 && order_seen[i] < order_seen[i - 1])
+			reordered = true;
+	}
+	CHECK(reordered);
+out:
+	env_cleanup(&e);
+}
+
+static void run_all(void)
+{
+	fprintf(stderr, "driver %s\n", vt->name);
 	RUN(test_registry_and_names);
 	RUN(test_users);
 	RUN(test_items);
@@ -727,10 +1043,24 @@ int main(void)
 	RUN(test_conflict_in_one_batch);
 	RUN(test_busy_when_queue_full);
 	RUN(test_group_commit_batches);
+	RUN(test_write_deadline);
+	RUN(test_stalled_writer_health);
+	RUN(test_close_with_stalled_writer);
+	RUN(test_conn_close_in_flight);
+	RUN(test_done_resubmits);
+	RUN(test_deferred_completes_later);
 	RUN(test_two_loops_two_threads);
 	RUN(test_read_snapshot_sees_commits);
 	RUN(test_schema_and_pragmas);
 	RUN(test_newer_database_refused);
 	RUN(test_migration_steps);
+}
+
+int main(void)
+{
+	vt = &ld_sqlite_vt;
+	run_all();
+	vt = &ld_deferred_vt;
+	run_all();
 	return unit_finish();
 }
