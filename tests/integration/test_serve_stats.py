@@ -5,6 +5,7 @@ commit delay, and --stage-timing off."""
 import pytest
 
 from ladder_http import assert_problem, create_item, new_account
+from conftest import LADDER_STORE
 
 STAGES = [
     "read", "queue", "auth", "handler", "hash", "cache", "store_queue",
@@ -86,7 +87,7 @@ def test_schema(ladder_server):
     for n in ("main", "loop-0", "loop-1", "writer", "pool"):
         assert n in names, names
     st = doc["store"]
-    assert st["driver"] == "sqlite"
+    assert st["driver"] == LADDER_STORE
     assert st["queue_cap"] == 8192
     assert st["commits"] >= 6 and st["writes"] >= 6, st
     assert st["batch"]["count"] == st["commits"]
