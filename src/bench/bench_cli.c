@@ -21,6 +21,7 @@
 #include "bench/bench.h"
 #include "bench/engine.h"
 #include "bench/opts.h"
+#include "bench/profile.h"
 #include "bench/report.h"
 #include "bench/scenario.h"
 #include "http/client.h"
@@ -186,6 +187,16 @@ static int p_ratio(const struct ld_opt *o, void *base, const char *v, char *why,
 	return 0;
 }
 
+static int p_interval(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	double d;
+
+	if (ld_parse_duration(v, &d) || d < 0.1 || d > 60)
+		return WHY("'%s' is not a duration in 100ms..60s", v);
+	OPTS(base)->profile_interval_s = d;
+	return 0;
+}
+
 static int p_zipf(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
 {
 	char *end;
@@ -293,6 +304,12 @@ static const struct ld_opt out_opts[] = {
      "self-contained HTML report with SVG charts"},
     {"hgrm", 0, NULL, NULL, LD_OPT_ARG, O(hgrm_path), NULL, 0, 0, NULL, 0, NULL, NULL, "FILE",
      "HdrHistogram percentile distribution (ms)"},
+    {"profile", 0, NULL, NULL, LD_OPT_ARG, O(profile_url), NULL, 0, 0, NULL, 0, NULL, NULL, "URL",
+     "sample the server's /debug/stats (URL = its base, same host)\n"
+     "and /proc while the load runs; print a bottleneck report\n"
+     "(also in --json and --html)"},
+    {"profile-interval", 0, NULL, NULL, LD_OPT_FN, O(profile_interval_s), "1s", 0, 0, NULL, 0,
+     p_interval, NULL, "D", "sampling period of --profile"},
 };
 
 #define SEC(name, opts, help)                                                                      \
@@ -548,7 +565,8 @@ static int breakpoint(struct ld_bench_opts *o, struct ld_bench_cfg *cfg,
 		if (!o->quiet)
 			fprintf(stderr, "ladder bench: breakpoint step %d at %.0f/s\n", x->nsteps,
 				rate);
-		rc = ld_bench_run(cfg, &step);
+		rc = x->profile ? ld_profile_run(x->profile, cfg, &step, rate)
+				: ld_bench_run(cfg, &step);
 		if (rc) {
 			x->nsteps--;
 			break;
@@ -650,6 +668,15 @@ int ld_bench_main(int argc, char **argv)
 		bad("--warmup", "leaves nothing to measure within the run%s", "");
 		goto out;
 	}
+	if (o.profile_url) {
+		char err[256];
+		if (ld_profile_open(&x->profile, o.profile_url, o.profile_interval_s, o.threads,
+				    err, sizeof(err))) {
+			fprintf(stderr, "ladder bench: --profile: %s\n", err);
+			rc = 1;
+			goto out;
+		}
+	}
 	/* Writing to a closed socket must be an error, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sa, 0, sizeof(sa));
@@ -701,8 +728,11 @@ int ld_bench_main(int argc, char **argv)
 	if (o.breakpoint) {
 		rc = breakpoint(&o, &cfg, &res, x);
 	} else {
-		rc = ld_bench_run(&cfg, &res);
+		rc = x->profile ? ld_profile_run(x->profile, &cfg, &res, 0)
+				: ld_bench_run(&cfg, &res);
 	}
+	if (x->profile)
+		ld_profile_finish(x->profile);
 	if (rc) {
 		fprintf(stderr, "ladder bench: the run could not start: %s\n", strerror(-rc));
 		rc = 1;
@@ -746,6 +776,8 @@ out:
 	if (sc)
 		ld_scenario_free(sc);
 	free(g);
+	if (x)
+		ld_profile_free(x->profile);
 	free(x);
 	free(o.body);
 	return rc;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/profile.h"
 #include "bench/report.h"
 
 #define W  760.0
@@ -190,6 +191,112 @@ static int spectrum_series(const struct ld_hdr *h, struct series *s)
 	return 0;
 }
 
+static int cmp_offered(const void *a, const void *b)
+{
+	const struct ld_prof_step *x = *(const struct ld_prof_step *const *)a;
+	const struct ld_prof_step *y = *(const struct ld_prof_step *const *)b;
+	return (x->offered_rps > y->offered_rps) - (x->offered_rps < y->offered_rps);
+}
+
+/* profile_section draws the bottleneck report: the verdict, its checks and
+ * two charts against offered load (stage shares, utilisation), one point
+ * per breakpoint step (or per sample for a single run), sorted by offered
+ * load. Returns -ENOMEM or 0; append errors stay in b (they stick). */
+static int profile_section(struct ld_buf *b, const struct ld_profile *p)
+{
+	static const char *const ucolors[5] = {"#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#666"};
+	static const char *const unames[5] = {"loop busy", "writer busy", "generator CPU",
+					      "disk busy", "busiest core"};
+	static const char *const scolors[LD_ST_COUNT] = {"#1f78b4", "#a6cee3", "#b2df8a", "#33a02c",
+							 "#fb9a99", "#e31a1c", "#fdbf6f", "#ff7f00",
+							 "#cab2d6", "#6a3d9a"};
+	const struct ld_prof_verdict *v = ld_profile_verdict(p);
+	const struct ld_prof_step *pts = NULL, **ord = NULL;
+	struct series sh[LD_ST_COUNT], ut[5];
+	int n = 0, nsh = 0, rc = -ENOMEM;
+
+	memset(sh, 0, sizeof(sh));
+	memset(ut, 0, sizeof(ut));
+	pts = ld_profile_points(p, &n);
+	ord = calloc((size_t)n + 1, sizeof(*ord));
+	if (!ord)
+		goto out;
+	for (int i = 0; i < n; i++)
+		ord[i] = &pts[i];
+	qsort(ord, (size_t)n, sizeof(*ord), cmp_offered);
+	for (int k = 0; k < LD_ST_COUNT; k++) {
+		bool any = false;
+		for (int i = 0; i < n; i++)
+			any = any || ord[i]->stage_ns[k] > 0;
+		if (!any)
+			continue;
+		sh[nsh].name = ld_prof_stage_name(k);
+		sh[nsh].color = scolors[k];
+		sh[nsh].n = n;
+		sh[nsh].x = calloc((size_t)n + 1, sizeof(double));
+		sh[nsh].y = calloc((size_t)n + 1, sizeof(double));
+		if (!sh[nsh].x || !sh[nsh].y)
+			goto out;
+		for (int i = 0; i < n; i++) {
+			sh[nsh].x[i] = ord[i]->offered_rps;
+			sh[nsh].y[i] = 100 * ld_prof_share(ord[i], k);
+		}
+		nsh++;
+	}
+	for (int k = 0; k < 5; k++) {
+		ut[k].name = unames[k];
+		ut[k].color = ucolors[k];
+		ut[k].n = n;
+		ut[k].x = calloc((size_t)n + 1, sizeof(double));
+		ut[k].y = calloc((size_t)n + 1, sizeof(double));
+		if (!ut[k].x || !ut[k].y)
+			goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct ld_prof_step *s = ord[i];
+		double y[5] = {s->loop_busy, s->writer_busy,
+			       s->gen_allowed > 0 ? s->gen_cpu / s->gen_allowed : 0, s->disk_busy,
+			       s->core_busy_max};
+		for (int k = 0; k < 5; k++) {
+			ut[k].x[i] = s->offered_rps;
+			ut[k].y[i] = 100 * y[k];
+		}
+	}
+	ld_buf_puts(
+	    b, "<h2 id=\"profile\">Bottleneck report</h2>\n<p id=\"verdict\" data-resource=\"");
+	esc(b, ld_prof_kind_name(v->kind));
+	ld_buf_puts(b, "\"><b>");
+	esc(b, v->line);
+	ld_buf_puts(b, "</b></p>\n<ul id=\"checks\">\n");
+	for (int i = 0; i < v->nnotes; i++) {
+		ld_buf_puts(b, "<li>");
+		esc(b, v->notes[i]);
+		ld_buf_puts(b, "</li>\n");
+	}
+	if (v->usl_line[0]) {
+		ld_buf_puts(b, "<li>");
+		esc(b, v->usl_line);
+		ld_buf_puts(b, "</li>\n");
+	}
+	ld_buf_puts(b, "</ul>\n");
+	chart(b, "profile-shares", "Stage shares of the server's time vs offered load",
+	      "offered requests/s", "% of request time", sh, nsh, false);
+	chart(b, "profile-utilisation", "Utilisation vs offered load", "offered requests/s",
+	      "% busy", ut, 5, false);
+	rc = 0;
+out:
+	for (int k = 0; k < LD_ST_COUNT; k++) {
+		free(sh[k].x);
+		free(sh[k].y);
+	}
+	for (int k = 0; k < 5; k++) {
+		free(ut[k].x);
+		free(ut[k].y);
+	}
+	free(ord);
+	return rc;
+}
+
 int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct ld_bench_result *r,
 		  const struct ld_bench_extra *x)
 {
@@ -284,6 +391,8 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	chart(b, "spectrum", "Percentile spectrum", "percentile (log scale of 1/(1-p))", "ms", spec,
 	      2, true);
 	chart(b, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 2, false);
+	if (x->profile && profile_section(b, x->profile))
+		goto out;
 	ld_buf_puts(b, "</body></html>\n");
 	/* The buffer's first failure sticks: one look covers every append. */
 	rc = ld_buf_error(b);

@@ -15,6 +15,8 @@
 #include "bench/engine.h"
 #include "bench/slo.h"
 
+struct ld_profile;
+
 #define LD_BENCH_URLS_MAX    64
 #define LD_BENCH_HEADERS_MAX 64
 #define LD_BENCH_STEPS_MAX   256
@@ -43,6 +45,8 @@ struct ld_bench_opts {
 	struct ld_slo slo;
 	bool errors_4xx, quiet;
 	const char *json_path, *html_path, *hgrm_path;
+	const char *profile_url; /* --profile: the server's base URL */
+	double profile_interval_s;
 	/* the ladder scenario */
 	const char *scenario;
 	int users, items_per_user, seed_concurrency;
@@ -70,6 +74,7 @@ struct ld_bench_extra {
 	char slo_why[512];
 	int64_t seeded_users, seeded_items;
 	double seed_s;
+	struct ld_profile *profile; /* --profile, owned by the caller */
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/json.h"
+#include "bench/profile.h"
 
 static const double spectrum[] = {0,	 10,   20,    30,    40,     50,     55,      60,
 				  65,	 70,   75,    80,    85,     90,     92.5,    95,
@@ -343,6 +344,10 @@ int ld_bench_json(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 		mix_and_seed(&j, r, x);
 	if (x->nsteps)
 		breakpoint_obj(&j, x);
+	if (x->profile) {
+		ld_json_key(&j, "profile");
+		ld_profile_json(&j, x->profile);
+	}
 	ld_json_obj_end(&j);
 	rc = ld_json_finish(&j);
 	if (rc == 0)
@@ -438,6 +443,8 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 	if (o->slo_text)
 		fprintf(f, "  slo        %s: %s%s\n", o->slo_text,
 			x->slo_broken ? "BROKEN - " : "passed", x->slo_broken ? x->slo_why : "");
+	if (x->profile)
+		ld_profile_text(f, x->profile);
 }
 
 int ld_bench_write_file(const char *path, const char *data, size_t len)

@@ -1,0 +1,389 @@
+/*
+ * verdict.c - which resource limits the server, from the profile's steps.
+ *
+ * The order of the rules matters: a busy generator makes every other figure
+ * a measurement of the generator, so it is checked first; then the server's
+ * resources compete on utilisation, the busiest at or past the threshold
+ * winning. When none is saturated but latency rose, the busiest one is named
+ * as the likely limit, and when latency did not rise either, nothing is.
+ */
+#include "bench/verdict.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const stage_names[LD_ST_COUNT] = {
+    "read",	   "queue",	   "auth",  "hash",   "cache",
+    "store_queue", "store_commit", "store", "render", "write"};
+
+/* What each stage is, in the words of the verdict line. */
+static const char *const stage_words[LD_ST_COUNT] = {
+    "reading requests", "waiting behind pipelined requests",
+    "token checks",	"password hashing",
+    "the cache",	"the writer queue",
+    "commits",		"store calls",
+    "JSON and gzip",	"writing responses"};
+
+const char *ld_prof_stage_name(int stage)
+{
+	return stage >= 0 && stage < LD_ST_COUNT ? stage_names[stage] : "?";
+}
+
+const char *ld_prof_kind_name(enum ld_prof_kind k)
+{
+	switch (k) {
+	case LD_PROF_GENERATOR:
+		return "load generator";
+	case LD_PROF_APP_CPU:
+		return "app CPU";
+	case LD_PROF_COMMIT:
+		return "commit latency";
+	case LD_PROF_DATABASE:
+		return "database";
+	case LD_PROF_DISK:
+		return "disk";
+	case LD_PROF_INCONCLUSIVE:
+		return "inconclusive";
+	case LD_PROF_NONE:
+		break;
+	}
+	return "none";
+}
+
+double ld_prof_share(const struct ld_prof_step *s, int stage)
+{
+	return s->total_ns > 0 ? s->stage_ns[stage] / s->total_ns : 0;
+}
+
+static void note(struct ld_prof_verdict *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void note(struct ld_prof_verdict *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->nnotes == LD_PROF_NOTES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(v->notes[v->nnotes++], sizeof(v->notes[0]), fmt, ap);
+	va_end(ap);
+}
+
+static double app_util(const struct ld_prof_step *s)
+{
+	double u = s->loop_busy > s->loop_cpu ? s->loop_busy : s->loop_cpu;
+
+	/* Capped by a cgroup: what it used of what it was given. */
+	if (s->server_quota > 0 && s->server_cpu / s->server_quota > u)
+		u = s->server_cpu / s->server_quota;
+	return u;
+}
+
+static double gen_util(const struct ld_prof_step *s)
+{
+	double u = s->gen_allowed > 0 ? s->gen_cpu / s->gen_allowed : 0;
+
+	return u > s->gen_thread_max ? u : s->gen_thread_max;
+}
+
+/* top_stages writes the two largest stage shares: "61% of request time in
+ * JSON and gzip, 20% in store calls". */
+static void top_stages(const struct ld_prof_step *s, char *out, size_t n)
+{
+	int a = -1, b = -1;
+
+	for (int k = 0; k < LD_ST_COUNT; k++) {
+		double sh = ld_prof_share(s, k);
+		if (a < 0 || sh > ld_prof_share(s, a)) {
+			b = a;
+			a = k;
+		} else if (b < 0 || sh > ld_prof_share(s, b)) {
+			b = k;
+		}
+	}
+	if (s->total_ns <= 0 || a < 0) {
+		snprintf(out, n, "no server stage times");
+		return;
+	}
+	snprintf(out, n, "%.0f%% of request time in %s, %.0f%% in %s", 100 * ld_prof_share(s, a),
+		 stage_words[a], 100 * ld_prof_share(s, b), stage_words[b]);
+}
+
+static void shares_check(const struct ld_prof_step *s, struct ld_prof_verdict *v)
+{
+	double sum = 0;
+
+	for (int k = 0; k < LD_ST_COUNT; k++)
+		sum += s->stage_ns[k];
+	v->shares_sum = s->total_ns > 0 ? sum / s->total_ns : 0;
+	v->shares_ok = s->total_ns > 0 && fabs(v->shares_sum - 1) <= LD_PROF_SHARE_TOL;
+	if (s->total_ns <= 0)
+		note(v, "stage shares: the server finished no request in the step");
+	else if (v->shares_ok)
+		note(v,
+		     "stage shares add up to %.1f%% of the server's time (%lld requests, mean "
+		     "%.3f ms)",
+		     100 * v->shares_sum, (long long)s->requests,
+		     s->requests ? s->total_ns / (double)s->requests / 1e6 : 0);
+	else
+		note(v,
+		     "stage shares do NOT add up: %.1f%% of the server's time (%lld requests): "
+		     "%.3f ms per request %s",
+		     100 * v->shares_sum, (long long)s->requests,
+		     s->requests ? fabs(s->total_ns - sum) / (double)s->requests / 1e6 : 0,
+		     sum < s->total_ns ? "falls between stages" : "is counted twice");
+}
+
+/* law compares a measured utilisation with throughput x service time. */
+static void law(struct ld_prof_verdict *v, const char *what, double measured, double x, double s_ns,
+		const char *why_more, const char *why_less)
+{
+	double pred = x * s_ns / 1e9, big = measured > pred ? measured : pred;
+
+	if (big < 0.05)
+		return; /* too idle for the comparison to mean anything */
+	if (fabs(measured - pred) / big <= LD_PROF_LAW_TOL) {
+		note(v, "utilisation law holds for the %s: %.0f%% busy, %.0f/s x %.1f us = %.0f%%",
+		     what, 100 * measured, x, s_ns / 1e3, 100 * pred);
+		return;
+	}
+	v->law_ok = false;
+	note(v,
+	     "utilisation law disagrees for the %s: %.0f%% busy measured, but %.0f/s x %.1f us "
+	     "= %.0f%%: %s",
+	     what, 100 * measured, x, s_ns / 1e3, 100 * pred,
+	     measured > pred ? why_more : why_less);
+}
+
+static void law_checks(const struct ld_prof_step *steps, int n, const struct ld_prof_step *s,
+		       struct ld_prof_verdict *v)
+{
+	const struct ld_prof_step *s0 = &steps[0];
+	char more[200];
+	double x;
+
+	v->law_ok = true;
+	/* The loop: service time = its CPU per request at the lightest step
+	 * (no queueing there), throughput per loop. */
+	if (s->loops > 0 && s0->loop_cpu_per_req_ns > 0 && s->wall_s > 0) {
+		x = (double)s->requests / s->wall_s / s->loops;
+		if (s->server_quota > 0 && s->server_throttled > 0.05)
+			snprintf(
+			    more, sizeof(more),
+			    "the loop waits for CPU it is not given (its cgroup caps the server "
+			    "at %.2f cores, throttled in %.0f%% of periods)",
+			    s->server_quota, 100 * s->server_throttled);
+		else
+			snprintf(
+			    more, sizeof(more),
+			    "the loop is busy without using CPU: it waits for a core (run queue "
+			    "%.1f) or CPU per request grew with load",
+			    s->run_queue);
+		law(v, "loop", s->loop_busy, x, s0->loop_cpu_per_req_ns, more,
+		    "the loop's busy clock misses work, or CPU per request fell with load");
+	}
+	/* The writer: service time = mean commit time, throughput = commits/s. */
+	if (s->commits_per_s > 0)
+		law(v, "writer", s->writer_busy, s->commits_per_s, s->commit_mean_ns,
+		    "the writer spends time outside commits (queue handling, callbacks)",
+		    "commits overlap the busy clock's gaps: the two counters disagree");
+	(void)n;
+}
+
+/* usl fits X(N) over the steps, N = offered / the first step's offered. */
+static void usl(const struct ld_prof_step *steps, int n, struct ld_prof_verdict *v)
+{
+	double nn[256], xx[256], e;
+	char err[160];
+	int m = 0;
+
+	if (n < 3)
+		return;
+	v->usl_base = steps[0].offered_rps;
+	for (int i = 0; i < n && m < 256; i++) {
+		if (!(steps[i].achieved_rps > 0) || !(steps[i].offered_rps > 0))
+			continue;
+		nn[m] = steps[i].offered_rps / v->usl_base;
+		xx[m] = steps[i].achieved_rps;
+		m++;
+	}
+	if (v->usl_base <= 0 || ld_usl_fit(nn, xx, (size_t)m, &v->usl, err, sizeof(err))) {
+		snprintf(v->usl_line, sizeof(v->usl_line), "USL: no fit over %d steps (%s)", n,
+			 m < 3 ? "fewer than 3 steps with throughput" : err);
+		return;
+	}
+	v->have_usl = true;
+	/* 1 / (1 + s (N-1) + k N (N-1)) = 0.9: k N^2 + (s - k) N - (s + 1/9) = 0. */
+	if (v->usl.kappa > 0) {
+		double b = v->usl.sigma - v->usl.kappa, c = -(v->usl.sigma + 1.0 / 9);
+		e = (-b + sqrt(b * b - 4 * v->usl.kappa * c)) / (2 * v->usl.kappa);
+	} else if (v->usl.sigma > 0) {
+		e = 1 + 1 / (9 * v->usl.sigma);
+	} else {
+		e = INFINITY;
+	}
+	v->contention_rps = e * v->usl_base;
+	v->peak_rps = v->usl.peak_n * v->usl_base;
+	{
+		char where[160];
+		const char *dom = v->usl.sigma * (e - 1) >= v->usl.kappa * e * (e - 1)
+				      ? "contention (sigma)"
+				      : "coherency (kappa)";
+		if (isfinite(e))
+			snprintf(where, sizeof(where), "10%% below linear at %.0f/s offered, %s",
+				 v->contention_rps, dom);
+		else
+			snprintf(where, sizeof(where), "linear over the steps");
+		snprintf(v->usl_line, sizeof(v->usl_line),
+			 "USL over %d steps (N = offered / %.0f/s): sigma %.4f, kappa %.6f, "
+			 "lambda %.0f/s, R^2 %.3f; %s; %s",
+			 m, v->usl_base, v->usl.sigma, v->usl.kappa, v->usl.lambda, v->usl.r2,
+			 where,
+			 v->usl.kappa > 0 ? "throughput peaks past which coherency makes it fall"
+					  : "no coherency penalty: throughput levels off");
+		if (v->usl.kappa > 0 && isfinite(v->peak_rps)) {
+			size_t l = strlen(v->usl_line);
+			snprintf(v->usl_line + l, sizeof(v->usl_line) - l,
+				 " (peak %.0f/s at %.0f/s offered)", v->usl.peak_x, v->peak_rps);
+		} else if (v->usl.sigma > 0) {
+			size_t l = strlen(v->usl_line);
+			snprintf(v->usl_line + l, sizeof(v->usl_line) - l, " toward %.0f/s",
+				 v->usl.peak_x);
+		}
+	}
+}
+
+static void gen_line(const struct ld_prof_step *s, struct ld_prof_verdict *v)
+{
+	char cap[120] = "";
+
+	if (s->gen_quota > 0)
+		snprintf(cap, sizeof(cap), ", capped at %.2f cores by its CPU cgroup%s",
+			 s->gen_quota, s->gen_throttled > 0.05 ? ", throttled" : "");
+	snprintf(v->next, sizeof(v->next),
+		 "give the generator more CPU (lift its cap, -t threads, its own core or machine) "
+		 "before reading the server's figures");
+	snprintf(v->line, sizeof(v->line),
+		 "the load generator: its core was %.0f%% busy (%.2f of %.2f cores%s; %.0f%% of "
+		 "sends late), the figures measure it, not the server; %s",
+		 100 * v->util, s->gen_cpu, s->gen_allowed, cap, 100 * s->late_frac, v->next);
+}
+
+static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bool sat)
+{
+	char stages[200], cap[160] = "";
+
+	top_stages(s, stages, sizeof(stages));
+	if (s->server_quota > 0)
+		snprintf(cap, sizeof(cap),
+			 "; the server is capped at %.2f cores by its CPU cgroup "
+			 "(throttled in %.0f%% of periods)",
+			 s->server_quota, 100 * s->server_throttled);
+	snprintf(v->next, sizeof(v->next), "%s",
+		 s->server_quota > 0 ? "give the server more CPU (its cap), add loop threads or "
+				       "nodes (rung 3)"
+				     : "add loop threads or nodes (rung 3)");
+	snprintf(v->line, sizeof(v->line),
+		 "app CPU%s: loop thread %d %.0f%% busy (%.0f%% of a core in CPU time), %s%s; %s",
+		 sat ? "" : " (likely; below 90%)", s->loop_busy_idx, 100 * s->loop_busy,
+		 100 * s->loop_cpu, stages, cap, v->next);
+}
+
+static void commit_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bool sat)
+{
+	snprintf(v->next, sizeof(v->next),
+		 "batch more writes per commit, faster storage for the sync, or the store on its "
+		 "own host (rung 2)");
+	snprintf(
+	    v->line, sizeof(v->line),
+	    "commit latency%s: writer busy %.0f%%, fsync p99 %.1f ms, commit p99 %.1f ms, %.0f "
+	    "writes per commit, %.0f commits/s, writer queue %lld of %lld; %s",
+	    sat ? "" : " (likely; below 90%)", 100 * s->writer_busy, (double)s->sync_p99_ns / 1e6,
+	    (double)s->commit_p99_ns / 1e6, s->writes_per_commit, s->commits_per_s,
+	    (long long)s->queue_depth, (long long)s->queue_cap, v->next);
+}
+
+static void disk_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bool sat)
+{
+	snprintf(v->next, sizeof(v->next), "faster storage, or the store on its own host (rung 2)");
+	snprintf(v->line, sizeof(v->line), "disk%s: %s busy %.0f%% of the time; %s",
+		 sat ? "" : " (likely; below 90%)", s->disk[0] ? s->disk : "?", 100 * s->disk_busy,
+		 v->next);
+}
+
+void ld_prof_judge(const struct ld_prof_step *steps, int n, struct ld_prof_verdict *v)
+{
+	const struct ld_prof_step *s;
+	double u_app, u_commit, u_disk, u_gen, best;
+	enum ld_prof_kind kind;
+	bool rising;
+
+	memset(v, 0, sizeof(*v));
+	v->law_ok = true;
+	if (n <= 0) {
+		v->kind = LD_PROF_INCONCLUSIVE;
+		snprintf(v->line, sizeof(v->line), "inconclusive: no profile sample was taken");
+		return;
+	}
+	v->step = n - 1;
+	s = &steps[n - 1];
+	shares_check(s, v);
+	law_checks(steps, n, s, v);
+	usl(steps, n, v);
+
+	u_gen = gen_util(s);
+	u_app = app_util(s);
+	u_commit = s->writer_busy;
+	u_disk = s->disk_busy;
+	if (u_gen >= LD_PROF_SATURATED) {
+		v->kind = LD_PROF_GENERATOR;
+		v->util = u_gen;
+		gen_line(s, v);
+		return;
+	}
+	if (s->pool_wait_share >= 0.5) {
+		v->kind = LD_PROF_DATABASE;
+		v->util = s->pool_wait_share;
+		snprintf(v->next, sizeof(v->next),
+			 "a larger pool, read replicas (rung 3) or a cache (rung 4)");
+		snprintf(v->line, sizeof(v->line), "database: pool waits %.0f%% of store time; %s",
+			 100 * s->pool_wait_share, v->next);
+		return;
+	}
+	kind = LD_PROF_APP_CPU;
+	best = u_app;
+	if (u_commit > best) {
+		kind = LD_PROF_COMMIT;
+		best = u_commit;
+	}
+	if (u_disk > best) {
+		kind = LD_PROF_DISK;
+		best = u_disk;
+	}
+	/* Below saturation, a resource is named only when the load shows it:
+	 * latency climbing over the steps, or throughput short of the offer. */
+	rising = (n > 1 && steps[0].p99_us > 0 && s->p99_us > 3 * steps[0].p99_us) ||
+		 (s->offered_rps > 0 && s->achieved_rps < 0.9 * s->offered_rps);
+	if (best < LD_PROF_SATURATED && !(rising && best >= 0.5)) {
+		v->kind = LD_PROF_NONE;
+		v->util = best;
+		snprintf(v->next, sizeof(v->next), "offer more load to find the limit");
+		snprintf(
+		    v->line, sizeof(v->line),
+		    "no resource saturated at %.0f/s: app CPU %.0f%%, writer %.0f%%, disk %.0f%%, "
+		    "generator %.0f%%; %s",
+		    s->achieved_rps, 100 * u_app, 100 * u_commit, 100 * u_disk, 100 * u_gen,
+		    v->next);
+		return;
+	}
+	v->kind = kind;
+	v->util = best;
+	if (kind == LD_PROF_APP_CPU)
+		app_line(s, v, best >= LD_PROF_SATURATED);
+	else if (kind == LD_PROF_COMMIT)
+		commit_line(s, v, best >= LD_PROF_SATURATED);
+	else
+		disk_line(s, v, best >= LD_PROF_SATURATED);
+}
