@@ -207,9 +207,9 @@ static int profile_section(struct ld_buf *b, const struct ld_profile *p)
 	static const char *const ucolors[5] = {"#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#666"};
 	static const char *const unames[5] = {"loop busy", "writer busy", "generator CPU",
 					      "disk busy", "busiest core"};
-	static const char *const scolors[LD_ST_COUNT] = {"#1f78b4", "#a6cee3", "#b2df8a", "#33a02c",
-							 "#fb9a99", "#e31a1c", "#fdbf6f", "#ff7f00",
-							 "#cab2d6", "#6a3d9a"};
+	static const char *const scolors[LD_ST_COUNT] = {
+	    "#1f78b4", "#a6cee3", "#b2df8a", "#b15928", "#33a02c", "#fb9a99",
+	    "#e31a1c", "#fdbf6f", "#999999", "#ff7f00", "#cab2d6", "#6a3d9a"};
 	const struct ld_prof_verdict *v = ld_profile_verdict(p);
 	const struct ld_prof_step *pts = NULL, **ord = NULL;
 	struct series sh[LD_ST_COUNT], ut[5];

@@ -335,12 +335,24 @@ int ld_procfs_read_proc(pid_t pid, struct ld_procfs_proc *p)
 
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	rc = slurp(path, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	{
+		struct ld_procfs_task whole;
+		if (ld_procfs_parse_task_stat(buf, &whole))
+			return -EINVAL;
+		p->ticks = whole.ticks;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	rc = slurp(path, buf, sizeof(buf));
 	if (rc)
 		return rc;
 	if (ld_procfs_parse_status(buf, &p->st))
 		return -EINVAL;
+	/* The leader's switches are its own; the threads' are summed below. */
+	p->st.vol_ctxt = p->st.nonvol_ctxt = 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
 	if (!d)
@@ -355,6 +367,14 @@ int ld_procfs_read_proc(pid_t pid, struct ld_procfs_proc *p)
 		    ld_procfs_parse_task_stat(buf, &p->tasks[p->ntasks]))
 			continue;
 		p->ntasks++;
+		snprintf(tp, sizeof(tp), "/proc/%d/task/%s/status", (int)pid, de->d_name);
+		if (!slurp(tp, buf, sizeof(buf))) {
+			struct ld_procfs_status ts;
+			if (!ld_procfs_parse_status(buf, &ts)) {
+				p->st.vol_ctxt += ts.vol_ctxt;
+				p->st.nonvol_ctxt += ts.nonvol_ctxt;
+			}
+		}
 	}
 	closedir(d);
 	read_cgroup(pid, &p->cg);

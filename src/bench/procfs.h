@@ -68,9 +68,10 @@ struct ld_procfs_disk {
 /* A process: its threads, status and CPU cgroup. */
 struct ld_procfs_proc {
 	pid_t pid;
+	uint64_t ticks; /* utime + stime of the whole process, ended threads included */
 	int ntasks;
 	struct ld_procfs_task tasks[LD_PROCFS_TASKS];
-	struct ld_procfs_status st;
+	struct ld_procfs_status st; /* switches summed over its threads */
 	struct ld_procfs_cgroup cg;
 };
 

@@ -115,8 +115,12 @@ int ld_prof_doc_parse(const char *text, size_t len, struct ld_prof_doc *d, char 
 	json_array_foreach(routes, i, v)
 	{
 		json_t *total = json_object_get(v, "total"), *stages = json_object_get(v, "stages");
+		const char *name = json_string_value(json_object_get(v, "route"));
 		int64_t count = jint(total, "count");
 
+		/* The sampler's own requests are not the load's. */
+		if (name && !strcmp(name, "/debug/stats"))
+			continue;
 		d->requests += count;
 		d->total_ns += jnum(total, "sum_ns");
 		for (int k = 0; k < LD_ST_COUNT; k++)
@@ -126,6 +130,16 @@ int ld_prof_doc_parse(const char *text, size_t len, struct ld_prof_doc *d, char 
 			most = count;
 			d->total_p99_ns = jint(total, "p99_ns");
 		}
+	}
+	json_array_foreach(json_object_get(root, "threads"), i, v)
+	{
+		const char *name = json_string_value(json_object_get(v, "name"));
+		if (d->nthreads == LD_PROFILE_THREADS)
+			break;
+		snprintf(d->thread_name[d->nthreads], sizeof(d->thread_name[0]), "%s",
+			 name ? name : "?");
+		d->thread_tid[d->nthreads] = jint(v, "tid");
+		d->nthreads++;
 	}
 	ls = json_object_get(root, "loop_stats");
 	json_array_foreach(ls, i, v)
@@ -265,11 +279,21 @@ static int cmp_thread(const void *a, const void *b)
 	return (x->busy < y->busy) - (x->busy > y->busy);
 }
 
+static const char *thread_name(const struct ld_prof_doc *d, int tid, const char *comm)
+{
+	for (int i = 0; i < d->nthreads; i++)
+		if (d->thread_tid[i] == tid)
+			return d->thread_name[i];
+	return comm;
+}
+
 /* proc_cpu sums the CPU of threads alive in both samples (cores) and
- * reports the busiest. */
+ * reports the busiest; names come from the stats document when given
+ * (the kernel's comm of every server thread is the program's name). */
 static double proc_cpu(const struct ld_procfs_proc *a, const struct ld_procfs_proc *b,
-		       double ticks_per_s, double wall_s, struct ld_prof_thread *top, int *ntop,
-		       int maxtop, const struct ld_procfs_task **busiest)
+		       const struct ld_prof_doc *names, double ticks_per_s, double wall_s,
+		       struct ld_prof_thread *top, int *ntop, int maxtop,
+		       const struct ld_procfs_task **busiest)
 {
 	struct ld_prof_thread all[LD_PROCFS_TASKS];
 	double sum = 0, best = -1;
@@ -285,7 +309,8 @@ static double proc_cpu(const struct ld_procfs_proc *a, const struct ld_procfs_pr
 			continue;
 		u = frac((double)(tb->ticks - ta->ticks) / ticks_per_s, wall_s);
 		sum += u;
-		snprintf(all[n].name, sizeof(all[n].name), "%s", tb->comm);
+		snprintf(all[n].name, sizeof(all[n].name), "%s",
+			 names ? thread_name(names, tb->tid, tb->comm) : tb->comm);
 		all[n].busy = u;
 		n++;
 		if (u > best) {
@@ -368,14 +393,16 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 	s->writes_per_commit = frac((double)(b->writes - a->writes), (double)commits);
 	s->commit_mean_ns =
 	    frac(b->commit_sum_ns - a->commit_sum_ns, (double)(b->commit_count - a->commit_count));
+	s->pool_wait_share = frac(s->stage_ns[LD_ST_STORE_POOL],
+				  s->stage_ns[LD_ST_STORE_POOL] + s->stage_ns[LD_ST_STORE]);
 	s->commit_p99_ns = b->commit_p99_ns;
 	s->sync_p99_ns = b->sync_p99_ns;
 	s->queue_depth = b->queue_depth;
 	s->queue_cap = b->queue_cap;
 
 	/* the server process */
-	s->server_cpu = proc_cpu(&ha->target, &hb->target, ticks, host_s, s->threads, &s->nthreads,
-				 LD_PROF_THREADS, NULL);
+	s->server_cpu = proc_cpu(&ha->target, &hb->target, b, ticks, host_s, s->threads,
+				 &s->nthreads, LD_PROF_THREADS, NULL);
 	cgroup_figures(&ha->target.cg, &hb->target.cg, &s->server_quota, &s->server_throttled);
 	s->server_vol_per_s =
 	    frac((double)(hb->target.st.vol_ctxt - ha->target.st.vol_ctxt), host_s);
@@ -384,10 +411,16 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 	s->rss_kb = hb->target.st.rss_kb;
 
 	/* the generator */
-	s->gen_cpu = proc_cpu(&ha->self, &hb->self, ticks, host_s, NULL, NULL, 0, &gt);
+	/* The whole process's ticks: engine threads live only inside a run,
+	 * so a step's two samples never see them, but their time stays in
+	 * the process's count. */
+	proc_cpu(&ha->self, &hb->self, NULL, ticks, host_s, NULL, NULL, 0, &gt);
+	s->gen_cpu = hb->self.ticks >= ha->self.ticks
+			 ? frac((double)(hb->self.ticks - ha->self.ticks) / ticks, host_s)
+			 : 0;
 	if (gt) {
 		const struct ld_procfs_task *g0 = ld_procfs_task_find(&ha->self, gt->tid);
-		s->gen_thread_max = frac((double)(gt->ticks - g0->ticks) / ticks, host_s);
+		s->gen_thread_max = g0 ? frac((double)(gt->ticks - g0->ticks) / ticks, host_s) : 0;
 		s->gen_core = gt->processor;
 	}
 	cgroup_figures(&ha->self.cg, &hb->self.cg, &s->gen_quota, &s->gen_throttled);
@@ -482,7 +515,14 @@ int ld_profile_open(struct ld_profile **pp, const char *url, double interval_s, 
 	ld_buf_init(&p->req, 4096);
 	ld_buf_init(&p->body, LD_PROFILE_DOC_MAX);
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	{
+		/* The sampler's deadlines are CLOCK_MONOTONIC. */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	p->interval_s = interval_s;
 	p->gen_threads = gen_threads;
 	if (!p->samples || !p->sample_t) {
@@ -603,6 +643,19 @@ int ld_profile_step_end(struct ld_profile *p, const struct ld_bench_result *r, c
 					     : r->achieved_rps;
 	s->p99_us = ld_hdr_percentile(&r->latency, 99);
 	s->late_frac = r->requests > 0 ? (double)r->late / (double)r->requests : 0;
+	/* The engine's threads ran between the step's two samples: their
+	 * busiest share and core come from the interval samples (time
+	 * weighted). */
+	{
+		double w = 0, sum = 0;
+		for (int i = p->sample_step0; i < p->nsamples; i++) {
+			sum += p->samples[i].gen_thread_max * p->samples[i].wall_s;
+			w += p->samples[i].wall_s;
+			s->gen_core = p->samples[i].gen_core;
+		}
+		if (w > 0)
+			s->gen_thread_max = sum / w;
+	}
 	/* The interval samples take the engine's figures of their second. */
 	for (int i = p->sample_step0; i < p->nsamples; i++) {
 		const struct ld_bench_point *pt = point_at(r, p->sample_t[i]);

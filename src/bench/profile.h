@@ -32,6 +32,7 @@
 #define LD_PROFILE_STEPS   256
 #define LD_PROFILE_SAMPLES 4096
 #define LD_PROFILE_LOOPS   64
+#define LD_PROFILE_THREADS 128
 #define LD_PROFILE_DOC_MAX (4 * 1024 * 1024)
 
 /* The cumulative figures of one stats document that the profile uses. */
@@ -44,6 +45,9 @@ struct ld_prof_doc {
 	int nloops;
 	int64_t loop_tid[LD_PROFILE_LOOPS];
 	double loop_busy_ns[LD_PROFILE_LOOPS], loop_cpu_ns[LD_PROFILE_LOOPS];
+	int nthreads; /* the server's names of its threads */
+	int64_t thread_tid[LD_PROFILE_THREADS];
+	char thread_name[LD_PROFILE_THREADS][16];
 	bool have_store;
 	double writer_busy_ns;
 	int64_t commits, writes, commit_count;

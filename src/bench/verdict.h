@@ -24,10 +24,12 @@ enum ld_prof_stage {
 	LD_ST_READ,
 	LD_ST_QUEUE,
 	LD_ST_AUTH,
+	LD_ST_HANDLER,
 	LD_ST_HASH,
 	LD_ST_CACHE,
 	LD_ST_STORE_QUEUE,
 	LD_ST_STORE_COMMIT,
+	LD_ST_STORE_POOL,
 	LD_ST_STORE,
 	LD_ST_RENDER,
 	LD_ST_WRITE,
@@ -71,7 +73,7 @@ struct ld_prof_step {
 	double commits_per_s, writes_per_commit, commit_mean_ns;
 	int64_t sync_p99_ns, commit_p99_ns;
 	int64_t queue_depth, queue_cap;
-	double pool_wait_share; /* store pool wait / store time (0 until a pool exists) */
+	double pool_wait_share; /* store_pool / (store_pool + store): waits for a connection */
 
 	double server_cpu;	 /* whole process, cores */
 	double server_quota;	 /* its CPU cgroup's quota in cores, 0 none */
@@ -103,6 +105,7 @@ enum ld_prof_kind {
 	LD_PROF_COMMIT,
 	LD_PROF_DATABASE,
 	LD_PROF_DISK,
+	LD_PROF_HOST_CPU,    /* every core busy, mostly with other processes */
 	LD_PROF_INCONCLUSIVE /* too little data */
 };
 
@@ -125,7 +128,7 @@ struct ld_prof_verdict {
 	struct ld_usl usl;
 	double usl_base;		 /* offered rate of N = 1 */
 	double contention_rps, peak_rps; /* where 10% of linear is lost; X's peak */
-	char usl_line[320];
+	char usl_line[480];
 };
 
 /* ld_prof_judge fills v from n steps (in offered-load order). */

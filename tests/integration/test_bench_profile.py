@@ -127,7 +127,7 @@ def base_url(srv):
 @needs_cgroup
 def test_server_cpu_capped_names_app_cpu(tmp_path, ladder_server, cpu_cap):
     srv = ladder_server("--threads", "1")
-    cap = cpu_cap(0.1)
+    cap = cpu_cap(0.03)  # /healthz costs ~12 us of CPU: ~2500/s at this cap
     cap.add(srv.proc.pid)
     url = base_url(srv)
     prof, p = profile_of(
@@ -137,13 +137,15 @@ def test_server_cpu_capped_names_app_cpu(tmp_path, ladder_server, cpu_cap):
     )  # fmt: skip
     v = prof["verdict"]
     assert v["resource"] == "app CPU", p.stdout
-    assert v["line"].startswith("app CPU: loop thread 0 "), v["line"]
-    assert "capped at 0.10 cores by its CPU cgroup" in v["line"], v["line"]
-    assert "add loop threads or nodes (rung 3)" in v["line"]
+    assert v["line"].startswith("app CPU: the server used 0.0"), v["line"]
+    assert "of the 0.03 cores its CPU cgroup allows (throttled in " in v["line"], v["line"]
+    assert "loop thread 0 " in v["line"]
+    assert v["line"].endswith("; give the server more CPU (its cap), add loop threads or nodes "
+                              "(rung 3)"), v["line"]  # fmt: skip
     step = prof["steps"][0]
-    assert step["server"]["quota_cores"] == pytest.approx(0.1)
+    assert step["server"]["quota_cores"] == pytest.approx(0.03)
     assert_shares_add_up(prof)
-    assert "verdict: app CPU: loop thread 0 " in p.stdout
+    assert "verdict: app CPU: the server used " in p.stdout
     assert "\nprofile: server pid %d, 1 loop(s), 1 step(s)" % srv.proc.pid in p.stdout
 
 
