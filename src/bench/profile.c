@@ -118,8 +118,9 @@ int ld_prof_doc_parse(const char *text, size_t len, struct ld_prof_doc *d, char 
 		const char *name = json_string_value(json_object_get(v, "route"));
 		int64_t count = jint(total, "count");
 
-		/* The sampler's own requests are not the load's. */
-		if (name && !strcmp(name, "/debug/stats"))
+		/* The sampler's own requests ("GET /debug/stats") are not the
+		 * load's. */
+		if (name && strlen(name) >= 12 && !strcmp(name + strlen(name) - 12, "/debug/stats"))
 			continue;
 		d->requests += count;
 		d->total_ns += jnum(total, "sum_ns");
