@@ -777,7 +777,8 @@ void ld_profile_text(FILE *f, const struct ld_profile *p)
 			fprintf(f, " of %.2f allowed (cgroup; throttled %.0f%% of periods)",
 				last->server_quota, 100 * last->server_throttled);
 		fprintf(f, ", threads");
-		for (int i = 0; i < last->nthreads && i < 6; i++)
+		/* busiest first; idle ones (under 0.5%) left out */
+		for (int i = 0; i < last->nthreads && i < 6 && last->threads[i].busy >= 0.005; i++)
 			fprintf(f, " %s %.0f%%", last->threads[i].name,
 				100 * last->threads[i].busy);
 		fprintf(f, "; switches %.0f/s voluntary, %.0f/s forced; RSS %lld MiB\n",
