@@ -66,6 +66,7 @@ int ld_procfs_parse_stat(const char *text, struct ld_procfs_cpu *c)
 			/* user nice system idle iowait irq softirq steal */
 			c->busy[cpu] = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 			c->total[cpu] = c->busy[cpu] + v[3] + v[4];
+			c->irq[cpu] = v[5] + v[6];
 			if (cpu + 1 > c->ncpu)
 				c->ncpu = cpu + 1;
 			any = true;

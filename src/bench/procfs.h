@@ -31,6 +31,7 @@ struct ld_procfs_cpu {
 	int ncpu;
 	uint64_t busy[LD_PROCFS_CPUS];	/* user+nice+system+irq+softirq+steal */
 	uint64_t total[LD_PROCFS_CPUS]; /* busy + idle + iowait */
+	uint64_t irq[LD_PROCFS_CPUS];	/* irq + softirq (part of busy) */
 	uint64_t ctxt;			/* context switches, whole host */
 	int64_t procs_running;		/* run queue now (a level, not a counter) */
 };

@@ -360,6 +360,7 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 
 	/* loops: the busiest by its wall-clock busy time */
 	s->loops = b->nloops ? b->nloops : (int)b->loops;
+	s->loop_core = -1;
 	s->loop_busy_idx = 0;
 	for (int i = 0; i < b->nloops && i < a->nloops; i++) {
 		double d = b->loop_busy_ns[i] - a->loop_busy_ns[i];
@@ -376,6 +377,7 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 		const struct ld_procfs_task *tb =
 		    ld_procfs_task_find(&hb->target, (int)b->loop_tid[best]);
 		s->loop_busy_idx = best;
+		s->loop_core = tb ? tb->processor : -1;
 		s->loop_busy = frac(best_d, wall_ns);
 		s->loop_cpu = frac(b->loop_cpu_ns[best] - a->loop_cpu_ns[best], wall_ns);
 		/* Without cpu_ns in the document, the thread's /proc ticks. */
@@ -439,6 +441,12 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 		s->core_busy_mean += u / hb->cpu.ncpu;
 		if (u > s->core_busy_max)
 			s->core_busy_max = u;
+		if (c < LD_PROF_CORES)
+			s->core_busy[c] = u;
+		if (c == s->loop_core)
+			s->loop_core_busy = u;
+		s->irq_cores += frac((double)(hb->cpu.irq[c] - ha->cpu.irq[c]),
+				     (double)(hb->cpu.total[c] - ha->cpu.total[c]));
 	}
 	s->run_queue = (double)hb->cpu.procs_running;
 	s->ctxt_per_s = frac((double)(hb->cpu.ctxt - ha->cpu.ctxt), host_s);
@@ -793,13 +801,15 @@ void ld_profile_text(FILE *f, const struct ld_profile *p)
 		fprintf(f, ", late sends %.1f%%\n", 100 * last->late_frac);
 		fprintf(
 		    f,
-		    "  host: %d cores, busiest %.0f%%, mean %.0f%%, run queue %.0f, %.0f "
-		    "switches/s; "
-		    "disk %s busy %.0f%%; %lld MiB available; TCP %lld in use, %lld time-wait\n",
+		    "  host: %d cores, busiest %.0f%%, mean %.0f%% (interrupts %.2f cores), run "
+		    "queue "
+		    "%.0f, %.0f switches/s; disk %s busy %.0f%%; %lld MiB available; TCP %lld in "
+		    "use, %lld time-wait\n",
 		    last->ncpu, 100 * last->core_busy_max, 100 * last->core_busy_mean,
-		    last->run_queue, last->ctxt_per_s, last->disk[0] ? last->disk : "-",
-		    100 * last->disk_busy, (long long)(last->mem_avail_kb / 1024),
-		    (long long)last->tcp_inuse, (long long)last->tcp_tw);
+		    last->irq_cores, last->run_queue, last->ctxt_per_s,
+		    last->disk[0] ? last->disk : "-", 100 * last->disk_busy,
+		    (long long)(last->mem_avail_kb / 1024), (long long)last->tcp_inuse,
+		    (long long)last->tcp_tw);
 		if (last->commits_per_s > 0)
 			fprintf(
 			    f,

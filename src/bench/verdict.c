@@ -191,20 +191,36 @@ static void law_checks(const struct ld_prof_step *steps, int n, const struct ld_
 	 * (no queueing there), throughput per loop. */
 	if (s->loops > 0 && s0->loop_cpu_per_req_ns > 0 && s->wall_s > 0) {
 		x = (double)s->requests / s->wall_s / s->loops;
+		double s0_us = s0->loop_cpu_per_req_ns / 1e3, cur_us = s->loop_cpu_per_req_ns / 1e3;
+		char less[200];
+
 		if (s->server_quota > 0 && s->server_throttled > 0.05)
 			snprintf(
 			    more, sizeof(more),
 			    "the loop waits for CPU it is not given (its cgroup caps the server "
 			    "at %.2f cores, throttled in %.0f%% of periods)",
 			    s->server_quota, 100 * s->server_throttled);
+		else if (cur_us > 1.2 * s0_us)
+			snprintf(
+			    more, sizeof(more),
+			    "CPU per request grew with load (%.1f us at the lightest step, %.1f "
+			    "us here)",
+			    s0_us, cur_us);
 		else
 			snprintf(
 			    more, sizeof(more),
 			    "the loop is busy without using CPU: it waits for a core (run queue "
-			    "%.1f) or CPU per request grew with load",
-			    s->run_queue);
-		law(v, "loop", s->loop_busy, x, s0->loop_cpu_per_req_ns, more,
-		    "the loop's busy clock misses work, or CPU per request fell with load");
+			    "%.0f, its core %d %.0f%% busy)",
+			    s->run_queue, s->loop_core, 100 * s->loop_core_busy);
+		if (cur_us > 0 && cur_us < 0.8 * s0_us)
+			snprintf(
+			    less, sizeof(less),
+			    "CPU per request fell with load (%.1f us at the lightest step, %.1f "
+			    "us here: more requests per pass of the loop)",
+			    s0_us, cur_us);
+		else
+			snprintf(less, sizeof(less), "the loop's busy clock misses work");
+		law(v, "loop", s->loop_busy, x, s0->loop_cpu_per_req_ns, more, less);
 	}
 	/* The writer: service time = mean commit time, throughput = commits/s. */
 	if (s->commits_per_s > 0)
@@ -305,7 +321,7 @@ static void gen_line(const struct ld_prof_step *s, struct ld_prof_verdict *v)
 static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bool sat)
 {
 	const char *likely = sat ? "" : " (likely; below 90%)";
-	char stages[200];
+	char stages[200], core[48] = "";
 
 	top_stages(s, stages, sizeof(stages));
 	/* Capped: the quota is what ran out, whatever the loop's clock says. */
@@ -320,9 +336,13 @@ static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bo
 		return;
 	}
 	snprintf(v->next, sizeof(v->next), "add loop threads or nodes (rung 3)");
+	if (s->loop_core >= 0 && s->loop_core_busy > 0)
+		snprintf(core, sizeof(core), " on core %d, %.0f%% busy", s->loop_core,
+			 100 * s->loop_core_busy);
 	snprintf(v->line, sizeof(v->line),
-		 "app CPU%s: loop thread %d %.0f%% busy (%.0f%% of a core in CPU time), %s; %s",
-		 likely, s->loop_busy_idx, 100 * s->loop_busy, 100 * s->loop_cpu, stages, v->next);
+		 "app CPU%s: loop thread %d %.0f%% busy (%.0f%% of a core in CPU time)%s; %s; %s",
+		 likely, s->loop_busy_idx, 100 * s->loop_busy, 100 * s->loop_cpu, core, stages,
+		 v->next);
 }
 
 static void commit_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bool sat)
@@ -351,7 +371,7 @@ static void disk_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, b
  * nor the generator. */
 static double foreign_cores(const struct ld_prof_step *s)
 {
-	double f = s->ncpu * s->core_busy_mean - s->server_cpu - s->gen_cpu;
+	double f = s->ncpu * s->core_busy_mean - s->server_cpu - s->gen_cpu - s->irq_cores;
 
 	return f > 0 ? f : 0;
 }
@@ -362,11 +382,11 @@ static void host_line(const struct ld_prof_step *s, struct ld_prof_verdict *v)
 		 "measure on a quieter machine, or give the server and the generator cores of "
 		 "their own (taskset)");
 	snprintf(v->line, sizeof(v->line),
-		 "host CPU: all %d cores %.0f%% busy, run queue %.0f; the server used %.2f cores "
-		 "and the generator %.2f, other processes %.2f: requests wait for a core, not for "
-		 "the server; %s",
+		 "host CPU: all %d cores %.0f%% busy, run queue %.0f; the server used %.2f cores, "
+		 "the generator %.2f, interrupts %.2f, other processes %.2f: requests wait for a "
+		 "core, not for the server; %s",
 		 s->ncpu, 100 * s->core_busy_mean, s->run_queue, s->server_cpu, s->gen_cpu,
-		 foreign_cores(s), v->next);
+		 s->irq_cores, foreign_cores(s), v->next);
 }
 
 void ld_prof_judge(const struct ld_prof_step *steps, int n, struct ld_prof_verdict *v)

@@ -39,6 +39,7 @@ enum ld_prof_stage {
 const char *ld_prof_stage_name(int stage);
 
 #define LD_PROF_THREADS 16
+#define LD_PROF_CORES	16
 
 /* Saturation threshold: a resource this busy is the limit. */
 #define LD_PROF_SATURATED 0.9
@@ -68,6 +69,8 @@ struct ld_prof_step {
 	int loop_busy_idx;	    /* which loop */
 	double loop_cpu;	    /* that loop thread's CPU, seconds per second */
 	double loop_cpu_per_req_ns; /* all loop CPU / requests */
+	int loop_core;		    /* the core the busiest loop last ran on (-1: unknown) */
+	double loop_core_busy;	    /* that core's busy fraction (anyone's work) */
 
 	double writer_busy; /* writer_busy_ns / wall */
 	double commits_per_s, writes_per_commit, commit_mean_ns;
@@ -91,7 +94,9 @@ struct ld_prof_step {
 
 	int ncpu;
 	double core_busy_max, core_busy_mean;
-	double run_queue; /* procs_running at the end */
+	double core_busy[LD_PROF_CORES]; /* the first LD_PROF_CORES cores */
+	double irq_cores;		 /* interrupt and softirq time, cores */
+	double run_queue;		 /* procs_running at the end */
 	double ctxt_per_s, server_nonvol_per_s, server_vol_per_s;
 	double disk_busy; /* busiest whole disk */
 	char disk[32];

@@ -450,21 +450,25 @@ static void test_verdict_host_cpu(void)
 	st[1].ncpu = 2;
 	st[1].core_busy_mean = st[1].core_busy_max = 1.0;
 	st[1].run_queue = 12;
+	st[1].irq_cores = 0.2;
 	ld_prof_judge(st, 2, &v);
 	CHECK_INT(v.kind, LD_PROF_HOST_CPU);
 	CHECK_STR(v.line, "host CPU: all 2 cores 100% busy, run queue 12; the server used 0.14 "
-			  "cores and the generator 0.16, other processes 1.70: requests wait for a "
-			  "core, not for the server; measure on a quieter machine, or give the "
-			  "server and the generator cores of their own (taskset)");
+			  "cores, the generator 0.16, interrupts 0.20, other processes 1.50: "
+			  "requests wait for a core, not for the server; measure on a quieter "
+			  "machine, or give the server and the generator cores of their own "
+			  "(taskset)");
 	/* The same cores filled by the server itself: app CPU, not the host. */
 	st[1].loop_busy = st[1].loop_cpu = 0.99;
 	st[1].server_cpu = 1.0;
 	st[1].gen_cpu = 0.5;
+	st[1].loop_core = 1;
+	st[1].loop_core_busy = 1.0;
 	ld_prof_judge(st, 2, &v);
 	CHECK_INT(v.kind, LD_PROF_APP_CPU);
-	CHECK_STR(v.line, "app CPU: loop thread 0 99% busy (99% of a core in CPU time), 60% of "
-			  "request time in JSON and gzip, 20% in store calls; add loop threads or "
-			  "nodes (rung 3)");
+	CHECK_STR(v.line, "app CPU: loop thread 0 99% busy (99% of a core in CPU time) on core 1, "
+			  "100% busy; 60% of request time in JSON and gzip, 20% in store calls; "
+			  "add loop threads or nodes (rung 3)");
 }
 
 /* The writer's busy clock and its commits disagree: said, not hidden. */
@@ -482,6 +486,26 @@ static void test_law_disagrees(void)
 	CHECK(!v.law_ok);
 	CHECK(has_note(&v, "utilisation law disagrees for the writer: 90% busy measured, but "
 			   "100/s x 1000.0 us = 10%: the writer spends time outside commits"));
+}
+
+/* The loop: CPU per request at the lightest step overestimates a busy one
+ * (more requests per pass of the loop); the law says so instead of failing
+ * silently. */
+static void test_law_loop_cpu_fell(void)
+{
+	struct ld_prof_step st[2] = {idle_step(4000), idle_step(32000)};
+	struct ld_prof_verdict v;
+
+	st[0].loop_cpu_per_req_ns = 35800;
+	st[1].requests = 30844 * 5;
+	st[1].loop_cpu_per_req_ns = 18800;
+	st[1].loop_busy = 0.74;
+	st[1].loop_cpu = 0.58;
+	ld_prof_judge(st, 2, &v);
+	CHECK(!v.law_ok);
+	CHECK(has_note(&v, "utilisation law disagrees for the loop: 74% busy measured, but "
+			   "30844/s x 35.8 us = 110%: CPU per request fell with load (35.8 us at "
+			   "the lightest step, 18.8 us here: more requests per pass of the loop)"));
 }
 
 static void test_shares_do_not_add_up(void)
@@ -551,6 +575,7 @@ int main(void)
 	RUN(test_verdict_none);
 	RUN(test_verdict_host_cpu);
 	RUN(test_law_disagrees);
+	RUN(test_law_loop_cpu_fell);
 	RUN(test_shares_do_not_add_up);
 	RUN(test_usl);
 	return unit_finish();
