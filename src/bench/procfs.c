@@ -135,9 +135,41 @@ int ld_procfs_parse_status(const char *text, struct ld_procfs_status *s)
 			seen++;
 		} else if (!strncmp(p, "VmRSS:", 6)) {
 			s->rss_kb = strtoll(p + 6, NULL, 10);
+		} else if (!strncmp(p, "Cpus_allowed_list:", 18)) {
+			if (ld_procfs_parse_cpu_list(p + 18, &s->cpus_allowed))
+				s->cpus_allowed = 0;
 		}
 	}
 	return seen == 2 ? 0 : -EINVAL;
+}
+
+int ld_procfs_parse_cpu_list(const char *text, uint64_t *mask)
+{
+	const char *p = text;
+
+	*mask = 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	for (;;) {
+		char *end;
+		long a = strtol(p, &end, 10), b;
+		if (end == p || a < 0)
+			return -EINVAL;
+		b = a;
+		p = end;
+		if (*p == '-') {
+			b = strtol(p + 1, &end, 10);
+			if (end == p + 1 || b < a)
+				return -EINVAL;
+			p = end;
+		}
+		for (long c = a; c <= b && c < 64; c++)
+			*mask |= 1ULL << c;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	return *p == '\0' || *p == '\n' ? 0 : -EINVAL;
 }
 
 static bool virtual_disk(const char *name)
@@ -352,7 +384,8 @@ int ld_procfs_read_proc(pid_t pid, struct ld_procfs_proc *p)
 		return rc;
 	if (ld_procfs_parse_status(buf, &p->st))
 		return -EINVAL;
-	/* The leader's switches are its own; the threads' are summed below. */
+	/* The leader's switches are its own; the threads' are summed below
+	 * (its affinity is the process's, as taskset sets it). */
 	p->st.vol_ctxt = p->st.nonvol_ctxt = 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);

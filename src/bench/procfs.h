@@ -48,6 +48,7 @@ struct ld_procfs_task {
 struct ld_procfs_status {
 	uint64_t vol_ctxt, nonvol_ctxt;
 	int64_t rss_kb;
+	uint64_t cpus_allowed; /* affinity (Cpus_allowed_list), cores 0..63; 0: unknown */
 };
 
 /* The CPU cgroup of a process (v1 "cpu" hierarchy or v2 unified). */
@@ -94,6 +95,9 @@ int ld_procfs_parse_stat(const char *text, struct ld_procfs_cpu *c);
  * spaces and parentheses: it runs to the last ')'). */
 int ld_procfs_parse_task_stat(const char *text, struct ld_procfs_task *t);
 int ld_procfs_parse_status(const char *text, struct ld_procfs_status *s);
+/* ld_procfs_parse_cpu_list reads "0-3,8,10-11" into a mask of cores 0..63
+ * (higher ones ignored). Returns 0 or -EINVAL. */
+int ld_procfs_parse_cpu_list(const char *text, uint64_t *mask);
 /* ld_procfs_parse_diskstats keeps whole disks only (no partitions, loop, ram
  * or device-mapper devices; a partition is a name whose disk is also listed
  * as a prefix), at most max. Returns the count kept, or -EINVAL. */

@@ -430,6 +430,9 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 	s->gen_allowed = gen_threads > 0 ? gen_threads : 1;
 	if (hb->cpu.ncpu > 0 && s->gen_allowed > hb->cpu.ncpu)
 		s->gen_allowed = hb->cpu.ncpu;
+	if (hb->self.st.cpus_allowed &&
+	    s->gen_allowed > __builtin_popcountll(hb->self.st.cpus_allowed))
+		s->gen_allowed = __builtin_popcountll(hb->self.st.cpus_allowed);
 	if (s->gen_quota > 0 && s->gen_quota < s->gen_allowed)
 		s->gen_allowed = s->gen_quota;
 
@@ -447,6 +450,25 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 			s->loop_core_busy = u;
 		s->irq_cores += frac((double)(hb->cpu.irq[c] - ha->cpu.irq[c]),
 				     (double)(hb->cpu.total[c] - ha->cpu.total[c]));
+	}
+	/* A server pinned to some cores (taskset) has only those: how busy
+	 * they were, with anyone's work, is its CPU headroom. */
+	{
+		uint64_t m = hb->target.st.cpus_allowed;
+		int k = __builtin_popcountll(m);
+		if (m && k < hb->cpu.ncpu && hb->cpu.ncpu <= 64) {
+			s->server_pinned = k;
+			s->server_core0 = __builtin_ctzll(m);
+			for (int c = 0; c < hb->cpu.ncpu && c < ha->cpu.ncpu; c++) {
+				double tot = (double)(hb->cpu.total[c] - ha->cpu.total[c]);
+				if (!(m & (1ULL << c)))
+					continue;
+				s->server_cores_busy +=
+				    frac((double)(hb->cpu.busy[c] - ha->cpu.busy[c]), tot) / k;
+				s->server_cores_irq +=
+				    frac((double)(hb->cpu.irq[c] - ha->cpu.irq[c]), tot);
+			}
+		}
 	}
 	s->run_queue = (double)hb->cpu.procs_running;
 	s->ctxt_per_s = frac((double)(hb->cpu.ctxt - ha->cpu.ctxt), host_s);

@@ -99,6 +99,9 @@ static double app_util(const struct ld_prof_step *s)
 	/* Capped by a cgroup: what it used of what it was given. */
 	if (s->server_quota > 0 && s->server_cpu / s->server_quota > u)
 		u = s->server_cpu / s->server_quota;
+	/* Pinned: its cores, full with its own work, interrupts or others'. */
+	if (s->server_pinned && s->server_cores_busy > u)
+		u = s->server_cores_busy;
 	return u;
 }
 
@@ -336,6 +339,23 @@ static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bo
 		return;
 	}
 	snprintf(v->next, sizeof(v->next), "add loop threads or nodes (rung 3)");
+	if (s->server_pinned && s->server_cores_busy >= s->loop_busy) {
+		char cores[48];
+		double others =
+		    s->server_pinned * s->server_cores_busy - s->server_cpu - s->server_cores_irq;
+		if (s->server_pinned == 1)
+			snprintf(cores, sizeof(cores), "core %d", s->server_core0);
+		else
+			snprintf(cores, sizeof(cores), "%d cores", s->server_pinned);
+		snprintf(v->line, sizeof(v->line),
+			 "app CPU%s: the server's %s (its affinity) %.0f%% busy: the server %.2f "
+			 "cores (loop thread %d %.0f%% busy, %.0f%% CPU), interrupts %.2f, others "
+			 "%.2f; %s; %s",
+			 likely, cores, 100 * s->server_cores_busy, s->server_cpu, s->loop_busy_idx,
+			 100 * s->loop_busy, 100 * s->loop_cpu, s->server_cores_irq,
+			 others > 0 ? others : 0, stages, v->next);
+		return;
+	}
 	if (s->loop_core >= 0 && s->loop_core_busy > 0)
 		snprintf(core, sizeof(core), " on core %d, %.0f%% busy", s->loop_core,
 			 100 * s->loop_core_busy);

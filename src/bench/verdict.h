@@ -78,15 +78,19 @@ struct ld_prof_step {
 	int64_t queue_depth, queue_cap;
 	double pool_wait_share; /* store_pool / (store_pool + store): waits for a connection */
 
-	double server_cpu;	 /* whole process, cores */
-	double server_quota;	 /* its CPU cgroup's quota in cores, 0 none */
-	double server_throttled; /* fraction of enforcement periods throttled */
+	double server_cpu;	  /* whole process, cores */
+	double server_quota;	  /* its CPU cgroup's quota in cores, 0 none */
+	double server_throttled;  /* fraction of enforcement periods throttled */
+	int server_pinned;	  /* cores its affinity allows, when fewer than all; else 0 */
+	int server_core0;	  /* the first of them */
+	double server_cores_busy; /* their mean busy fraction (anyone's work) */
+	double server_cores_irq;  /* interrupt time on them, cores */
 	int nthreads;
 	struct ld_prof_thread threads[LD_PROF_THREADS]; /* the server's, busiest first */
 
 	double gen_cpu;	       /* the generator process, cores */
 	double gen_thread_max; /* its busiest thread */
-	double gen_allowed;    /* cores it may use: min(threads, quota, online cores) */
+	double gen_allowed;    /* cores it may use: min(threads, affinity, quota, online cores) */
 	double gen_quota;      /* 0: none */
 	double gen_throttled;
 	int gen_core;	  /* the core its busiest thread ran on last */

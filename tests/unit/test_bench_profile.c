@@ -66,6 +66,24 @@ static void test_parse_status(void)
 	CHECK_INT(s.vol_ctxt, 150);
 	CHECK_INT(s.nonvol_ctxt, 7);
 	CHECK_INT(ld_procfs_parse_status("Name:\tx\n", &s), -EINVAL);
+	CHECK_INT(ld_procfs_parse_status("Cpus_allowed_list:\t1\nvoluntary_ctxt_switches:\t1\n"
+					 "nonvoluntary_ctxt_switches:\t2\n",
+					 &s),
+		  0);
+	CHECK_INT(s.cpus_allowed, 2);
+}
+
+static void test_parse_cpu_list(void)
+{
+	uint64_t m;
+
+	CHECK_INT(ld_procfs_parse_cpu_list("0-3,8,10-11\n", &m), 0);
+	CHECK_INT(m, 0xd0f);
+	CHECK_INT(ld_procfs_parse_cpu_list(" 1", &m), 0);
+	CHECK_INT(m, 2);
+	CHECK_INT(ld_procfs_parse_cpu_list("3-1", &m), -EINVAL);
+	CHECK_INT(ld_procfs_parse_cpu_list("x", &m), -EINVAL);
+	CHECK_INT(ld_procfs_parse_cpu_list("1,", &m), -EINVAL);
 }
 
 static void test_parse_diskstats(void)
@@ -471,6 +489,32 @@ static void test_verdict_host_cpu(void)
 			  "add loop threads or nodes (rung 3)");
 }
 
+/* Pinned to one core (taskset) that its threads, interrupts and others
+ * fill: the server's CPU is the limit though its loop is not 90% busy. */
+static void test_verdict_pinned_core(void)
+{
+	struct ld_prof_step st[2] = {idle_step(4000), idle_step(32000)};
+	struct ld_prof_verdict v;
+
+	st[1].achieved_rps = 30800;
+	st[1].p99_us = 390000;
+	st[1].loop_busy = 0.74;
+	st[1].loop_cpu = 0.58;
+	st[1].server_cpu = 0.62;
+	st[1].server_pinned = 1;
+	st[1].server_core0 = 1;
+	st[1].server_cores_busy = 0.97;
+	st[1].server_cores_irq = 0.25;
+	st[1].core_busy_mean = 0.9;
+	st[1].gen_cpu = 0.57;
+	ld_prof_judge(st, 2, &v);
+	CHECK_INT(v.kind, LD_PROF_APP_CPU);
+	CHECK_STR(v.line, "app CPU: the server's core 1 (its affinity) 97% busy: the server 0.62 "
+			  "cores (loop thread 0 74% busy, 58% CPU), interrupts 0.25, others 0.10; "
+			  "60% of request time in JSON and gzip, 20% in store calls; add loop "
+			  "threads or nodes (rung 3)");
+}
+
 /* The writer's busy clock and its commits disagree: said, not hidden. */
 static void test_law_disagrees(void)
 {
@@ -564,6 +608,7 @@ int main(void)
 	RUN(test_parse_task_stat);
 	RUN(test_parse_status);
 	RUN(test_parse_diskstats);
+	RUN(test_parse_cpu_list);
 	RUN(test_parse_mem_sock);
 	RUN(test_parse_cgroup);
 	RUN(test_read_self);
@@ -574,6 +619,7 @@ int main(void)
 	RUN(test_verdict_generator);
 	RUN(test_verdict_none);
 	RUN(test_verdict_host_cpu);
+	RUN(test_verdict_pinned_core);
 	RUN(test_law_disagrees);
 	RUN(test_law_loop_cpu_fell);
 	RUN(test_shares_do_not_add_up);
