@@ -92,6 +92,15 @@ static void note(struct ld_prof_verdict *v, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* pinned_foreign is the CPU of the server's own cores spent on other
+ * processes. */
+static double pinned_foreign(const struct ld_prof_step *s)
+{
+	double f = s->server_pinned * s->server_cores_busy - s->server_cpu - s->server_cores_irq;
+
+	return f > 0 ? f : 0;
+}
+
 static double app_util(const struct ld_prof_step *s)
 {
 	double u = s->loop_busy > s->loop_cpu ? s->loop_busy : s->loop_cpu;
@@ -99,8 +108,10 @@ static double app_util(const struct ld_prof_step *s)
 	/* Capped by a cgroup: what it used of what it was given. */
 	if (s->server_quota > 0 && s->server_cpu / s->server_quota > u)
 		u = s->server_cpu / s->server_quota;
-	/* Pinned: its cores, full with its own work, interrupts or others'. */
-	if (s->server_pinned && s->server_cores_busy > u)
+	/* Pinned: its cores, full with its own work or interrupts (full with
+	 * other processes' is the host's verdict). */
+	if (s->server_pinned && pinned_foreign(s) < 0.25 * s->server_pinned &&
+	    s->server_cores_busy > u)
 		u = s->server_cores_busy;
 	return u;
 }
@@ -341,8 +352,7 @@ static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bo
 	snprintf(v->next, sizeof(v->next), "add loop threads or nodes (rung 3)");
 	if (s->server_pinned && s->server_cores_busy >= s->loop_busy) {
 		char cores[48];
-		double others =
-		    s->server_pinned * s->server_cores_busy - s->server_cpu - s->server_cores_irq;
+		double others = pinned_foreign(s);
 		if (s->server_pinned == 1)
 			snprintf(cores, sizeof(cores), "core %d", s->server_core0);
 		else
@@ -352,8 +362,8 @@ static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bo
 			 "cores (loop thread %d %.0f%% busy, %.0f%% CPU), interrupts %.2f, others "
 			 "%.2f; %s; %s",
 			 likely, cores, 100 * s->server_cores_busy, s->server_cpu, s->loop_busy_idx,
-			 100 * s->loop_busy, 100 * s->loop_cpu, s->server_cores_irq,
-			 others > 0 ? others : 0, stages, v->next);
+			 100 * s->loop_busy, 100 * s->loop_cpu, s->server_cores_irq, others, stages,
+			 v->next);
 		return;
 	}
 	if (s->loop_core >= 0 && s->loop_core_busy > 0)
@@ -401,6 +411,20 @@ static void host_line(const struct ld_prof_step *s, struct ld_prof_verdict *v)
 	snprintf(v->next, sizeof(v->next),
 		 "measure on a quieter machine, or give the server and the generator cores of "
 		 "their own (taskset)");
+	if (s->server_pinned) {
+		char cores[48];
+		if (s->server_pinned == 1)
+			snprintf(cores, sizeof(cores), "core %d", s->server_core0);
+		else
+			snprintf(cores, sizeof(cores), "%d cores", s->server_pinned);
+		snprintf(v->line, sizeof(v->line),
+			 "host CPU: the server's %s (its affinity) %.0f%% busy, %.2f cores of it "
+			 "other processes' (the server %.2f, interrupts %.2f), run queue %.0f: "
+			 "requests wait for a core, not for the server; %s",
+			 cores, 100 * s->server_cores_busy, pinned_foreign(s), s->server_cpu,
+			 s->server_cores_irq, s->run_queue, v->next);
+		return;
+	}
 	snprintf(v->line, sizeof(v->line),
 		 "host CPU: all %d cores %.0f%% busy, run queue %.0f; the server used %.2f cores, "
 		 "the generator %.2f, interrupts %.2f, other processes %.2f: requests wait for a "
@@ -464,10 +488,13 @@ void ld_prof_judge(const struct ld_prof_step *steps, int n, struct ld_prof_verdi
 		 (s->offered_rps > 0 && s->achieved_rps < 0.9 * s->offered_rps);
 	/* The cores are full but not with our work: the server and the
 	 * generator wait to run. */
-	if (best < LD_PROF_SATURATED && s->ncpu > 0 && s->core_busy_mean >= LD_PROF_SATURATED &&
-	    foreign_cores(s) >= 0.5) {
+	if (best < LD_PROF_SATURATED &&
+	    ((s->server_pinned && s->server_cores_busy >= LD_PROF_SATURATED &&
+	      pinned_foreign(s) >= 0.25 * s->server_pinned) ||
+	     (!s->server_pinned && s->ncpu > 0 && s->core_busy_mean >= LD_PROF_SATURATED &&
+	      foreign_cores(s) >= 0.5))) {
 		v->kind = LD_PROF_HOST_CPU;
-		v->util = s->core_busy_mean;
+		v->util = s->server_pinned ? s->server_cores_busy : s->core_busy_mean;
 		host_line(s, v);
 		return;
 	}

@@ -513,6 +513,19 @@ static void test_verdict_pinned_core(void)
 			  "cores (loop thread 0 74% busy, 58% CPU), interrupts 0.25, others 0.10; "
 			  "60% of request time in JSON and gzip, 20% in store calls; add loop "
 			  "threads or nodes (rung 3)");
+	/* The same core full of other processes' work: the host's verdict. */
+	st[1].loop_busy = st[1].loop_cpu = 0.12;
+	st[1].server_cpu = 0.13;
+	st[1].server_cores_busy = 0.93;
+	st[1].server_cores_irq = 0.07;
+	st[1].run_queue = 17;
+	ld_prof_judge(st, 2, &v);
+	CHECK_INT(v.kind, LD_PROF_HOST_CPU);
+	CHECK_STR(v.line, "host CPU: the server's core 1 (its affinity) 93% busy, 0.73 cores of "
+			  "it other processes' (the server 0.13, interrupts 0.07), run queue 17: "
+			  "requests wait for a core, not for the server; measure on a quieter "
+			  "machine, or give the server and the generator cores of their own "
+			  "(taskset)");
 }
 
 /* The writer's busy clock and its commits disagree: said, not hidden. */
