@@ -108,6 +108,8 @@ static double app_util(const struct ld_prof_step *s)
 	/* Capped by a cgroup: what it used of what it was given. */
 	if (s->server_quota > 0 && s->server_cpu / s->server_quota > u)
 		u = s->server_cpu / s->server_quota;
+	if (s->server_quota > 0 && s->server_throttled > u)
+		u = s->server_throttled;
 	/* Pinned: its cores, full with its own work or interrupts (full with
 	 * other processes' is the host's verdict). */
 	if (s->server_pinned && pinned_foreign(s) < 0.25 * s->server_pinned &&
@@ -119,6 +121,11 @@ static double app_util(const struct ld_prof_step *s)
 static double gen_util(const struct ld_prof_step *s)
 {
 	double u = s->gen_allowed > 0 ? s->gen_cpu / s->gen_allowed : 0;
+
+	/* Throttled in most periods: it hit its cap, even when a busy host
+	 * kept it from using all of it. */
+	if (s->gen_quota > 0 && s->gen_throttled > u)
+		u = s->gen_throttled;
 
 	return u > s->gen_thread_max ? u : s->gen_thread_max;
 }
@@ -326,10 +333,20 @@ static void gen_line(const struct ld_prof_step *s, struct ld_prof_verdict *v)
 	snprintf(v->next, sizeof(v->next),
 		 "give the generator more CPU (lift its cap, -t threads, its own core or machine) "
 		 "before reading the server's figures");
-	snprintf(v->line, sizeof(v->line),
-		 "the load generator: its core was %.0f%% busy (%.2f of %.2f cores%s; %.0f%% of "
-		 "sends late), the figures measure it, not the server; %s",
-		 100 * v->util, s->gen_cpu, s->gen_allowed, cap, 100 * s->late_frac, v->next);
+	if (s->gen_quota > 0 && s->gen_allowed > 0 &&
+	    s->gen_throttled > s->gen_cpu / s->gen_allowed)
+		snprintf(v->line, sizeof(v->line),
+			 "the load generator: it hit its CPU cap in %.0f%% of periods (%.2f of "
+			 "%.2f cores%s; %.0f%% of sends late), the figures measure it, not the "
+			 "server; %s",
+			 100 * s->gen_throttled, s->gen_cpu, s->gen_allowed, cap,
+			 100 * s->late_frac, v->next);
+	else
+		snprintf(v->line, sizeof(v->line),
+			 "the load generator: its core was %.0f%% busy (%.2f of %.2f cores%s; "
+			 "%.0f%% of sends late), the figures measure it, not the server; %s",
+			 100 * v->util, s->gen_cpu, s->gen_allowed, cap, 100 * s->late_frac,
+			 v->next);
 }
 
 static void app_line(const struct ld_prof_step *s, struct ld_prof_verdict *v, bool sat)

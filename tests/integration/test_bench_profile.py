@@ -181,7 +181,8 @@ def test_generator_capped_names_generator(tmp_path, ladder_server, cpu_cap):
     )  # fmt: skip
     v = prof["verdict"]
     assert v["resource"] == "load generator", p.stdout
-    assert v["line"].startswith("the load generator: its core was "), v["line"]
+    assert v["line"].startswith("the load generator: "), v["line"]
+    assert "capped at 0.10 cores by its CPU cgroup" in v["line"], v["line"]
     assert "the figures measure it, not the server" in v["line"]
     gen = prof["steps"][0]["generator"]
     assert gen["quota_cores"] == pytest.approx(0.1)

@@ -440,6 +440,14 @@ static void test_verdict_generator(void)
 		       "0.10 cores by its CPU cgroup, throttled; 80% of sends late), the figures "
 		       "measure it, not the server",
 		       150));
+	/* On a busy host it may not even get its share, but it is throttled
+	 * in nearly every period: still the limit. */
+	st[0].gen_cpu = st[0].gen_thread_max = 0.05;
+	ld_prof_judge(st, 1, &v);
+	CHECK_INT(v.kind, LD_PROF_GENERATOR);
+	CHECK(!strncmp(
+	    v.line, "the load generator: it hit its CPU cap in 95% of periods (0.05 of 0.10 cores",
+	    76));
 }
 
 static void test_verdict_none(void)
