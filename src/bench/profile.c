@@ -337,6 +337,29 @@ static void cgroup_figures(const struct ld_procfs_cgroup *a, const struct ld_pro
 						   : 0;
 }
 
+/* pinned_cores fills *k (cores in mask, 0 when it allows all), the first
+ * of them, their mean busy fraction and their interrupt time in cores. */
+static void pinned_cores(const struct ld_procfs_snap *ha, const struct ld_procfs_snap *hb,
+			 uint64_t m, int *k, int *first, double *busy, double *irq)
+{
+	int n = __builtin_popcountll(m);
+
+	*k = 0;
+	*first = -1;
+	*busy = *irq = 0;
+	if (!m || n >= hb->cpu.ncpu || hb->cpu.ncpu > 64)
+		return;
+	*k = n;
+	*first = __builtin_ctzll(m);
+	for (int c = 0; c < hb->cpu.ncpu && c < ha->cpu.ncpu; c++) {
+		double tot = (double)(hb->cpu.total[c] - ha->cpu.total[c]);
+		if (!(m & (1ULL << c)))
+			continue;
+		*busy += frac((double)(hb->cpu.busy[c] - ha->cpu.busy[c]), tot) / n;
+		*irq += frac((double)(hb->cpu.irq[c] - ha->cpu.irq[c]), tot);
+	}
+}
+
 void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 		       const struct ld_procfs_snap *ha, const struct ld_procfs_snap *hb,
 		       int gen_threads, struct ld_prof_step *s)
@@ -451,25 +474,12 @@ void ld_prof_step_from(const struct ld_prof_doc *a, const struct ld_prof_doc *b,
 		s->irq_cores += frac((double)(hb->cpu.irq[c] - ha->cpu.irq[c]),
 				     (double)(hb->cpu.total[c] - ha->cpu.total[c]));
 	}
-	/* A server pinned to some cores (taskset) has only those: how busy
+	/* A process pinned to some cores (taskset) has only those: how busy
 	 * they were, with anyone's work, is its CPU headroom. */
-	{
-		uint64_t m = hb->target.st.cpus_allowed;
-		int k = __builtin_popcountll(m);
-		if (m && k < hb->cpu.ncpu && hb->cpu.ncpu <= 64) {
-			s->server_pinned = k;
-			s->server_core0 = __builtin_ctzll(m);
-			for (int c = 0; c < hb->cpu.ncpu && c < ha->cpu.ncpu; c++) {
-				double tot = (double)(hb->cpu.total[c] - ha->cpu.total[c]);
-				if (!(m & (1ULL << c)))
-					continue;
-				s->server_cores_busy +=
-				    frac((double)(hb->cpu.busy[c] - ha->cpu.busy[c]), tot) / k;
-				s->server_cores_irq +=
-				    frac((double)(hb->cpu.irq[c] - ha->cpu.irq[c]), tot);
-			}
-		}
-	}
+	pinned_cores(ha, hb, hb->target.st.cpus_allowed, &s->server_pinned, &s->server_core0,
+		     &s->server_cores_busy, &s->server_cores_irq);
+	pinned_cores(ha, hb, hb->self.st.cpus_allowed, &s->gen_pinned, &s->gen_core0,
+		     &s->gen_cores_busy, &s->gen_cores_irq);
 	s->run_queue = (double)hb->cpu.procs_running;
 	s->ctxt_per_s = frac((double)(hb->cpu.ctxt - ha->cpu.ctxt), host_s);
 	for (int i = 0; i < hb->ndisks; i++)
@@ -806,6 +816,10 @@ void ld_profile_text(FILE *f, const struct ld_profile *p)
 		if (last->server_quota > 0)
 			fprintf(f, " of %.2f allowed (cgroup; throttled %.0f%% of periods)",
 				last->server_quota, 100 * last->server_throttled);
+		if (last->server_pinned)
+			fprintf(f, ", pinned to %d core(s) from core %d, %.0f%% busy",
+				last->server_pinned, last->server_core0,
+				100 * last->server_cores_busy);
 		fprintf(f, ", threads");
 		/* busiest first; idle ones (under 0.5%) left out */
 		for (int i = 0; i < last->nthreads && i < 6 && last->threads[i].busy >= 0.005; i++)
@@ -820,6 +834,9 @@ void ld_profile_text(FILE *f, const struct ld_profile *p)
 		if (last->gen_quota > 0)
 			fprintf(f, " (cgroup %.2f cores, throttled %.0f%%)", last->gen_quota,
 				100 * last->gen_throttled);
+		if (last->gen_pinned)
+			fprintf(f, ", pinned to %d core(s) from core %d, %.0f%% busy",
+				last->gen_pinned, last->gen_core0, 100 * last->gen_cores_busy);
 		fprintf(f, ", late sends %.1f%%\n", 100 * last->late_frac);
 		fprintf(
 		    f,

@@ -118,6 +118,13 @@ static double app_util(const struct ld_prof_step *s)
 	return u;
 }
 
+static double gen_foreign(const struct ld_prof_step *s)
+{
+	double f = s->gen_pinned * s->gen_cores_busy - s->gen_cpu - s->gen_cores_irq;
+
+	return f > 0 ? f : 0;
+}
+
 static double gen_util(const struct ld_prof_step *s)
 {
 	double u = s->gen_allowed > 0 ? s->gen_cpu / s->gen_allowed : 0;
@@ -126,6 +133,10 @@ static double gen_util(const struct ld_prof_step *s)
 	 * kept it from using all of it. */
 	if (s->gen_quota > 0 && s->gen_throttled > u)
 		u = s->gen_throttled;
+	/* Pinned: its cores full with its own work and the interrupts of
+	 * its sockets. */
+	if (s->gen_pinned && gen_foreign(s) < 0.25 * s->gen_pinned && s->gen_cores_busy > u)
+		u = s->gen_cores_busy;
 
 	return u > s->gen_thread_max ? u : s->gen_thread_max;
 }
@@ -333,8 +344,20 @@ static void gen_line(const struct ld_prof_step *s, struct ld_prof_verdict *v)
 	snprintf(v->next, sizeof(v->next),
 		 "give the generator more CPU (lift its cap, -t threads, its own core or machine) "
 		 "before reading the server's figures");
-	if (s->gen_quota > 0 && s->gen_allowed > 0 &&
-	    s->gen_throttled > s->gen_cpu / s->gen_allowed)
+	if (s->gen_pinned && gen_util(s) == s->gen_cores_busy && s->gen_cores_busy > 0) {
+		char cores[48];
+		if (s->gen_pinned == 1)
+			snprintf(cores, sizeof(cores), "core %d", s->gen_core0);
+		else
+			snprintf(cores, sizeof(cores), "%d cores", s->gen_pinned);
+		snprintf(v->line, sizeof(v->line),
+			 "the load generator: its %s (its affinity) was %.0f%% busy (the generator "
+			 "%.2f cores, interrupts %.2f; %.0f%% of sends late), the figures measure "
+			 "it, not the server; %s",
+			 cores, 100 * s->gen_cores_busy, s->gen_cpu, s->gen_cores_irq,
+			 100 * s->late_frac, v->next);
+	} else if (s->gen_quota > 0 && s->gen_allowed > 0 &&
+		   s->gen_throttled > s->gen_cpu / s->gen_allowed)
 		snprintf(v->line, sizeof(v->line),
 			 "the load generator: it hit its CPU cap in %.0f%% of periods (%.2f of "
 			 "%.2f cores%s; %.0f%% of sends late), the figures measure it, not the "

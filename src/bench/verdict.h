@@ -93,7 +93,9 @@ struct ld_prof_step {
 	double gen_allowed;    /* cores it may use: min(threads, affinity, quota, online cores) */
 	double gen_quota;      /* 0: none */
 	double gen_throttled;
-	int gen_core;	  /* the core its busiest thread ran on last */
+	int gen_core;		   /* the core its busiest thread ran on last */
+	int gen_pinned, gen_core0; /* as server_pinned, for the generator */
+	double gen_cores_busy, gen_cores_irq;
 	double late_frac; /* sends more than 1 ms behind schedule / sent */
 
 	int ncpu;

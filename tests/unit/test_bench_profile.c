@@ -419,6 +419,38 @@ static void test_verdict_commit(void)
 	CHECK(!v.have_usl); /* one step */
 }
 
+/* Pinned on a core of its own that its work and its sockets' interrupts
+ * fill (the server's core less busy): the generator is the limit. */
+static void test_verdict_generator_pinned(void)
+{
+	struct ld_prof_step st[1] = {idle_step(36000)};
+	struct ld_prof_verdict v;
+
+	st[0].gen_cpu = 0.82;
+	st[0].gen_thread_max = 0.65;
+	st[0].gen_pinned = 1;
+	st[0].gen_core0 = 0;
+	st[0].gen_cores_busy = 0.97;
+	st[0].gen_cores_irq = 0.10;
+	st[0].late_frac = 0.225;
+	st[0].loop_busy = 0.77;
+	st[0].server_pinned = 1;
+	st[0].server_core0 = 1;
+	st[0].server_cores_busy = 0.81;
+	st[0].server_cpu = 0.75;
+	ld_prof_judge(st, 1, &v);
+	CHECK_INT(v.kind, LD_PROF_GENERATOR);
+	CHECK_STR(v.line, "the load generator: its core 0 (its affinity) was 97% busy (the "
+			  "generator 0.82 cores, interrupts 0.10; 22% of sends late), the figures "
+			  "measure it, not the server; give the generator more CPU (lift its cap, "
+			  "-t threads, its own core or machine) before reading the server's "
+			  "figures");
+	/* Its core full of other processes' work instead: not the generator. */
+	st[0].gen_cpu = 0.3;
+	ld_prof_judge(st, 1, &v);
+	CHECK(v.kind != LD_PROF_GENERATOR);
+}
+
 /* The generator capped: its allowance is used up, the server idles. */
 static void test_verdict_generator(void)
 {
@@ -638,6 +670,7 @@ int main(void)
 	RUN(test_verdict_app_cpu);
 	RUN(test_verdict_commit);
 	RUN(test_verdict_generator);
+	RUN(test_verdict_generator_pinned);
 	RUN(test_verdict_none);
 	RUN(test_verdict_host_cpu);
 	RUN(test_verdict_pinned_core);
