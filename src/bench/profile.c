@@ -915,6 +915,10 @@ static void step_json(struct ld_json *j, const struct ld_prof_step *s, bool full
 		ld_json_double(j, s->server_quota);
 		ld_json_key(j, "throttled");
 		ld_json_double(j, s->server_throttled);
+		ld_json_key(j, "pinned_cores");
+		ld_json_int(j, s->server_pinned);
+		ld_json_key(j, "pinned_busy");
+		ld_json_double(j, s->server_cores_busy);
 		ld_json_key(j, "voluntary_switches_per_s");
 		ld_json_double(j, s->server_vol_per_s);
 		ld_json_key(j, "forced_switches_per_s");
@@ -962,6 +966,10 @@ static void step_json(struct ld_json *j, const struct ld_prof_step *s, bool full
 		ld_json_double(j, s->gen_quota);
 		ld_json_key(j, "throttled");
 		ld_json_double(j, s->gen_throttled);
+		ld_json_key(j, "pinned_cores");
+		ld_json_int(j, s->gen_pinned);
+		ld_json_key(j, "pinned_busy");
+		ld_json_double(j, s->gen_cores_busy);
 		ld_json_key(j, "late");
 		ld_json_double(j, s->late_frac);
 		ld_json_obj_end(j);
