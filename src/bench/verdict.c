@@ -538,16 +538,20 @@ void ld_prof_judge(const struct ld_prof_step *steps, int n, struct ld_prof_verdi
 		host_line(s, v);
 		return;
 	}
-	if (best < LD_PROF_SATURATED && !(rising && best >= 0.5)) {
+	if (best < LD_PROF_SATURATED && !(rising && best >= LD_PROF_LIKELY)) {
 		v->kind = LD_PROF_NONE;
 		v->util = best;
-		snprintf(v->next, sizeof(v->next), "offer more load to find the limit");
-		snprintf(
-		    v->line, sizeof(v->line),
-		    "no resource saturated at %.0f/s: app CPU %.0f%%, writer %.0f%%, disk %.0f%%, "
-		    "generator %.0f%%; %s",
-		    s->achieved_rps, 100 * u_app, 100 * u_commit, 100 * u_disk, 100 * u_gen,
-		    v->next);
+		if (rising)
+			snprintf(v->next, sizeof(v->next),
+				 "repeat the step; a latency rise with idle resources is a stall "
+				 "(another process, the network), not capacity");
+		else
+			snprintf(v->next, sizeof(v->next), "offer more load to find the limit");
+		snprintf(v->line, sizeof(v->line),
+			 "no resource saturated at %.0f/s: app CPU %.0f%%, writer %.0f%%, disk "
+			 "%.0f%%, generator %.0f%%%s; %s",
+			 s->achieved_rps, 100 * u_app, 100 * u_commit, 100 * u_disk, 100 * u_gen,
+			 rising ? ", yet latency rose" : "", v->next);
 		return;
 	}
 	v->kind = kind;

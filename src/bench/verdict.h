@@ -43,6 +43,9 @@ const char *ld_prof_stage_name(int stage);
 
 /* Saturation threshold: a resource this busy is the limit. */
 #define LD_PROF_SATURATED 0.9
+/* Below saturation, a resource this busy is named the likely limit when
+ * latency rose; under it, nothing is. */
+#define LD_PROF_LIKELY 0.75
 /* The utilisation law is reported broken past this relative gap. */
 #define LD_PROF_LAW_TOL 0.2
 /* The stage sums must be within this of the total (the sums are exact; the

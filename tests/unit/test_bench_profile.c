@@ -491,6 +491,19 @@ static void test_verdict_none(void)
 	CHECK_INT(v.kind, LD_PROF_NONE);
 	CHECK(!strncmp(v.line, "no resource saturated at 200/s: app CPU 1%", 42));
 	CHECK(strstr(v.line, "offer more load to find the limit") != NULL);
+	/* Latency rose 100x while everything idled: a stall, not capacity. */
+	st[1].p99_us = 86000;
+	st[1].loop_busy = st[1].loop_cpu = 0.65;
+	ld_prof_judge(st, 2, &v);
+	CHECK_INT(v.kind, LD_PROF_NONE);
+	CHECK_STR(v.line, "no resource saturated at 200/s: app CPU 65%, writer 0%, disk 0%, "
+			  "generator 10%, yet latency rose; repeat the step; a latency rise with "
+			  "idle resources is a stall (another process, the network), not capacity");
+	/* Busier (80%) with latency up: named, as likely. */
+	st[1].loop_busy = st[1].loop_cpu = 0.8;
+	ld_prof_judge(st, 2, &v);
+	CHECK_INT(v.kind, LD_PROF_APP_CPU);
+	CHECK(!strncmp(v.line, "app CPU (likely; below 90%): loop thread 0 80% busy", 51));
 	ld_prof_judge(st, 0, &v);
 	CHECK_INT(v.kind, LD_PROF_INCONCLUSIVE);
 }
