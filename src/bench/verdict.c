@@ -501,6 +501,17 @@ void ld_prof_judge(const struct ld_prof_step *steps, int n, struct ld_prof_verdi
 		v->kind = LD_PROF_GENERATOR;
 		v->util = u_gen;
 		gen_line(s, v);
+		/* Both at their limit: the rate where they meet is a floor of
+		 * the server's capacity, and says so. */
+		if (u_app >= LD_PROF_SATURATED || u_commit >= LD_PROF_SATURATED) {
+			size_t l = strlen(v->line);
+			snprintf(
+			    v->line + l, sizeof(v->line) - l,
+			    "; the server is at its limit too (%s %.0f%%): this rate is a floor "
+			    "of its capacity",
+			    u_app >= u_commit ? "app CPU" : "commit latency",
+			    100 * (u_app >= u_commit ? u_app : u_commit));
+		}
 		return;
 	}
 	if (s->pool_wait_share >= 0.5) {

@@ -434,6 +434,7 @@ static void test_verdict_generator_pinned(void)
 	st[0].gen_cores_irq = 0.10;
 	st[0].late_frac = 0.225;
 	st[0].loop_busy = 0.77;
+	st[0].loop_cpu = 0.7;
 	st[0].server_pinned = 1;
 	st[0].server_core0 = 1;
 	st[0].server_cores_busy = 0.81;
@@ -445,6 +446,14 @@ static void test_verdict_generator_pinned(void)
 			  "measure it, not the server; give the generator more CPU (lift its cap, "
 			  "-t threads, its own core or machine) before reading the server's "
 			  "figures");
+	/* The server's core full too: both limits are said. */
+	st[0].server_cores_busy = 0.99;
+	st[0].server_cpu = 0.97;
+	st[0].loop_busy = 0.99;
+	ld_prof_judge(st, 1, &v);
+	CHECK_INT(v.kind, LD_PROF_GENERATOR);
+	CHECK(strstr(v.line, "before reading the server's figures; the server is at its limit too "
+			     "(app CPU 99%): this rate is a floor of its capacity") != NULL);
 	/* Its core full of other processes' work instead: not the generator. */
 	st[0].gen_cpu = 0.3;
 	ld_prof_judge(st, 1, &v);
