@@ -7,12 +7,21 @@
 #   make bench      throughput figures side by side with references (not in test)
 #   make fuzz       longer fuzzing runs (FUZZ_SECONDS per target)
 #   make format     clang-format every C file
+#   make format-check  list the C files clang-format would change; fail if any
+#
+# `make -j"$(nproc)" test` (what .ci/run does) builds in parallel: every
+# sub-make is called as $(MAKE), so -j reaches it through the jobserver.
 #
 # BUILD=rel (default, -O2) or BUILD=asan (ASan+UBSan) picks the build folder.
 
 BUILD ?= rel
 B := build/$(BUILD)
 CC ?= gcc
+# Pinned to the version whose sanitizer and libFuzzer runtimes
+# (libclang-rt-14-dev) scripts/deps.sh installs: a newer default clang would
+# link against runtimes that are not there.
+CLANG := clang-14
+CLANG_FORMAT := clang-format-14
 PKGS := libuv sqlite3 libsodium jansson zlib inih
 
 # Recursive (=) so pkg-config runs after scripts/deps.sh has installed things.
@@ -26,7 +35,7 @@ ifeq ($(BUILD),asan)
 CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS_MODE := -fsanitize=address,undefined
 else ifeq ($(BUILD),fuzz)
-CC := clang
+CC := $(CLANG)
 CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 LDFLAGS_MODE := -fsanitize=address,undefined
 else
@@ -43,7 +52,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
-.PHONY: all build deps run test test-unit test-integration bench fuzz fuzz-build format clean
+.PHONY: all build deps run test test-builds test-build-rel test-build-asan test-build-fuzz \
+	test-unit test-integration bench fuzz fuzz-build format format-check clean
 all: build
 build: $(B)/ladder $(UNIT_BIN)
 
@@ -78,13 +88,19 @@ run:
 	@mkdir -p data
 	./build/rel/ladder serve --listen 127.0.0.1:8080 --data ./data
 
-# Every suite; the last line is "N passed, N failed".
+# Every suite; the last line is "N passed, N failed". The formatting check
+# comes first (it takes a second); the three builds run side by side.
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory BUILD=rel build
-	@$(MAKE) --no-print-directory BUILD=asan build
-	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory test-builds
 	@tests/run.sh
+
+test-builds: test-build-rel test-build-asan test-build-fuzz
+test-build-rel test-build-asan:
+	@$(MAKE) --no-print-directory BUILD=$(@:test-build-%=%) build
+test-build-fuzz:
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
 
 test-unit: build
 	@tests/run.sh unit
@@ -103,8 +119,26 @@ fuzz:
 	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+FORMAT_SRC = $(sort $(shell find src tests -name '*.[ch]'))
+
 format:
-	clang-format -i $$(find src tests -name '*.[ch]')
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+# Lists every file clang-format would change and fails if there is one
+# (`make test` runs it first, so CI rejects unformatted code).
+format-check:
+	@command -v $(CLANG_FORMAT) >/dev/null || \
+		{ echo "format-check: $(CLANG_FORMAT) not found (scripts/deps.sh test installs it)" >&2; exit 1; }
+	@bad=; \
+	for f in $(FORMAT_SRC); do \
+		$(CLANG_FORMAT) --dry-run -Werror "$$f" >/dev/null 2>&1 || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then \
+		echo "format-check: not clang-formatted (fix with make format):" >&2; \
+		for f in $$bad; do echo "  $$f" >&2; done; \
+		exit 1; \
+	fi; \
+	echo "format-check: $(words $(FORMAT_SRC)) files clang-formatted"
 
 clean:
 	rm -rf build
