@@ -732,10 +732,9 @@ static void enqueue(struct ld_store_conn *c, struct ld_store_op *op)
 	arm_expire(c, op->due_ns);
 	return;
 refuse:
-	/* Complete at once, before submit returns. */
-	if (status == LD_STORE_BUSY)
-		ld_metrics_shed();
-	else
+	/* Complete at once, before submit returns. A shed write is counted
+	 * where it becomes a 503 (api.c), once, whatever the driver. */
+	if (status != LD_STORE_BUSY)
 		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
 	op->status = status;
 	op->done(op);
