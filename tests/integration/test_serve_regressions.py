@@ -119,23 +119,34 @@ def metric(client, name):
     raise AssertionError("no %s in /metrics" % name)
 
 
+def conn_metric(conn, name):
+    """metric() on a raw connection the test already holds."""
+    r = conn.request("GET", "/metrics")
+    assert r.status == 200, r
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
 def test_connections_over_the_cap_are_closed_on_accept(ladder_server):
     srv = ladder_server("--max-connections", "2", "--threads", "1")
-    # The readiness poll's connection may take a moment to be reaped: retry
-    # until two fresh connections are both served (bounded).
-    deadline = time.monotonic() + PATIENCE
-    while True:
-        held = [srv.conn(timeout=PATIENCE) for _ in range(2)]
-        try:
-            if all(c.request("GET", "/healthz").status == 200 for c in held):
-                break
-        except Exception:
-            pass
-        for c in held:
-            c.close()
-        assert time.monotonic() < deadline, "two connections were never both served"
-        time.sleep(0.1)
+    # The server reaps a closed connection some time after the client closed
+    # it, so nothing below opens a connection while the count may still hold
+    # one the test let go. The readiness poll leaves at most one such
+    # connection: the first held one is served whatever it is (2 <= 2), and
+    # it waits, bounded, until the server counts it alone.
+    first = srv.conn(timeout=PATIENCE)
+    held = [first]
     try:
+        deadline = time.monotonic() + PATIENCE
+        while conn_metric(first, "ladder_http_open_connections") != 1:
+            assert time.monotonic() < deadline, "the readiness poll's connection was never reaped"
+            time.sleep(0.05)
+        held.append(srv.conn(timeout=PATIENCE))
+        assert held[1].request("GET", "/healthz").status == 200
+        assert conn_metric(first, "ladder_http_open_connections") == 2
+        shed_before = conn_metric(first, "ladder_http_shed_total")
         extra = srv.conn(timeout=PATIENCE)
         try:
             # Asked, not just idle: a served connection would answer this.
@@ -145,16 +156,14 @@ def test_connections_over_the_cap_are_closed_on_accept(ladder_server):
             closed, data = True, b""
         extra.close()
         assert closed and data == b"", "a third connection was served"
-        # The two held connections still work; the refusal was counted.
-        assert held[0].request("GET", "/healthz").status == 200
+        # The two held connections still work; the refusal was counted
+        # (before the server closed the socket, so it shows already), read
+        # on a connection that was accepted under the cap.
+        assert held[1].request("GET", "/healthz").status == 200
+        assert conn_metric(first, "ladder_http_shed_total") == shed_before + 1
     finally:
         for c in held:
             c.close()
-    client = srv.client()
-    try:
-        assert metric(client, "ladder_http_shed_total") >= 1
-    finally:
-        client.close()
 
 
 def test_full_write_queue_sheds_with_503_and_retry_after(ladder_server):
@@ -169,6 +178,9 @@ def test_full_write_queue_sheds_with_503_and_retry_after(ladder_server):
     srv = ladder_server("--write-queue", "1", "--write-batch", "1", "--threads", "1")
     client = srv.client()
     _, token = new_account(client, "shed")
+    # Counted before the 503 is written, so reading it after the last answer
+    # races nothing.
+    shed_before = metric(client, "ladder_http_shed_total")
     body = json.dumps({"content": "x"}).encode()
     req = (
         "POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -203,5 +215,6 @@ def test_full_write_queue_sheds_with_503_and_retry_after(ladder_server):
     assert 503 in statuses, "no write was shed with a queue of 1"
     for item_id in created[:20]:
         assert client.get("/v1/items/" + item_id).status == 200
-    assert metric(client, "ladder_http_shed_total") >= 1
+    # Each shed write counts once.
+    assert metric(client, "ladder_http_shed_total") == shed_before + statuses.count(503)
     client.close()
