@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ladder_http import Client, Conn
+from ladder_http import Client, Conn, ConnectionClosed
 
 REPO = Path(__file__).resolve().parents[2]
 LADDER_BIN = os.environ.get("LADDER_BIN") or str(REPO / "build" / "rel" / "ladder")
@@ -53,13 +53,21 @@ READY_TIMEOUT = 10.0
 _servers = []  # every LadderServer started in this session, for the health check
 
 
-def free_port():
+def reserve_port():
+    """A free loopback port, held: returns (socket, port). The socket stays
+    bound (not listening, so it takes no connections) until the server that
+    uses the port has exited. With SO_REUSEPORT the server, which sets it on
+    every listener, binds the same port; nothing else can take the port
+    between the pick and the server's bind (bind(0) never hands out a bound
+    port, and a client's connect never picks one)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
+    except OSError:
         s.close()
+        raise
+    return s, s.getsockname()[1]
 
 
 def server_env(extra=None):
@@ -85,6 +93,28 @@ def run_cli(*args, env=None, timeout=20):
     )
 
 
+def read_text(path):
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_log(text):
+    """The complete lines of a log (the server writes each line whole; text
+    after the last newline is one still being written), each parsed as JSON
+    or, when it does not parse, kept as a string."""
+    out = []
+    for line in text.split("\n")[:-1]:
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            out.append(line)
+    return out
+
+
 class LadderServer:
     """One `ladder serve` process (and its restarts) on one data directory."""
 
@@ -97,6 +127,7 @@ class LadderServer:
         self.env = env
         self.proc = None
         self.port = None
+        self.port_hold = None  # the reserve_port() socket of the running server
         self.starts = 0
         self.stdout_paths = []
         self.stderr_paths = []
@@ -116,7 +147,8 @@ class LadderServer:
             self.flags = list(flags)
         last_err = ""
         for _ in range(5):
-            self.port = free_port()
+            self.release_port()
+            self.port_hold, self.port = reserve_port()
             self.starts += 1
             out = self.workdir / ("stdout.%d.log" % self.starts)
             err = self.workdir / ("stderr.%d.log" % self.starts)
@@ -150,18 +182,35 @@ class LadderServer:
                     "server not ready after %.0fs (last /readyz: %s); stderr:\n%s"
                     % (READY_TIMEOUT, status, last_err[-3000:])
                 )
+            self.returncode = self.proc.returncode
+            self.release_port()
             if "in use" in last_err.lower() or "EADDRINUSE" in last_err:
-                continue  # someone took the port between probe and bind
+                continue  # a listener that is not ours holds the port
             raise AssertionError(
                 "server exited with %s at start-up; argv=%r stderr:\n%s"
                 % (self.proc.returncode, argv, last_err[-3000:])
             )
         raise AssertionError("could not bind a free port after 5 tries:\n" + last_err[-3000:])
 
+    def release_port(self):
+        if self.port_hold is not None:
+            self.port_hold.close()
+            self.port_hold = None
+
     def wait_ready(self, timeout=READY_TIMEOUT):
-        """Polls GET /readyz until 200. Returns the last status seen (None
-        when nothing answered) or the status 200."""
+        """Waits for this start's "listening" log line (so the answers below
+        come from this process), then polls GET /readyz until 200. Returns
+        the last status seen (None when nothing answered) or 200."""
         deadline = time.monotonic() + timeout
+        address = "127.0.0.1:%d" % self.port
+        log = self.stdout_paths[-1]
+        while not any(
+            isinstance(x, dict) and x.get("msg") == "listening" and x.get("address") == address
+            for x in parse_log(read_text(log))
+        ):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,7 +220,7 @@ class LadderServer:
                     last = c.request("GET", "/readyz").status
                 if last == 200:
                     return last
-            except Exception:  # not listening yet, or a half-started server
+            except (OSError, ConnectionClosed):  # a loop thread not started yet
                 pass
             time.sleep(0.05)
         return last
@@ -191,6 +240,7 @@ class LadderServer:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("server did not exit within %ss" % timeout)
+        self.release_port()
         return self.returncode
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
@@ -203,6 +253,7 @@ class LadderServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.returncode = self.proc.wait(timeout=10)
+        self.release_port()
         return self.returncode
 
     def restart(self, flags=None):
@@ -214,22 +265,10 @@ class LadderServer:
     # -- what it wrote --
 
     def stderr_text(self):
-        text = ""
-        for p in self.stderr_paths:
-            try:
-                text += p.read_text(errors="replace")
-            except OSError:
-                pass
-        return text
+        return "".join(read_text(p) for p in self.stderr_paths)
 
     def stdout_text(self):
-        text = ""
-        for p in self.stdout_paths:
-            try:
-                text += p.read_text(errors="replace")
-            except OSError:
-                pass
-        return text
+        return "".join(read_text(p) for p in self.stdout_paths)
 
     def stderr_tail(self, n=3000):
         """For assertion messages: the end of everything it wrote on stderr."""
@@ -244,16 +283,11 @@ class LadderServer:
         return None
 
     def log_lines(self):
-        """Every stdout line parsed as JSON (a line that does not parse is
-        returned as a string, so a test can fail on it)."""
+        """Every complete stdout line parsed as JSON (a line that does not
+        parse is returned as a string, so a test can fail on it)."""
         out = []
-        for line in self.stdout_text().splitlines():
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append(line)
+        for p in self.stdout_paths:
+            out.extend(parse_log(read_text(p)))
         return out
 
     def wait_log(self, pred, timeout=5.0):
