@@ -117,8 +117,9 @@ def test_chunk_size_overflow_rejected(server):
         b"Transfer-Encoding: chunked\r\n", b"ffffffffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
     )
     resp, closed = exchange(server.port, data)
-    assert resp.status in (400, 413), resp
-    assert_problem(resp, resp.status)
+    # A chunk size past 64 bits is bad framing, not a big body.
+    doc = assert_problem(resp, 400)
+    assert "chunked" in doc["detail"], doc
     assert closed
 
 
@@ -265,15 +266,12 @@ def test_get_with_body_keeps_stream_in_sync(server):
     with server.conn() as c:
         c.send(data)
         r1 = c.read_response()
-        assert r1.header("X-Request-Id") == "outer"
-        if r1.status == 200:
-            r2 = c.read_response()
-            assert r2.header("X-Request-Id") == "next", r2
-        else:
-            # Refusing a GET body is allowed, but then the stream is dropped.
-            assert r1.status in (400, 413), r1
-            closed, extra = c.wait_closed(3.0)
-            assert closed and b"smuggled" not in extra
+        assert (r1.status, r1.header("X-Request-Id")) == (200, "outer"), r1
+        r2 = c.read_response()
+        assert (r2.status, r2.header("X-Request-Id")) == (200, "next"), r2
+        # Nothing else was answered: the body was not run as a request.
+        closed, extra = c.wait_closed(0.5)
+        assert (closed, extra) == (False, b"")
 
 
 def test_head_matches_get_without_body(server, client):
