@@ -45,14 +45,26 @@ def test_bad_chunk_after_buffer_moved_400_echoes_request_id(server):
         assert closed
 
 
+def start_unfinished_request(srv):
+    """A connection with a request in flight: its head is in (the 100
+    Continue proves it, where a sleep would only make it likely), its body
+    never comes. Shutdown cannot treat it as idle."""
+    c = srv.conn(timeout=10.0)
+    c.send(
+        b"POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"
+    )
+    interim = c.read_until(b"\r\n\r\n")
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    return c
+
+
 def test_deadline_cut_with_two_loops_exits_cleanly(ladder_server):
     srv = ladder_server(
-        "--threads", "2", "--shutdown-timeout", "1s", "--header-timeout", "20s",
+        "--threads", "2", "--shutdown-timeout", "1s", "--body-timeout", "20s",
         "--drain-delay", "0s",
     )  # fmt: skip
-    c = srv.conn(timeout=10.0)
-    c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished: not idle
-    time.sleep(0.2)
+    c = start_unfinished_request(srv)
     srv.send_signal(signal.SIGTERM)
     # Past the deadline the connection is cut; the loop that had nothing to
     # do finished long before and must not be signalled again.
@@ -64,16 +76,20 @@ def test_deadline_cut_with_two_loops_exits_cleanly(ladder_server):
 
 def test_second_signal_with_two_loops_exits_cleanly(ladder_server):
     srv = ladder_server(
-        "--threads", "2", "--shutdown-timeout", "10s", "--header-timeout", "20s",
+        "--threads", "2", "--shutdown-timeout", "30s", "--body-timeout", "60s",
         "--drain-delay", "0s",
     )  # fmt: skip
-    c = srv.conn(timeout=10.0)
-    c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-    time.sleep(0.2)
+    c = start_unfinished_request(srv)
     srv.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # The second signal is sent once the first is handled (two sent close
+    # together may arrive as one).
+    assert srv.wait_log(lambda x: x.get("msg") == "SIGTERM: draining", PATIENCE), srv.stderr_tail()
     srv.send_signal(signal.SIGTERM)
+    # The second signal cuts the request at once: far sooner than the 30 s
+    # shutdown timeout would.
+    closed, _ = c.wait_closed(PATIENCE)
     c.close()
+    assert closed, "the second signal did not cut the connection"
     assert srv.wait() == 0, srv.stderr_tail()
 
 
