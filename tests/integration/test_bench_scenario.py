@@ -17,7 +17,10 @@ def run_bench(*args, timeout=90):
 
 
 def test_scenario_seeds_then_drives_the_mix(tmp_path, ladder_server):
-    srv = ladder_server()
+    # The test default keep-alive timeout (3s) could close a connection the
+    # bench has left idle just as it sends on it again, a read error that
+    # depends on timing; with 60s no connection is closed during the run.
+    srv = ladder_server("--keepalive-timeout", "60s")
     out = tmp_path / "r.json"
     p = run_bench(
         "--scenario", "ladder", "--users", "8", "--items-per-user", "3",
@@ -30,9 +33,9 @@ def test_scenario_seeds_then_drives_the_mix(tmp_path, ladder_server):
     assert d["seed"]["items"] == 24
     r = d["results"]
     assert r["requests"] == 400
-    assert r["errors"] == 0, r
+    assert r["errors"] == 0, r["errors_by_kind"]
     # Reads answer 200, writes (POST /v1/items with a token) 201: nothing else.
-    assert set(r["status"]) <= {"200", "201"}, r["status"]
+    assert set(r["status"]) == {"200", "201"}, r["status"]
     mix = d["mix"]
     assert mix["read"]["requests"] + mix["write"]["requests"] == 400
     assert int(r["status"].get("201", 0)) == mix["write"]["requests"]
