@@ -356,9 +356,32 @@ def _server_health():
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
+TEARDOWN_TIMEOUT = 20.0
+
+
 def _teardown(servers):
+    """Stops every server that still runs with SIGTERM, as an operator would:
+    its loops flush the request log lines they buffer (SIGKILL would lose the
+    last ones, and a 500 among them would go unseen) and the ASan build runs
+    its leak check at exit. A server that does not exit, or exits non-zero,
+    fails the test that owns it."""
     problems = []
     for srv in servers:
+        if srv.alive():
+            was_expected = srv.expect_alive
+            srv.send_signal(signal.SIGTERM)
+            try:
+                rc = srv.wait(TEARDOWN_TIMEOUT)
+            except AssertionError:
+                rc = None
+                problems.append(
+                    "server did not exit within %.0fs of SIGTERM at teardown; %s"
+                    % (TEARDOWN_TIMEOUT, srv.stderr_tail())
+                )
+            if rc is not None and rc != 0 and was_expected and srv.sanitizer_report() is None:
+                problems.append(
+                    "server exited %s on SIGTERM at teardown; %s" % (rc, srv.stderr_tail())
+                )
         srv.kill()
         bad = _new_500s(srv)
         if bad:
