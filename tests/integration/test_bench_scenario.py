@@ -17,10 +17,12 @@ def run_bench(*args, timeout=90):
 
 
 def test_scenario_seeds_then_drives_the_mix(tmp_path, ladder_server):
-    # The test default keep-alive timeout (3s) could close a connection the
-    # bench has left idle just as it sends on it again, a read error that
-    # depends on timing; with 60s no connection is closed during the run.
-    srv = ladder_server("--keepalive-timeout", "60s")
+    # The test defaults close an idle connection after 3s (keep-alive) or,
+    # one that never sent a byte, after 1s (header timeout). A close that
+    # crosses the bench's next send on that connection is a read error that
+    # depends on timing; with 60s for both, no connection is closed while
+    # the bench runs.
+    srv = ladder_server("--keepalive-timeout", "60s", "--header-timeout", "60s")
     out = tmp_path / "r.json"
     p = run_bench(
         "--scenario", "ladder", "--users", "8", "--items-per-user", "3",
