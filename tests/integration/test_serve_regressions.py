@@ -14,13 +14,22 @@ from ladder_http import assert_problem
 PATIENCE = 8.0
 
 
+def await_continue(c):
+    """Reads the 100 Continue that proves the server has parsed the head, so
+    what is sent next arrives in a later read (a sleep would only make that
+    likely)."""
+    interim = c.read_until(b"\r\n\r\n")
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+
+
 def test_body_timeout_408_echoes_request_id_after_buffer_moved(server):
     with server.conn() as c:
         c.send(
             b"POST /v1/items HTTP/1.1\r\nHost: t\r\nX-Request-Id: body-stall-1\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 100\r\n\r\n"
         )
-        time.sleep(0.3)  # a second read: the buffer grows and moves
+        await_continue(c)  # a second read: the buffer grows and moves
         c.send(b'{"content":')
         c.settimeout(PATIENCE)
         r = c.read_response()
@@ -33,9 +42,10 @@ def test_bad_chunk_after_buffer_moved_400_echoes_request_id(server):
     with server.conn() as c:
         c.send(
             b"POST /v1/items HTTP/1.1\r\nHost: t\r\nX-Request-Id: bad-chunk-1\r\n"
-            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        time.sleep(0.3)
+        await_continue(c)
         c.send(b"zz\r\n")
         c.settimeout(PATIENCE)
         r = c.read_response()
@@ -54,8 +64,7 @@ def start_unfinished_request(srv):
         b"POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"
     )
-    interim = c.read_until(b"\r\n\r\n")
-    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    await_continue(c)
     return c
 
 
