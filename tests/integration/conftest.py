@@ -53,21 +53,16 @@ READY_TIMEOUT = 10.0
 _servers = []  # every LadderServer started in this session, for the health check
 
 
-def reserve_port():
-    """A free loopback port, held: returns (socket, port). The socket stays
-    bound (not listening, so it takes no connections) until the server that
-    uses the port has exited. With SO_REUSEPORT the server, which sets it on
-    every listener, binds the same port; nothing else can take the port
-    between the pick and the server's bind (bind(0) never hands out a bound
-    port, and a client's connect never picks one)."""
+def free_port():
+    """A loopback port free now. Another process may take it before the
+    server binds it: the server then refuses to start ("in use": it never
+    shares a port) and LadderServer.start picks another."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(("127.0.0.1", 0))
-    except OSError:
+        return s.getsockname()[1]
+    finally:
         s.close()
-        raise
-    return s, s.getsockname()[1]
 
 
 def server_env(extra=None):
@@ -127,7 +122,6 @@ class LadderServer:
         self.env = env
         self.proc = None
         self.port = None
-        self.port_hold = None  # the reserve_port() socket of the running server
         self.starts = 0
         self.stdout_paths = []
         self.stderr_paths = []
@@ -147,8 +141,7 @@ class LadderServer:
             self.flags = list(flags)
         last_err = ""
         for _ in range(5):
-            self.release_port()
-            self.port_hold, self.port = reserve_port()
+            self.port = free_port()
             self.starts += 1
             out = self.workdir / ("stdout.%d.log" % self.starts)
             err = self.workdir / ("stderr.%d.log" % self.starts)
@@ -173,7 +166,7 @@ class LadderServer:
             if status == 200:
                 return self
             self.expect_alive = False
-            last_err = self.stderr_text()
+            last_err = read_text(err)  # this start's alone
             # The start-up error below carries any sanitizer report already.
             self.reported = self.sanitizer_report() is not None
             if self.proc.poll() is None:
@@ -183,19 +176,13 @@ class LadderServer:
                     % (READY_TIMEOUT, status, last_err[-3000:])
                 )
             self.returncode = self.proc.returncode
-            self.release_port()
-            if "in use" in last_err.lower() or "EADDRINUSE" in last_err:
-                continue  # a listener that is not ours holds the port
+            if "in use" in last_err.lower():
+                continue  # someone took the port between the pick and the bind
             raise AssertionError(
                 "server exited with %s at start-up; argv=%r stderr:\n%s"
                 % (self.proc.returncode, argv, last_err[-3000:])
             )
-        raise AssertionError("could not bind a free port after 5 tries:\n" + last_err[-3000:])
-
-    def release_port(self):
-        if self.port_hold is not None:
-            self.port_hold.close()
-            self.port_hold = None
+        raise AssertionError("could not bind a free port after 5 tries:\n" + self.stderr_tail())
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         """Waits for this start's "listening" log line (its own stdout: so
@@ -239,7 +226,6 @@ class LadderServer:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("server did not exit within %ss" % timeout)
-        self.release_port()
         return self.returncode
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
@@ -252,7 +238,6 @@ class LadderServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.returncode = self.proc.wait(timeout=10)
-        self.release_port()
         return self.returncode
 
     def restart(self, flags=None):
