@@ -113,8 +113,7 @@ void ld__conn_cache_free(struct ld_worker *w)
 /* maybe_detach gives the exchange back once the connection is idle. */
 static void maybe_detach(struct ld_conn *c)
 {
-	if (c->x && !c->closing && c->state == CONN_HEAD && c->x->rbuf.len == 0 && !c->in_handler &&
-	    !c->continue_queued) {
+	if (c->x && !c->closing && c->state == CONN_HEAD && c->x->rbuf.len == 0 && !c->in_handler) {
 		exchange_put(c->w, c->x);
 		c->x = NULL;
 	}
@@ -124,7 +123,8 @@ static void maybe_free(struct ld_conn *c)
 {
 	struct ld_worker *w = c->w;
 
-	if (c->handles || c->state == CONN_BUSY)
+	/* A 100 Continue still with libuv holds c in its callback's data. */
+	if (c->handles || c->state == CONN_BUSY || c->continues_inflight)
 		return;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -443,13 +443,54 @@ static void dispatch(struct ld_conn *c)
 	c->in_handler = false;
 }
 
-/* libuv holds x->wcontinue until this runs, even once the bytes are sent. */
+/*
+ * Each 100 Continue has a write request of its own, freed in its callback.
+ * libuv runs a write's callback one loop turn after the write, even when the
+ * bytes went out at once, so one request per connection cannot be reused: a
+ * pipelined second request that also expects a 100 can be answered in the
+ * same turn, and writing with a request still on libuv's completed list
+ * corrupts that list. The line itself is static, so the write points into
+ * neither the exchange nor the connection; only wr->data does, which is why
+ * the connection waits for continues_inflight to reach 0 before it is freed.
+ */
+struct continue_write {
+	uv_write_t wr;
+	struct ld_conn *c;
+};
+
 static void on_continue_written(uv_write_t *wr, int status)
 {
-	struct ld_conn *c = wr->data;
+	struct continue_write *cw = wr->data;
+	struct ld_conn *c = cw->c;
 
-	c->continue_queued = false;
+	free(cw);
+	c->continues_inflight--;
 	maybe_detach(c);
+	maybe_free(c);
+}
+
+/* send_continue queues a 100 Continue; 0, or -1 with the connection closing
+ * (out of memory or a dead socket: the body would never be asked for). */
+static int send_continue(struct ld_conn *c)
+{
+	uv_buf_t b = uv_buf_init((char *)continue_100, sizeof(continue_100) - 1);
+	struct continue_write *cw = malloc(sizeof(*cw));
+
+	if (!cw)
+		goto fail;
+	cw->c = c;
+	cw->wr.data = cw;
+	/* A queued write, not a try: a partial 100 line would corrupt the
+	 * response that follows it, and libuv keeps queued writes in order. */
+	if (uv_write(&cw->wr, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) != 0) {
+		free(cw);
+		goto fail;
+	}
+	c->continues_inflight++;
+	return 0;
+fail:
+	ld__conn_close(c);
+	return -1;
 }
 
 static void process(struct ld_conn *c)
@@ -491,16 +532,8 @@ static void process(struct ld_conn *c)
 		}
 		if (rc == 0) {
 			if (x->req.h.expect_continue && !c->sent_continue) {
-				uv_buf_t b =
-				    uv_buf_init((char *)continue_100, sizeof(continue_100) - 1);
-
-				/* A queued write, not a try: a partial 100 line
-				 * would corrupt the response that follows it,
-				 * and libuv keeps queued writes in order. */
 				c->sent_continue = true;
-				x->wcontinue.data = c;
-				c->continue_queued = uv_write(&x->wcontinue, (uv_stream_t *)&c->tcp,
-							      &b, 1, on_continue_written) == 0;
+				(void)send_continue(c);
 			}
 			break;
 		}

@@ -43,7 +43,6 @@ struct ld_exchange {
 
 	struct ld_req req;
 	uv_write_t wreq;
-	uv_write_t wcontinue;
 	uv_shutdown_t shutdown_req;
 	struct ld_buf whdr;  /* response status line and headers */
 	struct ld_buf wgzip; /* compressed body, when used */
@@ -67,12 +66,12 @@ struct ld_conn {
 	bool in_handler;  /* on_request is on the stack */
 	bool peer_gone;	  /* EOF or error seen */
 	bool sent_continue;
-	bool continue_queued; /* x->wcontinue is with libuv: x must stay */
-	bool header_parsed;   /* req.h holds the current request's valid header */
-	bool linger;	      /* close lingering (after an error response) */
+	bool header_parsed; /* req.h holds the current request's valid header */
+	bool linger;	    /* close lingering (after an error response) */
 
-	uint64_t deadline;  /* loop ms when the current timeout expires, 0 = none */
-	uint64_t timer_due; /* loop ms the libuv timer is set for, 0 = not set */
+	unsigned continues_inflight; /* 100 Continue writes not yet called back */
+	uint64_t deadline;	     /* loop ms when the current timeout expires, 0 = none */
+	uint64_t timer_due;	     /* loop ms the libuv timer is set for, 0 = not set */
 };
 
 struct ld_worker {

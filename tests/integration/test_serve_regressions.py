@@ -243,3 +243,30 @@ def test_full_write_queue_sheds_with_503_and_retry_after(ladder_server):
     # Each shed write counts once.
     assert metric(client, "ladder_http_shed_total") == shed_before + statuses.count(503)
     client.close()
+
+
+def test_two_pipelined_expect_continue_requests(ladder_server):
+    """Each 100 Continue needs a libuv write request of its own: libuv calls
+    a write back one loop turn later even when the bytes went out at once.
+    Here the first request (no token: 401) is answered in the same turn as
+    its 100, the second request also expects a 100, and reusing the first
+    100's write request corrupted libuv's queue (SIGSEGV in uv_run)."""
+    srv = ladder_server("--threads", "1")
+    n = 40000
+    head = (
+        b"POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % n
+    )
+    body = b"x" * n
+    with srv.conn(timeout=PATIENCE) as c:
+        # One send: the first read takes 16 KiB (one read-buffer step), so
+        # the first 100 goes out, then libuv reads the rest in the same turn.
+        c.send(head + body + head + body[:100])
+        assert c.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert_problem(c.read_response("POST"), 401)
+        assert c.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.send(body[100:])
+        assert_problem(c.read_response("POST"), 401)
+    assert srv.alive(), srv.stderr_tail()
+    with srv.conn(timeout=PATIENCE) as c:
+        assert c.request("GET", "/healthz").status == 200
