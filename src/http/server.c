@@ -150,6 +150,8 @@ static void worker_main(void *arg)
  *     process dies, so it cannot go stale. It is keyed by port alone
  *     because 127.0.0.1:P, 0.0.0.0:P and [::]:P collide too, and it is held
  *     only from the probe until the listeners listen (microseconds).
+ *     Without it (AF_UNIX denied, or the name held by someone else) the
+ *     start warns and goes on: the probe alone still refuses a taken port.
  *  2. Probe: bind a socket WITHOUT SO_REUSEPORT to the address. The bind
  *     fails with EADDRINUSE when anything listens there, with or without
  *     SO_REUSEPORT, on this address or a wildcard covering it: another
@@ -171,15 +173,21 @@ static void format_addr(char *out, size_t cap, const char *host, unsigned port)
 }
 
 /* take_startup_mutex binds the port's abstract name, waiting while another
- * starting ladder holds it. */
-static int take_startup_mutex(unsigned port, int *fd_out, char *err, size_t errlen)
+ * starting ladder holds it. The lock only narrows the race between two
+ * ladders starting at once; the probe after it is the real check. So a lock
+ * that cannot be had (AF_UNIX denied by a sandbox, or the name held past
+ * MUTEX_WAIT_MS, which any local user can do) is a warning, not a refusal:
+ * *fd_out stays -1 and the start goes on to the probe. */
+static void take_startup_mutex(unsigned port, int *fd_out)
 {
 	struct sockaddr_un sa;
 	struct timespec pause = {0, 10 * 1000 * 1000};
 	socklen_t len;
 	unsigned waited = 0;
-	int fd, rc, n;
+	char why[200];
+	int fd, n;
 
+	*fd_out = -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	/* sun_path[0] stays NUL: the abstract namespace, no file. */
@@ -187,29 +195,36 @@ static int take_startup_mutex(unsigned port, int *fd_out, char *err, size_t errl
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "listen: start-up lock: socket: %s", strerror(errno));
-		goto out;
+		snprintf(why, sizeof(why),
+			 "start-up lock for port %u unavailable (socket: %s): checking the "
+			 "port without it",
+			 port, strerror(errno));
+		goto warn;
 	}
 	while (bind(fd, (struct sockaddr *)&sa, len) != 0) {
-		if (errno != EADDRINUSE || waited >= MUTEX_WAIT_MS) {
-			rc = -errno;
-			snprintf(err, errlen,
-				 "listen: port %u: another process held the start-up lock for "
-				 "%u ms: %s",
-				 port, waited, strerror(errno));
-			goto out;
+		if (errno != EADDRINUSE) {
+			snprintf(why, sizeof(why),
+				 "start-up lock for port %u unavailable (bind: %s): checking the "
+				 "port without it",
+				 port, strerror(errno));
+			goto warn;
+		}
+		if (waited >= MUTEX_WAIT_MS) {
+			snprintf(why, sizeof(why),
+				 "start-up lock for port %u still held by another process after "
+				 "%u ms: checking the port without it",
+				 port, waited);
+			goto warn;
 		}
 		nanosleep(&pause, NULL);
 		waited += 10;
 	}
 	*fd_out = fd;
-	fd = -1;
-	rc = 0;
-out:
+	return;
+warn:
+	ld_log_event("warn", why, NULL);
 	if (fd >= 0)
 		close(fd);
-	return rc;
 }
 
 /* open_socket makes a TCP socket bound to sa (and listening when reuseport:
@@ -318,9 +333,7 @@ int ld_server_listen(const struct ld_server_config *cfg, struct ld_listeners *ls
 	/* Port 0 lets the kernel pick, and it never picks a port that has a
 	 * listener (reuseport or not), so there is nothing to probe. */
 	if (port) {
-		rc = take_startup_mutex(port, &mutex, err, errlen);
-		if (rc)
-			goto out;
+		take_startup_mutex(port, &mutex);
 		rc = open_socket((struct sockaddr *)&ss, sslen, false, addr, &probe, err, errlen);
 		if (rc)
 			goto out;

@@ -8,6 +8,7 @@ there. And each data directory is locked (flock on ladder.lock, holder's pid
 inside) by the server or `ladder migrate` that uses it.
 """
 
+import json
 import socket
 import subprocess
 import time
@@ -61,11 +62,84 @@ def test_second_serve_on_same_port_other_dir_is_refused(ladder_server, ladder_cl
             assert c.request("GET", "/readyz").status == 200
 
 
-def test_second_serve_on_same_port_same_dir_is_refused(ladder_server, ladder_cli):
+def test_second_serve_on_same_port_same_dir_is_refused_by_the_dir_lock(ladder_server, ladder_cli):
+    # The data directory is locked before any listener is opened, so this
+    # start is refused by the directory lock; the port alone is tested with
+    # another directory above and in test_two_serves_started_at_once_*.
     first = ladder_server()
     p = serve_cli(ladder_cli, first.port, first.data_dir)
-    assert p.returncode == 1, p.stderr
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 1, (p.returncode, err)
+    assert "data directory '%s' is locked by pid %d" % (first.data_dir, first.proc.pid) in err
+    assert "listening" not in err
     assert first.alive()
+
+
+def popen_serve(port, data, err_path, out_path=None):
+    """Starts a server; stderr (and stdout, the JSON log, when out_path is
+    given) go to files."""
+    with open(err_path, "wb") as fe, open(out_path or "/dev/null", "wb") as fo:
+        return subprocess.Popen(
+            [LADDER_BIN, "serve", "--listen", "127.0.0.1:%d" % port, "--data", str(data),
+             *DEFAULT_FLAGS],
+            stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=server_env(),
+        )  # fmt: skip
+
+
+def stop(p):
+    if p.poll() is None:
+        p.terminate()
+    return p.wait(timeout=15)
+
+
+def test_two_serves_started_at_once_on_one_port_only_one_runs(tmp_path):
+    port = free_port()
+    errs = [tmp_path / "a.stderr", tmp_path / "b.stderr"]
+    procs = [popen_serve(port, tmp_path / "a", errs[0]), popen_serve(port, tmp_path / "b", errs[1])]
+    try:
+        # Bounded: a refused start exits at once; the other becomes ready.
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        exited = [i for i, p in enumerate(procs) if p.poll() is not None]
+        assert len(exited) == 1, [e.read_text() for e in errs]
+        loser, winner = exited[0], 1 - exited[0]
+        err = errs[loser].read_text()
+        assert procs[loser].returncode == 1, err
+        assert "cannot listen on 127.0.0.1:%d" % port in err, err
+        assert "in use" in err.lower(), err
+        assert "listening" not in err, err
+        assert wait_ready(procs[winner], port) == 200, errs[winner].read_text()
+    finally:
+        rcs = [stop(p) for p in procs]
+    assert rcs[winner] == 0, errs[winner].read_text()
+
+
+def test_start_up_lock_held_by_another_process_warns_and_starts(tmp_path):
+    # Any local user can bind the abstract name the server uses as its
+    # start-up lock (src/http/server.c, take_startup_mutex). That must not
+    # stop the server: the probe is the real check, the lock only a help.
+    port = free_port()
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    squatter.bind("\0ladder-listen-tcp-%d" % port)
+    err_path, out_path = tmp_path / "serve.stderr", tmp_path / "serve.log"
+    try:
+        p = popen_serve(port, tmp_path / "d", err_path, out_path)
+        try:
+            assert wait_ready(p, port, timeout=START_TIMEOUT) == 200, err_path.read_text()
+            warns = [
+                e for e in map(json.loads, out_path.read_text().splitlines())
+                if e["level"] == "warn"
+            ]  # fmt: skip
+            assert [e["msg"] for e in warns] == [
+                "start-up lock for port %d still held by another process after 5000 ms: "
+                "checking the port without it" % port
+            ], out_path.read_text()
+        finally:
+            rc = stop(p)
+    finally:
+        squatter.close()
+    assert rc == 0, err_path.read_text()
 
 
 def test_reuseport_listener_of_another_program_blocks_start(ladder_cli, tmp_path):
