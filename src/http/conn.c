@@ -28,14 +28,25 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
  * exactly this size when it goes back to the cache, a grown one is freed. */
 #define RBUF_STEP 16384
 /* Exchanges cached per loop: enough for the requests one loop has in flight
- * at once on a busy server (about 25 KiB each), not a pool as large as the
- * largest burst ever seen. */
+ * at once on a busy server, not a pool as large as the largest burst ever
+ * seen. */
 #define XFREE_MAX 128
-/* Response buffers grown past this are freed when their exchange is cached. */
-#define XKEEP_MAX (64 * 1024)
+/* Each of the four response buffers grown past this is freed when its
+ * exchange is cached, so a cached exchange holds at most RBUF_STEP +
+ * 4 * XKEEP_MAX = 32 KiB of buffers and a full cache at most 4 MiB per loop
+ * (ladder_http_exchange_cache_bytes counts them). A typical answer (headers
+ * and a small JSON body) fits; a large one pays for a malloc instead of
+ * pinning 64 KiB buffers for ever after one burst. */
+#define XKEEP_MAX (4 * 1024)
 
 static void process(struct ld_conn *c);
 static void finish_request(struct ld_conn *c);
+
+/* exchange_bytes is what x's buffers hold (the cache's figure). */
+static size_t exchange_bytes(const struct ld_exchange *x)
+{
+	return x->rbuf.cap + x->whdr.cap + x->wgzip.cap + x->req.out_hdrs.cap + x->req.out_body.cap;
+}
 
 static void exchange_free(struct ld_exchange *x)
 {
@@ -57,6 +68,7 @@ static struct ld_exchange *exchange_get(struct ld_worker *w)
 	if (x) {
 		w->xfree = x->next_free;
 		w->nxfree--;
+		ld_metrics_exchange_cache(-(int64_t)x->cached_bytes);
 	} else {
 		x = calloc(1, sizeof(*x) + s->app.app_req_size);
 		if (!x)
@@ -90,10 +102,16 @@ static void exchange_put(struct ld_worker *w, struct ld_exchange *x)
 	}
 	if (x->rbuf.cap > RBUF_STEP)
 		ld_buf_release(&x->rbuf);
+	if (x->whdr.cap > XKEEP_MAX)
+		ld_buf_release(&x->whdr);
 	if (x->wgzip.cap > XKEEP_MAX)
 		ld_buf_release(&x->wgzip);
+	if (x->req.out_hdrs.cap > XKEEP_MAX)
+		ld_buf_release(&x->req.out_hdrs);
 	if (x->req.out_body.cap > XKEEP_MAX)
 		ld_buf_release(&x->req.out_body);
+	x->cached_bytes = exchange_bytes(x);
+	ld_metrics_exchange_cache((int64_t)x->cached_bytes);
 	x->next_free = w->xfree;
 	w->xfree = x;
 	w->nxfree++;
@@ -105,6 +123,7 @@ void ld__conn_cache_free(struct ld_worker *w)
 
 	while ((x = w->xfree)) {
 		w->xfree = x->next_free;
+		ld_metrics_exchange_cache(-(int64_t)x->cached_bytes);
 		exchange_free(x);
 	}
 	w->nxfree = 0;

@@ -33,6 +33,7 @@ enum conn_state {
  */
 struct ld_exchange {
 	struct ld_exchange *next_free; /* in the loop's cache */
+	size_t cached_bytes;	       /* its buffers' bytes while in the cache */
 	struct ld_buf rbuf;
 	struct ld_http_parser parser;
 	uint64_t req_start_ns; /* 0 until the first byte of a request */

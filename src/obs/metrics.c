@@ -50,6 +50,7 @@ static struct {
 	_Atomic int64_t inflight;
 	_Atomic int64_t connections;
 	_Atomic uint64_t connections_total;
+	_Atomic int64_t xcache_bytes;
 	struct hist batch;
 	struct hist commit;
 	_Atomic uint64_t shed;
@@ -127,6 +128,11 @@ void ld_metrics_connections(int delta)
 	if (delta > 0)
 		atomic_fetch_add_explicit(&m.connections_total, (uint64_t)delta,
 					  memory_order_relaxed);
+}
+
+void ld_metrics_exchange_cache(int64_t delta)
+{
+	atomic_fetch_add_explicit(&m.xcache_bytes, delta, memory_order_relaxed);
 }
 
 void ld_metrics_write_batch(unsigned n, uint64_t commit_ns)
@@ -250,10 +256,14 @@ int ld_metrics_render(struct ld_buf *out)
 		      "ladder_http_connections_total %llu\n"
 		      "# HELP ladder_http_shed_total Requests refused with 503 to shed load.\n"
 		      "# TYPE ladder_http_shed_total counter\n"
-		      "ladder_http_shed_total %llu\n",
+		      "ladder_http_shed_total %llu\n"
+		      "# HELP ladder_http_exchange_cache_bytes Buffer bytes held by idle "
+		      "request states cached for reuse.\n"
+		      "# TYPE ladder_http_exchange_cache_bytes gauge\n"
+		      "ladder_http_exchange_cache_bytes %lld\n",
 		      (long long)atomic_load(&m.inflight), (long long)atomic_load(&m.connections),
-		      (unsigned long long)ld(&m.connections_total),
-		      (unsigned long long)ld(&m.shed));
+		      (unsigned long long)ld(&m.connections_total), (unsigned long long)ld(&m.shed),
+		      (long long)atomic_load(&m.xcache_bytes));
 	ld_buf_puts(out, "# HELP ladder_store_write_batch_size Writes committed per transaction "
 			 "(group commit).\n"
 			 "# TYPE ladder_store_write_batch_size histogram\n");

@@ -43,6 +43,9 @@ void ld_metrics_request(unsigned route, unsigned method, unsigned status, uint64
 void ld_metrics_inflight(int delta);
 void ld_metrics_connections(int delta);
 
+/* Bytes of buffers held by idle exchanges in the loops' caches (a delta). */
+void ld_metrics_exchange_cache(int64_t delta);
+
 /* Writer thread: one committed batch of n ops that took commit_ns to commit
  * (BEGIN to synced COMMIT). */
 void ld_metrics_write_batch(unsigned n, uint64_t commit_ns);

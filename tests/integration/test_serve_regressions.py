@@ -270,3 +270,44 @@ def test_two_pipelined_expect_continue_requests(ladder_server):
     assert srv.alive(), srv.stderr_tail()
     with srv.conn(timeout=PATIENCE) as c:
         assert c.request("GET", "/healthz").status == 200
+
+
+def test_exchange_cache_is_bounded_after_a_burst_of_large_responses(ladder_server):
+    """A cached exchange keeps its read buffer (16 KiB) and at most 4 KiB of
+    each of its four response buffers; the cache (128 per loop) then holds
+    at most 4 MiB. It used to keep response buffers up to 64 KiB each (and
+    the header buffer at any size): about 18 MiB here, never given back."""
+    from ladder_http import create_item, new_account
+
+    srv = ladder_server("--threads", "1", "--header-timeout", "60s")
+    client = srv.client()
+    user, token = new_account(client, "xcache")
+    for i in range(40):
+        create_item(client, token, "%04d" % i + "x" * 996)
+    # About 45 KiB of JSON, gzipped: both body buffers grow to 64 KiB.
+    get = (
+        "GET /v1/users/%s/items?limit=40 HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n"
+        "Authorization: Bearer %s\r\n\r\n" % (user["id"], token)
+    ).encode()
+    conns = [srv.conn(timeout=PATIENCE) for _ in range(128)]
+    try:
+        for c in conns:
+            # The start of a next request keeps each exchange attached, so
+            # all 128 are in use at once and go to the cache as they close.
+            c.send(get + b"GET /healthz HTTP/1.1\r\n")
+        for c in conns:
+            r = c.read_response()
+            assert r.status == 200 and r.header("Content-Encoding") == "gzip", r
+    finally:
+        for c in conns:
+            c.close()
+    deadline = time.monotonic() + PATIENCE
+    while metric(client, "ladder_http_open_connections") > 1:
+        assert time.monotonic() < deadline, "the closed connections were never reaped"
+        time.sleep(0.05)
+    cached = metric(client, "ladder_http_exchange_cache_bytes")
+    client.close()
+    # All 128 were cached (the /metrics request holds one out of it), each
+    # with at least its header buffer (64 bytes or more), and none holds
+    # more than 32 KiB of buffers.
+    assert 127 * 64 <= cached <= 128 * (16384 + 4 * 4096), cached
