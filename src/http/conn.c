@@ -575,9 +575,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	} else if (nread == UV_ENOBUFS && !c->x) {
 		/* No memory for an exchange: nothing can be answered. */
 		ld__conn_close(c);
+	} else if (nread == UV_ENOBUFS && c->x->rbuf.len < c->x->rbuf.max) {
+		/* Room left under the cap, so the buffer could not grow: out of
+		 * memory, not a request too large. Telling the client 413 would
+		 * be a lie, and an answer needs memory too: close. */
+		ld__conn_close(c);
 	} else if (nread == UV_ENOBUFS) {
-		/* Only reachable with a header block or body past their caps,
-		 * which the parser and framing checks refuse first. */
+		/* At the cap: only reachable with a header block or body past
+		 * their caps, which the parser and framing checks refuse first. */
 		http_error(c, 413, "the request is larger than the limit");
 		process(c);
 	} else if (nread < 0) {
