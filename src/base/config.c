@@ -210,7 +210,9 @@ range:
 	if (n < o->min || n > o->max) {
 		format_bound(o, o->min, lo, sizeof(lo));
 		format_bound(o, o->max, hi, sizeof(hi));
-		snprintf(err, errlen, "%s: %.64s is out of range (%s to %s)", where, v, lo, hi);
+		/* A secret is never echoed, even a mistyped one. */
+		snprintf(err, errlen, "%s: %.64s is out of range (%s to %s)", where,
+			 o->flags & LD_OPT_SECRET ? "(secret)" : v, lo, hi);
 		goto out;
 	}
 	if (o->type == LD_OPT_UINT)
@@ -703,6 +705,34 @@ static int push(struct ld_args *a, const struct ld_opt *o, unsigned sec, const c
 	return 0;
 }
 
+/* unexpected reports a stray argument. After a secret option (secret_arg is
+ * its flag as written: "--admin-token=", the value then given apart, say)
+ * the stray argument is most likely the secret itself, so it is named by its
+ * place and never printed. */
+static void unexpected(char *err, size_t errlen, const char *arg, const char *secret_arg)
+{
+	const char *eq = secret_arg ? strchr(secret_arg, '=') : NULL;
+	int n;
+
+	if (!secret_arg) {
+		snprintf(err, errlen, "unexpected argument '%.64s' (options start with --)", arg);
+		return;
+	}
+	/* Only the flag's name: what follows '=' may be (part of) the secret. */
+	n = eq ? (int)(eq - secret_arg) : (int)strlen(secret_arg);
+	if (n > 47)
+		n = 47;
+	if (secret_arg[1] == '-')
+		snprintf(err, errlen,
+			 "unexpected argument after %.*s (not shown: it may be the secret; "
+			 "write %.*s=VALUE)",
+			 n, secret_arg, n, secret_arg);
+	else /* a short flag takes no '=' */
+		snprintf(err, errlen,
+			 "unexpected argument after %.*s (not shown: it may be the secret)", n,
+			 secret_arg);
+}
+
 int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_args *a, char *err,
 		    size_t errlen)
 {
@@ -711,6 +741,7 @@ int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_
 	char tmp[64];
 	unsigned sec = 0, psec = 0;
 	size_t n;
+	const char *secret_arg = NULL, *after_secret;
 	bool b;
 	int i, rc = 0;
 
@@ -729,11 +760,12 @@ int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_
 	pos = positional(s, &psec);
 	for (i = 1; i < argc; i++) {
 		arg = argv[i];
+		/* The previous option was a secret: argv as written for it. */
+		after_secret = secret_arg;
+		secret_arg = NULL;
 		if (arg[0] != '-' || !arg[1]) {
 			if (!pos) {
-				snprintf(err, errlen,
-					 "unexpected argument '%.64s' (options start with --)",
-					 arg);
+				unexpected(err, errlen, arg, after_secret);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -746,14 +778,13 @@ int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_
 			/* -x VALUE: a short flag, never with '=' nor bundled. */
 			o = arg[2] ? NULL : by_flag(s, NULL, 0, arg[1], &sec);
 			if (!o) {
-				if (has_short(s))
+				if (after_secret)
+					unexpected(err, errlen, arg, after_secret);
+				else if (has_short(s))
 					snprintf(err, errlen, "unknown option '%.64s' (see --help)",
 						 arg);
 				else
-					snprintf(
-					    err, errlen,
-					    "unexpected argument '%.64s' (options start with --)",
-					    arg);
+					unexpected(err, errlen, arg, NULL);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -783,9 +814,7 @@ int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_
 				continue;
 			}
 			if (n == 0) {
-				snprintf(err, errlen,
-					 "unexpected argument '%.64s' (options start with --)",
-					 arg);
+				unexpected(err, errlen, arg, after_secret);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -825,6 +854,8 @@ int ld_optset_parse(const struct ld_optset *s, int argc, char **argv, struct ld_
 		rc = push(a, o, sec, v, name, n, err, errlen);
 		if (rc < 0)
 			goto out;
+		if (o->flags & LD_OPT_SECRET)
+			secret_arg = arg; /* the flag, not argv[i]: that may be the value */
 	}
 out:
 	return rc;

@@ -75,6 +75,17 @@ def test_bad_token_keys_named_but_not_echoed(ladder_cli, tmp_path):
     assert b"zz" * 32 not in p.stderr + p.stdout
 
 
+def test_secret_split_from_its_flag_is_not_echoed(ladder_cli, tmp_path):
+    # "--admin-token= s3cr3t" (a space too many): the stray argument is the
+    # secret, and the message used to print it.
+    p = ladder_cli("serve", "--data", str(tmp_path), "--admin-token=", "s3cr3t")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.decode() == (
+        "ladder serve: unexpected argument after --admin-token (not shown: it may be the "
+        "secret; write --admin-token=VALUE)\n"
+    )
+
+
 def test_print_config_hides_secrets(ladder_cli, tmp_path):
     p = ladder_cli(
         "serve",

@@ -939,6 +939,80 @@ static int run_cmd(struct cmd_conf *c, bool fold, char *err, size_t errlen, ...)
 	return rc;
 }
 
+/* A table with secrets of both kinds and no positional arguments: what a
+ * mistake around them prints must never hold the secret. */
+struct secret_conf {
+	unsigned pin;
+	char key[64];
+};
+
+#define SC(f) offsetof(struct secret_conf, f), sizeof(((struct secret_conf *)0)->f), 0
+
+static const struct ld_opt secret_opts[] = {
+    {"pin", 0, NULL, NULL, LD_OPT_UINT, SC(pin), "1", 1, 9999, NULL, LD_OPT_SECRET, NULL, NULL, "N",
+     "a secret number"},
+    {"key", 'k', NULL, NULL, LD_OPT_STR, SC(key), "", 0, 0, NULL, LD_OPT_SECRET, NULL, NULL, "KEY",
+     "a secret string"},
+};
+
+static const struct ld_opt_section secret_section = {"secrets", secret_opts, 2, NULL};
+
+static int run_secret(struct secret_conf *c, char *err, size_t errlen, ...)
+{
+	static struct ld_optset set;
+	static struct ld_args args;
+	char *argv[16];
+	int argc = 0, rc;
+	va_list ap;
+
+	argv[argc++] = "demo";
+	va_start(ap, errlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	memset(c, 0, sizeof(*c));
+	ld_optset_init(&set, "demo");
+	rc = ld_optset_add(&set, &secret_section, c, NULL);
+	if (rc == 0)
+		rc = ld_optset_defaults(&set, err, errlen);
+	if (rc == 0)
+		rc = ld_optset_parse(&set, argc, argv, &args, err, errlen);
+	if (rc == 0)
+		rc = ld_optset_apply(&set, &args, false, err, errlen);
+	return rc;
+}
+
+static void test_secret_not_echoed_in_errors(void)
+{
+	struct secret_conf c;
+	struct ld_config lc;
+	char err[256];
+
+	/* Out of range: the bounds are shown, the value is not. */
+	CHECK_INT(run_secret(&c, err, sizeof(err), "--pin", "123456", NULL), -EINVAL);
+	CHECK_STR(err, "--pin: (secret) is out of range (1 to 9999)");
+	/* "--key= s3cr3t": the stray argument is most likely the secret. */
+	CHECK_INT(run_secret(&c, err, sizeof(err), "--key=", "s3cr3t", NULL), -EINVAL);
+	CHECK_STR(err, "unexpected argument after --key (not shown: it may be the secret; write "
+		       "--key=VALUE)");
+	/* Given apart, the value is not named either (only the flag is). */
+	CHECK_INT(run_secret(&c, err, sizeof(err), "--key", "a=b", "s3cr3t", NULL), -EINVAL);
+	CHECK_STR(err, "unexpected argument after --key (not shown: it may be the secret; write "
+		       "--key=VALUE)");
+	CHECK_INT(run_secret(&c, err, sizeof(err), "-k", "", "-s3cr3t", NULL), -EINVAL);
+	CHECK_STR(err, "unexpected argument after -k (not shown: it may be the secret)");
+	/* The real table: the admin token. */
+	clear_env();
+	CHECK_INT(load(&lc, err, sizeof(err), "--admin-token=", "s3cr3t", NULL), -EINVAL);
+	CHECK_STR(err, "unexpected argument after --admin-token (not shown: it may be the secret; "
+		       "write --admin-token=VALUE)");
+	/* Anywhere else a stray argument is shown as ever. */
+	CHECK_INT(load(&lc, err, sizeof(err), "--admin-token=", "--threads", "2", "stray", NULL),
+		  -EINVAL);
+	CHECK_STR(err, "unexpected argument 'stray' (options start with --)");
+	clear_env();
+}
+
 /* A subcommand's table: short flags, switches, positional arguments, custom
  * parsers, the early pass, and the messages. */
 static void test_subcommand_table(void)
@@ -1035,6 +1109,7 @@ int main(void)
 	RUN(test_file_errors);
 	RUN(test_file_long_lines_and_lists);
 	RUN(test_secret_never_shown);
+	RUN(test_secret_not_echoed_in_errors);
 	RUN(test_print_ipv6_and_sources);
 	RUN(test_print_loads_back);
 	RUN(test_help_and_print_config);
