@@ -608,7 +608,10 @@ static void stages_end(struct ld_conn *c, bool wrote)
 		return;
 	if (wrote)
 		ld_stage_mark(&r->stages, LD_STAGE_WRITE);
-	ld_obs_record(c->w->l.index, r->profile_route, &r->stages);
+	/* The end is a clock read of its own, from the request's start_ns: the
+	 * stats' total is then a measurement the stages can be checked
+	 * against. */
+	ld_obs_record(c->w->l.index, r->profile_route, &r->stages, ld_now_ns());
 	r->stages.on = false;
 }
 

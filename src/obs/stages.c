@@ -146,7 +146,8 @@ static void add(struct ld_stage_hist *h, uint64_t ns)
 	h->sum_ns += ns;
 }
 
-void ld_stage_record(struct ld_stage_set *s, unsigned route, const struct ld_stage_clock *c)
+void ld_stage_record(struct ld_stage_set *s, unsigned route, const struct ld_stage_clock *c,
+		     uint64_t end_ns)
 {
 	if (!c->on || !s->nroutes)
 		return;
@@ -155,7 +156,10 @@ void ld_stage_record(struct ld_stage_set *s, unsigned route, const struct ld_sta
 	for (unsigned i = 0; i < LD_STAGE_COUNT; i++)
 		if (c->seen & (1u << i))
 			add(ld_stage_hist_at(s, route, i), c->ns[i]);
-	add(ld_stage_hist_at(s, route, LD_STAGE_TOTAL), ld_stage_total(c));
+	/* The request's own start-to-end time, not the sum of its stages: a
+	 * total that is the sum would make "the stages add up" hold by
+	 * construction and hide any time no stage was charged with. */
+	add(ld_stage_hist_at(s, route, LD_STAGE_TOTAL), end_ns > c->start ? end_ns - c->start : 0);
 }
 
 int ld_stage_set_merge(struct ld_stage_set *dst, const struct ld_stage_set *src)

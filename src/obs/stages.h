@@ -5,9 +5,11 @@
  * The clock partitions a request's life into stages by consecutive clock
  * reads: ld_stage_mark(c, S) charges the time since the previous mark (or
  * since the request's first byte) to stage S, so every nanosecond between
- * the first byte and the last byte written belongs to exactly one stage and
- * the stage times of a request add up to its total by construction. A mark
- * is one clock read and two adds; nothing allocates.
+ * the first byte and the last mark belongs to exactly one stage. The total
+ * recorded is not their sum but the request's own clock, first byte to the
+ * end read when it is recorded, so a stretch no mark charged (a stage left
+ * unmarked at the end) shows as total > sum of stages instead of vanishing
+ * from both. A mark is one clock read and two adds; nothing allocates.
  *
  * A stage set (struct ld_stage_set) holds, per route and per stage plus the
  * total, an HDR histogram of nanoseconds (2 significant digits, 0..60 s,
@@ -118,9 +120,11 @@ static inline struct ld_stage_hist *ld_stage_hist_at(const struct ld_stage_set *
 }
 
 /* ld_stage_record adds a finished request of route (clamped to the last
- * route) to s: each stage it passed through, and its total. The owner
- * thread only. */
-void ld_stage_record(struct ld_stage_set *s, unsigned route, const struct ld_stage_clock *c);
+ * route) to s: each stage it passed through, and its total, end_ns minus
+ * the request's start (0 when end_ns is before it): measured, not summed.
+ * The owner thread only. */
+void ld_stage_record(struct ld_stage_set *s, unsigned route, const struct ld_stage_clock *c,
+		     uint64_t end_ns);
 
 /* ld_stage_set_merge adds every count and sum of src into dst (same
  * nroutes, else -EINVAL). */

@@ -381,10 +381,10 @@ void ld_obs_loop_close(unsigned index)
 	uv_close((uv_handle_t *)&l->lag_timer, NULL);
 }
 
-void ld_obs_record(unsigned index, unsigned route, const struct ld_stage_clock *c)
+void ld_obs_record(unsigned index, unsigned route, const struct ld_stage_clock *c, uint64_t end_ns)
 {
 	if (index < g.nloops)
-		ld_stage_record(&g.loops[index].set, route, c);
+		ld_stage_record(&g.loops[index].set, route, c, end_ns);
 }
 
 void ld_obs_count_read(unsigned index)

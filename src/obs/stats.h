@@ -57,8 +57,9 @@ int ld_obs_loop_open(unsigned index, uv_loop_t *loop);
  * more to close the handles. */
 void ld_obs_loop_close(unsigned index);
 
-/* ld_obs_record adds one finished request; on loop index's thread. */
-void ld_obs_record(unsigned index, unsigned route, const struct ld_stage_clock *c);
+/* ld_obs_record adds one finished request that ended at end_ns (same clock
+ * as the stage clock); on loop index's thread. */
+void ld_obs_record(unsigned index, unsigned route, const struct ld_stage_clock *c, uint64_t end_ns);
 
 /* ld_obs_count_read counts a store op served inline on the loop. */
 void ld_obs_count_read(unsigned index);

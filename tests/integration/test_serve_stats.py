@@ -2,6 +2,8 @@
 it, the per-request stage times and what they must add up to, the test-only
 commit delay, and --stage-timing off."""
 
+import time
+
 import pytest
 
 from ladder_http import assert_problem, create_item, new_account
@@ -97,6 +99,23 @@ def test_schema(ladder_server):
     assert st["pool_in_use"] == 0 and st["pool_size"] == 0
 
 
+# The total of a request is its own clock (first byte to a clock read after
+# its last stage), not the sum of its stages; what lies between the two is
+# the few instructions after the last mark. A generous bound per request,
+# far below any stage a missing mark would lose on a loaded machine.
+GAP_NS_PER_REQUEST = 1_000_000
+
+
+def sums_problem(r):
+    """None when route r's stages add up to its measured total: never more,
+    and less by no more than GAP_NS_PER_REQUEST a request."""
+    total = r["total"]["sum_ns"]
+    parts = sum(s["sum_ns"] for s in r["stages"].values())
+    if not 0 <= total - parts <= GAP_NS_PER_REQUEST * r["requests"]:
+        return (r["route"], r["requests"], parts, total)
+    return None
+
+
 def test_stage_sums_add_up_per_route(ladder_server):
     srv = ladder_server()
     want = workload(srv.client())
@@ -104,12 +123,26 @@ def test_stage_sums_add_up_per_route(ladder_server):
     for name, n in want.items():
         r = route(doc, name)
         assert r["requests"] == n, (name, r["requests"])
+    # The request log times each request apart from the stage clock: first
+    # byte to the response queued, so never more than the stage total,
+    # which goes on to the last byte written (its microseconds truncated).
+    logged = {}
+    for name, n in want.items():
+        method, path = name.split(" ", 1)
+
+        def mine(e, method=method, path=path):
+            return isinstance(e, dict) and e.get("method") == method and e.get("route") == path
+
+        deadline = time.monotonic() + 10
+        while len([e for e in srv.log_lines() if mine(e)]) < n:
+            assert time.monotonic() < deadline, (name, "not all requests logged")
+            time.sleep(0.05)
+        logged[name] = sum(e["duration_us"] for e in srv.log_lines() if mine(e)) * 1000
     for r in doc["routes"]:
         total = r["total"]["sum_ns"]
-        parts = sum(s["sum_ns"] for s in r["stages"].values())
-        # Exact by design: the stages of a request are consecutive clock
-        # reads, and a snapshot only ever holds whole requests.
-        assert parts == total, (r["route"], parts, total)
+        assert sums_problem(r) is None, sums_problem(r)
+        if r["route"] in logged:
+            assert total >= logged[r["route"]], (r["route"], total, logged[r["route"]])
         if r["requests"]:
             assert total > 0, r["route"]
             assert r["stages"]["read"]["count"] == r["requests"], r["route"]
@@ -169,7 +202,7 @@ def test_commit_delay_lands_in_store_commit(ladder_server):
     assert st["store_commit"]["p50_ns"] >= 40_000_000, st["store_commit"]
     assert doc["store"]["commit"]["p50_ns"] >= 40_000_000, doc["store"]["commit"]
     r = route(doc, "POST /v1/items")
-    assert sum(s["sum_ns"] for s in r["stages"].values()) == r["total"]["sum_ns"]
+    assert sums_problem(r) is None, sums_problem(r)
 
 
 def test_stage_timing_off(ladder_server):
@@ -246,12 +279,19 @@ def test_concurrent_snapshots_under_load(ladder_server):
     stop = threading.Event()
     errors = []
 
+    writes = [0]
+
     def writer():
-        w = srv.client()
-        while not stop.is_set():
-            r = w.post("/v1/items", {"content": "w"}, token=token)
-            if r.status != 201:
-                errors.append(("write", r.status))
+        # An exception here would end the thread silently: record it.
+        try:
+            w = srv.client()
+            while not stop.is_set():
+                r = w.post("/v1/items", {"content": "w"}, token=token)
+                writes[0] += 1
+                if r.status != 201:
+                    errors.append(("write", r.status))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(("writer", repr(e)))
 
     def reader(n):
         try:
@@ -264,9 +304,8 @@ def test_concurrent_snapshots_under_load(ladder_server):
                         continue
                     if path == "/debug/stats":
                         for rt in r.json()["routes"]:
-                            parts = sum(s["sum_ns"] for s in rt["stages"].values())
-                            if parts != rt["total"]["sum_ns"]:
-                                errors.append((rt["route"], parts, rt["total"]["sum_ns"]))
+                            if sums_problem(rt):
+                                errors.append(sums_problem(rt))
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(repr(e))
 
@@ -279,7 +318,10 @@ def test_concurrent_snapshots_under_load(ladder_server):
         t.join(60)
     stop.set()
     w.join(60)
+    # A thread still running after its deadline is a hang, not a pass.
+    assert not [t for t in readers + [w] if t.is_alive()], "a client thread hung"
     assert not errors, errors[:5]
+    assert writes[0] > 0, "the writer made no request"
     doc = stats(srv)
     assert route(doc, "GET /debug/stats")["requests"] >= 36
     assert route(doc, "GET /metrics")["requests"] >= 36

@@ -61,7 +61,7 @@ static void test_off_is_noop(void)
 	CHECK_INT(ld_stage_total(&c), 0);
 	CHECK_INT(c.seen, 0);
 	CHECK_INT(ld_stage_set_init(&s, 2), 0);
-	ld_stage_record(&s, 0, &c);
+	ld_stage_record(&s, 0, &c, 60);
 	CHECK_INT(ld_stage_hist_at(&s, 0, LD_STAGE_TOTAL)->h.total, 0);
 	ld_stage_set_release(&s);
 }
@@ -131,14 +131,15 @@ static void test_record_and_merge(void)
 	CHECK_INT(ld_stage_set_init(&b, 3), 0);
 	CHECK_INT(ld_stage_set_init(&m, 3), 0);
 	for (uint64_t k = 1; k <= 100; k++) {
+		/* Each ends at its last mark, 1000 + 110 * k. */
 		request(&c, k, false);
-		ld_stage_record(&a, 1, &c);
+		ld_stage_record(&a, 1, &c, 1000 + 110 * k);
 		request(&c, k * 7, true);
-		ld_stage_record(&b, 2, &c);
+		ld_stage_record(&b, 2, &c, 1000 + 110 * k * 7);
 	}
 	/* Past the last route: folded into it. */
 	request(&c, 3, true);
-	ld_stage_record(&b, 99, &c);
+	ld_stage_record(&b, 99, &c, 1000 + 110 * 3);
 	CHECK_INT(ld_stage_hist_at(&a, 1, LD_STAGE_TOTAL)->h.total, 100);
 	CHECK_INT(ld_stage_hist_at(&a, 1, LD_STAGE_STORE)->h.total, 100);
 	CHECK_INT(ld_stage_hist_at(&a, 1, LD_STAGE_STORE_COMMIT)->h.total, 0);
@@ -171,6 +172,26 @@ static void test_record_and_merge(void)
 	ld_stage_set_release(&a);
 	ld_stage_set_release(&b);
 	ld_stage_set_release(&m);
+}
+
+/* The total is the request's own end minus its start, not the sum of its
+ * stages: time no mark charged shows as a difference. */
+static void test_total_is_measured(void)
+{
+	struct ld_stage_set s;
+	struct ld_stage_clock c;
+
+	CHECK_INT(ld_stage_set_init(&s, 1), 0);
+	request(&c, 1, false); /* last mark at 1110 */
+	ld_stage_record(&s, 0, &c, 1115);
+	CHECK_INT(stage_sum(&s, 0), 110);
+	CHECK_INT(ld_stage_hist_at(&s, 0, LD_STAGE_TOTAL)->sum_ns, 115);
+	/* An end before the start (clocks of two threads) counts 0. */
+	request(&c, 1, false);
+	ld_stage_record(&s, 0, &c, 999);
+	CHECK_INT(ld_stage_hist_at(&s, 0, LD_STAGE_TOTAL)->h.total, 2);
+	CHECK_INT(ld_stage_hist_at(&s, 0, LD_STAGE_TOTAL)->sum_ns, 115);
+	ld_stage_set_release(&s);
 }
 
 static void test_hdr_memory_and_names(void)
@@ -269,7 +290,7 @@ static void on_cmd(uv_async_t *a)
 	if (t->what == 1) {
 		for (int i = 0; i < t->nrecord; i++) {
 			request(&c, 1 + (uint64_t)i, t->index == 1);
-			ld_obs_record(t->index, t->index, &c);
+			ld_obs_record(t->index, t->index, &c, 1000 + 110 * (1 + (uint64_t)i));
 		}
 	} else if (t->what == 2) {
 		ld_obs_gather(&t->w, t->index, gathered, t);
@@ -339,6 +360,16 @@ static long long stages_sum(json_t *r)
 	return t;
 }
 
+/* known_total is what n requests recorded by on_cmd took by their own
+ * clocks (ends 1000 + 110 k for k = 1..n after a start at 1000), summed;
+ * reps times over. Worked out apart from any stage. */
+static long long known_total(long long n, long long reps)
+{
+	return reps * 110 * n * (n + 1) / 2;
+}
+
+/* check_doc: loop 0 recorded na requests for route a in runs of 30, loop 1
+ * nb for route b. */
 static void check_doc(const char *text, long long na, long long nb)
 {
 	json_error_t e;
@@ -358,10 +389,16 @@ static void check_doc(const char *text, long long na, long long nb)
 	if (a && b) {
 		CHECK_INT(json_integer_value(json_object_get(a, "requests")), na);
 		CHECK_INT(json_integer_value(json_object_get(b, "requests")), nb);
-		CHECK_INT(stages_sum(a), json_integer_value(json_object_get(
-					     json_object_get(a, "total"), "sum_ns")));
-		CHECK_INT(stages_sum(b), json_integer_value(json_object_get(
-					     json_object_get(b, "total"), "sum_ns")));
+		/* The totals are the requests' own clocks, and every stretch of
+		 * them is in a stage. */
+		CHECK_INT(
+		    json_integer_value(json_object_get(json_object_get(a, "total"), "sum_ns")),
+		    known_total(30, na / 30));
+		CHECK_INT(
+		    json_integer_value(json_object_get(json_object_get(b, "total"), "sum_ns")),
+		    known_total(nb, 1));
+		CHECK_INT(stages_sum(a), known_total(30, na / 30));
+		CHECK_INT(stages_sum(b), known_total(nb, 1));
 		CHECK_INT(
 		    json_integer_value(json_object_get(
 			json_object_get(json_object_get(b, "stages"), "store_commit"), "count")),
@@ -425,6 +462,7 @@ int main(void)
 	RUN(test_off_is_noop);
 	RUN(test_store_split);
 	RUN(test_record_and_merge);
+	RUN(test_total_is_measured);
 	RUN(test_hdr_memory_and_names);
 	RUN(test_hdr_cumulative);
 	RUN(test_gather_across_loops);
