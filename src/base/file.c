@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The first buffer holds this much (or max + 1 if smaller): most inputs fit
@@ -108,6 +110,34 @@ int ld_read_file(const char *path, size_t max, char **out, size_t *len, char *er
 	}
 	rc = ld_read_fd(fd, path, max, out, len, err, errlen);
 	close(fd);
+out:
+	return rc;
+}
+
+int ld_make_dirs(const char *dir, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir), i;
+	int rc = 0;
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		snprintf(err, errlen, "data directory '%s': bad length", dir);
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	memcpy(tmp, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+			rc = -errno;
+			snprintf(err, errlen, "data directory: cannot create '%s': %s", tmp,
+				 strerror(errno));
+			goto out;
+		}
+		tmp[i] = dir[i];
+	}
 out:
 	return rc;
 }

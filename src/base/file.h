@@ -42,4 +42,10 @@ int ld_read_file(const char *path, size_t max, char **out, size_t *len, char *er
 int ld_read_fd(int fd, const char *path, size_t max, char **out, size_t *len, char *err,
 	       size_t errlen);
 
+/* ld_make_dirs creates dir and its missing parents (mkdir -p) with mode 0700:
+ * the data directory holds password hashes and the token key. Existing
+ * directories are left as they are. 0, or -errno with err naming the
+ * directory that could not be made ("data directory: cannot create 'D': ..."). */
+int ld_make_dirs(const char *dir, char *err, size_t errlen);
+
 #endif

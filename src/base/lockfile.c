@@ -1,5 +1,7 @@
 #include "base/lockfile.h"
 
+#include "base/file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,35 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* make_dirs is mkdir -p with mode 0700. */
-static int make_dirs(const char *dir, char *err, size_t errlen)
-{
-	char tmp[PATH_MAX];
-	size_t n = strlen(dir), i;
-	int rc = 0;
-
-	if (n == 0 || n >= sizeof(tmp)) {
-		snprintf(err, errlen, "data directory '%s': bad length", dir);
-		rc = -ENAMETOOLONG;
-		goto out;
-	}
-	memcpy(tmp, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-			rc = -errno;
-			snprintf(err, errlen, "data directory: cannot create '%s': %s", tmp,
-				 strerror(errno));
-			goto out;
-		}
-		tmp[i] = dir[i];
-	}
-out:
-	return rc;
-}
 
 /* holder_pid reads the pid the holder wrote. The holder writes it just after
  * it took the lock, so an empty file is retried for a moment. 0 when there
@@ -72,7 +45,7 @@ int ld_lockfile_acquire(struct ld_lockfile *lf, const char *dir, char *err, size
 	long pid;
 
 	lf->fd = -1;
-	rc = make_dirs(dir, err, errlen);
+	rc = ld_make_dirs(dir, err, errlen);
 	if (rc)
 		goto out;
 	n = snprintf(path, sizeof(path), "%s/%s", dir, LD_LOCKFILE_NAME);

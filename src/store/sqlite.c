@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/file.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "store/migrations.h"
@@ -212,36 +213,6 @@ out:
 	return rc;
 }
 
-/* make_dirs creates dir and its missing parents, mode 0700 (the database
- * holds password hashes). Existing directories are left as they are. */
-static int make_dirs(const char *dir, char *err, size_t errlen)
-{
-	char tmp[PATH_MAX];
-	size_t n = strlen(dir), i;
-	int rc = 0;
-
-	if (n == 0 || n >= sizeof(tmp)) {
-		set_err(err, errlen, "data directory '%s': bad length", dir);
-		rc = -ENAMETOOLONG;
-		goto out;
-	}
-	memcpy(tmp, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-			rc = -errno;
-			set_err(err, errlen, "cannot create data directory '%s': %s", tmp,
-				strerror(errno));
-			goto out;
-		}
-		tmp[i] = dir[i];
-	}
-out:
-	return rc;
-}
-
 /* Process-wide SQLite settings, applied before the library initialises.
  * Memory statistics take a global mutex on every allocation, which the
  * reader threads and the writer would fight over; we do not use them. */
@@ -351,7 +322,7 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 		rc = -EINVAL;
 		goto fail;
 	}
-	rc = make_dirs(cfg->data_dir, err, errlen);
+	rc = ld_make_dirs(cfg->data_dir, err, errlen);
 	if (rc != 0)
 		goto fail;
 	n = snprintf(s->path, sizeof(s->path), "%s/ladder.db", cfg->data_dir);
