@@ -38,8 +38,83 @@ static const char v1_sql[] = "CREATE TABLE users ("
 			     ") STRICT;"
 			     "CREATE INDEX items_user_id ON items (user_id, id DESC);";
 
+/*
+ * Version 2: photos, their versions, and the job queue.
+ *
+ * Photo bytes live in the blob store; a row holds what the API shows. The
+ * queue is a table of the same database, so a photo and its job change in
+ * one transaction (a transactional outbox): the triggers insert the
+ * thumbnail job in the very statement that moves a photo from `uploading`
+ * to `processing`, and the removal job in the statement that deletes it.
+ * No code path can mark a photo uploaded without its job or delete one and
+ * forget its objects.
+ *
+ * Jobs: `ready` (claimable from run_at_ms on), `leased` (a worker owns it
+ * until lease_until_ms; past that another worker may take it), `dead` (out
+ * of attempts: kept, with its last error, for a person to look at). A
+ * finished job is deleted. The partial indexes serve the claim (oldest ready
+ * first), the lease reaper, the dead count and the in-flight uploads count,
+ * each a search over the rows it wants only.
+ */
+static const char v2_sql[] =
+    "CREATE TABLE photos ("
+    " id INTEGER PRIMARY KEY,"
+    " user_id INTEGER NOT NULL REFERENCES users (id),"
+    " status TEXT NOT NULL CHECK (status IN"
+    "  ('uploading', 'processing', 'ready', 'partial', 'failed')),"
+    " content_type TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " width INTEGER NOT NULL,"
+    " height INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " version INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX photos_user_id ON photos (user_id, id DESC);"
+    "CREATE INDEX photos_uploading ON photos (user_id) WHERE status = 'uploading';"
+    "CREATE TABLE photo_versions ("
+    " photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " width INTEGER NOT NULL,"
+    " height INTEGER NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " etag TEXT NOT NULL,"
+    " PRIMARY KEY (photo_id, name)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE jobs ("
+    " id INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " subject INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('ready', 'leased', 'dead')),"
+    " attempts INTEGER NOT NULL,"
+    " run_at_ms INTEGER NOT NULL,"
+    " lease_owner TEXT NOT NULL,"
+    " lease_until_ms INTEGER NOT NULL,"
+    " last_error TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX jobs_ready ON jobs (run_at_ms) WHERE state = 'ready';"
+    "CREATE INDEX jobs_leased ON jobs (lease_until_ms) WHERE state = 'leased';"
+    "CREATE INDEX jobs_dead ON jobs (id) WHERE state = 'dead';"
+    "CREATE TRIGGER photos_outbox_thumbnail AFTER UPDATE OF status ON photos"
+    " WHEN OLD.status = 'uploading' AND NEW.status = 'processing' BEGIN"
+    " INSERT INTO jobs (kind, subject, state, attempts, run_at_ms, lease_owner,"
+    "  lease_until_ms, last_error, created_ms, updated_ms)"
+    " VALUES ('thumbnail', NEW.id, 'ready', 0, NEW.updated_ms, '', 0, '',"
+    "  NEW.updated_ms, NEW.updated_ms);"
+    " END;"
+    "CREATE TRIGGER photos_outbox_remove AFTER DELETE ON photos BEGIN"
+    " INSERT INTO jobs (kind, subject, state, attempts, run_at_ms, lease_owner,"
+    "  lease_until_ms, last_error, created_ms, updated_ms)"
+    " VALUES ('remove_objects', OLD.id, 'ready', 0, OLD.updated_ms, '', 0, '',"
+    "  OLD.updated_ms, OLD.updated_ms);"
+    " END;";
+
 const struct ld_migration ld_sqlite_migrations[] = {
     {1, "users and items", v1_sql},
+    {2, "photos, photo versions and jobs", v2_sql},
 };
 const unsigned ld_sqlite_nmigrations =
     sizeof(ld_sqlite_migrations) / sizeof(ld_sqlite_migrations[0]);

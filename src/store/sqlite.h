@@ -81,7 +81,7 @@ enum ld_sql_role {
 	LD_SQL_WRITER, /* prepared on the writer's connection */
 };
 
-#define LD_SQL_PARAMS_MAX 5
+#define LD_SQL_PARAMS_MAX 6
 
 /* An example value for one parameter, so tests can bind and plan each
  * statement as the driver runs it. */

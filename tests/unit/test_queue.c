@@ -1,0 +1,311 @@
+/*
+ * test_queue.c - the SQLite job queue: the outbox triggers make exactly one
+ * job per uploaded or deleted photo; claims lease one job to one owner;
+ * expired leases go to another worker and the old owner's late complete
+ * changes nothing; failures retry until the attempts run out, then the job
+ * is dead; release gives an attempt back; the backoff window doubles up to
+ * its cap. The clock is passed in, so nothing here waits.
+ */
+#include "unit.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "jobs/queue.h"
+#include "store/migrations.h"
+
+static char tmpdir[] = "/tmp/ld_test_queue_XXXXXX";
+static sqlite3 *db; /* the server's side: makes photos */
+
+#define T0 1700000000000LL
+
+static void exec(const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "%s: %s\n", sql, msg ? msg : "?");
+		CHECK(!"sql failed");
+	}
+	sqlite3_free(msg);
+}
+
+static int64_t scalar(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -999;
+
+	CHECK_INT(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* upload makes photo id (uploading) and completes it (processing): the
+ * trigger queues its thumbnail job. */
+static void upload(int64_t id)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO photos VALUES (%lld, 1, 'uploading', 'image/jpeg', 0, 0, 0, '',"
+		 " %lld, %lld, 1)",
+		 (long long)id, T0, T0);
+	exec(sql);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE photos SET status = 'processing', size = 100, updated_ms = %lld"
+		 " WHERE id = %lld",
+		 T0, (long long)id);
+	exec(sql);
+}
+
+static struct ld_queue *open_queue(const char *owner, int64_t lease_ms, unsigned max_attempts)
+{
+	struct ld_queue_config cfg;
+	struct ld_queue *q = NULL;
+	char err[256] = "";
+
+	ld_queue_config_default(&cfg);
+	cfg.data_dir = tmpdir;
+	cfg.owner = owner;
+	cfg.lease_ms = lease_ms;
+	cfg.max_attempts = max_attempts;
+	cfg.synchronous_full = false;
+	CHECK_INT(ld_queue_sqlite_vt.open(&cfg, &q, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	return q;
+}
+
+static void test_outbox_triggers(void)
+{
+	exec("DELETE FROM jobs; DELETE FROM photos");
+	exec("INSERT INTO photos VALUES (10, 1, 'uploading', 'image/png', 0, 0, 0, '', 1, 1, 1)");
+	/* Uploading: no job yet. */
+	CHECK_INT(scalar("SELECT count(*) FROM jobs"), 0);
+	exec("UPDATE photos SET status = 'processing', updated_ms = 5 WHERE id = 10");
+	CHECK_INT(scalar("SELECT count(*) FROM jobs WHERE kind = 'thumbnail' AND subject = 10"
+			 " AND state = 'ready' AND run_at_ms = 5"),
+		  1);
+	/* Only the uploading -> processing move makes one. */
+	exec("UPDATE photos SET status = 'ready' WHERE id = 10");
+	CHECK_INT(scalar("SELECT count(*) FROM jobs"), 1);
+	exec("DELETE FROM photos WHERE id = 10");
+	CHECK_INT(
+	    scalar("SELECT count(*) FROM jobs WHERE kind = 'remove_objects' AND subject = 10"), 1);
+	/* A failed statement takes its job with it: no job without its photo. */
+	CHECK(sqlite3_exec(db, "UPDATE photos SET status = 'bogus' WHERE id = 11", NULL, NULL,
+			   NULL) == SQLITE_OK); /* no row: nothing */
+	exec("INSERT INTO photos VALUES (11, 1, 'uploading', 'image/png', 0, 0, 0, '', 1, 1, 1)");
+	CHECK(sqlite3_exec(db, "UPDATE photos SET status = 'processing', size = 'x' WHERE id = 11",
+			   NULL, NULL, NULL) != SQLITE_OK);
+	CHECK_INT(scalar("SELECT count(*) FROM jobs WHERE subject = 11"), 0);
+	CHECK_INT(scalar("SELECT count(*) FROM photos WHERE id = 11 AND status = 'uploading'"), 1);
+	exec("DELETE FROM jobs; DELETE FROM photos");
+}
+
+static void test_claim_complete(void)
+{
+	struct ld_queue *q = open_queue("w1", 1000, 5);
+	struct ld_job j1, j2;
+	struct ld_photo_outcome o = {0};
+	struct ld_job_photo p;
+	struct ld_queue_stats s;
+
+	exec("DELETE FROM jobs; DELETE FROM photos");
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0, &j1), -EAGAIN);
+	upload(20);
+	upload(21);
+	CHECK_INT(ld_queue_sqlite_vt.stats(q, T0 + 250, &s), 0);
+	CHECK_INT(s.ready, 2);
+	CHECK_INT(s.leased, 0);
+	CHECK_INT(s.oldest_age_ms, 250);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0, &j1), 0);
+	CHECK_STR(j1.kind, "thumbnail");
+	CHECK_INT(j1.subject, 20);
+	CHECK_INT(j1.attempts, 1);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0, &j2), 0);
+	CHECK_INT(j2.subject, 21);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0, &j2), -EAGAIN);
+	CHECK_INT(ld_queue_sqlite_vt.photo(q, 20, &p), 0);
+	CHECK_STR(p.status, "processing");
+	CHECK_STR(p.content_type, "image/jpeg");
+	CHECK_INT(p.size, 100);
+	CHECK_INT(ld_queue_sqlite_vt.photo(q, 99, &p), -ENOENT);
+
+	o.photo_id = 20;
+	o.status = "partial";
+	o.reason = "1600: decode failed";
+	o.width = 3000;
+	o.height = 2000;
+	o.nversions = 2;
+	snprintf(o.versions[0].name, sizeof(o.versions[0].name), "128");
+	o.versions[0].width = 128;
+	o.versions[0].height = 85;
+	o.versions[0].size = 4000;
+	snprintf(o.versions[0].etag, sizeof(o.versions[0].etag), "\"a\"");
+	snprintf(o.versions[1].name, sizeof(o.versions[1].name), "512");
+	o.versions[1].width = 512;
+	o.versions[1].height = 341;
+	o.versions[1].size = 30000;
+	snprintf(o.versions[1].etag, sizeof(o.versions[1].etag), "\"b\"");
+	CHECK_INT(ld_queue_sqlite_vt.complete(q, &j1, T0 + 10, &o), 0);
+	CHECK_INT(
+	    scalar(
+		"SELECT count(*) FROM jobs WHERE id IN (SELECT id FROM jobs WHERE subject = 20)"),
+	    0);
+	CHECK_INT(scalar("SELECT count(*) FROM photos WHERE id = 20 AND status = 'partial'"
+			 " AND reason = '1600: decode failed' AND width = 3000 AND version = 2"),
+		  1);
+	CHECK_INT(scalar("SELECT count(*) FROM photo_versions WHERE photo_id = 20"), 2);
+	CHECK_INT(scalar("SELECT height FROM photo_versions WHERE photo_id = 20 AND name = '512'"),
+		  341);
+	/* Completing twice: the job is gone, nothing changes. */
+	CHECK_INT(ld_queue_sqlite_vt.complete(q, &j1, T0 + 20, &o), -ESTALE);
+	CHECK_INT(scalar("SELECT version FROM photos WHERE id = 20"), 2);
+
+	/* A photo deleted while its job ran: the job completes, no versions
+	 * are written for a photo that is gone. */
+	exec("DELETE FROM photos WHERE id = 21");
+	o.photo_id = 21;
+	CHECK_INT(ld_queue_sqlite_vt.complete(q, &j2, T0 + 30, &o), 0);
+	CHECK_INT(scalar("SELECT count(*) FROM photo_versions WHERE photo_id = 21"), 0);
+	CHECK_INT(
+	    scalar("SELECT count(*) FROM jobs WHERE kind = 'remove_objects' AND subject = 21"), 1);
+	ld_queue_sqlite_vt.close(q);
+	exec("DELETE FROM jobs; DELETE FROM photos");
+}
+
+static void test_lease_expiry_moves_the_job(void)
+{
+	struct ld_queue *a = open_queue("worker-a", 1000, 5);
+	struct ld_queue *b = open_queue("worker-b", 1000, 5);
+	struct ld_job ja, jb;
+	bool dead = true;
+
+	exec("DELETE FROM jobs; DELETE FROM photos");
+	upload(30);
+	CHECK_INT(ld_queue_sqlite_vt.claim(a, T0, &ja), 0);
+	/* Within the lease nobody else gets it. */
+	CHECK_INT(ld_queue_sqlite_vt.claim(b, T0 + 999, &jb), -EAGAIN);
+	/* Worker a went quiet: at the end of its lease b takes the job. */
+	CHECK_INT(ld_queue_sqlite_vt.claim(b, T0 + 1000, &jb), 0);
+	CHECK_INT(jb.id, ja.id);
+	CHECK_INT(jb.attempts, 2);
+	/* a comes back: every change it tries is refused. */
+	CHECK_INT(ld_queue_sqlite_vt.complete(a, &ja, T0 + 1100, NULL), -ESTALE);
+	CHECK_INT(ld_queue_sqlite_vt.fail(a, &ja, T0 + 1100, T0 + 2000, "late", &dead), -ESTALE);
+	CHECK(!dead);
+	CHECK_INT(ld_queue_sqlite_vt.release(a, &ja, T0 + 1100), -ESTALE);
+	CHECK_INT(
+	    scalar("SELECT count(*) FROM jobs WHERE state = 'leased' AND lease_owner = 'worker-b'"),
+	    1);
+	CHECK_INT(ld_queue_sqlite_vt.complete(b, &jb, T0 + 1200, NULL), 0);
+	CHECK_INT(scalar("SELECT count(*) FROM jobs"), 0);
+	ld_queue_sqlite_vt.close(a);
+	ld_queue_sqlite_vt.close(b);
+	exec("DELETE FROM jobs; DELETE FROM photos");
+}
+
+static void test_retries_then_dead(void)
+{
+	struct ld_queue *q = open_queue("w", 1000, 3);
+	struct ld_queue_stats s;
+	struct ld_job j;
+	bool dead = true;
+	int64_t now = T0;
+
+	exec("DELETE FROM jobs; DELETE FROM photos");
+	upload(40);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, now, &j), 0);
+	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now, now + 500, "boom 1", &dead), 0);
+	CHECK(!dead);
+	/* Not before its retry time. */
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 499, &j), -EAGAIN);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 500, &j), 0);
+	CHECK_INT(j.attempts, 2);
+	/* A drained attempt is given back. */
+	CHECK_INT(ld_queue_sqlite_vt.release(q, &j, now + 600), 0);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 600, &j), 0);
+	CHECK_INT(j.attempts, 2);
+	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now + 700, now + 700, "boom 2", &dead), 0);
+	CHECK(!dead);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 700, &j), 0);
+	CHECK_INT(j.attempts, 3);
+	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now + 800, now + 800, "boom 3", &dead), 0);
+	CHECK(dead);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 100000, &j), -EAGAIN);
+	CHECK_INT(scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND last_error = 'boom 3'"
+			 " AND attempts = 3"),
+		  1);
+	CHECK_INT(ld_queue_sqlite_vt.stats(q, now + 1000, &s), 0);
+	CHECK_INT(s.ready, 0);
+	CHECK_INT(s.dead, 1);
+	CHECK_INT(s.oldest_age_ms, 0);
+	ld_queue_sqlite_vt.close(q);
+	exec("DELETE FROM jobs; DELETE FROM photos");
+}
+
+static void test_open_errors(void)
+{
+	struct ld_queue_config cfg;
+	struct ld_queue *q = NULL;
+	char err[256] = "", dir[] = "/tmp/ld_test_queue_empty_XXXXXX";
+
+	ld_queue_config_default(&cfg);
+	CHECK(mkdtemp(dir) != NULL);
+	cfg.data_dir = dir;
+	CHECK_INT(ld_queue_sqlite_vt.open(&cfg, &q, err, sizeof(err)), -EIO);
+	CHECK(strstr(err, "queue: open ") != NULL);
+	CHECK(strstr(err, "ladder.db: unable to open database file") != NULL);
+	CHECK(q == NULL);
+	rmdir(dir);
+	cfg.data_dir = tmpdir;
+	cfg.owner = "";
+	CHECK_INT(ld_queue_sqlite_vt.open(&cfg, &q, err, sizeof(err)), -EINVAL);
+}
+
+static void test_backoff(void)
+{
+	/* The window doubles from the base and stops at the cap. */
+	CHECK_INT(ld_job_backoff_ms(1, 1000, 60000, 0.999999), 1000);
+	CHECK_INT(ld_job_backoff_ms(2, 1000, 60000, 0.999999), 2000);
+	CHECK_INT(ld_job_backoff_ms(3, 1000, 60000, 0.999999), 4000);
+	CHECK_INT(ld_job_backoff_ms(7, 1000, 60000, 0.999999), 60000);
+	CHECK_INT(ld_job_backoff_ms(500, 1000, 60000, 0.999999), 60000);
+	/* Full jitter: anywhere from 0. */
+	CHECK_INT(ld_job_backoff_ms(3, 1000, 60000, 0.0), 0);
+	CHECK_INT(ld_job_backoff_ms(3, 1000, 60000, 0.5), 2000);
+	CHECK_INT(ld_job_backoff_ms(3, 0, 60000, 0.5), 0);
+}
+
+int main(void)
+{
+	char path[256], err[256] = "";
+	int rc;
+
+	if (!mkdtemp(tmpdir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/ladder.db", tmpdir);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return 1;
+	sqlite3_busy_timeout(db, 5000);
+	exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON");
+	CHECK_INT(
+	    ld_sqlite_migrate(db, ld_sqlite_migrations, ld_sqlite_nmigrations, err, sizeof(err)),
+	    0);
+	exec("INSERT INTO users VALUES (1, 'alice', 'Alice', 'x', 1, 1, 1)");
+	RUN(test_outbox_triggers);
+	RUN(test_claim_complete);
+	RUN(test_lease_expiry_moves_the_job);
+	RUN(test_retries_then_dead);
+	RUN(test_open_errors);
+	RUN(test_backoff);
+	sqlite3_close(db);
+	snprintf(path, sizeof(path), "rm -rf %s", tmpdir);
+	rc = system(path);
+	(void)rc;
+	return unit_finish();
+}
