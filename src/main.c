@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/serve.h"
+#include "jobs/worker.h"
 #include "bench/bench.h"
 #include "plan/plan.h"
 
@@ -23,6 +24,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"serve", ld_serve_main, "run the HTTP/JSON API server"},
     {"migrate", ld_migrate_main, "create or upgrade the database schema, then exit"},
+    {"worker", ld_worker_main, "run jobs from the queue: thumbnails and object removal"},
     {"bench", ld_bench_main, "open-loop load generator with honest percentiles"},
     {"plan", ld_plan_main, "capacity planner: assumptions and measurements to servers and cost"},
 };

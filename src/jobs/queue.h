@@ -105,8 +105,12 @@ struct ld_queue_vt {
 	int (*claim)(struct ld_queue *q, int64_t now_ms, struct ld_job *out);
 	int (*complete)(struct ld_queue *q, const struct ld_job *job, int64_t now_ms,
 			const struct ld_photo_outcome *outcome);
+	/* fail: when this failure makes the job dead and dead_outcome is not
+	 * NULL, the outcome (the photo `failed`, with why) is recorded in the
+	 * same transaction, so a photo never stays `processing` forever. */
 	int (*fail)(struct ld_queue *q, const struct ld_job *job, int64_t now_ms,
-		    int64_t retry_at_ms, const char *error, bool *dead);
+		    int64_t retry_at_ms, const char *error,
+		    const struct ld_photo_outcome *dead_outcome, bool *dead);
 	int (*release)(struct ld_queue *q, const struct ld_job *job, int64_t now_ms);
 	/* photo reads the job's photo: -ENOENT when it is gone. */
 	int (*photo)(struct ld_queue *q, int64_t id, struct ld_job_photo *out);

@@ -329,13 +329,17 @@ rollback:
 }
 
 static int queue_fail(struct ld_queue *q, const struct ld_job *job, int64_t now_ms,
-		      int64_t retry_at_ms, const char *error, bool *dead)
+		      int64_t retry_at_ms, const char *error,
+		      const struct ld_photo_outcome *dead_outcome, bool *dead)
 {
 	sqlite3_stmt *st = q->st[LD_QSQL_FAIL];
 	const unsigned char *state;
 	int rc;
 
 	*dead = false;
+	rc = step_done(q, LD_QSQL_BEGIN);
+	if (rc != 0)
+		return rc;
 	sqlite3_bind_int64(st, 1, job->id);
 	bind_owner(q, st, 2);
 	sqlite3_bind_int64(st, 3, q->max_attempts);
@@ -354,6 +358,15 @@ static int queue_fail(struct ld_queue *q, const struct ld_job *job, int64_t now_
 	if (rc == -EIO)
 		log_db(q, "job_fail");
 	sqlite3_reset(st);
+	if (rc == 0 && *dead && dead_outcome)
+		rc = put_outcome(q, dead_outcome, now_ms);
+	if (rc == 0)
+		rc = step_done(q, LD_QSQL_COMMIT);
+	if (rc != 0) {
+		*dead = false;
+		if (!sqlite3_get_autocommit(q->db))
+			step_done(q, LD_QSQL_ROLLBACK);
+	}
 	return rc;
 }
 

@@ -196,7 +196,8 @@ static void test_lease_expiry_moves_the_job(void)
 	CHECK_INT(jb.attempts, 2);
 	/* a comes back: every change it tries is refused. */
 	CHECK_INT(ld_queue_sqlite_vt.complete(a, &ja, T0 + 1100, NULL), -ESTALE);
-	CHECK_INT(ld_queue_sqlite_vt.fail(a, &ja, T0 + 1100, T0 + 2000, "late", &dead), -ESTALE);
+	CHECK_INT(ld_queue_sqlite_vt.fail(a, &ja, T0 + 1100, T0 + 2000, "late", NULL, &dead),
+		  -ESTALE);
 	CHECK(!dead);
 	CHECK_INT(ld_queue_sqlite_vt.release(a, &ja, T0 + 1100), -ESTALE);
 	CHECK_INT(
@@ -220,7 +221,7 @@ static void test_retries_then_dead(void)
 	exec("DELETE FROM jobs; DELETE FROM photos");
 	upload(40);
 	CHECK_INT(ld_queue_sqlite_vt.claim(q, now, &j), 0);
-	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now, now + 500, "boom 1", &dead), 0);
+	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now, now + 500, "boom 1", NULL, &dead), 0);
 	CHECK(!dead);
 	/* Not before its retry time. */
 	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 499, &j), -EAGAIN);
@@ -230,12 +231,23 @@ static void test_retries_then_dead(void)
 	CHECK_INT(ld_queue_sqlite_vt.release(q, &j, now + 600), 0);
 	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 600, &j), 0);
 	CHECK_INT(j.attempts, 2);
-	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now + 700, now + 700, "boom 2", &dead), 0);
+	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now + 700, now + 700, "boom 2", NULL, &dead), 0);
 	CHECK(!dead);
 	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 700, &j), 0);
 	CHECK_INT(j.attempts, 3);
-	CHECK_INT(ld_queue_sqlite_vt.fail(q, &j, now + 800, now + 800, "boom 3", &dead), 0);
+	{
+		struct ld_photo_outcome gave_up = {
+		    .photo_id = 40, .status = "failed", .reason = "gave up: boom 3"};
+
+		CHECK_INT(
+		    ld_queue_sqlite_vt.fail(q, &j, now + 800, now + 800, "boom 3", &gave_up, &dead),
+		    0);
+	}
 	CHECK(dead);
+	/* The dead job took its photo to `failed` with it. */
+	CHECK_INT(scalar("SELECT count(*) FROM photos WHERE id = 40 AND status = 'failed'"
+			 " AND reason = 'gave up: boom 3'"),
+		  1);
 	CHECK_INT(ld_queue_sqlite_vt.claim(q, now + 100000, &j), -EAGAIN);
 	CHECK_INT(scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND last_error = 'boom 3'"
 			 " AND attempts = 3"),
