@@ -293,7 +293,8 @@ static void store_done(struct ld_store_op *op)
 		ld_stage_mark_store(&r->stages, op->t_taken_ns, op->t_commit_ns, op->t_committed_ns,
 				    ld_now_ns());
 	if (op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
-	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST)
+	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
+	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST)
 		ld_obs_count_read(r->loop->index);
 	q->store_done(op);
 }

@@ -72,7 +72,7 @@ static const char v2_sql[] =
     " version INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX photos_user_id ON photos (user_id, id DESC);"
-    "CREATE INDEX photos_uploading ON photos (user_id) WHERE status = 'uploading';"
+    "CREATE INDEX photos_uploading ON photos (user_id, created_ms) WHERE status = 'uploading';"
     "CREATE TABLE photo_versions ("
     " photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,"
     " name TEXT NOT NULL,"

@@ -60,7 +60,8 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 	[LD_SQL_READ_END] = {"read_end", "COMMIT", LD_SQL_READER, 0, {{0}}},
 	[LD_SQL_MAX_IDS] = {"max_ids",
 		"SELECT coalesce((SELECT max(id) FROM users), 0),"
-		" coalesce((SELECT max(id) FROM items), 0)",
+		" max(coalesce((SELECT max(id) FROM items), 0),"
+		"  coalesce((SELECT max(id) FROM photos), 0))",
 		LD_SQL_WRITER, 0, {{0}}},
 	[LD_SQL_USER_INSERT] = {"user_insert",
 		"INSERT INTO users (id, handle, display_name, password_hash, created_ms,"
@@ -97,6 +98,47 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 	[LD_SQL_BEGIN] = {"begin", "BEGIN IMMEDIATE", LD_SQL_WRITER, 0, {{0}}},
 	[LD_SQL_COMMIT] = {"commit", "COMMIT", LD_SQL_WRITER, 0, {{0}}},
 	[LD_SQL_ROLLBACK] = {"rollback", "ROLLBACK", LD_SQL_WRITER, 0, {{0}}},
+
+	/* ---- photos ---- */
+	[LD_SQL_PHOTO_GET] = {"photo_get",
+		"SELECT id, user_id, status, content_type, size, width, height, reason,"
+		" created_ms, updated_ms, version FROM photos WHERE id = ?1",
+		LD_SQL_READER, 1, {P_INT(4242)}},
+	[LD_SQL_PHOTO_VERSIONS] = {"photo_versions",
+		"SELECT name, width, height, size, etag FROM photo_versions WHERE photo_id = ?1",
+		LD_SQL_READER, 1, {P_INT(4242)}},
+	[LD_SQL_PHOTO_LIST] = {"photo_list",
+		"SELECT id, user_id, status, content_type, size, width, height, reason,"
+		" created_ms, updated_ms, version"
+		" FROM photos WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+		LD_SQL_READER, 3, {P_INT(42), P_INT(INT64_MAX), P_INT(21)}},
+	/* The in-flight cap and the insert are one statement: two uploads
+	 * started at once cannot both see room for one. Old uploads that were
+	 * never completed stop counting once their URL has expired. */
+	[LD_SQL_PHOTO_INSERT] = {"photo_insert",
+		"INSERT INTO photos (id, user_id, status, content_type, size, width, height,"
+		" reason, created_ms, updated_ms, version)"
+		" SELECT ?1, ?2, 'uploading', '', 0, 0, 0, '', ?3, ?3, 1"
+		" WHERE (SELECT count(*) FROM photos WHERE user_id = ?2 AND status = 'uploading'"
+		"  AND created_ms > ?5) < ?4",
+		LD_SQL_WRITER, 5,
+		{P_INT(4243), P_INT(42), P_INT(1700000000000), P_INT(4), P_INT(1699999100000)}},
+	/* The outbox trigger of migration 2 queues the thumbnail job in this
+	 * very statement. */
+	[LD_SQL_PHOTO_COMPLETE] = {"photo_complete",
+		"UPDATE photos SET status = 'processing', content_type = ?3, size = ?4,"
+		" width = ?5, height = ?6, updated_ms = ?7, version = version + 1"
+		" WHERE id = ?1 AND user_id = ?2 AND status = 'uploading'"
+		" RETURNING created_ms, version",
+		LD_SQL_WRITER, 7,
+		{P_INT(4242), P_INT(42), P_TEXT("image/jpeg"), P_INT(1000000), P_INT(3000),
+		 P_INT(2000), P_INT(1700000000000)}},
+	[LD_SQL_PHOTO_DELETE] = {"photo_delete",
+		"DELETE FROM photos WHERE id = ?1 AND user_id = ?2",
+		LD_SQL_WRITER, 2, {P_INT(4242), P_INT(42)}},
+	[LD_SQL_PHOTO_CHECK] = {"photo_check",
+		"SELECT user_id FROM photos WHERE id = ?1",
+		LD_SQL_WRITER, 1, {P_INT(4242)}},
 };
 /* clang-format on */
 
@@ -453,6 +495,105 @@ out:
 	return status;
 }
 
+static void row_photo(sqlite3_stmt *st, struct ld_photo *p)
+{
+	p->id = sqlite3_column_int64(st, 0);
+	p->user_id = sqlite3_column_int64(st, 1);
+	ld__sqlite_copy_text(p->status, sizeof(p->status), st, 2);
+	ld__sqlite_copy_text(p->content_type, sizeof(p->content_type), st, 3);
+	p->size = sqlite3_column_int64(st, 4);
+	p->width = sqlite3_column_int(st, 5);
+	p->height = sqlite3_column_int(st, 6);
+	ld__sqlite_copy_text(p->reason, sizeof(p->reason), st, 7);
+	p->created_ms = sqlite3_column_int64(st, 8);
+	p->updated_ms = sqlite3_column_int64(st, 9);
+	p->version = sqlite3_column_int64(st, 10);
+	p->nversions = 0;
+}
+
+/* read_photo reads a photo and its versions (two searches, one snapshot). */
+static int read_photo(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = c->stmt[LD_SQL_PHOTO_GET];
+	struct ld_photo *p = &op->photo;
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		status = LD_STORE_NOT_FOUND;
+	else if (rc != SQLITE_ROW)
+		*rcp = rc;
+	else
+		row_photo(st, p);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return status;
+	st = c->stmt[LD_SQL_PHOTO_VERSIONS];
+	sqlite3_bind_int64(st, 1, op->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && p->nversions < LD_PHOTO_VERSIONS_MAX) {
+		struct ld_photo_version *v = &p->versions[p->nversions++];
+
+		ld__sqlite_copy_text(v->name, sizeof(v->name), st, 0);
+		v->width = sqlite3_column_int(st, 1);
+		v->height = sqlite3_column_int(st, 2);
+		v->size = sqlite3_column_int64(st, 3);
+		ld__sqlite_copy_text(v->etag, sizeof(v->etag), st, 4);
+	}
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		status = LD_STORE_OK;
+	else
+		*rcp = rc;
+	sqlite3_reset(st);
+	return status;
+}
+
+/* read_photo_list is read_list for photos (limit+1 rows; the extra one
+ * only says another page exists). */
+static int read_photo_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = c->stmt[LD_SQL_PHOTO_LIST];
+	int64_t before = op->before_id > 0 ? op->before_id : INT64_MAX;
+	int status = LD_STORE_ERROR, rc;
+
+	op->nitems = 0;
+	op->has_more = false;
+	if (!op->photos || op->limit == 0 || op->limit > LD_LIST_MAX) {
+		*rcp = SQLITE_MISUSE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int64(st, 3, (int64_t)op->limit + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (op->nitems == op->limit) {
+			op->has_more = true;
+			break;
+		}
+		row_photo(st, &op->photos[op->nitems++]);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		*rcp = rc;
+		goto out;
+	}
+	status = LD_STORE_OK;
+	if (op->nitems == 0) {
+		st = c->stmt[LD_SQL_USER_EXISTS];
+		sqlite3_bind_int64(st, 1, op->id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			status = LD_STORE_NOT_FOUND;
+		} else if (rc != SQLITE_ROW) {
+			*rcp = rc;
+			status = LD_STORE_ERROR;
+		}
+		sqlite3_reset(st);
+	}
+out:
+	sqlite3_reset(c->stmt[LD_SQL_PHOTO_LIST]);
+	return status;
+}
+
 /* read_one runs a point read that returns at most one row. */
 static int read_one(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 {
@@ -550,6 +691,10 @@ static void do_read(struct ld_store_conn *c, struct ld_store_op *op)
 	begin_read(c);
 	if (op->kind == LD_OP_ITEM_LIST)
 		op->status = read_list(c, op, &rc);
+	else if (op->kind == LD_OP_PHOTO_GET)
+		op->status = read_photo(c, op, &rc);
+	else if (op->kind == LD_OP_PHOTO_LIST)
+		op->status = read_photo_list(c, op, &rc);
 	else
 		op->status = read_one(c, op, &rc);
 	if (op->status == LD_STORE_ERROR) {
@@ -714,7 +859,8 @@ refuse:
 static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 {
 	bool read = op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
-		    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST;
+		    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
+		    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST;
 
 	op->conn = c;
 	op->next = NULL;
@@ -741,6 +887,8 @@ static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 	case LD_OP_USER_GET_BY_HANDLE:
 	case LD_OP_ITEM_GET:
 	case LD_OP_ITEM_LIST:
+	case LD_OP_PHOTO_GET:
+	case LD_OP_PHOTO_LIST:
 		do_read(c, op);
 		op->done(op);
 		break;
@@ -749,6 +897,9 @@ static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 	case LD_OP_ITEM_CREATE:
 	case LD_OP_ITEM_UPDATE:
 	case LD_OP_ITEM_DELETE:
+	case LD_OP_PHOTO_CREATE:
+	case LD_OP_PHOTO_COMPLETE:
+	case LD_OP_PHOTO_DELETE:
 		enqueue(c, op);
 		break;
 	default:

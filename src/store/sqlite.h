@@ -73,6 +73,15 @@ enum ld_sql_id {
 	LD_SQL_BEGIN,
 	LD_SQL_COMMIT,
 	LD_SQL_ROLLBACK,
+	/* Photos (read connection). */
+	LD_SQL_PHOTO_GET,
+	LD_SQL_PHOTO_VERSIONS,
+	LD_SQL_PHOTO_LIST,
+	/* Photos (writer). */
+	LD_SQL_PHOTO_INSERT,
+	LD_SQL_PHOTO_COMPLETE,
+	LD_SQL_PHOTO_DELETE,
+	LD_SQL_PHOTO_CHECK,
 	LD_SQL_COUNT
 };
 
@@ -81,7 +90,7 @@ enum ld_sql_role {
 	LD_SQL_WRITER, /* prepared on the writer's connection */
 };
 
-#define LD_SQL_PARAMS_MAX 6
+#define LD_SQL_PARAMS_MAX 7
 
 /* An example value for one parameter, so tests can bind and plan each
  * statement as the driver runs it. */

@@ -197,6 +197,114 @@ static int item_delete(struct ld_store *s, struct ld_store_op *op, int *rcp)
 	return status;
 }
 
+/* ---- photos ---- */
+
+/* photo_why: the photo op matched no row; missing, then not the owner,
+ * then (for complete) not uploading any more. */
+static int photo_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_PHOTO_CHECK];
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		status = LD_STORE_NOT_FOUND;
+	else if (rc != SQLITE_ROW)
+		*rcp = rc;
+	else if (sqlite3_column_int64(st, 0) != op->actor_id)
+		status = LD_STORE_FORBIDDEN;
+	else
+		status = LD_STORE_PRECONDITION;
+	sqlite3_reset(st);
+	return status;
+}
+
+static int photo_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_PHOTO_INSERT];
+	struct ld_photo *p = &op->photo;
+	int64_t id = ld_idgen_next(&s->idgen, now);
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, op->limit);
+	sqlite3_bind_int64(st, 5, op->expect_version);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE && sqlite3_changes(s->db) == 1) {
+		memset(p, 0, sizeof(*p));
+		p->id = id;
+		p->user_id = op->actor_id;
+		snprintf(p->status, sizeof(p->status), "uploading");
+		p->created_ms = p->updated_ms = now;
+		p->version = 1;
+		status = LD_STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		status = LD_STORE_CONFLICT; /* uploads in flight at the cap */
+	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		status = LD_STORE_NOT_FOUND; /* no such owner */
+	} else {
+		*rcp = rc;
+	}
+	return status;
+}
+
+static int photo_complete(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_PHOTO_COMPLETE];
+	struct ld_photo *p = &op->photo;
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	sqlite3_bind_text(st, 3, p->content_type,
+			  ld__sqlite_text_len(p->content_type, sizeof(p->content_type) - 1),
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, p->size);
+	sqlite3_bind_int(st, 5, p->width);
+	sqlite3_bind_int(st, 6, p->height);
+	sqlite3_bind_int64(st, 7, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		p->id = op->id;
+		p->user_id = op->actor_id;
+		snprintf(p->status, sizeof(p->status), "processing");
+		p->created_ms = sqlite3_column_int64(st, 0);
+		p->version = sqlite3_column_int64(st, 1);
+		p->updated_ms = now;
+		p->reason[0] = '\0';
+		p->nversions = 0;
+		status = LD_STORE_OK;
+	} else if (rc != SQLITE_DONE) {
+		*rcp = rc;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		status = photo_why(s, op, rcp);
+	return status;
+}
+
+static int photo_delete(struct ld_store *s, struct ld_store_op *op, int *rcp)
+{
+	sqlite3_stmt *st = s->stmt[LD_SQL_PHOTO_DELETE];
+	int status = LD_STORE_ERROR, rc;
+
+	sqlite3_bind_int64(st, 1, op->id);
+	sqlite3_bind_int64(st, 2, op->actor_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		*rcp = rc;
+	else if (sqlite3_changes(s->db) == 1)
+		status = LD_STORE_OK;
+	else
+		status = photo_why(s, op, rcp);
+	return status;
+}
+
 static int apply_op(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
 {
 	switch (op->kind) {
@@ -210,6 +318,12 @@ static int apply_op(struct ld_store *s, struct ld_store_op *op, int64_t now, int
 		return item_update(s, op, now, rcp);
 	case LD_OP_ITEM_DELETE:
 		return item_delete(s, op, rcp);
+	case LD_OP_PHOTO_CREATE:
+		return photo_create(s, op, now, rcp);
+	case LD_OP_PHOTO_COMPLETE:
+		return photo_complete(s, op, now, rcp);
+	case LD_OP_PHOTO_DELETE:
+		return photo_delete(s, op, rcp);
 	default:
 		*rcp = SQLITE_MISUSE;
 		return LD_STORE_ERROR;

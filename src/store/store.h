@@ -90,6 +90,34 @@ struct ld_item {
 	int64_t version;
 };
 
+/* Photos (metadata only: the bytes are in the blob store, blob.h). */
+#define LD_PHOTO_REASON_MAX   200
+#define LD_PHOTO_VERSIONS_MAX 4
+#define LD_PHOTO_STATUS_LEN   16
+#define LD_PHOTO_TYPE_LEN     16
+
+struct ld_photo_version {
+	char name[8]; /* "128", "512", "1600" */
+	int width, height;
+	int64_t size;
+	char etag[40]; /* quoted, strong */
+};
+
+struct ld_photo {
+	int64_t id;
+	int64_t user_id;
+	char status[LD_PHOTO_STATUS_LEN];     /* uploading, processing, ready, partial, failed */
+	char content_type[LD_PHOTO_TYPE_LEN]; /* "" until the upload is complete */
+	int64_t size;			      /* bytes of the original */
+	int width, height;		      /* of the original, 0 until known */
+	char reason[LD_PHOTO_REASON_MAX + 1]; /* why versions are missing, or "" */
+	int64_t created_ms;
+	int64_t updated_ms;
+	int64_t version;
+	unsigned nversions; /* PHOTO_GET only */
+	struct ld_photo_version versions[LD_PHOTO_VERSIONS_MAX];
+};
+
 enum ld_store_op_kind {
 	LD_OP_USER_CREATE,	  /* in: user.handle, display_name, password_hash; out: user */
 	LD_OP_USER_GET,		  /* in: id; out: user */
@@ -103,6 +131,19 @@ enum ld_store_op_kind {
 	 * NOT_FOUND when the owner does not exist, answered in the same op
 	 * (one round trip, one snapshot), so callers need no pre-read. */
 	LD_OP_ITEM_LIST,
+	/* Photos. CREATE: in actor_id, limit (uploads in flight allowed),
+	 * expect_version (reused: uploads created before this Unix ms no
+	 * longer count); out photo; CONFLICT when the actor already has limit
+	 * uploads in flight. COMPLETE: in id, actor_id, photo.content_type,
+	 * size, width, height; moves `uploading` to `processing` and queues the
+	 * thumbnail job in the same statement; PRECONDITION when the photo is
+	 * not uploading. DELETE queues the removal of its objects. LIST: as
+	 * ITEM_LIST, into photos. */
+	LD_OP_PHOTO_CREATE,
+	LD_OP_PHOTO_GET, /* in: id; out: photo with its versions */
+	LD_OP_PHOTO_COMPLETE,
+	LD_OP_PHOTO_DELETE, /* in: id, actor_id */
+	LD_OP_PHOTO_LIST,
 	LD_OP_KIND_COUNT
 };
 
@@ -131,6 +172,11 @@ struct ld_store_op {
 	 * op_timeout_ms from submit. Input only: a resubmitted op gets a new
 	 * default deadline. */
 	uint64_t deadline_ns;
+
+	/* Photos: the photo ops' input and output; PHOTO_LIST fills photos
+	 * (limit entries, nitems of them used) instead of items. */
+	struct ld_photo photo;
+	struct ld_photo *photos;
 
 	int status; /* enum ld_store_status */
 

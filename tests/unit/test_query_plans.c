@@ -237,6 +237,21 @@ static void check_all(sqlite3 *db, const char *when)
 		ld_queue_sqlite_stmts[LD_QSQL_REAP].nparams, &p);
 	CHECK(strstr(p.text, "SEARCH jobs USING INDEX jobs_leased (lease_until_ms<?)") != NULL);
 
+	/* The upload cap counts one user's uploads in flight in the partial
+	 * index; a user's photos page walks its own index in order. */
+	explain(db, ld_sqlite_stmts[LD_SQL_PHOTO_INSERT].sql,
+		ld_sqlite_stmts[LD_SQL_PHOTO_INSERT].example,
+		ld_sqlite_stmts[LD_SQL_PHOTO_INSERT].nparams, &p);
+	CHECK(strstr(p.text,
+		     "SEARCH photos USING INDEX photos_uploading (user_id=? AND created_ms>?)") !=
+	      NULL);
+	explain(db, ld_sqlite_stmts[LD_SQL_PHOTO_LIST].sql,
+		ld_sqlite_stmts[LD_SQL_PHOTO_LIST].example,
+		ld_sqlite_stmts[LD_SQL_PHOTO_LIST].nparams, &p);
+	CHECK(strstr(p.text, "SEARCH photos USING INDEX photos_user_id (user_id=? AND id<?)") !=
+	      NULL);
+	CHECK(!p.temp_btree);
+
 	/* The list walks the composite index in its own order. */
 	explain(db, ld_sqlite_stmts[LD_SQL_ITEM_LIST].sql,
 		ld_sqlite_stmts[LD_SQL_ITEM_LIST].example,
