@@ -26,6 +26,15 @@ static const char *const route_names[LD_ROUTE_COUNT] = {
     [LD_ROUTE_ITEM] = "/v1/items/{id}",	     [LD_ROUTE_HEALTHZ] = "/healthz",
     [LD_ROUTE_READYZ] = "/readyz",	     [LD_ROUTE_METRICS] = "/metrics",
     [LD_ROUTE_DEBUG_STATS] = "/debug/stats",
+    [LD_ROUTE_PHOTOS] = "/v1/photos",
+    [LD_ROUTE_PHOTO] = "/v1/photos/{id}",
+    [LD_ROUTE_PHOTO_CONTENT] = "/v1/photos/{id}/content",
+    [LD_ROUTE_PHOTO_COMPLETE] = "/v1/photos/{id}/complete",
+    [LD_ROUTE_PHOTO_ORIGINAL] = "/v1/photos/{id}/original",
+    [LD_ROUTE_PHOTO_V128] = "/v1/photos/{id}/128",
+    [LD_ROUTE_PHOTO_V512] = "/v1/photos/{id}/512",
+    [LD_ROUTE_PHOTO_V1600] = "/v1/photos/{id}/1600",
+    [LD_ROUTE_USER_PHOTOS] = "/v1/users/{id}/photos",
 };
 
 typedef void (*handler_fn)(struct ld_api_req *q);
@@ -44,6 +53,15 @@ static const handler_fn handlers[LD_ROUTE_COUNT][LD_HTTP_METHOD_COUNT] = {
     [LD_ROUTE_READYZ] = {[LD_HTTP_GET] = ld_api_readyz},
     [LD_ROUTE_METRICS] = {[LD_HTTP_GET] = ld_api_metrics},
     [LD_ROUTE_DEBUG_STATS] = {[LD_HTTP_GET] = ld_api_debug_stats},
+    [LD_ROUTE_PHOTOS] = {[LD_HTTP_POST] = ld_api_photos_create},
+    [LD_ROUTE_PHOTO] = {[LD_HTTP_GET] = ld_api_photo_get, [LD_HTTP_DELETE] = ld_api_photo_delete},
+    [LD_ROUTE_PHOTO_CONTENT] = {[LD_HTTP_PUT] = ld_api_photo_put_content},
+    [LD_ROUTE_PHOTO_COMPLETE] = {[LD_HTTP_POST] = ld_api_photo_complete},
+    [LD_ROUTE_PHOTO_ORIGINAL] = {[LD_HTTP_GET] = ld_api_photo_version},
+    [LD_ROUTE_PHOTO_V128] = {[LD_HTTP_GET] = ld_api_photo_version},
+    [LD_ROUTE_PHOTO_V512] = {[LD_HTTP_GET] = ld_api_photo_version},
+    [LD_ROUTE_PHOTO_V1600] = {[LD_HTTP_GET] = ld_api_photo_version},
+    [LD_ROUTE_USER_PHOTOS] = {[LD_HTTP_GET] = ld_api_user_photos},
 };
 
 /*
@@ -491,5 +509,6 @@ void ld_api_app(struct ld_api *api, struct ld_server_app *app)
 	app->loop_fini = loop_fini;
 	app->on_request = on_request;
 	app->on_http_error = on_http_error;
+	app->body_max = ld_photos_body_max;
 	app->arg = api;
 }

@@ -28,10 +28,22 @@ enum ld_route_id {
 	LD_ROUTE_READYZ,
 	LD_ROUTE_METRICS,
 	LD_ROUTE_DEBUG_STATS,
+	LD_ROUTE_PHOTOS,
+	LD_ROUTE_PHOTO,
+	LD_ROUTE_PHOTO_CONTENT,
+	LD_ROUTE_PHOTO_COMPLETE,
+	LD_ROUTE_PHOTO_ORIGINAL,
+	LD_ROUTE_PHOTO_V128,
+	LD_ROUTE_PHOTO_V512,
+	LD_ROUTE_PHOTO_V1600,
+	LD_ROUTE_USER_PHOTOS,
 	LD_ROUTE_COUNT
 };
 
 /* Process-wide application state, read-only once serving. */
+struct ld_blob_vt;
+struct ld_blob_store;
+
 struct ld_api {
 	const struct ld_store_vt *vt;
 	struct ld_store *store;
@@ -41,6 +53,8 @@ struct ld_api {
 	const char *admin_token;
 	bool debug_token_only;
 	unsigned write_queue_cap; /* for the stats document */
+	const struct ld_blob_vt *blob_vt; /* photo bytes (photos.c) */
+	struct ld_blob_store *blobs;
 };
 
 /* Per-loop state. */
@@ -64,6 +78,14 @@ struct ld_api_req {
 	struct ld_item *items;
 	void (*store_done)(struct ld_store_op *op); /* the handler's, behind ld_api_submit's */
 	struct ld_obs_waiter obs;		    /* /metrics, /debug/stats */
+	/* Photos (photos.c): a page, and the bytes and verdict of the blob
+	 * work done on the thread pool. */
+	struct ld_photo *photos;
+	char *blob;
+	size_t blob_len;
+	int blob_rc;
+	int route_version; /* index of the version a GET asks for */
+	char why[200];
 };
 
 /* The hooks for ld_server_run; arg is a struct ld_api. */
@@ -134,5 +156,29 @@ void ld_api_debug_stats(struct ld_api_req *q);
 
 /* ld_api_store_info fills what the stats renderers need from the store. */
 void ld_api_store_info(struct ld_api_req *q, struct ld_obs_store_info *st);
+void ld_api_photos_create(struct ld_api_req *q);
+void ld_api_photo_get(struct ld_api_req *q);
+void ld_api_photo_delete(struct ld_api_req *q);
+void ld_api_photo_put_content(struct ld_api_req *q);
+void ld_api_photo_complete(struct ld_api_req *q);
+void ld_api_photo_version(struct ld_api_req *q);
+void ld_api_user_photos(struct ld_api_req *q);
+
+/* Photo settings ([photos] of serve's configuration; photos.c). */
+struct ld_photos_config {
+	uint64_t upload_max; /* bytes of one original (20MiB) */
+	uint64_t max_pixels; /* width x height of an original (50000000) */
+	unsigned in_flight;  /* uploads started and not completed, per user (4) */
+	uint64_t url_ttl_ms; /* how long an upload URL is good for (15m) */
+};
+extern struct ld_photos_config ld_photos_cfg;
+
+/* ld_photos_register adds the [photos] section to serve's configuration;
+ * call before ld_config_load. */
+int ld_photos_register(void);
+
+/* ld_photos_body_max is the server's body_max hook: an upload route may
+ * carry upload_max bytes, every other route max_body. */
+uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg);
 
 #endif

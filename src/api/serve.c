@@ -17,8 +17,10 @@
 #include "api/api.h"
 #include "base/config.h"
 #include "base/lockfile.h"
+#include "blob/blob.h"
 #include "http/server.h"
 #include "http/status.h"
+#include "media/media.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/stats.h"
@@ -133,6 +135,10 @@ int ld_serve_main(int argc, char **argv)
 	unsigned nprofile;
 	int rc, store_open = 0;
 
+	if (ld_photos_register() != 0) {
+		fprintf(stderr, "ladder serve: [photos] settings clash with another section\n");
+		return 1;
+	}
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
 	if (rc == LD_CONFIG_EXIT_OK) {
 		rc = 0;
@@ -193,6 +199,19 @@ int ld_serve_main(int argc, char **argv)
 	if (rc)
 		goto out;
 	store_open = 1;
+	{
+		struct ld_blob_config bc = {.data_dir = cfg.data_dir};
+
+		/* Photos: the bytes under data/blobs, the header checks with
+		 * libvips (one thread: it only reads headers here). */
+		api.blob_vt = &ld_blob_fs_vt;
+		if (api.blob_vt->open(&bc, &api.blobs, err, sizeof(err)) != 0 ||
+		    ld_media_init(argv[0], 1, err, sizeof(err)) != 0) {
+			fprintf(stderr, "ladder serve: %s\n", err);
+			rc = 1;
+			goto out;
+		}
+	}
 	profile_routes = ld_api_profile_routes(&nprofile);
 	rc = ld_obs_init(&(struct ld_obs_config){.nloops = scfg.threads ? scfg.threads : 1,
 						 .route_names = profile_routes,
@@ -223,6 +242,8 @@ out:
 	ld_obs_fini();
 	ld_listeners_close(&ls);
 	ld_lockfile_release(&lock);
+	if (api.blobs)
+		api.blob_vt->close(api.blobs);
 	return rc;
 }
 

@@ -38,6 +38,9 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
  * and a small JSON body) fits; a large one pays for a malloc instead of
  * pinning 64 KiB buffers for ever after one burst. */
 #define XKEEP_MAX (4 * 1024)
+/* The cap of a response body; an app may raise it for one answer (a photo
+ * original), and finish_request puts it back. */
+#define OUT_BODY_MAX (16 * 1024 * 1024)
 
 static void process(struct ld_conn *c);
 static void finish_request(struct ld_conn *c);
@@ -81,7 +84,7 @@ static struct ld_exchange *exchange_get(struct ld_worker *w)
 		ld_buf_init(&x->whdr, 64 * 1024);
 		ld_buf_init(&x->wgzip, 16 * 1024 * 1024);
 		ld_buf_init(&x->req.out_hdrs, 16 * 1024);
-		ld_buf_init(&x->req.out_body, 16 * 1024 * 1024);
+		ld_buf_init(&x->req.out_body, OUT_BODY_MAX);
 	}
 	x->next_free = NULL;
 	ld_buf_reset(&x->rbuf);
@@ -378,12 +381,20 @@ static int start_body(struct ld_conn *c)
 	struct ld_http_request *h = &x->req.h;
 	int rc = 0;
 
+	uint64_t max = s->cfg.max_body, route_max;
+
 	x->chunk_in = 0;
 	x->chunk_out = 0;
+	if (s->app.body_max && (route_max = s->app.body_max(h, s->app.arg)) > 0) {
+		max = route_max;
+		/* This request only: finish_request puts the cap back. */
+		if (max > s->cfg.max_body)
+			x->rbuf.max = s->cfg.limits.headers_max + max + RBUF_STEP + 4096;
+	}
 	if (h->chunked) {
-		ld_http_chunked_init(&x->chunked, s->cfg.max_body);
+		ld_http_chunked_init(&x->chunked, max);
 	} else if (h->content_length >= 0) {
-		if ((uint64_t)h->content_length > s->cfg.max_body) {
+		if ((uint64_t)h->content_length > max) {
 			http_error(c, 413, "the request body is larger than the limit");
 			rc = -1;
 			goto out;
@@ -687,6 +698,11 @@ static void finish_request(struct ld_conn *c)
 	ld_buf_consume(&x->rbuf, x->req_len);
 	x->req_len = 0;
 	x->req.h.method_str = NULL;
+	/* A route's larger body cap (body_max) and a larger answer an app
+	 * allowed itself were for this request only; exchange_put frees the
+	 * grown buffers. */
+	x->rbuf.max = s->cfg.limits.headers_max + s->cfg.max_body + RBUF_STEP + 4096;
+	x->req.out_body.max = OUT_BODY_MAX;
 	c->header_parsed = false;
 	ld_http_parser_reset(&x->parser);
 	x->req_start_ns = 0;

@@ -93,6 +93,11 @@ struct ld_server_app {
 	/* Called when a request was rejected by the HTTP layer itself (bad
 	 * framing, limits, timeouts): the app writes the problem body. */
 	void (*on_http_error)(struct ld_req *r, int status, const char *detail, void *arg);
+	/* Optional: the body limit of one request, decided from its parsed
+	 * header (a photo upload may be far larger than a JSON body); 0 keeps
+	 * max_body. The read buffer may grow to that size for this request
+	 * only, and its memory is given back once the request is answered. */
+	uint64_t (*body_max)(const struct ld_http_request *h, void *arg);
 	void *arg;
 };
 

@@ -1,0 +1,690 @@
+/*
+ * photos.c - the photo routes: start an upload (a signed, short-lived URL
+ * to PUT the bytes to), receive the bytes into the blob store, complete the
+ * upload (checks, then the store's outbox queues the thumbnail job), read a
+ * photo and its versions' URLs, serve a version's bytes (immutable, so a
+ * CDN can keep them forever), delete, and a user's newest-first list.
+ *
+ * Blob I/O runs on libuv's thread pool, never on the loop. The upload body
+ * is held in the connection's read buffer up to upload_max (the server's
+ * body_max hook raises the cap for the upload route only); it is not
+ * streamed to disk chunk by chunk.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "api/params.h"
+#include "base/b64.h"
+#include "base/config.h"
+#include "base/json.h"
+#include "blob/blob.h"
+#include "media/media.h"
+
+struct ld_photos_config ld_photos_cfg;
+
+#define O(field)                                                                                   \
+	offsetof(struct ld_photos_config, field), sizeof(((struct ld_photos_config *)0)->field), 0
+
+/* clang-format off */
+static const struct ld_opt photo_opts[] = {
+    {"photo-upload-max", 0, "upload_max", "LADDER_PHOTO_UPLOAD_MAX", LD_OPT_SIZE, O(upload_max),
+     "20MiB", 1, (uint64_t)256 << 20, NULL, 0, NULL, NULL, "SIZE",
+     "largest photo upload (then 413)"},
+    {"photo-max-pixels", 0, "max_pixels", "LADDER_PHOTO_MAX_PIXELS", LD_OPT_U64, O(max_pixels),
+     "50000000", 1, 1000000000, NULL, 0, NULL, NULL, "N",
+     "largest width x height, read from the header before decoding (then 422)"},
+    {"photo-uploads", 0, "uploads_in_flight", "LADDER_PHOTO_UPLOADS", LD_OPT_UINT, O(in_flight),
+     "4", 1, 1000, NULL, 0, NULL, NULL, "N",
+     "uploads a user may have started and not completed (then 429)"},
+    {"photo-url-ttl", 0, "upload_url_ttl", NULL, LD_OPT_DUR, O(url_ttl_ms), "15m", 1000,
+     86400000, NULL, 0, NULL, NULL, "D", "how long an upload URL stays good"},
+};
+/* clang-format on */
+
+static const struct ld_opt_section photo_section = {
+    "photos", photo_opts, sizeof(photo_opts) / sizeof(photo_opts[0]), NULL};
+static unsigned char photo_sources[sizeof(photo_opts) / sizeof(photo_opts[0])];
+
+int ld_photos_register(void)
+{
+	return ld_config_register(&photo_section, &ld_photos_cfg, photo_sources);
+}
+
+static const char *const version_names[] = {"original", "128", "512", "1600"};
+
+uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg)
+{
+	static const char tail[] = "/content";
+	size_t n = h->path_len, t = sizeof(tail) - 1;
+
+	if (h->method == LD_HTTP_PUT && n > 11 + t && memcmp(h->path, "/v1/photos/", 11) == 0 &&
+	    memcmp(h->path + n - t, tail, t) == 0)
+		return ld_photos_cfg.upload_max;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void key_of(char *out, size_t cap, int64_t id, const char *name)
+{
+	if (strcmp(name, "original") == 0)
+		snprintf(out, cap, "photos/%" PRId64 "/original", id);
+	else
+		snprintf(out, cap, "photos/%" PRId64 "/%s.jpg", id, name);
+}
+
+/* ---- the upload URL: "/v1/photos/ID/content?expires=S&sig=MAC" ---------- */
+
+/* url_mac is HMAC-SHA256, under one of the token keys, of what the URL
+ * grants: a PUT of this photo's bytes until expires. */
+static void url_mac(const unsigned char *key, int64_t id, int64_t expires, char *out, size_t cap)
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	char msg[96];
+	int n =
+	    snprintf(msg, sizeof(msg), "ladder photo upload\n%" PRId64 "\n%" PRId64, id, expires);
+
+	crypto_auth_hmacsha256(mac, (const unsigned char *)msg, (unsigned long long)n, key);
+	ld_b64url_encode(mac, sizeof(mac), out, cap);
+}
+
+static void upload_url(const struct ld_api *api, int64_t id, int64_t expires, char *out, size_t cap)
+{
+	char sig[64];
+
+	url_mac(api->auth.keys[0].key, id, expires, sig, sizeof(sig));
+	snprintf(out, cap, "/v1/photos/%" PRId64 "/content?expires=%" PRId64 "&sig=%s", id, expires,
+		 sig);
+}
+
+/* url_ok checks the query of an upload; 0, or answers 403 and returns -1. */
+static int url_ok(struct ld_api_req *q)
+{
+	const char *v, *sv;
+	size_t n, sn, i;
+	int64_t expires = 0;
+	char want[64];
+	unsigned k;
+
+	if (!ld_query_param(q->r->h.query, q->r->h.query_len, "expires", &v, &n) ||
+	    !ld_query_param(q->r->h.query, q->r->h.query_len, "sig", &sv, &sn) || n == 0 ||
+	    n > 12) {
+		ld_api_problem(q, 403, "an upload needs the URL POST /v1/photos gave out");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9') {
+			ld_api_problem(q, 403, "an upload needs the URL POST /v1/photos gave out");
+			return -1;
+		}
+		expires = expires * 10 + (v[i] - '0');
+	}
+	for (k = 0; k < q->api->auth.nkeys; k++) {
+		url_mac(q->api->auth.keys[k].key, q->path_id, expires, want, sizeof(want));
+		if (sn == strlen(want) && sodium_memcmp(want, sv, sn) == 0)
+			break;
+	}
+	if (k == q->api->auth.nkeys) {
+		ld_api_problem(q, 403, "the upload URL's signature does not match");
+		return -1;
+	}
+	if (expires < now_ms() / 1000) {
+		ld_api_problem(q, 403, "the upload URL has expired; start a new upload");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static void write_photo(struct ld_json *j, const struct ld_photo *p, bool with_versions)
+{
+	char url[96];
+	unsigned i;
+
+	ld_json_obj_begin(j);
+	ld_json_key(j, "id");
+	ld_json_id(j, p->id);
+	ld_json_key(j, "user_id");
+	ld_json_id(j, p->user_id);
+	ld_json_key(j, "status");
+	ld_json_str(j, p->status);
+	if (strcmp(p->status, "uploading") != 0) {
+		ld_json_key(j, "content_type");
+		ld_json_str(j, p->content_type);
+		ld_json_key(j, "size");
+		ld_json_int(j, p->size);
+		ld_json_key(j, "width");
+		ld_json_int(j, p->width);
+		ld_json_key(j, "height");
+		ld_json_int(j, p->height);
+	}
+	if (p->reason[0]) {
+		ld_json_key(j, "reason");
+		ld_json_str(j, p->reason);
+	}
+	ld_json_key(j, "created_at");
+	ld_json_time_ms(j, p->created_ms);
+	ld_json_key(j, "updated_at");
+	ld_json_time_ms(j, p->updated_ms);
+	if (with_versions) {
+		ld_json_key(j, "versions");
+		ld_json_obj_begin(j);
+		if (strcmp(p->status, "uploading") != 0) {
+			/* The original is there from the moment the upload is
+			 * complete, whatever becomes of its thumbnails. */
+			ld_json_key(j, "original");
+			ld_json_obj_begin(j);
+			snprintf(url, sizeof(url), "/v1/photos/%" PRId64 "/original", p->id);
+			ld_json_key(j, "url");
+			ld_json_str(j, url);
+			ld_json_obj_end(j);
+		}
+		for (i = 0; i < p->nversions; i++) {
+			const struct ld_photo_version *v = &p->versions[i];
+
+			ld_json_key(j, v->name);
+			ld_json_obj_begin(j);
+			snprintf(url, sizeof(url), "/v1/photos/%" PRId64 "/%s", p->id, v->name);
+			ld_json_key(j, "url");
+			ld_json_str(j, url);
+			ld_json_key(j, "width");
+			ld_json_int(j, v->width);
+			ld_json_key(j, "height");
+			ld_json_int(j, v->height);
+			ld_json_key(j, "size");
+			ld_json_int(j, v->size);
+			ld_json_obj_end(j);
+		}
+		ld_json_obj_end(j);
+	}
+	ld_json_obj_end(j);
+}
+
+static void respond_photo(struct ld_api_req *q, int status, const struct ld_photo *p)
+{
+	struct ld_json j;
+
+	ld_json_init(&j, &q->r->out_body);
+	write_photo(&j, p, true);
+	if (status == 201)
+		ld_req_header(q->r, "Location", "/v1/photos/%" PRId64, p->id);
+	ld_api_respond_json(q, &j, status);
+}
+
+static void token_user_gone(struct ld_api_req *q)
+{
+	ld_req_header(q->r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+	ld_api_problem(q, 401, "the token's user does not exist");
+}
+
+/* ---- POST /v1/photos --------------------------------------------------------- */
+
+static void created(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	int64_t expires = op->photo.created_ms / 1000 + (int64_t)(ld_photos_cfg.url_ttl_ms / 1000);
+	struct ld_json j;
+	char url[160], detail[160];
+
+	if (op->status == LD_STORE_CONFLICT) {
+		snprintf(detail, sizeof(detail),
+			 "%u uploads are in flight, the most allowed: complete one, or let its URL "
+			 "expire",
+			 ld_photos_cfg.in_flight);
+		ld_req_header(q->r, "Retry-After", "%" PRIu64, ld_photos_cfg.url_ttl_ms / 1000);
+		ld_api_problem(q, 429, detail);
+		return;
+	}
+	if (op->status == LD_STORE_NOT_FOUND) {
+		token_user_gone(q);
+		return;
+	}
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	upload_url(q->api, op->photo.id, expires, url, sizeof(url));
+	ld_json_init(&j, &q->r->out_body);
+	ld_json_obj_begin(&j);
+	ld_json_key(&j, "photo");
+	write_photo(&j, &op->photo, false);
+	ld_json_key(&j, "upload");
+	ld_json_obj_begin(&j);
+	ld_json_key(&j, "method");
+	ld_json_str(&j, "PUT");
+	ld_json_key(&j, "url");
+	ld_json_str(&j, url);
+	ld_json_key(&j, "expires_at");
+	ld_json_time_ms(&j, expires * 1000);
+	ld_json_key(&j, "max_bytes");
+	ld_json_uint(&j, ld_photos_cfg.upload_max);
+	ld_json_obj_end(&j);
+	ld_json_key(&j, "complete");
+	snprintf(url, sizeof(url), "/v1/photos/%" PRId64 "/complete", op->photo.id);
+	ld_json_str(&j, url);
+	ld_json_obj_end(&j);
+	ld_req_header(q->r, "Location", "/v1/photos/%" PRId64, op->photo.id);
+	ld_api_respond_json(q, &j, 201);
+}
+
+void ld_api_photos_create(struct ld_api_req *q)
+{
+	if (ld_api_authenticate(q))
+		return;
+	q->op.kind = LD_OP_PHOTO_CREATE;
+	q->op.actor_id = q->r->user_id;
+	q->op.limit = ld_photos_cfg.in_flight;
+	/* Uploads whose URL has expired no longer hold a place. */
+	q->op.expect_version = now_ms() - (int64_t)ld_photos_cfg.url_ttl_ms;
+	ld_api_submit(q, created);
+}
+
+/* ---- PUT /v1/photos/{id}/content ---------------------------------------------- */
+
+static void put_work(uv_work_t *w)
+{
+	struct ld_api_req *q = w->data;
+	char key[LD_BLOB_KEY_MAX + 1];
+
+	key_of(key, sizeof(key), q->path_id, "original");
+	q->blob_rc = ld_blob_put(q->api->blob_vt, q->api->blobs, key, q->r->body, q->r->body_len);
+}
+
+static void put_done(uv_work_t *w, int status)
+{
+	struct ld_api_req *q = w->data;
+
+	if (status != 0 || q->blob_rc != 0) {
+		ld_api_problem(q, 500, "the bytes could not be stored; see the server log");
+		return;
+	}
+	ld_req_respond(q->r, 204);
+}
+
+static void put_checked(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	char detail[96];
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	if (strcmp(op->photo.status, "uploading") != 0) {
+		snprintf(detail, sizeof(detail), "the photo is %s: its bytes can no longer change",
+			 op->photo.status);
+		ld_api_problem(q, 409, detail);
+		return;
+	}
+	q->work.data = q;
+	if (uv_queue_work(&q->r->loop->uv, &q->work, put_work, put_done) != 0)
+		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+}
+
+void ld_api_photo_put_content(struct ld_api_req *q)
+{
+	if (url_ok(q))
+		return;
+	if (q->r->h.content_length < 0 && !q->r->h.chunked) {
+		ld_api_problem(q, 411,
+			       "an upload needs Content-Length or chunked Transfer-Encoding");
+		return;
+	}
+	if (q->r->body_len == 0) {
+		ld_api_problem(q, 400, "the upload is empty");
+		return;
+	}
+	q->op.kind = LD_OP_PHOTO_GET;
+	q->op.id = q->path_id;
+	ld_api_submit(q, put_checked);
+}
+
+/* ---- POST /v1/photos/{id}/complete --------------------------------------------- */
+
+static void completed(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+
+	if (op->status == LD_STORE_PRECONDITION) {
+		ld_api_problem(q, 409, "the photo is no longer uploading");
+		return;
+	}
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	respond_photo(q, 202, &op->photo);
+}
+
+/* check_work reads the uploaded object and checks it: size, type by its
+ * magic bytes, pixels from its header. The verdict is an HTTP status. */
+static void check_work(uv_work_t *w)
+{
+	struct ld_api_req *q = w->data;
+	struct ld_photo *p = &q->op.photo;
+	char key[LD_BLOB_KEY_MAX + 1], herr[160];
+	enum ld_media_type t;
+	int rc, width = 0, height = 0;
+
+	key_of(key, sizeof(key), q->path_id, "original");
+	rc = q->api->blob_vt->get(q->api->blobs, key, ld_photos_cfg.upload_max, &q->blob,
+				  &q->blob_len);
+	if (rc == -ENOENT) {
+		q->blob_rc = 409;
+		snprintf(q->why, sizeof(q->why), "no bytes were uploaded for this photo");
+		return;
+	}
+	if (rc == -E2BIG) {
+		q->blob_rc = 413;
+		snprintf(q->why, sizeof(q->why), "the upload is larger than %" PRIu64 " bytes",
+			 ld_photos_cfg.upload_max);
+		return;
+	}
+	if (rc != 0) {
+		q->blob_rc = 500;
+		snprintf(q->why, sizeof(q->why),
+			 "the upload could not be read; see the server log");
+		return;
+	}
+	t = ld_media_sniff(q->blob, q->blob_len);
+	if (t == LD_MEDIA_UNKNOWN) {
+		q->blob_rc = 415;
+		snprintf(q->why, sizeof(q->why),
+			 "the bytes are not a JPEG, PNG or WebP image (by their magic bytes)");
+		return;
+	}
+	if (ld_media_header(q->blob, q->blob_len, &width, &height, herr, sizeof(herr)) != 0) {
+		q->blob_rc = 422;
+		snprintf(q->why, sizeof(q->why), "the image header does not parse: %.140s", herr);
+		return;
+	}
+	if ((uint64_t)width * (uint64_t)height > ld_photos_cfg.max_pixels) {
+		q->blob_rc = 422;
+		snprintf(q->why, sizeof(q->why), "%d x %d pixels is over the limit of %" PRIu64,
+			 width, height, ld_photos_cfg.max_pixels);
+		return;
+	}
+	snprintf(p->content_type, sizeof(p->content_type), "%s", ld_media_type_mime(t));
+	p->size = (int64_t)q->blob_len;
+	p->width = width;
+	p->height = height;
+	q->blob_rc = 0;
+}
+
+static void check_done(uv_work_t *w, int status)
+{
+	struct ld_api_req *q = w->data;
+
+	free(q->blob);
+	q->blob = NULL;
+	if (status != 0) {
+		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+		return;
+	}
+	if (q->blob_rc != 0) {
+		ld_api_problem(q, q->blob_rc, q->why);
+		return;
+	}
+	q->op.kind = LD_OP_PHOTO_COMPLETE;
+	q->op.id = q->path_id;
+	q->op.actor_id = q->r->user_id;
+	ld_api_submit(q, completed);
+}
+
+static void complete_checked(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	char detail[96];
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	if (op->photo.user_id != q->r->user_id) {
+		ld_api_problem(q, 403, "the resource belongs to another user");
+		return;
+	}
+	if (strcmp(op->photo.status, "uploading") != 0) {
+		snprintf(detail, sizeof(detail), "the photo is %s, not uploading",
+			 op->photo.status);
+		ld_api_problem(q, 409, detail);
+		return;
+	}
+	q->work.data = q;
+	if (uv_queue_work(&q->r->loop->uv, &q->work, check_work, check_done) != 0)
+		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+}
+
+void ld_api_photo_complete(struct ld_api_req *q)
+{
+	if (ld_api_authenticate(q))
+		return;
+	q->op.kind = LD_OP_PHOTO_GET;
+	q->op.id = q->path_id;
+	ld_api_submit(q, complete_checked);
+}
+
+/* ---- GET, DELETE /v1/photos/{id} ----------------------------------------------- */
+
+static void got_photo(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	/* Status changes as the worker goes: never cached. */
+	ld_req_header_str(q->r, "Cache-Control", "no-cache");
+	respond_photo(q, 200, &op->photo);
+}
+
+void ld_api_photo_get(struct ld_api_req *q)
+{
+	q->op.kind = LD_OP_PHOTO_GET;
+	q->op.id = q->path_id;
+	ld_api_submit(q, got_photo);
+}
+
+static void deleted(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	ld_req_respond(q->r, 204);
+}
+
+void ld_api_photo_delete(struct ld_api_req *q)
+{
+	if (ld_api_authenticate(q))
+		return;
+	q->op.kind = LD_OP_PHOTO_DELETE;
+	q->op.id = q->path_id;
+	q->op.actor_id = q->r->user_id;
+	ld_api_submit(q, deleted);
+}
+
+/* ---- GET /v1/photos/{id}/{original,128,512,1600} -------------------------------- */
+
+static void immutable_headers(struct ld_api_req *q, const char *etag)
+{
+	ld_req_header_str(q->r, "ETag", etag);
+	ld_req_header_str(q->r, "Cache-Control", "public, max-age=31536000, immutable");
+}
+
+static void bytes_work(uv_work_t *w)
+{
+	struct ld_api_req *q = w->data;
+	char key[LD_BLOB_KEY_MAX + 1];
+
+	key_of(key, sizeof(key), q->path_id, version_names[q->route_version]);
+	q->blob_rc =
+	    q->api->blob_vt->get(q->api->blobs, key, (size_t)256 << 20, &q->blob, &q->blob_len);
+}
+
+static void bytes_done(uv_work_t *w, int status)
+{
+	struct ld_api_req *q = w->data;
+	struct ld_buf *b = &q->r->out_body;
+
+	if (status != 0 || q->blob_rc != 0) {
+		free(q->blob);
+		q->blob = NULL;
+		ld_buf_reset(&q->r->out_hdrs);
+		if (status == 0 && q->blob_rc == -ENOENT)
+			ld_api_problem(q, 404,
+				       "this version's bytes are gone (the photo was deleted)");
+		else
+			ld_api_problem(q, 500, "the bytes could not be read; see the server log");
+		return;
+	}
+	/* Images are compressed already: gzip would spend CPU for nothing. */
+	q->r->accept_gzip = false;
+	if (b->max < q->blob_len)
+		b->max = q->blob_len; /* this response only: the buffer is reset per request */
+	ld_buf_append(b, q->blob, q->blob_len);
+	free(q->blob);
+	q->blob = NULL;
+	ld_req_respond(q->r, ld_buf_error(b) ? 500 : 200);
+}
+
+static void version_checked(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	const char *name = version_names[q->route_version];
+	char etag[48] = "";
+	const struct ld_http_field *inm;
+	unsigned i;
+
+	if (op->status != LD_STORE_OK) {
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	if (q->route_version == 0) {
+		if (strcmp(op->photo.status, "uploading") == 0) {
+			ld_api_problem(q, 404, "the upload is not complete yet");
+			return;
+		}
+		/* An original never changes once its upload is complete. */
+		snprintf(etag, sizeof(etag), "\"%" PRId64 ".original\"", op->photo.id);
+		q->r->content_type = op->photo.content_type;
+	} else {
+		for (i = 0; i < op->photo.nversions; i++)
+			if (strcmp(op->photo.versions[i].name, name) == 0)
+				snprintf(etag, sizeof(etag), "%s", op->photo.versions[i].etag);
+		if (!etag[0]) {
+			ld_api_problem(q, 404,
+				       "this version does not exist (yet): see the photo's status");
+			return;
+		}
+		q->r->content_type = "image/jpeg";
+	}
+	immutable_headers(q, etag);
+	inm = ld_http_find(&q->r->h, "if-none-match");
+	if (inm && ld_etag_list_has(inm->value, inm->value_len, etag, true)) {
+		ld_req_respond(q->r, 304);
+		return;
+	}
+	q->work.data = q;
+	if (uv_queue_work(&q->r->loop->uv, &q->work, bytes_work, bytes_done) != 0) {
+		ld_buf_reset(&q->r->out_hdrs);
+		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+	}
+}
+
+void ld_api_photo_version(struct ld_api_req *q)
+{
+	q->route_version = (int)(q->r->route - LD_ROUTE_PHOTO_ORIGINAL);
+	q->op.kind = LD_OP_PHOTO_GET;
+	q->op.id = q->path_id;
+	ld_api_submit(q, version_checked);
+}
+
+/* ---- GET /v1/users/{id}/photos ---------------------------------------------------- */
+
+static void listed(struct ld_store_op *op)
+{
+	struct ld_api_req *q = op->udata;
+	struct ld_json j;
+	char cursor[16];
+	unsigned i;
+
+	if (op->status != LD_STORE_OK) {
+		free(q->photos);
+		q->photos = NULL;
+		ld_api_store_failed(q, op->status);
+		return;
+	}
+	ld_json_init(&j, &q->r->out_body);
+	ld_json_obj_begin(&j);
+	ld_json_key(&j, "photos");
+	ld_json_arr_begin(&j);
+	for (i = 0; i < op->nitems; i++)
+		write_photo(&j, &op->photos[i], false);
+	ld_json_arr_end(&j);
+	ld_json_key(&j, "next_cursor");
+	if (op->has_more && op->nitems) {
+		ld_cursor_encode(op->photos[op->nitems - 1].id, cursor, sizeof(cursor));
+		ld_json_str(&j, cursor);
+	} else {
+		ld_json_null(&j);
+	}
+	ld_json_obj_end(&j);
+	free(q->photos);
+	q->photos = NULL;
+	ld_api_respond_json(q, &j, 200);
+}
+
+void ld_api_user_photos(struct ld_api_req *q)
+{
+	const char *v;
+	size_t n, i;
+	unsigned limit = 20;
+	int64_t before = 0;
+
+	if (ld_query_param(q->r->h.query, q->r->h.query_len, "limit", &v, &n)) {
+		unsigned long x = 0;
+
+		for (i = 0; i < n && i < 4 && v[i] >= '0' && v[i] <= '9'; i++)
+			x = x * 10 + (unsigned long)(v[i] - '0');
+		if (n == 0 || i != n || x < 1 || x > LD_LIST_MAX) {
+			ld_api_problem(q, 400, "limit must be an integer from 1 to 100");
+			return;
+		}
+		limit = (unsigned)x;
+	}
+	if (ld_query_param(q->r->h.query, q->r->h.query_len, "cursor", &v, &n) &&
+	    ld_cursor_decode(v, n, &before) != 0) {
+		ld_api_problem(q, 400, "cursor is not one this server gave out");
+		return;
+	}
+	q->photos = malloc(sizeof(*q->photos) * limit);
+	if (!q->photos) {
+		ld_api_problem(q, 503, "out of memory; retry after a moment");
+		return;
+	}
+	/* The store tells a user with no photos (empty page) from no user
+	 * (NOT_FOUND) itself. */
+	q->op.kind = LD_OP_PHOTO_LIST;
+	q->op.id = q->path_id;
+	q->op.photos = q->photos;
+	q->op.limit = limit;
+	q->op.before_id = before;
+	ld_api_submit(q, listed);
+}

@@ -1,0 +1,206 @@
+"""Photos end to end on the single box: POST /v1/photos, PUT the bytes to
+the signed URL, complete, a `ladder worker` makes the versions, GET them
+(real decoded images of the right size, immutable caching, ETags), list,
+delete; and every refusal with its exact status: 413, 415, 422, 429, 403 for
+a bad or expired URL, 409 out of order."""
+
+import time
+
+import pytest
+
+from conftest import LadderServer
+from ladder_http import assert_json_response, assert_problem, new_account
+from photo_helpers import Worker, decodes, image_size, make_jpeg, png_bomb
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class ServerBox:
+    """What Worker needs from a box: the server's data directory."""
+
+    def __init__(self, root, data):
+        self.root = root
+        self.data = data
+
+
+@pytest.fixture
+def photo_server(tmp_path):
+    srv = LadderServer(
+        tmp_path, flags=["--photo-upload-max", "2MiB", "--photo-uploads", "2", "--sync", "off"]
+    )
+    srv.start()
+    yield srv
+    if srv.alive():
+        assert srv.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def jpeg(tmp_path_factory):
+    return make_jpeg(tmp_path_factory.mktemp("img") / "p.jpg", 2000, 1500)
+
+
+def start_upload(c, token):
+    r = c.request("POST", "/v1/photos", token=token)
+    doc = assert_json_response(r, 201)
+    assert r.header("Location") == "/v1/photos/" + doc["photo"]["id"]
+    return doc
+
+
+def put_bytes(c, url, data, ctype="application/octet-stream"):
+    return c.request("PUT", url, headers=[("Content-Type", ctype)], body=data)
+
+
+def upload(c, token, data):
+    doc = start_upload(c, token)
+    r = put_bytes(c, doc["upload"]["url"], data)
+    assert r.status == 204, r
+    return doc["photo"]["id"]
+
+
+def test_upload_complete_poll_fetch_every_version(photo_server, tmp_path, jpeg):
+    c = photo_server.client()
+    user, token = new_account(c, "ph")
+    doc = start_upload(c, token)
+    p = doc["photo"]
+    assert p["status"] == "uploading" and p["user_id"] == user["id"]
+    assert doc["upload"]["method"] == "PUT"
+    assert doc["upload"]["url"].startswith("/v1/photos/%s/content?expires=" % p["id"])
+    assert doc["upload"]["max_bytes"] == 2 * 1024 * 1024
+    assert doc["complete"] == "/v1/photos/%s/complete" % p["id"]
+    # The bytes go to the signed URL: no bearer token needed.
+    r = put_bytes(c, doc["upload"]["url"], jpeg)
+    assert r.status == 204, r
+    # Not complete yet: no original to fetch.
+    assert_problem(c.get("/v1/photos/%s/original" % p["id"]), 404)
+    r = c.request("POST", doc["complete"], token=token)
+    done = assert_json_response(r, 202)
+    assert done["status"] == "processing"
+    assert (done["content_type"], done["size"]) == ("image/jpeg", len(jpeg))
+    assert (done["width"], done["height"]) == (2000, 1500)
+    # The original is there at once, before any thumbnail.
+    r = c.get("/v1/photos/%s/original" % p["id"])
+    assert r.status == 200 and r.body == jpeg
+    assert r.header("Content-Type") == "image/jpeg"
+    assert r.header("Cache-Control") == IMMUTABLE
+    w = Worker(ServerBox(tmp_path, photo_server.data_dir))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            r = c.get("/v1/photos/" + p["id"])
+            got = assert_json_response(r, 200)
+            if got["status"] != "processing" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert got["status"] == "ready", got
+        assert r.header("Cache-Control") == "no-cache"
+        assert sorted(got["versions"]) == ["128", "1600", "512", "original"]
+        want = {"128": (128, 96), "512": (512, 384), "1600": (1600, 1200)}
+        for name, (ww, hh) in want.items():
+            v = got["versions"][name]
+            assert v["url"] == "/v1/photos/%s/%s" % (p["id"], name)
+            assert (v["width"], v["height"]) == (ww, hh)
+            r = c.get(v["url"])
+            assert r.status == 200, r
+            assert r.header("Content-Type") == "image/jpeg"
+            assert r.header("Cache-Control") == IMMUTABLE
+            assert r.header("Content-Encoding") is None
+            assert len(r.body) == v["size"]
+            f = tmp_path / ("got_%s.jpg" % name)
+            f.write_bytes(r.body)
+            assert image_size(f) == (ww, hh) and decodes(f)
+            etag = r.header("ETag")
+            assert etag and etag.startswith('"')
+            r = c.get(v["url"], headers=[("If-None-Match", etag)])
+            assert r.status == 304 and r.header("ETag") == etag
+        # Listed, newest first.
+        r = c.get("/v1/users/%s/photos" % user["id"])
+        lst = assert_json_response(r, 200)
+        assert [x["id"] for x in lst["photos"]] == [p["id"]]
+        assert lst["next_cursor"] is None
+        # Delete: gone from the API at once, its objects removed by the worker.
+        assert c.delete("/v1/photos/" + p["id"], token=token).status == 204
+        assert_problem(c.get("/v1/photos/" + p["id"]), 404)
+        blob_dir = photo_server.data_dir / "blobs" / "photos" / p["id"]
+        deadline = time.monotonic() + 20
+        while blob_dir.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not blob_dir.exists()
+    finally:
+        assert w.stop() == 0
+    c.close()
+
+
+def test_refusals_have_exact_statuses(photo_server, jpeg):
+    c = photo_server.client()
+    _, token = new_account(c, "rf")
+    _, other = new_account(c, "ot")
+    # 401 without a token.
+    assert_problem(c.request("POST", "/v1/photos"), 401)
+    # 413: larger than --photo-upload-max, refused before the body is read.
+    doc = start_upload(c, token)
+    big = b"\xff\xd8\xff" + b"\0" * (2 * 1024 * 1024)
+    d = assert_problem(put_bytes(c, doc["upload"]["url"], big), 413)
+    assert d["detail"] == "the request body is larger than the limit"
+    c.close()
+    # 415: the wrong magic bytes, whatever the name or Content-Type says.
+    r = put_bytes(c, doc["upload"]["url"], b"GIF89a" + b"\0" * 64, "image/jpeg")
+    assert r.status == 204
+    d = assert_problem(c.request("POST", doc["complete"], token=token), 415)
+    assert d["detail"] == "the bytes are not a JPEG, PNG or WebP image (by their magic bytes)"
+    # 422: a decompression bomb, refused from its header.
+    r = put_bytes(c, doc["upload"]["url"], png_bomb(), "image/png")
+    assert r.status == 204
+    d = assert_problem(c.request("POST", doc["complete"], token=token), 422)
+    assert d["detail"] == "20000 x 20000 pixels is over the limit of 50000000"
+    # 403: another user's photo; 409: completing twice.
+    assert r.status == 204
+    put_bytes(c, doc["upload"]["url"], jpeg)
+    assert_problem(c.request("POST", doc["complete"], token=other), 403)
+    assert c.request("POST", doc["complete"], token=token).status == 202
+    d = assert_problem(c.request("POST", doc["complete"], token=token), 409)
+    assert d["detail"] == "the photo is processing, not uploading"
+    # The bytes of a completed photo never change.
+    d = assert_problem(put_bytes(c, doc["upload"]["url"], jpeg), 409)
+    assert d["detail"] == "the photo is processing: its bytes can no longer change"
+    # 409: completing with nothing uploaded.
+    doc2 = start_upload(c, token)
+    d = assert_problem(c.request("POST", doc2["complete"], token=token), 409)
+    assert d["detail"] == "no bytes were uploaded for this photo"
+    # 429: the in-flight cap (2 here; doc2 and doc3 are in flight).
+    start_upload(c, token)
+    r = c.request("POST", "/v1/photos", token=token)
+    d = assert_problem(r, 429)
+    assert d["detail"] == (
+        "2 uploads are in flight, the most allowed: complete one, or let its URL expire"
+    )
+    assert r.header("Retry-After") == "900"
+    # 403: a tampered or foreign signature, a URL for another photo.
+    url = doc2["upload"]["url"]
+    d = assert_problem(put_bytes(c, url[:-2] + ("AA" if url[-2:] != "AA" else "BB"), jpeg), 403)
+    assert d["detail"] == "the upload URL's signature does not match"
+    pid, pid2 = doc["photo"]["id"], doc2["photo"]["id"]
+    d = assert_problem(put_bytes(c, url.replace("/%s/" % pid2, "/%s/" % pid), jpeg), 403)
+    assert d["detail"] == "the upload URL's signature does not match"
+    d = assert_problem(put_bytes(c, "/v1/photos/%s/content" % pid2, jpeg), 403)
+    assert d["detail"] == "an upload needs the URL POST /v1/photos gave out"
+    # 404 for versions that do not exist yet, and for a missing photo.
+    assert_problem(c.get("/v1/photos/%s/128" % pid), 404)
+    assert_problem(c.get("/v1/photos/999999999"), 404)
+    c.close()
+
+
+def test_expired_upload_url_is_refused(tmp_path, jpeg):
+    srv = LadderServer(tmp_path, flags=["--photo-url-ttl", "1s", "--sync", "off"])
+    srv.start()
+    try:
+        c = srv.client()
+        _, token = new_account(c, "ex")
+        doc = start_upload(c, token)
+        expires = int(doc["upload"]["url"].split("expires=")[1].split("&")[0])
+        while time.time() < expires + 1.05:
+            time.sleep(0.05)
+        d = assert_problem(put_bytes(c, doc["upload"]["url"], jpeg), 403)
+        assert d["detail"] == "the upload URL has expired; start a new upload"
+        c.close()
+    finally:
+        assert srv.stop() == 0
