@@ -14,3 +14,6 @@ fi
 echo
 echo "== memory per idle keep-alive connection =="
 bench/idle.sh
+echo
+echo "== ladder worker vs vipsthumbnail, and the job queue =="
+bench/thumbs.sh
