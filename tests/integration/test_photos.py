@@ -204,3 +204,28 @@ def test_expired_upload_url_is_refused(tmp_path, jpeg):
         c.close()
     finally:
         assert srv.stop() == 0
+
+
+def test_only_the_upload_route_takes_a_large_body(photo_server, jpeg):
+    """--photo-upload-max raises the body cap of the upload route alone:
+    the same 100 KB on a JSON route is still over max_body (64 KiB)."""
+    c = photo_server.client()
+    _, token = new_account(c, "bm")
+    body = b'{"content":"' + b"x" * 100000 + b'"}'
+    r = c.request(
+        "POST", "/v1/items", headers=[("Content-Type", "application/json")], body=body, token=token
+    )
+    d = assert_problem(r, 413)
+    assert d["detail"] == "the request body is larger than the limit"
+    c.close()
+    doc = start_upload(c, token)
+    # 300 KB: the bytes are only checked at complete.
+    r = put_bytes(c, doc["upload"]["url"], jpeg + b"\0" * (300000 - len(jpeg)))
+    assert r.status == 204, r
+    assert (photo_server.data_dir / "blobs/photos" / doc["photo"]["id"] / "original").stat().st_size == 300000
+    # And the connection goes on with ordinary requests after the large one.
+    r = c.request(
+        "POST", "/v1/items", headers=[("Content-Type", "application/json")], body=body, token=token
+    )
+    assert_problem(r, 413)
+    c.close()
