@@ -23,6 +23,7 @@
 #include "http/server.h"
 #include "http/status.h"
 #include "jobs/queue.h"
+#include "jobs/tiers.h"
 #include "media/media.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -175,7 +176,7 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 	struct ld_job_photo p;
 	char key[LD_BLOB_KEY_MAX + 1], verr[LD_PHOTO_VERSIONS][160], herr[160] = "";
 	char *orig = NULL;
-	size_t len = 0, outlen = 0, n;
+	size_t len = 0, outlen = 0;
 	unsigned i, made = 0;
 	void *thumb;
 	int rc;
@@ -236,21 +237,15 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 		}
 	}
 	r->out.nversions = made;
-	r->out.status = made == LD_PHOTO_VERSIONS ? "ready" : made ? "partial" : "failed";
-	r->reason[0] = '\0';
-	for (i = 0, n = 0; i < LD_PHOTO_VERSIONS; i++) {
-		if (!verr[i][0])
-			continue;
-		/* Every version fails alike for a bad image: say it once. */
-		if (made == 0) {
-			snprintf(r->reason, sizeof(r->reason), "%.190s", verr[i]);
-			break;
+	{
+		const char *names[LD_PHOTO_VERSIONS], *errs[LD_PHOTO_VERSIONS];
+
+		for (i = 0; i < LD_PHOTO_VERSIONS; i++) {
+			names[i] = versions[i].name;
+			errs[i] = verr[i];
 		}
-		n += (size_t)snprintf(r->reason + n,
-				      n < sizeof(r->reason) ? sizeof(r->reason) - n : 0, "%s%s: %s",
-				      n ? "; " : "", versions[i].name, verr[i]);
-		if (n >= sizeof(r->reason))
-			break;
+		r->out.status =
+		    ld_photo_tiers(LD_PHOTO_VERSIONS, names, errs, r->reason, sizeof(r->reason));
 	}
 	r->out.reason = r->reason;
 out:
