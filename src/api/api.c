@@ -20,11 +20,16 @@
 #include "obs/metrics.h"
 
 static const char *const route_names[LD_ROUTE_COUNT] = {
-    [LD_ROUTE_NONE] = "unmatched",	     [LD_ROUTE_USERS] = "/v1/users",
-    [LD_ROUTE_USER] = "/v1/users/{id}",	     [LD_ROUTE_USER_ITEMS] = "/v1/users/{id}/items",
-    [LD_ROUTE_SESSIONS] = "/v1/sessions",    [LD_ROUTE_ITEMS] = "/v1/items",
-    [LD_ROUTE_ITEM] = "/v1/items/{id}",	     [LD_ROUTE_HEALTHZ] = "/healthz",
-    [LD_ROUTE_READYZ] = "/readyz",	     [LD_ROUTE_METRICS] = "/metrics",
+    [LD_ROUTE_NONE] = "unmatched",
+    [LD_ROUTE_USERS] = "/v1/users",
+    [LD_ROUTE_USER] = "/v1/users/{id}",
+    [LD_ROUTE_USER_ITEMS] = "/v1/users/{id}/items",
+    [LD_ROUTE_SESSIONS] = "/v1/sessions",
+    [LD_ROUTE_ITEMS] = "/v1/items",
+    [LD_ROUTE_ITEM] = "/v1/items/{id}",
+    [LD_ROUTE_HEALTHZ] = "/healthz",
+    [LD_ROUTE_READYZ] = "/readyz",
+    [LD_ROUTE_METRICS] = "/metrics",
     [LD_ROUTE_DEBUG_STATS] = "/debug/stats",
     [LD_ROUTE_PHOTOS] = "/v1/photos",
     [LD_ROUTE_PHOTO] = "/v1/photos/{id}",
@@ -510,5 +515,6 @@ void ld_api_app(struct ld_api *api, struct ld_server_app *app)
 	app->on_request = on_request;
 	app->on_http_error = on_http_error;
 	app->body_max = ld_photos_body_max;
+	app->body_sink = ld_photos_body_sink;
 	app->arg = api;
 }

@@ -52,7 +52,7 @@ struct ld_api {
 	 * loopback peers unless debug_token_only. */
 	const char *admin_token;
 	bool debug_token_only;
-	unsigned write_queue_cap; /* for the stats document */
+	unsigned write_queue_cap;	  /* for the stats document */
 	const struct ld_blob_vt *blob_vt; /* photo bytes (photos.c) */
 	struct ld_blob_store *blobs;
 };
@@ -177,8 +177,13 @@ extern struct ld_photos_config ld_photos_cfg;
  * call before ld_config_load. */
 int ld_photos_register(void);
 
-/* ld_photos_body_max is the server's body_max hook: an upload route may
- * carry upload_max bytes, every other route max_body. */
+/* ld_photos_body_max is the server's body_max hook: a PUT to a validly
+ * signed upload URL may carry upload_max bytes, every other request
+ * max_body (arg: the api). */
 uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg);
+
+/* ld_photos_body_sink is the server's body_sink hook: a PUT to a validly
+ * signed upload URL streams its body into a temporary blob (arg: the api). */
+struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *arg);
 
 #endif

@@ -5,10 +5,13 @@
  * photo and its versions' URLs, serve a version's bytes (immutable, so a
  * CDN can keep them forever), delete, and a user's newest-first list.
  *
- * Blob I/O runs on libuv's thread pool, never on the loop. The upload body
- * is held in the connection's read buffer up to upload_max (the server's
- * body_max hook raises the cap for the upload route only); it is not
- * streamed to disk chunk by chunk.
+ * The upload body is streamed: for a PUT to a validly signed URL the
+ * server's body_sink hook opens a temporary blob and hands it each piece of
+ * the body as it arrives (only one read's worth in memory, whatever the
+ * size), and the handler commits it (fsync, rename) on libuv's thread pool.
+ * Only such a request may carry up to upload_max bytes (body_max); any other
+ * keeps the server's max_body. The other blob I/O runs on the thread pool
+ * too, never on the loop.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +25,7 @@
 #include "api/params.h"
 #include "base/b64.h"
 #include "base/config.h"
+#include "base/ids.h"
 #include "base/json.h"
 #include "blob/blob.h"
 #include "media/media.h"
@@ -57,17 +61,6 @@ int ld_photos_register(void)
 }
 
 static const char *const version_names[] = {"original", "128", "512", "1600"};
-
-uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg)
-{
-	static const char tail[] = "/content";
-	size_t n = h->path_len, t = sizeof(tail) - 1;
-
-	if (h->method == LD_HTTP_PUT && n > 11 + t && memcmp(h->path, "/v1/photos/", 11) == 0 &&
-	    memcmp(h->path + n - t, tail, t) == 0)
-		return ld_photos_cfg.upload_max;
-	return 0;
-}
 
 static int64_t now_ms(void)
 {
@@ -109,8 +102,10 @@ static void upload_url(const struct ld_api *api, int64_t id, int64_t expires, ch
 		 sig);
 }
 
-/* url_ok checks the query of an upload; 0, or answers 403 and returns -1. */
-static int url_ok(struct ld_api_req *q)
+/* url_check checks an upload's query against the photo id: 0, or -1 with
+ * what is wrong in *why. */
+static int url_check(const struct ld_api *api, int64_t id, const char *query, size_t qlen,
+		     const char **why)
 {
 	const char *v, *sv;
 	size_t n, sn, i;
@@ -118,33 +113,112 @@ static int url_ok(struct ld_api_req *q)
 	char want[64];
 	unsigned k;
 
-	if (!ld_query_param(q->r->h.query, q->r->h.query_len, "expires", &v, &n) ||
-	    !ld_query_param(q->r->h.query, q->r->h.query_len, "sig", &sv, &sn) || n == 0 ||
-	    n > 12) {
-		ld_api_problem(q, 403, "an upload needs the URL POST /v1/photos gave out");
+	*why = "an upload needs the URL POST /v1/photos gave out";
+	if (!ld_query_param(query, qlen, "expires", &v, &n) ||
+	    !ld_query_param(query, qlen, "sig", &sv, &sn) || n == 0 || n > 12)
 		return -1;
-	}
 	for (i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9') {
-			ld_api_problem(q, 403, "an upload needs the URL POST /v1/photos gave out");
+		if (v[i] < '0' || v[i] > '9')
 			return -1;
-		}
 		expires = expires * 10 + (v[i] - '0');
 	}
-	for (k = 0; k < q->api->auth.nkeys; k++) {
-		url_mac(q->api->auth.keys[k].key, q->path_id, expires, want, sizeof(want));
+	for (k = 0; k < api->auth.nkeys; k++) {
+		url_mac(api->auth.keys[k].key, id, expires, want, sizeof(want));
 		if (sn == strlen(want) && sodium_memcmp(want, sv, sn) == 0)
 			break;
 	}
-	if (k == q->api->auth.nkeys) {
-		ld_api_problem(q, 403, "the upload URL's signature does not match");
+	if (k == api->auth.nkeys) {
+		*why = "the upload URL's signature does not match";
 		return -1;
 	}
 	if (expires < now_ms() / 1000) {
-		ld_api_problem(q, 403, "the upload URL has expired; start a new upload");
+		*why = "the upload URL has expired; start a new upload";
 		return -1;
 	}
 	return 0;
+}
+
+/* url_ok is url_check for a handler: 0, or answers 403 and returns -1. */
+static int url_ok(struct ld_api_req *q)
+{
+	const char *why;
+
+	if (url_check(q->api, q->path_id, q->r->h.query, q->r->h.query_len, &why) == 0)
+		return 0;
+	ld_api_problem(q, 403, why);
+	return -1;
+}
+
+/* upload_target: the photo id of a PUT to a validly signed upload URL, or
+ * 0. Only such a request may carry a large body, or get a sink: a client
+ * without a URL cannot make the server take 20 MiB. */
+static int64_t upload_target(const struct ld_http_request *h, const struct ld_api *api)
+{
+	static const char head[] = "/v1/photos/", tail[] = "/content";
+	size_t hn = sizeof(head) - 1, tn = sizeof(tail) - 1, n = h->path_len;
+	const char *why;
+	int64_t id = 0;
+
+	if (h->method != LD_HTTP_PUT || n <= hn + tn || memcmp(h->path, head, hn) != 0 ||
+	    memcmp(h->path + n - tn, tail, tn) != 0)
+		return 0;
+	if (ld_id_parse(h->path + hn, n - hn - tn, &id) != 0)
+		return 0;
+	if (url_check(api, id, h->query, h->query_len, &why) != 0)
+		return 0;
+	return id;
+}
+
+uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg)
+{
+	return upload_target(h, arg) ? ld_photos_cfg.upload_max : 0;
+}
+
+/* The upload's sink: the body goes into a blob writer as it arrives (a
+ * temporary object; the handler commits it, fsync and rename, on the thread
+ * pool). */
+struct upload_sink {
+	struct ld_body_sink k;
+	const struct ld_blob_vt *vt;
+	struct ld_blob_writer *w;
+};
+
+static int sink_write(struct ld_body_sink *k, const char *p, size_t n)
+{
+	struct upload_sink *u = (struct upload_sink *)k;
+
+	return u->vt->put_write(u->w, p, n);
+}
+
+static void sink_abort(struct ld_body_sink *k)
+{
+	struct upload_sink *u = (struct upload_sink *)k;
+
+	u->vt->put_abort(u->w);
+	free(u);
+}
+
+struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *arg)
+{
+	struct ld_api *api = arg;
+	int64_t id = upload_target(h, api);
+	char key[LD_BLOB_KEY_MAX + 1];
+	struct upload_sink *u;
+
+	if (!id)
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL; /* the body is buffered instead */
+	key_of(key, sizeof(key), id, "original");
+	u->vt = api->blob_vt;
+	u->k.write = sink_write;
+	u->k.abort = sink_abort;
+	if (u->vt->put_begin(api->blobs, key, &u->w) != 0) {
+		free(u);
+		return NULL;
+	}
+	return &u->k;
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -294,11 +368,30 @@ void ld_api_photos_create(struct ld_api_req *q)
 
 /* ---- PUT /v1/photos/{id}/content ---------------------------------------------- */
 
+/* drop_sink throws a streamed upload away (its temporary object goes). */
+static void drop_sink(struct ld_api_req *q)
+{
+	if (q->r->sink) {
+		q->r->sink->abort(q->r->sink);
+		q->r->sink = NULL;
+	}
+}
+
 static void put_work(uv_work_t *w)
 {
 	struct ld_api_req *q = w->data;
 	char key[LD_BLOB_KEY_MAX + 1];
 
+	if (q->r->sink) {
+		/* Streamed: the bytes are in the temporary object already;
+		 * commit makes them durable and visible (fsync, rename). */
+		struct upload_sink *u = (struct upload_sink *)q->r->sink;
+
+		q->r->sink = NULL;
+		q->blob_rc = u->vt->put_commit(u->w);
+		free(u);
+		return;
+	}
 	key_of(key, sizeof(key), q->path_id, "original");
 	q->blob_rc = ld_blob_put(q->api->blob_vt, q->api->blobs, key, q->r->body, q->r->body_len);
 }
@@ -308,6 +401,7 @@ static void put_done(uv_work_t *w, int status)
 	struct ld_api_req *q = w->data;
 
 	if (status != 0 || q->blob_rc != 0) {
+		drop_sink(q); /* still ours when the work was cancelled */
 		ld_api_problem(q, 500, "the bytes could not be stored; see the server log");
 		return;
 	}
@@ -320,30 +414,41 @@ static void put_checked(struct ld_store_op *op)
 	char detail[96];
 
 	if (op->status != LD_STORE_OK) {
+		drop_sink(q);
 		ld_api_store_failed(q, op->status);
 		return;
 	}
 	if (strcmp(op->photo.status, "uploading") != 0) {
+		drop_sink(q);
 		snprintf(detail, sizeof(detail), "the photo is %s: its bytes can no longer change",
 			 op->photo.status);
 		ld_api_problem(q, 409, detail);
 		return;
 	}
 	q->work.data = q;
-	if (uv_queue_work(&q->r->loop->uv, &q->work, put_work, put_done) != 0)
+	if (uv_queue_work(&q->r->loop->uv, &q->work, put_work, put_done) != 0) {
+		drop_sink(q);
 		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+	}
 }
 
+/* The bytes arrive either through the sink (a signed URL: streamed to a
+ * temporary object as they came) or, when no sink could be opened, whole
+ * in the body. */
 void ld_api_photo_put_content(struct ld_api_req *q)
 {
-	if (url_ok(q))
+	if (url_ok(q)) {
+		drop_sink(q);
 		return;
+	}
 	if (q->r->h.content_length < 0 && !q->r->h.chunked) {
+		drop_sink(q);
 		ld_api_problem(q, 411,
 			       "an upload needs Content-Length or chunked Transfer-Encoding");
 		return;
 	}
 	if (q->r->body_len == 0) {
+		drop_sink(q);
 		ld_api_problem(q, 400, "the upload is empty");
 		return;
 	}

@@ -51,8 +51,18 @@ static size_t exchange_bytes(const struct ld_exchange *x)
 	return x->rbuf.cap + x->whdr.cap + x->wgzip.cap + x->req.out_hdrs.cap + x->req.out_body.cap;
 }
 
+/* drop_sink ends a body sink the request will not complete. */
+static void drop_sink(struct ld_exchange *x)
+{
+	if (x->sink) {
+		x->sink->abort(x->sink);
+		x->sink = NULL;
+	}
+}
+
 static void exchange_free(struct ld_exchange *x)
 {
+	drop_sink(x);
 	ld_buf_release(&x->rbuf);
 	ld_buf_release(&x->whdr);
 	ld_buf_release(&x->wgzip);
@@ -99,6 +109,7 @@ static struct ld_exchange *exchange_get(struct ld_worker *w)
  * their usual size freed), or to free() when the cache is full. */
 static void exchange_put(struct ld_worker *w, struct ld_exchange *x)
 {
+	drop_sink(x);
 	if (w->nxfree >= XFREE_MAX) {
 		exchange_free(x);
 		return;
@@ -276,6 +287,7 @@ static void prepare_req(struct ld_conn *c)
 	r->profile_route = 0;
 	r->user_id = 0;
 	r->content_type = NULL;
+	r->sink = NULL;
 	ld_buf_reset(&r->out_hdrs);
 	ld_buf_reset(&r->out_body);
 	memset(x->app_state, 0, s->app.app_req_size);
@@ -317,6 +329,7 @@ static void http_error(struct ld_conn *c, int status, const char *detail)
 	 * before closing, or the kernel answers it with a reset that can
 	 * destroy our error response before the client reads it. */
 	c->linger = true;
+	drop_sink(x);
 	x->req.body = NULL;
 	x->req.body_len = 0;
 	x->req_len = x->rbuf.len;
@@ -391,6 +404,7 @@ static int start_body(struct ld_conn *c)
 		if (max > s->cfg.max_body)
 			x->rbuf.max = s->cfg.limits.headers_max + max + RBUF_STEP + 4096;
 	}
+	x->sunk = 0;
 	if (h->chunked) {
 		ld_http_chunked_init(&x->chunked, max);
 	} else if (h->content_length >= 0) {
@@ -400,9 +414,50 @@ static int start_body(struct ld_conn *c)
 			goto out;
 		}
 	}
+	/* Past the size checks: a sink is only opened for a body that may
+	 * arrive. */
+	if (s->app.body_sink && (h->chunked || h->content_length > 0))
+		x->sink = s->app.body_sink(h, s->app.arg);
 	c->state = CONN_BODY;
 	arm(c, s->cfg.body_timeout_ms);
 out:
+	return rc;
+}
+
+/* sink_ready hands the body bytes that arrived (have of them at base) to
+ * the sink and drops them from the read buffer, so the buffer never holds
+ * more than the header and one read. Same returns as body_ready; -500 when
+ * the sink refused. */
+static int sink_ready(struct ld_exchange *x, char *base, size_t have)
+{
+	struct ld_http_request *h = &x->req.h;
+	size_t consumed = 0, produced = 0, take;
+	int rc;
+
+	if (h->chunked) {
+		/* Decode in place, then pass the payload on and drop what was
+		 * consumed; the decoder keeps its own state and total. */
+		rc = ld_http_chunked_decode(&x->chunked, base, base, have, &consumed, &produced);
+		if (rc < 0)
+			return rc;
+	} else {
+		uint64_t need = (uint64_t)h->content_length - x->sunk;
+
+		take = have < need ? have : (size_t)need;
+		consumed = produced = take;
+		rc = x->sunk + take == (uint64_t)h->content_length;
+	}
+	if (produced && x->sink->write(x->sink, base, produced) != 0)
+		return -500;
+	x->sunk += produced;
+	memmove(base, base + consumed, have - consumed);
+	x->rbuf.len -= consumed;
+	x->rbuf.data[x->rbuf.len] = '\0';
+	if (rc == 1) {
+		x->req.body = NULL;
+		x->req.body_len = (size_t)x->sunk;
+		x->req_len = h->header_len;
+	}
 	return rc;
 }
 
@@ -417,6 +472,10 @@ static int body_ready(struct ld_conn *c)
 	size_t consumed = 0, produced = 0;
 	int rc;
 
+	if (x->sink) {
+		rc = sink_ready(x, base, have);
+		goto out;
+	}
 	if (h->chunked) {
 		rc = ld_http_chunked_decode(&x->chunked, base + x->chunk_out, base + x->chunk_in,
 					    have - x->chunk_in, &consumed, &produced);
@@ -460,13 +519,16 @@ static void dispatch(struct ld_conn *c)
 	struct ld_exchange *x = c->x;
 
 	repoint_header(c);
-	if (x->req.h.chunked || x->req.body_len)
+	if (!x->sink && (x->req.h.chunked || x->req.body_len))
 		x->req.body = x->rbuf.data + x->req.h.header_len;
 	if (!x->req.h.keep_alive)
 		c->close_after = true;
 	c->state = CONN_BUSY;
 	disarm(c);
 	prepare_req(c);
+	/* The handler owns the sink from here on. */
+	x->req.sink = x->sink;
+	x->sink = NULL;
 	ld_stage_mark(&x->req.stages, LD_STAGE_READ);
 	c->in_handler = true;
 	s->app.on_request(&x->req, s->app.arg);
@@ -556,6 +618,7 @@ static void process(struct ld_conn *c)
 		if (rc < 0) {
 			http_error(c, -rc,
 				   -rc == 413	    ? "the request body is larger than the limit"
+				   : -rc == 500	    ? "the request body could not be stored"
 				   : x->chunked.why ? x->chunked.why
 						    : "the chunked request body is malformed");
 			break;

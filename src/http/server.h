@@ -28,12 +28,30 @@
 struct ld_loop;
 struct ld_conn;
 
+/* A request body the application takes piece by piece as it arrives (see
+ * body_sink in struct ld_server_app), so only one read's worth of it is
+ * ever in memory. */
+struct ld_body_sink {
+	/* write takes the next n bytes of the decoded body (chunked framing
+	 * already undone); a negative errno refuses the rest: the client gets
+	 * a 500 and abort follows. */
+	int (*write)(struct ld_body_sink *k, const char *p, size_t n);
+	/* abort ends a sink the request will never complete: an HTTP error
+	 * (413, 400, 408), the peer gone, the server stopping. Not called
+	 * once the request was dispatched: then the handler owns the sink. */
+	void (*abort)(struct ld_body_sink *k);
+};
+
 /* One request, from its parsed header to its response. Handed to the
  * application's on_request; valid until ld_req_respond() has been called. */
 struct ld_req {
 	struct ld_http_request h; /* points into the connection's read buffer */
 	const char *body;	  /* decoded body (chunked already undone) */
 	size_t body_len;
+	/* When the body went to a sink (body_sink), body is NULL, body_len
+	 * says how many bytes the sink took, and the handler owns sink: it
+	 * must finish it (its own commit) or call sink->abort. */
+	struct ld_body_sink *sink;
 	struct ld_loop *loop;
 	struct ld_conn *conn;
 	uint64_t start_ns; /* first byte of the request arrived */
@@ -98,6 +116,9 @@ struct ld_server_app {
 	 * max_body. The read buffer may grow to that size for this request
 	 * only, and its memory is given back once the request is answered. */
 	uint64_t (*body_max)(const struct ld_http_request *h, void *arg);
+	/* Optional: a sink for this request's body, decided from its parsed
+	 * header, or NULL to buffer the body whole as usual. */
+	struct ld_body_sink *(*body_sink)(const struct ld_http_request *h, void *arg);
 	void *arg;
 };
 

@@ -38,9 +38,11 @@ struct ld_exchange {
 	struct ld_http_parser parser;
 	uint64_t req_start_ns; /* 0 until the first byte of a request */
 	struct ld_http_chunked chunked;
-	size_t chunk_in;  /* encoded body bytes consumed so far */
-	size_t chunk_out; /* decoded body bytes produced so far */
-	size_t req_len;	  /* bytes of the whole current request in rbuf */
+	size_t chunk_in;	   /* encoded body bytes consumed so far */
+	size_t chunk_out;	   /* decoded body bytes produced so far */
+	size_t req_len;		   /* bytes of the whole current request in rbuf */
+	struct ld_body_sink *sink; /* the body's sink until dispatch, or NULL */
+	uint64_t sunk;		   /* body bytes the sink took */
 
 	struct ld_req req;
 	uv_write_t wreq;

@@ -176,17 +176,82 @@ def test_refusals_have_exact_statuses(photo_server, jpeg):
     assert r.header("Retry-After") == "900"
     # 403: a tampered or foreign signature, a URL for another photo.
     url = doc2["upload"]["url"]
-    d = assert_problem(put_bytes(c, url[:-2] + ("AA" if url[-2:] != "AA" else "BB"), jpeg), 403)
+    small = jpeg[:1000]
+    d = assert_problem(put_bytes(c, url[:-2] + ("AA" if url[-2:] != "AA" else "BB"), small), 403)
     assert d["detail"] == "the upload URL's signature does not match"
     pid, pid2 = doc["photo"]["id"], doc2["photo"]["id"]
-    d = assert_problem(put_bytes(c, url.replace("/%s/" % pid2, "/%s/" % pid), jpeg), 403)
+    d = assert_problem(put_bytes(c, url.replace("/%s/" % pid2, "/%s/" % pid), small), 403)
     assert d["detail"] == "the upload URL's signature does not match"
-    d = assert_problem(put_bytes(c, "/v1/photos/%s/content" % pid2, jpeg), 403)
+    d = assert_problem(put_bytes(c, "/v1/photos/%s/content" % pid2, small), 403)
     assert d["detail"] == "an upload needs the URL POST /v1/photos gave out"
+    # Without a valid URL a request keeps the ordinary body cap: nobody
+    # can make the server take upload_max bytes without one.
+    d = assert_problem(put_bytes(c, "/v1/photos/%s/content" % pid2, jpeg), 413)
+    c.close()
     # 404 for versions that do not exist yet, and for a missing photo.
     assert_problem(c.get("/v1/photos/%s/128" % pid), 404)
     assert_problem(c.get("/v1/photos/999999999"), 404)
     c.close()
+
+
+def peak_rss_kib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
+    """A 48 MiB upload, announced and chunked: the server's peak memory grows
+    by far less than the body (it is written to a temporary object as it
+    arrives, never held whole), and the bytes stored are exactly those
+    sent."""
+    srv = LadderServer(tmp_path, flags=["--photo-upload-max", "64MiB", "--sync", "off"])
+    srv.start()
+    try:
+        c = srv.client()
+        _, token = new_account(c, "st")
+        big = jpeg + bytes(range(256)) * ((48 << 20) // 256)
+        before = peak_rss_kib(srv.proc.pid)
+        doc = start_upload(c, token)
+        r = put_bytes(c, doc["upload"]["url"], big)
+        assert r.status == 204, r
+        grown = peak_rss_kib(srv.proc.pid) - before
+        assert grown < 16 * 1024, "peak RSS grew by %d KiB for a 48 MiB body" % grown
+        stored = srv.data_dir / "blobs/photos" / doc["photo"]["id"] / "original"
+        assert stored.read_bytes() == big
+        # Chunked, in pieces of odd sizes.
+        doc = start_upload(c, token)
+        parts = [jpeg[:1], jpeg[1:5000], jpeg[5000:]]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        r = c.request(
+            "PUT", doc["upload"]["url"], headers=[("Transfer-Encoding", "chunked")], body=body
+        )
+        assert r.status == 204, r
+        stored = srv.data_dir / "blobs/photos" / doc["photo"]["id"] / "original"
+        assert stored.read_bytes() == jpeg
+        d = assert_json_response(c.request("POST", doc["complete"], token=token), 202)
+        assert d["size"] == len(jpeg)
+        # A body cut off mid-way leaves nothing behind: no object, no
+        # temporary file, once the server has seen the connection go.
+        doc = start_upload(c, token)
+        c.close()
+        from ladder_http import Conn
+
+        with Conn(srv.port) as raw:
+            raw.send(
+                b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n"
+                % doc["upload"]["url"].encode()
+                + jpeg[:50000]
+            )
+        pdir = srv.data_dir / "blobs/photos" / doc["photo"]["id"]
+        deadline = time.monotonic() + 10
+        while pdir.exists() and any(pdir.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not pdir.exists() or list(pdir.iterdir()) == []
+        c.close()
+    finally:
+        assert srv.stop() == 0
 
 
 def test_expired_upload_url_is_refused(tmp_path, jpeg):
@@ -199,7 +264,7 @@ def test_expired_upload_url_is_refused(tmp_path, jpeg):
         expires = int(doc["upload"]["url"].split("expires=")[1].split("&")[0])
         while time.time() < expires + 1.05:
             time.sleep(0.05)
-        d = assert_problem(put_bytes(c, doc["upload"]["url"], jpeg), 403)
+        d = assert_problem(put_bytes(c, doc["upload"]["url"], jpeg[:1000]), 403)
         assert d["detail"] == "the upload URL has expired; start a new upload"
         c.close()
     finally:
