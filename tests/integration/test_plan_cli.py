@@ -88,7 +88,7 @@ def test_help(sub):
 
 # Every subcommand of the binary; `--help` is printed verbatim, so a printf
 # escape such as '%%' left in a text shows up as is.
-ALL_SUBCOMMANDS = [["serve"], ["migrate"], ["bench"], ["plan"], ["plan", "fit"],
+ALL_SUBCOMMANDS = [["serve"], ["migrate"], ["worker"], ["bench"], ["plan"], ["plan", "fit"],
                    ["plan", "queue"], ["plan", "fields"]]
 
 
