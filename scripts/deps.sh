@@ -7,10 +7,10 @@ set -eu
 profile="${1:-test}"
 
 build_pkgs="gcc make pkg-config libuv1-dev libsqlite3-dev libsodium-dev
-libjansson-dev zlib1g-dev libinih-dev libvips-dev"
+libjansson-dev zlib1g-dev libinih-dev libvips-dev libcurl4-openssl-dev"
 # clang, clang-format and the sanitizer/libFuzzer runtimes of one version
 # (Debian 12's): the Makefile calls clang-14 and clang-format-14 by name.
-test_pkgs="clang-14 clang-format-14 libclang-rt-14-dev python3 python3-pytest prometheus sqlite3 chromium libvips-tools"
+test_pkgs="clang-14 clang-format-14 libclang-rt-14-dev python3 python3-pytest prometheus sqlite3 chromium libvips-tools nodejs"
 bench_pkgs="wrk nginx-light util-linux curl bc"
 
 case "$profile" in
@@ -23,6 +23,12 @@ bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
 	;;
 esac
 
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+
 missing=""
 for p in $want; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -32,13 +38,17 @@ done
 
 if [ -n "$missing" ]; then
 	echo "deps.sh: installing:$missing" >&2
-	if [ "$(id -u)" -ne 0 ]; then
-		SUDO=sudo
-	else
-		SUDO=
-	fi
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -qq
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The S3 protocol server the blob tests run against (npm, not Debian).
+if [ "$profile" != build ] && ! command -v s3rver >/dev/null 2>&1; then
+	echo "deps.sh: installing s3rver (npm)" >&2
+	# Debian's nodejs comes without npm; NodeSource's has it built in.
+	command -v npm >/dev/null 2>&1 ||
+		$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+	$SUDO npm install -g --no-audit --no-fund s3rver@3.7.1 >/dev/null
 fi

@@ -11,6 +11,8 @@ const struct ld_blob_vt *ld_blob_driver(const char *name)
 {
 	if (name && strcmp(name, "fs") == 0)
 		return &ld_blob_fs_vt;
+	if (name && strcmp(name, "s3") == 0)
+		return &ld_blob_s3_vt;
 	return NULL;
 }
 

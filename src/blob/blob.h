@@ -27,13 +27,23 @@
 #ifndef LD_BLOB_H
 #define LD_BLOB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define LD_BLOB_KEY_MAX 200
 
 struct ld_blob_config {
-	const char *data_dir; /* fs: objects under data_dir/blobs */
+	const char *data_dir; /* fs: objects under data_dir/blobs; s3: temporary files */
+	/* s3: any S3-compatible service. endpoint is "http(s)://host[:port]";
+	 * path_style puts the bucket in the path (endpoint/bucket/key), else
+	 * in the host name (bucket.host/key). */
+	const char *endpoint;
+	const char *bucket;
+	const char *region;
+	const char *access_key;
+	const char *secret_key;
+	bool path_style;
 };
 
 struct ld_blob_store;
@@ -56,9 +66,15 @@ struct ld_blob_vt {
 	 * run again after a crash). */
 	int (*remove)(struct ld_blob_store *s, const char *key);
 	void (*close)(struct ld_blob_store *s);
+	/* presign (NULL when the store has no URLs of its own: fs) writes an
+	 * absolute URL that lets its holder send method ("PUT", "GET") for key
+	 * directly to the store for expires_s seconds. */
+	int (*presign)(struct ld_blob_store *s, const char *method, const char *key,
+		       int64_t expires_s, char *out, size_t cap);
 };
 
 extern const struct ld_blob_vt ld_blob_fs_vt;
+extern const struct ld_blob_vt ld_blob_s3_vt;
 
 /* ld_blob_driver returns the driver called name ("fs"), or NULL. */
 const struct ld_blob_vt *ld_blob_driver(const char *name);
