@@ -311,7 +311,7 @@ static void created(struct ld_store_op *op)
 	struct ld_api_req *q = op->udata;
 	int64_t expires = op->photo.created_ms / 1000 + (int64_t)(ld_photos_cfg.url_ttl_ms / 1000);
 	struct ld_json j;
-	char url[160], detail[160];
+	char url[2048], detail[160];
 
 	if (op->status == LD_STORE_CONFLICT) {
 		snprintf(detail, sizeof(detail),
@@ -330,7 +330,22 @@ static void created(struct ld_store_op *op)
 		ld_api_store_failed(q, op->status);
 		return;
 	}
-	upload_url(q->api, op->photo.id, expires, url, sizeof(url));
+	if (q->api->blob_vt->presign) {
+		/* Object storage with URLs of its own: the client sends the
+		 * bytes straight there, never through an app node. */
+		char key[LD_BLOB_KEY_MAX + 1];
+
+		key_of(key, sizeof(key), op->photo.id, "original");
+		if (q->api->blob_vt->presign(q->api->blobs, "PUT", key,
+					     (int64_t)(ld_photos_cfg.url_ttl_ms / 1000), url,
+					     sizeof(url)) != 0) {
+			ld_api_problem(q, 500,
+				       "the upload URL could not be made; see the server log");
+			return;
+		}
+	} else {
+		upload_url(q->api, op->photo.id, expires, url, sizeof(url));
+	}
 	ld_json_init(&j, &q->r->out_body);
 	ld_json_obj_begin(&j);
 	ld_json_key(&j, "photo");
@@ -699,6 +714,27 @@ static void version_checked(struct ld_store_op *op)
 			return;
 		}
 		q->r->content_type = "image/jpeg";
+	}
+	if (q->api->blob_vt->presign) {
+		/* The bytes come from the object store itself; the redirect
+		 * holds a URL that expires, so only the client may keep it,
+		 * and for less time than it is good for. */
+		char key[LD_BLOB_KEY_MAX + 1], url[2048];
+		int64_t ttl = (int64_t)(ld_photos_cfg.url_ttl_ms / 1000);
+
+		key_of(key, sizeof(key), q->path_id, name);
+		if (q->api->blob_vt->presign(q->api->blobs, "GET", key, ttl, url, sizeof(url)) !=
+		    0) {
+			ld_api_problem(q, 500,
+				       "the download URL could not be made; see the server log");
+			return;
+		}
+		q->r->content_type = NULL;
+		ld_req_header_str(q->r, "Location", url);
+		ld_req_header(q->r, "Cache-Control", "private, max-age=%" PRId64,
+			      ttl > 60 ? ttl - 60 : 0);
+		ld_req_respond(q->r, 302);
+		return;
 	}
 	immutable_headers(q, etag);
 	inm = ld_http_find(&q->r->h, "if-none-match");

@@ -18,6 +18,7 @@
 #include "base/config.h"
 #include "base/lockfile.h"
 #include "blob/blob.h"
+#include "blob/blob_opts.h"
 #include "http/server.h"
 #include "http/status.h"
 #include "media/media.h"
@@ -135,8 +136,13 @@ int ld_serve_main(int argc, char **argv)
 	unsigned nprofile;
 	int rc, store_open = 0;
 
-	if (ld_photos_register() != 0) {
-		fprintf(stderr, "ladder serve: [photos] settings clash with another section\n");
+	static struct ld_blob_opts blob_opts;
+	static unsigned char blob_sources[LD_BLOB_NOPTS];
+
+	if (ld_photos_register() != 0 ||
+	    ld_config_register(&ld_blob_section, &blob_opts, blob_sources) != 0) {
+		fprintf(stderr, "ladder serve: [photos] or [blob] settings clash with another "
+				"section\n");
 		return 1;
 	}
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
@@ -199,18 +205,19 @@ int ld_serve_main(int argc, char **argv)
 	if (rc)
 		goto out;
 	store_open = 1;
-	{
-		struct ld_blob_config bc = {.data_dir = cfg.data_dir};
-
-		/* Photos: the bytes under data/blobs, the header checks with
-		 * libvips (one thread: it only reads headers here). */
-		api.blob_vt = &ld_blob_fs_vt;
-		if (api.blob_vt->open(&bc, &api.blobs, err, sizeof(err)) != 0 ||
-		    ld_media_init(argv[0], 1, err, sizeof(err)) != 0) {
-			fprintf(stderr, "ladder serve: %s\n", err);
-			rc = 1;
-			goto out;
-		}
+	/* Photos: the bytes in the blob store ([blob]), the header checks
+	 * with libvips (one thread: it only reads headers here). */
+	rc =
+	    ld_blob_open_opts(&blob_opts, cfg.data_dir, &api.blob_vt, &api.blobs, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = rc == -EINVAL ? 2 : 1;
+		goto out;
+	}
+	if (ld_media_init(argv[0], 1, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 1;
+		goto out;
 	}
 	profile_routes = ld_api_profile_routes(&nprofile);
 	rc = ld_obs_init(&(struct ld_obs_config){.nloops = scfg.threads ? scfg.threads : 1,

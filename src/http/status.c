@@ -20,7 +20,9 @@ struct row {
 static const struct row rows[] = {
     {200, "OK", NULL, NULL},
     {201, "Created", NULL, NULL},
+    {202, "Accepted", NULL, NULL},
     {204, "No Content", NULL, NULL},
+    {302, "Found", NULL, NULL},
     {304, "Not Modified", NULL, NULL},
     {400, "Bad Request", "bad-request", "Bad request"},
     {401, "Unauthorized", "unauthorized", "Authentication required"},

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/config.h"
 #include "blob/blob.h"
+#include "blob/blob_opts.h"
 #include "http/server.h"
 #include "http/status.h"
 #include "jobs/queue.h"
@@ -105,6 +106,7 @@ static void count_job(const struct ld_job *j, unsigned outcome)
 /* ---- the process --------------------------------------------------------- */
 
 static struct worker_opts opts;
+static struct ld_blob_opts blob_opts;
 static const struct ld_blob_vt *blob_vt = &ld_blob_fs_vt;
 static struct ld_blob_store *blobs;
 static _Atomic bool stopping;
@@ -553,6 +555,7 @@ static int parse_opts(int argc, char **argv)
 	set->config_env = "LADDER_CONFIG";
 	rc = 2;
 	if (ld_optset_add(set, &worker_section, &opts, NULL) < 0 ||
+	    ld_optset_add(set, &ld_blob_section, &blob_opts, NULL) < 0 ||
 	    ld_optset_defaults(set, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ladder worker: option table: %s\n", err);
 		goto out;
@@ -604,7 +607,6 @@ out:
 int ld_worker_main(int argc, char **argv)
 {
 	static struct job_thread threads[WORKER_THREADS_MAX];
-	struct ld_blob_config bc = {0};
 	struct ld_server_config sc;
 	struct ld_server_app app;
 	struct ld_listeners ls = {0};
@@ -648,11 +650,13 @@ int ld_worker_main(int argc, char **argv)
 		fprintf(stderr, "ladder worker: %s\n", err);
 		goto out;
 	}
-	bc.data_dir = opts.data_dir;
-	if (blob_vt->open(&bc, &blobs, err, sizeof(err)) != 0) {
+	rc = ld_blob_open_opts(&blob_opts, opts.data_dir, &blob_vt, &blobs, err, sizeof(err));
+	if (rc) {
 		fprintf(stderr, "ladder worker: %s\n", err);
+		rc = rc == -EINVAL ? 2 : 1;
 		goto out;
 	}
+	rc = 1;
 	if (gethostname(hostname, sizeof(hostname) - 1) != 0)
 		snprintf(hostname, sizeof(hostname), "host");
 	uv_mutex_init(&stop_mu);
