@@ -25,6 +25,25 @@
 #define P_TEXT(s) {true, 0, (s)}
 
 const struct ld_sql_stmt ld_queue_sqlite_stmts[LD_QSQL_COUNT] = {
+	/* A lease that ran out with its attempts spent is a job that killed
+	 * every worker that took it (a decoder crash, the OOM killer): it dies
+	 * here, as job_fail would make it, or it would loop for ever. The photo
+	 * first, while its job is still the leased one. */
+	[LD_QSQL_REAP_DEAD_PHOTO] = {"job_reap_dead_photo",
+		"UPDATE photos SET status = 'failed',"
+		" reason = 'the worker died on it ' || ?2 || ' times', updated_ms = ?1,"
+		" version = version + 1"
+		" WHERE status = 'processing' AND id IN (SELECT subject FROM jobs"
+		"  WHERE state = 'leased' AND lease_until_ms <= ?1 AND attempts >= ?2"
+		"  AND kind = 'thumbnail')",
+		LD_SQL_WRITER, 2, {P_INT(1700000000000), P_INT(5)}},
+	[LD_QSQL_REAP_DEAD] = {"job_reap_dead",
+		"UPDATE jobs SET state = 'dead', lease_owner = '', updated_ms = ?1,"
+		" last_error = 'the worker died on it ' || attempts || ' times'"
+		" WHERE state = 'leased' AND lease_until_ms <= ?1 AND attempts >= ?2",
+		LD_SQL_WRITER, 2, {P_INT(1700000000000), P_INT(5)}},
+	/* The others (run after job_reap_dead, in its transaction) go back to
+	 * ready. */
 	[LD_QSQL_REAP] = {"job_reap",
 		"UPDATE jobs SET state = 'ready', lease_owner = '', run_at_ms = ?1,"
 		" updated_ms = ?1 WHERE state = 'leased' AND lease_until_ms <= ?1",
@@ -225,16 +244,44 @@ static void bind_owner(struct ld_queue *q, sqlite3_stmt *st, int idx)
 	sqlite3_bind_text(st, idx, q->owner, -1, SQLITE_STATIC);
 }
 
+/* reap ends the expired leases in one transaction: out of attempts, the job
+ * is dead and its photo failed together (a photo never stays `processing`
+ * behind a dead job); the others are ready again. */
+static int reap(struct ld_queue *q, int64_t now_ms)
+{
+	int rc;
+
+	rc = step_done(q, LD_QSQL_BEGIN);
+	if (rc != 0)
+		return rc;
+	sqlite3_bind_int64(q->st[LD_QSQL_REAP_DEAD_PHOTO], 1, now_ms);
+	sqlite3_bind_int64(q->st[LD_QSQL_REAP_DEAD_PHOTO], 2, q->max_attempts);
+	rc = step_done(q, LD_QSQL_REAP_DEAD_PHOTO);
+	if (rc == 0) {
+		sqlite3_bind_int64(q->st[LD_QSQL_REAP_DEAD], 1, now_ms);
+		sqlite3_bind_int64(q->st[LD_QSQL_REAP_DEAD], 2, q->max_attempts);
+		rc = step_done(q, LD_QSQL_REAP_DEAD);
+	}
+	if (rc == 0) {
+		sqlite3_bind_int64(q->st[LD_QSQL_REAP], 1, now_ms);
+		rc = step_done(q, LD_QSQL_REAP);
+	}
+	if (rc == 0)
+		rc = step_done(q, LD_QSQL_COMMIT);
+	if (rc != 0 && !sqlite3_get_autocommit(q->db))
+		step_done(q, LD_QSQL_ROLLBACK);
+	return rc;
+}
+
 static int queue_claim(struct ld_queue *q, int64_t now_ms, struct ld_job *out)
 {
 	sqlite3_stmt *st = q->st[LD_QSQL_CLAIM];
 	const unsigned char *kind;
 	int rc;
 
-	/* Two statements, each its own transaction: a reaped job that another
-	 * worker claims first is fine, it is that worker's now. */
-	sqlite3_bind_int64(q->st[LD_QSQL_REAP], 1, now_ms);
-	rc = step_done(q, LD_QSQL_REAP);
+	/* The reap, then the claim in its own transaction: a reaped job that
+	 * another worker claims first is fine, it is that worker's now. */
+	rc = reap(q, now_ms);
 	if (rc != 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, now_ms);

@@ -236,6 +236,15 @@ static void check_all(sqlite3 *db, const char *when)
 		ld_queue_sqlite_stmts[LD_QSQL_REAP].example,
 		ld_queue_sqlite_stmts[LD_QSQL_REAP].nparams, &p);
 	CHECK(strstr(p.text, "SEARCH jobs USING INDEX jobs_leased (lease_until_ms<?)") != NULL);
+	/* So do the reaps that end the expired leases out of attempts. */
+	explain(db, ld_queue_sqlite_stmts[LD_QSQL_REAP_DEAD].sql,
+		ld_queue_sqlite_stmts[LD_QSQL_REAP_DEAD].example,
+		ld_queue_sqlite_stmts[LD_QSQL_REAP_DEAD].nparams, &p);
+	CHECK(strstr(p.text, "SEARCH jobs USING INDEX jobs_leased (lease_until_ms<?)") != NULL);
+	explain(db, ld_queue_sqlite_stmts[LD_QSQL_REAP_DEAD_PHOTO].sql,
+		ld_queue_sqlite_stmts[LD_QSQL_REAP_DEAD_PHOTO].example,
+		ld_queue_sqlite_stmts[LD_QSQL_REAP_DEAD_PHOTO].nparams, &p);
+	CHECK(strstr(p.text, "SEARCH jobs USING INDEX jobs_leased (lease_until_ms<?)") != NULL);
 
 	/* The upload cap counts one user's uploads in flight in the partial
 	 * index; a user's photos page walks its own index in order. */

@@ -260,6 +260,40 @@ static void test_retries_then_dead(void)
 	exec("DELETE FROM jobs; DELETE FROM photos");
 }
 
+/* A job whose every worker died on it (the lease ran out each time, no fail
+ * was ever recorded) must run out of attempts too: the reap that finds it
+ * expired with its attempts spent makes it dead and its photo failed. */
+static void test_reaped_out_of_attempts_is_dead(void)
+{
+	struct ld_queue *q = open_queue("w", 1000, 2);
+	struct ld_queue_stats s;
+	struct ld_job j;
+
+	exec("DELETE FROM jobs; DELETE FROM photos");
+	upload(50);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0, &j), 0);
+	CHECK_INT(j.attempts, 1);
+	/* The worker died: the lease runs out, one attempt is left. */
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0 + 1000, &j), 0);
+	CHECK_INT(j.attempts, 2);
+	CHECK_INT(scalar("SELECT count(*) FROM photos WHERE id = 50 AND status = 'processing'"), 1);
+	/* It died again with the last attempt: nothing more to claim. */
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0 + 2000, &j), -EAGAIN);
+	CHECK_INT(scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND attempts = 2"
+			 " AND lease_owner = '' AND last_error = 'the worker died on it 2 times'"),
+		  1);
+	CHECK_INT(scalar("SELECT count(*) FROM photos WHERE id = 50 AND status = 'failed'"
+			 " AND reason = 'the worker died on it 2 times' AND version = 2"),
+		  1);
+	CHECK_INT(ld_queue_sqlite_vt.claim(q, T0 + 100000, &j), -EAGAIN);
+	CHECK_INT(ld_queue_sqlite_vt.stats(q, T0 + 100000, &s), 0);
+	CHECK_INT(s.ready, 0);
+	CHECK_INT(s.leased, 0);
+	CHECK_INT(s.dead, 1);
+	ld_queue_sqlite_vt.close(q);
+	exec("DELETE FROM jobs; DELETE FROM photos");
+}
+
 static void test_open_errors(void)
 {
 	struct ld_queue_config cfg;
@@ -313,6 +347,7 @@ int main(void)
 	RUN(test_claim_complete);
 	RUN(test_lease_expiry_moves_the_job);
 	RUN(test_retries_then_dead);
+	RUN(test_reaped_out_of_attempts_is_dead);
 	RUN(test_open_errors);
 	RUN(test_backoff);
 	sqlite3_close(db);
