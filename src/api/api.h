@@ -183,7 +183,10 @@ int ld_photos_register(void);
 uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg);
 
 /* ld_photos_body_sink is the server's body_sink hook: a PUT to a validly
- * signed upload URL streams its body into a temporary blob (arg: the api). */
-struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *arg);
+ * signed upload URL streams its body into a temporary blob (arg: the api);
+ * refused with 409 while another upload of the photo is open in this
+ * process, 503 when the blob cannot be opened. */
+struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *arg, int *refuse,
+					 const char **why);
 
 #endif

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "base/json.h"
 #include "blob/blob.h"
 #include "media/media.h"
+#include "obs/log.h"
 
 struct ld_photos_config ld_photos_cfg;
 
@@ -181,7 +183,53 @@ struct upload_sink {
 	struct ld_body_sink k;
 	const struct ld_blob_vt *vt;
 	struct ld_blob_writer *w;
+	int64_t id;
+	struct upload_sink *next; /* in open_sinks */
 };
+
+/* The sinks open in this process, on every loop and in the thread pool:
+ * at most one per photo id. The upload URL may be used any number of times
+ * until it expires, and uploads_in_flight counts photos, not connections:
+ * without this one URL could feed any number of parallel uploads, each
+ * with its own temporary object on disk. Few at a time, so a list. */
+static pthread_mutex_t open_sinks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct upload_sink *open_sinks;
+
+/* sink_claim enters u in open_sinks: -EBUSY when another sink is open for
+ * its photo. */
+static int sink_claim(struct upload_sink *u)
+{
+	struct upload_sink *p;
+	int rc = 0;
+
+	pthread_mutex_lock(&open_sinks_mu);
+	for (p = open_sinks; p; p = p->next)
+		if (p->id == u->id)
+			rc = -EBUSY;
+	if (rc == 0) {
+		u->next = open_sinks;
+		open_sinks = u;
+	}
+	pthread_mutex_unlock(&open_sinks_mu);
+	return rc;
+}
+
+/* sink_free takes u out of open_sinks and frees it: the photo may take
+ * another upload. */
+static void sink_free(struct upload_sink *u)
+{
+	struct upload_sink **pp;
+
+	pthread_mutex_lock(&open_sinks_mu);
+	for (pp = &open_sinks; *pp; pp = &(*pp)->next) {
+		if (*pp == u) {
+			*pp = u->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_sinks_mu);
+	free(u);
+}
 
 static int sink_write(struct ld_body_sink *k, const char *p, size_t n)
 {
@@ -195,27 +243,54 @@ static void sink_abort(struct ld_body_sink *k)
 	struct upload_sink *u = (struct upload_sink *)k;
 
 	u->vt->put_abort(u->w);
-	free(u);
+	sink_free(u);
 }
 
-struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *arg)
+/* sink_unavailable logs why an upload's sink could not open and refuses
+ * the upload with a 503, answered before any of the body is read (it would
+ * otherwise have to be held whole in memory). */
+static void sink_unavailable(int64_t id, int err, int *refuse, const char **why)
+{
+	char sid[24];
+
+	snprintf(sid, sizeof(sid), "%" PRId64, id);
+	ld_log_event("warn", "upload refused: its bytes cannot be stored",
+		     (const char *const[]){"photo_id", sid, "error", strerror(err), NULL});
+	*refuse = 503;
+	*why = "the upload cannot be stored now; retry after a moment";
+}
+
+struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *arg, int *refuse,
+					 const char **why)
 {
 	struct ld_api *api = arg;
 	int64_t id = upload_target(h, api);
 	char key[LD_BLOB_KEY_MAX + 1];
 	struct upload_sink *u;
+	int rc;
 
 	if (!id)
 		return NULL;
 	u = calloc(1, sizeof(*u));
-	if (!u)
-		return NULL; /* the body is buffered instead */
+	if (!u) {
+		sink_unavailable(id, ENOMEM, refuse, why);
+		return NULL;
+	}
+	u->id = id;
+	if (sink_claim(u) != 0) {
+		free(u);
+		*refuse = 409;
+		*why = "another upload of this photo is in progress";
+		return NULL;
+	}
 	key_of(key, sizeof(key), id, "original");
 	u->vt = api->blob_vt;
 	u->k.write = sink_write;
 	u->k.abort = sink_abort;
-	if (u->vt->put_begin(api->blobs, key, &u->w) != 0) {
-		free(u);
+	rc = u->vt->put_begin(api->blobs, key, &u->w);
+	if (rc != 0) {
+		sink_free(u);
+		sink_unavailable(id, rc < 0 ? -rc : EIO, refuse, why);
 		return NULL;
 	}
 	return &u->k;
@@ -404,7 +479,7 @@ static void put_work(uv_work_t *w)
 
 		q->r->sink = NULL;
 		q->blob_rc = u->vt->put_commit(u->w);
-		free(u);
+		sink_free(u);
 		return;
 	}
 	key_of(key, sizeof(key), q->path_id, "original");
@@ -447,12 +522,14 @@ static void put_checked(struct ld_store_op *op)
 	}
 }
 
-/* The bytes arrive either through the sink (a signed URL: streamed to a
- * temporary object as they came) or, when no sink could be opened, whole
- * in the body. */
+/* The bytes arrive through the sink (a signed URL: streamed to a temporary
+ * object as they came); a body without one is small (within max_body). */
 void ld_api_photo_put_content(struct ld_api_req *q)
 {
-	if (url_ok(q)) {
+	/* A sink is only opened for a URL that was valid when the header
+	 * arrived: that is the verdict. Checking the expiry again now would
+	 * throw away a slow upload that crossed it while its bytes came. */
+	if (!q->r->sink && url_ok(q)) {
 		drop_sink(q);
 		return;
 	}

@@ -398,12 +398,10 @@ static int start_body(struct ld_conn *c)
 
 	x->chunk_in = 0;
 	x->chunk_out = 0;
-	if (s->app.body_max && (route_max = s->app.body_max(h, s->app.arg)) > 0) {
+	/* The read buffer keeps its cap whatever the route's: a larger body
+	 * goes to a sink as it arrives, or is refused below. */
+	if (s->app.body_max && (route_max = s->app.body_max(h, s->app.arg)) > 0)
 		max = route_max;
-		/* This request only: finish_request puts the cap back. */
-		if (max > s->cfg.max_body)
-			x->rbuf.max = s->cfg.limits.headers_max + max + RBUF_STEP + 4096;
-	}
 	x->sunk = 0;
 	if (h->chunked) {
 		ld_http_chunked_init(&x->chunked, max);
@@ -416,8 +414,26 @@ static int start_body(struct ld_conn *c)
 	}
 	/* Past the size checks: a sink is only opened for a body that may
 	 * arrive. */
-	if (s->app.body_sink && (h->chunked || h->content_length > 0))
-		x->sink = s->app.body_sink(h, s->app.arg);
+	if (h->chunked || h->content_length > 0) {
+		int refuse = 0;
+		const char *why = NULL;
+
+		if (s->app.body_sink)
+			x->sink = s->app.body_sink(h, s->app.arg, &refuse, &why);
+		/* A body allowed past max_body but with nowhere to go (the
+		 * sink could not open: no memory, disk full, no descriptors)
+		 * would have to be held whole in memory, up to the route's
+		 * cap, once per such request: refuse it before reading any. */
+		if (!x->sink && !refuse && max > s->cfg.max_body) {
+			refuse = 503;
+			why = "the upload cannot be stored now; retry after a moment";
+		}
+		if (!x->sink && refuse) {
+			http_error(c, refuse, why ? why : "the request body was refused");
+			rc = -1;
+			goto out;
+		}
+	}
 	c->state = CONN_BODY;
 	arm(c, s->cfg.body_timeout_ms);
 out:
@@ -761,9 +777,8 @@ static void finish_request(struct ld_conn *c)
 	ld_buf_consume(&x->rbuf, x->req_len);
 	x->req_len = 0;
 	x->req.h.method_str = NULL;
-	/* A route's larger body cap (body_max) and a larger answer an app
-	 * allowed itself were for this request only; exchange_put frees the
-	 * grown buffers. */
+	/* A larger answer an app allowed itself was for this request only;
+	 * exchange_put frees the grown buffers. */
 	x->rbuf.max = s->cfg.limits.headers_max + s->cfg.max_body + RBUF_STEP + 4096;
 	x->req.out_body.max = OUT_BODY_MAX;
 	c->header_parsed = false;

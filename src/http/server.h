@@ -113,12 +113,16 @@ struct ld_server_app {
 	void (*on_http_error)(struct ld_req *r, int status, const char *detail, void *arg);
 	/* Optional: the body limit of one request, decided from its parsed
 	 * header (a photo upload may be far larger than a JSON body); 0 keeps
-	 * max_body. The read buffer may grow to that size for this request
-	 * only, and its memory is given back once the request is answered. */
+	 * max_body. A body past max_body is only ever taken through a sink:
+	 * the read buffer never grows for it, and such a request that gets no
+	 * sink is answered 503 before any of its body is read. */
 	uint64_t (*body_max)(const struct ld_http_request *h, void *arg);
 	/* Optional: a sink for this request's body, decided from its parsed
-	 * header, or NULL to buffer the body whole as usual. */
-	struct ld_body_sink *(*body_sink)(const struct ld_http_request *h, void *arg);
+	 * header, or NULL to buffer the body whole as usual (within max_body).
+	 * NULL with *refuse set to an HTTP status (and *why to its detail)
+	 * answers that status at once, before any of the body is read. */
+	struct ld_body_sink *(*body_sink)(const struct ld_http_request *h, void *arg, int *refuse,
+					  const char **why);
 	void *arg;
 };
 

@@ -4,12 +4,13 @@ the signed URL, complete, a `ladder worker` makes the versions, GET them
 delete; and every refusal with its exact status: 413, 415, 422, 429, 403 for
 a bad or expired URL, 409 out of order."""
 
+import json
 import time
 
 import pytest
 
 from conftest import LadderServer
-from ladder_http import assert_json_response, assert_problem, new_account
+from ladder_http import Conn, assert_json_response, assert_problem, new_account
 from photo_helpers import Worker, decodes, image_size, make_jpeg, png_bomb
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -194,6 +195,27 @@ def test_refusals_have_exact_statuses(photo_server, jpeg):
     c.close()
 
 
+def wait_for(cond, secs=10):
+    """Polls cond until it holds or secs pass; returns its last value."""
+    deadline = time.monotonic() + secs
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+def temp_files(pdir):
+    """The temporary objects of uploads in progress under a photo's
+    directory."""
+    return sorted(p.name for p in pdir.glob("original.tmp.*")) if pdir.is_dir() else []
+
+
+def read_head(raw):
+    """The first response head on a raw connection, 1xx included: (status
+    line, {header: value})."""
+    lines = raw.read_until(b"\r\n\r\n").decode("latin-1")[:-4].split("\r\n")
+    return lines[0], {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+
+
 def peak_rss_kib(pid):
     for line in open("/proc/%d/status" % pid):
         if line.startswith("VmHWM:"):
@@ -236,19 +258,19 @@ def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
         # temporary file, once the server has seen the connection go.
         doc = start_upload(c, token)
         c.close()
-        from ladder_http import Conn
 
+        pdir = srv.data_dir / "blobs/photos" / doc["photo"]["id"]
         with Conn(srv.port) as raw:
             raw.send(
                 b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n"
                 % doc["upload"]["url"].encode()
                 + jpeg[:50000]
             )
-        pdir = srv.data_dir / "blobs/photos" / doc["photo"]["id"]
-        deadline = time.monotonic() + 10
-        while pdir.exists() and any(pdir.iterdir()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not pdir.exists() or list(pdir.iterdir()) == []
+            # Close only once the server has the temporary object open:
+            # before that there is nothing to clean up, and nothing tested.
+            assert wait_for(lambda: temp_files(pdir) != []), "no temporary object appeared"
+        assert wait_for(lambda: temp_files(pdir) == []), temp_files(pdir)
+        assert list(pdir.iterdir()) == []
         c.close()
     finally:
         assert srv.stop() == 0
@@ -294,3 +316,117 @@ def test_only_the_upload_route_takes_a_large_body(photo_server, jpeg):
     )
     assert_problem(r, 413)
     c.close()
+
+
+def test_upload_that_cannot_be_stored_is_refused_before_its_body(tmp_path, jpeg):
+    """When the upload's temporary object cannot be opened (here its photo
+    directory is a plain file: ENOTDIR, as a full disk or no descriptors
+    would fail it), the server answers 503 at once instead of 100 Continue:
+    it never holds the body in memory instead."""
+    srv = LadderServer(tmp_path, flags=["--photo-upload-max", "64MiB", "--sync", "off"])
+    srv.start()
+    try:
+        c = srv.client()
+        _, token = new_account(c, "ns")
+        doc = start_upload(c, token)
+        photos = srv.data_dir / "blobs/photos"
+        photos.mkdir(parents=True, exist_ok=True)
+        (photos / doc["photo"]["id"]).write_bytes(b"in the way")
+        with Conn(srv.port) as raw:
+            raw.send(
+                b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n"
+                b"Expect: 100-continue\r\n\r\n" % doc["upload"]["url"].encode()
+            )
+            line, hdrs = read_head(raw)
+            assert line == "HTTP/1.1 503 Service Unavailable"
+            assert hdrs["retry-after"] == "1"
+            assert hdrs["content-type"] == "application/problem+json"
+            body = json.loads(raw._read_exact(int(hdrs["content-length"])))
+            assert body["status"] == 503
+            assert body["detail"] == "the upload cannot be stored now; retry after a moment"
+        rec = srv.wait_log(lambda r: r.get("msg") == "upload refused: its bytes cannot be stored")
+        assert rec is not None
+        assert (rec["level"], rec["photo_id"], rec["error"]) == (
+            "warn",
+            doc["photo"]["id"],
+            "Not a directory",
+        )
+        # Once the way is clear the same URL takes the upload.
+        (photos / doc["photo"]["id"]).unlink()
+        r = put_bytes(c, doc["upload"]["url"], jpeg)
+        assert r.status == 204, r
+        c.close()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_one_upload_at_a_time_per_photo(photo_server, jpeg):
+    """The upload URL may be reused, but not by two uploads at once: while
+    one is streaming, another to the same photo is refused with 409 before
+    its body is read."""
+    c = photo_server.client()
+    _, token = new_account(c, "pa")
+    doc = start_upload(c, token)
+    url = doc["upload"]["url"].encode()
+    pdir = photo_server.data_dir / "blobs/photos" / doc["photo"]["id"]
+    with Conn(photo_server.port) as first:
+        first.send(
+            b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (url, len(jpeg))
+            + jpeg[:1000]
+        )
+        assert wait_for(lambda: temp_files(pdir) != []), "no temporary object appeared"
+        with Conn(photo_server.port) as second:
+            second.send(
+                b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+                b"Expect: 100-continue\r\n\r\n" % (url, len(jpeg))
+            )
+            line, hdrs = read_head(second)
+            assert line == "HTTP/1.1 409 Conflict"
+            body = json.loads(second._read_exact(int(hdrs["content-length"])))
+            assert body["detail"] == "another upload of this photo is in progress"
+        first.send(jpeg[1000:])
+        assert first.read_response("PUT").status == 204
+    # One at a time, not once: the first is done, so the URL works again.
+    r = put_bytes(c, doc["upload"]["url"], jpeg)
+    assert r.status == 204, r
+    assert (pdir / "original").read_bytes() == jpeg
+    c.close()
+
+
+def test_slow_upload_that_crosses_expiry_is_kept(tmp_path, jpeg):
+    """The URL is checked when the upload's header arrives; an upload that
+    started in time is not thrown away because its bytes took longer than
+    what was left of the URL's life."""
+    srv = LadderServer(tmp_path, flags=["--photo-url-ttl", "1s", "--sync", "off"])
+    srv.start()
+    try:
+        c = srv.client()
+        _, token = new_account(c, "sl")
+        doc = start_upload(c, token)
+        url = doc["upload"]["url"]
+        expires = int(url.split("expires=")[1].split("&")[0])
+        pdir = srv.data_dir / "blobs/photos" / doc["photo"]["id"]
+        with Conn(srv.port) as raw:
+            raw.send(
+                b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                % (url.encode(), len(jpeg))
+                + jpeg[:1000]
+            )
+            assert wait_for(lambda: temp_files(pdir) != []), "no temporary object appeared"
+            # Slow, not stalled: a byte now and then (under the body
+            # timeout) until the URL has expired.
+            sent = 1000
+            while time.time() < expires + 1.05:
+                time.sleep(0.2)
+                raw.send(jpeg[sent : sent + 1])
+                sent += 1
+            raw.send(jpeg[sent:])
+            r = raw.read_response("PUT")
+            assert r.status == 204, r
+        assert (pdir / "original").read_bytes() == jpeg
+        # A new upload on the expired URL is still refused.
+        d = assert_problem(put_bytes(c, url, jpeg[:1000]), 403)
+        assert d["detail"] == "the upload URL has expired; start a new upload"
+        c.close()
+    finally:
+        assert srv.stop() == 0
