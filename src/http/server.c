@@ -454,6 +454,8 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	atomic_store(&s->draining, true);
 	ld_log_event("info", signum == SIGTERM ? "SIGTERM: draining" : "SIGINT: draining", NULL);
+	if (s->app.on_drain)
+		s->app.on_drain(s->app.arg);
 	uv_timer_start(&s->deadline_timer, on_deadline,
 		       s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms, 0);
 	if (s->cfg.drain_delay_ms)

@@ -106,6 +106,10 @@ struct ld_server_app {
 	 * has stopped serving (every connection gone). */
 	int (*loop_init)(struct ld_loop *l, void *arg);
 	void (*loop_fini)(struct ld_loop *l, void *arg);
+	/* Optional: called on the main thread when the first SIGTERM or
+	 * SIGINT starts the drain, so work of the app's own (a worker's job
+	 * threads) can stop with it rather than once ld_server_run returns. */
+	void (*on_drain)(void *arg);
 	/* Called for every request whose header (and body) is complete. */
 	void (*on_request)(struct ld_req *r, void *arg);
 	/* Called when a request was rejected by the HTTP layer itself (bad

@@ -122,6 +122,18 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* stop_jobs tells the job threads to take no more jobs and wakes the ones
+ * napping. The server's on_drain hook: the threads stop when the signal
+ * arrives, not once the HTTP drain is over. */
+static void stop_jobs(void *arg)
+{
+	(void)arg;
+	uv_mutex_lock(&stop_mu);
+	atomic_store(&stopping, true);
+	uv_cond_broadcast(&stop_cv);
+	uv_mutex_unlock(&stop_mu);
+}
+
 /* nap waits up to ms, or less when the process starts stopping. */
 static void nap(uint64_t ms)
 {
@@ -352,6 +364,17 @@ static void job_thread_main(void *arg)
 			 * error is logged, and the next poll tries again). */
 			nap(opts.poll_ms);
 			continue;
+		}
+		/* The signal came while the claim ran: the job was not
+		 * started, so it goes back with its attempt, for the next
+		 * worker to take now rather than when the lease runs out. */
+		if (atomic_load(&stopping)) {
+			rc = ld_queue_sqlite_vt.release(jt->q, &j, now_ms());
+			if (rc == 0) {
+				count_job(&j, OUT_RELEASED);
+				log_job("info", "job released: stopping", &j, NULL);
+			}
+			break;
 		}
 		run_job(jt->q, &j, &rnd);
 	}
@@ -632,6 +655,7 @@ int ld_worker_main(int argc, char **argv)
 	app.nroutes = NROUTES;
 	app.on_request = on_request;
 	app.on_http_error = on_http_error;
+	app.on_drain = stop_jobs;
 	memset(&sc, 0, sizeof(sc));
 	snprintf(sc.host, sizeof(sc.host), "%s", opts.listen_host);
 	sc.port = opts.listen_port;
@@ -702,10 +726,7 @@ int ld_worker_main(int argc, char **argv)
 	}
 	rc = 0;
 stop:
-	uv_mutex_lock(&stop_mu);
-	atomic_store(&stopping, true);
-	uv_cond_broadcast(&stop_cv);
-	uv_mutex_unlock(&stop_mu);
+	stop_jobs(NULL);
 	/* Each thread finishes the job it holds and takes no more. */
 	for (i = 0; i < started; i++)
 		uv_thread_join(&threads[i].t);

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ladder_http import Conn
 from photo_helpers import Box, Worker, decodes, image_size, make_jpeg, png_bomb
 
 
@@ -191,3 +192,38 @@ def test_bad_flags_name_the_flag(box):
     )
     assert r.returncode == 1
     assert "ladder worker: queue: open " in r.stderr.decode()
+
+
+def test_sigterm_stops_claiming_during_the_http_drain(box, jpeg_3000):
+    """The job threads stop at the signal, not once the HTTP drain is over:
+    a job queued while a slow client holds the drain open stays `ready`,
+    for the next worker, with no attempt spent."""
+    w = Worker(box)
+    try:
+        with Conn(w.port) as slow:
+            # A request half sent: the drain waits for it.
+            slow.send(b"GET /healthz HTTP/1.1\r\n")
+            w.proc.terminate()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                e.get("msg") == "SIGTERM: draining" for e in w.logs()
+            ):
+                time.sleep(0.02)
+            assert any(e.get("msg") == "SIGTERM: draining" for e in w.logs())
+            pid = box.add_photo(jpeg_3000)
+            # The old worker went on polling (every 20 ms) through the drain;
+            # give it many polls' worth of time to take the job.
+            time.sleep(1.0)
+            assert w.proc.poll() is None, "the drain did not wait for the request"
+            slow.send(b"Host: t\r\n\r\n")
+            r = slow.read_response()
+            assert (r.status, r.header("Connection")) == (200, "close")
+        assert w.proc.wait(timeout=15) == 0
+        w.check_clean()
+    finally:
+        if w.proc.poll() is None:
+            w.kill()
+    rows = box.jobs("subject = ?", (pid,))
+    assert [r[1:] for r in rows] == [("thumbnail", pid, "ready", 0, "", "")]
+    assert box.photo(pid)["status"] == "processing"
+    assert any(e.get("msg") == "worker stopped cleanly" for e in w.logs())
