@@ -123,9 +123,41 @@ static int open_store(const struct ld_config *c, const struct ld_store_vt **vt,
 	return 0;
 }
 
+/* open_cache opens the configured cache level (none: nothing); 0, or the
+ * exit status with a message printed. */
+static int open_cache(const struct ld_cache_config *cc, const struct ld_config *c, unsigned nloops,
+		      struct ld_api *api)
+{
+	char err[256] = "";
+	const char *src = ld_config_source(c, "mode");
+
+	api->cvt = ld_cache_driver(cc->mode, err, sizeof(err));
+	if (!api->cvt && err[0]) {
+		fprintf(stderr, "ladder serve: %s: %s\n",
+			!src || !strcmp(src, "flag") ? "--cache"
+			: !strcmp(src, "env")	     ? "LADDER_CACHE"
+						     : "config file [cache] mode",
+			err);
+		return 2;
+	}
+	if (!api->cvt)
+		return 0;
+	if (api->cvt->open(cc, nloops, &api->cache, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		api->cvt = NULL;
+		return 1;
+	}
+	if (cc->test_fill_delay_ms)
+		ld_log_event("warn",
+			     "test_cache_fill_delay is set: every cache fill waits (test only)",
+			     NULL);
+	return 0;
+}
+
 int ld_serve_main(int argc, char **argv)
 {
 	static struct ld_api api;
+	static struct ld_cache_config cache_cfg;
 	struct ld_config cfg;
 	struct ld_server_config scfg;
 	struct ld_server_app app;
@@ -143,6 +175,10 @@ int ld_serve_main(int argc, char **argv)
 	    ld_config_register(&ld_blob_section, &blob_opts, blob_sources) != 0) {
 		fprintf(stderr, "ladder serve: [photos] or [blob] settings clash with another "
 				"section\n");
+		return 1;
+	}
+	if (ld_cache_config_register(&cache_cfg) != 0) {
+		fprintf(stderr, "ladder serve: [cache] settings clash with another section\n");
 		return 1;
 	}
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
@@ -201,6 +237,9 @@ int ld_serve_main(int argc, char **argv)
 	if (cfg.test_commit_delay_ms)
 		ld_log_event("warn", "test_commit_delay is set: every commit sleeps (test only)",
 			     NULL);
+	rc = open_cache(&cache_cfg, &cfg, scfg.threads ? scfg.threads : 1, &api);
+	if (rc)
+		goto out;
 	rc = open_store(&cfg, &api.vt, &api.store);
 	if (rc)
 		goto out;
@@ -246,6 +285,10 @@ int ld_serve_main(int argc, char **argv)
 out:
 	if (store_open)
 		api.vt->close(api.store);
+	if (api.cvt)
+		api.cvt->close(api.cache);
+	api.cvt = NULL;
+	api.cache = NULL;
 	ld_obs_fini();
 	ld_listeners_close(&ls);
 	ld_lockfile_release(&lock);
