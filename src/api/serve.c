@@ -191,6 +191,11 @@ int ld_serve_main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* A bad cache mode is a usage error: refused before anything is
+	 * locked or bound. */
+	rc = open_cache(&cache_cfg, &cfg, cfg.threads ? cfg.threads : usable_cores(), &api);
+	if (rc)
+		goto out;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "ladder serve: libsodium failed to initialise\n");
 		rc = 1;
@@ -237,9 +242,6 @@ int ld_serve_main(int argc, char **argv)
 	if (cfg.test_commit_delay_ms)
 		ld_log_event("warn", "test_commit_delay is set: every commit sleeps (test only)",
 			     NULL);
-	rc = open_cache(&cache_cfg, &cfg, scfg.threads ? scfg.threads : 1, &api);
-	if (rc)
-		goto out;
 	rc = open_store(&cfg, &api.vt, &api.store);
 	if (rc)
 		goto out;

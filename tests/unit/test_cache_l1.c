@@ -151,6 +151,7 @@ static void test_too_big(void)
 	CHECK_INT(ld_l1_init(&c, 64 * 1024, 1), 0);
 	CHECK_INT(put(&c, 1, 0, 0, 1000, big), -E2BIG);
 	CHECK_INT(c.count, 0);
+	ld_l1_release(&c);
 	CHECK_INT(ld_l1_init(&c, 100, 1), -EINVAL);
 	free(big);
 }
