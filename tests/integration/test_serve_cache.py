@@ -166,3 +166,43 @@ def test_cache_modes_refused(ladder_cli):
     r = ladder_cli("serve", "--cache", "bogus")
     assert r.returncode == 2
     assert r.stderr.decode().strip() == "ladder serve: --cache: 'bogus' is not a cache mode (none, local)"
+
+
+def test_reads_of_a_key_being_filled_wait_for_the_fill(ladder_server):
+    """The fill is held 3s (test setting); a second read of the key in that
+    time waits behind it and is answered from it, not from the store."""
+    srv = ladder_server("--cache", "local", "--threads", "1", "--test-cache-fill-delay", "3s",
+                        "--cache-wait", "30s")
+    c = srv.client()
+    _, token = new_account(c, "co")
+    item = create_item(c, token, "one")
+    path = "/v1/items/" + item["id"]
+    first = c.get(path)
+    assert first.status == 200
+    second = Client(srv.port).get(path)
+    assert second.status == 200 and second.body == first.body
+    assert second.header("ETag") == first.header("ETag")
+    route = "/v1/items/{id}"
+    assert metric(srv, "ladder_cache_coalesced_waits_total", route) == 1
+    assert metric(srv, "ladder_cache_misses_total", route) == 1
+    assert metric(srv, "ladder_cache_fills_total", route) == 1
+    assert metric(srv, "ladder_cache_hits_total", route) == 1
+    assert metric(srv, "ladder_cache_wait_timeouts_total", route) == 0
+
+
+def test_a_wait_behind_a_slow_fill_is_bounded(ladder_server):
+    """With the fill held 3s and --cache-wait 50ms, the waiting read gives up
+    on the fill and reads the store itself."""
+    srv = ladder_server("--cache", "local", "--threads", "1", "--test-cache-fill-delay", "3s",
+                        "--cache-wait", "50ms")
+    c = srv.client()
+    _, token = new_account(c, "bw")
+    item = create_item(c, token, "one")
+    path = "/v1/items/" + item["id"]
+    assert c.get(path).status == 200
+    r = Client(srv.port).get(path)
+    assert r.status == 200 and r.json()["content"] == "one"
+    route = "/v1/items/{id}"
+    assert metric(srv, "ladder_cache_coalesced_waits_total", route) == 1
+    assert metric(srv, "ladder_cache_wait_timeouts_total", route) == 1
+    assert metric(srv, "ladder_cache_hits_total", route) == 0
