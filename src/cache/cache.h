@@ -47,8 +47,9 @@ struct ld_cache_key {
 	int64_t id;
 };
 
-/* ld_cache_key_hash mixes a key into 64 bits (never 0 for two equal keys
- * differently: equal keys, equal hashes). */
+/* ld_cache_key_hash mixes a key into 64 bits; every bit depends on every
+ * bit of the id and the kind (the low bits pick a generation slot, higher
+ * ones a bucket). */
 uint64_t ld_cache_key_hash(const struct ld_cache_key *k);
 
 /* A cached response. The pointers are into the level's memory and valid
