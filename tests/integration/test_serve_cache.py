@@ -2,6 +2,7 @@
 ETags, 304 and gzip; writes are never followed by a stale read, on any loop;
 the stale-fill race is closed; the byte budget holds; bad modes are refused."""
 
+import json
 import re
 import threading
 import time
@@ -124,6 +125,10 @@ def test_no_stale_read_after_ack_across_loops(ladder_server):
     assert reads[0] > 100
     # The cache did answer some of them: this tested the cache, not the store.
     assert metric(srv, "ladder_cache_hits_total", "/v1/items/{id}") > 0
+    # Both loops served reads, so writes on one loop met copies on the other.
+    loops = json.loads(srv.client().get("/debug/stats").body)["loop_stats"]
+    assert [x["loop"] for x in loops] == [0, 1]
+    assert all(x["reads"] > 0 for x in loops), loops
 
 
 def test_budget_holds_over_a_larger_key_space(ladder_server):
