@@ -4,6 +4,7 @@
 #include "cache/l1.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,16 +92,23 @@ static struct ld_l1_entry **slot_of(struct ld_l1 *c, const struct ld_cache_key *
 
 static void lru_unlink(struct ld_l1_entry *e)
 {
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
+	e->lru.prev->next = e->lru.next;
+	e->lru.next->prev = e->lru.prev;
 }
 
 static void lru_front(struct ld_l1 *c, struct ld_l1_entry *e)
 {
-	e->next = c->lru.next;
-	e->prev = &c->lru;
-	c->lru.next->prev = e;
-	c->lru.next = e;
+	e->lru.next = c->lru.next;
+	e->lru.prev = &c->lru;
+	c->lru.next->prev = &e->lru;
+	c->lru.next = &e->lru;
+}
+
+_Static_assert(offsetof(struct ld_l1_entry, lru) == 0, "an entry starts with its links");
+
+static struct ld_l1_entry *entry_of(struct ld_l1_link *l)
+{
+	return (struct ld_l1_entry *)(void *)l; /* lru is the first member */
 }
 
 /* drop removes the entry *p points at. */
@@ -117,11 +125,11 @@ static void drop(struct ld_l1 *c, struct ld_l1_entry **p)
 
 void ld_l1_release(struct ld_l1 *c)
 {
-	struct ld_l1_entry *e, *next;
+	struct ld_l1_link *e, *next;
 
 	for (e = c->lru.next; c->buckets && e != &c->lru; e = next) {
 		next = e->next;
-		free(e);
+		free(entry_of(e));
 	}
 	free(c->buckets);
 	memset(c, 0, sizeof(*c));
@@ -168,7 +176,7 @@ int ld_l1_put(struct ld_l1 *c, const struct ld_cache_key *k, uint64_t hash, uint
 		return -E2BIG;
 	ld_l1_remove(c, k, hash);
 	while (used(c) + cost > c->budget) {
-		struct ld_l1_entry *old = c->lru.prev;
+		struct ld_l1_entry *old = entry_of(c->lru.prev);
 
 		c->evictions[old->key.kind]++;
 		drop(c, slot_of(c, &old->key, old->hash));

@@ -34,9 +34,14 @@ static inline void ld_cache_gen_bump(struct ld_cache_gens *g, uint64_t hash)
 	atomic_fetch_add_explicit(&g->slot[hash & g->mask], 1, memory_order_acq_rel);
 }
 
+/* The LRU list's links; first in an entry, so a link is its entry. */
+struct ld_l1_link {
+	struct ld_l1_link *prev, *next;
+};
+
 struct ld_l1_entry {
-	struct ld_l1_entry *hnext;	 /* bucket chain */
-	struct ld_l1_entry *prev, *next; /* LRU list, most recent first */
+	struct ld_l1_link lru;	   /* LRU list, most recent first (must be first) */
+	struct ld_l1_entry *hnext; /* bucket chain */
 	uint64_t hash;
 	struct ld_cache_key key;
 	uint64_t gen;	     /* the slot's generation the fill was started under */
@@ -54,8 +59,8 @@ enum ld_l1_miss { LD_L1_ABSENT = 0, LD_L1_EXPIRED, LD_L1_STALE };
 
 struct ld_l1 {
 	struct ld_l1_entry **buckets;
-	size_t nbuckets;	/* power of two */
-	struct ld_l1_entry lru; /* sentinel: lru.next is the newest */
+	size_t nbuckets;       /* power of two */
+	struct ld_l1_link lru; /* sentinel: lru.next is the newest */
 	size_t budget;
 	_Atomic size_t bytes; /* written by the owner only; read by metrics */
 	size_t count;
