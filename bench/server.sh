@@ -100,7 +100,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # --- ladder serve, durable, one loop thread on one core ---
 lport=$(free_port)
 mkdir -p "$data"
-taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$lport" --data "$data" --threads 1 \
+taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$lport" --data "$data" --threads 1 --cache none \
 	--log-requests off --argon2-ops 1 --argon2-mem 64KiB >"$work/serve.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$lport/readyz"

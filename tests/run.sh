@@ -9,6 +9,7 @@
 #   tests/run.sh unit       unit tests of the release build only
 #   tests/run.sh integration
 #   tests/run.sh integration-deferred
+#   tests/run.sh integration-cache   integration with --cache local
 #
 # FUZZ_SECONDS (default 20) bounds each fuzz target in the full run.
 set -u
@@ -54,13 +55,16 @@ run_unit() {
 	done
 }
 
-# run_integration BUILD [STORE]: the integration suite against build/BUILD,
-# every server on store driver STORE (default sqlite).
+# run_integration BUILD [STORE [CACHE]]: the integration suite against
+# build/BUILD, every server on store driver STORE (default sqlite) with
+# response cache CACHE (default none).
 run_integration() {
-	local build="$1" store="${2:-sqlite}" name="integration/$1" out rc
+	local build="$1" store="${2:-sqlite}" cache="${3:-none}" name="integration/$1" out rc
 	[ "$store" != sqlite ] && name="$name/$store"
+	[ "$cache" != none ] && name="$name/cache-$cache"
 	out=$(mktemp)
 	LADDER_BIN="$PWD/build/$build/ladder" LADDER_BUILD="$build" LADDER_STORE="$store" \
+		LADDER_CACHE="$cache" \
 		timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
 		>"$out" 2>&1
 	rc=$?
@@ -85,18 +89,21 @@ case "$what" in
 unit) run_unit rel ;;
 integration) run_integration rel ;;
 integration-deferred) run_integration rel sqlite-deferred ;;
+integration-cache) run_integration rel sqlite local ;;
 all)
 	run_unit rel
 	run_integration rel
 	# Release build only: the "completes later" path, without doubling the
 	# slow sanitizer run.
 	run_integration rel sqlite-deferred
+	# Every API test again with the in-process cache in front of the store.
+	run_integration rel sqlite local
 	run_unit asan
 	run_integration asan
 	run_fuzz
 	;;
 *)
-	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred or all)" >&2
+	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache or all)" >&2
 	exit 2
 	;;
 esac

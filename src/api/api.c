@@ -3,9 +3,11 @@
  * documents, JSON bodies, bearer authentication, store completion.
  */
 #include "api/api.h"
+#include "api/params.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +157,9 @@ static int problem_write(struct ld_api_req *q, int status, const char *detail,
 
 void ld_api_problem(struct ld_api_req *q, int status, const char *detail)
 {
-	ld_req_respond(q->r, problem_write(q, status, detail, NULL));
+	status = problem_write(q, status, detail, NULL);
+	ld_api_cache_settle(q, status);
+	ld_req_respond(q->r, status);
 }
 
 void ld_api_problem_fields(struct ld_api_req *q, const struct ld_api_verr *v)
@@ -178,7 +182,133 @@ int ld_api_json_status(struct ld_api_req *q, const struct ld_json *j, int status
 
 void ld_api_respond_json(struct ld_api_req *q, const struct ld_json *j, int status)
 {
-	ld_req_respond(q->r, ld_api_json_status(q, j, status));
+	status = ld_api_json_status(q, j, status);
+	ld_api_cache_settle(q, status);
+	ld_req_respond(q->r, status);
+}
+
+/* ---- cache-aside ---------------------------------------------------------- */
+
+static void cache_hit(struct ld_api_req *q, const struct ld_cache_value *v)
+{
+	struct ld_req *r = q->r;
+	const struct ld_http_field *inm;
+
+	if (v->etag[0]) {
+		ld_req_header_str(r, "ETag", v->etag);
+		inm = ld_http_find(&r->h, "if-none-match");
+		if (v->status == 200 && inm &&
+		    ld_etag_list_has(inm->value, inm->value_len, v->etag, true)) {
+			ld_req_respond(r, 304);
+			return;
+		}
+	}
+	/* The uncompressed body: ld_req_respond gzips it when this client
+	 * accepts gzip, as for a response rendered now. */
+	if (ld_buf_append(&r->out_body, v->body, v->body_len) != 0) {
+		ld_buf_reset(&r->out_hdrs);
+		ld_api_problem(q, 500, "the cached response could not be copied");
+		return;
+	}
+	if (v->problem)
+		r->content_type = "application/problem+json";
+	ld_req_respond(r, v->status);
+}
+
+/* cache_lookup: 1 when answered or parked, 0 to go to the store. */
+static int cache_lookup(struct ld_api_req *q, bool may_wait)
+{
+	struct ld_cache_value v;
+	enum ld_cache_result res;
+
+	res = q->api->cvt->lookup(q->al->cache, &q->ck, may_wait ? &q->cw : NULL, &q->ct, &v);
+	ld_stage_mark(&q->r->stages, LD_STAGE_CACHE);
+	if (res == LD_CACHE_HIT)
+		cache_hit(q, &v);
+	return res != LD_CACHE_MISS;
+}
+
+static void cache_woken(struct ld_cache_waiter *w, bool filled)
+{
+	struct ld_api_req *q = (struct ld_api_req *)((char *)w - offsetof(struct ld_api_req, cw));
+
+	/* The wait is cache time. A fill that was stored is looked up again
+	 * (no second wait); one dropped or too slow sends us to the store. */
+	if (filled && cache_lookup(q, false))
+		return;
+	if (!filled) {
+		ld_stage_mark(&q->r->stages, LD_STAGE_CACHE);
+		q->ct.filler = false;
+	}
+	q->cache_miss(q);
+}
+
+bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
+		      void (*miss)(struct ld_api_req *q))
+{
+	if (!q->api->cvt || !q->al->cache)
+		return false;
+	/* A read carrying a Ladder-Session token newer than an entry must not
+	 * be answered from it (read-your-writes across nodes, a later rung):
+	 * no such tokens exist yet, so every read may use the cache. */
+	q->ck.kind = kind;
+	q->ck.id = id;
+	q->cache_miss = miss;
+	q->cw.wake = cache_woken;
+	return cache_lookup(q, true) != 0;
+}
+
+void ld_api_cache_settle(struct ld_api_req *q, int status)
+{
+	struct ld_req *r = q->r;
+	struct ld_cache_value v = {.status = status, .etag = q->cache_etag};
+	bool ok = (status == 200 || status == 404) && !ld_buf_error(&r->out_body);
+
+	if (!q->ct.filler)
+		return;
+	q->ct.filler = false;
+	v.problem = status == 404;
+	v.body = r->out_body.data ? r->out_body.data : "";
+	v.body_len = r->out_body.len;
+	q->api->cvt->fill(q->al->cache, &q->ck, &(struct ld_cache_ticket){q->ct.gen, true},
+			  ok ? &v : NULL);
+}
+
+/* cache_invalidate deletes what a write made stale, after its commit and
+ * before its answer: the item, its owner's first page, a new user's 404s.
+ * Every status: a failed write changed nothing, but an extra delete only
+ * costs a fill. */
+static void cache_invalidate(struct ld_api_req *q, const struct ld_store_op *op)
+{
+	const struct ld_cache_vt *cvt = q->api->cvt;
+	struct ld_cache_loop *cl = q->al->cache;
+
+	if (!cvt || !cl)
+		return;
+	switch (op->kind) {
+	case LD_OP_USER_CREATE:
+		if (op->status != LD_STORE_OK)
+			break;
+		cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_USER, op->user.id});
+		cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_USER_ITEMS, op->user.id});
+		break;
+	case LD_OP_USER_UPDATE:
+		cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_USER, op->id});
+		break;
+	case LD_OP_ITEM_CREATE:
+		if (op->status == LD_STORE_OK)
+			cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_ITEM, op->item.id});
+		cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_USER_ITEMS, op->actor_id});
+		break;
+	case LD_OP_ITEM_UPDATE:
+	case LD_OP_ITEM_DELETE:
+		/* Only the owner's writes succeed, so the owner is the actor. */
+		cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_ITEM, op->id});
+		cvt->invalidate(cl, &(struct ld_cache_key){LD_CACHE_USER_ITEMS, op->actor_id});
+		break;
+	default:
+		break;
+	}
 }
 
 int ld_api_keep_password(struct ld_api_req *q, const struct ld_str *pw)
@@ -319,6 +449,8 @@ static void store_done(struct ld_store_op *op)
 	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
 	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST)
 		ld_obs_count_read(r->loop->index);
+	else
+		cache_invalidate(q, op);
 	q->store_done(op);
 }
 
@@ -485,6 +617,15 @@ static int loop_init(struct ld_loop *l, void *arg)
 		free(al);
 		goto out;
 	}
+	if (api->cvt) {
+		rc = api->cvt->loop_open(api->cache, l->index, &l->uv, &al->cache);
+		if (rc) {
+			api->vt->conn_close(al->store);
+			ld_obs_loop_close(l->index);
+			free(al);
+			goto out;
+		}
+	}
 	l->app = al;
 out:
 	return rc;
@@ -497,6 +638,8 @@ static void loop_fini(struct ld_loop *l, void *arg)
 
 	if (al) {
 		ld_obs_loop_close(l->index);
+		if (al->cache)
+			api->cvt->loop_close(al->cache);
 		api->vt->conn_close(al->store);
 		free(al);
 		l->app = NULL;

@@ -12,6 +12,7 @@
 
 #include "api/auth.h"
 #include "api/validate.h"
+#include "cache/cache.h"
 #include "http/server.h"
 #include "obs/stats.h"
 #include "store/store.h"
@@ -55,12 +56,16 @@ struct ld_api {
 	unsigned write_queue_cap;	  /* for the stats document */
 	const struct ld_blob_vt *blob_vt; /* photo bytes (photos.c) */
 	struct ld_blob_store *blobs;
+	/* The response cache (cache/cache.h); cvt NULL = none. */
+	const struct ld_cache_vt *cvt;
+	struct ld_cache *cache;
 };
 
 /* Per-loop state. */
 struct ld_api_loop {
 	struct ld_api *api;
 	struct ld_store_conn *store;
+	struct ld_cache_loop *cache; /* NULL without a cache */
 };
 
 /* Per-request state (zeroed for each request). */
@@ -86,6 +91,14 @@ struct ld_api_req {
 	int blob_rc;
 	int route_version; /* index of the version a GET asks for */
 	char why[200];
+	/* Cache-aside (ld_api_cache_try): the key looked up, the fill ticket
+	 * a miss gave, the wait behind another fill, and what to do on a
+	 * miss. */
+	struct ld_cache_key ck;
+	struct ld_cache_ticket ct;
+	struct ld_cache_waiter cw;
+	void (*cache_miss)(struct ld_api_req *q);
+	char cache_etag[48];
 };
 
 /* The hooks for ld_server_run; arg is a struct ld_api. */
@@ -116,6 +129,22 @@ json_t *ld_api_json_body(struct ld_api_req *q);
 /* ld_api_authenticate reads the bearer token; returns 0 and sets
  * q->r->user_id, or answers 401 and returns -1. */
 int ld_api_authenticate(struct ld_api_req *q);
+
+/* ld_api_cache_try answers a read from the cache when it can: true when
+ * it answered (a hit) or parked the request behind another request's fill
+ * (it is then answered later, from the cache or through miss). false: the
+ * caller goes to the store now, and the response it sends fills the cache
+ * (a 200 or 404 sent with ld_api_respond_json or ld_api_problem; for an
+ * ETag, set q->cache_etag). miss is what a woken waiter runs to go to the
+ * store. */
+bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
+		      void (*miss)(struct ld_api_req *q));
+
+/* ld_api_cache_settle fills the cache with the response in q->r (status,
+ * out_body) when q holds a fill ticket, or abandons the fill (any status
+ * but 200 and 404); no-op otherwise. ld_api_respond_json and
+ * ld_api_problem call it. */
+void ld_api_cache_settle(struct ld_api_req *q, int status);
 
 /* ld_api_submit sends q->op to the store with done as completion. */
 void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op));

@@ -16,6 +16,7 @@ static void respond_item(struct ld_api_req *q, int status, const struct ld_item 
 
 	ld_api_etag(it, etag);
 	ld_req_header_str(q->r, "ETag", etag);
+	memcpy(q->cache_etag, etag, sizeof(q->cache_etag));
 	ld_json_init(&j, &q->r->out_body);
 	ld_api_write_item(&j, it);
 	if (status == 201)
@@ -87,6 +88,17 @@ static void item_read(struct ld_store_op *op)
 	ld_api_etag(&op->item, etag);
 	inm = ld_http_find(&q->r->h, "if-none-match");
 	if (inm && ld_etag_list_has(inm->value, inm->value_len, etag, true)) {
+		if (q->ct.filler) {
+			/* A 304 still fills: render the body the cache keeps,
+			 * then send none. */
+			struct ld_json j;
+
+			memcpy(q->cache_etag, etag, sizeof(q->cache_etag));
+			ld_json_init(&j, &q->r->out_body);
+			ld_api_write_item(&j, &op->item);
+			ld_api_cache_settle(q, ld_json_finish(&j) == 0 ? 200 : 500);
+			ld_buf_reset(&q->r->out_body);
+		}
 		ld_req_header_str(q->r, "ETag", etag);
 		ld_req_respond(q->r, 304);
 		return;
@@ -94,11 +106,17 @@ static void item_read(struct ld_store_op *op)
 	respond_item(q, 200, &op->item);
 }
 
-void ld_api_item_get(struct ld_api_req *q)
+static void item_get_store(struct ld_api_req *q)
 {
 	q->op.kind = LD_OP_ITEM_GET;
 	q->op.id = q->path_id;
 	ld_api_submit(q, item_read);
+}
+
+void ld_api_item_get(struct ld_api_req *q)
+{
+	if (!ld_api_cache_try(q, LD_CACHE_ITEM, q->path_id, item_get_store))
+		item_get_store(q);
 }
 
 static int preconditions(struct ld_api_req *q, bool required)
@@ -197,6 +215,21 @@ static void listed(struct ld_store_op *op)
 	ld_api_respond_json(q, &j, 200);
 }
 
+static void list_store(struct ld_api_req *q)
+{
+	q->items = malloc(sizeof(*q->items) * q->op.limit);
+	if (!q->items) {
+		ld_api_problem(q, 503, "out of memory; retry after a moment");
+		return;
+	}
+	q->op.items = q->items;
+	/* A missing user is a 404, not an empty list: the list op says so
+	 * itself (NOT_FOUND), in the same round trip. */
+	q->op.kind = LD_OP_ITEM_LIST;
+	q->op.id = q->path_id;
+	ld_api_submit(q, listed);
+}
+
 void ld_api_user_items(struct ld_api_req *q)
 {
 	const char *v;
@@ -220,17 +253,12 @@ void ld_api_user_items(struct ld_api_req *q)
 		ld_api_problem(q, 400, "cursor is not one this server gave out");
 		return;
 	}
-	q->items = malloc(sizeof(*q->items) * limit);
-	if (!q->items) {
-		ld_api_problem(q, 503, "out of memory; retry after a moment");
-		return;
-	}
-	q->op.items = q->items;
 	q->op.limit = limit;
 	q->op.before_id = before;
-	/* A missing user is a 404, not an empty list: the list op says so
-	 * itself (NOT_FOUND), in the same round trip. */
-	q->op.kind = LD_OP_ITEM_LIST;
-	q->op.id = q->path_id;
-	ld_api_submit(q, listed);
+	/* Only the first page with the default limit is cached: it is the one
+	 * every client reads, and one key per user is one delete per write. */
+	if (before == 0 && limit == 20 &&
+	    ld_api_cache_try(q, LD_CACHE_USER_ITEMS, q->path_id, list_store))
+		return;
+	list_store(q);
 }

@@ -123,9 +123,41 @@ static int open_store(const struct ld_config *c, const struct ld_store_vt **vt,
 	return 0;
 }
 
+/* open_cache opens the configured cache level (none: nothing); 0, or the
+ * exit status with a message printed. */
+static int open_cache(const struct ld_cache_config *cc, const struct ld_config *c, unsigned nloops,
+		      struct ld_api *api)
+{
+	char err[256] = "";
+	const char *src = ld_config_source(c, "mode");
+
+	api->cvt = ld_cache_driver(cc->mode, err, sizeof(err));
+	if (!api->cvt && err[0]) {
+		fprintf(stderr, "ladder serve: %s: %s\n",
+			!src || !strcmp(src, "flag") ? "--cache"
+			: !strcmp(src, "env")	     ? "LADDER_CACHE"
+						     : "config file [cache] mode",
+			err);
+		return 2;
+	}
+	if (!api->cvt)
+		return 0;
+	if (api->cvt->open(cc, nloops, &api->cache, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		api->cvt = NULL;
+		return 1;
+	}
+	if (cc->test_fill_delay_ms)
+		ld_log_event("warn",
+			     "test_cache_fill_delay is set: every cache fill waits (test only)",
+			     NULL);
+	return 0;
+}
+
 int ld_serve_main(int argc, char **argv)
 {
 	static struct ld_api api;
+	static struct ld_cache_config cache_cfg;
 	struct ld_config cfg;
 	struct ld_server_config scfg;
 	struct ld_server_app app;
@@ -145,6 +177,10 @@ int ld_serve_main(int argc, char **argv)
 				"section\n");
 		return 1;
 	}
+	if (ld_cache_config_register(&cache_cfg) != 0) {
+		fprintf(stderr, "ladder serve: [cache] settings clash with another section\n");
+		return 1;
+	}
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
 	if (rc == LD_CONFIG_EXIT_OK) {
 		rc = 0;
@@ -155,6 +191,11 @@ int ld_serve_main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* A bad cache mode is a usage error: refused before anything is
+	 * locked or bound. */
+	rc = open_cache(&cache_cfg, &cfg, cfg.threads ? cfg.threads : usable_cores(), &api);
+	if (rc)
+		goto out;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "ladder serve: libsodium failed to initialise\n");
 		rc = 1;
@@ -246,6 +287,10 @@ int ld_serve_main(int argc, char **argv)
 out:
 	if (store_open)
 		api.vt->close(api.store);
+	if (api.cvt)
+		api.cvt->close(api.cache);
+	api.cvt = NULL;
+	api.cache = NULL;
 	ld_obs_fini();
 	ld_listeners_close(&ls);
 	ld_lockfile_release(&lock);

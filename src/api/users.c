@@ -97,11 +97,17 @@ static void got_user(struct ld_store_op *op)
 	respond_user(q, 200, &op->user);
 }
 
-void ld_api_user_get(struct ld_api_req *q)
+static void user_get_store(struct ld_api_req *q)
 {
 	q->op.kind = LD_OP_USER_GET;
 	q->op.id = q->path_id;
 	ld_api_submit(q, got_user);
+}
+
+void ld_api_user_get(struct ld_api_req *q)
+{
+	if (!ld_api_cache_try(q, LD_CACHE_USER, q->path_id, user_get_store))
+		user_get_store(q);
 }
 
 void ld_api_user_patch(struct ld_api_req *q)

@@ -10,6 +10,9 @@ $LADDER_STORE picks the store driver of every server started here (default
 sqlite; tests/run.sh runs the suite once more with sqlite-deferred, whose
 completions all come on a later loop iteration). A test's own --store flag
 comes later on the command line and wins.
+
+$LADDER_CACHE picks the response cache likewise (default none here, so the
+store is what the suite tests; tests/run.sh runs it once more with local).
 """
 
 import json
@@ -46,6 +49,7 @@ DEFAULT_FLAGS = [
 
 # Read here, then dropped from the server's environment with every LADDER_*.
 LADDER_STORE = os.environ.get("LADDER_STORE") or "sqlite"
+LADDER_CACHE = os.environ.get("LADDER_CACHE") or "none"
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 READY_TIMEOUT = 10.0
@@ -152,6 +156,7 @@ class LadderServer:
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--data", str(self.data_dir),
                 "--store", LADDER_STORE,
+                "--cache", LADDER_CACHE,
                 *DEFAULT_FLAGS, *self.flags,
             ]  # fmt: skip
             with open(out, "wb") as fo, open(err, "wb") as fe:

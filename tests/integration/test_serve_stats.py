@@ -54,7 +54,8 @@ def workload(client):
 
 
 def test_schema(ladder_server):
-    srv = ladder_server()
+    # Counts store reads: no cache in front of the store.
+    srv = ladder_server("--cache", "none")
     workload(srv.client())
     doc = stats(srv)
     assert doc["schema"] == "ladder-stats/1"
@@ -151,7 +152,7 @@ def test_stage_sums_add_up_per_route(ladder_server):
 
 
 def test_stages_present_where_expected(ladder_server):
-    srv = ladder_server()
+    srv = ladder_server("--cache", "none")
     workload(srv.client())
     doc = stats(srv)
     post = route(doc, "POST /v1/items")["stages"]
@@ -170,6 +171,18 @@ def test_stages_present_where_expected(ladder_server):
     for r in doc["routes"]:
         for s in ("queue", "cache", "store_pool"):
             assert r["stages"][s]["count"] == 0, (r["route"], s)
+
+
+def test_cache_stage_marked_where_the_lookup_is(ladder_server):
+    srv = ladder_server("--cache", "local", "--threads", "1")
+    workload(srv.client())
+    doc = stats(srv)
+    get = route(doc, "GET /v1/items/{id}")["stages"]
+    # Every GET looks up the cache; only the misses reach the store.
+    assert get["cache"]["count"] == 9 and get["cache"]["sum_ns"] > 0
+    assert get["store"]["count"] == 5  # each first GET, and the 404
+    post = route(doc, "POST /v1/items")["stages"]
+    assert post["cache"]["count"] == 0
 
 
 def test_counters_are_cumulative(ladder_server):
@@ -206,7 +219,7 @@ def test_commit_delay_lands_in_store_commit(ladder_server):
 
 
 def test_stage_timing_off(ladder_server):
-    srv = ladder_server("--stage-timing", "off")
+    srv = ladder_server("--stage-timing", "off", "--cache", "none")
     workload(srv.client())
     doc = stats(srv)
     assert doc["stage_timing"] is False
