@@ -9,6 +9,7 @@
  */
 #include "api/serve.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/stats.h"
+#include "store/postgres.h"
 
 /* usable_cores counts the CPUs this process may run on (taskset, cgroups'
  * cpusets), not the machine's. */
@@ -109,12 +111,17 @@ static int open_store(const struct ld_config *c, const struct ld_store_vt **vt,
 	*vt = ld_store_driver(c->store);
 	if (!*vt) {
 		fprintf(stderr,
-			"ladder: store: unknown driver '%s' (known: sqlite, sqlite-deferred)\n",
+			"ladder: store: unknown driver '%s' (known: sqlite, postgres, "
+			"sqlite-deferred)\n",
 			c->store);
 		return 2;
 	}
 	store_config(c, &sc);
 	rc = (*vt)->open(&sc, store, err, sizeof(err));
+	if (rc && *vt == &ld_pg_vt) {
+		fprintf(stderr, "ladder: store postgres: %s\n", err[0] ? err : strerror(-rc));
+		return rc == -EINVAL ? 2 : 1;
+	}
 	if (rc) {
 		fprintf(stderr, "ladder: store %s in '%s': %s\n", c->store, c->data_dir,
 			err[0] ? err : strerror(-rc));
@@ -179,6 +186,11 @@ int ld_serve_main(int argc, char **argv)
 	}
 	if (ld_cache_config_register(&cache_cfg) != 0) {
 		fprintf(stderr, "ladder serve: [cache] settings clash with another section\n");
+		return 1;
+	}
+	/* Drivers' own sections ([postgres]) join the settings too. */
+	if (ld_pg_config_register() != 0) {
+		fprintf(stderr, "ladder serve: [postgres] settings clash with another section\n");
 		return 1;
 	}
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
@@ -308,6 +320,8 @@ int ld_migrate_main(int argc, char **argv)
 	char err[512] = "";
 	int rc;
 
+	/* Drivers' own sections ([postgres]) join the settings first. */
+	(void)ld_pg_config_register();
 	rc = ld_config_load(&cfg, argc, argv, err, sizeof(err));
 	if (rc == LD_CONFIG_EXIT_OK) {
 		rc = 0;
@@ -329,8 +343,11 @@ int ld_migrate_main(int argc, char **argv)
 	if (rc)
 		goto out;
 	vt->close(store);
-	printf("ladder migrate: %s store in '%s' is at the current schema\n", cfg.store,
-	       cfg.data_dir);
+	if (vt == &ld_pg_vt)
+		printf("ladder migrate: postgres store is at the current schema\n");
+	else
+		printf("ladder migrate: %s store in '%s' is at the current schema\n", cfg.store,
+		       cfg.data_dir);
 out:
 	ld_lockfile_release(&lock);
 	return rc;

@@ -1077,8 +1077,9 @@ static const struct ld_opt settings[] = {
     {"data", 0, "data", "LADDER_DATA", LD_OPT_STR, F(data_dir), 0, "./data", 1, 0, NULL, 0, NULL,
      NULL, "DIR", "directory of the database and of the token key"},
     {"store", 0, "store", "LADDER_STORE", LD_OPT_STR, F(store), 0, "sqlite", 1, 0,
-     "sqlite|sqlite-deferred", 0, NULL, NULL, "NAME",
-     "storage driver; sqlite-deferred is for tests only (docs/store.md)"},
+     "sqlite|postgres|sqlite-deferred", 0, NULL, NULL, "NAME",
+     "storage driver: sqlite (in DATA) or postgres ([postgres] section); sqlite-deferred is "
+     "for tests only (docs/store.md)"},
     {"store-timeout", 0, "store_timeout", "LADDER_STORE_TIMEOUT", LD_OPT_DUR, F(store_timeout_ms),
      0, "2s", 1, HOUR, NULL, 0, NULL, NULL, "DURATION",
      "deadline of one store operation; past it the request gets 503 and a write is not made"},

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store/deferred.h"
+#include "store/postgres.h"
 #include "store/sqlite.h"
 
 void ld_store_config_default(struct ld_store_config *cfg)
@@ -22,7 +23,7 @@ void ld_store_config_default(struct ld_store_config *cfg)
 
 /* Drivers known to this binary; a new backend is one more row. */
 static const struct ld_store_vt *const drivers[] = {
-    &ld_sqlite_vt, &ld_deferred_vt, /* tests only: see deferred.h */
+    &ld_sqlite_vt, &ld_pg_vt, &ld_deferred_vt, /* tests only: see deferred.h */
 };
 
 const struct ld_store_vt *ld_store_driver(const char *name)

@@ -1,0 +1,1287 @@
+/*
+ * postgres.c - the PostgreSQL store: open (migrations, id seed), and per
+ * loop a pool of non-blocking, pipelined libpq connections. The contract is
+ * in store.h and postgres.h; this file explains the why.
+ *
+ * One op is one "unit" on a connection: its prepared statement and a Sync.
+ * Units are answered in the order they were sent, so each connection keeps
+ * them in a FIFO and matches results to its head: the statement's result,
+ * a NULL (end of that statement), then PGRES_PIPELINE_SYNC, which is the
+ * COMMIT of the op's implicit transaction having returned.
+ */
+#include "store/postgres.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/ids.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#define POOL_MAX	  64
+#define BACKOFF_BASE_MS	  50
+#define BACKOFF_CAP_MS	  5000
+#define ADVISORY_LOCK_KEY 0x6c6164646572LL /* "ladder" */
+
+#define OID_INT8  20
+#define OID_TEXT  25
+#define OID_BYTEA 17
+
+struct ld_store {
+	char *conninfo;
+	unsigned pool;
+	uint64_t connect_timeout_ms;
+	unsigned queue_max; /* per loop */
+	uint64_t op_timeout_ns;
+
+	uv_mutex_t idmu;
+	struct ld_idgen idgen;
+
+	_Atomic uint64_t commits, committed_ops, errors, timeouts;
+	_Atomic unsigned depth;
+	_Atomic uint64_t rng;
+};
+
+struct unit {
+	struct ld_store_op *op; /* NULL: setup (prepares), or an op given up on */
+	bool write;
+	bool setup;
+	bool got;	/* a result of the current statement came */
+	bool ran;	/* the statement ran without error (its transaction commits) */
+	unsigned cmd;	/* statements answered so far */
+	unsigned ncmds; /* statements in the unit */
+	int status;	/* what the statement said */
+	struct unit *next;
+};
+
+enum pgc_state { PGC_DOWN, PGC_CONNECTING, PGC_SETUP, PGC_READY };
+
+struct ld_store_conn;
+
+/* One libpq connection of a loop's pool. */
+struct pgc {
+	struct ld_store_conn *c;
+	PGconn *pg;
+	uv_poll_t *poll; /* NULL when none; re-made when the socket changes */
+	int fd;
+	int events;
+	enum pgc_state state;
+	uv_timer_t timer; /* connect timeout while connecting, retry wait while down */
+	unsigned attempt; /* failed attempts in a row */
+	bool logged_down; /* said once per outage */
+	struct unit *head, *tail;
+	unsigned nunits; /* units with an op, for load balancing */
+};
+
+struct ld_store_conn {
+	struct ld_store *s;
+	uv_loop_t *loop;
+	struct pgc pgc[POOL_MAX];
+	unsigned npool;
+
+	/* Ops waiting for a ready connection, linked through op->next. */
+	struct ld_store_op *wait_head, *wait_tail;
+
+	uv_timer_t expire;
+	uint64_t expire_at_ns;
+
+	unsigned inflight; /* ops submitted and not completed */
+	unsigned handles;
+	bool closing;
+	bool closed;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int64_t now_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* one_line trims libpq's multi-line messages for a log field. */
+static const char *one_line(const char *msg, char *buf, size_t cap)
+{
+	size_t n;
+
+	snprintf(buf, cap, "%s", msg ? msg : "");
+	n = strcspn(buf, "\n");
+	buf[n] = '\0';
+	return buf;
+}
+
+/* ---- open: migrations and the id seed (blocking, main thread) ----------- */
+
+static int exec_ok(PGconn *pg, const char *sql, char *err, size_t errlen, const char *what)
+{
+	PGresult *r = PQexec(pg, sql);
+	ExecStatusType st = PQresultStatus(r);
+	char line[256];
+	int rc = 0;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		set_err(err, errlen, "%s: %s", what,
+			one_line(PQresultErrorMessage(r), line, sizeof(line)));
+		rc = -EIO;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* query_int runs sql and returns its first column of its first row. */
+static int query_int(PGconn *pg, const char *sql, int64_t *out, char *err, size_t errlen,
+		     const char *what)
+{
+	PGresult *r = PQexec(pg, sql);
+	char line[256];
+	int rc = -EIO;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		set_err(err, errlen, "%s: %s", what,
+			one_line(PQresultErrorMessage(r), line, sizeof(line)));
+		goto out;
+	}
+	*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	rc = 0;
+out:
+	PQclear(r);
+	return rc;
+}
+
+/* migrate applies each migration in its own transaction, under a
+ * transaction-scoped advisory lock: several nodes (or `ladder migrate` next
+ * to a starting server) may run this at once; the lock makes them take
+ * turns, and each reads the version again once it holds the lock. */
+static int migrate(PGconn *pg, char *err, size_t errlen)
+{
+	char sql[128];
+	int64_t current = 0;
+	int latest = ld_pg_migrations[ld_pg_nmigrations - 1].version, rc = -EIO;
+	unsigned i = 0;
+
+	for (;;) {
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%lld)",
+			 (long long)ADVISORY_LOCK_KEY);
+		if (exec_ok(pg, "BEGIN", err, errlen, "migrate") != 0 ||
+		    exec_ok(pg, sql, err, errlen, "migrate: advisory lock") != 0 ||
+		    exec_ok(pg,
+			    "CREATE TABLE IF NOT EXISTS ladder_schema (version integer NOT NULL)",
+			    err, errlen, "migrate: schema table") != 0 ||
+		    query_int(pg, "SELECT coalesce(max(version), 0) FROM ladder_schema", &current,
+			      err, errlen, "migrate: read version") != 0)
+			goto fail;
+		if (current > latest) {
+			set_err(err, errlen,
+				"database schema version %lld is newer than this binary supports "
+				"(%d): run a newer ladder or restore a backup",
+				(long long)current, latest);
+			rc = -EPROTO;
+			goto fail;
+		}
+		while (i < ld_pg_nmigrations && ld_pg_migrations[i].version <= current)
+			i++;
+		if (i == ld_pg_nmigrations)
+			break;
+		if (exec_ok(pg, ld_pg_migrations[i].sql, err, errlen, ld_pg_migrations[i].what) !=
+		    0)
+			goto fail;
+		snprintf(sql, sizeof(sql), "INSERT INTO ladder_schema VALUES (%d)",
+			 ld_pg_migrations[i].version);
+		if (exec_ok(pg, "DELETE FROM ladder_schema", err, errlen, "migrate") != 0 ||
+		    exec_ok(pg, sql, err, errlen, "migrate") != 0 ||
+		    exec_ok(pg, "COMMIT", err, errlen, "migrate: commit") != 0)
+			goto fail;
+	}
+	rc = exec_ok(pg, "COMMIT", err, errlen, "migrate: commit");
+	goto out;
+fail:
+	PQclear(PQexec(pg, "ROLLBACK"));
+out:
+	return rc;
+}
+
+static void pg_close(struct ld_store *s);
+
+/* quiet drops the server's notices ("relation already exists, skipping"):
+ * libpq would print them on stderr. */
+static void quiet(void *arg, const char *message)
+{
+}
+
+static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, char *err,
+		   size_t errlen)
+{
+	const struct ld_pg_config *pc = &ld_pg_settings;
+	struct ld_store *s;
+	PGconn *pg = NULL;
+	int64_t a = 0, b = 0;
+	char line[256];
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	if (!pc->primary[0]) {
+		set_err(err, errlen, "--pg-primary (LADDER_PG_PRIMARY) is not set");
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (cfg->op_timeout_ms == 0 || cfg->write_queue_max == 0) {
+		set_err(err, errlen, "op_timeout_ms and write_queue_max must be set");
+		rc = -EINVAL;
+		goto fail;
+	}
+	s->conninfo = strdup(pc->primary);
+	s->pool = pc->pool ? pc->pool : 2;
+	if (s->pool > POOL_MAX)
+		s->pool = POOL_MAX;
+	s->connect_timeout_ms = pc->connect_timeout_ms ? pc->connect_timeout_ms : 5000;
+	s->queue_max = cfg->write_queue_max;
+	s->op_timeout_ns = (uint64_t)cfg->op_timeout_ms * 1000000;
+	atomic_init(&s->rng, (uint64_t)uv_hrtime() | 1);
+	if (!s->conninfo || uv_mutex_init(&s->idmu) != 0) {
+		free(s->conninfo);
+		free(s);
+		s = NULL;
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = -EIO;
+	pg = PQconnectdb(s->conninfo);
+	if (!pg || PQstatus(pg) != CONNECTION_OK) {
+		/* libpq's message names the host, never the password. */
+		set_err(err, errlen, "cannot connect to the primary: %s",
+			one_line(pg ? PQerrorMessage(pg) : "out of memory", line, sizeof(line)));
+		goto fail;
+	}
+	PQsetNoticeProcessor(pg, quiet, NULL);
+	rc = migrate(pg, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = -EIO;
+	if (query_int(pg, "SELECT coalesce(max(id), 0) FROM users", &a, err, errlen,
+		      "read max ids") != 0 ||
+	    query_int(pg, "SELECT coalesce(max(id), 0) FROM items", &b, err, errlen,
+		      "read max ids") != 0)
+		goto fail;
+	ld_idgen_init(&s->idgen, 0, a > b ? a : b);
+	rc = 0;
+	*out = s;
+	goto out;
+fail:
+	pg_close(s);
+out:
+	PQfinish(pg);
+	return rc;
+}
+
+static void pg_close(struct ld_store *s)
+{
+	if (!s)
+		return;
+	uv_mutex_destroy(&s->idmu);
+	free(s->conninfo);
+	free(s);
+}
+
+static void pg_stats(struct ld_store *s, struct ld_store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->commits = atomic_load(&s->commits);
+	out->committed_ops = atomic_load(&s->committed_ops);
+	out->errors = atomic_load(&s->errors);
+	out->timeouts = atomic_load(&s->timeouts);
+	out->queue_depth = atomic_load(&s->depth);
+	/* Nothing here needs a restart: a lost primary is retried. */
+	out->healthy = true;
+}
+
+/* ---- completion ------------------------------------------------------------ */
+
+static void maybe_finish(struct ld_store_conn *c);
+
+static void complete(struct ld_store_conn *c, struct ld_store_op *op, int status)
+{
+	struct ld_store *s = c->s;
+
+	if (status == LD_STORE_TIMEOUT) {
+		atomic_fetch_add_explicit(&s->timeouts, 1, memory_order_relaxed);
+		ld_metrics_store_error("timeout");
+	} else if (status == LD_STORE_ERROR || status == LD_STORE_UNAVAILABLE) {
+		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+	}
+	op->status = status;
+	op->next = NULL;
+	c->inflight--;
+	atomic_fetch_sub_explicit(&s->depth, 1, memory_order_relaxed);
+	op->done(op); /* may submit again */
+}
+
+/* ---- parameters and rows ------------------------------------------------- */
+
+static uint64_t be64(int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	return ((u & 0xffULL) << 56) | ((u & 0xff00ULL) << 40) | ((u & 0xff0000ULL) << 24) |
+	       ((u & 0xff000000ULL) << 8) | ((u >> 8) & 0xff000000ULL) | ((u >> 24) & 0xff0000ULL) |
+	       ((u >> 40) & 0xff00ULL) | (u >> 56);
+}
+
+static int64_t get_i64(const PGresult *r, int row, int col)
+{
+	uint64_t v;
+
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+		return 0;
+	memcpy(&v, PQgetvalue(r, row, col), 8);
+	return (int64_t)be64((int64_t)v);
+}
+
+static size_t get_bytes(const PGresult *r, int row, int col, char *dst, size_t cap)
+{
+	size_t n = (size_t)PQgetlength(r, row, col);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, PQgetvalue(r, row, col), n);
+	dst[n] = '\0';
+	return n;
+}
+
+static bool get_bool(const PGresult *r, int row, int col)
+{
+	return PQgetlength(r, row, col) == 1 && PQgetvalue(r, row, col)[0] != 0;
+}
+
+static void row_user(const PGresult *r, int row, struct ld_user *u)
+{
+	u->id = get_i64(r, row, 0);
+	get_bytes(r, row, 1, u->handle, sizeof(u->handle));
+	get_bytes(r, row, 2, u->display_name, sizeof(u->display_name));
+	get_bytes(r, row, 3, u->password_hash, sizeof(u->password_hash));
+	u->created_ms = get_i64(r, row, 4);
+	u->updated_ms = get_i64(r, row, 5);
+	u->version = get_i64(r, row, 6);
+}
+
+static void row_item(const PGresult *r, int row, struct ld_item *it)
+{
+	it->id = get_i64(r, row, 0);
+	it->user_id = get_i64(r, row, 1);
+	/* Content may hold NUL bytes: the column's length is its length. */
+	it->content_len = get_bytes(r, row, 2, it->content, sizeof(it->content));
+	it->created_ms = get_i64(r, row, 3);
+	it->updated_ms = get_i64(r, row, 4);
+	it->version = get_i64(r, row, 5);
+}
+
+/* Bound values of one statement: binary, int8 in network order. */
+struct params {
+	const char *v[LD_PG_PARAMS_MAX];
+	int len[LD_PG_PARAMS_MAX];
+	int fmt[LD_PG_PARAMS_MAX];
+	uint64_t ints[LD_PG_PARAMS_MAX];
+	unsigned n;
+};
+
+static void p_int(struct params *p, int64_t v)
+{
+	p->ints[p->n] = be64(v);
+	p->v[p->n] = (const char *)&p->ints[p->n];
+	p->len[p->n] = 8;
+	p->fmt[p->n] = 1;
+	p->n++;
+}
+
+static void p_bytes(struct params *p, const char *s, size_t n)
+{
+	p->v[p->n] = s;
+	p->len[p->n] = (int)n;
+	p->fmt[p->n] = 1;
+	p->n++;
+}
+
+static void p_text(struct params *p, const char *s, size_t max)
+{
+	p_bytes(p, s, strnlen(s, max));
+}
+
+static int64_t next_id(struct ld_store *s, int64_t now)
+{
+	int64_t id;
+
+	uv_mutex_lock(&s->idmu);
+	id = ld_idgen_next(&s->idgen, now);
+	uv_mutex_unlock(&s->idmu);
+	return id;
+}
+
+/* bind fills p for op and returns its statement; -1 for an op that cannot be
+ * sent (a bad limit, oversized content). Creates take their id and times
+ * here, and write them into the op (the answer only says "done"). */
+static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
+{
+	int64_t now;
+
+	p->n = 0;
+	switch (op->kind) {
+	case LD_OP_USER_GET:
+		p_int(p, op->id);
+		return LD_PG_USER_GET;
+	case LD_OP_USER_GET_BY_HANDLE:
+		p_text(p, op->user.handle, LD_HANDLE_MAX);
+		return LD_PG_USER_GET_BY_HANDLE;
+	case LD_OP_ITEM_GET:
+		p_int(p, op->id);
+		return LD_PG_ITEM_GET;
+	case LD_OP_ITEM_LIST:
+		if (!op->items || op->limit == 0 || op->limit > LD_LIST_MAX)
+			return -1;
+		p_int(p, op->id);
+		p_int(p, op->before_id > 0 ? op->before_id : INT64_MAX);
+		p_int(p, (int64_t)op->limit + 1);
+		return LD_PG_ITEM_LIST;
+	case LD_OP_USER_CREATE:
+		now = now_unix_ms();
+		op->user.id = next_id(s, now);
+		op->user.created_ms = op->user.updated_ms = now;
+		op->user.version = 1;
+		p_int(p, op->user.id);
+		p_text(p, op->user.handle, LD_HANDLE_MAX);
+		p_text(p, op->user.display_name, LD_DISPLAY_NAME_MAX);
+		p_text(p, op->user.password_hash, LD_PASSWORD_HASH_MAX);
+		p_int(p, now);
+		return LD_PG_USER_INSERT;
+	case LD_OP_USER_UPDATE:
+		now = now_unix_ms();
+		op->user.updated_ms = now;
+		p_int(p, op->id);
+		p_text(p, op->user.display_name, LD_DISPLAY_NAME_MAX);
+		p_int(p, now);
+		return LD_PG_USER_UPDATE;
+	case LD_OP_ITEM_CREATE:
+		if (op->item.content_len > LD_CONTENT_MAX)
+			return -1;
+		now = now_unix_ms();
+		op->item.id = next_id(s, now);
+		op->item.user_id = op->actor_id;
+		op->item.created_ms = op->item.updated_ms = now;
+		op->item.version = 1;
+		p_int(p, op->item.id);
+		p_int(p, op->actor_id);
+		p_bytes(p, op->item.content, op->item.content_len);
+		p_int(p, now);
+		return LD_PG_ITEM_INSERT;
+	case LD_OP_ITEM_UPDATE:
+		if (op->item.content_len > LD_CONTENT_MAX)
+			return -1;
+		now = now_unix_ms();
+		op->item.updated_ms = now;
+		p_int(p, op->id);
+		p_int(p, op->actor_id);
+		p_int(p, op->expect_version);
+		p_bytes(p, op->item.content, op->item.content_len);
+		p_int(p, now);
+		return LD_PG_ITEM_UPDATE;
+	case LD_OP_ITEM_DELETE:
+		p_int(p, op->id);
+		p_int(p, op->actor_id);
+		p_int(p, op->expect_version);
+		return LD_PG_ITEM_DELETE;
+	default:
+		return -1;
+	}
+}
+
+static bool is_write(enum ld_store_op_kind k)
+{
+	return k == LD_OP_USER_CREATE || k == LD_OP_USER_UPDATE || k == LD_OP_ITEM_CREATE ||
+	       k == LD_OP_ITEM_UPDATE || k == LD_OP_ITEM_DELETE;
+}
+
+static bool known_kind(enum ld_store_op_kind k)
+{
+	return (unsigned)k < LD_OP_KIND_COUNT;
+}
+
+/* why_unchanged reads item_update/item_delete's answer (see pg_schema.c). */
+static int why_unchanged(const PGresult *r, struct ld_store_op *op)
+{
+	if (PQntuples(r) == 0)
+		return LD_STORE_NOT_FOUND;
+	if (get_bool(r, 0, 0)) {
+		if (op->kind == LD_OP_ITEM_UPDATE) {
+			op->item.id = op->id;
+			op->item.user_id = op->actor_id;
+			op->item.content[op->item.content_len] = '\0';
+			op->item.created_ms = get_i64(r, 0, 1);
+			op->item.version = get_i64(r, 0, 2);
+		}
+		return LD_STORE_OK;
+	}
+	return get_i64(r, 0, 3) != op->actor_id ? LD_STORE_FORBIDDEN : LD_STORE_PRECONDITION;
+}
+
+/* read_rows turns a statement's tuples into the op's outputs. */
+static int read_rows(const PGresult *r, struct ld_store_op *op)
+{
+	int n = PQntuples(r), i;
+
+	switch (op->kind) {
+	case LD_OP_USER_GET:
+	case LD_OP_USER_GET_BY_HANDLE:
+		if (n == 0)
+			return LD_STORE_NOT_FOUND;
+		row_user(r, 0, &op->user);
+		return LD_STORE_OK;
+	case LD_OP_ITEM_GET:
+		if (n == 0)
+			return LD_STORE_NOT_FOUND;
+		row_item(r, 0, &op->item);
+		return LD_STORE_OK;
+	case LD_OP_ITEM_LIST:
+		op->nitems = 0;
+		op->has_more = false;
+		if (n == 0)
+			return LD_STORE_NOT_FOUND;
+		for (i = 0; i < n; i++) {
+			if (PQgetisnull(r, i, 0))
+				break; /* the owner's row of an empty page */
+			if (op->nitems == op->limit) {
+				op->has_more = true;
+				break;
+			}
+			row_item(r, i, &op->items[op->nitems++]);
+		}
+		return LD_STORE_OK;
+	case LD_OP_USER_UPDATE:
+		if (n == 0)
+			return LD_STORE_NOT_FOUND;
+		op->user.id = op->id;
+		get_bytes(r, 0, 0, op->user.handle, sizeof(op->user.handle));
+		get_bytes(r, 0, 1, op->user.password_hash, sizeof(op->user.password_hash));
+		op->user.created_ms = get_i64(r, 0, 2);
+		op->user.version = get_i64(r, 0, 3);
+		return LD_STORE_OK;
+	case LD_OP_ITEM_UPDATE:
+	case LD_OP_ITEM_DELETE:
+		return why_unchanged(r, op);
+	default: /* the creates: COMMAND_OK */
+		return LD_STORE_OK;
+	}
+}
+
+static void log_result_error(const PGresult *r, const char *what)
+{
+	char line[256];
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *kv[] = {"op",	what,
+			    "sqlstate", state ? state : "",
+			    "detail",	one_line(PQresultErrorMessage(r), line, sizeof(line)),
+			    NULL};
+
+	ld_log_event("error", "store: statement failed", kv);
+	ld_metrics_store_error("postgres");
+}
+
+/* status_of maps one statement result to an op status. */
+static int status_of(const PGresult *r, struct ld_store_op *op)
+{
+	const char *state;
+
+	switch (PQresultStatus(r)) {
+	case PGRES_TUPLES_OK:
+	case PGRES_COMMAND_OK:
+		return read_rows(r, op);
+	case PGRES_FATAL_ERROR:
+		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "23505") == 0 && op->kind == LD_OP_USER_CREATE)
+			return LD_STORE_CONFLICT; /* the handle; ids never repeat */
+		if (state && strcmp(state, "23503") == 0 && op->kind == LD_OP_ITEM_CREATE)
+			return LD_STORE_NOT_FOUND; /* no such owner */
+		log_result_error(r, is_write(op->kind) ? "write" : "read");
+		return LD_STORE_ERROR;
+	default:
+		log_result_error(r, "pipeline");
+		return LD_STORE_ERROR;
+	}
+}
+
+/* ---- connections: state, loss, backoff ----------------------------------- */
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void on_timer(uv_timer_t *h);
+static void start_connect(struct pgc *p);
+static void drain(struct pgc *p);
+static void dispatch_waiting(struct ld_store_conn *c);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct ld_store_conn *c = h->data;
+	unsigned i;
+
+	if ((void *)h != (void *)&c->expire &&
+	    !(h >= (uv_handle_t *)c->pgc && h < (uv_handle_t *)(c->pgc + POOL_MAX)))
+		free(h); /* a poll handle */
+	if (--c->handles > 0)
+		return;
+	for (i = 0; i < c->npool; i++)
+		PQfinish(c->pgc[i].pg);
+	free(c);
+}
+
+static void drop_poll(struct pgc *p)
+{
+	if (!p->poll)
+		return;
+	uv_poll_stop(p->poll);
+	uv_close((uv_handle_t *)p->poll, on_handle_closed);
+	p->poll = NULL;
+	p->events = 0;
+}
+
+/* watch makes the poll handle wait for events on the connection's socket,
+ * re-made when libpq moved to another socket (multi-host conninfo). */
+static int watch(struct pgc *p, int events)
+{
+	int fd = PQsocket(p->pg);
+
+	if (fd < 0)
+		return -EBADF;
+	if (p->poll && (fd != p->fd))
+		drop_poll(p);
+	if (!p->poll) {
+		p->poll = malloc(sizeof(*p->poll));
+		if (!p->poll)
+			return -ENOMEM;
+		if (uv_poll_init(p->c->loop, p->poll, fd) != 0) {
+			free(p->poll);
+			p->poll = NULL;
+			return -EIO;
+		}
+		p->poll->data = p->c;
+		p->c->handles++;
+		p->fd = fd;
+		p->events = 0;
+	}
+	if (events != p->events) {
+		p->events = events;
+		uv_poll_start(p->poll, events, on_poll);
+	}
+	return 0;
+}
+
+static bool pool_down(const struct ld_store_conn *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->npool; i++)
+		if (c->pgc[i].state != PGC_DOWN)
+			return false;
+	return true;
+}
+
+/* fail_waiting answers every waiting op UNAVAILABLE (no connection left,
+ * or the conn is closing). */
+static void fail_waiting(struct ld_store_conn *c)
+{
+	struct ld_store_op *op;
+
+	while ((op = c->wait_head)) {
+		c->wait_head = op->next;
+		if (!c->wait_head)
+			c->wait_tail = NULL;
+		complete(c, op, LD_STORE_UNAVAILABLE);
+	}
+}
+
+/* backoff_ms: full jitter, a random wait in [0, min(cap, base * 2^n)]. */
+static uint64_t backoff_ms(struct ld_store *s, unsigned attempt)
+{
+	uint64_t cap = BACKOFF_BASE_MS, x = atomic_load(&s->rng);
+
+	while (attempt-- > 0 && cap < BACKOFF_CAP_MS)
+		cap *= 2;
+	if (cap > BACKOFF_CAP_MS)
+		cap = BACKOFF_CAP_MS;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	atomic_store(&s->rng, x);
+	return x % (cap + 1);
+}
+
+/* lose ends a connection: units in flight are answered (a read
+ * UNAVAILABLE; a write ERROR, since its COMMIT may have happened), and a new
+ * attempt is scheduled. why is for the log. */
+static void lose(struct pgc *p, const char *why)
+{
+	struct ld_store_conn *c = p->c;
+	struct unit *u, *next;
+	char line[256];
+
+	if (p->state == PGC_DOWN)
+		return;
+	if (!p->logged_down) {
+		const char *kv[] = {"detail",
+				    one_line(why ? why : PQerrorMessage(p->pg), line, sizeof(line)),
+				    NULL};
+
+		ld_log_event("error", "store: connection to the primary lost or refused", kv);
+		p->logged_down = true;
+	}
+	drop_poll(p);
+	PQfinish(p->pg);
+	p->pg = NULL;
+	p->state = PGC_DOWN;
+	u = p->head;
+	p->head = p->tail = NULL;
+	p->nunits = 0;
+	uv_timer_stop(&p->timer);
+	if (!c->closing) {
+		uv_timer_start(&p->timer, on_timer, backoff_ms(c->s, p->attempt), 0);
+		p->attempt++;
+	}
+	for (; u; u = next) {
+		next = u->next;
+		if (u->op)
+			complete(c, u->op, u->write ? LD_STORE_ERROR : LD_STORE_UNAVAILABLE);
+		free(u);
+	}
+	if (pool_down(c))
+		fail_waiting(c);
+	maybe_finish(c);
+}
+
+static int flush_out(struct pgc *p)
+{
+	int r = PQflush(p->pg);
+
+	if (r < 0)
+		return -EIO;
+	/* 1: more to send; read meanwhile, or client and server may both
+	 * wait for the other to read. */
+	return watch(p, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+static void push_unit(struct pgc *p, struct unit *u)
+{
+	u->next = NULL;
+	if (p->tail)
+		p->tail->next = u;
+	else
+		p->head = u;
+	p->tail = u;
+	if (u->op)
+		p->nunits++;
+}
+
+/* setup prepares every statement in one pipelined round trip. */
+static void setup(struct pgc *p)
+{
+	struct unit *u = calloc(1, sizeof(*u));
+	Oid types[LD_PG_PARAMS_MAX];
+	unsigned i, j;
+
+	if (!u)
+		goto fail;
+	u->setup = true;
+	u->ncmds = LD_PG_SQL_COUNT;
+	if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
+		free(u);
+		goto fail;
+	}
+	for (i = 0; i < LD_PG_SQL_COUNT; i++) {
+		for (j = 0; j < ld_pg_stmts[i].nparams; j++)
+			types[j] = ld_pg_stmts[i].types[j] == LD_PG_INT8   ? OID_INT8
+				   : ld_pg_stmts[i].types[j] == LD_PG_TEXT ? OID_TEXT
+									   : OID_BYTEA;
+		if (PQsendPrepare(p->pg, ld_pg_stmts[i].name, ld_pg_stmts[i].sql,
+				  (int)ld_pg_stmts[i].nparams, types) != 1) {
+			free(u);
+			goto fail;
+		}
+	}
+	if (PQpipelineSync(p->pg) != 1) {
+		free(u);
+		goto fail;
+	}
+	push_unit(p, u);
+	p->state = PGC_SETUP;
+	if (flush_out(p) != 0)
+		goto fail;
+	return;
+fail:
+	lose(p, NULL);
+}
+
+static void connect_step(struct pgc *p)
+{
+	PostgresPollingStatusType st = PQconnectPoll(p->pg);
+
+	switch (st) {
+	case PGRES_POLLING_READING:
+		if (watch(p, UV_READABLE) != 0)
+			lose(p, "cannot watch the socket");
+		break;
+	case PGRES_POLLING_WRITING:
+		if (watch(p, UV_WRITABLE) != 0)
+			lose(p, "cannot watch the socket");
+		break;
+	case PGRES_POLLING_OK:
+		setup(p);
+		break;
+	default:
+		lose(p, NULL);
+		break;
+	}
+}
+
+static void start_connect(struct pgc *p)
+{
+	struct ld_store_conn *c = p->c;
+
+	/* Note: libpq resolves host names here, blocking; a conninfo with
+	 * hostaddr (or an IP address as host) never does (docs/store.md). */
+	p->pg = PQconnectStart(c->s->conninfo);
+	p->state = PGC_CONNECTING;
+	if (!p->pg || PQstatus(p->pg) == CONNECTION_BAD) {
+		lose(p, NULL);
+		return;
+	}
+	PQsetNoticeProcessor(p->pg, quiet, NULL);
+	uv_timer_start(&p->timer, on_timer, c->s->connect_timeout_ms, 0);
+	/* Before the first PQconnectPoll, libpq wants the socket writable. */
+	if (watch(p, UV_WRITABLE) != 0)
+		lose(p, "cannot watch the socket");
+}
+
+static void on_timer(uv_timer_t *h)
+{
+	struct pgc *p = h->data;
+
+	if (p->state == PGC_DOWN) {
+		if (!p->c->closing)
+			start_connect(p);
+	} else if (p->state == PGC_CONNECTING || p->state == PGC_SETUP) {
+		lose(p, "connection attempt timed out");
+	}
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct ld_store_conn *c = h->data;
+	struct pgc *p = NULL;
+	unsigned i;
+
+	for (i = 0; i < c->npool; i++)
+		if (c->pgc[i].poll == h)
+			p = &c->pgc[i];
+	if (!p)
+		return;
+	if (status < 0) {
+		lose(p, uv_strerror(status));
+		return;
+	}
+	if (p->state == PGC_CONNECTING) {
+		connect_step(p);
+		return;
+	}
+	if (events & UV_WRITABLE) {
+		if (flush_out(p) != 0) {
+			lose(p, NULL);
+			return;
+		}
+	}
+	if (events & UV_READABLE) {
+		if (PQconsumeInput(p->pg) != 1) {
+			lose(p, NULL);
+			return;
+		}
+		drain(p);
+	}
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+/* unit_done finishes the head unit at its Sync. */
+static void unit_done(struct pgc *p, struct unit *u)
+{
+	struct ld_store_conn *c = p->c;
+	struct ld_store *s = c->s;
+
+	p->head = u->next;
+	if (!p->head)
+		p->tail = NULL;
+	if (u->op)
+		p->nunits--;
+	if (u->setup) {
+		int st = u->status;
+
+		free(u);
+		if (st != LD_STORE_OK) {
+			lose(p, "preparing the statements failed");
+			return;
+		}
+		uv_timer_stop(&p->timer); /* the connect timeout */
+		p->state = PGC_READY;
+		p->attempt = 0;
+		if (p->logged_down)
+			ld_log_event("info", "store: connected to the primary", NULL);
+		p->logged_down = false;
+		dispatch_waiting(c);
+		return;
+	}
+	if (u->op) {
+		if (u->write && u->ran && u->cmd >= u->ncmds) {
+			atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->committed_ops, 1, memory_order_relaxed);
+		}
+		complete(c, u->op, u->status);
+	}
+	free(u);
+}
+
+/* drain takes every result libpq has read, in order. */
+static void drain(struct pgc *p)
+{
+	struct unit *u;
+	PGresult *r;
+
+	while (p->pg && (u = p->head) && !PQisBusy(p->pg)) {
+		r = PQgetResult(p->pg);
+		if (!r) {
+			if (!u->got)
+				break; /* nothing more yet */
+			u->got = false;
+			u->cmd++;
+			continue;
+		}
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			unit_done(p, u);
+			maybe_finish(p->c);
+			continue;
+		}
+		u->got = true;
+		if (u->setup) {
+			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+				log_result_error(r, "prepare");
+				u->status = LD_STORE_ERROR;
+			}
+		} else if (u->cmd >= u->ncmds) {
+			/* An error at the Sync: the COMMIT itself failed. */
+			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+				log_result_error(r, "commit");
+				u->status = LD_STORE_ERROR;
+			}
+		} else if (u->op) {
+			u->ran = PQresultStatus(r) == PGRES_TUPLES_OK ||
+				 PQresultStatus(r) == PGRES_COMMAND_OK;
+			u->status = status_of(r, u->op);
+		}
+		PQclear(r);
+	}
+	if (p->pg && PQstatus(p->pg) == CONNECTION_BAD)
+		lose(p, NULL);
+}
+
+/* ---- submit, deadlines --------------------------------------------------- */
+
+static void on_expire(uv_timer_t *h);
+
+static void arm_expire(struct ld_store_conn *c, uint64_t due)
+{
+	uint64_t now;
+
+	if (c->expire_at_ns && c->expire_at_ns <= due)
+		return;
+	now = uv_hrtime();
+	c->expire_at_ns = due;
+	uv_timer_start(&c->expire, on_expire, due > now ? (due - now) / 1000000 + 1 : 0, 0);
+}
+
+/* send_op puts op on connection p: its statement and a Sync. 0, or -EIO
+ * when the connection failed (op is then not on it). */
+static int send_op(struct pgc *p, struct ld_store_op *op)
+{
+	struct params prm;
+	struct unit *u;
+	int id = bind_op(p->c->s, op, &prm);
+
+	if (id < 0) {
+		complete(p->c, op, LD_STORE_ERROR);
+		return 0;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		complete(p->c, op, LD_STORE_ERROR);
+		return 0;
+	}
+	u->op = op;
+	u->write = is_write(op->kind);
+	u->ncmds = 1;
+	u->status = LD_STORE_ERROR;
+	if (PQsendQueryPrepared(p->pg, ld_pg_stmts[id].name, (int)prm.n, prm.v, prm.len, prm.fmt,
+				1) != 1) {
+		free(u);
+		return -EIO; /* nothing of it was queued */
+	}
+	/* From here the statement may run; the unit must be answered from
+	 * the connection (or as a loss). */
+	push_unit(p, u);
+	if (PQpipelineSync(p->pg) != 1 || flush_out(p) != 0)
+		return -EPIPE;
+	return 0;
+}
+
+static struct pgc *pick(struct ld_store_conn *c)
+{
+	struct pgc *best = NULL;
+	unsigned i;
+
+	for (i = 0; i < c->npool; i++)
+		if (c->pgc[i].state == PGC_READY && (!best || c->pgc[i].nunits < best->nunits))
+			best = &c->pgc[i];
+	return best;
+}
+
+/* route sends op on the best ready connection, or makes it wait. */
+static void route(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	struct pgc *p;
+	int rc;
+
+	for (;;) {
+		p = pick(c);
+		if (!p) {
+			if (pool_down(c)) {
+				complete(c, op, LD_STORE_UNAVAILABLE);
+				return;
+			}
+			op->next = NULL;
+			if (c->wait_tail)
+				c->wait_tail->next = op;
+			else
+				c->wait_head = op;
+			c->wait_tail = op;
+			return;
+		}
+		rc = send_op(p, op);
+		if (rc == 0)
+			return;
+		lose(p, NULL); /* answers op too when it was queued (-EPIPE) */
+		if (rc == -EPIPE)
+			return;
+	}
+}
+
+static void dispatch_waiting(struct ld_store_conn *c)
+{
+	struct ld_store_op *op;
+
+	while ((op = c->wait_head) && pick(c)) {
+		c->wait_head = op->next;
+		if (!c->wait_head)
+			c->wait_tail = NULL;
+		route(c, op);
+	}
+}
+
+static void pg_submit(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	struct ld_store *s = c->s;
+	uint64_t now = uv_hrtime();
+
+	op->conn = c;
+	op->next = NULL;
+	op->due_ns = op->deadline_ns ? op->deadline_ns : now + s->op_timeout_ns;
+	c->inflight++;
+	atomic_fetch_add_explicit(&s->depth, 1, memory_order_relaxed);
+	if (op->due_ns <= now) {
+		complete(c, op, LD_STORE_TIMEOUT);
+		return;
+	}
+	if (c->closing) {
+		complete(c, op, LD_STORE_UNAVAILABLE);
+		return;
+	}
+	if (!known_kind(op->kind)) {
+		complete(c, op, LD_STORE_ERROR);
+		return;
+	}
+	if (c->inflight > s->queue_max) {
+		/* Shed: counted where it becomes a 503 (api.c), not here. */
+		op->status = LD_STORE_BUSY;
+		c->inflight--;
+		atomic_fetch_sub_explicit(&s->depth, 1, memory_order_relaxed);
+		op->done(op);
+		return;
+	}
+	arm_expire(c, op->due_ns);
+	route(c, op);
+}
+
+/* on_expire: waiting ops past their deadline end in TIMEOUT (never sent);
+ * reads in flight past theirs too (their answer is dropped later); a write
+ * in flight for op_timeout past its deadline means the connection is stuck:
+ * it is closed, and the write ends in ERROR. */
+static void on_expire(uv_timer_t *h)
+{
+	struct ld_store_conn *c = h->data;
+	struct ld_store *s = c->s;
+	struct ld_store_op **pp, *op, *prev = NULL, *late = NULL, **late_tail = &late;
+	uint64_t now = uv_hrtime(), next = 0, due;
+	struct unit *u;
+	unsigned i;
+
+	c->expire_at_ns = 0;
+	for (pp = &c->wait_head; (op = *pp);) {
+		if (op->due_ns <= now) {
+			*pp = op->next;
+			if (c->wait_tail == op)
+				c->wait_tail = prev;
+			op->next = NULL;
+			*late_tail = op;
+			late_tail = &op->next;
+			continue;
+		}
+		if (!next || op->due_ns < next)
+			next = op->due_ns;
+		prev = op;
+		pp = &op->next;
+	}
+	for (i = 0; i < c->npool; i++) {
+		struct pgc *p = &c->pgc[i];
+		bool stuck = false;
+
+		for (u = p->head; u; u = u->next) {
+			if (!u->op)
+				continue;
+			due = u->op->due_ns + (u->write ? s->op_timeout_ns : 0);
+			if (due > now) {
+				if (!next || due < next)
+					next = due;
+				continue;
+			}
+			if (u->write) {
+				stuck = true;
+				continue;
+			}
+			op = u->op;
+			u->op = NULL; /* its answer, when it comes, is dropped */
+			p->nunits--;
+			op->next = NULL;
+			*late_tail = op;
+			late_tail = &op->next;
+		}
+		if (stuck)
+			lose(p, "a commit took longer than the store timeout past its deadline");
+	}
+	if (next)
+		arm_expire(c, next);
+	while ((op = late)) {
+		late = op->next;
+		complete(c, op, LD_STORE_TIMEOUT);
+	}
+	maybe_finish(c);
+}
+
+/* ---- conn open/close, ping ------------------------------------------------ */
+
+static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out)
+{
+	struct ld_store_conn *c = calloc(1, sizeof(*c));
+	unsigned i;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->s = s;
+	c->loop = loop;
+	c->npool = s->pool;
+	uv_timer_init(loop, &c->expire);
+	c->expire.data = c;
+	c->handles = 1;
+	for (i = 0; i < c->npool; i++) {
+		struct pgc *p = &c->pgc[i];
+
+		p->c = c;
+		p->fd = -1;
+		uv_timer_init(loop, &p->timer);
+		p->timer.data = p;
+		c->handles++;
+		start_connect(p);
+	}
+	*out = c;
+	return 0;
+}
+
+/* pg_ping: ready while at least one connection of this loop's pool is. */
+static int pg_ping(struct ld_store_conn *c)
+{
+	if (c->closing || !pick(c))
+		return -EIO;
+	return 0;
+}
+
+static void maybe_finish(struct ld_store_conn *c)
+{
+	unsigned i;
+
+	if (!c->closing || c->closed || c->inflight > 0)
+		return;
+	c->closed = true;
+	uv_close((uv_handle_t *)&c->expire, on_handle_closed);
+	for (i = 0; i < c->npool; i++) {
+		drop_poll(&c->pgc[i]);
+		uv_timer_stop(&c->pgc[i].timer);
+		/* The timer's data is the pgc; the close callback wants c. */
+		c->pgc[i].timer.data = c;
+		uv_close((uv_handle_t *)&c->pgc[i].timer, on_handle_closed);
+	}
+	/* The PGconns are finished in the last close callback: a drain
+	 * further up the stack may still be reading from one. */
+}
+
+static void pg_conn_close(struct ld_store_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	fail_waiting(c);
+	maybe_finish(c);
+}
+
+const struct ld_store_vt ld_pg_vt = {
+    .name = "postgres",
+    .open = pg_open,
+    .conn_open = pg_conn_open,
+    .submit = pg_submit,
+    .ping = pg_ping,
+    .conn_close = pg_conn_close,
+    .stats = pg_stats,
+    .close = pg_close,
+};

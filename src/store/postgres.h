@@ -1,0 +1,104 @@
+/*
+ * postgres.h - the PostgreSQL driver of store.h ("postgres"), and the
+ * internals its tests look at (the statement table, the migrations).
+ *
+ * Layout: open() connects once, blocking, on the main thread (never a loop
+ * thread): it applies the schema migrations under an advisory lock and seeds
+ * the id generator with the largest stored id, then disconnects. Each loop
+ * thread (conn_open) keeps its own small pool of libpq connections to the
+ * primary, driven by libpq's non-blocking API (PQconnectStart/PQconnectPoll,
+ * PQsocket watched with uv_poll), in pipeline mode, with every statement
+ * prepared once at connect.
+ *
+ * Driver-specific behaviour on top of store.h (docs/store.md has the why):
+ *   - Every op is one prepared statement followed by its own Sync, so it is
+ *     its own implicit transaction: a write is acknowledged only when the
+ *     server's answer to that Sync (its COMMIT) has come back, and one op's
+ *     error (a taken handle) aborts nothing but that op.
+ *   - An op goes to the ready connection of the pool with the fewest ops in
+ *     flight. Ops submitted while no connection is ready (start-up, a
+ *     reconnect under way) wait in the conn's queue until one is, or until
+ *     their deadline (TIMEOUT). At most write_queue_max ops per loop are in
+ *     flight or waiting; more get BUSY at once.
+ *   - Deadlines: an op not yet sent ends in TIMEOUT at its deadline; a read
+ *     already sent ends in TIMEOUT at its deadline and its answer is dropped
+ *     when it comes. A write already sent waits for its COMMIT's answer, for
+ *     at most op_timeout_ms past its deadline; then the connection is closed
+ *     and the write ends in ERROR (outcome unknown), as on connection loss.
+ *   - Connection loss: reads in flight end in UNAVAILABLE; writes whose Sync
+ *     was sent end in ERROR (the COMMIT may or may not have happened; they
+ *     are never retried). The connection is re-made after an exponential
+ *     backoff with full jitter (50 ms doubling to 5 s). While every
+ *     connection of the pool is down, ops end in UNAVAILABLE at once, and
+ *     ping() fails (so /readyz answers 503) until one is ready again.
+ *   - conn_close answers waiting ops UNAVAILABLE, lets those in flight
+ *     complete, and closes the libpq connections after the last.
+ *   - Ids come from the project's own generator (base/ids.h), shared by the
+ *     loops of the process under a lock, seeded at open with the largest id
+ *     stored.
+ */
+#ifndef LD_POSTGRES_H
+#define LD_POSTGRES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+extern const struct ld_store_vt ld_pg_vt;
+
+/* The [postgres] section of serve's configuration (registered by
+ * ld_pg_config_register, read by open()). */
+struct ld_pg_config {
+	char primary[2048];	     /* libpq conninfo (URI or key=value); a secret */
+	unsigned pool;		     /* connections per loop thread */
+	uint64_t connect_timeout_ms; /* one connection attempt */
+};
+
+/* ld_pg_config_register adds [postgres] to serve's and migrate's settings.
+ * Call once, before ld_config_load. 0 or a negative errno. */
+int ld_pg_config_register(void);
+
+/* The live configuration the section writes to (tests may fill it). */
+extern struct ld_pg_config ld_pg_settings;
+
+/* Every statement the driver prepares. */
+enum ld_pg_sql_id {
+	LD_PG_USER_GET,
+	LD_PG_USER_GET_BY_HANDLE,
+	LD_PG_ITEM_GET,
+	LD_PG_ITEM_LIST,
+	LD_PG_USER_INSERT,
+	LD_PG_USER_UPDATE,
+	LD_PG_ITEM_INSERT,
+	LD_PG_ITEM_UPDATE,
+	LD_PG_ITEM_DELETE,
+	LD_PG_SQL_COUNT
+};
+
+#define LD_PG_PARAMS_MAX 5
+
+enum ld_pg_type { LD_PG_INT8, LD_PG_TEXT, LD_PG_BYTEA };
+
+struct ld_pg_stmt {
+	const char *name;
+	const char *sql; /* parameters $1..$nparams */
+	unsigned nparams;
+	enum ld_pg_type types[LD_PG_PARAMS_MAX];
+	const char *example[LD_PG_PARAMS_MAX]; /* a value as SQL text, for EXPLAIN */
+};
+
+extern const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT];
+
+/* The schema history, as for SQLite (migrations.h): version n brings the
+ * database from n-1 to n; table ladder_schema holds the version applied. */
+struct ld_pg_migration {
+	int version;
+	const char *what;
+	const char *sql;
+};
+
+extern const struct ld_pg_migration ld_pg_migrations[];
+extern const unsigned ld_pg_nmigrations;
+
+#endif
