@@ -4,12 +4,15 @@
 #   tests/run.sh            everything: unit + integration on the release build,
 #                           integration again with the sqlite-deferred store
 #                           (every store op completes on a later loop
-#                           iteration), unit + integration on the ASan+UBSan
+#                           iteration), again with the postgres store,
+#                           unit + integration on the ASan+UBSan
 #                           build, then a bounded libFuzzer run of every target
 #   tests/run.sh unit       unit tests of the release build only
 #   tests/run.sh integration
 #   tests/run.sh integration-deferred
 #   tests/run.sh integration-cache   integration with --cache local
+#   tests/run.sh integration-postgres   the suite with every server on the
+#                           postgres store (a PostgreSQL 15 the tests start)
 #
 # FUZZ_SECONDS (default 20) bounds each fuzz target in the full run.
 set -u
@@ -90,6 +93,7 @@ unit) run_unit rel ;;
 integration) run_integration rel ;;
 integration-deferred) run_integration rel sqlite-deferred ;;
 integration-cache) run_integration rel sqlite local ;;
+integration-postgres) run_integration rel postgres ;;
 all)
 	run_unit rel
 	run_integration rel
@@ -98,12 +102,13 @@ all)
 	run_integration rel sqlite-deferred
 	# Every API test again with the in-process cache in front of the store.
 	run_integration rel sqlite local
+	run_integration rel postgres
 	run_unit asan
 	run_integration asan
 	run_fuzz
 	;;
 *)
-	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache or all)" >&2
+	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-postgres or all)" >&2
 	exit 2
 	;;
 esac

@@ -23,6 +23,7 @@
 #include "base/ids.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "obs/stats.h"
 
 #define POOL_MAX	  64
 #define BACKOFF_BASE_MS	  50
@@ -956,8 +957,17 @@ static void unit_done(struct pgc *p, struct unit *u)
 	}
 	if (u->op) {
 		if (u->write && u->ran && u->cmd >= u->ncmds) {
+			uint64_t now = uv_hrtime();
+
+			/* Each write is a transaction of its own: a batch of one,
+			 * sent at t_commit_ns, committed now. No writer thread
+			 * is busy meanwhile (taken = now adds no busy time). */
+			u->op->t_committed_ns = now;
 			atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&s->committed_ops, 1, memory_order_relaxed);
+			ld_metrics_write_batch(1, now - u->op->t_commit_ns);
+			ld_obs_writer_batch(1, true, now, u->op->t_commit_ns, u->op->t_commit_ns,
+					    now, now);
 		}
 		complete(c, u->op, u->status);
 	}
@@ -1042,6 +1052,8 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 	}
 	u->op = op;
 	u->write = is_write(op->kind);
+	if (u->write) /* the stage clock: queued until now, committing from now */
+		op->t_taken_ns = op->t_commit_ns = uv_hrtime();
 	u->ncmds = 1;
 	u->status = LD_STORE_ERROR;
 	if (PQsendQueryPrepared(p->pg, ld_pg_stmts[id].name, (int)prm.n, prm.v, prm.len, prm.fmt,
@@ -1117,6 +1129,7 @@ static void pg_submit(struct ld_store_conn *c, struct ld_store_op *op)
 
 	op->conn = c;
 	op->next = NULL;
+	op->t_taken_ns = op->t_commit_ns = op->t_committed_ns = 0;
 	op->due_ns = op->deadline_ns ? op->deadline_ns : now + s->op_timeout_ns;
 	c->inflight++;
 	atomic_fetch_add_explicit(&s->depth, 1, memory_order_relaxed);

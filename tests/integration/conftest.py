@@ -13,6 +13,11 @@ comes later on the command line and wins.
 
 $LADDER_CACHE picks the response cache likewise (default none here, so the
 store is what the suite tests; tests/run.sh runs it once more with local).
+
+With LADDER_STORE=postgres, one PostgreSQL cluster (pgcluster.py) serves the
+whole session: started on first use, stopped at the end of the session (also
+when tests fail), and every data directory gets a fresh database of its own,
+so a restart on the same directory finds its data again.
 """
 
 import json
@@ -26,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from ladder_http import Client, Conn, ConnectionClosed
+from pgcluster import PgCluster
 
 REPO = Path(__file__).resolve().parents[2]
 LADDER_BIN = os.environ.get("LADDER_BIN") or str(REPO / "build" / "rel" / "ladder")
@@ -55,6 +61,49 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSa
 READY_TIMEOUT = 10.0
 
 _servers = []  # every LadderServer started in this session, for the health check
+
+_pg = None  # the session's PostgreSQL cluster (LADDER_STORE=postgres), started on first use
+_pg_dbs = {}  # data dir -> database name
+
+
+def pg_cluster():
+    """The session's PostgreSQL cluster, started on first use."""
+    global _pg
+    if _pg is None:
+        _pg = PgCluster().start()
+    return _pg
+
+
+def pg_conninfo_for(data_dir):
+    """The conninfo of the database that belongs to data_dir (made on first
+    use), as a server on that directory is given with --pg-primary."""
+    key = str(Path(data_dir).resolve())
+    if key not in _pg_dbs:
+        _pg_dbs[key] = pg_cluster().new_database()
+    return pg_cluster().conninfo(_pg_dbs[key])
+
+
+def store_flags(data_dir):
+    """The flags that put a server or `ladder migrate` on LADDER_STORE."""
+    flags = ["--store", LADDER_STORE]
+    if LADDER_STORE == "postgres":
+        flags += ["--pg-primary", pg_conninfo_for(data_dir)]
+    return flags
+
+
+def skip_unless_sqlite(why):
+    """Skips a test that only makes sense for the SQLite store."""
+    if LADDER_STORE != "sqlite" and LADDER_STORE != "sqlite-deferred":
+        pytest.skip("SQLite only: " + why)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pg_session():
+    yield
+    global _pg
+    if _pg is not None:
+        _pg.stop()
+        _pg = None
 
 
 def free_port():
@@ -155,7 +204,7 @@ class LadderServer:
                 LADDER_BIN, "serve",
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--data", str(self.data_dir),
-                "--store", LADDER_STORE,
+                *store_flags(self.data_dir),
                 "--cache", LADDER_CACHE,
                 *DEFAULT_FLAGS, *self.flags,
             ]  # fmt: skip

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import browser
-from conftest import LADDER_BIN
+from conftest import LADDER_BIN, skip_unless_sqlite
 
 STALL_SERVER = str(Path(__file__).resolve().parent / "stall_server.py")
 V1_CPU = Path("/sys/fs/cgroup/cpu")
@@ -150,6 +150,7 @@ def test_server_cpu_capped_names_app_cpu(tmp_path, ladder_server, cpu_cap):
 
 
 def test_commit_delay_names_commit_latency(tmp_path, ladder_server):
+    skip_unless_sqlite("--test-commit-delay sleeps in the SQLite writer thread")
     srv = ladder_server("--threads", "1", "--test-commit-delay", "20ms")
     url = base_url(srv)
     prof, p = profile_of(

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from conftest import skip_unless_sqlite
 from ladder_http import Conn, assert_problem, create_item, new_account
 
 TIMEOUT_DETAIL = "the store did not answer in time; nothing was changed, retry"
@@ -39,6 +40,7 @@ class WriteLock:
 
 @pytest.fixture
 def write_lock():
+    skip_unless_sqlite("the test holds the SQLite database's write lock")
     locks = []
 
     def take(srv):
