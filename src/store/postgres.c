@@ -47,6 +47,10 @@ struct ld_store {
 	_Atomic uint64_t commits, committed_ops, errors, timeouts;
 	_Atomic unsigned depth;
 	_Atomic uint64_t rng;
+	/* Loops with no ready connection: ping() fails on every loop while
+	 * any is (a balancer must not send requests that one loop would
+	 * refuse). */
+	_Atomic unsigned unready_loops;
 };
 
 struct unit {
@@ -92,6 +96,7 @@ struct ld_store_conn {
 	uv_timer_t expire;
 	uint64_t expire_at_ns;
 
+	bool ready;	   /* a connection is ready; else counted in unready_loops */
 	unsigned inflight; /* ops submitted and not completed */
 	unsigned handles;
 	bool closing;
@@ -694,6 +699,24 @@ static int watch(struct pgc *p, int events)
 	return 0;
 }
 
+static struct pgc *pick(struct ld_store_conn *c);
+
+/* note_ready keeps c->ready and the store's count of unready loops in step
+ * with whether a connection of c's pool is ready. A closing conn leaves the
+ * count. */
+static void note_ready(struct ld_store_conn *c)
+{
+	bool ready = c->closing || pick(c) != NULL;
+
+	if (ready == c->ready)
+		return;
+	c->ready = ready;
+	if (ready)
+		atomic_fetch_sub(&c->s->unready_loops, 1);
+	else
+		atomic_fetch_add(&c->s->unready_loops, 1);
+}
+
 static bool pool_down(const struct ld_store_conn *c)
 {
 	unsigned i;
@@ -771,6 +794,7 @@ static void lose(struct pgc *p, const char *why)
 			complete(c, u->op, u->write ? LD_STORE_ERROR : LD_STORE_UNAVAILABLE);
 		free(u);
 	}
+	note_ready(c);
 	if (pool_down(c))
 		fail_waiting(c);
 	maybe_finish(c);
@@ -952,6 +976,7 @@ static void unit_done(struct pgc *p, struct unit *u)
 		if (p->logged_down)
 			ld_log_event("info", "store: connected to the primary", NULL);
 		p->logged_down = false;
+		note_ready(c);
 		dispatch_waiting(c);
 		return;
 	}
@@ -1238,6 +1263,7 @@ static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_con
 	uv_timer_init(loop, &c->expire);
 	c->expire.data = c;
 	c->handles = 1;
+	atomic_fetch_add(&s->unready_loops, 1); /* until a connection is ready */
 	for (i = 0; i < c->npool; i++) {
 		struct pgc *p = &c->pgc[i];
 
@@ -1252,10 +1278,10 @@ static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_con
 	return 0;
 }
 
-/* pg_ping: ready while at least one connection of this loop's pool is. */
+/* pg_ping: ready while at least one connection of every loop's pool is. */
 static int pg_ping(struct ld_store_conn *c)
 {
-	if (c->closing || !pick(c))
+	if (c->closing || !pick(c) || atomic_load(&c->s->unready_loops) != 0)
 		return -EIO;
 	return 0;
 }
@@ -1284,6 +1310,7 @@ static void pg_conn_close(struct ld_store_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	note_ready(c);
 	fail_waiting(c);
 	maybe_finish(c);
 }

@@ -57,28 +57,44 @@ class PgCluster:
         last = ""
         for _ in range(5):
             self.port = _free_port()
-            log = open(os.path.join(self.dir, "postgres.log"), "ab")
-            self.proc = subprocess.Popen(
-                self._cmd(
-                    os.path.join(PG_BIN, "postgres"), "-D", data, "-p", str(self.port),
-                    "-c", "listen_addresses=127.0.0.1",
-                    "-c", "unix_socket_directories=" + self.dir,
-                    "-c", "max_connections=300",
-                ),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )  # fmt: skip
-            log.close()
-            if self._wait_up():
+            if self._launch():
                 return self
             last = self.log_tail()
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
             if "in use" not in last:
                 break
         self.stop()
         raise RuntimeError("postgres did not start:\n" + last)
+
+    def _launch(self):
+        data = os.path.join(self.dir, "data")
+        log = open(os.path.join(self.dir, "postgres.log"), "ab")
+        self.proc = subprocess.Popen(
+            self._cmd(
+                os.path.join(PG_BIN, "postgres"), "-D", data, "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "unix_socket_directories=" + self.dir,
+                "-c", "max_connections=300",
+            ),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+        log.close()
+        if self._wait_up():
+            return True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        return False
+
+    def halt(self):
+        """Stops the postmaster (fast shutdown: every session is cut) and
+        keeps the cluster for resume()."""
+        self._halt()
+
+    def resume(self):
+        """Starts the halted cluster again on the same port."""
+        if not self._launch():
+            raise RuntimeError("postgres did not restart:\n" + self.log_tail())
 
     def _wait_up(self):
         deadline = time.monotonic() + START_TIMEOUT
@@ -130,22 +146,26 @@ class PgCluster:
         self.psql("CREATE DATABASE %s" % name)
         return name
 
+    def _halt(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            # SIGINT to the postmaster itself (runuser may stand between):
+            # fast shutdown, open sessions are cut.
+            pid = self.postmaster_pid()
+            try:
+                os.kill(pid or self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
     def stop(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                # SIGINT to the postmaster itself (runuser may stand
-                # between): fast shutdown, open sessions are cut.
-                pid = self.postmaster_pid()
-                try:
-                    os.kill(pid or self.proc.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc = None
+        self._halt()
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
