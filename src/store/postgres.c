@@ -1067,6 +1067,11 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 	int id = bind_op(p->c->s, op, &prm);
 
 	if (id < 0) {
+		/* A bad list limit, oversized content, or an op kind this
+		 * driver does not carry out yet. */
+		ld_log_event("error", "store: op refused by the postgres driver",
+			     (const char *const[]){
+				 "detail", "invalid or not supported on postgres yet", NULL});
 		complete(p->c, op, LD_STORE_ERROR);
 		return 0;
 	}

@@ -490,8 +490,8 @@ static void test_flag_errors(void)
 	CHECK_STR(err, "--header-timeout: 0s is out of range (1ms to 1d)");
 	CHECK_INT(load(&c, err, sizeof(err), "--argon2-mem", "4KiB", NULL), -EINVAL);
 	CHECK_STR(err, "--argon2-mem: 4KiB is out of range (8KiB to 4GiB)");
-	CHECK_INT(load(&c, err, sizeof(err), "--store", "postgres", NULL), -EINVAL);
-	CHECK_STR(err, "--store: 'postgres' is not one of: sqlite|sqlite-deferred");
+	CHECK_INT(load(&c, err, sizeof(err), "--store", "mysql", NULL), -EINVAL);
+	CHECK_STR(err, "--store: 'mysql' is not one of: sqlite|postgres|sqlite-deferred");
 	CHECK_INT(load(&c, err, sizeof(err), "--gzip=maybe", NULL), -EINVAL);
 	CHECK_STR(err, "--gzip: 'maybe' is not a bool (use on or off)");
 	CHECK_INT(load(&c, err, sizeof(err), "--config", "/nonexistent/ladder.ini", NULL), -EINVAL);

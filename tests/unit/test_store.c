@@ -8,6 +8,7 @@
  * test_store_durability.c.
  */
 #include "store_env.h"
+#include "store/postgres.h"
 
 /* ---- tests ---------------------------------------------------------------- */
 
@@ -17,7 +18,8 @@ static void test_registry_and_names(void)
 
 	CHECK(ld_store_driver("sqlite") == &ld_sqlite_vt);
 	CHECK(ld_store_driver("sqlite-deferred") == &ld_deferred_vt);
-	CHECK(ld_store_driver("postgres") == NULL);
+	CHECK(ld_store_driver("postgres") == &ld_pg_vt);
+	CHECK(ld_store_driver("mysql") == NULL);
 	CHECK(ld_store_driver(NULL) == NULL);
 	CHECK_STR(ld_store_status_name(LD_STORE_OK), "ok");
 	CHECK_STR(ld_store_status_name(LD_STORE_NOT_FOUND), "not_found");
