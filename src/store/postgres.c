@@ -866,6 +866,11 @@ static void connect_step(struct pgc *p)
 {
 	PostgresPollingStatusType st = PQconnectPoll(p->pg);
 
+	/* libpq may have closed the socket and opened another (the next host
+	 * of a multi-host conninfo), quite possibly under the same number:
+	 * the kernel forgot the old registration, so watch afresh after every
+	 * step of a connect (a handful per connection). */
+	drop_poll(p);
 	switch (st) {
 	case PGRES_POLLING_READING:
 		if (watch(p, UV_READABLE) != 0)
@@ -927,8 +932,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	if (!p)
 		return;
 	if (status < 0) {
-		lose(p, uv_strerror(status));
-		return;
+		/* POLLERR (libuv says EBADF and stops the handle): a failed
+		 * connect, a reset. libpq finds out what happened when it
+		 * reads the socket: a multi-host connect goes to the next host,
+		 * a live connection is lost with libpq's own reason. */
+		p->events = 0;
+		events = UV_READABLE | UV_WRITABLE;
 	}
 	if (p->state == PGC_CONNECTING) {
 		connect_step(p);

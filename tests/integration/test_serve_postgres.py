@@ -257,3 +257,48 @@ def test_read_in_flight_times_out_at_its_deadline(ladder_server, pg):
     # The late answer was dropped; the connection goes on serving.
     assert c.get("/v1/items/" + item["id"]).status == 200
     c.close()
+
+
+def test_multi_host_conninfo_skips_a_dead_host(ladder_server, pg):
+    """libpq tries the hosts in order on a new socket each: the loops'
+    non-blocking connects follow it to the live one."""
+    db = pg.new_database()
+    dead = free_port()
+    conninfo = (
+        "host=127.0.0.1,127.0.0.1 hostaddr=127.0.0.1,127.0.0.1 port=%d,%d dbname=%s "
+        "user=postgres target_session_attrs=read-write" % (dead, pg.port, db)
+    )
+    srv = ladder_server("--store", "postgres", "--pg-primary", conninfo, "--pg-pool", "2")
+    c = srv.client()
+    _, token = new_account(c, "pgmulti")
+    item = create_item(c, token, "via the second host")
+    assert c.get("/v1/items/" + item["id"]).json()["content"] == "via the second host"
+    c.close()
+
+
+def test_write_stuck_past_its_deadline_is_an_unknown_outcome(ladder_server, pg):
+    """A write already sent is never timed out as 'not made': it waits for
+    its COMMIT's answer up to store_timeout past its deadline, then the
+    connection is closed and it ends in ERROR (500). Here PostgreSQL did go
+    on to commit it once the lock was gone, which is why 'unknown' is the
+    honest answer."""
+    srv, db = pg_server(ladder_server, pg, "--threads", "1", "--store-timeout", "1s")
+    c = srv.client()
+    _, token = new_account(c, "pgstuck")
+    lock = TableLock(pg, db, "items")
+    try:
+        doc = assert_problem(c.post("/v1/items", {"content": "stuck"}, token=token), 500)
+        assert doc["detail"] == FAILED, doc
+    finally:
+        lock.release()
+    poll(
+        lambda: pg.psql("SELECT count(*) FROM items WHERE content = 'stuck'", db=db).split()
+        == ["1"],
+        what="the cut write committed by the server",
+    )
+    poll(lambda: readyz(srv) == 200, what="the pool back")
+    assert create_item(c, token, "after")["content"] == "after"
+    c.close()
+    srv.stop()
+    bad = conftest._new_500s(srv)
+    assert [(x["method"], x["route"]) for x in bad] == [("POST", "/v1/items")], bad
