@@ -9,11 +9,16 @@ import time
 
 import pytest
 
-from conftest import LadderServer
+from conftest import LADDER_STORE, LadderServer
 from ladder_http import Conn, assert_json_response, assert_problem, new_account
 from photo_helpers import Worker, decodes, image_size, make_jpeg, png_bomb
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+
+# The postgres store does not carry photo ops yet (docs/store.md).
+pytestmark = pytest.mark.skipif(
+    LADDER_STORE == "postgres", reason="photos are not in the postgres store yet"
+)
 
 
 class ServerBox:

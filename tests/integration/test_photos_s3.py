@@ -14,9 +14,14 @@ import urllib.parse
 
 import pytest
 
-from conftest import LadderServer, free_port
+from conftest import LADDER_STORE, LadderServer, free_port
 from ladder_http import assert_json_response, assert_problem, new_account
 from photo_helpers import Worker, decodes, image_size, make_jpeg
+
+# The postgres store does not carry photo ops yet (docs/store.md).
+pytestmark = pytest.mark.skipif(
+    LADDER_STORE == "postgres", reason="photos are not in the postgres store yet"
+)
 
 
 @pytest.fixture
