@@ -154,6 +154,14 @@ static int open_cache(const struct ld_cache_config *cc, const struct ld_config *
 		api->cvt = NULL;
 		return 1;
 	}
+	/* A per-process cache is exact only while this process makes every
+	 * write (SQLite: the data directory is locked to it). On a shared store
+	 * another node's writes reach this cache only by its TTL. */
+	if (strcmp(c->store, "sqlite") && strcmp(c->store, "sqlite-deferred"))
+		ld_log_event("warn",
+			     "cache local with a shared store: writes made by other nodes are "
+			     "seen here only after cache_ttl; run several nodes with --cache none",
+			     NULL);
 	if (cc->test_fill_delay_ms)
 		ld_log_event("warn",
 			     "test_cache_fill_delay is set: every cache fill waits (test only)",
