@@ -201,8 +201,16 @@ def test_sigterm_stops_claiming_during_the_http_drain(box, jpeg_3000):
     w = Worker(box)
     try:
         with Conn(w.port) as slow:
-            # A request half sent: the drain waits for it.
-            slow.send(b"GET /healthz HTTP/1.1\r\n")
+            # A request whose body is still to come: the drain waits for it.
+            # The 100 proves the worker has read its head (bytes still in the
+            # kernel's buffer would leave the connection idle, and the drain
+            # would close it at once).
+            slow.send(
+                b"GET /healthz HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 5\r\n\r\n"
+            )
+            interim = slow.read_until(b"\r\n\r\n")
+            assert interim.startswith(b"HTTP/1.1 100 "), interim
             w.proc.terminate()
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not any(
@@ -215,7 +223,7 @@ def test_sigterm_stops_claiming_during_the_http_drain(box, jpeg_3000):
             # give it many polls' worth of time to take the job.
             time.sleep(1.0)
             assert w.proc.poll() is None, "the drain did not wait for the request"
-            slow.send(b"Host: t\r\n\r\n")
+            slow.send(b"hello")
             r = slow.read_response()
             assert (r.status, r.header("Connection")) == (200, "close")
         assert w.proc.wait(timeout=15) == 0
