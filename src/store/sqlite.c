@@ -446,17 +446,19 @@ static void row_item(sqlite3_stmt *st, struct ld_item *it)
 	it->version = sqlite3_column_int64(st, 5);
 }
 
-/* read_list fills one keyset page: limit+1 rows are asked for, and the
- * extra row only says that another page exists. */
-static int read_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
+/* read_page fills one keyset page of statement `which` (owner, before id,
+ * limit): limit+1 rows are asked for, and the extra row only says that
+ * another page exists. row() stores row i; rows says the caller gave room. */
+static int read_page(struct ld_store_conn *c, struct ld_store_op *op, int which, bool rows,
+		     void (*row)(sqlite3_stmt *st, struct ld_store_op *op, unsigned i), int *rcp)
 {
-	sqlite3_stmt *st = c->stmt[LD_SQL_ITEM_LIST];
+	sqlite3_stmt *st = c->stmt[which];
 	int64_t before = op->before_id > 0 ? op->before_id : INT64_MAX;
 	int status = LD_STORE_ERROR, rc;
 
 	op->nitems = 0;
 	op->has_more = false;
-	if (!op->items || op->limit == 0 || op->limit > LD_LIST_MAX) {
+	if (!rows || op->limit == 0 || op->limit > LD_LIST_MAX) {
 		*rcp = SQLITE_MISUSE;
 		goto out;
 	}
@@ -468,7 +470,7 @@ static int read_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 			op->has_more = true;
 			break;
 		}
-		row_item(st, &op->items[op->nitems++]);
+		row(st, op, op->nitems++);
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		*rcp = rc;
@@ -476,7 +478,7 @@ static int read_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 	}
 	status = LD_STORE_OK;
 	if (op->nitems == 0) {
-		/* An empty page: tell "no items yet" from "no such user". */
+		/* An empty page: tell "nothing yet" from "no such user". */
 		st = c->stmt[LD_SQL_USER_EXISTS];
 		sqlite3_bind_int64(st, 1, op->id);
 		rc = sqlite3_step(st);
@@ -491,8 +493,18 @@ static int read_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 out:
 	/* Reset at once: a statement left mid-way holds a read snapshot, which
 	 * would stop checkpoints from recycling the WAL. */
-	sqlite3_reset(c->stmt[LD_SQL_ITEM_LIST]);
+	sqlite3_reset(c->stmt[which]);
 	return status;
+}
+
+static void item_at(sqlite3_stmt *st, struct ld_store_op *op, unsigned i)
+{
+	row_item(st, &op->items[i]);
+}
+
+static int read_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
+{
+	return read_page(c, op, LD_SQL_ITEM_LIST, op->items != NULL, item_at, rcp);
 }
 
 static void row_photo(sqlite3_stmt *st, struct ld_photo *p)
@@ -548,50 +560,15 @@ static int read_photo(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 	return status;
 }
 
-/* read_photo_list is read_list for photos (limit+1 rows; the extra one
- * only says another page exists). */
+static void photo_at(sqlite3_stmt *st, struct ld_store_op *op, unsigned i)
+{
+	row_photo(st, &op->photos[i]);
+}
+
+/* read_photo_list is read_page for a user's photos. */
 static int read_photo_list(struct ld_store_conn *c, struct ld_store_op *op, int *rcp)
 {
-	sqlite3_stmt *st = c->stmt[LD_SQL_PHOTO_LIST];
-	int64_t before = op->before_id > 0 ? op->before_id : INT64_MAX;
-	int status = LD_STORE_ERROR, rc;
-
-	op->nitems = 0;
-	op->has_more = false;
-	if (!op->photos || op->limit == 0 || op->limit > LD_LIST_MAX) {
-		*rcp = SQLITE_MISUSE;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, op->id);
-	sqlite3_bind_int64(st, 2, before);
-	sqlite3_bind_int64(st, 3, (int64_t)op->limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (op->nitems == op->limit) {
-			op->has_more = true;
-			break;
-		}
-		row_photo(st, &op->photos[op->nitems++]);
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		*rcp = rc;
-		goto out;
-	}
-	status = LD_STORE_OK;
-	if (op->nitems == 0) {
-		st = c->stmt[LD_SQL_USER_EXISTS];
-		sqlite3_bind_int64(st, 1, op->id);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
-			status = LD_STORE_NOT_FOUND;
-		} else if (rc != SQLITE_ROW) {
-			*rcp = rc;
-			status = LD_STORE_ERROR;
-		}
-		sqlite3_reset(st);
-	}
-out:
-	sqlite3_reset(c->stmt[LD_SQL_PHOTO_LIST]);
-	return status;
+	return read_page(c, op, LD_SQL_PHOTO_LIST, op->photos != NULL, photo_at, rcp);
 }
 
 /* read_one runs a point read that returns at most one row. */
