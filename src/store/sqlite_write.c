@@ -27,11 +27,13 @@ static int64_t now_unix_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* item_why tells why an item update or delete matched no row, in the order
- * the contract gives: missing, then not the owner, then a stale version. */
-static int item_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
+/* why_no_row tells why an update or delete of one owned row (an item or a
+ * photo) matched nothing, in the order the contract gives: missing, then
+ * not the owner, then a stale version (for a photo's complete: not
+ * uploading any more). check reads the row's owner by id. */
+static int why_no_row(struct ld_store *s, int check, const struct ld_store_op *op, int *rcp)
 {
-	sqlite3_stmt *st = s->stmt[LD_SQL_ITEM_CHECK];
+	sqlite3_stmt *st = s->stmt[check];
 	int status = LD_STORE_ERROR, rc;
 
 	sqlite3_bind_int64(st, 1, op->id);
@@ -46,6 +48,11 @@ static int item_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
 		status = LD_STORE_PRECONDITION;
 	sqlite3_reset(st);
 	return status;
+}
+
+static int item_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
+{
+	return why_no_row(s, LD_SQL_ITEM_CHECK, op, rcp);
 }
 
 static int user_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
@@ -199,25 +206,9 @@ static int item_delete(struct ld_store *s, struct ld_store_op *op, int *rcp)
 
 /* ---- photos ---- */
 
-/* photo_why: the photo op matched no row; missing, then not the owner,
- * then (for complete) not uploading any more. */
 static int photo_why(struct ld_store *s, const struct ld_store_op *op, int *rcp)
 {
-	sqlite3_stmt *st = s->stmt[LD_SQL_PHOTO_CHECK];
-	int status = LD_STORE_ERROR, rc;
-
-	sqlite3_bind_int64(st, 1, op->id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		status = LD_STORE_NOT_FOUND;
-	else if (rc != SQLITE_ROW)
-		*rcp = rc;
-	else if (sqlite3_column_int64(st, 0) != op->actor_id)
-		status = LD_STORE_FORBIDDEN;
-	else
-		status = LD_STORE_PRECONDITION;
-	sqlite3_reset(st);
-	return status;
+	return why_no_row(s, LD_SQL_PHOTO_CHECK, op, rcp);
 }
 
 static int photo_create(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp)
