@@ -30,6 +30,10 @@ def connect_outcome(port):
         c = Conn(port, timeout=PATIENCE)
     except ConnectionRefusedError:
         return "refused"
+    except ConnectionResetError:
+        # The handshake completed into a listener's backlog and the
+        # listener closed before accepting it: the kernel resets it.
+        return "closed"
     try:
         r = c.request("GET", "/healthz")
         return r.status
