@@ -112,9 +112,35 @@ static const char v2_sql[] =
     "  OLD.updated_ms, OLD.updated_ms);"
     " END;";
 
+/*
+ * Version 3: idempotency keys (docs/api.md). One row per (user, key) that a
+ * successful write kept, written in the write's own transaction: the
+ * request's fingerprint, and the answer to replay (its status and the item
+ * as it was written; a delete keeps only the id). The primary key serves the
+ * lookup; the expiry index lets the reaper take the oldest expired rows a
+ * small batch at a time without reading the rest.
+ */
+static const char v3_sql[] =
+    "CREATE TABLE idempotency_keys ("
+    " user_id INTEGER NOT NULL,"
+    " key TEXT NOT NULL,"
+    " fingerprint BLOB NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " item_id INTEGER NOT NULL,"
+    " item_content TEXT NOT NULL,"
+    " item_created_ms INTEGER NOT NULL,"
+    " item_updated_ms INTEGER NOT NULL,"
+    " item_version INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (user_id, key)"
+    ") STRICT;"
+    "CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_ms);";
+
 const struct ld_migration ld_sqlite_migrations[] = {
     {1, "users and items", v1_sql},
     {2, "photos, photo versions and jobs", v2_sql},
+    {3, "idempotency keys", v3_sql},
 };
 const unsigned ld_sqlite_nmigrations =
     sizeof(ld_sqlite_migrations) / sizeof(ld_sqlite_migrations[0]);

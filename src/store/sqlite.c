@@ -139,6 +139,41 @@ const struct ld_sql_stmt ld_sqlite_stmts[LD_SQL_COUNT] = {
 	[LD_SQL_PHOTO_CHECK] = {"photo_check",
 		"SELECT user_id FROM photos WHERE id = ?1",
 		LD_SQL_WRITER, 1, {P_INT(4242)}},
+
+	/* ---- idempotency keys (sqlite_idem.c) ---- */
+	/* An expired row is as good as none: the reaper may not have come by. */
+	[LD_SQL_IDEM_GET] = {"idem_get",
+		"SELECT fingerprint, status, item_id, item_content, item_created_ms,"
+		" item_updated_ms, item_version FROM idempotency_keys"
+		" WHERE user_id = ?1 AND key = ?2 AND expires_ms > ?3",
+		LD_SQL_READER, 3, {P_INT(42), P_TEXT("k-1"), P_INT(1700000000000)}},
+	/* A row already there is replaced only once it has expired; otherwise
+	 * nothing changes and the writer undoes the op (a key kept by another
+	 * process's request). */
+	[LD_SQL_IDEM_PUT] = {"idem_put",
+		"INSERT INTO idempotency_keys (user_id, key, fingerprint, status, item_id,"
+		" item_content, item_created_ms, item_updated_ms, item_version, created_ms,"
+		" expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+		" status = excluded.status, item_id = excluded.item_id,"
+		" item_content = excluded.item_content,"
+		" item_created_ms = excluded.item_created_ms,"
+		" item_updated_ms = excluded.item_updated_ms,"
+		" item_version = excluded.item_version, created_ms = excluded.created_ms,"
+		" expires_ms = excluded.expires_ms"
+		" WHERE idempotency_keys.expires_ms <= excluded.created_ms",
+		LD_SQL_WRITER, 11,
+		{P_INT(42), P_TEXT("k-1"), P_TEXT("fp"), P_INT(201), P_INT(4243), P_TEXT("hello"),
+		 P_INT(1700000000000), P_INT(1700000000000), P_INT(1), P_INT(1700000000000),
+		 P_INT(1700086400000)}},
+	/* The oldest expired keys, a batch at a time, from the expiry index. */
+	[LD_SQL_IDEM_REAP] = {"idem_reap",
+		"DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys"
+		" WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
+		LD_SQL_WRITER, 2, {P_INT(1700000000000), P_INT(256)}},
+	[LD_SQL_SAVEPOINT] = {"savepoint", "SAVEPOINT idem", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_RELEASE] = {"release", "RELEASE idem", LD_SQL_WRITER, 0, {{0}}},
+	[LD_SQL_ROLLBACK_TO] = {"rollback_to", "ROLLBACK TO idem", LD_SQL_WRITER, 0, {{0}}},
 };
 /* clang-format on */
 
@@ -354,6 +389,7 @@ static int sqlite_open(const struct ld_store_config *cfg, struct ld_store **out,
 	s->busy_timeout_ms = cfg->busy_timeout_ms;
 	s->sync_full = cfg->synchronous_full;
 	s->test_commit_delay_us = cfg->test_commit_delay_us;
+	s->idem_retention_ms = cfg->idem_retention_ms;
 	s->op_timeout_ns = (uint64_t)cfg->op_timeout_ms * 1000000;
 	atomic_init(&s->healthy, true);
 	if (!cfg->data_dir || s->write_queue_max == 0 || s->write_batch_max == 0 ||
@@ -672,6 +708,8 @@ static void do_read(struct ld_store_conn *c, struct ld_store_op *op)
 		op->status = read_photo(c, op, &rc);
 	else if (op->kind == LD_OP_PHOTO_LIST)
 		op->status = read_photo_list(c, op, &rc);
+	else if (op->kind == LD_OP_IDEM_GET)
+		op->status = ld__sqlite_idem_get(c, op, &rc);
 	else
 		op->status = read_one(c, op, &rc);
 	if (op->status == LD_STORE_ERROR) {
@@ -837,7 +875,8 @@ static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 {
 	bool read = op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
 		    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
-		    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST;
+		    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST ||
+		    op->kind == LD_OP_IDEM_GET;
 
 	op->conn = c;
 	op->next = NULL;
@@ -866,6 +905,7 @@ static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 	case LD_OP_ITEM_LIST:
 	case LD_OP_PHOTO_GET:
 	case LD_OP_PHOTO_LIST:
+	case LD_OP_IDEM_GET:
 		do_read(c, op);
 		op->done(op);
 		break;
@@ -877,6 +917,7 @@ static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 	case LD_OP_PHOTO_CREATE:
 	case LD_OP_PHOTO_COMPLETE:
 	case LD_OP_PHOTO_DELETE:
+	case LD_OP_IDEM_REAP:
 		enqueue(c, op);
 		break;
 	default:

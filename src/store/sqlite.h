@@ -41,6 +41,11 @@
  *     closes once the last of them completed (their done() still runs).
  *   - stats().committed_ops counts every op of a committed transaction,
  *     including those that ended NOT_FOUND or CONFLICT inside it.
+ *   - A write with an idempotency key (store.h, struct ld_idem) runs inside
+ *     a savepoint of its batch: its statement, then the key's row; a key
+ *     already kept undoes both (CONFLICT) without touching the other ops
+ *     of the batch. IDEM_REAP is one more op of a batch (one DELETE with a
+ *     LIMIT), so the reaper never holds the write lock for long.
  */
 #ifndef LD_SQLITE_H
 #define LD_SQLITE_H
@@ -82,6 +87,14 @@ enum ld_sql_id {
 	LD_SQL_PHOTO_COMPLETE,
 	LD_SQL_PHOTO_DELETE,
 	LD_SQL_PHOTO_CHECK,
+	/* Idempotency keys (sqlite_idem.c): the lookup on the read
+	 * connection, the rest on the writer. */
+	LD_SQL_IDEM_GET,
+	LD_SQL_IDEM_PUT,
+	LD_SQL_IDEM_REAP,
+	LD_SQL_SAVEPOINT,
+	LD_SQL_RELEASE,
+	LD_SQL_ROLLBACK_TO,
 	LD_SQL_COUNT
 };
 
@@ -90,7 +103,7 @@ enum ld_sql_role {
 	LD_SQL_WRITER, /* prepared on the writer's connection */
 };
 
-#define LD_SQL_PARAMS_MAX 7
+#define LD_SQL_PARAMS_MAX 11
 
 /* An example value for one parameter, so tests can bind and plan each
  * statement as the driver runs it. */

@@ -26,6 +26,7 @@ struct ld_store {
 	unsigned busy_timeout_ms;
 	bool sync_full;
 	uint64_t test_commit_delay_us; /* TEST ONLY (see store.h) */
+	uint64_t idem_retention_ms;    /* idempotency keys expire this long after */
 	uint64_t op_timeout_ns;	       /* default deadline of an op */
 
 	/* Writer thread only (after open returned). */
@@ -136,6 +137,17 @@ void ld__sqlite_ckpt_stop(struct ld_store *s);
 /* ld__sqlite_timed_out counts n ops that ended in LD_STORE_TIMEOUT, in
  * stats() and in ladder_store_errors_total{kind="timeout"}. Any thread. */
 void ld__sqlite_timed_out(struct ld_store *s, unsigned n);
+
+/* Idempotency keys (sqlite_idem.c). ld__sqlite_idem_get is IDEM_GET on
+ * a loop's read connection (inside its read snapshot). ld__sqlite_idem_write
+ * runs a keyed write on the writer: apply (the writer's own dispatch) inside
+ * a savepoint, then the key's row, undoing both when the key is already
+ * kept. ld__sqlite_idem_reap is IDEM_REAP. Each returns the op's status and
+ * puts a failing SQLite code in *rcp. */
+int ld__sqlite_idem_get(struct ld_store_conn *c, struct ld_store_op *op, int *rcp);
+int ld__sqlite_idem_write(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp,
+			  int (*apply)(struct ld_store *, struct ld_store_op *, int64_t, int *));
+int ld__sqlite_idem_reap(struct ld_store *s, struct ld_store_op *op, int64_t now, int *rcp);
 
 /* ld__sqlite_text_len is strnlen for the fixed-size strings of an op. */
 static inline int ld__sqlite_text_len(const char *s, size_t max)

@@ -315,6 +315,8 @@ static int apply_op(struct ld_store *s, struct ld_store_op *op, int64_t now, int
 		return photo_complete(s, op, now, rcp);
 	case LD_OP_PHOTO_DELETE:
 		return photo_delete(s, op, rcp);
+	case LD_OP_IDEM_REAP:
+		return ld__sqlite_idem_reap(s, op, now, rcp);
 	default:
 		*rcp = SQLITE_MISUSE;
 		return LD_STORE_ERROR;
@@ -480,7 +482,8 @@ static void run_batch(struct ld_store *s, struct ld_store_op **batchp,
 	 * no savepoint per op is needed. */
 	for (op = *batchp; op; op = op->next) {
 		orc = SQLITE_OK;
-		op->status = apply_op(s, op, now, &orc);
+		op->status = op->idem ? ld__sqlite_idem_write(s, op, now, &orc, apply_op)
+				      : apply_op(s, op, now, &orc);
 		if (op->status == LD_STORE_OK)
 			continue;
 		if (op->status == LD_STORE_ERROR) {

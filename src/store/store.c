@@ -19,6 +19,7 @@ void ld_store_config_default(struct ld_store_config *cfg)
 	cfg->busy_timeout_ms = 5000;
 	cfg->synchronous_full = true;
 	cfg->op_timeout_ms = 2000;
+	cfg->idem_retention_ms = 24ULL * 3600 * 1000;
 }
 
 /* Drivers known to this binary; a new backend is one more row. */

@@ -144,7 +144,34 @@ enum ld_store_op_kind {
 	LD_OP_PHOTO_COMPLETE,
 	LD_OP_PHOTO_DELETE, /* in: id, actor_id */
 	LD_OP_PHOTO_LIST,
+	/* Idempotency keys (api/idempotency.h). IDEM_GET: in actor_id,
+	 * idem->key/key_len; out idem->fp, idem->status and item (the answer
+	 * kept); NOT_FOUND when none is kept or it has expired. IDEM_REAP: in
+	 * limit; deletes up to limit expired keys in one transaction of its
+	 * own; out nitems, how many it deleted. */
+	LD_OP_IDEM_GET,
+	LD_OP_IDEM_REAP,
 	LD_OP_KIND_COUNT
+};
+
+/*
+ * An idempotency key and the answer kept for it (docs/api.md). A write op
+ * (ITEM_CREATE, ITEM_UPDATE, ITEM_DELETE) with op->idem set keeps, when it
+ * succeeds, a row (actor_id, key) -> (fp, status, the item as written, or
+ * for a delete its id) in the SAME transaction as the write, expiring after
+ * the store's idem_retention_ms. A write that fails keeps nothing. When an
+ * unexpired row for (actor_id, key) already exists (a request of another
+ * process committed it first), the write is undone and ends in
+ * LD_STORE_CONFLICT; an expired one is replaced.
+ */
+#define LD_IDEM_KEY_MAX 255 /* characters of a key (ASCII) */
+#define LD_IDEM_FP_LEN	32  /* bytes of a request fingerprint */
+
+struct ld_idem {
+	char key[LD_IDEM_KEY_MAX + 1]; /* unescaped; key_len bytes, NUL after */
+	size_t key_len;
+	unsigned char fp[LD_IDEM_FP_LEN]; /* method, route and body, hashed */
+	int status;			  /* the HTTP status of the answer kept */
 };
 
 struct ld_store_op {
@@ -178,6 +205,10 @@ struct ld_store_op {
 	struct ld_photo photo;
 	struct ld_photo *photos;
 
+	/* Idempotency (see struct ld_idem); NULL for a write without a key.
+	 * The caller owns it; it must live until done(). */
+	struct ld_idem *idem;
+
 	int status; /* enum ld_store_status */
 
 	/* Set by a driver whose writes go through a writer thread, for the
@@ -204,6 +235,7 @@ struct ld_store_config {
 	bool synchronous_full;	       /* fsync on every commit (true; false only for tests) */
 	unsigned op_timeout_ms;	       /* deadline of an op that sets none (2000) */
 	uint64_t test_commit_delay_us; /* TEST ONLY: sleep this long before every COMMIT */
+	uint64_t idem_retention_ms;    /* how long an idempotency key is kept (24 h) */
 };
 
 void ld_store_config_default(struct ld_store_config *cfg);

@@ -178,6 +178,16 @@ static sqlite3 *populate(void)
 			 " FROM photos WHERE status = 'ready'",
 			 NULL, NULL, NULL),
 	    SQLITE_OK);
+	/* Idempotency keys of many users; the statements' example time is in
+	 * the middle of their expiry times. */
+	CHECK_INT(sqlite3_exec(db,
+			       "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g"
+			       " WHERE n < 20000)"
+			       " INSERT INTO idempotency_keys SELECT (n % 3000 + 1) * 1000,"
+			       " 'key-' || n, x'00', 201, n, 'c', n, n, 1, n,"
+			       " 1699999000000 + n * 100 FROM g",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
 	CHECK_INT(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	return db;
 }
@@ -260,6 +270,20 @@ static void check_all(sqlite3 *db, const char *when)
 	CHECK(strstr(p.text, "SEARCH photos USING INDEX photos_user_id (user_id=? AND id<?)") !=
 	      NULL);
 	CHECK(!p.temp_btree);
+
+	/* A key is found by its primary key; the reaper takes the oldest
+	 * expired keys from the expiry index. */
+	explain(db, ld_sqlite_stmts[LD_SQL_IDEM_GET].sql, ld_sqlite_stmts[LD_SQL_IDEM_GET].example,
+		ld_sqlite_stmts[LD_SQL_IDEM_GET].nparams, &p);
+	CHECK(strstr(p.text, "SEARCH idempotency_keys USING INDEX "
+			     "sqlite_autoindex_idempotency_keys_1 (user_id=? AND key=?)") != NULL);
+	explain(db, ld_sqlite_stmts[LD_SQL_IDEM_REAP].sql,
+		ld_sqlite_stmts[LD_SQL_IDEM_REAP].example,
+		ld_sqlite_stmts[LD_SQL_IDEM_REAP].nparams, &p);
+	CHECK(strstr(p.text, "SEARCH idempotency_keys USING COVERING INDEX "
+			     "idempotency_keys_expires (expires_ms<?)") != NULL);
+	if (!strstr(p.text, "idempotency_keys_expires"))
+		fprintf(stderr, "idem_reap (%s):\n%s", when, p.text);
 
 	/* The list walks the composite index in its own order. */
 	explain(db, ld_sqlite_stmts[LD_SQL_ITEM_LIST].sql,
