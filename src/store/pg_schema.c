@@ -31,8 +31,30 @@ static const char v1_sql[] = "CREATE TABLE users ("
 			     " version bigint NOT NULL);"
 			     "CREATE INDEX items_user_id ON items (user_id, id DESC);";
 
+/*
+ * Version 2: idempotency keys, as in SQLite (migrations.c, version 3): the
+ * primary key serves the lookup and the unique check of a keyed write, the
+ * expiry index the reaper.
+ */
+static const char v2_sql[] =
+    "CREATE TABLE idempotency_keys ("
+    " user_id bigint NOT NULL,"
+    " key text NOT NULL,"
+    " fingerprint bytea NOT NULL,"
+    " status integer NOT NULL,"
+    " item_id bigint NOT NULL,"
+    " item_content bytea NOT NULL,"
+    " item_created_ms bigint NOT NULL,"
+    " item_updated_ms bigint NOT NULL,"
+    " item_version bigint NOT NULL,"
+    " created_ms bigint NOT NULL,"
+    " expires_ms bigint NOT NULL,"
+    " PRIMARY KEY (user_id, key));"
+    "CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_ms);";
+
 const struct ld_pg_migration ld_pg_migrations[] = {
     {1, "users and items", v1_sql},
+    {2, "idempotency keys", v2_sql},
 };
 const unsigned ld_pg_nmigrations = sizeof(ld_pg_migrations) / sizeof(ld_pg_migrations[0]);
 
@@ -97,6 +119,64 @@ const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
 		" UNION ALL SELECT false, created_ms, version, user_id FROM items"
 		" WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM d)",
 		3, {I, I, I}, {"4242", "42", "0"}},
+
+	/* ---- idempotency keys ---- */
+	/* An expired row is as good as none: the reaper may not have come by. */
+	[LD_PG_IDEM_GET] = {"idem_get",
+		"SELECT fingerprint, status::bigint, item_id, item_content, item_created_ms,"
+		" item_updated_ms, item_version FROM idempotency_keys"
+		" WHERE user_id = $1 AND key = $2 AND expires_ms > $3",
+		3, {I, T, I}, {"42", "'k-1'", "1700000000000"}},
+	[LD_PG_IDEM_CLEAR] = {"idem_clear",
+		"DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_ms <= $3",
+		3, {I, T, I}, {"42", "'k-1'", "1700000000000"}},
+	/* The data-modifying CTE runs whether or not the outer statement reads
+	 * it; a key already kept fails the primary key and undoes the item. */
+	[LD_PG_ITEM_INSERT_IDEM] = {"item_insert_idem",
+		"WITH i AS (INSERT INTO items (id, user_id, content, created_ms, updated_ms,"
+		" version) VALUES ($1, $2, $3, $4, $4, 1))"
+		" INSERT INTO idempotency_keys (user_id, key, fingerprint, status, item_id,"
+		" item_content, item_created_ms, item_updated_ms, item_version, created_ms,"
+		" expires_ms) VALUES ($2, $5, $6, $7, $1, $3, $4, $4, 1, $4, $8)",
+		8, {I, I, B, I, T, B, I, I},
+		{"4243", "42", "'hello'::bytea", "1700000000000", "'k-1'", "'fp'::bytea", "201",
+		 "1700086400000"}},
+	/* As item_update, and the key's row only when the update happened. */
+	[LD_PG_ITEM_UPDATE_IDEM] = {"item_update_idem",
+		"WITH u AS (UPDATE items SET content = $4, updated_ms = $5,"
+		" version = version + 1"
+		" WHERE id = $1 AND user_id = $2 AND ($3 = 0 OR version = $3)"
+		" RETURNING created_ms, version),"
+		" k AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, status, item_id,"
+		" item_content, item_created_ms, item_updated_ms, item_version, created_ms,"
+		" expires_ms) SELECT $2, $6, $7, $8, $1, $4, created_ms, $5, version, $5, $9"
+		" FROM u)"
+		" SELECT true, created_ms, version, $2 FROM u"
+		" UNION ALL SELECT false, created_ms, version, user_id FROM items"
+		" WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM u)",
+		9, {I, I, I, B, I, T, B, I, I},
+		{"4242", "42", "1", "'hello again'::bytea", "1700000000000", "'k-1'", "'fp'::bytea",
+		 "200", "1700086400000"}},
+	[LD_PG_ITEM_DELETE_IDEM] = {"item_delete_idem",
+		"WITH d AS (DELETE FROM items"
+		" WHERE id = $1 AND user_id = $2 AND ($3 = 0 OR version = $3)"
+		" RETURNING created_ms, version),"
+		" k AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, status, item_id,"
+		" item_content, item_created_ms, item_updated_ms, item_version, created_ms,"
+		" expires_ms) SELECT $2, $5, $6, $7, $1, ''::bytea, 0, 0, 0, $4, $8 FROM d)"
+		" SELECT true, created_ms, version, $2 FROM d"
+		" UNION ALL SELECT false, created_ms, version, user_id FROM items"
+		" WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM d)",
+		8, {I, I, I, I, T, B, I, I},
+		{"4242", "42", "0", "1700000000000", "'k-1'", "'fp'::bytea", "204",
+		 "1700086400000"}},
+	/* A batch of the oldest expired keys, from the expiry index; rows
+	 * another node's reaper holds are skipped, not waited for. */
+	[LD_PG_IDEM_REAP] = {"idem_reap",
+		"DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY (SELECT ctid"
+		" FROM idempotency_keys WHERE expires_ms <= $1 ORDER BY expires_ms LIMIT $2"
+		" FOR UPDATE SKIP LOCKED))",
+		2, {I, I}, {"1700000000000", "256"}},
 };
 /* clang-format on */
 

@@ -40,6 +40,7 @@ struct ld_store {
 	uint64_t connect_timeout_ms;
 	unsigned queue_max; /* per loop */
 	uint64_t op_timeout_ns;
+	int64_t idem_retention_ms;
 
 	uv_mutex_t idmu;
 	struct ld_idgen idgen;
@@ -59,6 +60,7 @@ struct unit {
 	bool setup;
 	bool got;	/* a result of the current statement came */
 	bool ran;	/* the statement ran without error (its transaction commits) */
+	bool aborted;	/* a statement before the op's own failed */
 	unsigned cmd;	/* statements answered so far */
 	unsigned ncmds; /* statements in the unit */
 	int status;	/* what the statement said */
@@ -265,6 +267,7 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	s->connect_timeout_ms = pc->connect_timeout_ms ? pc->connect_timeout_ms : 5000;
 	s->queue_max = cfg->write_queue_max;
 	s->op_timeout_ns = (uint64_t)cfg->op_timeout_ms * 1000000;
+	s->idem_retention_ms = (int64_t)cfg->idem_retention_ms;
 	atomic_init(&s->rng, (uint64_t)uv_hrtime() | 1);
 	if (!s->conninfo || uv_mutex_init(&s->idmu) != 0) {
 		free(s->conninfo);
@@ -447,10 +450,8 @@ static int64_t next_id(struct ld_store *s, int64_t now)
 /* bind fills p for op and returns its statement; -1 for an op that cannot be
  * sent (a bad limit, oversized content). Creates take their id and times
  * here, and write them into the op (the answer only says "done"). */
-static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
+static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p, int64_t now)
 {
-	int64_t now;
-
 	p->n = 0;
 	switch (op->kind) {
 	case LD_OP_USER_GET:
@@ -470,7 +471,6 @@ static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
 		p_int(p, (int64_t)op->limit + 1);
 		return LD_PG_ITEM_LIST;
 	case LD_OP_USER_CREATE:
-		now = now_unix_ms();
 		op->user.id = next_id(s, now);
 		op->user.created_ms = op->user.updated_ms = now;
 		op->user.version = 1;
@@ -481,7 +481,6 @@ static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
 		p_int(p, now);
 		return LD_PG_USER_INSERT;
 	case LD_OP_USER_UPDATE:
-		now = now_unix_ms();
 		op->user.updated_ms = now;
 		p_int(p, op->id);
 		p_text(p, op->user.display_name, LD_DISPLAY_NAME_MAX);
@@ -490,7 +489,6 @@ static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
 	case LD_OP_ITEM_CREATE:
 		if (op->item.content_len > LD_CONTENT_MAX)
 			return -1;
-		now = now_unix_ms();
 		op->item.id = next_id(s, now);
 		op->item.user_id = op->actor_id;
 		op->item.created_ms = op->item.updated_ms = now;
@@ -503,7 +501,6 @@ static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
 	case LD_OP_ITEM_UPDATE:
 		if (op->item.content_len > LD_CONTENT_MAX)
 			return -1;
-		now = now_unix_ms();
 		op->item.updated_ms = now;
 		p_int(p, op->id);
 		p_int(p, op->actor_id);
@@ -516,15 +513,55 @@ static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p)
 		p_int(p, op->actor_id);
 		p_int(p, op->expect_version);
 		return LD_PG_ITEM_DELETE;
+	case LD_OP_IDEM_GET:
+		if (!op->idem || op->idem->key_len == 0 || op->idem->key_len > LD_IDEM_KEY_MAX)
+			return -1;
+		p_int(p, op->actor_id);
+		p_bytes(p, op->idem->key, op->idem->key_len);
+		p_int(p, now);
+		return LD_PG_IDEM_GET;
+	case LD_OP_IDEM_REAP:
+		if (op->limit == 0 || op->limit > 100000)
+			return -1;
+		p_int(p, now);
+		p_int(p, op->limit);
+		return LD_PG_IDEM_REAP;
 	default:
 		return -1;
 	}
 }
 
+/* bind_keyed turns the statement bind_op chose for a write with an
+ * idempotency key into its keyed form, adding the key's parameters after
+ * the write's own (pg_schema.c). -1 for an op that cannot carry a key. */
+static int bind_keyed(struct ld_store *s, struct ld_store_op *op, struct params *p, int id,
+		      int64_t now)
+{
+	const struct ld_idem *k = op->idem;
+
+	if (k->key_len == 0 || k->key_len > LD_IDEM_KEY_MAX)
+		return -1;
+	if (id == LD_PG_ITEM_INSERT)
+		id = LD_PG_ITEM_INSERT_IDEM;
+	else if (id == LD_PG_ITEM_UPDATE)
+		id = LD_PG_ITEM_UPDATE_IDEM;
+	else if (id == LD_PG_ITEM_DELETE)
+		id = LD_PG_ITEM_DELETE_IDEM;
+	else
+		return -1;
+	if (id == LD_PG_ITEM_DELETE_IDEM)
+		p_int(p, now);
+	p_bytes(p, k->key, k->key_len);
+	p_bytes(p, (const char *)k->fp, LD_IDEM_FP_LEN);
+	p_int(p, k->status);
+	p_int(p, now + s->idem_retention_ms);
+	return id;
+}
+
 static bool is_write(enum ld_store_op_kind k)
 {
 	return k == LD_OP_USER_CREATE || k == LD_OP_USER_UPDATE || k == LD_OP_ITEM_CREATE ||
-	       k == LD_OP_ITEM_UPDATE || k == LD_OP_ITEM_DELETE;
+	       k == LD_OP_ITEM_UPDATE || k == LD_OP_ITEM_DELETE || k == LD_OP_IDEM_REAP;
 }
 
 static bool known_kind(enum ld_store_op_kind k)
@@ -594,6 +631,24 @@ static int read_rows(const PGresult *r, struct ld_store_op *op)
 	case LD_OP_ITEM_UPDATE:
 	case LD_OP_ITEM_DELETE:
 		return why_unchanged(r, op);
+	case LD_OP_IDEM_GET:
+		if (n == 0)
+			return LD_STORE_NOT_FOUND;
+		memset(op->idem->fp, 0, sizeof(op->idem->fp));
+		if (PQgetlength(r, 0, 0) == LD_IDEM_FP_LEN)
+			memcpy(op->idem->fp, PQgetvalue(r, 0, 0), LD_IDEM_FP_LEN);
+		op->idem->status = (int)get_i64(r, 0, 1);
+		op->item.id = get_i64(r, 0, 2);
+		op->item.user_id = op->actor_id;
+		op->item.content_len =
+		    get_bytes(r, 0, 3, op->item.content, sizeof(op->item.content));
+		op->item.created_ms = get_i64(r, 0, 4);
+		op->item.updated_ms = get_i64(r, 0, 5);
+		op->item.version = get_i64(r, 0, 6);
+		return LD_STORE_OK;
+	case LD_OP_IDEM_REAP:
+		op->nitems = (unsigned)strtoul(PQcmdTuples((PGresult *)r), NULL, 10);
+		return LD_STORE_OK;
 	default: /* the creates: COMMAND_OK */
 		return LD_STORE_OK;
 	}
@@ -627,6 +682,8 @@ static int status_of(const PGresult *r, struct ld_store_op *op)
 			return LD_STORE_CONFLICT; /* the handle; ids never repeat */
 		if (state && strcmp(state, "23503") == 0 && op->kind == LD_OP_ITEM_CREATE)
 			return LD_STORE_NOT_FOUND; /* no such owner */
+		if (state && strcmp(state, "23505") == 0 && op->idem)
+			return LD_STORE_CONFLICT; /* the key is kept already (postgres.h) */
 		log_result_error(r, is_write(op->kind) ? "write" : "read");
 		return LD_STORE_ERROR;
 	default:
@@ -1041,7 +1098,16 @@ static void drain(struct pgc *p)
 				log_result_error(r, "commit");
 				u->status = LD_STORE_ERROR;
 			}
-		} else if (u->op) {
+		} else if (u->op && u->cmd + 1 < u->ncmds) {
+			/* A statement before the op's own (a keyed write's
+			 * clean-up): the op's fails with it. */
+			if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+			    PQresultStatus(r) != PGRES_TUPLES_OK && !u->aborted) {
+				log_result_error(r, "write");
+				u->aborted = true;
+				u->status = LD_STORE_ERROR;
+			}
+		} else if (u->op && !u->aborted) {
 			u->ran = PQresultStatus(r) == PGRES_TUPLES_OK ||
 				 PQresultStatus(r) == PGRES_COMMAND_OK;
 			u->status = status_of(r, u->op);
@@ -1071,9 +1137,17 @@ static void arm_expire(struct ld_store_conn *c, uint64_t due)
  * when the connection failed (op is then not on it). */
 static int send_op(struct pgc *p, struct ld_store_op *op)
 {
-	struct params prm;
+	struct params prm, clear = {.n = 0};
 	struct unit *u;
-	int id = bind_op(p->c->s, op, &prm);
+	int64_t now = now_unix_ms();
+	int id = bind_op(p->c->s, op, &prm, now);
+
+	if (id >= 0 && op->idem && op->kind != LD_OP_IDEM_GET) {
+		id = bind_keyed(p->c->s, op, &prm, id, now);
+		p_int(&clear, op->actor_id);
+		p_bytes(&clear, op->idem->key, op->idem->key_len);
+		p_int(&clear, now);
+	}
 
 	if (id < 0) {
 		/* A bad list limit, oversized content, or an op kind this
@@ -1093,12 +1167,23 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 	u->write = is_write(op->kind);
 	if (u->write) /* the stage clock: queued until now, committing from now */
 		op->t_taken_ns = op->t_commit_ns = uv_hrtime();
-	u->ncmds = 1;
+	u->ncmds = clear.n ? 2 : 1;
 	u->status = LD_STORE_ERROR;
-	if (PQsendQueryPrepared(p->pg, ld_pg_stmts[id].name, (int)prm.n, prm.v, prm.len, prm.fmt,
-				1) != 1) {
+	/* A keyed write: its key's expired row goes first, in the same
+	 * implicit transaction (no Sync between). */
+	if (clear.n && PQsendQueryPrepared(p->pg, ld_pg_stmts[LD_PG_IDEM_CLEAR].name, (int)clear.n,
+					   clear.v, clear.len, clear.fmt, 1) != 1) {
 		free(u);
 		return -EIO; /* nothing of it was queued */
+	}
+	if (PQsendQueryPrepared(p->pg, ld_pg_stmts[id].name, (int)prm.n, prm.v, prm.len, prm.fmt,
+				1) != 1) {
+		if (!clear.n) {
+			free(u);
+			return -EIO; /* nothing of it was queued */
+		}
+		push_unit(p, u); /* the clean-up was: the unit is on the wire */
+		return -EPIPE;
 	}
 	/* From here the statement may run; the unit must be answered from
 	 * the connection (or as a loss). */

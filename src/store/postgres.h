@@ -33,6 +33,14 @@
  *     ping() fails (so /readyz answers 503) until one is ready again.
  *   - conn_close answers waiting ops UNAVAILABLE, lets those in flight
  *     complete, and closes the libpq connections after the last.
+ *   - A write with an idempotency key (store.h, struct ld_idem) is one unit
+ *     of two statements before its Sync, so one implicit transaction: the
+ *     key's expired row (if any) is cleared, then one statement makes the
+ *     write and keeps the key's row. A key another node's request holds
+ *     (committed, or still in flight: PostgreSQL makes the insert wait for
+ *     it) fails the unique index and undoes the write: CONFLICT.
+ *     IDEM_REAP deletes a batch of expired keys by ctid, skipping rows
+ *     another node's reaper has locked.
  *   - Ids come from the project's own generator (base/ids.h), shared by the
  *     loops of the process under a lock, seeded at open with the largest id
  *     stored.
@@ -73,10 +81,19 @@ enum ld_pg_sql_id {
 	LD_PG_ITEM_INSERT,
 	LD_PG_ITEM_UPDATE,
 	LD_PG_ITEM_DELETE,
+	/* Idempotency keys: the lookup, the expired row of one key cleared
+	 * before a keyed write (same transaction), the keyed writes (the
+	 * write and its key's row in one statement), the reaper. */
+	LD_PG_IDEM_GET,
+	LD_PG_IDEM_CLEAR,
+	LD_PG_ITEM_INSERT_IDEM,
+	LD_PG_ITEM_UPDATE_IDEM,
+	LD_PG_ITEM_DELETE_IDEM,
+	LD_PG_IDEM_REAP,
 	LD_PG_SQL_COUNT
 };
 
-#define LD_PG_PARAMS_MAX 5
+#define LD_PG_PARAMS_MAX 9
 
 enum ld_pg_type { LD_PG_INT8, LD_PG_TEXT, LD_PG_BYTEA };
 

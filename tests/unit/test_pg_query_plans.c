@@ -1,9 +1,9 @@
 /*
  * test_pg_query_plans.c - every statement the PostgreSQL driver prepares,
- * planned on a populated database: none may read users or items with a Seq
- * Scan. Each is planned as the driver runs it, a prepared statement, twice:
- * with the example values (a custom plan) and as the generic plan a
- * connection settles on after a few executions.
+ * planned on a populated database: none may read users, items or
+ * idempotency_keys with a Seq Scan. Each is planned as the driver runs it, a prepared statement,
+ * twice: with the example values (a custom plan) and as the generic plan a connection settles on
+ * after a few executions.
  *
  * The test starts its own PostgreSQL 15 (initdb into a temp dir, a free
  * loopback port, as the postgres user when run as root) and always stops it.
@@ -187,8 +187,10 @@ static PGconn *db;
 static void test_populate(void)
 {
 	char sql[512];
+	unsigned i;
 
-	CHECK(exec_ok(db, ld_pg_migrations[0].sql));
+	for (i = 0; i < ld_pg_nmigrations; i++)
+		CHECK(exec_ok(db, ld_pg_migrations[i].sql));
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO users SELECT g, 'user' || g, 'User ' || g, '$argon2id$x', g, g, 1"
 		 " FROM generate_series(1, %d) g",
@@ -196,6 +198,14 @@ static void test_populate(void)
 	CHECK(exec_ok(db, sql));
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO items SELECT g, 1 + g %% %d, 'item'::bytea, g, g, 1"
+		 " FROM generate_series(1, %d) g",
+		 USERS, ITEMS);
+	CHECK(exec_ok(db, sql));
+	/* Keys of many users, a tenth of them expired (the example time of the
+	 * statements is in the middle of their expiry times). */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO idempotency_keys SELECT 1 + g %% %d, 'key-' || g, 'fp'::bytea, 201,"
+		 " g, 'item'::bytea, g, g, 1, g, 1699999000000 + g * 100"
 		 " FROM generate_series(1, %d) g",
 		 USERS, ITEMS);
 	CHECK(exec_ok(db, sql));
@@ -252,10 +262,11 @@ static void test_every_statement_uses_an_index(void)
 		for (g = 0; g < 2; g++) {
 			explain(i, g == 1, plan, sizeof(plan));
 			if (strstr(plan, "EXPLAIN failed") || strstr(plan, "Seq Scan on users") ||
-			    strstr(plan, "Seq Scan on items")) {
+			    strstr(plan, "Seq Scan on items") ||
+			    strstr(plan, "Seq Scan on idempotency_keys")) {
 				fprintf(stderr, "%s (%s plan):\n%s", s->name,
 					g ? "generic" : "custom", plan);
-				CHECK(!"a statement reads users or items with a Seq Scan");
+				CHECK(!"a statement reads a table with a Seq Scan");
 			}
 		}
 	}
@@ -272,6 +283,29 @@ static void test_list_walks_the_index(void)
 		explain(LD_PG_ITEM_LIST, g == 1, plan, sizeof(plan));
 		CHECK(strstr(plan, "items_user_id") != NULL);
 		if (!strstr(plan, "items_user_id"))
+			fprintf(stderr, "%s", plan);
+	}
+}
+
+/* A key is found by its primary key, and the reaper takes its batch from
+ * the expiry index, not by reading every key. */
+static void test_idempotency_keys_use_their_indexes(void)
+{
+	static const unsigned pk[] = {LD_PG_IDEM_GET, LD_PG_IDEM_CLEAR};
+	char plan[8192];
+	unsigned g, i;
+
+	for (g = 0; g < 2; g++) {
+		for (i = 0; i < sizeof(pk) / sizeof(pk[0]); i++) {
+			explain(pk[i], g == 1, plan, sizeof(plan));
+			CHECK(strstr(plan, "idempotency_keys_pkey") != NULL);
+			if (!strstr(plan, "idempotency_keys_pkey"))
+				fprintf(stderr, "%s", plan);
+		}
+		explain(LD_PG_IDEM_REAP, g == 1, plan, sizeof(plan));
+		CHECK(strstr(plan, "idempotency_keys_expires") != NULL);
+		CHECK(strstr(plan, "Tid Scan on idempotency_keys") != NULL);
+		if (!strstr(plan, "idempotency_keys_expires") || !strstr(plan, "Tid Scan"))
 			fprintf(stderr, "%s", plan);
 	}
 }
@@ -296,6 +330,7 @@ int main(void)
 	RUN(test_populate);
 	RUN(test_every_statement_uses_an_index);
 	RUN(test_list_walks_the_index);
+	RUN(test_idempotency_keys_use_their_indexes);
 	PQfinish(db);
 	cluster_stop();
 	return unit_finish();
