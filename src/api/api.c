@@ -3,6 +3,7 @@
  * documents, JSON bodies, bearer authentication, store completion.
  */
 #include "api/api.h"
+#include "api/idempotency.h"
 #include "api/params.h"
 
 #include <errno.h>
@@ -447,7 +448,8 @@ static void store_done(struct ld_store_op *op)
 				    ld_now_ns());
 	if (op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
 	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
-	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST)
+	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST ||
+	    op->kind == LD_OP_IDEM_GET)
 		ld_obs_count_read(r->loop->index);
 	else
 		cache_invalidate(q, op);
@@ -626,6 +628,16 @@ static int loop_init(struct ld_loop *l, void *arg)
 			goto out;
 		}
 	}
+	/* One reaper of expired idempotency keys per process is plenty. */
+	if (l->index == 0 && ld_api_idem_reaper_start(al, &l->uv) != 0) {
+		if (al->cache)
+			api->cvt->loop_close(al->cache);
+		api->vt->conn_close(al->store);
+		ld_obs_loop_close(l->index);
+		free(al);
+		rc = -ENOMEM;
+		goto out;
+	}
 	l->app = al;
 out:
 	return rc;
@@ -638,6 +650,7 @@ static void loop_fini(struct ld_loop *l, void *arg)
 
 	if (al) {
 		ld_obs_loop_close(l->index);
+		ld_api_idem_reaper_stop(al); /* before the store conn: its op may be out */
 		if (al->cache)
 			api->cvt->loop_close(al->cache);
 		api->vt->conn_close(al->store);

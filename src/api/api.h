@@ -62,10 +62,14 @@ struct ld_api {
 };
 
 /* Per-loop state. */
+struct ld_idem_reaper;
+struct ld_api_idem;
+
 struct ld_api_loop {
 	struct ld_api *api;
 	struct ld_store_conn *store;
-	struct ld_cache_loop *cache; /* NULL without a cache */
+	struct ld_cache_loop *cache;   /* NULL without a cache */
+	struct ld_idem_reaper *reaper; /* loop 0 only (api/idempotency.h) */
 };
 
 /* Per-request state (zeroed for each request). */
@@ -99,6 +103,7 @@ struct ld_api_req {
 	struct ld_cache_waiter cw;
 	void (*cache_miss)(struct ld_api_req *q);
 	char cache_etag[48];
+	struct ld_api_idem *idem; /* a keyed write's state (api/idempotency.h), or NULL */
 };
 
 /* The hooks for ld_server_run; arg is a struct ld_api. */

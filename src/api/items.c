@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/idempotency.h"
 #include "api/params.h"
 #include "base/json.h"
 
@@ -22,6 +23,14 @@ static void respond_item(struct ld_api_req *q, int status, const struct ld_item 
 	if (status == 201)
 		ld_req_header(q->r, "Location", "/v1/items/%lld", (long long)it->id);
 	ld_api_respond_json(q, &j, status);
+}
+
+void ld_api_item_replay(struct ld_api_req *q, int status, const struct ld_item *it)
+{
+	if (status == 204)
+		ld_req_respond(q->r, 204);
+	else
+		respond_item(q, status, it);
 }
 
 /* content_field validates the body and copies the content into q->op.item;
@@ -70,7 +79,7 @@ void ld_api_items_create(struct ld_api_req *q)
 	if (content_field(q, body) == 0) {
 		q->op.kind = LD_OP_ITEM_CREATE;
 		q->op.actor_id = q->r->user_id;
-		ld_api_submit(q, item_written);
+		ld_api_idem_submit(q, 201, item_written);
 	}
 	json_decref(body);
 }
@@ -154,7 +163,7 @@ void ld_api_item_put(struct ld_api_req *q)
 		q->op.kind = LD_OP_ITEM_UPDATE;
 		q->op.id = q->path_id;
 		q->op.actor_id = q->r->user_id;
-		ld_api_submit(q, item_written);
+		ld_api_idem_submit(q, 200, item_written);
 	}
 	json_decref(body);
 }
@@ -179,7 +188,7 @@ void ld_api_item_delete(struct ld_api_req *q)
 	q->op.kind = LD_OP_ITEM_DELETE;
 	q->op.id = q->path_id;
 	q->op.actor_id = q->r->user_id;
-	ld_api_submit(q, item_deleted);
+	ld_api_idem_submit(q, 204, item_deleted);
 }
 
 static void listed(struct ld_store_op *op)

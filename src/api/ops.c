@@ -4,6 +4,8 @@
 #include "api/api.h"
 #include <string.h>
 
+#include "api/idempotency.h"
+
 #include "obs/metrics.h"
 #include "obs/stats.h"
 
@@ -59,6 +61,7 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	/* The wait for the other loops counts as handler time. */
 	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	ld_api_store_info(q, &st);
+	ld_api_idem_metrics(&q->r->out_body);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0 ||
 	    (q->api->cvt && q->api->cvt->render_metrics(q->api->cache, &q->r->out_body) != 0)) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/idempotency.h"
 #include "base/config.h"
 #include "base/lockfile.h"
 #include "blob/blob.h"
@@ -74,6 +75,7 @@ static void store_config(const struct ld_config *c, struct ld_store_config *sc)
 	sc->synchronous_full = c->sync;
 	sc->test_commit_delay_us = c->test_commit_delay_ms * 1000;
 	sc->op_timeout_ms = (unsigned)c->store_timeout_ms;
+	sc->idem_retention_ms = ld_idem_cfg.retention_ms;
 }
 
 static void server_config(const struct ld_config *c, struct ld_server_config *sc)
@@ -190,6 +192,11 @@ int ld_serve_main(int argc, char **argv)
 	    ld_config_register(&ld_blob_section, &blob_opts, blob_sources) != 0) {
 		fprintf(stderr, "ladder serve: [photos] or [blob] settings clash with another "
 				"section\n");
+		return 1;
+	}
+	if (ld_idem_register() != 0) {
+		fprintf(stderr,
+			"ladder serve: [idempotency] settings clash with another section\n");
 		return 1;
 	}
 	if (ld_cache_config_register(&cache_cfg) != 0) {
