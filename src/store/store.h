@@ -147,8 +147,9 @@ enum ld_store_op_kind {
 	/* Idempotency keys (api/idempotency.h). IDEM_GET: in actor_id,
 	 * idem->key/key_len; out idem->fp, idem->status and item (the answer
 	 * kept); NOT_FOUND when none is kept or it has expired. IDEM_REAP: in
-	 * limit; deletes up to limit expired keys in one transaction of its
-	 * own; out nitems, how many it deleted. */
+	 * limit; deletes up to limit expired keys, oldest first, as one write
+	 * (SQLite: one statement of a writer batch); out nitems, how many it
+	 * deleted. */
 	LD_OP_IDEM_GET,
 	LD_OP_IDEM_REAP,
 	LD_OP_KIND_COUNT
