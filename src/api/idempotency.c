@@ -186,11 +186,10 @@ static void finish(struct ld_api_req *q)
 
 /* ---- the key's syntax ---------------------------------------------------- */
 
-/* parse_sf_string reads one RFC 8941 sf-string that is the whole value:
- * DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) ) DQUOTE, unescaped being
- * printable ASCII but DQUOTE and "\". Parameters (";x=1") are refused: the
- * draft gives the key none. Returns the unescaped length, or -1. */
-static int parse_sf_string(const char *v, size_t n, char *out, size_t cap)
+/* An sf-string (RFC 8941 3.3.3): DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) )
+ * DQUOTE, unescaped being printable ASCII but DQUOTE and "\". Parameters
+ * (";x=1") are refused: the draft gives the key none. */
+int ld_idem_key_parse(const char *v, size_t n, char out[LD_IDEM_KEY_MAX + 1])
 {
 	size_t i = 0, len = 0;
 	unsigned char c;
@@ -208,12 +207,13 @@ static int parse_sf_string(const char *v, size_t n, char *out, size_t cap)
 		} else if (c < 0x20 || c > 0x7e) {
 			return -1;
 		}
-		if (len == cap)
+		if (len == LD_IDEM_KEY_MAX)
 			return -1;
 		out[len++] = (char)c;
 	}
-	if (i != n - 1) /* no closing quote, or something after it */
+	if (i != n - 1 || len == 0) /* no closing quote, something after it, or empty */
 		return -1;
+	out[len] = '\0';
 	return (int)len;
 }
 
@@ -244,14 +244,13 @@ static int parse(struct ld_api_req *q)
 		ld_api_problem(q, 503, "out of memory; retry after a moment");
 		return -1;
 	}
-	n = nf == 1 ? parse_sf_string(f->value, f->value_len, k->want.key, LD_IDEM_KEY_MAX) : -1;
-	if (n <= 0) {
+	n = nf == 1 ? ld_idem_key_parse(f->value, f->value_len, k->want.key) : -1;
+	if (n < 0) {
 		free(k);
 		ld_api_problem(q, 400, BAD_KEY);
 		return -1;
 	}
 	k->want.key_len = (size_t)n;
-	k->want.key[n] = '\0';
 	k->q = q;
 	k->user_id = q->r->user_id;
 	q->idem = k;

@@ -58,6 +58,12 @@ int ld_idem_register(void);
  * called only when the write went to the store. */
 void ld_api_idem_submit(struct ld_api_req *q, int status, void (*done)(struct ld_store_op *op));
 
+/* ld_idem_key_parse reads an Idempotency-Key field value (OWS trimmed): one
+ * Structured Fields sf-string, with no parameters, of 1 to LD_IDEM_KEY_MAX
+ * characters. Writes the unescaped key and a NUL to out and returns its
+ * length, or returns -1 (out then holds no meaning). Pure; any thread. */
+int ld_idem_key_parse(const char *v, size_t n, char out[LD_IDEM_KEY_MAX + 1]);
+
 /* ld_api_item_replay answers with an item write's kept answer: status 201
  * (with Location) or 200, the item's JSON and ETag; 204 with no body. In
  * items.c. */
