@@ -27,6 +27,14 @@ static int lookup(struct env *e, int64_t actor, const char *key, struct ld_idem 
 	return exec(e, op);
 }
 
+static void test_default_retention_is_a_day(void)
+{
+	struct ld_store_config cfg;
+
+	ld_store_config_default(&cfg);
+	CHECK_INT(cfg.idem_retention_ms, 24LL * 3600 * 1000);
+}
+
 static void test_keyed_writes_keep_their_answer(void)
 {
 	struct env e;
@@ -236,6 +244,7 @@ int main(void)
 {
 	unsigned pass;
 
+	RUN(test_default_retention_is_a_day);
 	for (pass = 0; pass < 2; pass++) {
 		vt = pass == 0 ? &ld_sqlite_vt : &ld_deferred_vt;
 		RUN(test_keyed_writes_keep_their_answer);
