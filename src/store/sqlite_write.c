@@ -479,7 +479,8 @@ static void run_batch(struct ld_store *s, struct ld_store_op **batchp,
 		goto out;
 	/* Every op is one changing statement, and SQLite undoes a failed
 	 * statement (a taken handle) by itself while the transaction goes on:
-	 * no savepoint per op is needed. */
+	 * no savepoint per op is needed. A keyed write is two statements, and
+	 * brings its own savepoint (sqlite_idem.c). */
 	for (op = *batchp; op; op = op->next) {
 		orc = SQLITE_OK;
 		op->status = op->idem ? ld__sqlite_idem_write(s, op, now, &orc, apply_op)
