@@ -448,8 +448,7 @@ static void store_done(struct ld_store_op *op)
 				    ld_now_ns());
 	if (op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
 	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
-	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST ||
-	    op->kind == LD_OP_IDEM_GET)
+	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST)
 		ld_obs_count_read(r->loop->index);
 	else
 		cache_invalidate(q, op);

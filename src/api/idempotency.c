@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "base/config.h"
+#include "obs/stats.h"
 
 /* ---- settings ------------------------------------------------------------ */
 
@@ -309,6 +310,9 @@ static void looked_up(struct ld_store_op *op)
 	struct ld_item item;
 	int status;
 
+	/* The lookup is a store read like any other (it skips ld_api_submit:
+	 * q->op holds the write meanwhile). */
+	ld_obs_count_read(q->r->loop->index);
 	if (op->status == LD_STORE_NOT_FOUND) {
 		/* None kept: this request is the first (or the earlier ones
 		 * failed). The write carries the key. */
