@@ -80,6 +80,16 @@ static void key_of(char *out, size_t cap, int64_t id, const char *name)
 		snprintf(out, cap, "photos/%" PRId64 "/%s.jpg", id, name);
 }
 
+/* staging_key: where an upload's bytes go (the fs upload route, the S3
+ * presigned PUT). No GET or version URL reaches it; complete moves it to
+ * the original's key before it checks the bytes, so the upload URL, good
+ * until it expires whatever the photo's status, can never change an
+ * original that was checked. */
+static void staging_key(char *out, size_t cap, int64_t id)
+{
+	snprintf(out, cap, "uploads/%" PRId64 "/original", id);
+}
+
 /* ---- the upload URL: "/v1/photos/ID/content?expires=S&sig=MAC" ---------- */
 
 /* url_mac is HMAC-SHA256, under one of the token keys, of what the URL
@@ -176,58 +186,78 @@ uint64_t ld_photos_body_max(const struct ld_http_request *h, void *arg)
 	return upload_target(h, arg) ? ld_photos_cfg.upload_max : 0;
 }
 
+/* The photos this process is writing the staging key of (an upload's sink
+ * is open), or completing: at most one of either per photo id, on every
+ * loop and in the thread pool. The upload URL may be used any number of
+ * times until it expires, and uploads_in_flight counts photos, not
+ * connections: without this one URL could feed any number of parallel
+ * uploads, each with its own temporary object on disk. And a complete
+ * moves the staging key, checks it and commits under its claim, so no
+ * other complete can move a later upload over an original already
+ * committed (the fs store has one server per data directory: this is the
+ * whole story there; S3 across nodes, see docs/photos.md). Few at a time,
+ * so a list. */
+struct photo_claim {
+	int64_t id;
+	bool completing;
+	struct photo_claim *next;
+};
+
+static pthread_mutex_t claims_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct photo_claim *claims;
+
+/* claim enters c: 0, or -EBUSY when another claim holds its photo
+ * (*completing then says whether that one is a complete). */
+static int claim(struct photo_claim *c, bool *completing)
+{
+	struct photo_claim *p;
+	int rc = 0;
+
+	pthread_mutex_lock(&claims_mu);
+	for (p = claims; p; p = p->next) {
+		if (p->id == c->id) {
+			*completing = p->completing;
+			rc = -EBUSY;
+		}
+	}
+	if (rc == 0) {
+		c->next = claims;
+		claims = c;
+	}
+	pthread_mutex_unlock(&claims_mu);
+	return rc;
+}
+
+/* unclaim takes c out: the photo may take another upload or complete. */
+static void unclaim(struct photo_claim *c)
+{
+	struct photo_claim **pp;
+
+	pthread_mutex_lock(&claims_mu);
+	for (pp = &claims; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&claims_mu);
+}
+
 /* The upload's sink: the body goes into a blob writer as it arrives (a
  * temporary object; the handler commits it, fsync and rename, on the thread
  * pool). */
 struct upload_sink {
 	struct ld_body_sink k;
+	struct photo_claim c;
 	const struct ld_blob_vt *vt;
 	struct ld_blob_writer *w;
 	int64_t id;
-	struct upload_sink *next; /* in open_sinks */
 };
 
-/* The sinks open in this process, on every loop and in the thread pool:
- * at most one per photo id. The upload URL may be used any number of times
- * until it expires, and uploads_in_flight counts photos, not connections:
- * without this one URL could feed any number of parallel uploads, each
- * with its own temporary object on disk. Few at a time, so a list. */
-static pthread_mutex_t open_sinks_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct upload_sink *open_sinks;
-
-/* sink_claim enters u in open_sinks: -EBUSY when another sink is open for
- * its photo. */
-static int sink_claim(struct upload_sink *u)
-{
-	struct upload_sink *p;
-	int rc = 0;
-
-	pthread_mutex_lock(&open_sinks_mu);
-	for (p = open_sinks; p; p = p->next)
-		if (p->id == u->id)
-			rc = -EBUSY;
-	if (rc == 0) {
-		u->next = open_sinks;
-		open_sinks = u;
-	}
-	pthread_mutex_unlock(&open_sinks_mu);
-	return rc;
-}
-
-/* sink_free takes u out of open_sinks and frees it: the photo may take
- * another upload. */
+/* sink_free takes u's claim back and frees it. */
 static void sink_free(struct upload_sink *u)
 {
-	struct upload_sink **pp;
-
-	pthread_mutex_lock(&open_sinks_mu);
-	for (pp = &open_sinks; *pp; pp = &(*pp)->next) {
-		if (*pp == u) {
-			*pp = u->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&open_sinks_mu);
+	unclaim(&u->c);
 	free(u);
 }
 
@@ -267,6 +297,7 @@ struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *
 	int64_t id = upload_target(h, api);
 	char key[LD_BLOB_KEY_MAX + 1];
 	struct upload_sink *u;
+	bool busy_completing = false;
 	int rc;
 
 	if (!id)
@@ -277,13 +308,15 @@ struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *
 		return NULL;
 	}
 	u->id = id;
-	if (sink_claim(u) != 0) {
+	u->c.id = id;
+	if (claim(&u->c, &busy_completing) != 0) {
 		free(u);
 		*refuse = 409;
-		*why = "another upload of this photo is in progress";
+		*why = busy_completing ? "the upload is being completed"
+				       : "another upload of this photo is in progress";
 		return NULL;
 	}
-	key_of(key, sizeof(key), id, "original");
+	staging_key(key, sizeof(key), id);
 	u->vt = api->blob_vt;
 	u->k.write = sink_write;
 	u->k.abort = sink_abort;
@@ -410,7 +443,7 @@ static void created(struct ld_store_op *op)
 		 * bytes straight there, never through an app node. */
 		char key[LD_BLOB_KEY_MAX + 1];
 
-		key_of(key, sizeof(key), op->photo.id, "original");
+		staging_key(key, sizeof(key), op->photo.id);
 		if (q->api->blob_vt->presign(q->api->blobs, "PUT", key,
 					     (int64_t)(ld_photos_cfg.url_ttl_ms / 1000), url,
 					     sizeof(url)) != 0) {
@@ -482,7 +515,7 @@ static void put_work(uv_work_t *w)
 		sink_free(u);
 		return;
 	}
-	key_of(key, sizeof(key), q->path_id, "original");
+	staging_key(key, sizeof(key), q->path_id);
 	q->blob_rc = ld_blob_put(q->api->blob_vt, q->api->blobs, key, q->r->body, q->r->body_len);
 }
 
@@ -551,10 +584,29 @@ void ld_api_photo_put_content(struct ld_api_req *q)
 
 /* ---- POST /v1/photos/{id}/complete --------------------------------------------- */
 
+/* complete_release gives back the claim ld_api_photo_complete took; every
+ * way out of a complete that got one passes here once. */
+static void complete_release(struct ld_api_req *q)
+{
+	struct photo_claim *c = NULL, **pp;
+
+	pthread_mutex_lock(&claims_mu);
+	for (pp = &claims; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == q->path_id && (*pp)->completing) {
+			c = *pp;
+			*pp = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&claims_mu);
+	free(c);
+}
+
 static void completed(struct ld_store_op *op)
 {
 	struct ld_api_req *q = op->udata;
 
+	complete_release(q);
 	if (op->status == LD_STORE_PRECONDITION) {
 		ld_api_problem(q, 409, "the photo is no longer uploading");
 		return;
@@ -566,19 +618,26 @@ static void completed(struct ld_store_op *op)
 	respond_photo(q, 202, &op->photo);
 }
 
-/* check_work reads the uploaded object and checks it: size, type by its
- * magic bytes, pixels from its header. The verdict is an HTTP status. */
+/* check_work moves the upload from its staging key to the original's (a
+ * PUT that comes later writes the staging key again and changes nothing
+ * that is served), then reads the original and checks it: size, type by
+ * its magic bytes, pixels from its header. Nothing staged is fine when an
+ * earlier complete moved it and its checks failed: those bytes are checked
+ * again. The verdict is an HTTP status. */
 static void check_work(uv_work_t *w)
 {
 	struct ld_api_req *q = w->data;
 	struct ld_photo *p = &q->op.photo;
-	char key[LD_BLOB_KEY_MAX + 1], herr[160];
+	char key[LD_BLOB_KEY_MAX + 1], staged[LD_BLOB_KEY_MAX + 1], herr[160];
 	enum ld_media_type t;
 	int rc, width = 0, height = 0;
 
+	staging_key(staged, sizeof(staged), q->path_id);
 	key_of(key, sizeof(key), q->path_id, "original");
-	rc = q->api->blob_vt->get(q->api->blobs, key, ld_photos_cfg.upload_max, &q->blob,
-				  &q->blob_len);
+	rc = q->api->blob_vt->move(q->api->blobs, staged, key);
+	if (rc == 0 || rc == -ENOENT)
+		rc = q->api->blob_vt->get(q->api->blobs, key, ld_photos_cfg.upload_max, &q->blob,
+					  &q->blob_len);
 	if (rc == -ENOENT) {
 		q->blob_rc = 409;
 		snprintf(q->why, sizeof(q->why), "no bytes were uploaded for this photo");
@@ -628,10 +687,12 @@ static void check_done(uv_work_t *w, int status)
 	free(q->blob);
 	q->blob = NULL;
 	if (status != 0) {
+		complete_release(q);
 		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
 		return;
 	}
 	if (q->blob_rc != 0) {
+		complete_release(q);
 		ld_api_problem(q, q->blob_rc, q->why);
 		return;
 	}
@@ -647,28 +708,54 @@ static void complete_checked(struct ld_store_op *op)
 	char detail[96];
 
 	if (op->status != LD_STORE_OK) {
+		complete_release(q);
 		ld_api_store_failed(q, op->status);
 		return;
 	}
 	if (op->photo.user_id != q->r->user_id) {
+		complete_release(q);
 		ld_api_problem(q, 403, "the resource belongs to another user");
 		return;
 	}
 	if (strcmp(op->photo.status, "uploading") != 0) {
+		complete_release(q);
 		snprintf(detail, sizeof(detail), "the photo is %s, not uploading",
 			 op->photo.status);
 		ld_api_problem(q, 409, detail);
 		return;
 	}
 	q->work.data = q;
-	if (uv_queue_work(&q->r->loop->uv, &q->work, check_work, check_done) != 0)
+	if (uv_queue_work(&q->r->loop->uv, &q->work, check_work, check_done) != 0) {
+		complete_release(q);
 		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
+	}
 }
 
+/* A complete holds the photo's claim from before it reads the photo until
+ * its commit is answered: the status it reads cannot change under it from
+ * this process, and no upload commits to the staging key meanwhile. */
 void ld_api_photo_complete(struct ld_api_req *q)
 {
+	struct photo_claim *c;
+	bool busy_completing = false;
+
 	if (ld_api_authenticate(q))
 		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		ld_api_problem(q, 503, "out of memory; retry after a moment");
+		return;
+	}
+	c->id = q->path_id;
+	c->completing = true;
+	if (claim(c, &busy_completing) != 0) {
+		free(c);
+		ld_api_problem(q, 409,
+			       busy_completing
+				   ? "another complete of this photo is in progress"
+				   : "an upload of this photo is in progress: complete it after");
+		return;
+	}
 	q->op.kind = LD_OP_PHOTO_GET;
 	q->op.id = q->path_id;
 	ld_api_submit(q, complete_checked);

@@ -65,6 +65,13 @@ struct ld_blob_vt {
 	/* remove deletes an object; a missing one is success (removal jobs
 	 * run again after a crash). */
 	int (*remove)(struct ld_blob_store *s, const char *key);
+	/* move makes the object at from the object at to (replacing what
+	 * was there) and removes from: all or nothing for a reader of to
+	 * (fs: rename, then fsync the directory; s3: a server-side copy, then
+	 * a delete of from). -ENOENT when from does not exist (to is left
+	 * alone). It is how an upload leaves its staging key: see
+	 * docs/photos.md. */
+	int (*move)(struct ld_blob_store *s, const char *from, const char *to);
 	void (*close)(struct ld_blob_store *s);
 	/* presign (NULL when the store has no URLs of its own: fs) writes an
 	 * absolute URL that lets its holder send method ("PUT", "GET") for key

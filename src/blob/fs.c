@@ -263,6 +263,27 @@ static int fs_remove(struct ld_blob_store *s, const char *key)
 	return 0;
 }
 
+static int fs_move(struct ld_blob_store *s, const char *from, const char *to)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+	int rc = key_path(s, from, src, sizeof(src));
+
+	if (rc == 0)
+		rc = key_path(s, to, dst, sizeof(dst));
+	if (rc == 0)
+		rc = mkdirs(dst, 0);
+	if (rc != 0)
+		return rc;
+	if (rename(src, dst) != 0)
+		return -errno;
+	/* Both directories: the new name must survive a crash, and the old
+	 * one must not come back (it would be moved again). */
+	rc = fsync_dir_of(dst);
+	if (rc == 0)
+		rc = fsync_dir_of(src);
+	return rc;
+}
+
 static void fs_close(struct ld_blob_store *s)
 {
 	free(s);
@@ -278,5 +299,6 @@ const struct ld_blob_vt ld_blob_fs_vt = {
     .get = fs_get,
     .size = fs_size,
     .remove = fs_remove,
+    .move = fs_move,
     .close = fs_close,
 };

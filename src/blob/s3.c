@@ -34,6 +34,7 @@ struct ld_blob_store {
 	char host[300];	 /* the Host header: endpoint host[:port], with the bucket in front
 			  * for virtual-host style */
 	char prefix[80]; /* "/bucket" for path style, "" for virtual-host */
+	char bucket[64];
 	char region[32];
 	char access_key[128];
 	char secret_key[128];
@@ -108,7 +109,8 @@ static int s3_open(const struct ld_blob_config *cfg, struct ld_blob_store **out,
 		if (n < 0 || (size_t)n >= sizeof(s->host))
 			goto fail;
 	}
-	if (copy(s->region, sizeof(s->region),
+	if (copy(s->bucket, sizeof(s->bucket), cfg->bucket) ||
+	    copy(s->region, sizeof(s->region),
 		 cfg->region && cfg->region[0] ? cfg->region : "us-east-1") ||
 	    copy(s->access_key, sizeof(s->access_key), cfg->access_key) ||
 	    copy(s->secret_key, sizeof(s->secret_key), cfg->secret_key))
@@ -194,26 +196,29 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 static size_t on_read(char *p, size_t size, size_t nmemb, void *arg)
 {
 	int fd = *(int *)arg;
-	ssize_t n = read(fd, p, size * nmemb);
+	ssize_t n = fd < 0 ? 0 : read(fd, p, size * nmemb); /* a copy: no body */
 
 	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
 }
 
 /*
- * request sends one signed request. fd/len: a PUT body; k: where a GET's
- * body goes (max 0: dropped); *status gets the HTTP status, *clen the
- * Content-Length of a HEAD. 0 when the exchange happened (whatever its
- * status), -EIO when it did not.
+ * request sends one signed request. fd/len: a PUT body; src: for a PUT,
+ * the "/bucket/key" of a server-side copy (x-amz-copy-source; the body is
+ * then empty), else NULL; k: where a GET's body goes (max 0: dropped);
+ * *status gets the HTTP status, *clen the Content-Length of a HEAD. 0 when
+ * the exchange happened (whatever its status), -EIO when it did not.
  */
 static int request(struct ld_blob_store *s, const char *method, const char *key, int fd,
-		   uint64_t len, struct sink *k, long *status, curl_off_t *clen)
+		   uint64_t len, const char *src, struct sink *k, long *status, curl_off_t *clen)
 {
 	const struct ld_sigv4_creds c = {s->access_key, s->secret_key, s->region, "s3"};
 	char path[LD_BLOB_KEY_MAX * 3 + 128], url[2048], date[17], auth[512], h1[600], h2[64];
-	struct ld_sigv4_header hs[3];
+	char h3[LD_BLOB_KEY_MAX * 3 + 128];
+	struct ld_sigv4_header hs[4];
 	struct curl_slist *hl = NULL;
 	CURL *e = NULL;
 	CURLcode cc;
+	unsigned nh = 0;
 	int rc;
 
 	rc = object_path(s, key, path, sizeof(path));
@@ -221,10 +226,14 @@ static int request(struct ld_blob_store *s, const char *method, const char *key,
 		return rc;
 	snprintf(url, sizeof(url), "%s://%s%s", s->scheme, s->host, path);
 	amz_now(date);
-	hs[0] = (struct ld_sigv4_header){"host", s->host};
-	hs[1] = (struct ld_sigv4_header){"x-amz-content-sha256", "UNSIGNED-PAYLOAD"};
-	hs[2] = (struct ld_sigv4_header){"x-amz-date", date};
-	rc = ld_sigv4_authorization(&c, method, path, "", hs, 3, "UNSIGNED-PAYLOAD", date, auth,
+	/* Sorted by name, as SigV4 wants; S3 wants every x-amz- header
+	 * signed. */
+	hs[nh++] = (struct ld_sigv4_header){"host", s->host};
+	hs[nh++] = (struct ld_sigv4_header){"x-amz-content-sha256", "UNSIGNED-PAYLOAD"};
+	if (src)
+		hs[nh++] = (struct ld_sigv4_header){"x-amz-copy-source", src};
+	hs[nh++] = (struct ld_sigv4_header){"x-amz-date", date};
+	rc = ld_sigv4_authorization(&c, method, path, "", hs, nh, "UNSIGNED-PAYLOAD", date, auth,
 				    sizeof(auth));
 	if (rc)
 		return rc;
@@ -236,6 +245,10 @@ static int request(struct ld_blob_store *s, const char *method, const char *key,
 	snprintf(h2, sizeof(h2), "x-amz-date: %s", date);
 	hl = curl_slist_append(hl, h1);
 	hl = curl_slist_append(hl, h2);
+	if (src) {
+		snprintf(h3, sizeof(h3), "x-amz-copy-source: %s", src);
+		hl = curl_slist_append(hl, h3);
+	}
 	hl = curl_slist_append(hl, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
 	hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
 	if (!hl)
@@ -358,7 +371,8 @@ static int s3_put_commit(struct ld_blob_writer *w)
 	if (rc == 0 && (fstat(w->fd, &st) != 0 || lseek(w->fd, 0, SEEK_SET) != 0))
 		rc = -errno;
 	if (rc == 0)
-		rc = request(w->s, "PUT", w->key, w->fd, (uint64_t)st.st_size, &k, &status, NULL);
+		rc = request(w->s, "PUT", w->key, w->fd, (uint64_t)st.st_size, NULL, &k, &status,
+			     NULL);
 	if (rc == 0)
 		rc = status_rc("PUT", w->key, status);
 	free(k.data);
@@ -376,7 +390,7 @@ static int s3_get(struct ld_blob_store *s, const char *key, size_t max, char **o
 {
 	struct sink k = {.max = max};
 	long status = 0;
-	int rc = request(s, "GET", key, -1, 0, &k, &status, NULL);
+	int rc = request(s, "GET", key, -1, 0, NULL, &k, &status, NULL);
 
 	if (rc == 0)
 		rc = status_rc("GET", key, status);
@@ -401,7 +415,7 @@ static int s3_size(struct ld_blob_store *s, const char *key, uint64_t *out)
 	struct sink k = {0};
 	curl_off_t clen = -1;
 	long status = 0;
-	int rc = request(s, "HEAD", key, -1, 0, &k, &status, &clen);
+	int rc = request(s, "HEAD", key, -1, 0, NULL, &k, &status, &clen);
 
 	if (rc == 0)
 		rc = status_rc("HEAD", key, status);
@@ -416,11 +430,44 @@ static int s3_remove(struct ld_blob_store *s, const char *key)
 {
 	struct sink k = {0};
 	long status = 0;
-	int rc = request(s, "DELETE", key, -1, 0, &k, &status, NULL);
+	int rc = request(s, "DELETE", key, -1, 0, NULL, &k, &status, NULL);
 
 	if (rc == 0)
 		rc = status_rc("DELETE", key, status);
 	return rc == -ENOENT ? 0 : rc; /* gone already: done */
+}
+
+/* s3_move: S3 has no rename; a server-side copy (the bytes stay in the
+ * object store), then a delete of the source. A reader of to sees the old
+ * object or the whole copy. */
+static int s3_move(struct ld_blob_store *s, const char *from, const char *to)
+{
+	struct sink k = {.max = 4096};
+	char enc[LD_BLOB_KEY_MAX * 3 + 1], src[LD_BLOB_KEY_MAX * 3 + 80];
+	long status = 0;
+	int rc, n;
+
+	if (!ld_blob_key_ok(from) || !ld_blob_key_ok(to))
+		return -EINVAL;
+	if (ld_sigv4_uri_encode(from, 1, enc, sizeof(enc)) != 0)
+		return -ENAMETOOLONG;
+	n = snprintf(src, sizeof(src), "/%s/%s", s->bucket, enc);
+	if (n < 0 || (size_t)n >= sizeof(src))
+		return -ENAMETOOLONG;
+	rc = request(s, "PUT", to, -1, 0, src, &k, &status, NULL);
+	if (rc == 0)
+		rc = status_rc("COPY", from, status);
+	/* A copy can fail after its 200 has been sent: the error is then in
+	 * the body. */
+	if (rc == 0 && k.data && strstr(k.data, "<Error>")) {
+		ld_log_event("error", "blob store s3: copy failed",
+			     (const char *const[]){"from", from, "to", to, NULL});
+		rc = -EIO;
+	}
+	free(k.data);
+	if (rc == 0)
+		rc = s3_remove(s, from);
+	return rc;
 }
 
 static int s3_presign(struct ld_blob_store *s, const char *method, const char *key,
@@ -456,6 +503,7 @@ const struct ld_blob_vt ld_blob_s3_vt = {
     .get = s3_get,
     .size = s3_size,
     .remove = s3_remove,
+    .move = s3_move,
     .close = s3_close,
     .presign = s3_presign,
 };

@@ -272,8 +272,14 @@ static void remove_objects(const struct ld_job *j, struct run *r)
 	unsigned i;
 	int rc;
 
-	for (i = 0; i <= LD_PHOTO_VERSIONS; i++) {
-		key_of(key, sizeof(key), j->subject, i == 0 ? "original" : versions[i - 1].name);
+	/* The staging key too: an upload URL stays good until it expires,
+	 * so bytes may have come there after complete (docs/photos.md). */
+	for (i = 0; i <= LD_PHOTO_VERSIONS + 1; i++) {
+		if (i == LD_PHOTO_VERSIONS + 1)
+			snprintf(key, sizeof(key), "uploads/%" PRId64 "/original", j->subject);
+		else
+			key_of(key, sizeof(key), j->subject,
+			       i == 0 ? "original" : versions[i - 1].name);
 		rc = blob_vt->remove(blobs, key);
 		if (rc != 0) {
 			snprintf(r->error, sizeof(r->error), "removing %.120s: %.60s", key,

@@ -200,6 +200,32 @@ def test_refusals_have_exact_statuses(photo_server, jpeg):
     c.close()
 
 
+def test_upload_url_cannot_replace_a_completed_original(photo_server, tmp_path, jpeg):
+    """The upload URL writes a staging key that no GET reaches; complete
+    moves it to the original's key. Once complete, the still-valid URL can
+    no longer change the original: its PUT is refused with 409 and the
+    original stays the bytes that were checked."""
+    c = photo_server.client()
+    _, token = new_account(c, "sk")
+    doc = start_upload(c, token)
+    pid, url = doc["photo"]["id"], doc["upload"]["url"]
+    staged = photo_server.data_dir / "blobs" / "uploads" / pid / "original"
+    final = photo_server.data_dir / "blobs" / "photos" / pid / "original"
+    assert put_bytes(c, url, jpeg).status == 204
+    assert staged.read_bytes() == jpeg
+    assert not final.exists()
+    assert c.request("POST", doc["complete"], token=token).status == 202
+    assert final.read_bytes() == jpeg
+    assert not staged.exists()
+    other = make_jpeg(tmp_path / "other.jpg", 300, 200)
+    d = assert_problem(put_bytes(c, url, other), 409)
+    assert d["detail"] == "the photo is processing: its bytes can no longer change"
+    assert not staged.exists()
+    r = c.get("/v1/photos/%s/original" % pid)
+    assert r.status == 200 and r.body == jpeg
+    c.close()
+
+
 def wait_for(cond, secs=10):
     """Polls cond until it holds or secs pass; returns its last value."""
     deadline = time.monotonic() + secs
@@ -245,7 +271,7 @@ def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
         assert r.status == 204, r
         grown = peak_rss_kib(srv.proc.pid) - before
         assert grown < 16 * 1024, "peak RSS grew by %d KiB for a 48 MiB body" % grown
-        stored = srv.data_dir / "blobs/photos" / doc["photo"]["id"] / "original"
+        stored = srv.data_dir / "blobs/uploads" / doc["photo"]["id"] / "original"
         assert stored.read_bytes() == big
         # Chunked, in pieces of odd sizes.
         doc = start_upload(c, token)
@@ -255,7 +281,7 @@ def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
             "PUT", doc["upload"]["url"], headers=[("Transfer-Encoding", "chunked")], body=body
         )
         assert r.status == 204, r
-        stored = srv.data_dir / "blobs/photos" / doc["photo"]["id"] / "original"
+        stored = srv.data_dir / "blobs/uploads" / doc["photo"]["id"] / "original"
         assert stored.read_bytes() == jpeg
         d = assert_json_response(c.request("POST", doc["complete"], token=token), 202)
         assert d["size"] == len(jpeg)
@@ -264,7 +290,7 @@ def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
         doc = start_upload(c, token)
         c.close()
 
-        pdir = srv.data_dir / "blobs/photos" / doc["photo"]["id"]
+        pdir = srv.data_dir / "blobs/uploads" / doc["photo"]["id"]
         with Conn(srv.port) as raw:
             raw.send(
                 b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n"
@@ -314,7 +340,7 @@ def test_only_the_upload_route_takes_a_large_body(photo_server, jpeg):
     # 300 KB: the bytes are only checked at complete.
     r = put_bytes(c, doc["upload"]["url"], jpeg + b"\0" * (300000 - len(jpeg)))
     assert r.status == 204, r
-    assert (photo_server.data_dir / "blobs/photos" / doc["photo"]["id"] / "original").stat().st_size == 300000
+    assert (photo_server.data_dir / "blobs/uploads" / doc["photo"]["id"] / "original").stat().st_size == 300000
     # And the connection goes on with ordinary requests after the large one.
     r = c.request(
         "POST", "/v1/items", headers=[("Content-Type", "application/json")], body=body, token=token
@@ -334,9 +360,9 @@ def test_upload_that_cannot_be_stored_is_refused_before_its_body(tmp_path, jpeg)
         c = srv.client()
         _, token = new_account(c, "ns")
         doc = start_upload(c, token)
-        photos = srv.data_dir / "blobs/photos"
-        photos.mkdir(parents=True, exist_ok=True)
-        (photos / doc["photo"]["id"]).write_bytes(b"in the way")
+        uploads = srv.data_dir / "blobs/uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        (uploads / doc["photo"]["id"]).write_bytes(b"in the way")
         with Conn(srv.port) as raw:
             raw.send(
                 b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n"
@@ -357,7 +383,7 @@ def test_upload_that_cannot_be_stored_is_refused_before_its_body(tmp_path, jpeg)
             "Not a directory",
         )
         # Once the way is clear the same URL takes the upload.
-        (photos / doc["photo"]["id"]).unlink()
+        (uploads / doc["photo"]["id"]).unlink()
         r = put_bytes(c, doc["upload"]["url"], jpeg)
         assert r.status == 204, r
         c.close()
@@ -373,7 +399,7 @@ def test_one_upload_at_a_time_per_photo(photo_server, jpeg):
     _, token = new_account(c, "pa")
     doc = start_upload(c, token)
     url = doc["upload"]["url"].encode()
-    pdir = photo_server.data_dir / "blobs/photos" / doc["photo"]["id"]
+    pdir = photo_server.data_dir / "blobs/uploads" / doc["photo"]["id"]
     with Conn(photo_server.port) as first:
         first.send(
             b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (url, len(jpeg))
@@ -398,6 +424,31 @@ def test_one_upload_at_a_time_per_photo(photo_server, jpeg):
     c.close()
 
 
+def test_no_complete_while_an_upload_streams(photo_server, jpeg):
+    """A complete moves the staging key and checks it: while an upload of
+    the photo is streaming into it, complete is refused with 409 (it would
+    check bytes about to be replaced); once that upload is done it goes."""
+    c = photo_server.client()
+    _, token = new_account(c, "pc")
+    doc = start_upload(c, token)
+    url = doc["upload"]["url"].encode()
+    assert put_bytes(c, doc["upload"]["url"], jpeg).status == 204
+    pdir = photo_server.data_dir / "blobs/uploads" / doc["photo"]["id"]
+    with Conn(photo_server.port) as up:
+        up.send(
+            b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (url, len(jpeg))
+            + jpeg[:1000]
+        )
+        assert wait_for(lambda: temp_files(pdir) != []), "no temporary object appeared"
+        d = assert_problem(c.request("POST", doc["complete"], token=token), 409)
+        assert d["detail"] == "an upload of this photo is in progress: complete it after"
+        up.send(jpeg[1000:])
+        assert up.read_response("PUT").status == 204
+    done = assert_json_response(c.request("POST", doc["complete"], token=token), 202)
+    assert done["size"] == len(jpeg)
+    c.close()
+
+
 def test_slow_upload_that_crosses_expiry_is_kept(tmp_path, jpeg):
     """The URL is checked when the upload's header arrives; an upload that
     started in time is not thrown away because its bytes took longer than
@@ -410,7 +461,7 @@ def test_slow_upload_that_crosses_expiry_is_kept(tmp_path, jpeg):
         doc = start_upload(c, token)
         url = doc["upload"]["url"]
         expires = int(url.split("expires=")[1].split("&")[0])
-        pdir = srv.data_dir / "blobs/photos" / doc["photo"]["id"]
+        pdir = srv.data_dir / "blobs/uploads" / doc["photo"]["id"]
         with Conn(srv.port) as raw:
             raw.send(
                 b"PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"

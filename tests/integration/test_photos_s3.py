@@ -85,7 +85,7 @@ def test_photos_on_s3_end_to_end(tmp_path, s3):
         pid = doc["photo"]["id"]
         url = doc["upload"]["url"]
         # A presigned S3 URL: the bytes go to the object store directly.
-        assert url.startswith(s3["endpoint"] + "/photos/photos/%s/original?" % pid)
+        assert url.startswith(s3["endpoint"] + "/photos/uploads/%s/original?" % pid)
         assert "X-Amz-Signature=" in url and "X-Amz-Expires=900" in url
         status, _ = raw("PUT", url, jpeg)
         assert status == 200
@@ -116,6 +116,50 @@ def test_photos_on_s3_end_to_end(tmp_path, s3):
         assert not (srv.data_dir / "blobs" / "photos" / pid).exists()
         # Delete: the worker removes every object from the bucket.
         assert c.delete("/v1/photos/" + pid, token=token).status == 204
+        deadline = time.monotonic() + 20
+        left = None
+        while time.monotonic() < deadline:
+            left = [p for p in s3["dir"].rglob("*") if p.is_file() and "/%s/" % pid in str(p)]
+            if not left:
+                break
+            time.sleep(0.05)
+        assert left == []
+        c.close()
+    finally:
+        if w:
+            assert w.stop() == 0
+        assert srv.stop() == 0
+
+
+def test_presigned_upload_url_cannot_replace_the_original(tmp_path, s3):
+    """A presigned S3 PUT URL cannot be revoked: it stays good until it
+    expires, after complete too. It names a staging key, which complete
+    copies to the original's key inside the object store (then deletes), so
+    a PUT after complete lands in the staging key, never in the original
+    that was checked and that GETs serve; a delete removes the straggler
+    too."""
+    jpeg = make_jpeg(tmp_path / "p.jpg", 600, 400)
+    other = make_jpeg(tmp_path / "o.jpg", 300, 200)
+    srv = LadderServer(tmp_path, flags=[*s3_flags(s3), "--sync", "off"])
+    srv.start()
+    w = None
+    try:
+        c = srv.client()
+        _, token = new_account(c, "sr")
+        doc = assert_json_response(c.request("POST", "/v1/photos", token=token), 201)
+        pid, url = doc["photo"]["id"], doc["upload"]["url"]
+        assert raw("PUT", url, jpeg)[0] == 200
+        # Not complete: nothing at the original's key yet.
+        assert_problem(c.get("/v1/photos/%s/original" % pid), 404)
+        done = assert_json_response(c.request("POST", doc["complete"], token=token), 202)
+        assert (done["size"], done["width"], done["height"]) == (len(jpeg), 600, 400)
+        assert raw("PUT", url, other)[0] == 200
+        r = c.get("/v1/photos/%s/original" % pid)
+        assert r.status == 302
+        assert raw("GET", r.header("Location")) == (200, jpeg)
+        assert url.startswith(s3["endpoint"] + "/photos/uploads/%s/original?" % pid)
+        assert c.delete("/v1/photos/" + pid, token=token).status == 204
+        w = Worker(ServerBox(tmp_path, srv.data_dir), *s3_flags(s3))
         deadline = time.monotonic() + 20
         left = None
         while time.monotonic() < deadline:

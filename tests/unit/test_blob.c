@@ -153,6 +153,33 @@ static void test_streamed_put_and_abort(void)
 	ld_blob_fs_vt.close(s);
 }
 
+static void test_move(void)
+{
+	struct ld_blob_store *s = open_fs();
+	char *buf = NULL, path[512];
+	size_t len = 0;
+	struct stat st;
+
+	CHECK_INT(ld_blob_put(&ld_blob_fs_vt, s, "uploads/30/original", "new", 3), 0);
+	CHECK_INT(ld_blob_put(&ld_blob_fs_vt, s, "photos/30/original", "old!", 4), 0);
+	/* Replaces what was at the target, into a directory made for it. */
+	CHECK_INT(ld_blob_fs_vt.move(s, "uploads/30/original", "photos/30/original"), 0);
+	CHECK_INT(ld_blob_fs_vt.get(s, "photos/30/original", 100, &buf, &len), 0);
+	CHECK_STR(buf, "new");
+	free(buf);
+	snprintf(path, sizeof(path), "%s/blobs/uploads/30/original", tmpdir);
+	CHECK_INT(stat(path, &st), -1);
+	/* Nothing to move: -ENOENT, the target left alone. */
+	CHECK_INT(ld_blob_fs_vt.move(s, "uploads/30/original", "photos/30/original"), -ENOENT);
+	CHECK_INT(ld_blob_fs_vt.size(s, "photos/30/original", &(uint64_t){0}), 0);
+	CHECK_INT(ld_blob_put(&ld_blob_fs_vt, s, "uploads/31/original", "x", 1), 0);
+	CHECK_INT(ld_blob_fs_vt.move(s, "uploads/31/original", "photos/31/original"), 0);
+	CHECK_INT(ld_blob_fs_vt.move(s, "uploads/31/original", "../x"), -EINVAL);
+	CHECK_INT(ld_blob_fs_vt.remove(s, "photos/30/original"), 0);
+	CHECK_INT(ld_blob_fs_vt.remove(s, "photos/31/original"), 0);
+	ld_blob_fs_vt.close(s);
+}
+
 static void test_open_errors(void)
 {
 	struct ld_blob_config cfg = {.data_dir = "/proc/ladder-no-such-dir"};
@@ -176,6 +203,7 @@ int main(void)
 	RUN(test_keys);
 	RUN(test_put_get_remove);
 	RUN(test_streamed_put_and_abort);
+	RUN(test_move);
 	RUN(test_open_errors);
 	{
 		char cmd[128];

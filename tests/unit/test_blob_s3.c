@@ -139,6 +139,30 @@ static void test_put_get_size_remove(void)
 	ld_blob_s3_vt.close(s);
 }
 
+/* move is a server-side copy and a delete of the source. */
+static void test_move(void)
+{
+	struct ld_blob_store *s = open_s3("S3RVER");
+	char *buf = NULL;
+	size_t len = 0;
+	uint64_t size = 0;
+
+	CHECK_INT(ld_blob_put(&ld_blob_s3_vt, s, "uploads/30/original", "new bytes", 9), 0);
+	CHECK_INT(ld_blob_put(&ld_blob_s3_vt, s, "photos/30/original", "old", 3), 0);
+	CHECK_INT(ld_blob_s3_vt.move(s, "uploads/30/original", "photos/30/original"), 0);
+	CHECK_INT(ld_blob_s3_vt.get(s, "photos/30/original", 100, &buf, &len), 0);
+	CHECK_STR(buf, "new bytes");
+	free(buf);
+	CHECK_INT(ld_blob_s3_vt.size(s, "uploads/30/original", &size), -ENOENT);
+	/* Nothing to move: -ENOENT, the target left alone. */
+	CHECK_INT(ld_blob_s3_vt.move(s, "uploads/30/original", "photos/30/original"), -ENOENT);
+	CHECK_INT(ld_blob_s3_vt.size(s, "photos/30/original", &size), 0);
+	CHECK_INT(size, 9);
+	CHECK_INT(ld_blob_s3_vt.move(s, "uploads/30/original", "../x"), -EINVAL);
+	CHECK_INT(ld_blob_s3_vt.remove(s, "photos/30/original"), 0);
+	ld_blob_s3_vt.close(s);
+}
+
 static void test_unknown_access_key_is_refused(void)
 {
 	struct ld_blob_store *s = open_s3("NOSUCHKEY");
@@ -284,6 +308,7 @@ int main(void)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	RUN(test_put_get_size_remove);
+	RUN(test_move);
 	RUN(test_unknown_access_key_is_refused);
 	RUN(test_presigned_urls);
 	RUN(test_open_errors);
