@@ -8,6 +8,7 @@
 
 #include "api/serve.h"
 #include "jobs/worker.h"
+#include "media/thumbproc.h"
 #include "bench/bench.h"
 #include "plan/plan.h"
 
@@ -60,6 +61,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 		printf("ladder %s\n", LD_VERSION);
 		rc = 0;
+		goto out;
+	}
+	/* Not listed: the worker's own child (media/thumbproc.h). */
+	if (!strcmp(argv[1], "thumbnailer")) {
+		rc = ld_thumbproc_child_main(argc - 1, argv + 1);
 		goto out;
 	}
 	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {

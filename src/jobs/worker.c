@@ -26,6 +26,7 @@
 #include "jobs/queue.h"
 #include "jobs/tiers.h"
 #include "media/media.h"
+#include "media/thumbproc.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -44,6 +45,7 @@ struct worker_opts {
 	uint64_t poll_ms;
 	uint64_t max_pixels;
 	uint64_t job_timeout_ms;
+	uint64_t job_memory;
 	bool sync;
 	bool log_requests;
 };
@@ -184,9 +186,14 @@ struct run {
 	bool retry;
 };
 
+/* Each job thread's thumbnailer child (thumbproc.h): the limits of a job
+ * hold there whatever libvips does. */
+static _Thread_local struct ld_thumbproc tproc;
+
 static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 {
-	const struct ld_thumb_limits lim = {opts.max_pixels, (double)opts.job_timeout_ms / 1000.0};
+	const struct ld_thumbproc_limits lim = {
+	    opts.max_pixels, (double)opts.job_timeout_ms / 1000.0, opts.job_memory};
 	struct ld_job_photo p;
 	char key[LD_BLOB_KEY_MAX + 1], verr[LD_PHOTO_VERSIONS][160], herr[160] = "";
 	char *orig = NULL;
@@ -216,8 +223,23 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 		return;
 	}
 	/* The size of the original, for the photo's metadata (the API checked
-	 * the header too; a worker trusts nothing it did not check itself). */
-	if (ld_media_header(orig, len, &r->out.width, &r->out.height, herr, sizeof(herr)) != 0)
+	 * the header too; a worker trusts nothing it did not check itself),
+	 * read by the child that makes the versions. */
+	rc = ld_thumbproc_load(&tproc, orig, len, &lim, &r->out.width, &r->out.height, herr,
+			       sizeof(herr));
+	if (rc == -EAGAIN) {
+		snprintf(r->error, sizeof(r->error), "%.200s", herr);
+		r->retry = true;
+		goto out;
+	}
+	if (rc == -ETIMEDOUT || rc == -ENOMEM) {
+		/* Over a limit on the header already: every version would be. */
+		for (i = 0; i < LD_PHOTO_VERSIONS; i++)
+			snprintf(verr[i], sizeof(verr[i]), "%s", herr);
+		made = 0;
+		goto tiers;
+	}
+	if (rc != 0)
 		r->out.width = r->out.height = 0;
 	for (i = 0; i < LD_PHOTO_VERSIONS; i++) {
 		struct ld_photo_version_row *v = &r->out.versions[made];
@@ -226,8 +248,14 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 
 		verr[i][0] = '\0';
 		thumb = NULL;
-		rc = ld_media_thumbnail(orig, len, versions[i].side, &lim, &thumb, &outlen, &w, &h,
-					verr[i], sizeof(verr[i]));
+		rc = ld_thumbproc_thumbnail(&tproc, versions[i].side, &lim, &thumb, &outlen, &w, &h,
+					    verr[i], sizeof(verr[i]));
+		if (rc == -EAGAIN) {
+			/* Not the image's doing: the whole job again later. */
+			snprintf(r->error, sizeof(r->error), "%.200s", verr[i]);
+			r->retry = true;
+			goto out;
+		}
 		observe_thumb(i, uv_hrtime() - t0, rc == 0);
 		if (rc != 0)
 			continue;
@@ -241,7 +269,7 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 			etag_of(thumb, outlen, v->etag, sizeof(v->etag));
 			made++;
 		}
-		ld_media_free(thumb);
+		free(thumb);
 		if (rc != 0) {
 			/* The store failed, not the image: try the job again. */
 			snprintf(r->error, sizeof(r->error), "writing %.120s: %.60s", key,
@@ -250,6 +278,7 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 			goto out;
 		}
 	}
+tiers:
 	r->out.nversions = made;
 	{
 		const char *names[LD_PHOTO_VERSIONS], *errs[LD_PHOTO_VERSIONS];
@@ -363,6 +392,7 @@ static void job_thread_main(void *arg)
 	uint64_t rnd = (uint64_t)getpid() * 2654435761u + jt->index + (uint64_t)now_ms();
 	int rc;
 
+	ld_thumbproc_init(&tproc, "/proc/self/exe", 1);
 	while (!atomic_load(&stopping)) {
 		rc = ld_queue_sqlite_vt.claim(jt->q, now_ms(), &j);
 		if (rc == -EAGAIN || rc != 0) {
@@ -384,6 +414,7 @@ static void job_thread_main(void *arg)
 		}
 		run_job(jt->q, &j, &rnd);
 	}
+	ld_thumbproc_close(&tproc);
 }
 
 /* ---- health and metrics -------------------------------------------------- */
@@ -554,7 +585,11 @@ static const struct ld_opt worker_opts_table[] = {
      "50000000", 1, 1000000000, NULL, 0, NULL, NULL, "N",
      "largest original, width x height, checked from the header before decoding"},
     {"job-timeout", 0, "job_timeout", NULL, LD_OPT_DUR, O(job_timeout_ms), "10s", 1, 3600000,
-     NULL, 0, NULL, NULL, "D", "time limit for one version (the pipeline is killed past it)"},
+     NULL, 0, NULL, NULL, "D",
+     "time limit for one version (its process is killed past it)"},
+    {"job-memory", 0, "job_memory", NULL, LD_OPT_SIZE, O(job_memory), "1GiB", (uint64_t)64 << 20,
+     (uint64_t)64 << 30, NULL, 0, NULL, NULL, "SIZE",
+     "address space of the process that makes a job's versions (then the version fails)"},
     {"sync", 0, "sync", "LADDER_SYNC", LD_OPT_BOOL, O(sync), "on", 0, 0, NULL, 0, NULL, NULL,
      "BOOL", "fsync every queue transaction (off only for tests)"},
     {"log-requests", 0, "log_requests", NULL, LD_OPT_BOOL, O(log_requests), "off", 0, 0, NULL,

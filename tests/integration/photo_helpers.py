@@ -51,6 +51,28 @@ def png_bomb(side=20000):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
+def interlaced_png_bomb(side=20000):
+    """An Adam7-interlaced 8-bit greyscale PNG of side x side pixels: ~400 KB.
+    An interlaced PNG cannot be decoded a strip at a time: the loader holds
+    the whole image (side^2 bytes, 400 MB for 20000) however small the
+    thumbnail."""
+    z = zlib.compressobj(9)
+    parts = []
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):  # fmt: skip
+        w, h = (side - x0 + dx - 1) // dx, (side - y0 + dy - 1) // dy
+        row = b"\0" * (w + 1)
+        parts.extend(z.compress(row) for _ in range(h))
+    data = b"".join(parts) + z.flush()
+
+    def chunk(kind, body):
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 1)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
 def image_size(path):
     """Width and height as libvips reads them (a decode check: vipsheader
     parses the file)."""
@@ -160,7 +182,7 @@ class Box:
 class Worker:
     """One `ladder worker` process on a Box."""
 
-    def __init__(self, box, *flags):
+    def __init__(self, box, *flags, env=None):
         self.box = box
         self.port = free_port()
         self.n = getattr(box, "_workers", 0) + 1
@@ -179,7 +201,7 @@ class Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=fo,
                 stderr=fe,
-                env=server_env(),
+                env=server_env(env),
             )
         self.wait_ready()
 

@@ -13,7 +13,15 @@ import time
 import pytest
 
 from ladder_http import Conn
-from photo_helpers import Box, Worker, decodes, image_size, make_jpeg, png_bomb
+from photo_helpers import (
+    Box,
+    Worker,
+    decodes,
+    image_size,
+    interlaced_png_bomb,
+    make_jpeg,
+    png_bomb,
+)
 
 
 @pytest.fixture
@@ -94,6 +102,109 @@ def test_hostile_images_end_in_failed_without_harm(box, jpeg_3000):
         assert 'ladder_thumbnails_total{version="1600",result="ok"} 1' in m
         assert 'ladder_queue_jobs{state="ready"} 0' in m
         assert 'ladder_thumbnail_seconds_count{version="512"} 5' in m
+    finally:
+        assert w.stop() == 0
+
+
+def thumbnailers(pid):
+    """The worker's thumbnailer children (pids)."""
+    out = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            kids = open("/proc/%d/task/%s/children" % (pid, task)).read().split()
+        except OSError:
+            continue
+        for k in kids:
+            try:
+                argv = open("/proc/%s/cmdline" % k, "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if argv[1:2] == [b"thumbnailer"]:
+                out.append(int(k))
+    return out
+
+
+def gone(pid):
+    """The process is reaped (not even a zombie)."""
+    return not os.path.exists("/proc/%d" % pid)
+
+
+def wait_for(cond, secs=20):
+    deadline = time.monotonic() + secs
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+@pytest.mark.skipif(
+    os.environ.get("LADDER_BUILD") == "asan",
+    reason="AddressSanitizer reserves terabytes of address space: no RLIMIT_AS holds there",
+)
+def test_memory_limit_holds_for_a_decoder_that_holds_the_whole_image(box, jpeg_3000):
+    """An interlaced 20000 x 20000 PNG (400 KB) that the pixel limit lets
+    through: its loader must hold the whole image, 400 MB, however small the
+    thumbnail. Under --job-memory 256MiB every version fails with the
+    memory limit as the reason, the photo is failed, its original stays,
+    and the worker goes on (its own memory never held the image)."""
+    w = Worker(box, "--max-pixels", "500000000", "--job-memory", "256MiB")
+    try:
+        bomb = box.add_photo(interlaced_png_bomb(), "image/png")
+        p = box.wait_status(bomb, ("ready", "partial", "failed"), timeout=60)
+        assert p["status"] == "failed", p
+        assert p["reason"] == "over the memory limit of 256 MiB"
+        assert box.versions(bomb) == {}
+        assert box.jobs() == []
+        assert box.blob(bomb, "original").stat().st_size == len(interlaced_png_bomb())
+        good = box.add_photo(jpeg_3000)
+        assert box.wait_status(good, ("ready", "partial", "failed"))["status"] == "ready"
+        assert w.get("/healthz").status == 200
+        # The image was decoded in the child, never in the worker.
+        rss = [ln for ln in open("/proc/%d/status" % w.proc.pid) if ln.startswith("VmHWM:")]
+        assert int(rss[0].split()[1]) < 200 * 1024, rss
+    finally:
+        assert w.stop() == 0
+
+
+def test_time_limit_holds_for_a_decoder_stuck_in_one_call(box, jpeg_3000):
+    """A decoder stuck inside one call never reports progress, so libvips'
+    own time limit cannot fire; the worker kills the child at the deadline.
+    The child is made to hang on the 1600 version: that version fails with
+    the time limit, the small ones ship (partial), the hung child is killed
+    and reaped, and the next photo gets a fresh child (which hangs on its
+    1600 too: partial again) while the worker stays healthy."""
+    w = Worker(box, "--job-timeout", "4s", env={"LADDER_TEST_THUMBNAILER_FAULT": "hang:1600"})
+    try:
+        pid = box.add_photo(jpeg_3000)
+        assert wait_for(lambda: thumbnailers(w.proc.pid) != []), "no thumbnailer started"
+        first = thumbnailers(w.proc.pid)
+        p = box.wait_status(pid, ("ready", "partial", "failed"))
+        assert p["status"] == "partial", p
+        assert p["reason"] == "1600: over the time limit of 4 s"
+        assert sorted(box.versions(pid)) == ["128", "512"]
+        assert image_size(box.blob(pid, "512.jpg")) == (512, 341)
+        assert not box.blob(pid, "1600.jpg").exists()
+        assert wait_for(lambda: all(gone(k) for k in first)), first
+        assert box.jobs() == []
+        small = box.add_photo(make_jpeg(box.root / "s.jpg", 600, 400))
+        p = box.wait_status(small, ("ready", "partial", "failed"))
+        assert p["status"] == "partial" and p["reason"] == "1600: over the time limit of 4 s"
+        assert w.get("/healthz").status == 200
+    finally:
+        assert w.stop() == 0
+
+
+def test_a_decoder_crash_fails_its_version_only(box, jpeg_3000):
+    """A child that dies on a version (an abort here) fails that version
+    with the signal, and the next version runs in a fresh child."""
+    w = Worker(box, env={"LADDER_TEST_THUMBNAILER_FAULT": "crash:512"})
+    try:
+        pid = box.add_photo(jpeg_3000)
+        p = box.wait_status(pid, ("ready", "partial", "failed"))
+        assert p["status"] == "partial", p
+        assert p["reason"] == "512: the decoder died (signal 6, Aborted)"
+        assert sorted(box.versions(pid)) == ["128", "1600"]
+        assert image_size(box.blob(pid, "1600.jpg")) == (1600, 1067)
+        assert box.jobs() == []
     finally:
         assert w.stop() == 0
 
