@@ -812,24 +812,32 @@ static void immutable_headers(struct ld_api_req *q, const char *etag)
 	ld_req_header_str(q->r, "Cache-Control", "public, max-age=31536000, immutable");
 }
 
+/* bytes_work opens the version's file and reads it into the page cache,
+ * here on the thread pool: the loop then sends it with sendfile(2) and
+ * never waits for the disk, nor holds the bytes in memory. */
 static void bytes_work(uv_work_t *w)
 {
 	struct ld_api_req *q = w->data;
 	char key[LD_BLOB_KEY_MAX + 1];
+	uint64_t size = 0;
+	int fd = -1;
 
 	key_of(key, sizeof(key), q->path_id, version_names[q->route_version]);
-	q->blob_rc =
-	    q->api->blob_vt->get(q->api->blobs, key, (size_t)256 << 20, &q->blob, &q->blob_len);
+	q->blob_rc = q->api->blob_vt->open_fd(q->api->blobs, key, &fd, &size);
+	if (q->blob_rc != 0)
+		return;
+	(void)readahead(fd, 0, (size_t)size);
+	/* The server owns it from here (closes it whatever happens); the
+	 * loop reads these only after this work is done. */
+	q->r->body_file = fd;
+	q->r->body_file_len = size;
 }
 
 static void bytes_done(uv_work_t *w, int status)
 {
 	struct ld_api_req *q = w->data;
-	struct ld_buf *b = &q->r->out_body;
 
 	if (status != 0 || q->blob_rc != 0) {
-		free(q->blob);
-		q->blob = NULL;
 		ld_buf_reset(&q->r->out_hdrs);
 		if (status == 0 && q->blob_rc == -ENOENT)
 			ld_api_problem(q, 404,
@@ -838,14 +846,9 @@ static void bytes_done(uv_work_t *w, int status)
 			ld_api_problem(q, 500, "the bytes could not be read; see the server log");
 		return;
 	}
-	/* Images are compressed already: gzip would spend CPU for nothing. */
-	q->r->accept_gzip = false;
-	if (b->max < q->blob_len)
-		b->max = q->blob_len; /* this response only: the buffer is reset per request */
-	ld_buf_append(b, q->blob, q->blob_len);
-	free(q->blob);
-	q->blob = NULL;
-	ld_req_respond(q->r, ld_buf_error(b) ? 500 : 200);
+	/* The server sends the file (never gzipped: images are compressed
+	 * already). */
+	ld_req_respond(q->r, 200);
 }
 
 static void version_checked(struct ld_store_op *op)

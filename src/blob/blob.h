@@ -60,6 +60,10 @@ struct ld_blob_vt {
 	/* get reads the whole object (at most max bytes) into a new buffer
 	 * the caller free()s; a NUL follows the len bytes. */
 	int (*get)(struct ld_blob_store *s, const char *key, size_t max, char **out, size_t *len);
+	/* open_fd (NULL when the store has no files: s3) opens the object
+	 * for reading: *fd (the caller closes it) and its size, so a server
+	 * can sendfile it instead of reading it into memory. */
+	int (*open_fd)(struct ld_blob_store *s, const char *key, int *fd, uint64_t *size);
 	/* size tells an object's size without reading it. */
 	int (*size)(struct ld_blob_store *s, const char *key, uint64_t *out);
 	/* remove deletes an object; a missing one is success (removal jobs

@@ -225,6 +225,27 @@ static int fs_get(struct ld_blob_store *s, const char *key, size_t max, char **o
 	return ld_read_file(path, max, out, len, NULL, 0);
 }
 
+static int fs_open_fd(struct ld_blob_store *s, const char *key, int *fd, uint64_t *size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = key_path(s, key, path, sizeof(path)), f;
+
+	if (rc != 0)
+		return rc;
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	if (fstat(f, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rc = S_ISREG(st.st_mode) ? -errno : -ENOENT;
+		close(f);
+		return rc;
+	}
+	*fd = f;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static int fs_size(struct ld_blob_store *s, const char *key, uint64_t *out)
 {
 	char path[PATH_MAX];
@@ -297,6 +318,7 @@ const struct ld_blob_vt ld_blob_fs_vt = {
     .put_commit = fs_put_commit,
     .put_abort = fs_put_abort,
     .get = fs_get,
+    .open_fd = fs_open_fd,
     .size = fs_size,
     .remove = fs_remove,
     .move = fs_move,

@@ -15,8 +15,11 @@
  * request (write, shutdown) still pointing into it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
 #include "http/server_int.h"
 #include "obs/metrics.h"
@@ -51,6 +54,15 @@ static size_t exchange_bytes(const struct ld_exchange *x)
 	return x->rbuf.cap + x->whdr.cap + x->wgzip.cap + x->req.out_hdrs.cap + x->req.out_body.cap;
 }
 
+/* close_body_file closes a response's file body, sent or not. */
+static void close_body_file(struct ld_exchange *x)
+{
+	if (x->req.body_file >= 0)
+		close(x->req.body_file);
+	x->req.body_file = -1;
+	x->file_send = false;
+}
+
 /* drop_sink ends a body sink the request will not complete. */
 static void drop_sink(struct ld_exchange *x)
 {
@@ -63,6 +75,7 @@ static void drop_sink(struct ld_exchange *x)
 static void exchange_free(struct ld_exchange *x)
 {
 	drop_sink(x);
+	close_body_file(x);
 	ld_buf_release(&x->rbuf);
 	ld_buf_release(&x->whdr);
 	ld_buf_release(&x->wgzip);
@@ -95,6 +108,7 @@ static struct ld_exchange *exchange_get(struct ld_worker *w)
 		ld_buf_init(&x->wgzip, 16 * 1024 * 1024);
 		ld_buf_init(&x->req.out_hdrs, 16 * 1024);
 		ld_buf_init(&x->req.out_body, OUT_BODY_MAX);
+		x->req.body_file = -1;
 	}
 	x->next_free = NULL;
 	ld_buf_reset(&x->rbuf);
@@ -110,6 +124,7 @@ static struct ld_exchange *exchange_get(struct ld_worker *w)
 static void exchange_put(struct ld_worker *w, struct ld_exchange *x)
 {
 	drop_sink(x);
+	close_body_file(x);
 	if (w->nxfree >= XFREE_MAX) {
 		exchange_free(x);
 		return;
@@ -184,6 +199,15 @@ static void on_handle_closed(uv_handle_t *h)
 	maybe_free(c);
 }
 
+static void on_wpoll_closed(uv_handle_t *h)
+{
+	struct ld_conn *c = h->data;
+
+	close(c->wpoll_fd);
+	c->wpoll_fd = -1;
+	on_handle_closed(h);
+}
+
 void ld__conn_close(struct ld_conn *c)
 {
 	if (c->closing)
@@ -191,6 +215,8 @@ void ld__conn_close(struct ld_conn *c)
 	c->closing = true;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	if (c->wpoll_fd >= 0)
+		uv_close((uv_handle_t *)&c->wpoll, on_wpoll_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
@@ -288,6 +314,7 @@ static void prepare_req(struct ld_conn *c)
 	r->user_id = 0;
 	r->content_type = NULL;
 	r->sink = NULL;
+	close_body_file(x);
 	ld_buf_reset(&r->out_hdrs);
 	ld_buf_reset(&r->out_body);
 	memset(x->app_state, 0, s->app.app_req_size);
@@ -705,6 +732,100 @@ static void stages_end(struct ld_conn *c, bool wrote)
 	r->stages.on = false;
 }
 
+/* At most this much of a file per loop turn: one connection's large body
+ * does not hold the loop while others wait. */
+#define FILE_TURN_MAX (4u << 20)
+
+static void send_file(struct ld_conn *c);
+
+static void on_wpoll(uv_poll_t *p, int status, int events)
+{
+	struct ld_conn *c = p->data;
+
+	uv_poll_stop(p);
+	if (status < 0 || c->closing) {
+		stages_end(c, true);
+		c->state = CONN_HEAD;
+		ld__conn_close(c);
+		return;
+	}
+	send_file(c);
+}
+
+/* wait_writable calls send_file again once the socket takes more. */
+static int wait_writable(struct ld_conn *c)
+{
+	uv_os_fd_t fd;
+
+	if (c->wpoll_fd < 0) {
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+			return -1;
+		c->wpoll_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (c->wpoll_fd < 0)
+			return -1;
+		if (uv_poll_init(&c->w->l.uv, &c->wpoll, c->wpoll_fd) != 0) {
+			close(c->wpoll_fd);
+			c->wpoll_fd = -1;
+			return -1;
+		}
+		c->wpoll.data = c;
+		c->handles++;
+	}
+	return uv_poll_start(&c->wpoll, UV_WRITABLE, on_wpoll) == 0 ? 0 : -1;
+}
+
+/* send_file sends the response's file body (its header is out) with
+ * sendfile(2), as much as the socket takes; then the request is finished
+ * like any other. */
+static void send_file(struct ld_conn *c)
+{
+	struct ld_exchange *x = c->x;
+	uint64_t len = x->req.body_file_len, turn = 0;
+	uv_os_fd_t sock;
+
+	if (uv_fileno((uv_handle_t *)&c->tcp, &sock) != 0)
+		goto fail;
+	while (x->file_off < len) {
+		off_t off = (off_t)x->file_off;
+		uint64_t left = len - x->file_off;
+		ssize_t n;
+
+		if (turn >= FILE_TURN_MAX) {
+			/* Yield: the socket is writable, so the poll fires on
+			 * the next turn. */
+			if (wait_writable(c) != 0)
+				goto fail;
+			return;
+		}
+		n = sendfile(sock, x->req.body_file, &off, left < (1u << 20) ? left : (1u << 20));
+		if (n > 0) {
+			x->file_off += (uint64_t)n;
+			turn += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_writable(c) != 0)
+				goto fail;
+			c->state = CONN_WRITING;
+			arm(c, c->w->s->cfg.write_timeout_ms);
+			return;
+		}
+		goto fail; /* an error, or the file shorter than it was said to be */
+	}
+	close_body_file(x);
+	finish_request(c);
+	if (!c->in_handler)
+		process(c);
+	return;
+fail:
+	/* Part of the body may be out: the stream is in doubt. */
+	stages_end(c, true);
+	c->state = CONN_HEAD;
+	ld__conn_close(c);
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
 	struct ld_conn *c = wr->data;
@@ -714,6 +835,10 @@ static void on_write(uv_write_t *wr, int status)
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
 		maybe_free(c);
+		return;
+	}
+	if (c->x->file_send) {
+		send_file(c);
 		return;
 	}
 	finish_request(c);
@@ -774,6 +899,7 @@ static void finish_request(struct ld_conn *c)
 	struct ld_exchange *x = c->x;
 
 	stages_end(c, true);
+	close_body_file(x);
 	ld_buf_consume(&x->rbuf, x->req_len);
 	x->req_len = 0;
 	x->req.h.method_str = NULL;
@@ -837,13 +963,17 @@ void ld_req_respond(struct ld_req *r, int status)
 	}
 	for (i = 0; i < x->nwbufs; i++)
 		total += x->wbufs[i].len;
-	ld__response_account(c, status, total);
+	ld__response_account(c, status, total + (x->file_send ? x->req.body_file_len : 0));
 	n = uv_try_write((uv_stream_t *)&c->tcp, x->wbufs, x->nwbufs);
 	done = n > 0 ? (size_t)n : 0;
 	if (n < 0 && n != UV_EAGAIN) {
 		stages_end(c, true);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
+		return;
+	}
+	if (done == total && x->file_send) {
+		send_file(c);
 		return;
 	}
 	if (done == total) {
@@ -883,6 +1013,7 @@ void ld__conn_accept(struct ld_worker *w)
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->handles = 2;
+	c->wpoll_fd = -1;
 	c->state = CONN_HEAD;
 	c->next = w->conns;
 	if (w->conns)

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "base/json.h"
@@ -151,12 +152,16 @@ static int assemble(struct ld_conn *c, int status)
 	bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
 	const char *body = r->out_body.data;
 	size_t body_len = r->out_body.len;
-	bool gz = false;
+	bool gz = false, file = r->body_file >= 0;
 	int rc;
 
+	if (file)
+		body_len = (size_t)r->body_file_len;
 	if (no_body)
 		body_len = 0;
-	if (!no_body && s->cfg.gzip && r->accept_gzip && body_len >= s->cfg.gzip_min &&
+	c->x->file_send = file && body_len && !head;
+	c->x->file_off = 0;
+	if (!file && !no_body && s->cfg.gzip && r->accept_gzip && body_len >= s->cfg.gzip_min &&
 	    gzip_body(c) == 0 && c->x->wgzip.len < body_len) {
 		gz = true;
 		body = c->x->wgzip.data;
@@ -181,7 +186,7 @@ static int assemble(struct ld_conn *c, int status)
 	}
 	if (gz)
 		ld_buf_puts(h, "Content-Encoding: gzip\r\n");
-	if (s->cfg.gzip && !no_body && r->out_body.len >= s->cfg.gzip_min)
+	if (s->cfg.gzip && !no_body && !file && r->out_body.len >= s->cfg.gzip_min)
 		ld_buf_puts(h, "Vary: Accept-Encoding\r\n");
 	ld_buf_puts(h, "X-Request-Id: ");
 	ld_buf_puts(h, r->request_id);
@@ -209,7 +214,7 @@ static int assemble(struct ld_conn *c, int status)
 	if (rc)
 		goto out;
 	c->x->wbufs[c->x->nwbufs++] = uv_buf_init(h->data, (unsigned)h->len);
-	if (body_len && !head)
+	if (body_len && !head && !file)
 		c->x->wbufs[c->x->nwbufs++] = uv_buf_init((char *)body, (unsigned)body_len);
 out:
 	return rc;
@@ -230,6 +235,10 @@ static int internal_error(struct ld_conn *c, int status, int err)
 		     (const char *const[]){"request_id", r->request_id, "status", what, NULL});
 	ld_buf_reset(&r->out_hdrs);
 	ld_buf_reset(&r->out_body);
+	if (r->body_file >= 0) {
+		close(r->body_file);
+		r->body_file = -1;
+	}
 	ld_json_init(&j, &r->out_body);
 	ld_http_problem_open(&j, 500,
 			     "the response could not be assembled within the server's limits; "

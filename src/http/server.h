@@ -72,6 +72,13 @@ struct ld_req {
 	const char *content_type;
 	struct ld_buf out_hdrs; /* extra header lines, "Name: value\r\n" each */
 	struct ld_buf out_body;
+	/* Or the body is body_file_len bytes of an open file (an image):
+	 * sent with sendfile(2) from the page cache, never read into memory
+	 * (no gzip). The server owns the descriptor once set: it closes it
+	 * whatever becomes of the response. -1: out_body. Read it ahead on a
+	 * thread first: sendfile runs on the loop. */
+	int body_file;
+	uint64_t body_file_len;
 	void *app; /* app_req_size bytes of per-request application state, zeroed */
 };
 

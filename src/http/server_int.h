@@ -51,6 +51,8 @@ struct ld_exchange {
 	struct ld_buf wgzip; /* compressed body, when used */
 	uv_buf_t wbufs[2];
 	unsigned nwbufs;
+	uint64_t file_off;	       /* of req.body_file, sent so far */
+	bool file_send;		       /* the response's body is req.body_file */
 	_Alignas(16) char app_state[]; /* app_req_size bytes, aligned for any struct */
 };
 
@@ -60,7 +62,12 @@ struct ld_conn {
 	struct ld_worker *w;
 	struct ld_conn *prev, *next;
 	struct ld_exchange *x; /* NULL while the connection is idle */
-	unsigned handles;      /* libuv handles not yet closed (tcp, timer) */
+	unsigned handles;      /* libuv handles not yet closed (tcp, timer, wpoll) */
+	/* Writability of the socket while a file body waits for room (libuv
+	 * tells it for writes it makes itself only): a poll on a dup of the
+	 * socket's descriptor, made the first time it is needed. */
+	uv_poll_t wpoll;
+	int wpoll_fd; /* the dup; -1 until then */
 	enum conn_state state;
 	bool reading;
 	bool closing;	  /* uv_close started */

@@ -307,6 +307,47 @@ def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
         assert srv.stop() == 0
 
 
+def test_large_version_is_sent_from_its_file(tmp_path, jpeg):
+    """A 48 MiB original: its GET is sent with sendfile from the file, not
+    read into memory, so the server's peak memory does not grow by the
+    body (complete reads the upload to check it: the peak is measured after
+    that); the bytes are exactly the original's, on a keep-alive connection
+    that then answers the next request; the ETag's 304 has no body; a HEAD
+    has the length and no body."""
+    srv = LadderServer(tmp_path, flags=["--photo-upload-max", "64MiB", "--sync", "off"])
+    srv.start()
+    try:
+        c = srv.client()
+        _, token = new_account(c, "sf")
+        big = jpeg + bytes(range(256)) * ((48 << 20) // 256)
+        doc = start_upload(c, token)
+        assert put_bytes(c, doc["upload"]["url"], big).status == 204
+        assert c.request("POST", doc["complete"], token=token).status == 202
+        url = "/v1/photos/%s/original" % doc["photo"]["id"]
+        before = peak_rss_kib(srv.proc.pid)
+        r = c.get(url)
+        assert r.status == 200
+        assert r.body == big
+        assert r.header("Content-Length") == str(len(big))
+        assert r.header("Content-Type") == "image/jpeg"
+        assert r.header("Content-Encoding") is None
+        assert r.header("Cache-Control") == IMMUTABLE
+        grown = peak_rss_kib(srv.proc.pid) - before
+        assert grown < 8 * 1024, "peak RSS grew by %d KiB for a 48 MiB GET" % grown
+        etag = r.header("ETag")
+        assert etag == '"%s.original"' % doc["photo"]["id"]
+        # The same connection goes on: the file was the whole body.
+        r = c.get(url, headers=[("If-None-Match", etag)])
+        assert r.status == 304 and r.body == b"" and r.header("ETag") == etag
+        r = c.request("HEAD", url)
+        assert r.status == 200 and r.body == b""
+        assert r.header("Content-Length") == str(len(big))
+        assert c.get("/v1/photos/" + doc["photo"]["id"]).status == 200
+        c.close()
+    finally:
+        assert srv.stop() == 0
+
+
 def test_expired_upload_url_is_refused(tmp_path, jpeg):
     srv = LadderServer(tmp_path, flags=["--photo-url-ttl", "1s", "--sync", "off"])
     srv.start()

@@ -45,6 +45,7 @@ static void setup(struct fixture *f, size_t whdr_max, enum ld_http_method method
 	ld_buf_init(&r->out_hdrs, 16 * 1024);
 	ld_buf_init(&r->out_body, 16 * 1024 * 1024);
 	r->conn = f->c;
+	r->body_file = -1; /* as exchange_get leaves it: no file body */
 	r->h.method = method;
 	r->h.version_minor = 1;
 	snprintf(r->request_id, sizeof(r->request_id), "%s", REQUEST_ID);
@@ -311,9 +312,44 @@ static void test_nothing_fits(void)
 	teardown(&f);
 }
 
+/* A file body: the header block says its length, only the header is
+ * queued (the file goes out with sendfile), never gzipped; a HEAD or a 304
+ * sends no file. */
+static void test_file_body(void)
+{
+	static const int statuses[] = {200, 200, 304};
+	static const enum ld_http_method methods[] = {LD_HTTP_GET, LD_HTTP_HEAD, LD_HTTP_GET};
+
+	for (unsigned i = 0; i < 3; i++) {
+		struct fixture f;
+		FILE *tmp = tmpfile();
+		char head[4096];
+
+		setup(&f, 0, methods[i]);
+		f.s.cfg.gzip = true;
+		f.s.cfg.gzip_min = 1;
+		f.c->x->req.accept_gzip = true;
+		CHECK(fwrite("0123456789abcdef", 1, 16, tmp) == 16);
+		fflush(tmp);
+		f.c->x->req.body_file = dup(fileno(tmp));
+		f.c->x->req.body_file_len = 16;
+		CHECK_INT(ld__response_build(f.c, statuses[i]), 0);
+		CHECK_INT(f.c->x->nwbufs, 1);
+		snprintf(head, sizeof(head), "%.*s", (int)f.c->x->wbufs[0].len,
+			 f.c->x->wbufs[0].base);
+		CHECK(strstr(head, "Content-Encoding") == NULL);
+		CHECK((strstr(head, "\r\nContent-Length: 16\r\n") != NULL) == (statuses[i] == 200));
+		CHECK(f.c->x->file_send == (i == 0));
+		close(f.c->x->req.body_file);
+		fclose(tmp);
+		teardown(&f);
+	}
+}
+
 int main(void)
 {
 	RUN(test_whole_answer);
+	RUN(test_file_body);
 	RUN(test_app_header_lines_overflow);
 	RUN(test_header_block_overflow);
 	RUN(test_body_overflow);
