@@ -243,37 +243,211 @@ static void unclaim(struct photo_claim *c)
 	pthread_mutex_unlock(&claims_mu);
 }
 
-/* The upload's sink: the body goes into a blob writer as it arrives (a
- * temporary object; the handler commits it, fsync and rename, on the thread
- * pool). */
+/*
+ * The upload's sink: the body goes into a blob writer (a temporary object;
+ * the handler commits it, fsync and rename, on the thread pool) as it
+ * arrives, written on the thread pool, never on the loop: the loop copies
+ * each piece into `pending` and queues one write job at a time, which
+ * swaps `pending` with `writing` and writes. Past SINK_PENDING_MAX bytes
+ * pending the sink answers LD_SINK_FULL and the server stops reading the
+ * body until the job has caught up: at most twice that much in memory per
+ * upload, whatever the size of the body or the speed of the disk.
+ *
+ * The write job may still be queued when the sink is done with (commit or
+ * abort): the memory goes when both are over (sink_release).
+ */
+#define SINK_PENDING_MAX (256 * 1024)
+
 struct upload_sink {
 	struct ld_body_sink k;
 	struct photo_claim c;
 	const struct ld_blob_vt *vt;
 	struct ld_blob_writer *w;
 	int64_t id;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *pending, *writing; /* loop fills pending; the job writes writing */
+	size_t plen, pcap, wcap;
+	int err;	   /* the first failed write sticks */
+	bool running;	   /* the job is writing (mu released) */
+	bool queued;	   /* the job is with the thread pool */
+	bool paused;	   /* the server was told LD_SINK_FULL */
+	bool handler_owns; /* dispatched: no resume any more */
+	bool released;	   /* committed or aborted; freed when !queued */
+	uv_work_t work;
 };
 
-/* sink_free takes u's claim back and frees it. */
 static void sink_free(struct upload_sink *u)
 {
 	unclaim(&u->c);
+	pthread_mutex_destroy(&u->mu);
+	pthread_cond_destroy(&u->cv);
+	free(u->pending);
+	free(u->writing);
 	free(u);
+}
+
+/* sink_release frees u now, or once its write job is back (any thread). */
+static void sink_release(struct upload_sink *u)
+{
+	bool now;
+
+	pthread_mutex_lock(&u->mu);
+	u->released = true;
+	now = !u->queued;
+	pthread_mutex_unlock(&u->mu);
+	if (now)
+		sink_free(u);
+}
+
+/* flush_locked writes what is pending (mu held, released during the
+ * write); the writer is used by one thread at a time: running says so. */
+static void flush_locked(struct upload_sink *u)
+{
+	while (u->plen > 0 && u->err == 0) {
+		char *b = u->writing;
+		size_t n = u->plen, c = u->wcap;
+		int rc;
+
+		u->writing = u->pending;
+		u->wcap = u->pcap;
+		u->pending = b;
+		u->pcap = c;
+		u->plen = 0;
+		u->running = true;
+		pthread_mutex_unlock(&u->mu);
+		rc = u->vt->put_write(u->w, u->writing, n);
+		pthread_mutex_lock(&u->mu);
+		u->running = false;
+		if (rc != 0 && u->err == 0)
+			u->err = rc;
+		pthread_cond_broadcast(&u->cv);
+	}
+}
+
+static void sink_work(uv_work_t *w)
+{
+	struct upload_sink *u = w->data;
+
+	pthread_mutex_lock(&u->mu);
+	if (!u->running && !u->released)
+		flush_locked(u);
+	pthread_mutex_unlock(&u->mu);
+}
+
+static void sink_queue(struct upload_sink *u);
+
+static void sink_work_done(uv_work_t *w, int status)
+{
+	struct upload_sink *u = w->data;
+	bool gone, more, resume = false;
+
+	pthread_mutex_lock(&u->mu);
+	u->queued = false;
+	gone = u->released;
+	more = !gone && u->plen > 0 && u->err == 0;
+	if (!gone && !more && u->paused && !u->handler_owns) {
+		u->paused = false;
+		resume = true;
+	}
+	pthread_mutex_unlock(&u->mu);
+	if (gone) {
+		sink_free(u);
+		return;
+	}
+	if (more)
+		sink_queue(u);
+	if (resume)
+		u->k.resume(&u->k);
+}
+
+/* sink_queue hands the write job to the thread pool (loop thread); when it
+ * cannot, the bytes are written here rather than lost. */
+static void sink_queue(struct upload_sink *u)
+{
+	pthread_mutex_lock(&u->mu);
+	if (u->queued) {
+		pthread_mutex_unlock(&u->mu);
+		return;
+	}
+	u->queued = true;
+	pthread_mutex_unlock(&u->mu);
+	u->work.data = u;
+	if (uv_queue_work(&u->k.loop->uv, &u->work, sink_work, sink_work_done) != 0) {
+		pthread_mutex_lock(&u->mu);
+		u->queued = false;
+		if (!u->running)
+			flush_locked(u);
+		pthread_mutex_unlock(&u->mu);
+	}
+}
+
+/* sink_drain writes all that is pending before the commit (thread pool):
+ * it waits for a write the job has started, and does the rest itself
+ * rather than wait for a job still queued (the pool's threads could all
+ * be waiting so). */
+static int sink_drain(struct upload_sink *u)
+{
+	int rc;
+
+	pthread_mutex_lock(&u->mu);
+	while (u->running)
+		pthread_cond_wait(&u->cv, &u->mu);
+	flush_locked(u);
+	rc = u->err;
+	pthread_mutex_unlock(&u->mu);
+	return rc;
 }
 
 static int sink_write(struct ld_body_sink *k, const char *p, size_t n)
 {
 	struct upload_sink *u = (struct upload_sink *)k;
+	int rc;
 
-	return u->vt->put_write(u->w, p, n);
+	pthread_mutex_lock(&u->mu);
+	rc = u->err;
+	if (rc == 0 && u->plen + n > u->pcap) {
+		size_t cap = u->pcap ? u->pcap : 16384;
+		char *b;
+
+		while (cap < u->plen + n)
+			cap *= 2;
+		b = realloc(u->pending, cap);
+		if (!b) {
+			rc = -ENOMEM;
+		} else {
+			u->pending = b;
+			u->pcap = cap;
+		}
+	}
+	if (rc == 0) {
+		memcpy(u->pending + u->plen, p, n);
+		u->plen += n;
+		if (u->plen >= SINK_PENDING_MAX) {
+			u->paused = true;
+			rc = LD_SINK_FULL;
+		}
+	}
+	pthread_mutex_unlock(&u->mu);
+	if (rc >= 0)
+		sink_queue(u);
+	return rc;
 }
 
+/* sink_abort throws the upload away; a write job still out finishes
+ * first (it uses the writer), so the writer goes with the last of it. */
 static void sink_abort(struct ld_body_sink *k)
 {
 	struct upload_sink *u = (struct upload_sink *)k;
 
+	pthread_mutex_lock(&u->mu);
+	u->released = true; /* a queued job writes nothing more */
+	while (u->running)
+		pthread_cond_wait(&u->cv, &u->mu);
+	pthread_mutex_unlock(&u->mu);
 	u->vt->put_abort(u->w);
-	sink_free(u);
+	u->w = NULL;
+	sink_release(u);
 }
 
 /* sink_unavailable logs why an upload's sink could not open and refuses
@@ -309,7 +483,11 @@ struct ld_body_sink *ld_photos_body_sink(const struct ld_http_request *h, void *
 	}
 	u->id = id;
 	u->c.id = id;
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
 	if (claim(&u->c, &busy_completing) != 0) {
+		pthread_mutex_destroy(&u->mu);
+		pthread_cond_destroy(&u->cv);
 		free(u);
 		*refuse = 409;
 		*why = busy_completing ? "the upload is being completed"
@@ -511,8 +689,13 @@ static void put_work(uv_work_t *w)
 		struct upload_sink *u = (struct upload_sink *)q->r->sink;
 
 		q->r->sink = NULL;
-		q->blob_rc = u->vt->put_commit(u->w);
-		sink_free(u);
+		q->blob_rc = sink_drain(u);
+		if (q->blob_rc == 0)
+			q->blob_rc = u->vt->put_commit(u->w);
+		else
+			u->vt->put_abort(u->w);
+		u->w = NULL;
+		sink_release(u);
 		return;
 	}
 	staging_key(key, sizeof(key), q->path_id);
@@ -562,6 +745,13 @@ void ld_api_photo_put_content(struct ld_api_req *q)
 	/* A sink is only opened for a URL that was valid when the header
 	 * arrived: that is the verdict. Checking the expiry again now would
 	 * throw away a slow upload that crossed it while its bytes came. */
+	if (q->r->sink) {
+		struct upload_sink *u = (struct upload_sink *)q->r->sink;
+
+		pthread_mutex_lock(&u->mu);
+		u->handler_owns = true;
+		pthread_mutex_unlock(&u->mu);
+	}
 	if (!q->r->sink && url_ok(q)) {
 		drop_sink(q);
 		return;

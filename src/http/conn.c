@@ -47,6 +47,7 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void process(struct ld_conn *c);
 static void finish_request(struct ld_conn *c);
+static void sink_resume(struct ld_body_sink *k);
 
 /* exchange_bytes is what x's buffers hold (the cache's figure). */
 static size_t exchange_bytes(const struct ld_exchange *x)
@@ -285,8 +286,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void update_reading(struct ld_conn *c)
 {
-	bool want =
-	    !c->closing && !c->peer_gone && (c->state == CONN_HEAD || c->state == CONN_BODY);
+	bool want = !c->closing && !c->peer_gone &&
+		    (c->state == CONN_HEAD || (c->state == CONN_BODY && !c->x->sink_full));
 
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -445,8 +446,14 @@ static int start_body(struct ld_conn *c)
 		int refuse = 0;
 		const char *why = NULL;
 
+		x->sink_full = false;
 		if (s->app.body_sink)
 			x->sink = s->app.body_sink(h, s->app.arg, &refuse, &why);
+		if (x->sink) {
+			x->sink->resume = sink_resume;
+			x->sink->resume_arg = c;
+			x->sink->loop = &c->w->l;
+		}
 		/* A body allowed past max_body but with nowhere to go (the
 		 * sink could not open: no memory, disk full, no descriptors)
 		 * would have to be held whole in memory, up to the route's
@@ -465,6 +472,18 @@ static int start_body(struct ld_conn *c)
 	arm(c, s->cfg.body_timeout_ms);
 out:
 	return rc;
+}
+
+/* sink_resume: the sink has room again; read on (body_sink's contract). */
+static void sink_resume(struct ld_body_sink *k)
+{
+	struct ld_conn *c = k->resume_arg;
+
+	if (c->closing || !c->x || c->x->sink != k || !c->x->sink_full)
+		return;
+	c->x->sink_full = false;
+	arm(c, c->w->s->cfg.body_timeout_ms);
+	process(c);
 }
 
 /* sink_ready hands the body bytes that arrived (have of them at base) to
@@ -490,8 +509,13 @@ static int sink_ready(struct ld_exchange *x, char *base, size_t have)
 		consumed = produced = take;
 		rc = x->sunk + take == (uint64_t)h->content_length;
 	}
-	if (produced && x->sink->write(x->sink, base, produced) != 0)
-		return -500;
+	if (produced) {
+		int wr = x->sink->write(x->sink, base, produced);
+
+		if (wr < 0)
+			return -500;
+		x->sink_full = wr == LD_SINK_FULL;
+	}
 	x->sunk += produced;
 	memmove(base, base + consumed, have - consumed);
 	x->rbuf.len -= consumed;
@@ -664,6 +688,12 @@ static void process(struct ld_conn *c)
 				   : -rc == 500	    ? "the request body could not be stored"
 				   : x->chunked.why ? x->chunked.why
 						    : "the chunked request body is malformed");
+			break;
+		}
+		if (rc == 0 && x->sink_full) {
+			/* The sink writes what it has: no reading, and no
+			 * body timeout (the stall is ours), until it resumes. */
+			disarm(c);
 			break;
 		}
 		if (rc == 0) {

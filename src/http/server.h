@@ -40,7 +40,18 @@ struct ld_body_sink {
 	 * (413, 400, 408), the peer gone, the server stopping. Not called
 	 * once the request was dispatched: then the handler owns the sink. */
 	void (*abort)(struct ld_body_sink *k);
+	/* Set by the server when the sink opens. A write may also return
+	 * LD_SINK_FULL: it took the bytes, but the server reads no more of
+	 * the body (nor times it out) until the sink calls resume(k) on the
+	 * loop thread; so a sink can write on a thread, off the loop, with
+	 * bounded memory. resume after the request was dispatched, or after
+	 * abort, is not allowed. loop is the loop it runs on. */
+	void (*resume)(struct ld_body_sink *k);
+	void *resume_arg;
+	struct ld_loop *loop;
 };
+
+#define LD_SINK_FULL 1
 
 /* One request, from its parsed header to its response. Handed to the
  * application's on_request; valid until ld_req_respond() has been called. */

@@ -43,6 +43,7 @@ struct ld_exchange {
 	size_t req_len;		   /* bytes of the whole current request in rbuf */
 	struct ld_body_sink *sink; /* the body's sink until dispatch, or NULL */
 	uint64_t sunk;		   /* body bytes the sink took */
+	bool sink_full;		   /* the sink asked for a pause (LD_SINK_FULL) */
 
 	struct ld_req req;
 	uv_write_t wreq;

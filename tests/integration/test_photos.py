@@ -5,6 +5,7 @@ delete; and every refusal with its exact status: 413, 415, 422, 429, 403 for
 a bad or expired URL, 409 out of order."""
 
 import json
+import os
 import time
 
 import pytest
@@ -302,6 +303,47 @@ def test_upload_streams_to_disk_with_bounded_memory(tmp_path, jpeg):
             assert wait_for(lambda: temp_files(pdir) != []), "no temporary object appeared"
         assert wait_for(lambda: temp_files(pdir) == []), temp_files(pdir)
         assert list(pdir.iterdir()) == []
+        c.close()
+    finally:
+        assert srv.stop() == 0
+
+
+def thread_io(pid):
+    """{tid: (rchar, wchar)}: what each thread of pid read and wrote
+    through system calls (sockets and files alike)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            f = dict(ln.split(": ") for ln in open("/proc/%d/task/%s/io" % (pid, tid)).read().splitlines())
+        except OSError:
+            continue
+        out[int(tid)] = (int(f["rchar"]), int(f["wchar"]))
+    return out
+
+
+def test_upload_is_written_off_the_loop_thread(tmp_path, jpeg):
+    """The loop thread reads the upload's 48 MiB from the socket, and the
+    pool's threads write them to the file: the loop never waits on the
+    disk. Per-thread I/O counters tell which did what."""
+    srv = LadderServer(tmp_path, flags=["--photo-upload-max", "64MiB", "--sync", "off"])
+    srv.start()
+    try:
+        c = srv.client()
+        _, token = new_account(c, "ol")
+        big = jpeg + bytes(range(256)) * ((48 << 20) // 256)
+        start = thread_io(srv.proc.pid)
+        doc = start_upload(c, token)
+        assert put_bytes(c, doc["upload"]["url"], big).status == 204
+        stored = srv.data_dir / "blobs/uploads" / doc["photo"]["id"] / "original"
+        assert stored.read_bytes() == big
+        io = thread_io(srv.proc.pid)
+        delta = {t: (r - start.get(t, (0, 0))[0], w - start.get(t, (0, 0))[1]) for t, (r, w) in io.items()}
+        readers = [t for t, (r, _) in delta.items() if r >= len(big)]
+        assert len(readers) == 1, delta
+        assert delta[readers[0]][1] < 1 << 20, delta
+        # The pool's threads take the write jobs in turn.
+        others = sum(w for t, (_, w) in delta.items() if t != readers[0])
+        assert others >= len(big), delta
         c.close()
     finally:
         assert srv.stop() == 0
