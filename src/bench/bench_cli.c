@@ -48,7 +48,8 @@ static const char examples_text[] =
     "  ladder bench -X POST -H 'Content-Type: application/json' --body-file b.json \\\n"
     "               --rate 100 URL\n"
     "  ladder bench --scenario ladder --users 50 --rate 1000 --duration 1m \\\n"
-    "               --read-write-ratio 100:1 --zipf-s 1.1 http://127.0.0.1:8080\n";
+    "               --read-write-ratio 100:1 --zipf-s 1.1 http://127.0.0.1:8080\n"
+    "  ladder bench --scenario ladder --photo-share 0.1 --rate 200 http://127.0.0.1:8080\n";
 
 static const char footer_text[] =
     "exit status: 0 done, 1 runtime failure, 2 bad usage, 3 an --slo threshold broken\n";
@@ -208,6 +209,17 @@ static int p_zipf(const struct ld_opt *o, void *base, const char *v, char *why, 
 	return 0;
 }
 
+static int p_share(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	char *end;
+	double f = strtod(v, &end);
+
+	if (*end || end == v || !(f >= 0) || f >= 1)
+		return WHY("'%s' is not a share from 0 to under 1", v);
+	OPTS(base)->photo_share = f;
+	return 0;
+}
+
 static int p_url(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
 {
 	struct ld_bench_opts *b = OPTS(base);
@@ -293,6 +305,12 @@ static const struct ld_opt scen_opts[] = {
      NULL, "R:W", "reads per writes"},
     {"zipf-s", 0, NULL, NULL, LD_OPT_FN, O(zipf_s), "1.0", 0, 0, NULL, 0, p_zipf, NULL, "S",
      "skew of user and item popularity (0 = uniform)"},
+    {"photo-share", 0, NULL, NULL, LD_OPT_FN, O(photo_share), "0", 0, 0, NULL, 0, p_share, NULL,
+     "F",
+     "share of the mix that is photo upload steps:\n"
+     "POST /v1/photos, PUT the bytes, complete"},
+    {"photo-file", 0, NULL, NULL, LD_OPT_ARG, O(photo_file), NULL, 0, 0, NULL, 0, NULL, NULL,
+     "FILE", "the photo uploaded (at most 48 KiB; default: a 640x480 JPEG made here)"},
 };
 
 static const struct ld_opt out_opts[] = {
@@ -685,6 +703,11 @@ int ld_bench_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, &old_term);
 	sig_set = true;
 
+	if ((o.photo_share > 0 || o.photo_file) && !o.scenario) {
+		bad(o.photo_share > 0 ? "--photo-share" : "--photo-file",
+		    "drives the ladder scenario's photo uploads: it needs --scenario ladder%s", "");
+		goto out;
+	}
 	if (o.scenario) {
 		char err[256];
 		if (o.nurls != 1) {
@@ -739,6 +762,8 @@ int ld_bench_main(int argc, char **argv)
 		goto out;
 	}
 	have_res = true;
+	if (sc)
+		ld_scenario_photos(sc, x);
 	if (!o.quiet && live.tty)
 		fprintf(stderr, "\n");
 	if (o.slo_text && !o.breakpoint)

@@ -52,6 +52,8 @@ struct ld_bench_opts {
 	int users, items_per_user, seed_concurrency;
 	double read_ratio, write_ratio;
 	double zipf_s;
+	double photo_share;	/* of the mix's requests: photo upload steps */
+	const char *photo_file; /* the photo uploaded (else one made here) */
 	char cmdline[2048];
 };
 
@@ -73,6 +75,11 @@ struct ld_bench_extra {
 	int slo_broken;	      /* terms broken in the final figures */
 	char slo_why[512];
 	int64_t seeded_users, seeded_items;
+	/* The photo mix (photo_share > 0): uploads started (POST /v1/photos
+	 * answered 201), completed (POST .../complete answered 202), failed
+	 * (a step answered otherwise, or failed), and the photo's size. */
+	bool photos;
+	int64_t photos_started, photos_completed, photos_failed, photo_bytes;
 	double seed_s;
 	struct ld_profile *profile; /* --profile, owned by the caller */
 };

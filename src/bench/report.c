@@ -131,6 +131,7 @@ static void config_obj(struct ld_json *j, const struct ld_bench_opts *o)
 		kv_num(j, "read_ratio", o->read_ratio);
 		kv_num(j, "write_ratio", o->write_ratio);
 		kv_num(j, "zipf_s", o->zipf_s);
+		kv_num(j, "photo_share", o->photo_share);
 	}
 	kv_str(j, "command", o->cmdline);
 	ld_json_obj_end(j);
@@ -292,6 +293,15 @@ static void mix_and_seed(struct ld_json *j, const struct ld_bench_result *r,
 	kv_int(j, "items", x->seeded_items);
 	kv_num(j, "seconds", x->seed_s);
 	ld_json_obj_end(j);
+	if (x->photos) {
+		ld_json_key(j, "photos");
+		ld_json_obj_begin(j);
+		kv_int(j, "started", x->photos_started);
+		kv_int(j, "completed", x->photos_completed);
+		kv_int(j, "failed", x->photos_failed);
+		kv_int(j, "bytes_each", x->photo_bytes);
+		ld_json_obj_end(j);
+	}
 }
 
 static void breakpoint_obj(struct ld_json *j, const struct ld_bench_extra *x)
@@ -409,6 +419,12 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 		lat_row(f, "write", &r->kind_latency[1]);
 		fprintf(f, "  mix        read %lld  write %lld\n", (long long)r->kind_count[0],
 			(long long)r->kind_count[1]);
+		if (x->photos)
+			fprintf(f,
+				"  photos     started %lld  completed %lld  failed %lld  (%lld "
+				"bytes each)\n",
+				(long long)x->photos_started, (long long)x->photos_completed,
+				(long long)x->photos_failed, (long long)x->photo_bytes);
 	}
 	fprintf(f, "  status    ");
 	for (int s = 0; s < 600; s++)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,29 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/file.h"
+#include "media/media.h"
+
 #define ID_MAX	    24
 #define TOKEN_MAX   512
 #define CONTENT_LEN 1000 /* the workload's "1 KB of content per write" */
 
 enum { PH_USERS, PH_SESSIONS, PH_ITEMS };
+
+/* The photo mix: uploads under way, each a flow of three steps. */
+#define FLOWS_MAX 1024
+#define URL_MAX	  512
+#define PHOTO_MAX (48 * 1024) /* a PUT is built in the connection's 64 KiB scratch */
+#define PHOTO_TAG (1ull << 63)
+enum { ST_CREATE, ST_PUT, ST_COMPLETE };
+
+struct flow {
+	int user;
+	int stage; /* the step to send next */
+	char id[ID_MAX];
+	char url[URL_MAX];
+	int next_free; /* in the free list, or the ready queue */
+};
 
 struct ld_scenario {
 	const struct ld_bench_opts *o;
@@ -39,6 +58,14 @@ struct ld_scenario {
 	double write_share;
 	char content[CONTENT_LEN + 1];
 	bool tty, quiet;
+	/* the photo mix */
+	double photo_start; /* probability that a slot starts an upload */
+	char *photo;
+	size_t photo_len;
+	pthread_mutex_t mu; /* flows, free and ready lists */
+	struct flow *flows;
+	int free_head, ready_head, ready_tail;
+	atomic_llong started, completed, photo_failed;
 };
 
 static int body_printf(struct ld_buf *b, const char *method, const struct ld_http_url *u,
@@ -178,6 +205,63 @@ static int seed_phase(struct ld_scenario *s, const struct sockaddr_storage *addr
 	return rc;
 }
 
+/* photos_setup: the photo every upload sends, and the flows. */
+static int photos_setup(struct ld_scenario *s, char *err, size_t errlen)
+{
+	const struct ld_bench_opts *o = s->o;
+	int rc;
+
+	if (o->photo_file) {
+		rc = ld_read_file(o->photo_file, PHOTO_MAX, &s->photo, &s->photo_len, NULL, 0);
+		if (rc == -E2BIG) {
+			snprintf(err, errlen, "--photo-file: '%s' is over %d KiB", o->photo_file,
+				 PHOTO_MAX / 1024);
+			return rc;
+		}
+		if (rc) {
+			snprintf(err, errlen, "--photo-file: '%s': %s", o->photo_file,
+				 strerror(-rc));
+			return rc;
+		}
+	} else {
+		void *jpeg = NULL;
+		size_t len = 0;
+
+		rc = ld_media_init("ladder", 1, err, errlen);
+		if (rc == 0)
+			rc = ld_media_sample_jpeg(640, 480, &jpeg, &len);
+		if (rc == 0 && len > PHOTO_MAX)
+			rc = -E2BIG;
+		if (rc == 0) {
+			s->photo = malloc(len);
+			if (s->photo) {
+				memcpy(s->photo, jpeg, len);
+				s->photo_len = len;
+			} else {
+				rc = -ENOMEM;
+			}
+		}
+		ld_media_free(jpeg);
+		if (rc) {
+			snprintf(err, errlen, "the sample photo could not be made: %s",
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	s->flows = calloc(FLOWS_MAX, sizeof(*s->flows));
+	if (!s->flows) {
+		snprintf(err, errlen, "out of memory for the photo flows");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < FLOWS_MAX; i++)
+		s->flows[i].next_free = i + 1 < FLOWS_MAX ? i + 1 : -1;
+	s->free_head = 0;
+	s->ready_head = s->ready_tail = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	s->photo_start = o->photo_share / (3 - 2 * o->photo_share);
+	return 0;
+}
+
 int ld_scenario_setup(struct ld_scenario **out, const struct ld_bench_opts *o,
 		      const struct ld_http_url *u, const struct sockaddr_storage *addr,
 		      struct ld_bench_extra *x, char *err, size_t errlen)
@@ -263,6 +347,13 @@ int ld_scenario_setup(struct ld_scenario **out, const struct ld_bench_opts *o,
 		goto fail;
 	}
 	s->write_share = o->write_ratio / (o->read_ratio + o->write_ratio);
+	if (o->photo_share > 0) {
+		rc = photos_setup(s, err, errlen);
+		if (rc)
+			goto fail;
+		x->photos = true;
+		x->photo_bytes = (int64_t)s->photo_len;
+	}
 	*out = s;
 	return 0;
 fail_run:
@@ -272,12 +363,134 @@ fail:
 	return rc;
 }
 
+/* flow_pop takes the next upload with a step to send, or a free flow for a
+ * new one (ready false): -1 when there is none. */
+static int flow_pop(struct ld_scenario *s, bool ready)
+{
+	int *head = ready ? &s->ready_head : &s->free_head, f;
+
+	pthread_mutex_lock(&s->mu);
+	f = *head;
+	if (f >= 0) {
+		*head = s->flows[f].next_free;
+		if (ready && *head < 0)
+			s->ready_tail = -1;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return f;
+}
+
+/* flow_push queues f's next step (ready) or frees it. */
+static void flow_push(struct ld_scenario *s, int f, bool ready)
+{
+	pthread_mutex_lock(&s->mu);
+	s->flows[f].next_free = -1;
+	if (!ready) {
+		s->flows[f].next_free = s->free_head;
+		s->free_head = f;
+	} else if (s->ready_tail < 0) {
+		s->ready_head = s->ready_tail = f;
+	} else {
+		s->flows[s->ready_tail].next_free = f;
+		s->ready_tail = f;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int photo_step(struct ld_scenario *s, int f, struct ld_buf *b, struct ld_bench_req *req)
+{
+	struct flow *fl = &s->flows[f];
+	const char *token = s->token[fl->user];
+	int rc;
+
+	req->kind = 1;
+	req->tag = PHOTO_TAG | (uint64_t)f;
+	req->want_body = fl->stage == ST_CREATE;
+	if (fl->stage == ST_CREATE) {
+		rc = ld_buf_printf(b,
+				   "POST /v1/photos HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer "
+				   "%s\r\nContent-Length: 0\r\n\r\n",
+				   s->u->authority, token);
+	} else if (fl->stage == ST_PUT) {
+		/* The URL is the credential: no token. */
+		rc = ld_buf_printf(b,
+				   "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Type: "
+				   "application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
+				   fl->url, s->u->authority, s->photo_len);
+		if (rc == 0)
+			rc = ld_buf_append(b, s->photo, s->photo_len);
+	} else {
+		rc = ld_buf_printf(b,
+				   "POST /v1/photos/%s/complete HTTP/1.1\r\nHost: %s\r\n"
+				   "Authorization: Bearer %s\r\nContent-Length: 0\r\n\r\n",
+				   fl->id, s->u->authority, token);
+	}
+	if (rc)
+		return rc;
+	req->data = b->data;
+	req->len = b->len;
+	return 0;
+}
+
+/* photo_created reads the photo's id and its upload URL (which must be
+ * ladder's own, a path: with --blob-store s3 it names the object store,
+ * which this load generator does not drive). */
+static bool photo_created(struct flow *fl, const char *body, size_t len)
+{
+	json_t *root = json_loadb(body, len, 0, NULL);
+	const char *id = json_string_value(json_object_get(json_object_get(root, "photo"), "id"));
+	const char *url =
+	    json_string_value(json_object_get(json_object_get(root, "upload"), "url"));
+	bool ok = id && url && url[0] == '/' && strlen(id) < ID_MAX && strlen(url) < URL_MAX;
+
+	if (ok) {
+		strcpy(fl->id, id);
+		strcpy(fl->url, url);
+	}
+	json_decref(root);
+	return ok;
+}
+
+static void mix_response(void *ctx, const struct ld_bench_req *req, int status, int err,
+			 const char *body, size_t len)
+{
+	struct ld_scenario *s = ctx;
+	int f = (int)(req->tag & 0xffffffffu);
+	struct flow *fl;
+	bool next = false;
+
+	if (!(req->tag & PHOTO_TAG))
+		return;
+	fl = &s->flows[f];
+	if (fl->stage == ST_CREATE && status == 201 && body && photo_created(fl, body, len)) {
+		atomic_fetch_add(&s->started, 1);
+		next = true;
+	} else if (fl->stage == ST_PUT && status == 204) {
+		next = true;
+	} else if (fl->stage == ST_COMPLETE && status == 202) {
+		atomic_fetch_add(&s->completed, 1);
+	} else {
+		atomic_fetch_add(&s->photo_failed, 1);
+	}
+	if (next)
+		fl->stage++;
+	flow_push(s, f, next);
+}
+
 static int mix_next(void *ctx, struct ld_rng *rng, struct ld_buf *b, struct ld_bench_req *req)
 {
 	struct ld_scenario *s = ctx;
 	char path[128];
-	int rc;
+	int rc, f;
 
+	/* An upload under way first: its next step is due now. */
+	if (s->flows && (f = flow_pop(s, true)) >= 0)
+		return photo_step(s, f, b, req);
+	if (s->flows && ld_rng_unit(rng) < s->photo_start && (f = flow_pop(s, false)) >= 0) {
+		s->flows[f].user = s->good[ld_rng_next(rng) % (uint64_t)s->ngood];
+		s->flows[f].stage = ST_CREATE;
+		return photo_step(s, f, b, req);
+	}
 	if (ld_rng_unit(rng) < s->write_share) {
 		int user = s->good[ld_zipf_next(&s->zu, rng) - 1];
 		req->kind = 1;
@@ -309,14 +522,26 @@ void ld_scenario_workload(struct ld_scenario *s, struct ld_bench_workload *wl)
 {
 	memset(wl, 0, sizeof(*wl));
 	wl->next = mix_next;
+	wl->on_response = s->flows ? mix_response : NULL;
 	wl->ctx = s;
 	wl->per_kind = true; /* the report's read/write mix */
+}
+
+void ld_scenario_photos(struct ld_scenario *s, struct ld_bench_extra *x)
+{
+	x->photos_started = atomic_load(&s->started);
+	x->photos_completed = atomic_load(&s->completed);
+	x->photos_failed = atomic_load(&s->photo_failed);
 }
 
 void ld_scenario_free(struct ld_scenario *s)
 {
 	if (!s)
 		return;
+	if (s->flows)
+		pthread_mutex_destroy(&s->mu);
+	free(s->flows);
+	free(s->photo);
 	free(s->user_id);
 	free(s->token);
 	free(s->good);

@@ -11,6 +11,15 @@
  * user, with the user's bearer token. Acting users and read items are drawn
  * from Zipf(s) over ranks, so a few users and items are hot.
  *
+ * With --photo-share F, that share of the mix's requests are the steps of
+ * photo uploads, as a client makes them: POST /v1/photos (201: the photo
+ * and its upload URL), PUT of the photo's bytes to that URL (204), POST
+ * /v1/photos/{id}/complete (202). A slot of the schedule goes to the next
+ * step of an upload under way before a new request is drawn; a new upload
+ * starts with probability F / (3 - 2F), so three steps per upload make F of
+ * the requests. Uploads are by users drawn uniformly (the server caps the
+ * uploads in flight per user). Photo steps count as writes in the mix.
+ *
  * Threading: ld_scenario_setup on the main thread; the workload callbacks
  * run on engine threads and only read the seeded tables (writes add items
  * nobody reads back in the run).
@@ -35,6 +44,9 @@ int ld_scenario_setup(struct ld_scenario **out, const struct ld_bench_opts *o,
 
 /* ld_scenario_workload fills wl to drive the mix. */
 void ld_scenario_workload(struct ld_scenario *s, struct ld_bench_workload *wl);
+
+/* ld_scenario_photos copies the photo mix's counts into x (after a run). */
+void ld_scenario_photos(struct ld_scenario *s, struct ld_bench_extra *x);
 
 void ld_scenario_free(struct ld_scenario *s);
 

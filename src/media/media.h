@@ -68,4 +68,9 @@ int ld_media_thumbnail(const void *buf, size_t len, int long_side,
 
 void ld_media_free(void *p);
 
+/* ld_media_sample_jpeg makes a width x height JPEG of a smooth colour
+ * gradient (a load generator's photo: it compresses to a few KB per
+ * 100 000 pixels). *out is released with ld_media_free. */
+int ld_media_sample_jpeg(int width, int height, void **out, size_t *outlen);
+
 #endif

@@ -1,12 +1,17 @@
 """The ladder scenario of `ladder bench` against a real `ladder serve`: seeding
 through the API (users, sessions, items), then the read/write mix with real
-bearer tokens, and a clear failure against a server that is not ladder."""
+bearer tokens, the photo uploads of --photo-share, and a clear failure
+against a server that is not ladder."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from conftest import LADDER_STORE
+from photo_helpers import make_jpeg
 from test_bench import LADDER_BIN, STALL_SERVER
 
 
@@ -65,3 +70,48 @@ def test_scenario_against_a_server_that_is_not_ladder():
         proc.wait()
     assert p.returncode == 1
     assert "--scenario ladder" in p.stderr and "POST /v1/users" in p.stderr
+
+
+# The postgres store does not carry photo ops yet (docs/store.md).
+@pytest.mark.skipif(LADDER_STORE == "postgres", reason="photos are not in the postgres store yet")
+def test_scenario_drives_photo_uploads(tmp_path, ladder_server):
+    """--photo-share: part of the mix is photo uploads, each three requests
+    as a client makes them (POST /v1/photos 201, PUT of the bytes to the
+    signed URL 204, complete 202). Every upload the bench completed is a
+    photo the server has, its original the bench's bytes."""
+    srv = ladder_server("--keepalive-timeout", "60s", "--header-timeout", "60s")
+    photo = make_jpeg(tmp_path / "p.jpg", 320, 240)
+    out = tmp_path / "r.json"
+    p = run_bench(
+        "--scenario", "ladder", "--users", "4", "--items-per-user", "2",
+        "--rate", "200", "--duration", "2s", "--read-write-ratio", "4:1",
+        "--photo-share", "0.3", "--photo-file", str(tmp_path / "p.jpg"),
+        "--json", str(out), "http://127.0.0.1:%d" % srv.port,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = json.loads(out.read_text())
+    r, ph = d["results"], d["photos"]
+    assert r["errors"] == 0, r["errors_by_kind"]
+    assert ph["failed"] == 0, (ph, r["status"])
+    assert ph["bytes_each"] == len(photo)
+    # 400 requests, ~30% of them photo steps: ~40 uploads; far more than 5.
+    assert ph["completed"] >= 5, ph
+    # Every upload completed made one 202; each started one made a 204 or
+    # is one of the few still under way when the run ended.
+    assert int(r["status"]["202"]) == ph["completed"]
+    assert ph["completed"] <= int(r["status"]["204"]) <= ph["started"]
+    assert set(r["status"]) == {"200", "201", "202", "204"}, r["status"]
+    assert d["config"]["photo_share"] == 0.3
+    assert "photos     started %d  completed %d" % (ph["started"], ph["completed"]) in p.stdout
+    originals = list((srv.data_dir / "blobs" / "photos").glob("*/original"))
+    assert len(originals) == ph["completed"]
+    assert all(o.read_bytes() == photo for o in originals)
+
+
+def test_photo_flags_need_the_scenario(tmp_path):
+    p = run_bench("--photo-share", "0.2", "--rate", "10", "--duration", "1s", "http://127.0.0.1:1/")
+    assert p.returncode == 2
+    assert "--photo-share" in p.stderr and "needs --scenario ladder" in p.stderr
+    p = run_bench("--scenario", "ladder", "--photo-share", "1.5", "http://127.0.0.1:1/")
+    assert p.returncode == 2
+    assert "--photo-share" in p.stderr and "'1.5' is not a share from 0 to under 1" in p.stderr
