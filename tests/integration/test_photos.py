@@ -137,6 +137,38 @@ def test_upload_complete_poll_fetch_every_version(photo_server, tmp_path, jpeg):
     c.close()
 
 
+def test_partial_photo_ships_its_small_versions(photo_server, tmp_path, jpeg):
+    """The partial tier through the API: the 1600 version fails (its
+    thumbnailer hangs and is killed at the time limit), the small ones
+    ship. The photo is `partial` with the reason naming the version, lists
+    the original, 128 and 512 (each served), and 1600 is a 404."""
+    c = photo_server.client()
+    _, token = new_account(c, "pt")
+    pid = upload(c, token, jpeg)
+    assert c.request("POST", "/v1/photos/%s/complete" % pid, token=token).status == 202
+    w = Worker(ServerBox(tmp_path, photo_server.data_dir), "--job-timeout", "4s",
+               env={"LADDER_TEST_THUMBNAILER_FAULT": "hang:1600"})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            got = assert_json_response(c.get("/v1/photos/" + pid), 200)
+            if got["status"] != "processing" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert got["status"] == "partial", got
+        assert got["reason"] == "1600: over the time limit of 4 s"
+        assert sorted(got["versions"]) == ["128", "512", "original"]
+        assert (got["versions"]["512"]["width"], got["versions"]["512"]["height"]) == (512, 384)
+        for name in ("original", "128", "512"):
+            r = c.get(got["versions"][name]["url"])
+            assert r.status == 200 and r.header("Cache-Control") == IMMUTABLE
+        d = assert_problem(c.get("/v1/photos/%s/1600" % pid), 404)
+        assert d["detail"] == "this version does not exist (yet): see the photo's status"
+    finally:
+        assert w.stop() == 0
+    c.close()
+
+
 def test_refusals_have_exact_statuses(photo_server, jpeg):
     c = photo_server.client()
     _, token = new_account(c, "rf")
