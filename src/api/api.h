@@ -173,6 +173,22 @@ void ld_api_write_item(struct ld_json *j, const struct ld_item *it);
 /* ld_api_etag writes the quoted entity tag of an item into out (48 bytes). */
 void ld_api_etag(const struct ld_item *it, char *out);
 
+/* Keyset-paginated lists (pages.c). ld_api_page_params reads ?limit=
+ * (1..LD_LIST_MAX, default 20) and ?cursor=: 0, or -1 after answering 400.
+ * ld_api_respond_page answers 200 with {"<name>":[rows],"next_cursor"}:
+ * n rows of size bytes each, written by write; the cursor (when has_more)
+ * is id_of the last one. */
+struct ld_api_page {
+	const void *rows;
+	size_t size;
+	unsigned n;
+	bool has_more;
+	int64_t (*id_of)(const void *row);
+	void (*write)(struct ld_json *j, const void *row);
+};
+int ld_api_page_params(struct ld_api_req *q, unsigned *limit, int64_t *before);
+void ld_api_respond_page(struct ld_api_req *q, const char *name, const struct ld_api_page *pg);
+
 /* Resource handlers (users.c, sessions.c, items.c, ops.c). */
 void ld_api_users_create(struct ld_api_req *q);
 void ld_api_user_get(struct ld_api_req *q);

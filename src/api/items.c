@@ -191,37 +191,32 @@ void ld_api_item_delete(struct ld_api_req *q)
 	ld_api_idem_submit(q, 204, item_deleted);
 }
 
+static int64_t item_id(const void *row)
+{
+	return ((const struct ld_item *)row)->id;
+}
+
+static void item_row(struct ld_json *j, const void *row)
+{
+	ld_api_write_item(j, row);
+}
+
 static void listed(struct ld_store_op *op)
 {
 	struct ld_api_req *q = op->udata;
-	struct ld_json j;
-	char cursor[16];
-	unsigned i;
+	const struct ld_api_page pg = {
+	    op->items, sizeof(*op->items), op->nitems, op->has_more, item_id, item_row};
 
-	if (op->status != LD_STORE_OK) {
-		free(q->items);
-		q->items = NULL;
-		ld_api_store_failed(q, op->status);
-		return;
-	}
-	ld_json_init(&j, &q->r->out_body);
-	ld_json_obj_begin(&j);
-	ld_json_key(&j, "items");
-	ld_json_arr_begin(&j);
-	for (i = 0; i < op->nitems; i++)
-		ld_api_write_item(&j, &op->items[i]);
-	ld_json_arr_end(&j);
-	ld_json_key(&j, "next_cursor");
-	if (op->has_more && op->nitems) {
-		ld_cursor_encode(op->items[op->nitems - 1].id, cursor, sizeof(cursor));
-		ld_json_str(&j, cursor);
-	} else {
-		ld_json_null(&j);
-	}
-	ld_json_obj_end(&j);
-	free(q->items);
+	struct ld_item *rows = q->items;
+
+	/* q is not ours once answered (a pipelined request may take it):
+	 * the rows are let go from a local. */
 	q->items = NULL;
-	ld_api_respond_json(q, &j, 200);
+	if (op->status != LD_STORE_OK)
+		ld_api_store_failed(q, op->status);
+	else
+		ld_api_respond_page(q, "items", &pg);
+	free(rows);
 }
 
 static void list_store(struct ld_api_req *q)
@@ -241,27 +236,11 @@ static void list_store(struct ld_api_req *q)
 
 void ld_api_user_items(struct ld_api_req *q)
 {
-	const char *v;
-	size_t n, i;
-	unsigned limit = 20;
-	int64_t before = 0;
+	unsigned limit;
+	int64_t before;
 
-	if (ld_query_param(q->r->h.query, q->r->h.query_len, "limit", &v, &n)) {
-		unsigned long x = 0;
-
-		for (i = 0; i < n && i < 4 && v[i] >= '0' && v[i] <= '9'; i++)
-			x = x * 10 + (unsigned long)(v[i] - '0');
-		if (n == 0 || i != n || x < 1 || x > LD_LIST_MAX) {
-			ld_api_problem(q, 400, "limit must be an integer from 1 to 100");
-			return;
-		}
-		limit = (unsigned)x;
-	}
-	if (ld_query_param(q->r->h.query, q->r->h.query_len, "cursor", &v, &n) &&
-	    ld_cursor_decode(v, n, &before) != 0) {
-		ld_api_problem(q, 400, "cursor is not one this server gave out");
+	if (ld_api_page_params(q, &limit, &before) != 0)
 		return;
-	}
 	q->op.limit = limit;
 	q->op.before_id = before;
 	/* Only the first page with the default limit is cached: it is the one

@@ -1116,62 +1116,41 @@ void ld_api_photo_version(struct ld_api_req *q)
 
 /* ---- GET /v1/users/{id}/photos ---------------------------------------------------- */
 
+static int64_t photo_id(const void *row)
+{
+	return ((const struct ld_photo *)row)->id;
+}
+
+static void photo_row(struct ld_json *j, const void *row)
+{
+	write_photo(j, row, false);
+}
+
 static void listed(struct ld_store_op *op)
 {
 	struct ld_api_req *q = op->udata;
-	struct ld_json j;
-	char cursor[16];
-	unsigned i;
+	const struct ld_api_page pg = {
+	    op->photos, sizeof(*op->photos), op->nitems, op->has_more, photo_id, photo_row};
 
-	if (op->status != LD_STORE_OK) {
-		free(q->photos);
-		q->photos = NULL;
-		ld_api_store_failed(q, op->status);
-		return;
-	}
-	ld_json_init(&j, &q->r->out_body);
-	ld_json_obj_begin(&j);
-	ld_json_key(&j, "photos");
-	ld_json_arr_begin(&j);
-	for (i = 0; i < op->nitems; i++)
-		write_photo(&j, &op->photos[i], false);
-	ld_json_arr_end(&j);
-	ld_json_key(&j, "next_cursor");
-	if (op->has_more && op->nitems) {
-		ld_cursor_encode(op->photos[op->nitems - 1].id, cursor, sizeof(cursor));
-		ld_json_str(&j, cursor);
-	} else {
-		ld_json_null(&j);
-	}
-	ld_json_obj_end(&j);
-	free(q->photos);
+	struct ld_photo *rows = q->photos;
+
+	/* q is not ours once answered (a pipelined request may take it):
+	 * the rows are let go from a local. */
 	q->photos = NULL;
-	ld_api_respond_json(q, &j, 200);
+	if (op->status != LD_STORE_OK)
+		ld_api_store_failed(q, op->status);
+	else
+		ld_api_respond_page(q, "photos", &pg);
+	free(rows);
 }
 
 void ld_api_user_photos(struct ld_api_req *q)
 {
-	const char *v;
-	size_t n, i;
-	unsigned limit = 20;
-	int64_t before = 0;
+	unsigned limit;
+	int64_t before;
 
-	if (ld_query_param(q->r->h.query, q->r->h.query_len, "limit", &v, &n)) {
-		unsigned long x = 0;
-
-		for (i = 0; i < n && i < 4 && v[i] >= '0' && v[i] <= '9'; i++)
-			x = x * 10 + (unsigned long)(v[i] - '0');
-		if (n == 0 || i != n || x < 1 || x > LD_LIST_MAX) {
-			ld_api_problem(q, 400, "limit must be an integer from 1 to 100");
-			return;
-		}
-		limit = (unsigned)x;
-	}
-	if (ld_query_param(q->r->h.query, q->r->h.query_len, "cursor", &v, &n) &&
-	    ld_cursor_decode(v, n, &before) != 0) {
-		ld_api_problem(q, 400, "cursor is not one this server gave out");
+	if (ld_api_page_params(q, &limit, &before) != 0)
 		return;
-	}
 	q->photos = malloc(sizeof(*q->photos) * limit);
 	if (!q->photos) {
 		ld_api_problem(q, 503, "out of memory; retry after a moment");

@@ -169,6 +169,27 @@ def test_partial_photo_ships_its_small_versions(photo_server, tmp_path, jpeg):
     c.close()
 
 
+def test_photo_list_pages(photo_server, jpeg):
+    """A user's photos, newest first, in keyset pages: the limit, the
+    cursor of the last row, null at the end; the same 400s as the item
+    list."""
+    c = photo_server.client()
+    user, token = new_account(c, "pl")
+    ids = [start_upload(c, token)["photo"]["id"] for _ in range(2)]
+    base = "/v1/users/%s/photos" % user["id"]
+    page = assert_json_response(c.get(base + "?limit=1"), 200)
+    assert [p["id"] for p in page["photos"]] == [ids[1]]
+    assert page["photos"][0]["status"] == "uploading" and "versions" not in page["photos"][0]
+    page = assert_json_response(c.get(base + "?limit=1&cursor=" + page["next_cursor"]), 200)
+    assert [p["id"] for p in page["photos"]] == [ids[0]]
+    assert page["next_cursor"] is None
+    d = assert_problem(c.get(base + "?limit=0"), 400)
+    assert d["detail"] == "limit must be an integer from 1 to 100"
+    d = assert_problem(c.get(base + "?cursor=zz"), 400)
+    assert d["detail"] == "cursor is not one this server gave out"
+    c.close()
+
+
 def test_refusals_have_exact_statuses(photo_server, jpeg):
     c = photo_server.client()
     _, token = new_account(c, "rf")
