@@ -1,9 +1,9 @@
 /*
  * queue.h - the job queue a worker process drains: jobs live in a table of
- * the primary store (SQLite today: data_dir/ladder.db; PostgreSQL is one more
- * driver with `FOR UPDATE SKIP LOCKED`). Jobs are inserted by the store
- * itself, in the transaction that changes their photo (see migration 2),
- * never through this interface.
+ * the primary store (SQLite: data_dir/ladder.db, queue_sqlite.c; PostgreSQL:
+ * the primary, with `FOR UPDATE SKIP LOCKED`, queue_pg.c). Jobs are inserted
+ * by the store itself, in the transaction that changes their photo (see
+ * migration 2 of either driver), never through this interface.
  *
  * Life of a job: claim takes the oldest ready job whose time has come and
  * leases it to this queue's owner until now + lease_ms, counting one more
@@ -79,12 +79,13 @@ struct ld_photo_outcome {
 };
 
 struct ld_queue_config {
-	const char *data_dir;
+	const char *data_dir;	  /* sqlite */
+	const char *conninfo;	  /* postgres: the primary, a libpq conninfo (a secret) */
 	const char *owner;	  /* lease owner: "host:pid:n", unique per worker thread */
 	int64_t lease_ms;	  /* 60000 */
 	unsigned max_attempts;	  /* 5: the attempt that reaches it and fails makes the job dead */
 	unsigned busy_timeout_ms; /* 5000 */
-	bool synchronous_full;	  /* true */
+	bool synchronous_full;	  /* true (postgres: false sets synchronous_commit off) */
 };
 
 void ld_queue_config_default(struct ld_queue_config *cfg);
@@ -119,6 +120,7 @@ struct ld_queue_vt {
 };
 
 extern const struct ld_queue_vt ld_queue_sqlite_vt;
+extern const struct ld_queue_vt ld_queue_pg_vt;
 
 /*
  * ld_job_backoff_ms: the delay before retry number `attempt` (1 = after the

@@ -10,6 +10,7 @@
  * COMMIT of the op's implicit transaction having returned.
  */
 #include "store/postgres.h"
+#include "store/pg_int.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -291,8 +292,10 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	rc = -EIO;
 	if (query_int(pg, "SELECT coalesce(max(id), 0) FROM users", &a, err, errlen,
 		      "read max ids") != 0 ||
-	    query_int(pg, "SELECT coalesce(max(id), 0) FROM items", &b, err, errlen,
-		      "read max ids") != 0)
+	    query_int(pg,
+		      "SELECT greatest((SELECT coalesce(max(id), 0) FROM items),"
+		      " (SELECT coalesce(max(id), 0) FROM photos))",
+		      &b, err, errlen, "read max ids") != 0)
 		goto fail;
 	ld_idgen_init(&s->idgen, 0, a > b ? a : b);
 	rc = 0;
@@ -349,41 +352,6 @@ static void complete(struct ld_store_conn *c, struct ld_store_op *op, int status
 
 /* ---- parameters and rows ------------------------------------------------- */
 
-static uint64_t be64(int64_t v)
-{
-	uint64_t u = (uint64_t)v;
-
-	return ((u & 0xffULL) << 56) | ((u & 0xff00ULL) << 40) | ((u & 0xff0000ULL) << 24) |
-	       ((u & 0xff000000ULL) << 8) | ((u >> 8) & 0xff000000ULL) | ((u >> 24) & 0xff0000ULL) |
-	       ((u >> 40) & 0xff00ULL) | (u >> 56);
-}
-
-static int64_t get_i64(const PGresult *r, int row, int col)
-{
-	uint64_t v;
-
-	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
-		return 0;
-	memcpy(&v, PQgetvalue(r, row, col), 8);
-	return (int64_t)be64((int64_t)v);
-}
-
-static size_t get_bytes(const PGresult *r, int row, int col, char *dst, size_t cap)
-{
-	size_t n = (size_t)PQgetlength(r, row, col);
-
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, PQgetvalue(r, row, col), n);
-	dst[n] = '\0';
-	return n;
-}
-
-static bool get_bool(const PGresult *r, int row, int col)
-{
-	return PQgetlength(r, row, col) == 1 && PQgetvalue(r, row, col)[0] != 0;
-}
-
 static void row_user(const PGresult *r, int row, struct ld_user *u)
 {
 	u->id = get_i64(r, row, 0);
@@ -404,37 +372,6 @@ static void row_item(const PGresult *r, int row, struct ld_item *it)
 	it->created_ms = get_i64(r, row, 3);
 	it->updated_ms = get_i64(r, row, 4);
 	it->version = get_i64(r, row, 5);
-}
-
-/* Bound values of one statement: binary, int8 in network order. */
-struct params {
-	const char *v[LD_PG_PARAMS_MAX];
-	int len[LD_PG_PARAMS_MAX];
-	int fmt[LD_PG_PARAMS_MAX];
-	uint64_t ints[LD_PG_PARAMS_MAX];
-	unsigned n;
-};
-
-static void p_int(struct params *p, int64_t v)
-{
-	p->ints[p->n] = be64(v);
-	p->v[p->n] = (const char *)&p->ints[p->n];
-	p->len[p->n] = 8;
-	p->fmt[p->n] = 1;
-	p->n++;
-}
-
-static void p_bytes(struct params *p, const char *s, size_t n)
-{
-	p->v[p->n] = s;
-	p->len[p->n] = (int)n;
-	p->fmt[p->n] = 1;
-	p->n++;
-}
-
-static void p_text(struct params *p, const char *s, size_t max)
-{
-	p_bytes(p, s, strnlen(s, max));
 }
 
 static int64_t next_id(struct ld_store *s, int64_t now)
@@ -527,7 +464,10 @@ static int bind_op(struct ld_store *s, struct ld_store_op *op, struct params *p,
 		p_int(p, op->limit);
 		return LD_PG_IDEM_REAP;
 	default:
-		return -1;
+		if (!ld__pg_photo_kind(op->kind))
+			return -1;
+		return ld__pg_photo_bind(op, now,
+					 op->kind == LD_OP_PHOTO_CREATE ? next_id(s, now) : 0, p);
 	}
 }
 
@@ -561,7 +501,8 @@ static int bind_keyed(struct ld_store *s, struct ld_store_op *op, struct params 
 static bool is_write(enum ld_store_op_kind k)
 {
 	return k == LD_OP_USER_CREATE || k == LD_OP_USER_UPDATE || k == LD_OP_ITEM_CREATE ||
-	       k == LD_OP_ITEM_UPDATE || k == LD_OP_ITEM_DELETE || k == LD_OP_IDEM_REAP;
+	       k == LD_OP_ITEM_UPDATE || k == LD_OP_ITEM_DELETE || k == LD_OP_IDEM_REAP ||
+	       k == LD_OP_PHOTO_CREATE || k == LD_OP_PHOTO_COMPLETE || k == LD_OP_PHOTO_DELETE;
 }
 
 static bool known_kind(enum ld_store_op_kind k)
@@ -592,6 +533,8 @@ static int read_rows(const PGresult *r, struct ld_store_op *op)
 {
 	int n = PQntuples(r), i;
 
+	if (ld__pg_photo_kind(op->kind))
+		return ld__pg_photo_rows(r, op);
 	switch (op->kind) {
 	case LD_OP_USER_GET:
 	case LD_OP_USER_GET_BY_HANDLE:

@@ -70,6 +70,12 @@ int ld_pg_config_register(void);
 /* The live configuration the section writes to (tests may fill it). */
 extern struct ld_pg_config ld_pg_settings;
 
+/* The section itself, for other commands' option sets (`ladder worker`
+ * takes the same settings: ld_optset_add(set, &ld_pg_section,
+ * &ld_pg_settings, NULL)). */
+struct ld_opt_section;
+extern const struct ld_opt_section ld_pg_section;
+
 /* Every statement the driver prepares. */
 enum ld_pg_sql_id {
 	LD_PG_USER_GET,
@@ -90,6 +96,11 @@ enum ld_pg_sql_id {
 	LD_PG_ITEM_UPDATE_IDEM,
 	LD_PG_ITEM_DELETE_IDEM,
 	LD_PG_IDEM_REAP,
+	LD_PG_PHOTO_GET,
+	LD_PG_PHOTO_LIST,
+	LD_PG_PHOTO_CREATE,
+	LD_PG_PHOTO_COMPLETE,
+	LD_PG_PHOTO_DELETE,
 	LD_PG_SQL_COUNT
 };
 
