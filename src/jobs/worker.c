@@ -29,6 +29,7 @@
 #include "media/thumbproc.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "store/postgres.h"
 
 #define WORKER_THREADS_MAX 256
 #define ORIGINAL_MAX	   ((size_t)256 << 20) /* the API's upload cap is far below */
@@ -37,6 +38,7 @@ struct worker_opts {
 	char listen_host[256];
 	unsigned listen_port;
 	char data_dir[1024];
+	char store[16];
 	unsigned concurrency;
 	uint64_t lease_ms;
 	unsigned max_attempts;
@@ -110,6 +112,7 @@ static void count_job(const struct ld_job *j, unsigned outcome)
 static struct worker_opts opts;
 static struct ld_blob_opts blob_opts;
 static const struct ld_blob_vt *blob_vt = &ld_blob_fs_vt;
+static const struct ld_queue_vt *queue_vt = &ld_queue_sqlite_vt;
 static struct ld_blob_store *blobs;
 static _Atomic bool stopping;
 static uv_mutex_t stop_mu;
@@ -203,7 +206,7 @@ static void thumbnail(struct ld_queue *q, const struct ld_job *j, struct run *r)
 	int rc;
 
 	r->out.photo_id = j->subject;
-	rc = ld_queue_sqlite_vt.photo(q, j->subject, &p);
+	rc = queue_vt->photo(q, j->subject, &p);
 	if (rc == -ENOENT || (rc == 0 && strcmp(p.status, "processing") != 0)) {
 		/* Deleted meanwhile, or finished by an earlier run of this
 		 * very job: nothing to do, and nothing to record. */
@@ -340,7 +343,7 @@ static void run_job(struct ld_queue *q, const struct ld_job *j, uint64_t *rnd_st
 	}
 	now = now_ms();
 	if (!r.retry) {
-		rc = ld_queue_sqlite_vt.complete(q, j, now, r.out.photo_id ? &r.out : NULL);
+		rc = queue_vt->complete(q, j, now, r.out.photo_id ? &r.out : NULL);
 		if (rc == 0) {
 			count_job(j, OUT_COMPLETED);
 			log_job("info", "job completed", j, r.out.status ? r.out.status : "");
@@ -366,8 +369,8 @@ static void run_job(struct ld_queue *q, const struct ld_job *j, uint64_t *rnd_st
 		gave_up.status = "failed";
 		gave_up.reason = why;
 	}
-	rc = ld_queue_sqlite_vt.fail(q, j, now, now + delay, r.error,
-				     gave_up.photo_id ? &gave_up : NULL, &dead);
+	rc = queue_vt->fail(q, j, now, now + delay, r.error, gave_up.photo_id ? &gave_up : NULL,
+			    &dead);
 	if (rc == 0) {
 		count_job(j, dead ? OUT_DEAD : OUT_RETRIED);
 		log_job(dead ? "error" : "warn", dead ? "job dead" : "job failed; will retry", j,
@@ -394,7 +397,7 @@ static void job_thread_main(void *arg)
 
 	ld_thumbproc_init(&tproc, "/proc/self/exe", 1);
 	while (!atomic_load(&stopping)) {
-		rc = ld_queue_sqlite_vt.claim(jt->q, now_ms(), &j);
+		rc = queue_vt->claim(jt->q, now_ms(), &j);
 		if (rc == -EAGAIN || rc != 0) {
 			/* Nothing due (or the database is busy or failing: the
 			 * error is logged, and the next poll tries again). */
@@ -405,7 +408,7 @@ static void job_thread_main(void *arg)
 		 * started, so it goes back with its attempt, for the next
 		 * worker to take now rather than when the lease runs out. */
 		if (atomic_load(&stopping)) {
-			rc = ld_queue_sqlite_vt.release(jt->q, &j, now_ms());
+			rc = queue_vt->release(jt->q, &j, now_ms());
 			if (rc == 0) {
 				count_job(&j, OUT_RELEASED);
 				log_job("info", "job released: stopping", &j, NULL);
@@ -477,9 +480,10 @@ static void render_worker_metrics(struct ld_buf *b)
 	/* The queue as a whole, read at scrape time (a few index searches). */
 	ld_queue_config_default(&qc);
 	qc.data_dir = opts.data_dir;
+	qc.conninfo = ld_pg_settings.primary;
 	qc.owner = "metrics";
-	if (ld_queue_sqlite_vt.open(&qc, &q, err, sizeof(err)) == 0 &&
-	    ld_queue_sqlite_vt.stats(q, now_ms(), &st) == 0) {
+	if (queue_vt->open(&qc, &q, err, sizeof(err)) == 0 &&
+	    queue_vt->stats(q, now_ms(), &st) == 0) {
 		ld_buf_printf(b,
 			      "# HELP ladder_queue_jobs Jobs in the queue, by state.\n"
 			      "# TYPE ladder_queue_jobs gauge\n"
@@ -492,7 +496,7 @@ static void render_worker_metrics(struct ld_buf *b)
 			      "ladder_queue_oldest_ready_seconds %.3f\n",
 			      st.ready, st.leased, st.dead, (double)st.oldest_age_ms / 1000.0);
 	}
-	ld_queue_sqlite_vt.close(q);
+	queue_vt->close(q);
 }
 
 static void respond_text(struct ld_req *r, int status, const char *text)
@@ -565,6 +569,10 @@ static int metrics_init(void)
 static const struct ld_opt worker_opts_table[] = {
     {"data", 0, "data", "LADDER_DATA", LD_OPT_STR, O(data_dir), "./data", 1, 0, NULL, 0, NULL,
      NULL, "DIR", "the data directory of the box (database and blobs)"},
+    {"store", 0, "store", "LADDER_STORE", LD_OPT_STR, O(store), "sqlite", 1, 0,
+     "sqlite|postgres", 0, NULL, NULL, "NAME",
+     "where the job queue is: sqlite (in DATA) or postgres (the [postgres] settings, as "
+     "serve's)"},
     {"listen", 0, "listen", "LADDER_WORKER_LISTEN", LD_OPT_HOSTPORT,
      offsetof(struct worker_opts, listen_host), sizeof(((struct worker_opts *)0)->listen_host),
      offsetof(struct worker_opts, listen_port), "127.0.0.1:9091", 0, 0, NULL, 0, NULL, NULL,
@@ -620,6 +628,7 @@ static int parse_opts(int argc, char **argv)
 	rc = 2;
 	if (ld_optset_add(set, &worker_section, &opts, NULL) < 0 ||
 	    ld_optset_add(set, &ld_blob_section, &blob_opts, NULL) < 0 ||
+	    ld_optset_add(set, &ld_pg_section, &ld_pg_settings, NULL) < 0 ||
 	    ld_optset_defaults(set, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ladder worker: option table: %s\n", err);
 		goto out;
@@ -655,6 +664,16 @@ static int parse_opts(int argc, char **argv)
 			LD_PHOTO_VERSIONS);
 		rc = 2;
 		goto out;
+	}
+	if (strcmp(opts.store, "postgres") == 0) {
+		if (!ld_pg_settings.primary[0]) {
+			fprintf(stderr,
+				"ladder worker: --pg-primary (LADDER_PG_PRIMARY): must be set "
+				"with --store postgres\n");
+			rc = 2;
+			goto out;
+		}
+		queue_vt = &ld_queue_pg_vt;
 	}
 	if (opts.backoff_max_ms < opts.backoff_base_ms) {
 		fprintf(stderr, "ladder worker: --backoff-max: must not be under --backoff-base\n");
@@ -728,6 +747,7 @@ int ld_worker_main(int argc, char **argv)
 	uv_cond_init(&stop_cv);
 	ld_queue_config_default(&qc);
 	qc.data_dir = opts.data_dir;
+	qc.conninfo = ld_pg_settings.primary;
 	qc.lease_ms = (int64_t)opts.lease_ms;
 	qc.max_attempts = opts.max_attempts;
 	qc.synchronous_full = opts.sync;
@@ -735,7 +755,7 @@ int ld_worker_main(int argc, char **argv)
 		snprintf(owner, sizeof(owner), "%.40s:%ld:%u", hostname, (long)getpid(), i);
 		qc.owner = owner;
 		threads[i].index = i;
-		if (ld_queue_sqlite_vt.open(&qc, &threads[i].q, err, sizeof(err)) != 0) {
+		if (queue_vt->open(&qc, &threads[i].q, err, sizeof(err)) != 0) {
 			fprintf(stderr, "ladder worker: %s\n", err);
 			goto stop;
 		}
@@ -753,7 +773,8 @@ int ld_worker_main(int argc, char **argv)
 	}
 	{
 		char n[16];
-		const char *kv[] = {"data", opts.data_dir, "concurrency", n, NULL};
+		const char *kv[] = {"data", opts.data_dir, "store", opts.store, "concurrency",
+				    n,	    NULL};
 
 		snprintf(n, sizeof(n), "%u", opts.concurrency);
 		ld_log_event("info", "worker started", kv);
@@ -772,7 +793,7 @@ stop:
 	for (i = 0; i < started; i++)
 		uv_thread_join(&threads[i].t);
 	for (i = 0; i < opts.concurrency; i++)
-		ld_queue_sqlite_vt.close(threads[i].q);
+		queue_vt->close(threads[i].q);
 	if (rc == 0)
 		ld_log_event("info", "worker stopped cleanly", NULL);
 out:

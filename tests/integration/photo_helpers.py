@@ -1,6 +1,8 @@
 """What the photo and worker tests share: images made here (libvips' command
 line for ordinary ones, zlib for the PNG bomb), a `ladder worker` process on
-a free port, and looks at the database the way an operator would."""
+a free port, and looks at the database the way an operator would: SQLite
+directly, or PostgreSQL through psql when LADDER_STORE=postgres (the store
+the box and its workers run on)."""
 
 import json
 import os
@@ -11,7 +13,15 @@ import time
 import zlib
 from pathlib import Path
 
-from conftest import LADDER_BIN, SANITIZER_MARKERS, free_port, server_env
+from conftest import (
+    LADDER_BIN,
+    LADDER_STORE,
+    SANITIZER_MARKERS,
+    free_port,
+    pg_conninfo_for,
+    server_env,
+    store_flags,
+)
 from ladder_http import Conn
 
 # Fast defaults for tests: poll often, no fsync.
@@ -92,23 +102,91 @@ def decodes(path):
     return r.returncode == 0
 
 
+def worker_store_flags(data_dir):
+    """The flags that put a worker (or `ladder migrate`) on the store of the
+    servers here: postgres, or SQLite in data_dir (what sqlite-deferred
+    stores in, too)."""
+    return store_flags(data_dir) if LADDER_STORE == "postgres" else []
+
+
+class _PgRows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self):
+        return self.rows
+
+
+class PgDb:
+    """The few calls the tests make on a sqlite3 connection, on PostgreSQL:
+    one psql per statement (autocommit, as the sqlite3 connection is), `?`
+    parameters as SQL literals, a SELECT's rows as tuples of JSON values
+    (so numbers are numbers)."""
+
+    PSQL = "/usr/lib/postgresql/15/bin/psql"
+
+    def __init__(self, conninfo):
+        self.conninfo = conninfo
+
+    @staticmethod
+    def _literal(v):
+        if v is None:
+            return "NULL"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        return "'" + str(v).replace("'", "''") + "'"
+
+    def execute(self, sql, args=()):
+        parts = sql.split("?")
+        assert len(parts) == len(args) + 1, (sql, args)
+        text = parts[0] + "".join(self._literal(a) + p for a, p in zip(args, parts[1:]))
+        select = text.lstrip().upper().startswith("SELECT")
+        if select:
+            text = "SELECT coalesce(json_agg(row_to_json(t)), '[]') FROM (%s) t" % text
+        r = subprocess.run(
+            [self.PSQL, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-d", self.conninfo, "-c", text],
+            capture_output=True, timeout=30,
+        )  # fmt: skip
+        assert r.returncode == 0, (text, r.stderr.decode(errors="replace"))
+        rows = []
+        if select:
+            rows = [tuple(d.values()) for d in json.loads(r.stdout.decode() or "[]")]
+        return _PgRows(rows)
+
+    def close(self):
+        pass
+
+
 class Box:
     """A data directory made by `ladder migrate`, with one user, where tests
     put photos the way the API does (row, object, then the upload-complete
-    update whose trigger queues the job)."""
+    update whose trigger queues the job). On LADDER_STORE=postgres the
+    database is the PostgreSQL one of that data directory."""
 
     def __init__(self, root):
         self.root = Path(root)
         self.data = self.root / "data"
+        self.store_flags = worker_store_flags(self.data)
         r = subprocess.run(
-            [LADDER_BIN, "migrate", "--data", str(self.data)],
+            [LADDER_BIN, "migrate", "--data", str(self.data), *self.store_flags],
             capture_output=True,
             env=server_env(),
             timeout=20,
         )
         assert r.returncode == 0, r.stderr
-        self.db = sqlite3.connect(str(self.data / "ladder.db"), timeout=10, isolation_level=None)
-        self.db.execute("PRAGMA foreign_keys = ON")
+        if LADDER_STORE == "postgres":
+            self.db = PgDb(pg_conninfo_for(self.data))
+        else:
+            self.db = sqlite3.connect(
+                str(self.data / "ladder.db"), timeout=10, isolation_level=None
+            )
+            self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("INSERT INTO users VALUES (1, 'alice', 'Alice', 'x', 1, 1, 1)")
         self.next_id = 1000
 
@@ -151,7 +229,7 @@ class Box:
         ).fetchall()
         return {r[0]: {"width": r[1], "height": r[2], "size": r[3], "etag": r[4]} for r in rows}
 
-    def jobs(self, where="1", args=()):
+    def jobs(self, where="true", args=()):
         return self.db.execute(
             "SELECT id, kind, subject, state, attempts, lease_owner, last_error FROM jobs WHERE "
             + where,
@@ -192,6 +270,7 @@ class Worker:
         argv = [
             LADDER_BIN, "worker",
             "--data", str(box.data),
+            *getattr(box, "store_flags", []),
             "--listen", "127.0.0.1:%d" % self.port,
             *WORKER_FLAGS, *flags,
         ]  # fmt: skip

@@ -10,24 +10,20 @@ import time
 
 import pytest
 
-from conftest import LADDER_STORE, LadderServer
+from conftest import LadderServer
 from ladder_http import Conn, assert_json_response, assert_problem, new_account
-from photo_helpers import Worker, decodes, image_size, make_jpeg, png_bomb
+from photo_helpers import Worker, decodes, image_size, make_jpeg, png_bomb, worker_store_flags
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
-# The postgres store does not carry photo ops yet (docs/store.md).
-pytestmark = pytest.mark.skipif(
-    LADDER_STORE == "postgres", reason="photos are not in the postgres store yet"
-)
-
 
 class ServerBox:
-    """What Worker needs from a box: the server's data directory."""
+    """What Worker needs from a box: the server's data directory and store."""
 
     def __init__(self, root, data):
         self.root = root
         self.data = data
+        self.store_flags = worker_store_flags(data)
 
 
 @pytest.fixture

@@ -14,14 +14,9 @@ import urllib.parse
 
 import pytest
 
-from conftest import LADDER_STORE, LadderServer, free_port
+from conftest import LadderServer, free_port
 from ladder_http import assert_json_response, assert_problem, new_account
-from photo_helpers import Worker, decodes, image_size, make_jpeg
-
-# The postgres store does not carry photo ops yet (docs/store.md).
-pytestmark = pytest.mark.skipif(
-    LADDER_STORE == "postgres", reason="photos are not in the postgres store yet"
-)
+from photo_helpers import Worker, decodes, image_size, make_jpeg, worker_store_flags
 
 
 @pytest.fixture
@@ -71,6 +66,7 @@ class ServerBox:
     def __init__(self, root, data):
         self.root = root
         self.data = data
+        self.store_flags = worker_store_flags(data)
 
 
 def test_photos_on_s3_end_to_end(tmp_path, s3):

@@ -276,7 +276,7 @@ def test_deleted_photo_objects_are_removed(box, jpeg_3000):
         while box.blob(pid, "original").parent.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not box.blob(pid, "original").parent.exists()
-        box.wait_jobs("1", (), 0)
+        box.wait_jobs("true", (), 0)
         assert box.versions(pid) == {}
     finally:
         assert w.stop() == 0
@@ -303,6 +303,34 @@ def test_bad_flags_name_the_flag(box):
     )
     assert r.returncode == 1
     assert "ladder worker: queue: open " in r.stderr.decode()
+
+
+def test_store_flags_are_checked(tmp_path):
+    from conftest import free_port, run_cli
+
+    r = run_cli("worker", "--store", "postgres")
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "ladder worker: --pg-primary (LADDER_PG_PRIMARY): must be set with --store postgres\n"
+    )
+    r = run_cli("worker", "--store", "mysql")
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "ladder worker: --store: 'mysql' is not one of: sqlite|postgres\n"
+        "(see ladder worker --help)\n"
+    )
+    # A primary that does not answer: the queue says so, the password never.
+    r = run_cli(
+        "worker",
+        "--store", "postgres",
+        "--pg-primary", "hostaddr=127.0.0.1 port=%d password=s3cret" % free_port(),
+        "--data", str(tmp_path),
+        "--listen", "127.0.0.1:%d" % free_port(),
+    )  # fmt: skip
+    err = r.stderr.decode()
+    assert r.returncode == 1
+    assert err.startswith("ladder worker: queue: cannot connect to the primary: ")
+    assert "s3cret" not in err
 
 
 def test_sigterm_stops_claiming_during_the_http_drain(box, jpeg_3000):
