@@ -355,37 +355,87 @@ out:
 	return rc;
 }
 
+/* pipe_result takes the result of the next statement of a pipeline (and
+ * the NULL that ends it); NULL with -EIO logged when it failed. */
+static PGresult *pipe_result(struct ld_queue *q, enum ld_qpg_id id)
+{
+	PGresult *r = PQgetResult(q->pg), *end;
+	ExecStatusType st = PQresultStatus(r);
+
+	if (r && (end = PQgetResult(q->pg)))
+		PQclear(end); /* never: one result per statement */
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		log_pg(q, ld_queue_pg_stmts[id].name, r);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* queue_claim: the reap, then the claim, sent together (pipeline mode:
+ * one round trip) as one transaction; the claim's snapshot, taken after
+ * the reap, sees the leases the reap returned to ready. */
 static int queue_claim(struct ld_queue *q, int64_t now_ms, struct ld_job *out)
 {
-	struct qparams p = {0};
-	PGresult *r;
-	int rc;
+	struct qparams reap = {0}, claim = {0};
+	PGresult *r = NULL, *c = NULL;
+	int rc = -EIO;
 
-	/* The reap, then the claim, each its own transaction: a reaped job
-	 * that another worker claims first is fine, it is that worker's. */
-	qp_int(&p, now_ms);
-	qp_int(&p, q->max_attempts);
-	r = run(q, LD_QPG_REAP, &p);
-	if (!r)
+	if (ready(q) != 0)
 		return -EIO;
-	PQclear(r);
-	memset(&p, 0, sizeof(p));
-	qp_int(&p, now_ms);
-	qp_const(&p, q->owner);
-	qp_int(&p, q->lease_ms);
-	r = run(q, LD_QPG_CLAIM, &p);
-	if (!r)
-		return -EIO;
+	qp_int(&reap, now_ms);
+	qp_int(&reap, q->max_attempts);
+	qp_int(&claim, now_ms);
+	qp_const(&claim, q->owner);
+	qp_int(&claim, q->lease_ms);
+	if (PQenterPipelineMode(q->pg) != 1 ||
+	    PQsendQueryPrepared(q->pg, ld_queue_pg_stmts[LD_QPG_REAP].name, (int)reap.n, reap.v,
+				NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(q->pg, ld_queue_pg_stmts[LD_QPG_CLAIM].name, (int)claim.n, claim.v,
+				NULL, NULL, 0) != 1 ||
+	    PQpipelineSync(q->pg) != 1) {
+		log_pg(q, "qjob_claim", NULL);
+		goto out;
+	}
+	r = pipe_result(q, LD_QPG_REAP);
+	/* After a failed reap the claim is PIPELINE_ABORTED: read it anyway. */
+	c = r ? pipe_result(q, LD_QPG_CLAIM) : PQgetResult(q->pg);
+	if (!r && c) {
+		PQclear(c);
+		c = NULL;
+		PQclear(PQgetResult(q->pg));
+	}
+	/* The Sync's answer: the transaction's COMMIT returned. */
+	{
+		PGresult *sync = PQgetResult(q->pg);
+
+		if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+			log_pg(q, "qjob_claim: commit", sync);
+			PQclear(c);
+			c = NULL;
+		}
+		PQclear(sync);
+	}
+	if (!r || !c)
+		goto out;
 	rc = -EAGAIN;
-	if (PQntuples(r) == 1) {
+	if (PQntuples(c) == 1) {
 		memset(out, 0, sizeof(*out));
-		out->id = col_i64(r, 0, 0);
-		snprintf(out->kind, sizeof(out->kind), "%s", PQgetvalue(r, 0, 1));
-		out->subject = col_i64(r, 0, 2);
-		out->attempts = (unsigned)col_i64(r, 0, 3);
+		out->id = col_i64(c, 0, 0);
+		snprintf(out->kind, sizeof(out->kind), "%s", PQgetvalue(c, 0, 1));
+		out->subject = col_i64(c, 0, 2);
+		out->attempts = (unsigned)col_i64(c, 0, 3);
 		rc = 0;
 	}
+out:
 	PQclear(r);
+	PQclear(c);
+	/* Back to ordinary mode for the other calls; a connection that
+	 * cannot leave it is broken: reset it on the next call. */
+	if (PQpipelineStatus(q->pg) != PQ_PIPELINE_OFF && PQexitPipelineMode(q->pg) != 1) {
+		PQreset(q->pg);
+		q->prepared = false;
+	}
 	return rc;
 }
 
