@@ -9,7 +9,7 @@
 #     worker's time runs from its start to the last photo `ready`, start-up
 #     and queue included.
 #  2. The queue's claim + complete throughput on SQLite (jobs/s), durable
-#     (fsync per transaction) and not.
+#     (fsync per transaction) and not; then on PostgreSQL (bench/queue_pg.sh).
 #
 # Usage: bench/thumbs.sh   (PHOTOS=30 WIDTH=3000 HEIGHT=2000 ROUNDS=3 by default)
 set -euo pipefail
@@ -142,10 +142,15 @@ qb="build/rel/bench/queue_bench"
 mkdir -p "$(dirname "$qb")"
 # shellcheck disable=SC2046
 cc -std=c17 -O2 -D_GNU_SOURCE -Isrc -o "$qb" bench/queue_bench.c build/rel/libladder.a \
-	$(pkg-config --cflags --libs libuv sqlite3 libsodium jansson zlib inih vips) -lm -pthread
+	$(pkg-config --cflags --libs libuv sqlite3 libsodium jansson zlib inih vips libcurl libpq) \
+	-lm -pthread
 for sync in 1 0; do
 	rm -rf "$data"
 	mkdir -p "$data"
 	read -r n rate < <(taskset -c "$CPU" "$qb" "$data" "$QUEUE_JOBS" "$sync")
 	printf '%s: %d jobs, %.0f jobs/s\n' "$([ "$sync" = 1 ] && echo "durable (fsync)" || echo "sync off      ")" "$n" "$rate"
 done
+
+echo
+echo "== job queue on PostgreSQL: claim + complete =="
+bench/queue_pg.sh "$qb"
