@@ -86,6 +86,7 @@ struct ld_queue_config {
 	unsigned max_attempts;	  /* 5: the attempt that reaches it and fails makes the job dead */
 	unsigned busy_timeout_ms; /* 5000 */
 	bool synchronous_full;	  /* true (postgres: false sets synchronous_commit off) */
+	uint64_t connect_timeout_ms; /* postgres: one connection attempt (5000) */
 };
 
 void ld_queue_config_default(struct ld_queue_config *cfg);

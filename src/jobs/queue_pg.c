@@ -294,7 +294,7 @@ static int queue_open(const struct ld_queue_config *cfg, struct ld_queue **out, 
 {
 	struct ld_queue *q;
 	PGresult *r = NULL;
-	char line[256];
+	char line[256], secs[24];
 	int rc = -ENOMEM;
 	long version;
 
@@ -317,7 +317,16 @@ static int queue_open(const struct ld_queue_config *cfg, struct ld_queue **out, 
 	if (!q->conninfo)
 		goto fail;
 	rc = -EIO;
-	q->pg = PQconnectdb(q->conninfo);
+	/* connect_timeout after the conninfo overrides one inside it: a
+	 * primary that does not answer costs one bounded wait, at open and at
+	 * each reconnect (PQreset keeps the options), not the kernel's SYN
+	 * retries (minutes), which would hold a job thread or a scrape. */
+	snprintf(secs, sizeof(secs), "%llu",
+		 (unsigned long long)(cfg->connect_timeout_ms
+					  ? (cfg->connect_timeout_ms + 999) / 1000
+					  : 5));
+	q->pg = PQconnectdbParams((const char *const[]){"dbname", "connect_timeout", NULL},
+				  (const char *const[]){q->conninfo, secs, NULL}, 1);
 	if (!q->pg || PQstatus(q->pg) != CONNECTION_OK) {
 		/* libpq's message names the host, never the password. */
 		snprintf(line, sizeof(line), "%s", q->pg ? PQerrorMessage(q->pg) : "out of memory");

@@ -120,6 +120,7 @@ void ld_queue_config_default(struct ld_queue_config *cfg)
 	cfg->max_attempts = 5;
 	cfg->busy_timeout_ms = 5000;
 	cfg->synchronous_full = true;
+	cfg->connect_timeout_ms = 5000;
 }
 
 int64_t ld_job_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms, double rnd)

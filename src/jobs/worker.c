@@ -481,6 +481,7 @@ static void render_worker_metrics(struct ld_buf *b)
 	ld_queue_config_default(&qc);
 	qc.data_dir = opts.data_dir;
 	qc.conninfo = ld_pg_settings.primary;
+	qc.connect_timeout_ms = ld_pg_settings.connect_timeout_ms;
 	qc.owner = "metrics";
 	if (queue_vt->open(&qc, &q, err, sizeof(err)) == 0 &&
 	    queue_vt->stats(q, now_ms(), &st) == 0) {
@@ -748,6 +749,7 @@ int ld_worker_main(int argc, char **argv)
 	ld_queue_config_default(&qc);
 	qc.data_dir = opts.data_dir;
 	qc.conninfo = ld_pg_settings.primary;
+	qc.connect_timeout_ms = ld_pg_settings.connect_timeout_ms;
 	qc.lease_ms = (int64_t)opts.lease_ms;
 	qc.max_attempts = opts.max_attempts;
 	qc.synchronous_full = opts.sync;

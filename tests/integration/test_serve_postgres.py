@@ -122,9 +122,10 @@ def test_concurrent_migrations_take_turns(tmp_path, pg):
             out, err = p.communicate(timeout=60)
             assert p.returncode == 0, err
             assert b"ladder migrate: postgres store is at the current schema" in out
-        assert pg.psql("SELECT version FROM ladder_schema", db=db).split() == ["2"]
+        assert pg.psql("SELECT version FROM ladder_schema", db=db).split() == ["3"]
         assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN"
-                       " ('users', 'items', 'idempotency_keys')", db=db).split() == ["3"]
+                       " ('users', 'items', 'idempotency_keys', 'photos', 'photo_versions',"
+                       " 'jobs')", db=db).split() == ["6"]
 
 
 # ---- an unreachable primary ---------------------------------------------------

@@ -378,6 +378,28 @@ static void test_pg_open_errors(void)
 	CHECK_STR(err, "queue: the postgres store has schema version 0, jobs need 3: run "
 		       "`ladder migrate --store postgres`");
 	CHECK(q == NULL);
+	/* A primary that takes the connection and never answers: the wait
+	 * is the connect timeout, whatever the conninfo says. */
+	{
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		CHECK(fd >= 0);
+		CHECK_INT(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+		CHECK_INT(listen(fd, 8), 0);
+		CHECK_INT(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+		snprintf(ci, sizeof(ci),
+			 "hostaddr=127.0.0.1 port=%d user=postgres connect_timeout=600",
+			 ntohs(a.sin_port));
+		cfg.conninfo = ci;
+		cfg.connect_timeout_ms = 1000;
+		CHECK_INT(ld_queue_pg_vt.open(&cfg, &q, err, sizeof(err)), -EIO);
+		CHECK(strstr(err, "queue: cannot connect to the primary: ") != NULL);
+		CHECK(strstr(err, "timeout expired") != NULL);
+		close(fd);
+	}
 }
 
 /* A job another transaction holds (a worker in the middle of claiming or
