@@ -54,6 +54,10 @@ enum l2ev {
 
 struct ld_cache_l2 {
 	char node[20]; /* random, in every lease token */
+	/* Per generation slot, shared by all loops: deletes of keys there that
+	 * have not reached Redis. While one is pending, no loop reads the
+	 * slot's keys from Redis (it may hold what the write replaced). */
+	_Atomic uint32_t *dirty;
 };
 
 struct ld_cache_l2_loop {
@@ -196,8 +200,18 @@ static void flush(struct ld_cache_l2_loop *x, const char *why)
 
 /* ---- deletes ------------------------------------------------------------- */
 
-static void retry_add(struct ld_cache_l2_loop *x, const struct ld_cache_key *k)
+static _Atomic uint32_t *dirty_of(struct ld_cache_l2_loop *x, const struct ld_cache_key *k)
 {
+	return &x->l->c->l2->dirty[ld_cache_key_hash(k) & x->l->c->gens.mask];
+}
+
+/* retry_add keeps k's delete for the next connection; fresh: it was not
+ * kept before (its slot is marked until a delete reaches Redis; a key
+ * dropped for want of room stays marked). */
+static void retry_add(struct ld_cache_l2_loop *x, const struct ld_cache_key *k, bool fresh)
+{
+	if (fresh)
+		atomic_fetch_add_explicit(dirty_of(x, k), 1, memory_order_acq_rel);
 	if (!x->retry)
 		x->retry = calloc(RETRY_MAX, sizeof(*x->retry));
 	if (!x->retry || x->nretry >= RETRY_MAX) {
@@ -217,9 +231,26 @@ static void retry_add(struct ld_cache_l2_loop *x, const struct ld_cache_key *k)
 struct del_cmd {
 	struct ld_cache_l2_loop *x;
 	struct ld_cache_waiter *w;
+	bool retry; /* the kept deletes, sent again */
 	unsigned n;
 	struct ld_cache_key keys[];
 };
+
+/* bump_keys ends every L1 copy of keys again. A read on another loop may
+ * have sent its GET after the write's first bump and had it answered by
+ * Redis before the DEL ran: that answer is the old version, filled under
+ * the new generation. Its GET went before the DEL's answer came back, so
+ * a second bump when the DEL is answered (or has failed), before the write
+ * is acknowledged, drops it. */
+static void bump_keys(struct ld_cache_l2_loop *x, const struct ld_cache_key *keys, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t hash = ld_cache_key_hash(&keys[i]);
+
+		ld_cache_gen_bump(&x->l->c->gens, hash);
+		ld_l1_remove(&x->l->l1, &keys[i], hash);
+	}
+}
 
 static void on_del_reply(struct ld_redis *r, const redisReply *reply, const char *err, void *udata)
 {
@@ -229,9 +260,15 @@ static void on_del_reply(struct ld_redis *r, const redisReply *reply, const char
 	(void)r;
 	(void)err;
 	if (!x->closing) {
-		if (!reply || reply->type == REDIS_REPLY_ERROR)
-			for (unsigned i = 0; i < d->n; i++)
-				retry_add(x, &d->keys[i]);
+		bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+
+		bump_keys(x, d->keys, d->n);
+		for (unsigned i = 0; i < d->n; i++)
+			if (!ok)
+				retry_add(x, &d->keys[i], !d->retry);
+			else if (d->retry)
+				atomic_fetch_sub_explicit(dirty_of(x, &d->keys[i]), 1,
+							  memory_order_acq_rel);
 		if (d->w)
 			d->w->wake(d->w, LD_CACHE_WOKE_FILLED);
 	}
@@ -240,7 +277,7 @@ static void on_del_reply(struct ld_redis *r, const redisReply *reply, const char
 
 /* send_dels sends DEL of keys and their leases; 0 or -EAGAIN/-ENOMEM. */
 static int send_dels(struct ld_cache_l2_loop *x, unsigned flags, const struct ld_cache_key *keys,
-		     unsigned n, struct ld_cache_waiter *w)
+		     unsigned n, struct ld_cache_waiter *w, bool retry)
 {
 	size_t nargs = 1 + 2 * (size_t)n;
 	const char **argv = calloc(nargs, sizeof(*argv));
@@ -263,6 +300,7 @@ static int send_dels(struct ld_cache_l2_loop *x, unsigned flags, const struct ld
 		}
 	d->x = x;
 	d->w = w;
+	d->retry = retry;
 	d->n = n;
 	memcpy(d->keys, keys, n * sizeof(d->keys[0]));
 	rc = ld_redis_command(x->data, flags, on_del_reply, d, (int)nargs, argv, lens);
@@ -287,7 +325,7 @@ static void redis_invalidate(struct ld_cache_loop *l, const struct ld_cache_key 
 	if (x->npending < PENDING_MAX)
 		x->pending[x->npending++] = *k;
 	else
-		retry_add(x, k);
+		retry_add(x, k, true);
 }
 
 static bool redis_sync(struct ld_cache_loop *l, struct ld_cache_waiter *w)
@@ -300,9 +338,10 @@ static bool redis_sync(struct ld_cache_loop *l, struct ld_cache_waiter *w)
 	x->npending = 0;
 	/* Not connected, or the breaker is open: kept for when it is back
 	 * (the write is answered now: Redis is not a dependency). */
-	if (!ld_redis_usable(x->data) || send_dels(x, 0, x->pending, n, w) != 0) {
+	if (!ld_redis_usable(x->data) || send_dels(x, 0, x->pending, n, w, false) != 0) {
+		bump_keys(x, x->pending, n);
 		for (unsigned i = 0; i < n; i++)
-			retry_add(x, &x->pending[i]);
+			retry_add(x, &x->pending[i], true);
 		return false;
 	}
 	return w != NULL;
@@ -492,7 +531,8 @@ static enum ld_cache_result redis_lookup(struct ld_cache_loop *l, const struct l
 	ld__cache_count(l, k->kind, EV_MISS);
 	if (f || !w)
 		return LD_CACHE_MISS; /* someone else fills; or a look-up after a wake */
-	if (!up) {
+	if (!up ||
+	    atomic_load_explicit(&l->c->l2->dirty[hash & l->c->gens.mask], memory_order_acquire)) {
 		xcount(x, k->kind, X_BYPASS);
 		return LD_CACHE_MISS;
 	}
@@ -698,7 +738,7 @@ static void data_connect(struct ld_redis *r, void *udata)
 
 		x->nretry = 0;
 		atomic_store_explicit(&x->retry_len, 0, memory_order_relaxed);
-		if (send_dels(x, LD_REDIS_SETUP, x->retry, n, NULL) != 0) {
+		if (send_dels(x, LD_REDIS_SETUP, x->retry, n, NULL, true) != 0) {
 			x->nretry = n;
 			rc = -1;
 		}
@@ -737,7 +777,11 @@ static int redis_open(const struct ld_cache_config *cfg, unsigned nloops, struct
 	if (rc)
 		return rc;
 	(*out)->l2 = calloc(1, sizeof(*(*out)->l2));
-	if (!(*out)->l2) {
+	if ((*out)->l2)
+		(*out)->l2->dirty = calloc((*out)->gens.mask + 1, sizeof(*(*out)->l2->dirty));
+	if (!(*out)->l2 || !(*out)->l2->dirty) {
+		if ((*out)->l2)
+			free((*out)->l2);
 		ld__local_close(*out);
 		snprintf(err, errlen, "cache: out of memory");
 		return -ENOMEM;
@@ -757,6 +801,8 @@ static void redis_close(struct ld_cache *c)
 			free(c->loops[i]->l2->retry);
 			free(c->loops[i]->l2);
 		}
+	if (c->l2)
+		free(c->l2->dirty);
 	free(c->l2);
 	c->l2 = NULL;
 	ld__local_close(c);
