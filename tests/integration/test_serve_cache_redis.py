@@ -445,3 +445,31 @@ def test_two_nodes_on_one_postgres_writes_and_reads_hot_keys(ladder_server, redi
         for srv in ladder_server.servers:
             srv.kill()
         pg.stop()
+
+
+def test_redis_maxmemory_holds_and_answers_stay_right(ladder_server):
+    """A key space larger than Redis's maxmemory: Redis evicts (and reports
+    the evicted keys it told us of), every answer is still the right one."""
+    r = RedisServer(maxmemory="1500kb").start()  # about 600 KB over its own use
+    try:
+        srv = node(ladder_server, r, "--cache-bytes", "64KiB", "--sync", "off")
+        c = srv.client()
+        _, token = new_account(c, "mm")
+        items = {}
+        for i in range(1500):
+            content = ("%04d" % i) * 250  # 1 KB each: 1.5 MB in all
+            items[create_item(c, token, content)["id"]] = content
+        for _ in range(2):
+            for iid, content in items.items():
+                got = c.get("/v1/items/" + iid)
+                assert got.status == 200 and got.json()["content"] == content
+        info = r.cmd("INFO", "memory") + r.cmd("INFO", "stats")
+        used = int(re.search(r"^used_memory:(\d+)", info, re.M).group(1))
+        evicted = int(re.search(r"^evicted_keys:(\d+)", info, re.M).group(1))
+        assert evicted > 0
+        assert used <= 1500 * 1024 + 256 * 1024  # maxmemory, give or take a command's buffers
+        assert metric(srv, "ladder_cache_bytes", level="l1") <= metric(
+            srv, "ladder_cache_budget_bytes", level="l1"
+        )
+    finally:
+        r.stop()
