@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cache/l2_codec.h"
 #include "cache/local_int.h"
 #include "obs/log.h"
 #include "redis/redis.h"
@@ -93,8 +94,6 @@ static const char fill_lua[] = "if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
 			       "end\n"
 			       "return 0\n";
 
-static const char kind_char[LD_CACHE_KINDS] = {'i', 'u', 'l'};
-
 static void xcount(struct ld_cache_l2_loop *x, unsigned kind, enum l2ev e)
 {
 	atomic_fetch_add_explicit(&x->ev[kind][e], 1, memory_order_relaxed);
@@ -105,79 +104,10 @@ static const char *prefix(const struct ld_cache_l2_loop *x)
 	return x->l->c->cfg.redis->prefix;
 }
 
-/* key_of writes the value key (which 'c') or the lease key ('l') of k. */
 static int key_of(char *out, size_t cap, const struct ld_cache_l2_loop *x, char which,
 		  const struct ld_cache_key *k)
 {
-	return snprintf(out, cap, "%s%c:%c%" PRId64, prefix(x), which, kind_char[k->kind], k->id);
-}
-
-/* parse_key reads a value key of ours back; false for anything else (a
- * lease, another prefix). */
-static bool parse_key(const struct ld_cache_l2_loop *x, const char *s, size_t n,
-		      struct ld_cache_key *k)
-{
-	size_t pl = strlen(prefix(x)), i;
-	int64_t id = 0;
-
-	if (n < pl + 4 || memcmp(s, prefix(x), pl) || s[pl] != 'c' || s[pl + 1] != ':')
-		return false;
-	s += pl + 2;
-	n -= pl + 2;
-	for (i = 0; i < LD_CACHE_KINDS && kind_char[i] != s[0]; i++)
-		;
-	if (i == LD_CACHE_KINDS || n < 2 || n > 20)
-		return false;
-	for (size_t j = 1; j < n; j++) {
-		if (s[j] < '0' || s[j] > '9' || id > (INT64_MAX - 9) / 10)
-			return false;
-		id = id * 10 + (s[j] - '0');
-	}
-	k->kind = (enum ld_cache_kind)i;
-	k->id = id;
-	return true;
-}
-
-/* A Redis entry: "STATUS PROBLEM ETAG\n" then the body. */
-static char *encode(const struct ld_cache_value *v, size_t *len)
-{
-	char head[96];
-	int n = snprintf(head, sizeof(head), "%d %d %s\n", v->status, v->problem ? 1 : 0, v->etag);
-	char *out;
-
-	if (n < 0 || (size_t)n >= sizeof(head))
-		return NULL;
-	out = malloc((size_t)n + v->body_len + 1);
-	if (!out)
-		return NULL;
-	memcpy(out, head, (size_t)n);
-	memcpy(out + n, v->body, v->body_len);
-	*len = (size_t)n + v->body_len;
-	return out;
-}
-
-static bool decode(const char *s, size_t n, struct ld_cache_value *v, char *etag, size_t etagcap)
-{
-	const char *nl = memchr(s, '\n', n), *sp;
-	size_t el;
-
-	if (!nl || n < 6 || (s[0] != '2' && s[0] != '4') || s[3] != ' ' ||
-	    (s[4] != '0' && s[4] != '1') || s[5] != ' ')
-		return false;
-	v->status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-	if (v->status != 200 && v->status != 404)
-		return false;
-	v->problem = s[4] == '1';
-	sp = s + 6;
-	el = (size_t)(nl - sp);
-	if (el >= etagcap)
-		return false;
-	memcpy(etag, sp, el);
-	etag[el] = '\0';
-	v->etag = etag;
-	v->body = nl + 1;
-	v->body_len = n - (size_t)(nl + 1 - s);
-	return true;
+	return ld_l2_key(out, cap, prefix(x), which, k);
 }
 
 static bool l2_up(struct ld_cache_l2_loop *x)
@@ -385,7 +315,7 @@ static void on_lookup_reply(struct ld_redis *r, const redisReply *reply, const c
 	}
 	what = reply->element[0]->integer;
 	if (what == 1 && reply->elements == 2 && reply->element[1]->type == REDIS_REPLY_STRING &&
-	    decode(reply->element[1]->str, reply->element[1]->len, &v, etag, sizeof(etag))) {
+	    ld_l2_decode(reply->element[1]->str, reply->element[1]->len, &v, etag, sizeof(etag))) {
 		xcount(x, u->key.kind, X_HIT);
 		/* Under the generation taken before the GET: an invalidation
 		 * that came since drops it. */
@@ -580,7 +510,7 @@ void ld__l2_filled(struct ld_cache_loop *l, struct inflight *f, const struct ld_
 	/* Sent even when this loop's generation moved (a flush, or a write
 	 * here): the lease decides for Redis, and any write since our lease
 	 * was granted deleted it. */
-	val = encode(v, &len);
+	val = ld_l2_encode(v, &len);
 	u = malloc(sizeof(*u));
 	if (!val || !u)
 		goto out;
@@ -637,7 +567,8 @@ static void on_message(struct ld_redis *r, const redisReply *reply, const char *
 	for (size_t i = 0; i < p->elements; i++) {
 		const redisReply *e = p->element[i];
 
-		if (e->type != REDIS_REPLY_STRING || !parse_key(x, e->str, e->len, &k))
+		if (e->type != REDIS_REPLY_STRING ||
+		    !ld_l2_parse_key(prefix(x), e->str, e->len, &k))
 			continue;
 		ld_cache_gen_bump(&x->l->c->gens, ld_cache_key_hash(&k));
 		ld_l1_remove(&x->l->l1, &k, ld_cache_key_hash(&k));

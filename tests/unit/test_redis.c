@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "cache/l2_codec.h"
 #include "redis/redis.h"
 #include "unit.h"
 
@@ -52,6 +53,47 @@ static void test_backoff_full_jitter(void)
 	CHECK_INT(ld_redis_backoff_ms(50, 2000, 60, 123456789), 123456789 % 2001);
 	for (uint64_t r = 0; r < 5000; r += 7)
 		CHECK(ld_redis_backoff_ms(50, 2000, 5, r) <= 1600);
+}
+
+static void test_cache_value_and_key_codec(void)
+{
+	struct ld_cache_value v = {200, false, "\"e1\"", "{\"a\":1}", 7}, got;
+	struct ld_cache_key k = {LD_CACHE_USER_ITEMS, 42}, back;
+	char etag[48], key[64];
+	size_t len;
+	char *enc = ld_l2_encode(&v, &len);
+
+	CHECK(enc != NULL);
+	CHECK_INT(len, 18);
+	CHECK(enc && !memcmp(enc, "200 0 \"e1\"\n{\"a\":1}", 18));
+	CHECK(enc && ld_l2_decode(enc, len, &got, etag, sizeof(etag)));
+	CHECK_INT(got.status, 200);
+	CHECK_INT(got.problem, 0);
+	CHECK_STR(got.etag, "\"e1\"");
+	CHECK_INT(got.body_len, 7);
+	free(enc);
+	CHECK(ld_l2_decode("404 1 \n{}", 9, &got, etag, sizeof(etag)));
+	CHECK_INT(got.status, 404);
+	CHECK_INT(got.problem, 1);
+	CHECK_STR(got.etag, "");
+	/* Whatever else Redis holds is not an answer. */
+	CHECK(!ld_l2_decode("500 0 x\n", 8, &got, etag, sizeof(etag)));
+	CHECK(!ld_l2_decode("200 2 x\n", 8, &got, etag, sizeof(etag)));
+	CHECK(!ld_l2_decode("200 0 x", 7, &got, etag, sizeof(etag)));
+	CHECK(!ld_l2_decode("200 0 a\rb\n", 10, &got, etag, sizeof(etag)));
+	CHECK(!ld_l2_decode("200 0\nxx", 8, &got, etag, sizeof(etag)));
+	CHECK(!ld_l2_decode("200 0 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 57,
+			    &got, etag, sizeof(etag)));
+	CHECK_INT(ld_l2_key(key, sizeof(key), "ladder:", 'c', &k), 12);
+	CHECK_STR(key, "ladder:c:l42");
+	CHECK(ld_l2_parse_key("ladder:", key, strlen(key), &back));
+	CHECK_INT(back.kind, LD_CACHE_USER_ITEMS);
+	CHECK_INT(back.id, 42);
+	CHECK(!ld_l2_parse_key("ladder:", "ladder:l:l42", 12, &back)); /* a lease */
+	CHECK(!ld_l2_parse_key("ladder:", "other:c:l42", 11, &back));
+	CHECK(!ld_l2_parse_key("ladder:", "ladder:c:l042", 13, &back));
+	CHECK(!ld_l2_parse_key("ladder:", "ladder:c:x42", 12, &back));
+	CHECK(!ld_l2_parse_key("ladder:", "ladder:c:i99999999999999999999", 30, &back));
 }
 
 /* ---- a fake server ------------------------------------------------------- */
@@ -245,6 +287,7 @@ int main(void)
 {
 	RUN(test_url_parse);
 	RUN(test_backoff_full_jitter);
+	RUN(test_cache_value_and_key_codec);
 	RUN(test_deadline_breaker_and_recovery);
 	return unit_finish();
 }
