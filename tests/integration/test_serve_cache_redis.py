@@ -473,3 +473,37 @@ def test_redis_maxmemory_holds_and_answers_stay_right(ladder_server):
         )
     finally:
         r.stop()
+
+
+def test_redis_restarted_empty_one_store_read_per_hot_key(ladder_server, redis):
+    """Redis killed and started again empty: once the loops are back, many
+    concurrent readers of a few hot keys, on both loops, cause one lease
+    (one store read for Redis) per key, not one per reader or per loop."""
+    srv = node(ladder_server, redis, *FAULT_FLAGS, "--cache-lease", "30s", "--cache-wait", "10s",
+               threads=2)
+    c = srv.client()
+    _, token = new_account(c, "re")
+    ids = [create_item(c, token, "hot%d" % i)["id"] for i in range(3)]
+    for iid in ids:
+        assert c.get("/v1/items/" + iid).status == 200
+    redis.kill()
+    assert poll(lambda: metric(srv, "ladder_redis_up", conn="cache") == 0)
+    redis.start()
+    assert poll(lambda: metric(srv, "ladder_redis_up", conn="cache") == 2)
+    assert poll(lambda: metric(srv, "ladder_redis_breaker_state", conn="cache") == 0)
+    misses = l2(srv, "ladder_cache_misses_total")
+    statuses = []
+
+    def reader(k):
+        rc = Client(srv.port, timeout=20)
+        for i in range(30):
+            statuses.append(rc.get("/v1/items/" + ids[(i + k) % len(ids)]).status)
+
+    ts = [threading.Thread(target=reader, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=60)
+    assert statuses == [200] * 240
+    assert l2(srv, "ladder_cache_misses_total") - misses == len(ids)
+    assert l2(srv, "ladder_cache_hits_total") >= 1
