@@ -166,7 +166,8 @@ static int open_cache(const struct ld_cache_config *cc, const struct ld_config *
 	    strcmp(c->store, "sqlite-deferred"))
 		ld_log_event("warn",
 			     "cache local with a shared store: writes made by other nodes are "
-			     "seen here only after cache_ttl; run several nodes with --cache none",
+			     "seen here only after cache_ttl; run several nodes with --cache redis "
+			     "(or none)",
 			     NULL);
 	if (cc->test_fill_delay_ms)
 		ld_log_event("warn",
