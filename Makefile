@@ -22,7 +22,7 @@ CC ?= gcc
 # link against runtimes that are not there.
 CLANG := clang-14
 CLANG_FORMAT := clang-format-14
-PKGS := libuv sqlite3 libsodium jansson zlib inih vips libcurl libpq
+PKGS := libuv sqlite3 libsodium jansson zlib inih vips libcurl libpq hiredis
 
 # Recursive (=) so pkg-config runs after scripts/deps.sh has installed things.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))

@@ -8,11 +8,11 @@ profile="${1:-test}"
 
 build_pkgs="gcc make pkg-config libuv1-dev libsqlite3-dev libsodium-dev
 libjansson-dev zlib1g-dev libinih-dev libvips-dev libcurl4-openssl-dev
-libpq-dev"
+libpq-dev libhiredis-dev"
 # clang, clang-format and the sanitizer/libFuzzer runtimes of one version
 # (Debian 12's): the Makefile calls clang-14 and clang-format-14 by name.
 test_pkgs="clang-14 clang-format-14 libclang-rt-14-dev python3 python3-pytest prometheus sqlite3 chromium libvips-tools nodejs
-postgresql-15"
+postgresql-15 redis-server"
 bench_pkgs="wrk nginx-light util-linux curl bc"
 
 case "$profile" in

@@ -11,6 +11,7 @@
 #   tests/run.sh integration
 #   tests/run.sh integration-deferred
 #   tests/run.sh integration-cache   integration with --cache local
+#   tests/run.sh integration-redis   integration with --cache redis
 #   tests/run.sh integration-postgres   the suite with every server on the
 #                           postgres store (a PostgreSQL 15 the tests start)
 #
@@ -93,6 +94,7 @@ unit) run_unit rel ;;
 integration) run_integration rel ;;
 integration-deferred) run_integration rel sqlite-deferred ;;
 integration-cache) run_integration rel sqlite local ;;
+integration-redis) run_integration rel sqlite redis ;;
 integration-postgres) run_integration rel postgres ;;
 all)
 	run_unit rel
@@ -102,13 +104,15 @@ all)
 	run_integration rel sqlite-deferred
 	# Every API test again with the in-process cache in front of the store.
 	run_integration rel sqlite local
+	# And with L1 in front of Redis (the suite's own redis-server).
+	run_integration rel sqlite redis
 	run_integration rel postgres
 	run_unit asan
 	run_integration asan
 	run_fuzz
 	;;
 *)
-	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-postgres or all)" >&2
+	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-redis, integration-postgres or all)" >&2
 	exit 2
 	;;
 esac

@@ -229,17 +229,18 @@ static int cache_lookup(struct ld_api_req *q, bool may_wait)
 	return res != LD_CACHE_MISS;
 }
 
-static void cache_woken(struct ld_cache_waiter *w, bool filled)
+static void cache_woken(struct ld_cache_waiter *w, enum ld_cache_wake how)
 {
 	struct ld_api_req *q = (struct ld_api_req *)((char *)w - offsetof(struct ld_api_req, cw));
 
 	/* The wait is cache time. A fill that was stored is looked up again
-	 * (no second wait); one dropped or too slow sends us to the store. */
-	if (filled && cache_lookup(q, false))
+	 * (no second wait); one dropped or too slow sends us to the store,
+	 * and so does a turn to fill (with the ticket the lookup gave). */
+	if (how == LD_CACHE_WOKE_FILLED && cache_lookup(q, false))
 		return;
-	if (!filled) {
+	if (how != LD_CACHE_WOKE_FILLED) {
 		ld_stage_mark(&q->r->stages, LD_STAGE_CACHE);
-		q->ct.filler = false;
+		q->ct.filler = how == LD_CACHE_WOKE_FILL;
 	}
 	q->cache_miss(q);
 }
@@ -275,17 +276,26 @@ void ld_api_cache_settle(struct ld_api_req *q, int status)
 			  ok ? &v : NULL);
 }
 
+static void cache_synced(struct ld_cache_waiter *w, enum ld_cache_wake how)
+{
+	struct ld_api_req *q = (struct ld_api_req *)((char *)w - offsetof(struct ld_api_req, cw));
+
+	(void)how;
+	q->store_done(&q->op);
+}
+
 /* cache_invalidate deletes what a write made stale, after its commit and
  * before its answer: the item, its owner's first page, a new user's 404s.
  * Every status: a failed write changed nothing, but an extra delete only
- * costs a fill. */
-static void cache_invalidate(struct ld_api_req *q, const struct ld_store_op *op)
+ * costs a fill. True when the answer waits for the level's deletes
+ * elsewhere (Redis): cache_synced gives it. */
+static bool cache_invalidate(struct ld_api_req *q, const struct ld_store_op *op)
 {
 	const struct ld_cache_vt *cvt = q->api->cvt;
 	struct ld_cache_loop *cl = q->al->cache;
 
 	if (!cvt || !cl)
-		return;
+		return false;
 	switch (op->kind) {
 	case LD_OP_USER_CREATE:
 		if (op->status != LD_STORE_OK)
@@ -310,6 +320,14 @@ static void cache_invalidate(struct ld_api_req *q, const struct ld_store_op *op)
 	default:
 		break;
 	}
+	if (!cvt->sync)
+		return false;
+	if (op != &q->op) {
+		cvt->sync(cl, NULL); /* sent, not waited for */
+		return false;
+	}
+	q->cw.wake = cache_synced;
+	return cvt->sync(cl, &q->cw);
 }
 
 int ld_api_keep_password(struct ld_api_req *q, const struct ld_str *pw)
@@ -450,8 +468,8 @@ static void store_done(struct ld_store_op *op)
 	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
 	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST)
 		ld_obs_count_read(r->loop->index);
-	else
-		cache_invalidate(q, op);
+	else if (cache_invalidate(q, op))
+		return; /* answered once the deletes elsewhere are done */
 	q->store_done(op);
 }
 

@@ -27,6 +27,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/stats.h"
+#include "redis/redis.h"
 #include "store/postgres.h"
 
 /* usable_cores counts the CPUs this process may run on (taskset, cgroups'
@@ -139,6 +140,7 @@ static int open_cache(const struct ld_cache_config *cc, const struct ld_config *
 {
 	char err[256] = "";
 	const char *src = ld_config_source(c, "mode");
+	int rc;
 
 	api->cvt = ld_cache_driver(cc->mode, err, sizeof(err));
 	if (!api->cvt && err[0]) {
@@ -151,18 +153,21 @@ static int open_cache(const struct ld_cache_config *cc, const struct ld_config *
 	}
 	if (!api->cvt)
 		return 0;
-	if (api->cvt->open(cc, nloops, &api->cache, err, sizeof(err)) != 0) {
+	rc = api->cvt->open(cc, nloops, &api->cache, err, sizeof(err));
+	if (rc != 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
 		api->cvt = NULL;
-		return 1;
+		return rc == -EINVAL ? 2 : 1;
 	}
 	/* A per-process cache is exact only while this process makes every
 	 * write (SQLite: the data directory is locked to it). On a shared store
 	 * another node's writes reach this cache only by its TTL. */
-	if (strcmp(c->store, "sqlite") && strcmp(c->store, "sqlite-deferred"))
+	if (api->cvt == &ld_cache_local && strcmp(c->store, "sqlite") &&
+	    strcmp(c->store, "sqlite-deferred"))
 		ld_log_event("warn",
 			     "cache local with a shared store: writes made by other nodes are "
-			     "seen here only after cache_ttl; run several nodes with --cache none",
+			     "seen here only after cache_ttl; run several nodes with --cache redis "
+			     "(or none)",
 			     NULL);
 	if (cc->test_fill_delay_ms)
 		ld_log_event("warn",
@@ -175,6 +180,7 @@ int ld_serve_main(int argc, char **argv)
 {
 	static struct ld_api api;
 	static struct ld_cache_config cache_cfg;
+	static struct ld_redis_config redis_cfg;
 	struct ld_config cfg;
 	struct ld_server_config scfg;
 	struct ld_server_app app;
@@ -199,10 +205,13 @@ int ld_serve_main(int argc, char **argv)
 			"ladder serve: [idempotency] settings clash with another section\n");
 		return 1;
 	}
-	if (ld_cache_config_register(&cache_cfg) != 0) {
-		fprintf(stderr, "ladder serve: [cache] settings clash with another section\n");
+	if (ld_cache_config_register(&cache_cfg) != 0 ||
+	    ld_redis_config_register(&redis_cfg) != 0) {
+		fprintf(stderr, "ladder serve: [cache] or [redis] settings clash with another "
+				"section\n");
 		return 1;
 	}
+	cache_cfg.redis = &redis_cfg;
 	/* Drivers' own sections ([postgres]) join the settings too. */
 	if (ld_pg_config_register() != 0) {
 		fprintf(stderr, "ladder serve: [postgres] settings clash with another section\n");

@@ -25,10 +25,9 @@ const struct ld_cache_vt *ld_cache_driver(const char *mode, char *err, size_t er
 	if (!strcmp(mode, "local"))
 		return &ld_cache_local;
 	if (!strcmp(mode, "redis"))
-		snprintf(err, errlen,
-			 "'redis' (L1 in front of Redis) is not built yet; use local or none");
-	else if (strcmp(mode, "none"))
-		snprintf(err, errlen, "'%s' is not a cache mode (none, local)", mode);
+		return &ld_cache_redis;
+	if (strcmp(mode, "none"))
+		snprintf(err, errlen, "'%s' is not a cache mode (none, local, redis)", mode);
 	return NULL;
 }
 
@@ -43,9 +42,9 @@ const struct ld_cache_vt *ld_cache_driver(const char *mode, char *err, size_t er
 
 static const struct ld_opt cache_opts[] = {
     {"cache", 0, "mode", "LADDER_CACHE", LD_OPT_STR, F(mode), 0, "local", 1, 0, NULL, 0, NULL, NULL,
-     "none|local",
+     "none|local|redis",
      "response cache for item, user and first-page list reads (docs/cache.md); local = "
-     "per-loop in-process (redis: not built yet)"},
+     "per-loop in-process; redis = that in front of Redis (--redis)"},
     {"cache-bytes", 0, "bytes", "LADDER_CACHE_BYTES", LD_OPT_SIZE, F(l1_bytes), 0, "16MiB",
      64 * C_KiB, 64 * C_GiB, NULL, 0, NULL, NULL, "SIZE",
      "the in-process cache's byte budget per loop thread"},
@@ -61,6 +60,13 @@ static const struct ld_opt cache_opts[] = {
     {"test-cache-fill-delay", 0, "test_fill_delay", "LADDER_TEST_CACHE_FILL_DELAY", LD_OPT_DUR,
      F(test_fill_delay_ms), 0, "0s", 0, C_MIN, NULL, 0, NULL, NULL, "DURATION",
      "TEST ONLY: hold every cache fill this long after its read; never set it in production"},
+    {"cache-redis-ttl", 0, "redis_ttl", "LADDER_CACHE_REDIS_TTL", LD_OPT_DUR, F(l2_ttl_ms), 0, "1m",
+     1, C_DAY, NULL, 0, NULL, NULL, "DURATION",
+     "lifetime of a response kept in Redis (the staleness bound when a delete cannot reach "
+     "Redis)"},
+    {"cache-lease", 0, "fill_lease", "LADDER_CACHE_LEASE", LD_OPT_DUR, F(lease_ms), 0, "1s", 1,
+     C_MIN, NULL, 0, NULL, NULL, "DURATION",
+     "lifetime of a fill lease in Redis (one node fills a key; the others wait)"},
 };
 
 static const struct ld_opt_section cache_section = {

@@ -69,24 +69,35 @@ struct ld_cache_ticket {
 	bool filler;
 };
 
-/* A request parked behind another request's fill of the same key. wake
- * runs on the loop thread: filled says the fill was stored (look up
- * again), false that it was dropped, failed or took too long (go to the
- * store, without filling). */
+/* How a parked request is woken: */
+enum ld_cache_wake {
+	LD_CACHE_WOKE_FILLED = 0, /* the fill was stored: look up again */
+	LD_CACHE_WOKE_STORE,	  /* dropped, failed or too slow: go to the store, no fill */
+	LD_CACHE_WOKE_FILL	  /* go to the store and fill with your ticket */
+};
+
+/* A request parked behind another request's fill of the same key (or,
+ * for sync, a write waiting for its deletes). wake runs on the loop
+ * thread, once. */
 struct ld_cache_waiter {
 	struct ld_cache_waiter *next;
-	void (*wake)(struct ld_cache_waiter *w, bool filled);
+	void (*wake)(struct ld_cache_waiter *w, enum ld_cache_wake how);
 };
 
 enum ld_cache_result { LD_CACHE_HIT = 0, LD_CACHE_MISS, LD_CACHE_WAIT };
 
+struct ld_redis_config;
+
 struct ld_cache_config {
-	char mode[16];		     /* none | local | redis (not built yet) */
-	uint64_t l1_bytes;	     /* L1 byte budget per loop */
-	uint64_t ttl_ms;	     /* entry lifetime, minus up to 10% jitter */
-	uint64_t negative_ttl_ms;    /* lifetime of a cached 404 */
-	uint64_t wait_ms;	     /* longest wait behind another fill */
-	uint64_t test_fill_delay_ms; /* TEST ONLY: hold every fill this long */
+	char mode[16];			     /* none | local | redis */
+	uint64_t l1_bytes;		     /* L1 byte budget per loop */
+	uint64_t ttl_ms;		     /* entry lifetime, minus up to 10% jitter */
+	uint64_t negative_ttl_ms;	     /* lifetime of a cached 404 */
+	uint64_t wait_ms;		     /* longest wait behind another fill */
+	uint64_t test_fill_delay_ms;	     /* TEST ONLY: hold every fill this long */
+	uint64_t l2_ttl_ms;		     /* redis: a Redis entry's lifetime */
+	uint64_t lease_ms;		     /* redis: a fill lease's lifetime */
+	const struct ld_redis_config *redis; /* redis: the [redis] settings (set by serve) */
 };
 
 struct ld_cache;
@@ -117,6 +128,12 @@ struct ld_cache_vt {
 	/* invalidate: k is stale from now on, on every loop. Call after the
 	 * commit and before the answer that acknowledges it. */
 	void (*invalidate)(struct ld_cache_loop *l, const struct ld_cache_key *k);
+	/* sync (NULL for a level with nothing to wait for): the deletes the
+	 * invalidate calls since the last sync made elsewhere (Redis) are
+	 * sent; true when w was parked until they are done (w->wake later,
+	 * once, how is LD_CACHE_WOKE_FILLED), false when there is nothing to
+	 * wait for. */
+	bool (*sync)(struct ld_cache_loop *l, struct ld_cache_waiter *w);
 	/* render_metrics appends the level's Prometheus series. */
 	int (*render_metrics)(struct ld_cache *c, struct ld_buf *out);
 };
@@ -130,5 +147,6 @@ const struct ld_cache_vt *ld_cache_driver(const char *mode, char *err, size_t er
 int ld_cache_config_register(struct ld_cache_config *cfg);
 
 extern const struct ld_cache_vt ld_cache_local;
+extern const struct ld_cache_vt ld_cache_redis;
 
 #endif

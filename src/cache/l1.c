@@ -155,6 +155,15 @@ const struct ld_l1_entry *ld_l1_get(struct ld_l1 *c, const struct ld_cache_key *
 	return e;
 }
 
+void ld_l1_clear(struct ld_l1 *c)
+{
+	while (c->lru.next != &c->lru) {
+		struct ld_l1_entry *e = entry_of(c->lru.next);
+
+		drop(c, slot_of(c, &e->key, e->hash));
+	}
+}
+
 int ld_l1_remove(struct ld_l1 *c, const struct ld_cache_key *k, uint64_t hash)
 {
 	struct ld_l1_entry **p = slot_of(c, k, hash);

@@ -86,6 +86,9 @@ const struct ld_l1_entry *ld_l1_get(struct ld_l1 *c, const struct ld_cache_key *
 int ld_l1_put(struct ld_l1 *c, const struct ld_cache_key *k, uint64_t hash, uint64_t gen,
 	      uint64_t now_ns, uint64_t ttl_ns, const struct ld_cache_value *v);
 
+/* ld_l1_clear drops every entry. */
+void ld_l1_clear(struct ld_l1 *c);
+
 /* ld_l1_remove drops k's entry if any; 1 when there was one. */
 int ld_l1_remove(struct ld_l1 *c, const struct ld_cache_key *k, uint64_t hash);
 

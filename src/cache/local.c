@@ -7,28 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/l1.h"
-
-enum ev {
-	EV_HIT,
-	EV_MISS,
-	EV_FILL,
-	EV_FILL_DROPPED, /* its slot moved since the ticket: it may be stale */
-	EV_COALESCED,	 /* waited behind another request's fill */
-	EV_WAIT_TIMEOUT, /* waited past wait_ms and went to the store */
-	EV_INVALIDATION,
-	EV_COUNT
-};
-
-#define INFLIGHT_BUCKETS 256
-
-struct inflight {
-	struct inflight *next;
-	struct ld_cache_key key;
-	uint64_t started_ns;
-	bool timed_out; /* its waiters were sent to the store; newcomers go too */
-	struct ld_cache_waiter *head, **tail;
-};
+#include "cache/local_int.h"
 
 /* A fill held back by test_fill_delay_ms. */
 struct delayed {
@@ -43,29 +22,7 @@ struct delayed {
 	char body[];
 };
 
-struct ld_cache {
-	struct ld_cache_config cfg;
-	struct ld_cache_gens gens;
-	unsigned nloops;
-	struct ld_cache_loop **loops; /* for metrics; set by loop_open */
-};
-
-struct ld_cache_loop {
-	struct ld_cache *c;
-	unsigned index;
-	uv_loop_t *uv;
-	struct ld_l1 l1;
-	struct inflight *inflight[INFLIGHT_BUCKETS];
-	unsigned nwaiting; /* inflight records with waiters */
-	uv_timer_t wait_timer;
-	uv_timer_t delay_timer;
-	struct delayed *delayed, **delayed_tail;
-	/* Written by the owner only (relaxed), read by render_metrics. */
-	_Atomic uint64_t ev[LD_CACHE_KINDS][EV_COUNT];
-	_Atomic uint64_t evictions[LD_CACHE_KINDS];
-};
-
-static void count(struct ld_cache_loop *l, unsigned kind, enum ev e)
+void ld__cache_count(struct ld_cache_loop *l, unsigned kind, enum ev e)
 {
 	atomic_store_explicit(&l->ev[kind][e],
 			      atomic_load_explicit(&l->ev[kind][e], memory_order_relaxed) + 1,
@@ -78,8 +35,8 @@ static void sync_evictions(struct ld_cache_loop *l)
 		atomic_store_explicit(&l->evictions[k], l->l1.evictions[k], memory_order_relaxed);
 }
 
-static int local_open(const struct ld_cache_config *cfg, unsigned nloops, struct ld_cache **out,
-		      char *err, size_t errlen)
+int ld__local_open(const struct ld_cache_config *cfg, unsigned nloops, struct ld_cache **out,
+		   char *err, size_t errlen)
 {
 	struct ld_cache *c = calloc(1, sizeof(*c));
 	int rc = -ENOMEM;
@@ -102,7 +59,7 @@ fail:
 	return rc;
 }
 
-static void local_close(struct ld_cache *c)
+void ld__local_close(struct ld_cache *c)
 {
 	if (!c)
 		return;
@@ -123,8 +80,8 @@ static void on_timer_closed(uv_handle_t *h)
 	h->data = NULL;
 }
 
-static int local_loop_open(struct ld_cache *c, unsigned index, uv_loop_t *uv,
-			   struct ld_cache_loop **out)
+int ld__local_loop_open(struct ld_cache *c, unsigned index, uv_loop_t *uv,
+			struct ld_cache_loop **out)
 {
 	struct ld_cache_loop *l;
 	int rc;
@@ -151,7 +108,7 @@ static int local_loop_open(struct ld_cache *c, unsigned index, uv_loop_t *uv,
 	return 0;
 }
 
-static void local_loop_close(struct ld_cache_loop *l)
+void ld__local_loop_close(struct ld_cache_loop *l)
 {
 	struct delayed *d, *next;
 
@@ -173,8 +130,8 @@ static void local_loop_close(struct ld_cache_loop *l)
 	uv_close((uv_handle_t *)&l->delay_timer, on_timer_closed);
 }
 
-static struct inflight **inflight_at(struct ld_cache_loop *l, const struct ld_cache_key *k,
-				     uint64_t hash)
+struct inflight **ld__inflight_at(struct ld_cache_loop *l, const struct ld_cache_key *k,
+				  uint64_t hash)
 {
 	struct inflight **p = &l->inflight[(hash >> 40) % INFLIGHT_BUCKETS];
 
@@ -183,13 +140,13 @@ static struct inflight **inflight_at(struct ld_cache_loop *l, const struct ld_ca
 	return p;
 }
 
-static void wake_all(struct ld_cache_waiter *w, bool filled)
+static void wake_all(struct ld_cache_waiter *w, enum ld_cache_wake how)
 {
 	while (w) {
 		struct ld_cache_waiter *next = w->next;
 
 		w->next = NULL;
-		w->wake(w, filled);
+		w->wake(w, how);
 		w = next;
 	}
 }
@@ -207,7 +164,7 @@ static void on_wait_timer(uv_timer_t *t)
 				continue;
 			if (now - f->started_ns >= wait_ns) {
 				for (struct ld_cache_waiter *w = f->head; w; w = w->next)
-					count(l, f->key.kind, EV_WAIT_TIMEOUT);
+					ld__cache_count(l, f->key.kind, EV_WAIT_TIMEOUT);
 				*etail = f->head;
 				etail = f->tail;
 				f->head = NULL;
@@ -223,7 +180,7 @@ static void on_wait_timer(uv_timer_t *t)
 		}
 	if (next)
 		uv_timer_start(&l->wait_timer, on_wait_timer, next / 1000000 + 1, 0);
-	wake_all(expired, false);
+	wake_all(expired, LD_CACHE_WOKE_STORE);
 }
 
 static enum ld_cache_result local_lookup(struct ld_cache_loop *l, const struct ld_cache_key *k,
@@ -240,7 +197,7 @@ static enum ld_cache_result local_lookup(struct ld_cache_loop *l, const struct l
 	t->filler = false;
 	e = ld_l1_get(&l->l1, k, hash, gen, uv_hrtime(), &why);
 	if (e) {
-		count(l, k->kind, EV_HIT);
+		ld__cache_count(l, k->kind, EV_HIT);
 		v->status = e->status;
 		v->problem = e->problem;
 		v->etag = e->etag;
@@ -248,41 +205,93 @@ static enum ld_cache_result local_lookup(struct ld_cache_loop *l, const struct l
 		v->body_len = e->body_len;
 		return LD_CACHE_HIT;
 	}
-	p = inflight_at(l, k, hash);
+	p = ld__inflight_at(l, k, hash);
 	if (*p) {
 		f = *p;
 		if (w && !f->timed_out) {
-			w->next = NULL;
-			if (!f->head)
-				l->nwaiting++;
-			*f->tail = w;
-			f->tail = &w->next;
-			count(l, k->kind, EV_COALESCED);
-			if (!uv_is_active((uv_handle_t *)&l->wait_timer))
-				uv_timer_start(&l->wait_timer, on_wait_timer,
-					       l->c->cfg.wait_ms ? l->c->cfg.wait_ms : 1, 0);
+			ld__park(l, f, w, true);
 			return LD_CACHE_WAIT;
 		}
-		count(l, k->kind, EV_MISS);
+		ld__cache_count(l, k->kind, EV_MISS);
 		return LD_CACHE_MISS; /* not the filler: someone else is */
 	}
-	count(l, k->kind, EV_MISS);
-	f = calloc(1, sizeof(*f));
-	if (!f)
+	ld__cache_count(l, k->kind, EV_MISS);
+	if (!ld__inflight_new(l, k, hash))
 		return LD_CACHE_MISS; /* no coalescing, no fill */
-	f->key = *k;
-	f->started_ns = uv_hrtime();
-	f->tail = &f->head;
-	*p = f;
 	t->filler = true;
 	return LD_CACHE_MISS;
 }
 
-/* finish removes k's fill record and wakes its waiters. */
-static void finish(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64_t hash,
-		   bool filled)
+struct inflight *ld__inflight_new(struct ld_cache_loop *l, const struct ld_cache_key *k,
+				  uint64_t hash)
 {
-	struct inflight **p = inflight_at(l, k, hash), *f = *p;
+	struct inflight **p = ld__inflight_at(l, k, hash), *f;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->key = *k;
+	f->started_ns = uv_hrtime();
+	f->tail = &f->head;
+	f->gen = ld_cache_gen_load(&l->c->gens, hash);
+	*p = f;
+	return f;
+}
+
+void ld__park(struct ld_cache_loop *l, struct inflight *f, struct ld_cache_waiter *w,
+	      bool coalesced)
+{
+	w->next = NULL;
+	if (!f->head)
+		l->nwaiting++;
+	*f->tail = w;
+	f->tail = &w->next;
+	if (coalesced)
+		ld__cache_count(l, f->key.kind, EV_COALESCED);
+	if (!uv_is_active((uv_handle_t *)&l->wait_timer))
+		uv_timer_start(&l->wait_timer, on_wait_timer,
+			       l->c->cfg.wait_ms ? l->c->cfg.wait_ms : 1, 0);
+}
+
+struct ld_cache_waiter *ld__unpark_first(struct ld_cache_loop *l, struct inflight *f)
+{
+	struct ld_cache_waiter *w = f->head;
+
+	if (!w)
+		return NULL;
+	f->head = w->next;
+	if (!f->head) {
+		f->tail = &f->head;
+		l->nwaiting--;
+	}
+	w->next = NULL;
+	return w;
+}
+
+/* finish removes k's fill record and wakes its waiters; the redis level
+ * first sees the value the fill read (v, NULL when there is none). */
+static void finish(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64_t hash,
+		   bool filled, const struct ld_cache_value *v)
+{
+	struct inflight **p = ld__inflight_at(l, k, hash), *f = *p;
+	struct ld_cache_waiter *w;
+
+	if (!f)
+		return;
+	*p = f->next;
+	w = f->head;
+	if (w)
+		l->nwaiting--;
+	if (l->l2)
+		ld__l2_filled(l, f, v);
+	free(f);
+	wake_all(w, filled ? LD_CACHE_WOKE_FILLED : LD_CACHE_WOKE_STORE);
+}
+
+void ld__finish(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64_t hash,
+		enum ld_cache_wake how)
+{
+	struct inflight **p = ld__inflight_at(l, k, hash), *f = *p;
 	struct ld_cache_waiter *w;
 
 	if (!f)
@@ -292,27 +301,33 @@ static void finish(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64
 	if (w)
 		l->nwaiting--;
 	free(f);
-	wake_all(w, filled);
+	wake_all(w, how);
 }
 
-static bool apply(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64_t hash,
-		  const struct ld_cache_ticket *t, const struct ld_cache_value *v)
+bool ld__put(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64_t hash, uint64_t gen,
+	     const struct ld_cache_value *v)
 {
 	const struct ld_cache_config *cfg = &l->c->cfg;
 	uint64_t ttl;
 
 	/* The slot moved since the ticket: a write committed after (or while)
 	 * this fill's read, so what it read may be the old version. */
-	if (ld_cache_gen_load(&l->c->gens, hash) != t->gen) {
-		count(l, k->kind, EV_FILL_DROPPED);
+	if (ld_cache_gen_load(&l->c->gens, hash) != gen) {
+		ld__cache_count(l, k->kind, EV_FILL_DROPPED);
 		return false;
 	}
 	ttl = (v->status == 404 ? cfg->negative_ttl_ms : cfg->ttl_ms) * 1000000ull;
-	if (ld_l1_put(&l->l1, k, hash, t->gen, uv_hrtime(), ld_l1_jitter(&l->l1, ttl), v) != 0)
+	if (ld_l1_put(&l->l1, k, hash, gen, uv_hrtime(), ld_l1_jitter(&l->l1, ttl), v) != 0)
 		return false;
-	count(l, k->kind, EV_FILL);
+	ld__cache_count(l, k->kind, EV_FILL);
 	sync_evictions(l);
 	return true;
+}
+
+static bool apply(struct ld_cache_loop *l, const struct ld_cache_key *k, uint64_t hash,
+		  const struct ld_cache_ticket *t, const struct ld_cache_value *v)
+{
+	return ld__put(l, k, hash, t->gen, v);
 }
 
 static void on_delay_timer(uv_timer_t *tm)
@@ -330,7 +345,7 @@ static void on_delay_timer(uv_timer_t *tm)
 		if (!l->delayed)
 			l->delayed_tail = &l->delayed;
 		ok = apply(l, &d->key, hash, &d->t, &v);
-		finish(l, &d->key, hash, ok);
+		finish(l, &d->key, hash, ok, &v);
 		free(d);
 	}
 	if (l->delayed)
@@ -338,8 +353,8 @@ static void on_delay_timer(uv_timer_t *tm)
 			       (l->delayed->due_ns - now) / 1000000 + 1, 0);
 }
 
-static void local_fill(struct ld_cache_loop *l, const struct ld_cache_key *k,
-		       const struct ld_cache_ticket *t, const struct ld_cache_value *v)
+void ld__local_fill(struct ld_cache_loop *l, const struct ld_cache_key *k,
+		    const struct ld_cache_ticket *t, const struct ld_cache_value *v)
 {
 	uint64_t hash = ld_cache_key_hash(k);
 	uint64_t delay = l->c->cfg.test_fill_delay_ms;
@@ -370,10 +385,10 @@ static void local_fill(struct ld_cache_loop *l, const struct ld_cache_key *k,
 		free(d);
 		v = NULL;
 	}
-	finish(l, k, hash, v ? apply(l, k, hash, t, v) : false);
+	finish(l, k, hash, v ? apply(l, k, hash, t, v) : false, v);
 }
 
-static void local_invalidate(struct ld_cache_loop *l, const struct ld_cache_key *k)
+void ld__local_invalidate(struct ld_cache_loop *l, const struct ld_cache_key *k)
 {
 	uint64_t hash = ld_cache_key_hash(k);
 
@@ -381,7 +396,7 @@ static void local_invalidate(struct ld_cache_loop *l, const struct ld_cache_key 
 	 * its memory back sooner. */
 	ld_cache_gen_bump(&l->c->gens, hash);
 	ld_l1_remove(&l->l1, k, hash);
-	count(l, k->kind, EV_INVALIDATION);
+	ld__cache_count(l, k->kind, EV_INVALIDATION);
 }
 
 static const char *const ev_metric[EV_COUNT] = {
@@ -404,7 +419,7 @@ static const char *const ev_help[EV_COUNT] = {
     [EV_INVALIDATION] = "Keys invalidated by writes.",
 };
 
-static int local_render(struct ld_cache *c, struct ld_buf *out)
+int ld__local_render(struct ld_cache *c, struct ld_buf *out)
 {
 	uint64_t sum[LD_CACHE_KINDS][EV_COUNT + 1];
 	uint64_t bytes = 0;
@@ -435,6 +450,8 @@ static int local_render(struct ld_cache *c, struct ld_buf *out)
 			ld_buf_printf(out,
 				      "ladder_cache_%s_total{level=\"l1\",route=\"%s\"} %llu\n",
 				      name, ld_cache_kind_route(k), (unsigned long long)sum[k][e]);
+		if (c->l2)
+			ld__l2_render_ev(c, name, out);
 	}
 	ld_buf_printf(out,
 		      "# HELP ladder_cache_bytes Bytes the cache holds, all loops together.\n"
@@ -449,12 +466,12 @@ static int local_render(struct ld_cache *c, struct ld_buf *out)
 
 const struct ld_cache_vt ld_cache_local = {
     .name = "local",
-    .open = local_open,
-    .close = local_close,
-    .loop_open = local_loop_open,
-    .loop_close = local_loop_close,
+    .open = ld__local_open,
+    .close = ld__local_close,
+    .loop_open = ld__local_loop_open,
+    .loop_close = ld__local_loop_close,
     .lookup = local_lookup,
-    .fill = local_fill,
-    .invalidate = local_invalidate,
-    .render_metrics = local_render,
+    .fill = ld__local_fill,
+    .invalidate = ld__local_invalidate,
+    .render_metrics = ld__local_render,
 };

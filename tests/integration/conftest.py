@@ -12,7 +12,9 @@ completions all come on a later loop iteration). A test's own --store flag
 comes later on the command line and wins.
 
 $LADDER_CACHE picks the response cache likewise (default none here, so the
-store is what the suite tests; tests/run.sh runs it once more with local).
+store is what the suite tests; tests/run.sh runs it once more with local and
+with redis). With redis, one redis-server (redisserver.py) serves the whole
+session, and every start of a server gets a key prefix of its own.
 
 With LADDER_STORE=postgres, one PostgreSQL cluster (pgcluster.py) serves the
 whole session: started on first use, stopped at the end of the session (also
@@ -32,6 +34,7 @@ import pytest
 
 from ladder_http import Client, Conn, ConnectionClosed
 from pgcluster import PgCluster
+from redisserver import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 LADDER_BIN = os.environ.get("LADDER_BIN") or str(REPO / "build" / "rel" / "ladder")
@@ -91,6 +94,23 @@ def store_flags(data_dir):
     return flags
 
 
+_redis = None  # the session's redis-server (LADDER_CACHE=redis), started on first use
+_redis_starts = 0
+
+
+def cache_flags():
+    """The flags that put a server on LADDER_CACHE (with redis: the
+    session's server, under a key prefix of this start's own)."""
+    global _redis, _redis_starts
+    flags = ["--cache", LADDER_CACHE]
+    if LADDER_CACHE == "redis":
+        if _redis is None:
+            _redis = RedisServer().start()
+        _redis_starts += 1
+        flags += ["--redis", _redis.url, "--redis-prefix", "t%d-%d:" % (os.getpid(), _redis_starts)]
+    return flags
+
+
 def skip_unless_sqlite(why):
     """Skips a test that only makes sense for the SQLite store."""
     if LADDER_STORE != "sqlite" and LADDER_STORE != "sqlite-deferred":
@@ -100,10 +120,13 @@ def skip_unless_sqlite(why):
 @pytest.fixture(scope="session", autouse=True)
 def _pg_session():
     yield
-    global _pg
+    global _pg, _redis
     if _pg is not None:
         _pg.stop()
         _pg = None
+    if _redis is not None:
+        _redis.stop()
+        _redis = None
 
 
 def free_port():
@@ -205,7 +228,7 @@ class LadderServer:
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--data", str(self.data_dir),
                 *store_flags(self.data_dir),
-                "--cache", LADDER_CACHE,
+                *cache_flags(),
                 *DEFAULT_FLAGS, *self.flags,
             ]  # fmt: skip
             with open(out, "wb") as fo, open(err, "wb") as fe:
