@@ -64,6 +64,8 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	ld_api_idem_metrics(&q->r->out_body);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0 ||
+	    (q->api->vt->render_metrics &&
+	     q->api->vt->render_metrics(q->api->store, &q->r->out_body) != 0) ||
 	    (q->api->cvt && q->api->cvt->render_metrics(q->api->cache, &q->r->out_body) != 0)) {
 		ld_buf_reset(&q->r->out_body);
 		ld_api_problem(q, 500, "metrics exposition failed");
