@@ -328,6 +328,19 @@ def test_session_token_on_the_suite_store(ladder_server):
         assert assert_problem(r, 400)["detail"] == BAD_TOKEN, (bad, r)
     r = c.get("/v1/users/%s/items" % user["id"])
     assert [i["content"] for i in r.json()["items"]] == ["x"]
+    # Every kind of write answers with a token on postgres.
+    other = create_item(c, token, "gone soon")
+    for r, status in (
+        (c.patch("/v1/users/" + user["id"], {"display_name": "T"}, token=token), 200),
+        (c.put("/v1/items/" + item["id"], {"content": "y"}, token=token,
+               headers={"If-Match": '"%s.1"' % item["id"]}), 200),
+        (c.delete("/v1/items/" + other["id"], token=token), 204),
+    ):  # fmt: skip
+        assert r.status == status, r
+        if LADDER_STORE == "postgres":
+            assert TOKEN.match(r.header("Ladder-Session")), r
+        else:
+            assert r.header("Ladder-Session") is None, r
     c.close()
 
 
