@@ -49,6 +49,8 @@ void ld_api_store_info(struct ld_api_req *q, struct ld_obs_store_info *st)
 	st->driver = q->api->vt->name;
 	st->queue_depth = ss.queue_depth;
 	st->queue_cap = q->api->write_queue_cap;
+	st->render = q->api->vt->render_stats;
+	st->render_store = q->api->store;
 }
 
 /* metrics_gathered runs on this request's loop once every loop has added

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
+
 /* Binary results: a pg_lsn comes back as 8 bytes, network order. */
 const struct ld_pg_rep_stmt ld_pg_rep_stmts[LD_PG_REP_SQL_COUNT] = {
     /* After a commit has returned (with synchronous_commit on, its record
@@ -376,4 +378,41 @@ void ld_pg_rep_render(struct ld_pg_rep_set *set, struct ld_buf *out)
 	for (i = 0; i < set->n; i++)
 		ld_buf_printf(out, "ladder_pg_replica_replay_lsn{replica=\"%u\"} %llu\n", i + 1,
 			      LD(set->r[i].replay_pos));
+}
+
+void ld_pg_rep_render_json(struct ld_pg_rep_set *set, struct ld_json *j)
+{
+	unsigned i;
+
+	ld_json_key(j, "primary_reads");
+	ld_json_uint(j, LD(set->primary_reads));
+	ld_json_key(j, "token_primary_reads");
+	ld_json_uint(j, LD(set->token_primary_reads));
+	ld_json_key(j, "max_replica_lag_ms");
+	ld_json_uint(j, set->max_lag_ns / 1000000);
+	ld_json_key(j, "replicas");
+	ld_json_arr_begin(j);
+	for (i = 0; i < set->n; i++) {
+		const struct ld_pg_rep_replica *r = &set->r[i];
+
+		ld_json_obj_begin(j);
+		ld_json_key(j, "replica");
+		ld_json_uint(j, i + 1);
+		ld_json_key(j, "reads");
+		ld_json_uint(j, LD(r->reads));
+		ld_json_key(j, "in_rotation_loops");
+		ld_json_uint(j, LD(r->in_loops));
+		ld_json_key(j, "up_loops");
+		ld_json_uint(j, LD(r->up_loops));
+		ld_json_key(j, "lag_ms");
+		ld_json_double(j, (double)LD(r->lag_us) / 1000.0);
+		ld_json_key(j, "replay_lsn");
+		ld_json_uint(j, LD(r->replay_pos));
+		ld_json_key(j, "rotation_ins");
+		ld_json_uint(j, LD(r->ins));
+		ld_json_key(j, "rotation_outs");
+		ld_json_uint(j, LD(r->outs));
+		ld_json_obj_end(j);
+	}
+	ld_json_arr_end(j);
 }

@@ -135,4 +135,9 @@ unsigned ld_pg_rep_route(struct ld_pg_rep_loop *l, bool replica_ok, uint64_t min
 /* ld_pg_rep_render appends the routing series (Prometheus text) to out. */
 void ld_pg_rep_render(struct ld_pg_rep_set *set, struct ld_buf *out);
 
+/* ld_pg_rep_render_json writes the same figures as members of an open
+ * JSON object: "primary_reads", "token_primary_reads", "replicas": [...]. */
+struct ld_json;
+void ld_pg_rep_render_json(struct ld_pg_rep_set *set, struct ld_json *j);
+
 #endif

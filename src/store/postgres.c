@@ -1581,6 +1581,11 @@ static int pg_render_metrics(struct ld_store *s, struct ld_buf *out)
 	return ld_buf_error(out);
 }
 
+static void pg_render_stats(struct ld_store *s, struct ld_json *j)
+{
+	ld_pg_rep_render_json(&s->reps, j);
+}
+
 static void on_sample(uv_timer_t *h);
 
 static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out)
@@ -1678,4 +1683,5 @@ const struct ld_store_vt ld_pg_vt = {
     .stats = pg_stats,
     .close = pg_close,
     .render_metrics = pg_render_metrics,
+    .render_stats = pg_render_stats,
 };

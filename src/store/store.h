@@ -265,6 +265,7 @@ struct ld_store_stats {
 };
 
 struct ld_buf;
+struct ld_json;
 struct ld_store;      /* one per process */
 struct ld_store_conn; /* one per loop thread */
 
@@ -293,6 +294,9 @@ struct ld_store_vt {
 	/* render_metrics appends the driver's own /metrics series to out
 	 * (NULL: none). Any thread; no I/O. */
 	int (*render_metrics)(struct ld_store *s, struct ld_buf *out);
+	/* render_stats writes the driver's own members into /debug/stats'
+	 * store object (NULL: none). Any thread; no I/O. */
+	void (*render_stats)(struct ld_store *s, struct ld_json *j);
 };
 
 /* ld_store_driver returns the driver called name ("sqlite", or the test

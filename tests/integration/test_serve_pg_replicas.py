@@ -204,6 +204,12 @@ def test_lagging_replica_leaves_rotation_and_comes_back(ladder_server, pgr):
     assert delta(m1, m0, OUTS) == LOOPS
     assert m1[UP] == LOOPS  # still connected: out for its lag alone
     assert m1['ladder_pg_replica_lag_seconds{replica="1"}'] > 0.5
+    with srv.conn() as dc:
+        st = dc.request("GET", "/debug/stats").json()["store"]
+    assert st["max_replica_lag_ms"] == 500
+    assert [(r["replica"], r["in_rotation_loops"], r["up_loops"], r["rotation_outs"])
+            for r in st["replicas"]] == [(1, 0, LOOPS, m1[OUTS])]  # fmt: skip
+    assert st["replicas"][0]["lag_ms"] > 500
 
     # Out of rotation: reads without a token come from the primary, fresh.
     for _ in range(30):

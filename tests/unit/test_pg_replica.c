@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "store/pg_replica.h"
 
 #define MS 1000000ULL
@@ -288,6 +289,25 @@ static void test_render(void)
 	CHECK(strstr(b.data,
 		     "ladder_pg_replica_rotation_changes_total{replica=\"2\",to=\"in\"} 1\n"));
 	CHECK(!strstr(b.data, "host=")); /* never a conninfo */
+	ld_buf_reset(&b);
+	{
+		struct ld_json j;
+
+		ld_json_init(&j, &b);
+		ld_json_obj_begin(&j);
+		ld_pg_rep_render_json(&set, &j);
+		ld_json_obj_end(&j);
+		CHECK_INT(ld_json_finish(&j), 0);
+		ld_buf_putc(&b, '\0');
+		CHECK_STR(
+		    b.data,
+		    "{\"primary_reads\":0,\"token_primary_reads\":0,\"max_replica_lag_ms\":1000,"
+		    "\"replicas\":[{\"replica\":1,\"reads\":0,\"in_rotation_loops\":0,"
+		    "\"up_loops\":0,\"lag_ms\":0,\"replay_lsn\":0,\"rotation_ins\":0,"
+		    "\"rotation_outs\":0},{\"replica\":2,\"reads\":0,"
+		    "\"in_rotation_loops\":1,\"up_loops\":1,\"lag_ms\":0,"
+		    "\"replay_lsn\":4242,\"rotation_ins\":1,\"rotation_outs\":0}]}");
+	}
 	ld_buf_release(&b);
 	ld_pg_rep_loop_fini(&lp);
 	ld_pg_rep_set_free(&set);
