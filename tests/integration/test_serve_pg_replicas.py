@@ -78,22 +78,24 @@ def lsn(token):
     return int(token[3:], 16)
 
 
-def replica_server(ladder_server, pg, *flags):
-    """A server on a new database of pg, its reads on pg's replica, started
-    once the replica has the database and the server has the replica in
-    rotation on every loop."""
-    db = pg.new_database()
-    replica = pg.replicas[0]
-    poll(
-        lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
-        .split() == ["1"],
-        what="the database on the replica",
-    )  # fmt: skip
+def replica_server(ladder_server, pg, *flags, db=None):
+    """A server on database db of pg (default: a new one), its reads on pg's
+    replicas, started once the replicas have the database and the server has
+    every replica in rotation on every loop."""
+    db = db or pg.new_database()
+    for replica in pg.replicas:
+        poll(
+            lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
+            .split() == ["1"],
+            what="the database on the replica",
+        )  # fmt: skip
     srv = ladder_server(
         "--store", "postgres", "--cache", "none", "--pg-primary", pg.conninfo(db),
-        "--pg-replicas", replica.conninfo(db), *flags,
+        "--pg-replicas", ",".join(r.conninfo(db) for r in pg.replicas), *flags,
     )  # fmt: skip
-    poll(lambda: metrics(srv)[IN_ROTATION] == LOOPS, what="the replica in rotation")
+    for k in range(1, len(pg.replicas) + 1):
+        key = 'ladder_pg_replica_in_rotation{replica="%d"}' % k
+        poll(lambda: metrics(srv)[key] == LOOPS, what="replica %d in rotation" % k)
     return srv, db
 
 
@@ -103,13 +105,13 @@ def get_content(c, item_id, session=None):
     return r.json()["content"]
 
 
-def replica_answer(srv, c, item_id, session=None):
-    """The item's content when a replica answered this read, else None
-    (c's connection stays on one loop; the metrics come from another
-    connection, and count no store read)."""
+def replica_answer(srv, c, item_id, session=None, series=REPLICA_READS):
+    """The item's content when a replica (the one series counts) answered
+    this read, else None (c's connection stays on one loop; the metrics come
+    from another connection, and count no store read)."""
     before = metrics(srv)
     content = get_content(c, item_id, session)
-    return content if delta(metrics(srv), before, REPLICA_READS) == 1 else None
+    return content if delta(metrics(srv), before, series) == 1 else None
 
 
 def replayed(replica, token):
@@ -229,6 +231,48 @@ def test_lagging_replica_leaves_rotation_and_comes_back(ladder_server, pgr):
     assert delta(m4, m3, REPLICA_READS) == 30
     assert delta(m4, m3, PRIMARY_READS) == 0
     c.close()
+
+
+def test_token_read_goes_to_the_replica_that_has_it(ladder_server, pgr):
+    """Two replicas, one paused: a read with the token of a write the paused
+    one lacks is answered by the other (its own replay position is what
+    counts, not any replica's), never by the paused one, and not by the
+    primary either. The token works on another node of the same database."""
+    pgr.add_replica()
+    r1 = pgr.replicas[0]
+    srv, db = replica_server(ladder_server, pgr, "--max-replica-lag", "1h")
+    other, _ = replica_server(ladder_server, pgr, "--max-replica-lag", "1h", db=db)
+    c = srv.client()
+    user, token = new_account(c, "two")
+    item = create_item(c, token, "one")
+    r1.replay_pause()
+    r = c.put("/v1/items/" + item["id"], {"content": "two"}, token=token,
+              headers={"If-Match": '"%s.1"' % item["id"]})  # fmt: skip
+    assert r.status == 200, r
+    s2 = r.header("Ladder-Session")
+    r2_reads = 'ladder_pg_reads_total{target="replica2"}'
+    poll(lambda: replica_answer(srv, c, item["id"], s2, r2_reads) == "two",
+         what="the token read on replica 2")  # fmt: skip
+    m0 = metrics(srv)
+    for _ in range(30):
+        assert get_content(c, item["id"], s2) == "two"
+    m1 = metrics(srv)
+    assert delta(m1, m0, r2_reads) == 30
+    assert delta(m1, m0, REPLICA_READS) == 0
+    assert delta(m1, m0, PRIMARY_READS) == 0
+    assert delta(m1, m0, TOKEN_FORCED) == 0
+
+    # The other node never saw the write: the token alone sends its reads
+    # to a node that has it.
+    oc = other.client()
+    for _ in range(30):
+        assert get_content(oc, item["id"], s2) == "two"
+    o1 = metrics(other)
+    assert o1[REPLICA_READS] == 0
+    assert o1[r2_reads] + o1[PRIMARY_READS] == 30
+    r1.replay_resume()
+    c.close()
+    oc.close()
 
 
 # ---- a replica stopped under read load ----------------------------------------
