@@ -195,7 +195,7 @@ static const struct ld_opt pg_opts[] = {
      "--store postgres: the primary, as a libpq URI or key=value string (several hosts with "
      "target_session_attrs=read-write allowed); a secret (it may hold a password)"},
     {"pg-pool", 0, "pool", "LADDER_PG_POOL", LD_OPT_UINT, F(pool), 0, 0, "2", 1, 64, NULL, 0,
-     NULL, NULL, "N", "pipelined connections to the primary per loop thread"},
+     NULL, NULL, "N", "pipelined connections per loop thread to the primary, and to each replica"},
     {"pg-connect-timeout", 0, "connect_timeout", "LADDER_PG_CONNECT_TIMEOUT", LD_OPT_DUR,
      F(connect_timeout_ms), 0, 0, "5s", 100, 3600000, NULL, 0, NULL, NULL, "DURATION",
      "longest wait for one connection attempt to the primary (or a replica)"},
