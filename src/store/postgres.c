@@ -1338,9 +1338,11 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 	push_unit(p, u);
 	if (PQpipelineSync(p->pg) != 1)
 		return -EPIPE;
-	if (u->write) {
+	if (u->write || op->kind == LD_OP_IDEM_GET) {
 		/* The commit position for Ladder-Session, read after the
-		 * Sync (the COMMIT) in the same flush: no extra round trip. */
+		 * Sync (the COMMIT) in the same flush: no extra round trip. A
+		 * kept answer's lookup reads it too: its write committed
+		 * before, so a replayed answer carries a token as good. */
 		int rc = send_aux(p, AUX_LSN, LD_PG_REP_FLUSH_LSN);
 
 		if (rc != 0 && rc != -ENOMEM)

@@ -28,7 +28,8 @@
  *
  * Read-your-writes. A write's done() with LD_STORE_OK may set
  * op->commit_pos, the store position its commit reached (0: the driver has
- * none to give). A read submitted with op->min_pos set sees every write
+ * none to give); so may an IDEM_GET that found a kept answer (a position
+ * at or past the kept write's commit). A read submitted with op->min_pos set sees every write
  * whose commit_pos is at most min_pos, from whichever node of the process
  * (or of another process on the same database) the write went through. A
  * driver without replicas (SQLite is one node) sees every acknowledged write

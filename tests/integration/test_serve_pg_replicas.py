@@ -378,6 +378,18 @@ def test_session_token_on_the_suite_store(ladder_server):
         assert assert_problem(r, 400)["detail"] == BAD_TOKEN, (bad, r)
     r = c.get("/v1/users/%s/items" % user["id"])
     assert [i["content"] for i in r.json()["items"]] == ["x"]
+    # A replayed answer (Idempotency-Key) carries a token as good as the
+    # first answer's.
+    key = {"Idempotency-Key": '"ryw-%s"' % user["id"]}
+    first = c.post("/v1/items", {"content": "keyed"}, token=token, headers=key)
+    again = c.post("/v1/items", {"content": "keyed"}, token=token, headers=key)
+    assert (first.status, again.status) == (201, 201), (first, again)
+    assert again.header("Idempotent-Replayed") == "true", again
+    if LADDER_STORE == "postgres":
+        assert lsn(again.header("Ladder-Session")) >= lsn(first.header("Ladder-Session"))
+    else:
+        assert again.header("Ladder-Session") is None, again
+    c.delete("/v1/items/" + first.json()["id"], token=token)
     # Every kind of write answers with a token on postgres.
     other = create_item(c, token, "gone soon")
     for r, status in (
