@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "api/idempotency.h"
 #include "api/params.h"
+#include "api/session_token.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -248,11 +249,11 @@ static void cache_woken(struct ld_cache_waiter *w, enum ld_cache_wake how)
 bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
 		      void (*miss)(struct ld_api_req *q))
 {
-	if (!q->api->cvt || !q->al->cache)
+	/* A read with a Ladder-Session token must see a write that may have
+	 * gone through another node, which this cache would not know of: it
+	 * goes to the store (and fills nothing). */
+	if (!q->api->cvt || !q->al->cache || q->op.min_pos)
 		return false;
-	/* A read carrying a Ladder-Session token newer than an entry must not
-	 * be answered from it (read-your-writes across nodes, a later rung):
-	 * no such tokens exist yet, so every read may use the cache. */
 	q->ck.kind = kind;
 	q->ck.id = id;
 	q->cache_miss = miss;
@@ -466,10 +467,18 @@ static void store_done(struct ld_store_op *op)
 				    ld_now_ns());
 	if (op->kind == LD_OP_USER_GET || op->kind == LD_OP_USER_GET_BY_HANDLE ||
 	    op->kind == LD_OP_ITEM_GET || op->kind == LD_OP_ITEM_LIST ||
-	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST)
+	    op->kind == LD_OP_PHOTO_GET || op->kind == LD_OP_PHOTO_LIST) {
 		ld_obs_count_read(r->loop->index);
-	else if (cache_invalidate(q, op))
-		return; /* answered once the deletes elsewhere are done */
+	} else {
+		if (op->status == LD_STORE_OK && op->commit_pos) {
+			char tok[LD_SESSION_TOKEN_MAX];
+
+			ld_session_token_format(op->commit_pos, tok);
+			ld_req_header_str(r, "Ladder-Session", tok);
+		}
+		if (cache_invalidate(q, op))
+			return; /* answered once the deletes elsewhere are done */
+	}
 	q->store_done(op);
 }
 
@@ -563,6 +572,21 @@ static bool method_implemented(enum ld_http_method method)
 	return false;
 }
 
+/* session_token reads the request's Ladder-Session header (docs/api.md)
+ * into q->op.min_pos: 0, or -1 after answering 400 for one this service
+ * never gives out. */
+static int session_token(struct ld_api_req *q)
+{
+	const struct ld_http_field *f = ld_http_find(&q->r->h, "ladder-session");
+
+	if (!f || ld_session_token_parse(f->value, f->value_len, &q->op.min_pos) == 0)
+		return 0;
+	ld_api_problem(q, 400,
+		       "the Ladder-Session header is not a token this service gave out: send back "
+		       "the value of a write's Ladder-Session response header, or none");
+	return -1;
+}
+
 static void on_request(struct ld_req *r, void *arg)
 {
 	struct ld_api *api = arg;
@@ -602,6 +626,8 @@ static void on_request(struct ld_req *r, void *arg)
 		return;
 	}
 	r->profile_route = profile_index[route][method];
+	if (session_token(q) != 0)
+		return;
 	fn(q);
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/session_token.h"
 #include "base/config.h"
 #include "obs/stats.h"
 
@@ -308,6 +309,7 @@ static void looked_up(struct ld_store_op *op)
 	    (struct ld_api_idem *)((char *)op - offsetof(struct ld_api_idem, look));
 	struct ld_api_req *q = k->q;
 	struct ld_item item;
+	uint64_t pos;
 	int status;
 
 	/* The lookup is a store read like any other (it skips ld_api_submit:
@@ -336,9 +338,18 @@ static void looked_up(struct ld_store_op *op)
 	}
 	status = k->got.status;
 	memcpy(&item, &op->item, sizeof(item));
-	finish(q);
+	pos = op->commit_pos;
+	finish(q); /* frees op */
 	atomic_fetch_add(&n_replays, 1);
 	ld_req_header(q->r, "Idempotent-Replayed", "true");
+	if (pos) {
+		/* At or past the kept write's commit (store.h): the replay
+		 * reads back like the first answer. */
+		char tok[LD_SESSION_TOKEN_MAX];
+
+		ld_session_token_format(pos, tok);
+		ld_req_header_str(q->r, "Ladder-Session", tok);
+	}
 	ld_api_item_replay(q, status, &item);
 }
 

@@ -49,6 +49,8 @@ void ld_api_store_info(struct ld_api_req *q, struct ld_obs_store_info *st)
 	st->driver = q->api->vt->name;
 	st->queue_depth = ss.queue_depth;
 	st->queue_cap = q->api->write_queue_cap;
+	st->render = q->api->vt->render_stats;
+	st->render_store = q->api->store;
 }
 
 /* metrics_gathered runs on this request's loop once every loop has added
@@ -64,6 +66,8 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	ld_api_idem_metrics(&q->r->out_body);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0 ||
+	    (q->api->vt->render_metrics &&
+	     q->api->vt->render_metrics(q->api->store, &q->r->out_body) != 0) ||
 	    (q->api->cvt && q->api->cvt->render_metrics(q->api->cache, &q->r->out_body) != 0)) {
 		ld_buf_reset(&q->r->out_body);
 		ld_api_problem(q, 500, "metrics exposition failed");

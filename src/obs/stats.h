@@ -71,10 +71,17 @@ void ld_obs_writer_batch(unsigned n, bool committed, uint64_t taken, uint64_t co
 			 uint64_t sync_start, uint64_t commit_end, uint64_t done);
 
 /* What the store driver says about itself at render time. */
+struct ld_store;
+struct ld_json;
+
 struct ld_obs_store_info {
 	const char *driver;
 	unsigned queue_depth, queue_cap;
 	unsigned pool_in_use, pool_size;
+	/* The driver's own members of /debug/stats' store object (NULL:
+	 * none), written by render(render_store, j). */
+	void (*render)(struct ld_store *s, struct ld_json *j);
+	struct ld_store *render_store;
 };
 
 struct ld_obs_snapshot;

@@ -167,6 +167,8 @@ int ld_obs_render_json(const struct ld_obs_snapshot *s, const struct ld_obs_stor
 	ld_json_uint(&j, st->pool_in_use);
 	ld_json_key(&j, "pool_size");
 	ld_json_uint(&j, st->pool_size);
+	if (st->render)
+		st->render(st->render_store, &j);
 	ld_json_obj_end(&j);
 	ld_json_obj_end(&j);
 	return ld_json_finish(&j);

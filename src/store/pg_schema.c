@@ -324,7 +324,7 @@ const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
 /* ---- the [postgres] configuration section ------------------------------- */
 
 struct ld_pg_config ld_pg_settings;
-static unsigned char pg_source[3];
+static unsigned char pg_source[5];
 
 #define F(field)  offsetof(struct ld_pg_config, field)
 #define FS(field) F(field), sizeof(((struct ld_pg_config *)0)->field)
@@ -336,10 +336,18 @@ static const struct ld_opt pg_opts[] = {
      "--store postgres: the primary, as a libpq URI or key=value string (several hosts with "
      "target_session_attrs=read-write allowed); a secret (it may hold a password)"},
     {"pg-pool", 0, "pool", "LADDER_PG_POOL", LD_OPT_UINT, F(pool), 0, 0, "2", 1, 64, NULL, 0,
-     NULL, NULL, "N", "pipelined connections to the primary per loop thread"},
+     NULL, NULL, "N", "pipelined connections per loop thread to the primary, and to each replica"},
     {"pg-connect-timeout", 0, "connect_timeout", "LADDER_PG_CONNECT_TIMEOUT", LD_OPT_DUR,
      F(connect_timeout_ms), 0, 0, "5s", 100, 3600000, NULL, 0, NULL, NULL, "DURATION",
-     "longest wait for one connection attempt to the primary"},
+     "longest wait for one connection attempt to the primary (or a replica)"},
+    {"pg-replicas", 0, "replicas", "LADDER_PG_REPLICAS", LD_OPT_STR, FS(replicas), 0, "", 0, 0,
+     NULL, LD_OPT_SECRET, NULL, NULL, "CONNINFO[,CONNINFO...]",
+     "--store postgres: streaming replicas that answer reads (empty: the primary answers "
+     "them); a secret"},
+    {"max-replica-lag", 0, "max_replica_lag", "LADDER_MAX_REPLICA_LAG", LD_OPT_DUR,
+     F(max_replica_lag_ms), 0, 0, "1s", 10, 3600000, NULL, 0, NULL, NULL, "DURATION",
+     "a replica further behind the primary than this leaves the read rotation (reads "
+     "without a Ladder-Session token may be this stale)"},
 };
 /* clang-format on */
 

@@ -11,6 +11,7 @@
  */
 #include "store/postgres.h"
 #include "store/pg_int.h"
+#include "store/pg_replica.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -53,6 +54,8 @@ struct ld_store {
 	 * any is (a balancer must not send requests that one loop would
 	 * refuse). */
 	_Atomic unsigned unready_loops;
+
+	struct ld_pg_rep_set reps; /* --pg-replicas (pg_replica.h) */
 };
 
 struct unit {
@@ -65,6 +68,15 @@ struct unit {
 	unsigned cmd;	/* statements answered so far */
 	unsigned ncmds; /* statements in the unit */
 	int status;	/* what the statement said */
+	/* Read routing (pg_replica.h): aux is a position query (the flush
+	 * position after a write's commit, or a timer's sample) answered in
+	 * pos; follow: a write whose flush-position query comes next, which
+	 * takes the op over once the write committed (committed: answer OK
+	 * whatever becomes of the query); retry: a replica's read that failed
+	 * there and goes to the primary. */
+	enum { AUX_NONE, AUX_LSN, AUX_SAMPLE } aux;
+	bool follow, committed, retry;
+	uint64_t pos;
 	struct unit *next;
 };
 
@@ -85,13 +97,19 @@ struct pgc {
 	bool logged_down; /* said once per outage */
 	struct unit *head, *tail;
 	unsigned nunits; /* units with an op, for load balancing */
+	unsigned target; /* 0: the primary; k: replica k of --pg-replicas */
 };
 
 struct ld_store_conn {
 	struct ld_store *s;
 	uv_loop_t *loop;
-	struct pgc pgc[POOL_MAX];
-	unsigned npool;
+	/* npool connections to the primary, then npool to each replica. */
+	struct pgc *pgc;
+	unsigned npool, npgc;
+	struct ld_pg_rep_loop rl;
+	uv_timer_t sample;		       /* reads every node's position (replicas only) */
+	bool sampling[LD_PG_REPLICAS_MAX + 1]; /* by target: a sample in flight */
+	uint64_t sample_ns[LD_PG_REPLICAS_MAX + 1];
 
 	/* Ops waiting for a ready connection, linked through op->next. */
 	struct ld_store_op *wait_head, *wait_tail;
@@ -229,6 +247,22 @@ out:
 
 static void pg_close(struct ld_store *s);
 
+/* check_conninfo: libpq can parse it. libpq's message quotes the text,
+ * which may hold a password: it is not passed on. */
+static int check_conninfo(const char *conninfo, char *why, size_t whylen)
+{
+	char *msg = NULL;
+	PQconninfoOption *o = PQconninfoParse(conninfo, &msg);
+
+	PQfreemem(msg);
+	if (!o) {
+		snprintf(why, whylen, "libpq cannot parse it");
+		return -EINVAL;
+	}
+	PQconninfoFree(o);
+	return 0;
+}
+
 /* quiet drops the server's notices ("relation already exists, skipping"):
  * libpq would print them on stderr. */
 static void quiet(void *arg, const char *message)
@@ -277,6 +311,13 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
+	/* Replicas are only parsed here: one that is down at start joins the
+	 * rotation when it answers. */
+	rc = ld_pg_rep_set_init(&s->reps, pc->replicas,
+				(pc->max_replica_lag_ms ? pc->max_replica_lag_ms : 1000) * 1000000,
+				check_conninfo, err, errlen);
+	if (rc != 0)
+		goto fail;
 	rc = -EIO;
 	pg = PQconnectdb(s->conninfo);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
@@ -312,6 +353,7 @@ static void pg_close(struct ld_store *s)
 {
 	if (!s)
 		return;
+	ld_pg_rep_set_free(&s->reps);
 	uv_mutex_destroy(&s->idmu);
 	free(s->conninfo);
 	free(s);
@@ -648,13 +690,14 @@ static void on_handle_closed(uv_handle_t *h)
 	struct ld_store_conn *c = h->data;
 	unsigned i;
 
-	if ((void *)h != (void *)&c->expire &&
-	    !(h >= (uv_handle_t *)c->pgc && h < (uv_handle_t *)(c->pgc + POOL_MAX)))
+	if ((void *)h != (void *)&c->expire && (void *)h != (void *)&c->sample &&
+	    !(h >= (uv_handle_t *)c->pgc && h < (uv_handle_t *)(c->pgc + c->npgc)))
 		free(h); /* a poll handle */
 	if (--c->handles > 0)
 		return;
-	for (i = 0; i < c->npool; i++)
+	for (i = 0; i < c->npgc; i++)
 		PQfinish(c->pgc[i].pg);
+	free(c->pgc);
 	free(c);
 }
 
@@ -700,6 +743,16 @@ static int watch(struct pgc *p, int events)
 }
 
 static struct pgc *pick(struct ld_store_conn *c);
+static struct pgc *pick_target(struct ld_store_conn *c, unsigned target);
+static void route_op(struct ld_store_conn *c, struct ld_store_op *op, bool primary_only);
+
+/* rep_note tells the routing whether replica p->target has a ready
+ * connection (the primary's readiness is note_ready's). */
+static void rep_note(struct pgc *p)
+{
+	if (p->target && !p->c->closing)
+		ld_pg_rep_up(&p->c->rl, p->target, pick_target(p->c, p->target) != NULL);
+}
 
 /* note_ready keeps c->ready and the store's count of unready loops in step
  * with whether a connection of c's pool is ready. A closing conn leaves the
@@ -769,11 +822,17 @@ static void lose(struct pgc *p, const char *why)
 	if (p->state == PGC_DOWN)
 		return;
 	if (!p->logged_down) {
+		char k[16];
 		const char *kv[] = {"detail",
 				    one_line(why ? why : PQerrorMessage(p->pg), line, sizeof(line)),
-				    NULL};
+				    "replica", k, NULL};
 
-		ld_log_event("error", "store: connection to the primary lost or refused", kv);
+		snprintf(k, sizeof(k), "%u", p->target);
+		if (p->target)
+			ld_log_event("warn", "store: connection to a replica lost or refused", kv);
+		else
+			ld_log_event("error", "store: connection to the primary lost or refused",
+				     (const char *const[]){kv[0], kv[1], NULL});
 		p->logged_down = true;
 	}
 	drop_poll(p);
@@ -788,10 +847,18 @@ static void lose(struct pgc *p, const char *why)
 		uv_timer_start(&p->timer, on_timer, backoff_ms(c->s, p->attempt), 0);
 		p->attempt++;
 	}
+	rep_note(p);
 	for (; u; u = next) {
 		next = u->next;
-		if (u->op)
-			complete(c, u->op, u->write ? LD_STORE_ERROR : LD_STORE_UNAVAILABLE);
+		if (u->aux == AUX_SAMPLE)
+			c->sampling[p->target] = false;
+		if (u->op && p->target && !u->write)
+			route_op(c, u->op, true); /* a read: the primary answers it */
+		else if (u->op)
+			complete(c, u->op,
+				 u->committed ? LD_STORE_OK
+				 : u->write   ? LD_STORE_ERROR
+					      : LD_STORE_UNAVAILABLE);
 		free(u);
 	}
 	note_ready(c);
@@ -833,7 +900,7 @@ static void setup(struct pgc *p)
 	if (!u)
 		goto fail;
 	u->setup = true;
-	u->ncmds = LD_PG_SQL_COUNT;
+	u->ncmds = LD_PG_SQL_COUNT + LD_PG_REP_SQL_COUNT;
 	if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
 		free(u);
 		goto fail;
@@ -845,6 +912,13 @@ static void setup(struct pgc *p)
 									   : OID_BYTEA;
 		if (PQsendPrepare(p->pg, ld_pg_stmts[i].name, ld_pg_stmts[i].sql,
 				  (int)ld_pg_stmts[i].nparams, types) != 1) {
+			free(u);
+			goto fail;
+		}
+	}
+	for (i = 0; i < LD_PG_REP_SQL_COUNT; i++) {
+		if (PQsendPrepare(p->pg, ld_pg_rep_stmts[i].name, ld_pg_rep_stmts[i].sql, 0,
+				  NULL) != 1) {
 			free(u);
 			goto fail;
 		}
@@ -895,7 +969,7 @@ static void start_connect(struct pgc *p)
 
 	/* Note: libpq resolves host names here, blocking; a conninfo with
 	 * hostaddr (or an IP address as host) never does (docs/store.md). */
-	p->pg = PQconnectStart(c->s->conninfo);
+	p->pg = PQconnectStart(p->target ? c->s->reps.r[p->target - 1].conninfo : c->s->conninfo);
 	p->state = PGC_CONNECTING;
 	if (!p->pg || PQstatus(p->pg) == CONNECTION_BAD) {
 		lose(p, NULL);
@@ -926,7 +1000,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	struct pgc *p = NULL;
 	unsigned i;
 
-	for (i = 0; i < c->npool; i++)
+	for (i = 0; i < c->npgc; i++)
 		if (c->pgc[i].poll == h)
 			p = &c->pgc[i];
 	if (!p)
@@ -960,6 +1034,28 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 /* ---- results ------------------------------------------------------------- */
 
+/* aux_done takes a position query's answer: a write's commit position (the
+ * op is answered now, OK: it committed), or a sample of a node. */
+static void aux_done(struct pgc *p, struct unit *u)
+{
+	struct ld_store_conn *c = p->c;
+	uint64_t now = uv_hrtime();
+
+	if (u->aux == AUX_SAMPLE) {
+		c->sampling[p->target] = false;
+		if (p->target)
+			ld_pg_rep_replayed(&c->rl, p->target, u->pos, now);
+		else
+			ld_pg_rep_primary_at(&c->rl, u->pos, now);
+		return;
+	}
+	ld_pg_rep_primary_at(&c->rl, u->pos, now);
+	if (u->op) {
+		u->op->commit_pos = u->pos;
+		complete(c, u->op, LD_STORE_OK);
+	}
+}
+
 /* unit_done finishes the head unit at its Sync. */
 static void unit_done(struct pgc *p, struct unit *u)
 {
@@ -983,10 +1079,19 @@ static void unit_done(struct pgc *p, struct unit *u)
 		p->state = PGC_READY;
 		p->attempt = 0;
 		if (p->logged_down)
-			ld_log_event("info", "store: connected to the primary", NULL);
+			ld_log_event("info",
+				     p->target ? "store: connected to a replica"
+					       : "store: connected to the primary",
+				     NULL);
 		p->logged_down = false;
+		rep_note(p);
 		note_ready(c);
 		dispatch_waiting(c);
+		return;
+	}
+	if (u->aux) {
+		aux_done(p, u);
+		free(u);
 		return;
 	}
 	if (u->op) {
@@ -1003,7 +1108,18 @@ static void unit_done(struct pgc *p, struct unit *u)
 			ld_obs_writer_batch(1, true, now, u->op->t_commit_ns, u->op->t_commit_ns,
 					    now, now);
 		}
-		complete(c, u->op, u->status);
+		if (u->follow && u->status == LD_STORE_OK && u->next && u->next->aux == AUX_LSN) {
+			/* Committed: the op is answered with the flush
+			 * position the next unit reads (the same round trip). */
+			u->next->op = u->op;
+			u->next->write = true;
+			u->next->committed = true;
+			p->nunits++;
+		} else if (u->retry) {
+			route_op(c, u->op, true);
+		} else {
+			complete(c, u->op, u->status);
+		}
 	}
 	free(u);
 }
@@ -1041,6 +1157,19 @@ static void drain(struct pgc *p)
 				log_result_error(r, "commit");
 				u->status = LD_STORE_ERROR;
 			}
+		} else if (u->aux) {
+			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+			    !PQgetisnull(r, 0, 0))
+				u->pos = (uint64_t)get_i64(r, 0, 0);
+		} else if (u->op && p->target && PQresultStatus(r) != PGRES_TUPLES_OK) {
+			/* A replica's error (a conflict with recovery, a
+			 * shutdown): the read is the primary's to answer. */
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+			ld_log_event("warn",
+				     "store: a read failed on a replica; sent to the primary",
+				     (const char *const[]){"sqlstate", state ? state : "", NULL});
+			u->retry = true;
 		} else if (u->op && u->cmd + 1 < u->ncmds) {
 			/* A statement before the op's own (a keyed write's
 			 * clean-up): the op's fails with it. */
@@ -1074,6 +1203,25 @@ static void arm_expire(struct ld_store_conn *c, uint64_t due)
 	now = uv_hrtime();
 	c->expire_at_ns = due;
 	uv_timer_start(&c->expire, on_expire, due > now ? (due - now) / 1000000 + 1 : 0, 0);
+}
+
+/* send_aux queues a position query and its Sync on p (not flushed): 0,
+ * -ENOMEM or -EIO with nothing queued, -EPIPE when the Sync failed. */
+static int send_aux(struct pgc *p, int aux, enum ld_pg_rep_sql stmt)
+{
+	struct unit *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->aux = aux;
+	a->ncmds = 1;
+	a->status = LD_STORE_OK;
+	if (PQsendQueryPrepared(p->pg, ld_pg_rep_stmts[stmt].name, 0, NULL, NULL, NULL, 1) != 1) {
+		free(a);
+		return -EIO;
+	}
+	push_unit(p, a);
+	return PQpipelineSync(p->pg) == 1 ? 0 : -EPIPE;
 }
 
 /* send_op puts op on connection p: its statement and a Sync. 0, or -EIO
@@ -1131,30 +1279,69 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 	/* From here the statement may run; the unit must be answered from
 	 * the connection (or as a loss). */
 	push_unit(p, u);
-	if (PQpipelineSync(p->pg) != 1 || flush_out(p) != 0)
+	if (PQpipelineSync(p->pg) != 1)
+		return -EPIPE;
+	if (u->write || op->kind == LD_OP_IDEM_GET) {
+		/* The commit position for Ladder-Session, read after the
+		 * Sync (the COMMIT) in the same flush: no extra round trip. A
+		 * kept answer's lookup reads it too: its write committed
+		 * before, so a replayed answer carries a token as good. */
+		int rc = send_aux(p, AUX_LSN, LD_PG_REP_FLUSH_LSN);
+
+		if (rc != 0 && rc != -ENOMEM)
+			return -EPIPE;
+		u->follow = rc == 0;
+	}
+	if (flush_out(p) != 0)
 		return -EPIPE;
 	return 0;
 }
 
-static struct pgc *pick(struct ld_store_conn *c)
+/* pick_target: the ready connection to target (0: the primary, k: replica
+ * k) with the fewest ops on it, or NULL. */
+static struct pgc *pick_target(struct ld_store_conn *c, unsigned target)
 {
 	struct pgc *best = NULL;
-	unsigned i;
+	unsigned i, lo = target * c->npool;
 
-	for (i = 0; i < c->npool; i++)
+	for (i = lo; i < lo + c->npool && i < c->npgc; i++)
 		if (c->pgc[i].state == PGC_READY && (!best || c->pgc[i].nunits < best->nunits))
 			best = &c->pgc[i];
 	return best;
 }
 
-/* route sends op on the best ready connection, or makes it wait. */
-static void route(struct ld_store_conn *c, struct ld_store_op *op)
+static struct pgc *pick(struct ld_store_conn *c)
+{
+	return pick_target(c, 0);
+}
+
+/* Reads a replica may answer (pg_replica.h): sign-in's read by handle stays
+ * on the primary, so a handle made a moment ago signs in without a token. */
+static bool replica_kind(enum ld_store_op_kind k)
+{
+	return k == LD_OP_USER_GET || k == LD_OP_ITEM_GET || k == LD_OP_ITEM_LIST;
+}
+
+/* route_op sends op on the best ready connection (a read to a replica in
+ * rotation that has replayed op->min_pos, unless primary_only), or makes it
+ * wait for the primary. */
+static void route_op(struct ld_store_conn *c, struct ld_store_op *op, bool primary_only)
 {
 	struct pgc *p;
+	unsigned k;
+	bool forced;
 	int rc;
 
 	for (;;) {
-		p = pick(c);
+		p = NULL;
+		if (!is_write(op->kind)) {
+			k = ld_pg_rep_route(&c->rl, !primary_only && replica_kind(op->kind),
+					    op->min_pos, &forced);
+			if (k)
+				p = pick_target(c, k);
+		}
+		if (!p)
+			p = pick(c);
 		if (!p) {
 			if (pool_down(c)) {
 				complete(c, op, LD_STORE_UNAVAILABLE);
@@ -1175,6 +1362,11 @@ static void route(struct ld_store_conn *c, struct ld_store_op *op)
 		if (rc == -EPIPE)
 			return;
 	}
+}
+
+static void route(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	route_op(c, op, false);
 }
 
 static void dispatch_waiting(struct ld_store_conn *c)
@@ -1253,7 +1445,7 @@ static void on_expire(uv_timer_t *h)
 		prev = op;
 		pp = &op->next;
 	}
-	for (i = 0; i < c->npool; i++) {
+	for (i = 0; i < c->npgc; i++) {
 		struct pgc *p = &c->pgc[i];
 		bool stuck = false;
 
@@ -1291,6 +1483,56 @@ static void on_expire(uv_timer_t *h)
 
 /* ---- conn open/close, ping ------------------------------------------------ */
 
+/* on_sample reads every node's position (pg_replica.h): the primary's
+ * flush position and each replica's replay position, one tiny statement on
+ * a ready connection of each, never two at once to one node. A replica
+ * whose last sample has gone unanswered for longer than the bound is taken
+ * out of rotation until it answers. */
+static void on_sample(uv_timer_t *h)
+{
+	struct ld_store_conn *c = h->data;
+	uint64_t now = uv_hrtime();
+	struct pgc *p;
+	unsigned k;
+	int rc;
+
+	if (c->closing)
+		return;
+	for (k = 0; k <= c->s->reps.n; k++) {
+		if (c->sampling[k]) {
+			if (k && now - c->sample_ns[k] > c->s->reps.max_lag_ns)
+				ld_pg_rep_replayed(&c->rl, k, 0, now);
+			continue;
+		}
+		p = pick_target(c, k);
+		if (!p)
+			continue;
+		rc = send_aux(p, AUX_SAMPLE, k ? LD_PG_REP_REPLAY_LSN : LD_PG_REP_FLUSH_LSN);
+		if (rc == -ENOMEM)
+			continue;
+		if (rc == 0) {
+			c->sampling[k] = true;
+			c->sample_ns[k] = now;
+			rc = flush_out(p);
+		}
+		if (rc != 0)
+			lose(p, NULL);
+	}
+}
+
+static int pg_render_metrics(struct ld_store *s, struct ld_buf *out)
+{
+	ld_pg_rep_render(&s->reps, out);
+	return ld_buf_error(out);
+}
+
+static void pg_render_stats(struct ld_store *s, struct ld_json *j)
+{
+	ld_pg_rep_render_json(&s->reps, j);
+}
+
+static void on_sample(uv_timer_t *h);
+
 static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_conn **out)
 {
 	struct ld_store_conn *c = calloc(1, sizeof(*c));
@@ -1302,14 +1544,29 @@ static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_con
 	c->s = s;
 	c->loop = loop;
 	c->npool = s->pool;
+	c->npgc = s->pool * (1 + s->reps.n);
+	c->pgc = calloc(c->npgc, sizeof(*c->pgc));
+	if (!c->pgc) {
+		free(c);
+		return -ENOMEM;
+	}
+	ld_pg_rep_loop_init(&c->rl, &s->reps);
 	uv_timer_init(loop, &c->expire);
 	c->expire.data = c;
-	c->handles = 1;
+	uv_timer_init(loop, &c->sample);
+	c->sample.data = c;
+	c->handles = 2;
+	if (s->reps.n) {
+		unsigned ms = ld_pg_rep_sample_ms(&s->reps);
+
+		uv_timer_start(&c->sample, on_sample, ms, ms);
+	}
 	atomic_fetch_add(&s->unready_loops, 1); /* until a connection is ready */
-	for (i = 0; i < c->npool; i++) {
+	for (i = 0; i < c->npgc; i++) {
 		struct pgc *p = &c->pgc[i];
 
 		p->c = c;
+		p->target = i / c->npool;
 		p->fd = -1;
 		uv_timer_init(loop, &p->timer);
 		p->timer.data = p;
@@ -1336,7 +1593,9 @@ static void maybe_finish(struct ld_store_conn *c)
 		return;
 	c->closed = true;
 	uv_close((uv_handle_t *)&c->expire, on_handle_closed);
-	for (i = 0; i < c->npool; i++) {
+	uv_timer_stop(&c->sample);
+	uv_close((uv_handle_t *)&c->sample, on_handle_closed);
+	for (i = 0; i < c->npgc; i++) {
 		drop_poll(&c->pgc[i]);
 		uv_timer_stop(&c->pgc[i].timer);
 		/* The timer's data is the pgc; the close callback wants c. */
@@ -1352,6 +1611,8 @@ static void pg_conn_close(struct ld_store_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	uv_timer_stop(&c->sample);
+	ld_pg_rep_loop_fini(&c->rl);
 	note_ready(c);
 	fail_waiting(c);
 	maybe_finish(c);
@@ -1366,4 +1627,6 @@ const struct ld_store_vt ld_pg_vt = {
     .conn_close = pg_conn_close,
     .stats = pg_stats,
     .close = pg_close,
+    .render_metrics = pg_render_metrics,
+    .render_stats = pg_render_stats,
 };

@@ -41,6 +41,17 @@
  *     it) fails the unique index and undoes the write: CONFLICT.
  *     IDEM_REAP deletes a batch of expired keys by ctid, skipping rows
  *     another node's reaper has locked.
+ *   - Replicas (--pg-replicas): each loop also keeps a pool to each replica.
+ *     Writes and sign-in's read by handle go to the primary; other reads to
+ *     a replica in rotation, in turn, or to the primary when none is
+ *     (pg_replica.h says when one is). A read with op->min_pos goes only to
+ *     a replica whose replay position, as last read, is at least that, else
+ *     to the primary. A read lost with a replica's connection, or failed
+ *     there, is sent again to the primary (a read is safe to repeat).
+ *     Every write reads pg_current_wal_flush_lsn() right after its Sync, in
+ *     the same flush, and answers it as op->commit_pos; a connection lost
+ *     between the two still answers OK (it committed), with no position.
+ *     Replicas never count for ping(): the primary is what must be there.
  *   - Ids come from the project's own generator (base/ids.h), shared by the
  *     loops of the process under a lock, seeded at open with the largest id
  *     stored.
@@ -61,6 +72,8 @@ struct ld_pg_config {
 	char primary[2048];	     /* libpq conninfo (URI or key=value); a secret */
 	unsigned pool;		     /* connections per loop thread */
 	uint64_t connect_timeout_ms; /* one connection attempt */
+	char replicas[8192];	     /* conninfos, comma-separated (pg_replica.h); a secret */
+	uint64_t max_replica_lag_ms; /* a replica further behind leaves the read rotation */
 };
 
 /* ld_pg_config_register adds [postgres] to serve's and migrate's settings.

@@ -26,10 +26,18 @@
  * states how long past the deadline a committing write can take (sqlite.h);
  * so a graceful shutdown waits a bounded time for the store.
  *
- * Read-your-writes. A read submitted after the done() of an acknowledged
- * (LD_STORE_OK) write, on any loop of the process, sees that write. A driver
- * with replicas serves such reads from a replica only once it has replayed
- * the write, or from the primary.
+ * Read-your-writes. A write's done() with LD_STORE_OK may set
+ * op->commit_pos, the store position its commit reached (0: the driver has
+ * none to give); so may an IDEM_GET that found a kept answer (a position
+ * at or past the kept write's commit). A read submitted with op->min_pos set sees every write
+ * whose commit_pos is at most min_pos, from whichever node of the process
+ * (or of another process on the same database) the write went through. A
+ * driver without replicas (SQLite is one node) sees every acknowledged write
+ * in every read, and may ignore min_pos. A driver with replicas may answer a
+ * read without min_pos from a replica that lags behind by a bounded time
+ * (postgres.h: --max-replica-lag): it may miss the newest writes, even this
+ * process's own; with min_pos, only from a replica that has replayed that
+ * far, or from the primary.
  *
  * Health. ping() reports what the driver already knows (writer alive, last
  * I/O error, a stuck queue); it never does I/O and never blocks the loop, so
@@ -210,6 +218,12 @@ struct ld_store_op {
 	 * The caller owns it; it must live until done(). */
 	struct ld_idem *idem;
 
+	/* Read-your-writes (above): a read's lowest store position (0: any
+	 * within the driver's staleness bound), and a write's commit position
+	 * (output; 0: none). Opaque numbers, ordered: a PostgreSQL WAL
+	 * position. */
+	uint64_t min_pos, commit_pos;
+
 	int status; /* enum ld_store_status */
 
 	/* Set by a driver whose writes go through a writer thread, for the
@@ -251,6 +265,8 @@ struct ld_store_stats {
 	bool healthy;	      /* false after an I/O error that needs a restart */
 };
 
+struct ld_buf;
+struct ld_json;
 struct ld_store;      /* one per process */
 struct ld_store_conn; /* one per loop thread */
 
@@ -276,6 +292,12 @@ struct ld_store_vt {
 	/* close finishes every queued write (each by its deadline), stops the
 	 * writer and closes the database. Call after every conn is closed. */
 	void (*close)(struct ld_store *s);
+	/* render_metrics appends the driver's own /metrics series to out
+	 * (NULL: none). Any thread; no I/O. */
+	int (*render_metrics)(struct ld_store *s, struct ld_buf *out);
+	/* render_stats writes the driver's own members into /debug/stats'
+	 * store object (NULL: none). Any thread; no I/O. */
+	void (*render_stats)(struct ld_store *s, struct ld_json *j);
 };
 
 /* ld_store_driver returns the driver called name ("sqlite", or the test

@@ -4,6 +4,10 @@ its own dir), databases made on demand, and always stopped and removed.
 
 initdb refuses to run as root: as root, the cluster runs as the `postgres`
 user (runuser) in a directory that user owns.
+
+add_replica() makes a streaming replica of a running primary with
+`pg_basebackup -R` (hot standby, on a free port of its own); the primary's
+stop() stops its replicas too.
 """
 
 import os
@@ -33,17 +37,20 @@ class PgCluster:
         self.port = None
         self.ndb = 0
         self.as_root = os.geteuid() == 0
+        self.replicas = []
 
     def _cmd(self, *argv):
         if self.as_root:
             return ["runuser", "-u", "postgres", "--", *argv]
         return list(argv)
 
-    def start(self):
+    def _make_dir(self):
         self.dir = tempfile.mkdtemp(prefix="ladder-pg-")
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
-        data = os.path.join(self.dir, "data")
+
+    def _init_data(self, data):
+        """Makes the data directory: initdb (a replica copies its primary's)."""
         r = subprocess.run(
             self._cmd(
                 os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "postgres",
@@ -52,8 +59,15 @@ class PgCluster:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
         )  # fmt: skip
         if r.returncode != 0:
-            self.stop()
             raise RuntimeError("initdb failed:\n" + r.stdout.decode(errors="replace"))
+
+    def start(self):
+        self._make_dir()
+        try:
+            self._init_data(os.path.join(self.dir, "data"))
+        except Exception:
+            self.stop()
+            raise
         last = ""
         for _ in range(5):
             self.port = _free_port()
@@ -164,8 +178,54 @@ class PgCluster:
                 self.proc.wait()
         self.proc = None
 
+    def add_replica(self):
+        """A streaming replica of this (running) primary, started and
+        caught up; stopped with the primary."""
+        r = PgReplica(self).start()
+        self.replicas.append(r)
+        return r
+
     def stop(self):
+        for r in self.replicas:
+            r.stop()
+        self.replicas = []
         self._halt()
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+
+class PgReplica(PgCluster):
+    """A hot standby streaming from primary, made by pg_basebackup -R (the
+    copy carries the primary's settings; the replica gets its own port and
+    socket directory on the command line)."""
+
+    def __init__(self, primary):
+        super().__init__()
+        self.primary = primary
+
+    def _init_data(self, data):
+        r = subprocess.run(
+            self._cmd(
+                os.path.join(PG_BIN, "pg_basebackup"), "-D", data, "-R", "-X", "stream",
+                "-c", "fast", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+            ),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+        )  # fmt: skip
+        if r.returncode != 0:
+            raise RuntimeError("pg_basebackup failed:\n" + r.stdout.decode(errors="replace"))
+
+    def new_database(self):
+        raise RuntimeError("a replica is read-only: make databases on the primary")
+
+    def replay_pause(self):
+        """Pauses WAL replay and waits until it is paused."""
+        self.psql("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.psql("SELECT pg_get_wal_replay_pause_state()").strip() != "paused":
+            if time.monotonic() > deadline:
+                raise RuntimeError("replay did not pause")
+            time.sleep(0.02)
+
+    def replay_resume(self):
+        self.psql("SELECT pg_wal_replay_resume()")
