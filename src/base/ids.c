@@ -31,13 +31,29 @@ unsigned ld_id_seq(int64_t id)
 
 void ld_idgen_init(struct ld_idgen *g, unsigned shard, int64_t floor_id)
 {
+	ld_idgen_init_window(g, shard, floor_id, 0, 1);
+}
+
+void ld_idgen_init_window(struct ld_idgen *g, unsigned shard, int64_t floor_id, unsigned window,
+			  unsigned windows)
+{
+	if (windows == 0 || windows > LD_ID_SEQ_MAX + 1 || (windows & (windows - 1)) != 0)
+		windows = 1; /* a caller's bug: one window is still correct alone */
 	g->shard = shard & (LD_ID_SHARDS - 1);
+	g->seq_span = (LD_ID_SEQ_MAX + 1) / windows;
+	g->seq_base = (window % windows) * g->seq_span;
 	g->last_ms = 0;
-	g->seq = 0;
+	g->seq = g->seq_base;
 	if (floor_id > 0) {
-		/* Resume just after the floor: same millisecond, next sequence. */
 		g->last_ms = ld_id_unix_ms(floor_id) - LD_ID_EPOCH_MS;
-		g->seq = ld_id_seq(floor_id);
+		if (windows == 1)
+			/* Resume just after the floor: same millisecond, next
+			 * sequence. */
+			g->seq = ld_id_seq(floor_id);
+		else
+			/* The floor may be another window's, above ours in
+			 * its millisecond: resume in the next one. */
+			g->seq = g->seq_base + g->seq_span - 1;
 	}
 }
 
@@ -47,15 +63,15 @@ int64_t ld_idgen_next(struct ld_idgen *g, int64_t now_unix_ms)
 
 	if (ms > g->last_ms) {
 		g->last_ms = ms;
-		g->seq = 0;
-	} else if (g->seq < LD_ID_SEQ_MAX) {
+		g->seq = g->seq_base;
+	} else if (g->seq < g->seq_base + g->seq_span - 1) {
 		/* Same millisecond, or the clock went back: stay on last_ms. */
 		g->seq++;
 	} else {
-		/* Sequence exhausted: borrow the next millisecond rather than
+		/* Window exhausted: borrow the next millisecond rather than
 		 * sleep on the writer thread; the wall clock catches up. */
 		g->last_ms++;
-		g->seq = 0;
+		g->seq = g->seq_base;
 	}
 	return (g->last_ms << (SHARD_BITS + SEQ_BITS)) | ((int64_t)g->shard << SEQ_BITS) |
 	       (int64_t)g->seq;

@@ -23,14 +23,29 @@
 /* A generator is owned by one thread (the writer); it is not locked. */
 struct ld_idgen {
 	unsigned shard;
-	int64_t last_ms; /* milliseconds since the epoch of the last id */
-	unsigned seq;
+	int64_t last_ms;   /* milliseconds since the epoch of the last id */
+	unsigned seq;	   /* the last id's sequence bits */
+	unsigned seq_base; /* this generator's window of the sequence bits: */
+	unsigned seq_span; /* [seq_base, seq_base + seq_span) */
 };
 
 /* ld_idgen_init starts a generator for shard. floor_id is the largest id
  * already stored (0 if none): the generator never returns an id at or below
  * it, so a clock that stepped back across a restart cannot cause a clash. */
 void ld_idgen_init(struct ld_idgen *g, unsigned shard, int64_t floor_id);
+
+/* ld_idgen_init_window is ld_idgen_init for one of several processes that
+ * make ids for the same shard at once (app nodes sharing one PostgreSQL):
+ * the sequence bits are cut into `windows` windows (a power of two, 1 to
+ * 1024) and this generator takes ids only from window `window % windows`,
+ * so generators in different windows never make the same id, whatever
+ * their clocks say. It still never returns an id at or below floor_id (the
+ * largest id any of them had stored) and stays strictly increasing; it
+ * borrows the next millisecond once its window is used up, so one
+ * generator makes at most 1024 / windows ids per millisecond of its clock
+ * on average. */
+void ld_idgen_init_window(struct ld_idgen *g, unsigned shard, int64_t floor_id, unsigned window,
+			  unsigned windows);
 
 /* ld_idgen_next returns a new id strictly greater than every earlier one. When
  * 1024 ids are used up within one millisecond, or the clock went backwards,

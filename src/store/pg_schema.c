@@ -143,10 +143,22 @@ static const char v3_sql[] =
     "  RETURN 0;"
     " END $$;";
 
+/*
+ * Version 4: the id windows. Every app node on the database makes its ids
+ * itself (base/ids.h), all on shard 0 today; two nodes creating in the same
+ * millisecond would make the same id. Each store open takes the next value
+ * of this sequence as its window of the ids' sequence bits (16 windows of 64),
+ * so up to 16 nodes at once never clash by construction; a 17th shares a
+ * window, and a clash is then an insert that fails on the primary key
+ * before anything is committed, which the driver sends again with a new id.
+ */
+static const char v4_sql[] = "CREATE SEQUENCE ladder_id_windows;";
+
 const struct ld_pg_migration ld_pg_migrations[] = {
     {1, "users and items", v1_sql},
     {2, "idempotency keys", v2_sql},
     {3, "photos, photo versions and jobs", v3_sql},
+    {4, "id windows", v4_sql},
 };
 const unsigned ld_pg_nmigrations = sizeof(ld_pg_migrations) / sizeof(ld_pg_migrations[0]);
 

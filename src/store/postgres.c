@@ -31,6 +31,7 @@
 #define BACKOFF_BASE_MS	  50
 #define BACKOFF_CAP_MS	  5000
 #define ADVISORY_LOCK_KEY 0x6c6164646572LL /* "ladder" */
+#define LD_PG_ID_WINDOWS  16u		   /* windows of the id sequence bits: 64 ids per ms each */
 
 #define OID_INT8  20
 #define OID_TEXT  25
@@ -275,7 +276,7 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	const struct ld_pg_config *pc = &ld_pg_settings;
 	struct ld_store *s;
 	PGconn *pg = NULL;
-	int64_t a = 0, b = 0;
+	int64_t a = 0, b = 0, w = 0;
 	char line[256];
 	int rc = -ENOMEM;
 
@@ -336,9 +337,14 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	    query_int(pg,
 		      "SELECT greatest((SELECT coalesce(max(id), 0) FROM items),"
 		      " (SELECT coalesce(max(id), 0) FROM photos))",
-		      &b, err, errlen, "read max ids") != 0)
+		      &b, err, errlen, "read max ids") != 0 ||
+	    query_int(pg, "SELECT nextval('ladder_id_windows')", &w, err, errlen,
+		      "take an id window") != 0)
 		goto fail;
-	ld_idgen_init(&s->idgen, 0, a > b ? a : b);
+	/* Several app nodes share the database: each makes ids in a window of
+	 * its own (migration 4). */
+	ld_idgen_init_window(&s->idgen, 0, a > b ? a : b, (unsigned)(w % LD_PG_ID_WINDOWS),
+			     LD_PG_ID_WINDOWS);
 	rc = 0;
 	*out = s;
 	goto out;
@@ -652,6 +658,16 @@ static void log_result_error(const PGresult *r, const char *what)
 	ld_metrics_store_error("postgres");
 }
 
+/* id_clash says whether a unique violation is on a row's id (its primary
+ * key), not on a handle or an idempotency key. */
+static bool id_clash(const PGresult *r)
+{
+	const char *c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+
+	return c && (strcmp(c, "users_pkey") == 0 || strcmp(c, "items_pkey") == 0 ||
+		     strcmp(c, "photos_pkey") == 0);
+}
+
 /* status_of maps one statement result to an op status. */
 static int status_of(const PGresult *r, struct ld_store_op *op)
 {
@@ -663,6 +679,13 @@ static int status_of(const PGresult *r, struct ld_store_op *op)
 		return read_rows(r, op);
 	case PGRES_FATAL_ERROR:
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "23505") == 0 && id_clash(r)) {
+			/* Two nodes in one id window (more than LD_PG_ID_WINDOWS
+			 * at once) made the same id: nothing was committed, so
+			 * the write is refused as "not done, try again". */
+			log_result_error(r, "create: id clash");
+			return LD_STORE_BUSY;
+		}
 		if (state && strcmp(state, "23505") == 0 && op->kind == LD_OP_USER_CREATE)
 			return LD_STORE_CONFLICT; /* the handle; ids never repeat */
 		if (state && strcmp(state, "23503") == 0 && op->kind == LD_OP_ITEM_CREATE)

@@ -7,6 +7,7 @@ Each test here has a PostgreSQL cluster of its own (it stops and restarts
 it, or holds its locks), whatever LADDER_STORE the suite runs with.
 """
 
+import os
 import subprocess
 import threading
 import time
@@ -122,7 +123,7 @@ def test_concurrent_migrations_take_turns(tmp_path, pg):
             out, err = p.communicate(timeout=60)
             assert p.returncode == 0, err
             assert b"ladder migrate: postgres store is at the current schema" in out
-        assert pg.psql("SELECT version FROM ladder_schema", db=db).split() == ["3"]
+        assert pg.psql("SELECT version FROM ladder_schema", db=db).split() == ["4"]
         assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN"
                        " ('users', 'items', 'idempotency_keys', 'photos', 'photo_versions',"
                        " 'jobs')", db=db).split() == ["6"]
@@ -303,3 +304,48 @@ def test_write_stuck_past_its_deadline_is_an_unknown_outcome(ladder_server, pg):
     srv.stop()
     bad = conftest._new_500s(srv)
     assert [(x["method"], x["route"]) for x in bad] == [("POST", "/v1/items")], bad
+
+
+# ---- several app nodes on one database ----------------------------------------
+
+
+def test_two_nodes_make_ids_in_windows_of_their_own(ladder_server, pg):
+    """Two app nodes creating at once on one database: each makes its ids in
+    its own window of the ids' sequence bits (migration 4), so no create
+    clashes with the other node's, whatever the two clocks say."""
+    db = pg.new_database()
+    flags = (
+        "--store", "postgres", "--pg-primary", pg.conninfo(db),
+        "--token-keys", "k1:" + os.urandom(32).hex(),  # a token is good on both nodes
+    )  # fmt: skip
+    nodes = [ladder_server(*flags), ladder_server(*flags)]
+    c = nodes[0].client()
+    _, token = new_account(c)
+    c.close()
+    made = {0: [], 1: []}
+    bad = []
+
+    def writer(n):
+        cl = nodes[n].client()
+        try:
+            for i in range(150):
+                r = cl.post("/v1/items", {"content": "n%d-%d" % (n, i)}, token=token)
+                if r.status != 201:
+                    bad.append(r)
+                    return
+                made[n].append(int(r.json()["id"]))
+        finally:
+            cl.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in (0, 1, 0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert bad == []
+    assert len(made[0]) == len(made[1]) == 300
+    windows = [{(i & 1023) // 64 for i in made[n]} for n in (0, 1)]
+    assert len(windows[0]) == 1 and len(windows[1]) == 1, windows
+    assert windows[0] != windows[1]
+    assert pg.psql("SELECT count(DISTINCT id) FROM items", db=db).split() == ["600"]
