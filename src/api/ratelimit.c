@@ -413,10 +413,14 @@ static int client_addr(struct ld_req *r, uint8_t out[16])
 	return 0;
 }
 
+/* limited_route: every API route but the probes, the metrics and the
+ * photo byte upload. That PUT goes to a signed URL only POST /v1/photos
+ * hands out (itself limited, and capped at a few uploads in flight per
+ * user), and its body is already in a sink the handler must settle. */
 static bool limited_route(unsigned route)
 {
 	return route != LD_ROUTE_HEALTHZ && route != LD_ROUTE_READYZ && route != LD_ROUTE_METRICS &&
-	       route != LD_ROUTE_DEBUG_STATS;
+	       route != LD_ROUTE_DEBUG_STATS && route != LD_ROUTE_PHOTO_CONTENT;
 }
 
 /* decided adds the fields, and answers 429 or runs the handler. */
@@ -461,8 +465,10 @@ bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q)
 
 	if (!q->al->rl || !limited_route(r->route))
 		return false;
+	/* A peer whose address cannot be read (it reset the connection) is
+	 * charged to one shared key, the unspecified address: never free. */
 	if (client_addr(r, addr) != 0)
-		return false; /* the peer is gone: the answer will not be read */
+		memset(addr, 0, sizeof(addr));
 	if (ld_rl_cidr_match(ld_rl_cfg.exempts, ld_rl_cfg.nexempt, addr)) {
 		atomic_fetch_add_explicit(&n_exempt, 1, memory_order_relaxed);
 		return false;

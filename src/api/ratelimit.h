@@ -7,7 +7,8 @@
  *   user-reads, user-writes  a request whose bearer token verifies
  *   addr-reads, addr-writes  every other one (sign-up, login, anonymous reads)
  * Reads are GET and HEAD, writes every other method. /healthz, /readyz,
- * /metrics and /debug/stats are never limited; nor is a request whose
+ * /metrics and /debug/stats are never limited, nor the photo byte upload
+ * (a signed URL from POST /v1/photos, which is); nor is a request whose
  * client address is in the exempt list (loopback by default: the box's own
  * tools, benchmarks and tests).
  *

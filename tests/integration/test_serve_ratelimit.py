@@ -199,3 +199,23 @@ def test_bad_settings_exit_2(tmp_path, flags, message):
     p = run_cli("serve", "--data", str(tmp_path), "--listen", "127.0.0.1:9", *flags)
     assert p.returncode == 2, p
     assert message in p.stderr.decode(), p.stderr
+
+
+def test_photo_byte_upload_not_charged(ladder_server):
+    # Sign-up and login take the whole anonymous write budget; the PUT of
+    # the bytes to the signed URL carries no token, and is not limited: the
+    # POST that handed out the URL was (user-writes).
+    srv = ladder_server(*BASE, "--ratelimit-addr-writes", "2/10m")
+    c = srv.client()
+    _, token = new_account(c)
+    assert_problem(c.post("/v1/sessions", {"handle": "x", "password": "y" * 12}), 429)
+    for _ in range(2):
+        r = c.request("POST", "/v1/photos", token=token)
+        assert r.status == 201, r
+        assert r.header("RateLimit-Policy") == '"user-writes";q=600;w=10'
+        url = r.json()["upload"]["url"]
+        r = c.request("PUT", url, headers=[("Content-Type", "application/octet-stream")],
+                      body=b"\xff\xd8" + b"x" * 100)  # fmt: skip
+        assert r.status == 204, r
+        assert r.header("RateLimit-Policy") is None, r
+    c.close()
