@@ -626,7 +626,7 @@ static void on_request(struct ld_req *r, void *arg)
 		return;
 	}
 	r->profile_route = profile_index[route][method];
-	if (session_token(q) != 0)
+	if (session_token(q) != 0 || ld_api_rl_admit(q, fn))
 		return;
 	fn(q);
 }
@@ -672,7 +672,9 @@ static int loop_init(struct ld_loop *l, void *arg)
 		}
 	}
 	/* One reaper of expired idempotency keys per process is plenty. */
-	if (l->index == 0 && ld_api_idem_reaper_start(al, &l->uv) != 0) {
+	if (ld_api_rl_loop_open(al, l->index) != 0 ||
+	    (l->index == 0 && ld_api_idem_reaper_start(al, &l->uv) != 0)) {
+		ld_api_rl_loop_close(al);
 		if (al->cache)
 			api->cvt->loop_close(al->cache);
 		api->vt->conn_close(al->store);
@@ -694,6 +696,7 @@ static void loop_fini(struct ld_loop *l, void *arg)
 	if (al) {
 		ld_obs_loop_close(l->index);
 		ld_api_idem_reaper_stop(al); /* before the store conn: its op may be out */
+		ld_api_rl_loop_close(al);
 		if (al->cache)
 			api->cvt->loop_close(al->cache);
 		api->vt->conn_close(al->store);

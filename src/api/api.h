@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "api/auth.h"
+#include "api/ratelimit.h"
 #include "api/validate.h"
 #include "cache/cache.h"
 #include "http/server.h"
@@ -70,6 +71,7 @@ struct ld_api_loop {
 	struct ld_store_conn *store;
 	struct ld_cache_loop *cache;   /* NULL without a cache */
 	struct ld_idem_reaper *reaper; /* loop 0 only (api/idempotency.h) */
+	struct ld_rl_loop *rl;	       /* rate limits (api/ratelimit.h); NULL when off */
 };
 
 /* Per-request state (zeroed for each request). */
@@ -104,6 +106,7 @@ struct ld_api_req {
 	void (*cache_miss)(struct ld_api_req *q);
 	char cache_etag[48];
 	struct ld_api_idem *idem; /* a keyed write's state (api/idempotency.h), or NULL */
+	struct ld_api_rl rl;	  /* the rate-limit decision (api/ratelimit.h) */
 };
 
 /* The hooks for ld_server_run; arg is a struct ld_api. */

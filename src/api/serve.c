@@ -205,6 +205,10 @@ int ld_serve_main(int argc, char **argv)
 			"ladder serve: [idempotency] settings clash with another section\n");
 		return 1;
 	}
+	if (ld_rl_register() != 0) {
+		fprintf(stderr, "ladder serve: [ratelimit] settings clash with another section\n");
+		return 1;
+	}
 	if (ld_cache_config_register(&cache_cfg) != 0 ||
 	    ld_redis_config_register(&redis_cfg) != 0) {
 		fprintf(stderr, "ladder serve: [cache] or [redis] settings clash with another "
@@ -243,6 +247,11 @@ int ld_serve_main(int argc, char **argv)
 		goto out;
 	}
 	server_config(&cfg, &scfg);
+	if (ld_rl_setup(scfg.threads, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 2;
+		goto out;
+	}
 	if (ld_server_listen(&scfg, &ls, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
 		rc = 1;

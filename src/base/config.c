@@ -84,6 +84,10 @@ void ld_optset_format(const struct ld_optset *s, unsigned sec, const struct ld_o
 		snprintf(out, cap, "%s", host ? host : "");
 		break;
 	case LD_OPT_FN:
+		/* A parser that keeps the text as given, at the start of its
+		 * field, says so with a size: that text is the value shown. */
+		if (o->size)
+			snprintf(out, cap, "%s", (const char *)p);
 		break;
 	}
 }

@@ -27,3 +27,17 @@ bool ld_req_peer_loopback(const struct ld_req *r)
 out:
 	return lo;
 }
+
+int ld_req_peer_addr(const struct ld_req *r, struct sockaddr_storage *ss)
+{
+	struct ld_conn *c = r->conn;
+	int len = sizeof(c->peer);
+
+	if (!c->peer_known) {
+		if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0)
+			return -1;
+		c->peer_known = true;
+	}
+	*ss = c->peer;
+	return 0;
+}

@@ -284,6 +284,7 @@ void ld__response_account(struct ld_conn *c, int status, uint64_t bytes)
 	e.bytes = bytes;
 	e.duration_ns = duration;
 	e.user_id = r->user_id;
+	e.client = r->client[0] ? r->client : NULL;
 	ld_log_request_line(&w->log, &e);
 	if (w->log.len > 32 * 1024)
 		ld__worker_log_flush(w);

@@ -80,6 +80,7 @@ struct ld_req {
 	unsigned route;		/* index into the route names given at start */
 	unsigned profile_route; /* index into the stage profile's routes (obs/stats.h), 0 = none */
 	int64_t user_id;	/* authenticated user, 0 when anonymous (for the log) */
+	char client[48];	/* the client a trusted proxy named ("" = the peer; for the log) */
 	const char *content_type;
 	struct ld_buf out_hdrs; /* extra header lines, "Name: value\r\n" each */
 	struct ld_buf out_body;
@@ -109,6 +110,11 @@ void ld_req_respond(struct ld_req *r, int status);
 /* ld_req_peer_loopback says whether the client's address is a loopback one
  * (127.0.0.0/8, ::1 or ::ffff:127.x.y.z); false when it cannot be read. */
 bool ld_req_peer_loopback(const struct ld_req *r);
+
+/* ld_req_peer_addr puts the peer's address in *ss: 0, or -1 when it cannot
+ * be read (the peer is gone). */
+struct sockaddr_storage;
+int ld_req_peer_addr(const struct ld_req *r, struct sockaddr_storage *ss);
 
 /* ld_req_close_after makes the connection close once this response is sent
  * (e.g. after an error that leaves the stream in doubt). */

@@ -80,6 +80,12 @@ struct ld_conn {
 	bool header_parsed; /* req.h holds the current request's valid header */
 	bool linger;	    /* close lingering (after an error response) */
 
+	/* The peer's address, read once (ld_req_peer_addr): it cannot change
+	 * for the connection's life, and a syscall per request would not be
+	 * free. */
+	struct sockaddr_storage peer;
+	bool peer_known;
+
 	unsigned continues_inflight; /* 100 Continue writes not yet called back */
 	uint64_t deadline;	     /* loop ms when the current timeout expires, 0 = none */
 	uint64_t timer_due;	     /* loop ms the libuv timer is set for, 0 = not set */

@@ -61,6 +61,10 @@ int ld_log_request_line(struct ld_buf *out, const struct ld_log_request *e)
 		ld_json_id(&j, e->user_id);
 	else
 		ld_json_null(&j);
+	if (e->client) {
+		ld_json_key(&j, "client");
+		ld_json_str(&j, e->client);
+	}
 	ld_json_obj_end(&j);
 	rc = ld_json_finish(&j);
 	if (rc == 0)

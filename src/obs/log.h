@@ -20,7 +20,8 @@ struct ld_log_request {
 	int status;
 	uint64_t bytes;
 	uint64_t duration_ns;
-	int64_t user_id; /* 0 = anonymous */
+	int64_t user_id;    /* 0 = anonymous */
+	const char *client; /* the client behind a trusted proxy, or NULL (not logged) */
 };
 
 /* ld_log_request_line appends one line (with '\n') to out. Returns 0, or an

@@ -1,0 +1,547 @@
+/*
+ * ratelimit.c - the [ratelimit] settings, the client address, the local
+ * backend, the decision before each handler and the metrics. The contract
+ * is in ratelimit.h.
+ */
+#include "api/ratelimit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "base/config.h"
+#include "obs/stats.h"
+
+/* ---- settings ------------------------------------------------------------ */
+
+struct ld_rl_config ld_rl_cfg;
+
+const char *const ld_rl_budget_names[LD_RL_NBUDGETS] = {"user-reads", "user-writes", "addr-reads",
+							"addr-writes"};
+
+static int budget_parse(const struct ld_opt *o, void *base, const char *value, char *why,
+			size_t whylen)
+{
+	struct ld_rl_budget_opt *bo = (struct ld_rl_budget_opt *)((char *)base + o->off);
+	struct ld_gcra_budget b;
+
+	if (strlen(value) >= sizeof(bo->text) || ld_gcra_budget_parse(value, &b) != 0) {
+		snprintf(why, whylen,
+			 "'%.40s' is not a budget (QUOTA/WINDOW: requests per window, as "
+			 "600/1m or 20/1s)",
+			 value);
+		return -EINVAL;
+	}
+	snprintf(bo->text, sizeof(bo->text), "%s", value);
+	bo->b = b;
+	return 0;
+}
+
+#define O(field) offsetof(struct ld_rl_config, field), sizeof(((struct ld_rl_config *)0)->field), 0
+#define B(i)	 offsetof(struct ld_rl_config, budget[i]), sizeof(struct ld_rl_budget_opt), 0
+
+/* clang-format off */
+static const struct ld_opt rl_opts[] = {
+    {"ratelimit", 0, "enabled", "LADDER_RATELIMIT", LD_OPT_BOOL, O(enabled), "on", 0, 0, NULL, 0,
+     NULL, NULL, "on|off", "per-client rate limits on the API routes (off: none at all)"},
+    {"ratelimit-user-reads", 0, "user_reads", "LADDER_RATELIMIT_USER_READS", LD_OPT_FN,
+     B(LD_RL_USER_READS), "2000/10s", 0, 0, NULL, 0, budget_parse, NULL, "QUOTA/WINDOW",
+     "GET/HEAD per authenticated user"},
+    {"ratelimit-user-writes", 0, "user_writes", "LADDER_RATELIMIT_USER_WRITES", LD_OPT_FN,
+     B(LD_RL_USER_WRITES), "600/10s", 0, 0, NULL, 0, budget_parse, NULL, "QUOTA/WINDOW",
+     "other methods per authenticated user"},
+    {"ratelimit-addr-reads", 0, "addr_reads", "LADDER_RATELIMIT_ADDR_READS", LD_OPT_FN,
+     B(LD_RL_ADDR_READS), "2000/10s", 0, 0, NULL, 0, budget_parse, NULL, "QUOTA/WINDOW",
+     "GET/HEAD without a valid token, per client address"},
+    {"ratelimit-addr-writes", 0, "addr_writes", "LADDER_RATELIMIT_ADDR_WRITES", LD_OPT_FN,
+     B(LD_RL_ADDR_WRITES), "120/1m", 0, 0, NULL, 0, budget_parse, NULL, "QUOTA/WINDOW",
+     "writes without a valid token (sign-up, login), per client address"},
+    {"trusted-proxy", 0, "trusted_proxy", "LADDER_TRUSTED_PROXY", LD_OPT_STR, O(trusted_proxy),
+     "", 0, 0, NULL, 0, NULL, NULL, "CIDR[,CIDR]",
+     "proxies whose Forwarded / X-Forwarded-For names the client"},
+    {"ratelimit-exempt", 0, "exempt", "LADDER_RATELIMIT_EXEMPT", LD_OPT_STR, O(exempt),
+     "127.0.0.0/8,::1", 0, 0, NULL, 0, NULL, NULL, "CIDR[,CIDR]",
+     "client addresses never limited (\"\" = none)"},
+    {"ratelimit-table-size", 0, "table_size", "LADDER_RATELIMIT_TABLE_SIZE", LD_OPT_UINT,
+     O(table_size), "16384", 8, 1u << 24, NULL, 0, NULL, NULL, "N",
+     "keys remembered per loop (32 bytes each); the stalest make room"},
+};
+/* clang-format on */
+
+static const struct ld_opt_section rl_section = {
+    "ratelimit", rl_opts, sizeof(rl_opts) / sizeof(rl_opts[0]),
+    "Rate limits per user and per client address (docs/operations.md)"};
+static unsigned char rl_sources[sizeof(rl_opts) / sizeof(rl_opts[0])];
+
+int ld_rl_register(void)
+{
+	return ld_config_register(&rl_section, &ld_rl_cfg, rl_sources);
+}
+
+/* ---- addresses ----------------------------------------------------------- */
+
+/* parse_addr reads an IPv4 or IPv6 literal of n bytes into a 16-byte
+ * IPv6 form; *v4 says which it was. 0 or -1. */
+static int parse_addr(const char *s, size_t n, uint8_t out[16], bool *v4)
+{
+	char buf[64];
+	struct in_addr a4;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, &a4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a4, 4);
+		*v4 = true;
+		return 0;
+	}
+	*v4 = false;
+	return inet_pton(AF_INET6, buf, out) == 1 ? 0 : -1;
+}
+
+int ld_rl_cidr_list(const char *s, struct ld_rl_cidr *out, unsigned cap, unsigned *n, char *err,
+		    size_t errlen)
+{
+	const char *p = s;
+
+	*n = 0;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *slash;
+		size_t alen;
+		unsigned bits, max;
+		bool v4;
+
+		while (len && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		slash = memchr(p, '/', len);
+		alen = slash ? (size_t)(slash - p) : len;
+		if (*n == cap) {
+			snprintf(err, errlen, "more than %u entries", cap);
+			return -EINVAL;
+		}
+		if (parse_addr(p, alen, out[*n].addr, &v4) != 0)
+			goto bad;
+		max = v4 ? 32 : 128;
+		bits = max;
+		if (slash) {
+			char num[8];
+			size_t nl = len - alen - 1;
+
+			if (nl == 0 || nl >= sizeof(num))
+				goto bad;
+			memcpy(num, slash + 1, nl);
+			num[nl] = '\0';
+			if (ld_parse_uint(num, &bits) < 0 || bits > max)
+				goto bad;
+		}
+		out[*n].prefix = v4 ? 96 + bits : bits;
+		(*n)++;
+		if (!end)
+			break;
+		p = end + 1;
+		continue;
+	bad:
+		snprintf(err, errlen, "'%.*s' is not an address or CIDR (as 10.0.0.0/8 or ::1)",
+			 (int)(len > 60 ? 60 : len), p);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, full) != 0)
+		return false;
+	return rest == 0 || ((a[full] ^ b[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+bool ld_rl_cidr_match(const struct ld_rl_cidr *c, unsigned n, const uint8_t addr[16])
+{
+	for (unsigned i = 0; i < n; i++)
+		if (prefix_match(c[i].addr, addr, c[i].prefix))
+			return true;
+	return false;
+}
+
+/* forwarded_for finds the address in one element of a Forwarded list
+ * (";"-separated pairs): for=1.2.3.4, for="1.2.3.4:80", for="[2001:db8::1]:80". */
+static int forwarded_for(const char *p, size_t n, uint8_t out[16])
+{
+	const char *end = p + n;
+	bool v4;
+
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *pe = semi ? semi : end;
+
+		while (p < pe && (*p == ' ' || *p == '\t'))
+			p++;
+		if (pe - p > 4 && strncasecmp(p, "for=", 4) == 0) {
+			const char *v = p + 4, *ve = pe;
+
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (ve - v >= 2 && *v == '"' && ve[-1] == '"')
+				v++, ve--;
+			if (v < ve && *v == '[') {
+				const char *rb = memchr(v, ']', (size_t)(ve - v));
+
+				if (!rb)
+					return -1;
+				return parse_addr(v + 1, (size_t)(rb - v - 1), out, &v4);
+			}
+			/* IPv4 with a port: cut at the one colon. */
+			{
+				const char *colon = memchr(v, ':', (size_t)(ve - v));
+
+				if (colon && !memchr(colon + 1, ':', (size_t)(ve - colon - 1)))
+					ve = colon;
+			}
+			return parse_addr(v, (size_t)(ve - v), out, &v4);
+		}
+		p = pe + 1;
+	}
+	return -1;
+}
+
+int ld_rl_forwarded_client(const char *v, size_t n, bool forwarded,
+			   const struct ld_rl_cidr *trusted, unsigned ntrusted, uint8_t out[16])
+{
+	const char *end = v + n;
+	bool any = false;
+
+	/* Right to left: each proxy appends, so the right end is what our own
+	 * proxies wrote and the left what the client may have made up. */
+	while (end > v) {
+		const char *p = end;
+		uint8_t a[16];
+		bool v4;
+		int rc;
+
+		while (p > v && p[-1] != ',')
+			p--;
+		{
+			const char *s = p, *e = end;
+
+			while (s < e && (*s == ' ' || *s == '\t'))
+				s++;
+			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			rc = forwarded ? forwarded_for(s, (size_t)(e - s), a)
+				       : parse_addr(s, (size_t)(e - s), a, &v4);
+		}
+		if (rc != 0)
+			return any ? 0 : -1; /* unreadable: stop at the last good one */
+		memcpy(out, a, 16);
+		any = true;
+		if (!ld_rl_cidr_match(trusted, ntrusted, a))
+			return 0;
+		end = p > v ? p - 1 : v;
+	}
+	return any ? 0 : -1;
+}
+
+int ld_rl_setup(unsigned nloops, char *err, size_t errlen)
+{
+	struct ld_rl_config *c = &ld_rl_cfg;
+	char why[160];
+
+	if (nloops == 0)
+		nloops = 1;
+	c->nloops = nloops;
+	if (ld_rl_cidr_list(c->trusted_proxy, c->trusted, LD_RL_CIDR_MAX, &c->ntrusted, why,
+			    sizeof(why)) != 0) {
+		snprintf(err, errlen, "trusted_proxy (--trusted-proxy): %s", why);
+		return -EINVAL;
+	}
+	if (ld_rl_cidr_list(c->exempt, c->exempts, LD_RL_CIDR_MAX, &c->nexempt, why, sizeof(why)) !=
+	    0) {
+		snprintf(err, errlen, "[ratelimit] exempt (--ratelimit-exempt): %s", why);
+		return -EINVAL;
+	}
+	/* Each loop enforces its share: a client's connections spread over
+	 * the loops, so together they get the node's budget. Rounded up, so
+	 * a small budget never becomes 0 on a loop. */
+	for (unsigned i = 0; i < LD_RL_NBUDGETS; i++) {
+		c->per_loop[i] = c->budget[i].b;
+		c->per_loop[i].quota = (c->budget[i].b.quota + nloops - 1) / nloops;
+	}
+	return 0;
+}
+
+/* ---- the local backend --------------------------------------------------- */
+
+static _Atomic uint64_t n_allowed[LD_RL_NBUDGETS], n_limited[LD_RL_NBUDGETS];
+static _Atomic uint64_t n_exempt;
+static _Atomic long long n_entries, n_capacity;
+static _Atomic uint64_t n_evictions;
+
+struct ld_rl_loop {
+	const struct ld_rl_config *c;
+	struct ld_gcra_table *t;
+};
+
+static int local_open(const struct ld_rl_config *c, unsigned loop_index, struct ld_rl_loop **out)
+{
+	struct ld_rl_loop *l = calloc(1, sizeof(*l));
+	struct ld_gcra_stats st;
+	int rc;
+
+	*out = NULL;
+	if (!l)
+		return -ENOMEM;
+	l->c = c;
+	rc = ld_gcra_open(c->table_size, &l->t);
+	if (rc) {
+		free(l);
+		return rc;
+	}
+	ld_gcra_stats(l->t, &st);
+	atomic_fetch_add(&n_capacity, (long long)st.capacity);
+	*out = l;
+	return 0;
+}
+
+static void local_close(struct ld_rl_loop *l)
+{
+	struct ld_gcra_stats st;
+
+	ld_gcra_stats(l->t, &st);
+	atomic_fetch_sub(&n_capacity, (long long)st.capacity);
+	atomic_fetch_sub(&n_entries, (long long)st.entries);
+	ld_gcra_close(l->t);
+	free(l);
+}
+
+static int local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k, enum ld_rl_budget_id b,
+			uint64_t now_ns, struct ld_gcra_decision *d, struct ld_rl_wait *w)
+{
+	struct ld_gcra_stats before, after;
+
+	ld_gcra_stats(l->t, &before);
+	ld_gcra_decide(l->t, k, &l->c->per_loop[b], now_ns, d);
+	ld_gcra_stats(l->t, &after);
+	if (after.entries != before.entries)
+		atomic_fetch_add(&n_entries, (long long)(after.entries - before.entries));
+	if (after.evictions != before.evictions)
+		atomic_fetch_add(&n_evictions, after.evictions - before.evictions);
+	return 0;
+}
+
+const struct ld_rl_vt ld_rl_local_vt = {
+    .name = "local",
+    .loop_open = local_open,
+    .loop_close = local_close,
+    .decide = local_decide,
+};
+
+/* ---- the decision before a handler --------------------------------------- */
+
+int ld_api_rl_loop_open(struct ld_api_loop *al, unsigned loop_index)
+{
+	if (!ld_rl_cfg.enabled)
+		return 0;
+	return ld_rl_local_vt.loop_open(&ld_rl_cfg, loop_index, &al->rl);
+}
+
+void ld_api_rl_loop_close(struct ld_api_loop *al)
+{
+	if (al->rl)
+		ld_rl_local_vt.loop_close(al->rl);
+	al->rl = NULL;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + 1;
+}
+
+/* client_addr gives the client's address (16 bytes); a trusted proxy's
+ * word is taken for it, and then kept in r->client for the log. -1 when
+ * the peer's address cannot be read. */
+static int client_addr(struct ld_req *r, uint8_t out[16])
+{
+	const struct ld_rl_config *c = &ld_rl_cfg;
+	struct sockaddr_storage ss;
+	const struct ld_http_field *f;
+	bool fwd = true;
+
+	if (ld_req_peer_addr(r, &ss) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
+	} else {
+		memcpy(out, &((const struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	}
+	if (!c->ntrusted || !ld_rl_cidr_match(c->trusted, c->ntrusted, out))
+		return 0;
+	f = ld_http_find(&r->h, "forwarded");
+	if (!f) {
+		f = ld_http_find(&r->h, "x-forwarded-for");
+		fwd = false;
+	}
+	if (f && ld_rl_forwarded_client(f->value, f->value_len, fwd, c->trusted, c->ntrusted,
+					out) == 0) {
+		char text[INET6_ADDRSTRLEN];
+		bool v4 = memcmp(out, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+
+		if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? out + 12 : out, text, sizeof(text)))
+			snprintf(r->client, sizeof(r->client), "%s", text);
+	}
+	return 0;
+}
+
+/* limited_route: every API route but the probes, the metrics and the
+ * photo byte upload. That PUT goes to a signed URL only POST /v1/photos
+ * hands out (itself limited, and capped at a few uploads in flight per
+ * user), and its body is already in a sink the handler must settle. */
+static bool limited_route(unsigned route)
+{
+	return route != LD_ROUTE_HEALTHZ && route != LD_ROUTE_READYZ && route != LD_ROUTE_METRICS &&
+	       route != LD_ROUTE_DEBUG_STATS && route != LD_ROUTE_PHOTO_CONTENT;
+}
+
+/* decided adds the fields, and answers 429 or runs the handler. */
+static void decided(struct ld_api_req *q, struct ld_api_rl *s, const struct ld_gcra_decision *d)
+{
+	char policy[LD_GCRA_FIELD_MAX], state[LD_GCRA_FIELD_MAX];
+
+	ld_gcra_fields(ld_rl_budget_names[s->budget], d, policy, state);
+	ld_req_header_str(q->r, "RateLimit-Policy", policy);
+	ld_req_header_str(q->r, "RateLimit", state);
+	if (d->allowed) {
+		atomic_fetch_add_explicit(&n_allowed[s->budget], 1, memory_order_relaxed);
+		s->handler(q);
+		return;
+	}
+	atomic_fetch_add_explicit(&n_limited[s->budget], 1, memory_order_relaxed);
+	ld_req_header(q->r, "Retry-After", "%llu", (unsigned long long)d->retry_after_s);
+	snprintf(q->why, sizeof(q->why),
+		 "rate limit '%s' exceeded (%u requests per %llus); retry after %llus",
+		 ld_rl_budget_names[s->budget], (unsigned)d->quota, (unsigned long long)d->window_s,
+		 (unsigned long long)d->retry_after_s);
+	ld_api_problem(q, 429, q->why);
+}
+
+static void waited(struct ld_rl_wait *w, const struct ld_gcra_decision *d)
+{
+	struct ld_api_rl *s = (struct ld_api_rl *)((char *)w - offsetof(struct ld_api_rl, w));
+
+	decided(s->q, s, d);
+}
+
+bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q))
+{
+	struct ld_req *r = q->r;
+	struct ld_api_rl *s = &q->rl;
+	struct ld_gcra_key k;
+	struct ld_gcra_decision d;
+	const struct ld_http_field *f;
+	uint8_t addr[16];
+	bool read = r->h.method == LD_HTTP_GET || r->h.method == LD_HTTP_HEAD;
+	int64_t uid = 0;
+
+	if (!q->al->rl || !limited_route(r->route))
+		return false;
+	/* A peer whose address cannot be read (it reset the connection) is
+	 * charged to one shared key, the unspecified address: never free. */
+	if (client_addr(r, addr) != 0)
+		memset(addr, 0, sizeof(addr));
+	if (ld_rl_cidr_match(ld_rl_cfg.exempts, ld_rl_cfg.nexempt, addr)) {
+		atomic_fetch_add_explicit(&n_exempt, 1, memory_order_relaxed);
+		return false;
+	}
+	memset(&k, 0, sizeof(k));
+	f = ld_http_find(&r->h, "authorization");
+	if (f && f->value_len > 7 && strncasecmp(f->value, "Bearer ", 7) == 0 &&
+	    ld_token_verify(&q->api->auth, f->value + 7, f->value_len - 7, time(NULL), &uid) == 0 &&
+	    uid > 0) {
+		s->budget = read ? LD_RL_USER_READS : LD_RL_USER_WRITES;
+		k.kind = 1;
+		memcpy(k.id, &uid, sizeof(uid));
+	} else {
+		s->budget = read ? LD_RL_ADDR_READS : LD_RL_ADDR_WRITES;
+		k.kind = 2;
+		memcpy(k.id, addr, 16);
+		/* One IPv6 host has its whole /64 to pick from. */
+		if (memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) != 0)
+			memset(k.id + 8, 0, 8);
+	}
+	k.budget = (uint8_t)s->budget;
+	s->q = q;
+	s->handler = handler;
+	s->w.done = waited;
+	if (ld_rl_local_vt.decide(q->al->rl, &k, s->budget, now_ns(), &d, &s->w) != 0)
+		return true; /* waited() finishes it */
+	if (d.allowed) {
+		char policy[LD_GCRA_FIELD_MAX], state[LD_GCRA_FIELD_MAX];
+
+		ld_gcra_fields(ld_rl_budget_names[s->budget], &d, policy, state);
+		ld_req_header_str(r, "RateLimit-Policy", policy);
+		ld_req_header_str(r, "RateLimit", state);
+		atomic_fetch_add_explicit(&n_allowed[s->budget], 1, memory_order_relaxed);
+		return false;
+	}
+	decided(q, s, &d);
+	return true;
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+void ld_api_rl_metrics(struct ld_buf *out)
+{
+	unsigned i;
+
+	ld_buf_puts(out, "# HELP ladder_ratelimit_decisions_total Rate-limit decisions on the "
+			 "API routes, per budget.\n"
+			 "# TYPE ladder_ratelimit_decisions_total counter\n");
+	for (i = 0; i < LD_RL_NBUDGETS; i++)
+		ld_buf_printf(
+		    out,
+		    "ladder_ratelimit_decisions_total{budget=\"%s\",decision=\"allowed\"} "
+		    "%llu\n"
+		    "ladder_ratelimit_decisions_total{budget=\"%s\",decision=\"limited\"} "
+		    "%llu\n",
+		    ld_rl_budget_names[i], (unsigned long long)atomic_load(&n_allowed[i]),
+		    ld_rl_budget_names[i], (unsigned long long)atomic_load(&n_limited[i]));
+	ld_buf_printf(
+	    out,
+	    "# HELP ladder_ratelimit_exempt_total Requests on limited routes from exempt "
+	    "addresses.\n"
+	    "# TYPE ladder_ratelimit_exempt_total counter\n"
+	    "ladder_ratelimit_exempt_total %llu\n"
+	    "# HELP ladder_ratelimit_entries Keys held in the rate-limit tables (all loops).\n"
+	    "# TYPE ladder_ratelimit_entries gauge\n"
+	    "ladder_ratelimit_entries %lld\n"
+	    "# HELP ladder_ratelimit_capacity Slots of the rate-limit tables (all loops).\n"
+	    "# TYPE ladder_ratelimit_capacity gauge\n"
+	    "ladder_ratelimit_capacity %lld\n"
+	    "# HELP ladder_ratelimit_evictions_total Keys still owed time dropped to make room "
+	    "for new ones.\n"
+	    "# TYPE ladder_ratelimit_evictions_total counter\n"
+	    "ladder_ratelimit_evictions_total %llu\n",
+	    (unsigned long long)atomic_load(&n_exempt), (long long)atomic_load(&n_entries),
+	    (long long)atomic_load(&n_capacity), (unsigned long long)atomic_load(&n_evictions));
+}
