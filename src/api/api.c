@@ -486,6 +486,7 @@ void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op))
 {
 	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	q->store_done = done;
+	q->op.fresh = q->ct.filler; /* a cache fill reads from the primary */
 	q->op.done = store_done;
 	q->op.udata = q;
 	q->op.t_taken_ns = q->op.t_commit_ns = q->op.t_committed_ns = 0;

@@ -19,6 +19,14 @@ const struct ld_pg_rep_stmt ld_pg_rep_stmts[LD_PG_REP_SQL_COUNT] = {
      * a replica that replayed this far has the write. The insert position
      * would run ahead of what is flushed and shipped (rungs.md). */
     [LD_PG_REP_FLUSH_LSN] = {"ladder_flush_lsn", "SELECT pg_current_wal_flush_lsn()"},
+    /* A write's token, read on its connection after its COMMIT returned.
+     * With synchronous_commit off (a role's or database's setting) the
+     * commit record may not be flushed yet, and the flush position may be
+     * before it: the insert position is past it then. */
+    [LD_PG_REP_COMMIT_LSN] =
+	{"ladder_commit_lsn",
+	 "SELECT CASE WHEN current_setting('synchronous_commit') = 'off'"
+	 " THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END"},
     /* NULL on a node not in recovery: never a replica then. */
     [LD_PG_REP_REPLAY_LSN] = {"ladder_replay_lsn", "SELECT pg_last_wal_replay_lsn()"},
 };

@@ -42,7 +42,12 @@
 #define LD_PG_SAMPLES	   256
 
 /* Statements every connection prepares besides ld_pg_stmts. */
-enum ld_pg_rep_sql { LD_PG_REP_FLUSH_LSN, LD_PG_REP_REPLAY_LSN, LD_PG_REP_SQL_COUNT };
+enum ld_pg_rep_sql {
+	LD_PG_REP_FLUSH_LSN,
+	LD_PG_REP_REPLAY_LSN,
+	LD_PG_REP_COMMIT_LSN,
+	LD_PG_REP_SQL_COUNT
+};
 
 struct ld_pg_rep_stmt {
 	const char *name;

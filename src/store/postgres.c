@@ -248,20 +248,34 @@ out:
 
 static void pg_close(struct ld_store *s);
 
-/* check_conninfo: libpq can parse it. libpq's message quotes the text,
- * which may hold a password: it is not passed on. */
+/* check_conninfo: libpq can parse it, and it names one server. libpq's
+ * message quotes the text, which may hold a password: the caller gets a
+ * reason without it. A replica's replay position is sampled per replica,
+ * and its reads go over any of its pool's connections: with several hosts
+ * (host=a,b) those could reach different servers, and a read with a token
+ * could go to one that has not replayed what the sample said. */
 static int check_conninfo(const char *conninfo, char *why, size_t whylen)
 {
 	char *msg = NULL;
-	PQconninfoOption *o = PQconninfoParse(conninfo, &msg);
+	PQconninfoOption *o = PQconninfoParse(conninfo, &msg), *i;
+	int rc = 0;
 
 	PQfreemem(msg);
 	if (!o) {
 		snprintf(why, whylen, "libpq cannot parse it");
 		return -EINVAL;
 	}
+	for (i = o; i->keyword; i++)
+		if ((strcmp(i->keyword, "host") == 0 || strcmp(i->keyword, "hostaddr") == 0) &&
+		    i->val && strchr(i->val, ',')) {
+			snprintf(why, whylen,
+				 "it names several hosts (%s): give each replica its own entry",
+				 i->keyword);
+			rc = -EINVAL;
+			break;
+		}
 	PQconninfoFree(o);
-	return 0;
+	return rc;
 }
 
 /* quiet drops the server's notices ("relation already exists, skipping"):
@@ -1309,7 +1323,7 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 		 * Sync (the COMMIT) in the same flush: no extra round trip. A
 		 * kept answer's lookup reads it too: its write committed
 		 * before, so a replayed answer carries a token as good. */
-		int rc = send_aux(p, AUX_LSN, LD_PG_REP_FLUSH_LSN);
+		int rc = send_aux(p, AUX_LSN, LD_PG_REP_COMMIT_LSN);
 
 		if (rc != 0 && rc != -ENOMEM)
 			return -EPIPE;
@@ -1358,7 +1372,8 @@ static void route_op(struct ld_store_conn *c, struct ld_store_op *op, bool prima
 	for (;;) {
 		p = NULL;
 		if (!is_write(op->kind)) {
-			k = ld_pg_rep_route(&c->rl, !primary_only && replica_kind(op->kind),
+			k = ld_pg_rep_route(&c->rl,
+					    !primary_only && !op->fresh && replica_kind(op->kind),
 					    op->min_pos, &forced);
 			if (k)
 				p = pick_target(c, k);

@@ -224,6 +224,12 @@ struct ld_store_op {
 	 * position. */
 	uint64_t min_pos, commit_pos;
 
+	/* A read whose answer fills a response cache (api.c sets it): served
+	 * by the primary, never by a replica within its lag bound, so that a
+	 * cache shared by the nodes (Redis) is never filled with a version
+	 * older than the last acknowledged write (docs/store.md). */
+	bool fresh;
+
 	int status; /* enum ld_store_status */
 
 	/* Set by a driver whose writes go through a writer thread, for the

@@ -433,6 +433,12 @@ def test_print_config_never_shows_the_replicas(tmp_path):
         ("hostaddr=127.0.0.1 port=1,nonsense=1 password=pw-secret",
          "replica 2 is not a valid conninfo: libpq cannot parse it"),
         (",".join("hostaddr=127.0.0.%d" % i for i in range(1, 10)), "more than 8 replicas"),
+        ("host=127.0.0.1,127.0.0.2 port=1,2",
+         "replica 1 is not a valid conninfo: it names several hosts (host): give each replica "
+         "its own entry"),
+        ("hostaddr=127.0.0.1 port=1,postgresql://127.0.0.1:1,127.0.0.2:2/db",
+         "replica 2 is not a valid conninfo: it names several hosts (host): give each replica "
+         "its own entry"),
     ],
 )  # fmt: skip
 def test_bad_replica_list_is_a_usage_error(tmp_path, replicas, message):
@@ -452,3 +458,62 @@ def test_max_replica_lag_range(tmp_path):
                 "--max-replica-lag", "5ms", "--print-config")  # fmt: skip
     assert p.returncode == 2, p.stderr
     assert "--max-replica-lag" in p.stderr.decode(), p.stderr
+
+
+def test_cache_fills_come_from_the_primary(ladder_server, pgr):
+    """A response cache is filled from the primary: with the replica's
+    replay paused and a bound of an hour, a read that misses the cache
+    still fills it with the update, never with the replica's older row
+    (a cache shared by the nodes would keep that for its whole TTL)."""
+    srv, db = replica_server(ladder_server, pgr, "--max-replica-lag", "1h", "--cache", "local")
+    replica = pgr.replicas[0]
+    c = srv.client()
+    _, token = new_account(c, "fill")
+    item = create_item(c, token, "one")
+    poll(lambda: replica.psql("SELECT count(*) FROM items", db=db).split() == ["1"],
+         what="the create on the replica")  # fmt: skip
+    replica.replay_pause()
+    r = c.put("/v1/items/" + item["id"], {"content": "two"}, token=token,
+              headers={"If-Match": '"%s.1"' % item["id"]})  # fmt: skip
+    assert r.status == 200, r
+    m0 = metrics(srv)
+    for _ in range(20):
+        assert get_content(c, item["id"]) == "two"
+    m1 = metrics(srv)
+    # The first read missed and filled from the primary; the rest were hits.
+    assert delta(m1, m0, PRIMARY_READS) == 1
+    assert delta(m1, m0, REPLICA_READS) == 0
+    replica.replay_resume()
+    c.close()
+
+
+def test_token_covers_a_commit_made_with_synchronous_commit_off(ladder_server, pgr):
+    """Tokens hold with synchronous_commit off (here the database's
+    setting): COMMIT returns before its record is flushed, so the token is
+    then the insert position, past the commit (pg_replica.c). The WAL
+    writer is slowed to 10 s. PostgreSQL 15 here flushed such commits
+    before the replica's position was next sampled, so a token taken from
+    the flush position passed this test too: it checks the tokens under
+    that setting, not the choice of position."""
+    db = pgr.new_database()
+    pgr.psql("ALTER SYSTEM SET wal_writer_delay = '10s'")
+    pgr.psql("SELECT pg_reload_conf()")
+    pgr.psql("ALTER DATABASE %s SET synchronous_commit = off" % db)
+    srv, _ = replica_server(ladder_server, pgr, "--max-replica-lag", "1h", db=db)
+    c = srv.client()
+    _, token = new_account(c, "async")
+    for i in range(3):
+        r = c.post("/v1/items", {"content": "async %d" % i}, token=token)
+        assert r.status == 201, r
+        s = r.header("Ladder-Session")
+        assert TOKEN.match(s), s
+        # Read with the token for a while: long enough for the replica to
+        # replay a token that was only the flush position, and for the
+        # server to sample that (every 100 ms); each answer must have it.
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            g = c.get("/v1/items/" + r.json()["id"], headers={"Ladder-Session": s})
+            assert g.status == 200, g
+            assert g.json()["content"] == "async %d" % i
+            time.sleep(0.02)
+    c.close()
