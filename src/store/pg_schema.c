@@ -146,11 +146,11 @@ static const char v3_sql[] =
 /*
  * Version 4: the id windows. Every app node on the database makes its ids
  * itself (base/ids.h), all on shard 0 today; two nodes creating in the same
- * millisecond would make the same id. Each store open takes the next value
- * of this sequence as its window of the ids' sequence bits (16 windows of 64),
- * so up to 16 nodes at once never clash by construction; a 17th shares a
- * window, and a clash is then an insert that fails on the primary key
- * before anything is committed, which the driver sends again with a new id.
+ * millisecond would make the same id. Each store open leases one of 16
+ * windows of the ids' sequence bits with an advisory lock (postgres.c,
+ * take_id_window); this sequence serves only when all 16 are held, and a
+ * clash is then an insert refused on the primary key before anything is
+ * committed, answered as "not done, retry".
  */
 static const char v4_sql[] = "CREATE SEQUENCE ladder_id_windows;";
 

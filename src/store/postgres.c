@@ -27,11 +27,12 @@
 #include "obs/metrics.h"
 #include "obs/stats.h"
 
-#define POOL_MAX	  64
-#define BACKOFF_BASE_MS	  50
-#define BACKOFF_CAP_MS	  5000
-#define ADVISORY_LOCK_KEY 0x6c6164646572LL /* "ladder" */
-#define LD_PG_ID_WINDOWS  16u		   /* windows of the id sequence bits: 64 ids per ms each */
+#define POOL_MAX	     64
+#define BACKOFF_BASE_MS	     50
+#define BACKOFF_CAP_MS	     5000
+#define ADVISORY_LOCK_KEY    0x6c6164646572LL /* "ladder" */
+#define LD_PG_ID_WINDOWS     16u	/* windows of the id sequence bits: 64 ids per ms each */
+#define LD_PG_ID_WINDOW_LOCK 0x6c646964 /* "ldid": the id windows' advisory lock class */
 
 #define OID_INT8  20
 #define OID_TEXT  25
@@ -47,6 +48,10 @@ struct ld_store {
 
 	uv_mutex_t idmu;
 	struct ld_idgen idgen;
+	/* The connection that holds this store's id window (an advisory lock,
+	 * migration 4), open for the store's life; NULL when every window was
+	 * held and the window was taken from the sequence instead. */
+	PGconn *window_pg;
 
 	_Atomic uint64_t commits, committed_ops, errors, timeouts;
 	_Atomic unsigned depth;
@@ -192,6 +197,39 @@ static int query_int(PGconn *pg, const char *sql, int64_t *out, char *err, size_
 out:
 	PQclear(r);
 	return rc;
+}
+
+/* take_id_window finds this store's id window: the first of the
+ * LD_PG_ID_WINDOWS session advisory locks (two-key form, its own key space)
+ * that is free, held by pg for as long as pg stays open, so live nodes
+ * never share one and a restarted node takes a free one again; returns 1.
+ * When all are held (more nodes than windows) it takes the next value of
+ * migration 4's sequence, shared with some other node, and returns 0 (a
+ * clash is then a primary-key refusal, answered 503: see status_of). */
+static int take_id_window(PGconn *pg, int64_t *w, char *err, size_t errlen)
+{
+	char sql[96];
+	int64_t got = 0;
+	unsigned i;
+
+	for (i = 0; i < LD_PG_ID_WINDOWS; i++) {
+		snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %u)::int",
+			 LD_PG_ID_WINDOW_LOCK, i);
+		if (query_int(pg, sql, &got, err, errlen, "take an id window") != 0)
+			return -EIO;
+		if (got == 1) {
+			*w = i;
+			return 1;
+		}
+	}
+	if (query_int(pg, "SELECT nextval('ladder_id_windows')", w, err, errlen,
+		      "take an id window") != 0)
+		return -EIO;
+	ld_log_event("warn",
+		     "store: every id window is held by another node; sharing one (a clash is a "
+		     "503)",
+		     NULL);
+	return 0;
 }
 
 /* migrate applies each migration in its own transaction, under a
@@ -351,10 +389,15 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	    query_int(pg,
 		      "SELECT greatest((SELECT coalesce(max(id), 0) FROM items),"
 		      " (SELECT coalesce(max(id), 0) FROM photos))",
-		      &b, err, errlen, "read max ids") != 0 ||
-	    query_int(pg, "SELECT nextval('ladder_id_windows')", &w, err, errlen,
-		      "take an id window") != 0)
+		      &b, err, errlen, "read max ids") != 0)
 		goto fail;
+	rc = take_id_window(pg, &w, err, errlen);
+	if (rc < 0)
+		goto fail;
+	if (rc == 1) {
+		s->window_pg = pg; /* holds the window's lock from now on */
+		pg = NULL;
+	}
 	/* Several app nodes share the database: each makes ids in a window of
 	 * its own (migration 4). */
 	ld_idgen_init_window(&s->idgen, 0, a > b ? a : b, (unsigned)(w % LD_PG_ID_WINDOWS),
@@ -374,6 +417,8 @@ static void pg_close(struct ld_store *s)
 	if (!s)
 		return;
 	ld_pg_rep_set_free(&s->reps);
+	if (s->window_pg)
+		PQfinish(s->window_pg);
 	uv_mutex_destroy(&s->idmu);
 	free(s->conninfo);
 	free(s);
