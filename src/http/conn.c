@@ -313,6 +313,7 @@ static void prepare_req(struct ld_conn *c)
 	r->route = 0;
 	r->profile_route = 0;
 	r->user_id = 0;
+	r->client[0] = '\0'; /* the exchange may have served another client */
 	r->content_type = NULL;
 	r->sink = NULL;
 	close_body_file(x);

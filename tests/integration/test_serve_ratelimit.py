@@ -151,6 +151,18 @@ def test_forwarded_for_honoured_from_trusted_proxy(ladder_server):
     srv.wait_log(lambda x: x.get("client") == "203.0.113.7" and x.get("status") == 404)
 
 
+def test_logged_client_not_carried_to_next_request(ladder_server):
+    srv = ladder_server(*BASE, "--trusted-proxy", "127.0.0.1/32")
+    with srv.conn() as c:
+        r = c.request("GET", "/v1/items/1", headers=[("X-Forwarded-For", "203.0.113.5")])
+        assert r.status == 404, r
+        r = c.request("GET", "/healthz")
+        assert r.status == 200, r
+    rec = srv.wait_log(lambda x: x.get("route") == "/healthz")
+    assert rec is not None
+    assert "client" not in rec, rec
+
+
 def test_off_disables(ladder_server):
     srv = ladder_server(*BASE, "--ratelimit", "off", "--ratelimit-addr-reads", "2/10m")
     c = srv.client()
