@@ -180,12 +180,33 @@ bool ld_rl_cidr_match(const struct ld_rl_cidr *c, unsigned n, const uint8_t addr
 	return false;
 }
 
+/* node_addr reads an address that may carry a port: 1.2.3.4, 1.2.3.4:80,
+ * [2001:db8::1], [2001:db8::1]:80, or a bare IPv6 literal. 0 or -1. */
+static int node_addr(const char *v, const char *ve, uint8_t out[16])
+{
+	const char *colon;
+	bool v4;
+
+	if (v < ve && *v == '[') {
+		const char *rb = memchr(v, ']', (size_t)(ve - v));
+
+		/* Nothing but a port may follow the bracket. */
+		if (!rb || (rb + 1 < ve && rb[1] != ':'))
+			return -1;
+		return parse_addr(v + 1, (size_t)(rb - v - 1), out, &v4);
+	}
+	/* IPv4 with a port: cut at the one colon (IPv6 has several). */
+	colon = memchr(v, ':', (size_t)(ve - v));
+	if (colon && !memchr(colon + 1, ':', (size_t)(ve - colon - 1)))
+		ve = colon;
+	return parse_addr(v, (size_t)(ve - v), out, &v4);
+}
+
 /* forwarded_for finds the address in one element of a Forwarded list
  * (";"-separated pairs): for=1.2.3.4, for="1.2.3.4:80", for="[2001:db8::1]:80". */
 static int forwarded_for(const char *p, size_t n, uint8_t out[16])
 {
 	const char *end = p + n;
-	bool v4;
 
 	while (p < end) {
 		const char *semi = memchr(p, ';', (size_t)(end - p));
@@ -200,21 +221,7 @@ static int forwarded_for(const char *p, size_t n, uint8_t out[16])
 				ve--;
 			if (ve - v >= 2 && *v == '"' && ve[-1] == '"')
 				v++, ve--;
-			if (v < ve && *v == '[') {
-				const char *rb = memchr(v, ']', (size_t)(ve - v));
-
-				if (!rb)
-					return -1;
-				return parse_addr(v + 1, (size_t)(rb - v - 1), out, &v4);
-			}
-			/* IPv4 with a port: cut at the one colon. */
-			{
-				const char *colon = memchr(v, ':', (size_t)(ve - v));
-
-				if (colon && !memchr(colon + 1, ':', (size_t)(ve - colon - 1)))
-					ve = colon;
-			}
-			return parse_addr(v, (size_t)(ve - v), out, &v4);
+			return node_addr(v, ve, out);
 		}
 		p = pe + 1;
 	}
@@ -232,7 +239,6 @@ int ld_rl_forwarded_client(const char *v, size_t n, bool forwarded,
 	while (end > v) {
 		const char *p = end;
 		uint8_t a[16];
-		bool v4;
 		int rc;
 
 		while (p > v && p[-1] != ',')
@@ -244,8 +250,7 @@ int ld_rl_forwarded_client(const char *v, size_t n, bool forwarded,
 				s++;
 			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
 				e--;
-			rc = forwarded ? forwarded_for(s, (size_t)(e - s), a)
-				       : parse_addr(s, (size_t)(e - s), a, &v4);
+			rc = forwarded ? forwarded_for(s, (size_t)(e - s), a) : node_addr(s, e, a);
 		}
 		if (rc != 0)
 			return any ? 0 : -1; /* unreadable: stop at the last good one */

@@ -94,7 +94,8 @@ bool ld_rl_cidr_match(const struct ld_rl_cidr *c, unsigned n, const uint8_t addr
 
 /* ld_rl_forwarded_client picks the client address from a Forwarded
  * (forwarded = true) or X-Forwarded-For field value: the rightmost entry
- * that is not in the trusted list, or the leftmost when all are. 0 with
+ * that is not in the trusted list, or the leftmost when all are. An entry
+ * may carry a port (1.2.3.4:80, [2001:db8::1]:443). 0 with
  * out set, or -1 when the value holds no address it can read. Pure. */
 int ld_rl_forwarded_client(const char *v, size_t n, bool forwarded,
 			   const struct ld_rl_cidr *trusted, unsigned ntrusted, uint8_t out[16]);

@@ -151,6 +151,23 @@ def test_forwarded_for_honoured_from_trusted_proxy(ladder_server):
     srv.wait_log(lambda x: x.get("client") == "203.0.113.7" and x.get("status") == 404)
 
 
+def test_x_forwarded_for_with_ports_and_brackets(ladder_server):
+    srv = ladder_server(*BASE, "--ratelimit-addr-reads", "2/10m", "--trusted-proxy",
+                        "127.0.0.1/32")  # fmt: skip
+    c = srv.client()
+    r = c.get("/v1/items/1", headers=[("X-Forwarded-For", "203.0.113.5:5678")])
+    assert r.status == 404, r
+    r = c.get("/v1/items/1", headers=[("X-Forwarded-For", "203.0.113.5")])
+    assert r.status == 404, r
+    # The same client, port or not.
+    assert_problem(c.get("/v1/items/1", headers=[("X-Forwarded-For", "203.0.113.5:1")]), 429)
+    r = c.get("/v1/items/1", headers=[("X-Forwarded-For", "[2001:db8::1]:443")])
+    assert r.status == 404, r
+    assert r.header("RateLimit") == '"addr-reads";r=1;t=300'
+    c.close()
+    assert srv.wait_log(lambda x: x.get("client") == "2001:db8::1" and x.get("status") == 404)
+
+
 def test_logged_client_not_carried_to_next_request(ladder_server):
     srv = ladder_server(*BASE, "--trusted-proxy", "127.0.0.1/32")
     with srv.conn() as c:

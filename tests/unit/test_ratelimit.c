@@ -263,6 +263,29 @@ static void test_forwarded_pick(void)
 	CHECK(memcmp(out, want, 16) == 0);
 }
 
+static void test_xff_ports_and_brackets(void)
+{
+	struct ld_rl_cidr tr[2];
+	unsigned n;
+	char err[160];
+	uint8_t out[16], want[16];
+
+	CHECK_INT(ld_rl_cidr_list("10.0.0.0/8", tr, 2, &n, err, sizeof(err)), 0);
+	CHECK_INT(ld_rl_forwarded_client("1.2.3.4:5678", 12, false, tr, n, out), 0);
+	v4(want, 1, 2, 3, 4);
+	CHECK(memcmp(out, want, 16) == 0);
+	CHECK_INT(ld_rl_forwarded_client("9.9.9.9, [2001:db8::1]:443, 10.0.0.2:80", 39, false, tr,
+					 n, out),
+		  0);
+	CHECK(out[0] == 0x20 && out[1] == 0x01 && out[2] == 0x0d && out[3] == 0xb8 && out[15] == 1);
+	CHECK_INT(ld_rl_forwarded_client("[2001:db8::2]", 13, false, tr, n, out), 0);
+	CHECK(out[0] == 0x20 && out[15] == 2);
+	CHECK_INT(ld_rl_forwarded_client("2001:db8::3", 11, false, tr, n, out), 0);
+	CHECK(out[0] == 0x20 && out[15] == 3);
+	CHECK_INT(ld_rl_forwarded_client("[2001:db8::1]x", 14, false, tr, n, out), -1);
+	CHECK_INT(ld_rl_forwarded_client("[2001:db8::1", 12, false, tr, n, out), -1);
+}
+
 int main(void)
 {
 	RUN(test_burst_then_refused);
@@ -274,5 +297,6 @@ int main(void)
 	RUN(test_budget_parse);
 	RUN(test_cidr);
 	RUN(test_forwarded_pick);
+	RUN(test_xff_ports_and_brackets);
 	return unit_finish();
 }
