@@ -66,7 +66,11 @@ static const struct ld_opt rl_opts[] = {
      "writes without a valid token (sign-up, login), per client address"},
     {"trusted-proxy", 0, "trusted_proxy", "LADDER_TRUSTED_PROXY", LD_OPT_STR, O(trusted_proxy),
      "", 0, 0, NULL, 0, NULL, NULL, "CIDR[,CIDR]",
-     "proxies whose Forwarded / X-Forwarded-For names the client"},
+     "proxies whose forwarded header (--forwarded-header) names the client"},
+    {"forwarded-header", 0, "forwarded_header", "LADDER_FORWARDED_HEADER", LD_OPT_STR,
+     O(forwarded_header), "x-forwarded-for", 0, 0, "x-forwarded-for|forwarded", 0, NULL, NULL,
+     "x-forwarded-for|forwarded",
+     "the one field the trusted proxies write (all its lines; the other field is ignored)"},
     {"ratelimit-exempt", 0, "exempt", "LADDER_RATELIMIT_EXEMPT", LD_OPT_STR, O(exempt),
      "127.0.0.0/8,::1", 0, 0, NULL, 0, NULL, NULL, "CIDR[,CIDR]",
      "client addresses never limited (\"\" = none)"},
@@ -228,37 +232,51 @@ static int forwarded_for(const char *p, size_t n, uint8_t out[16])
 	return -1;
 }
 
-int ld_rl_forwarded_client(const char *v, size_t n, bool forwarded,
-			   const struct ld_rl_cidr *trusted, unsigned ntrusted, uint8_t out[16])
+/* pick_line walks one line of the field right to left. 1: an entry that
+ * is not a trusted proxy, in out; 0: every entry a trusted proxy (the
+ * leftmost in out, *any set); -1: an entry that cannot be read. */
+static int pick_line(const char *v, size_t n, bool forwarded, const struct ld_rl_cidr *trusted,
+		     unsigned ntrusted, uint8_t out[16], bool *any)
 {
 	const char *end = v + n;
-	bool any = false;
 
-	/* Right to left: each proxy appends, so the right end is what our own
-	 * proxies wrote and the left what the client may have made up. */
 	while (end > v) {
-		const char *p = end;
+		const char *p = end, *s, *e;
 		uint8_t a[16];
-		int rc;
 
 		while (p > v && p[-1] != ',')
 			p--;
-		{
-			const char *s = p, *e = end;
-
-			while (s < e && (*s == ' ' || *s == '\t'))
-				s++;
-			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			rc = forwarded ? forwarded_for(s, (size_t)(e - s), a) : node_addr(s, e, a);
-		}
-		if (rc != 0)
-			return any ? 0 : -1; /* unreadable: stop at the last good one */
+		s = p, e = end;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if ((forwarded ? forwarded_for(s, (size_t)(e - s), a) : node_addr(s, e, a)) != 0)
+			return -1;
 		memcpy(out, a, 16);
-		any = true;
+		*any = true;
 		if (!ld_rl_cidr_match(trusted, ntrusted, a))
-			return 0;
+			return 1;
 		end = p > v ? p - 1 : v;
+	}
+	return 0;
+}
+
+int ld_rl_forwarded_client(const char *const *v, const size_t *n, unsigned nlines, bool forwarded,
+			   const struct ld_rl_cidr *trusted, unsigned ntrusted, uint8_t out[16])
+{
+	bool any = false;
+
+	/* Right to left, last line first: each proxy appends (to the last
+	 * line, or as a line of its own), so the right end is what our own
+	 * proxies wrote and the left what the client may have made up. An
+	 * entry we cannot read before we reach the client leaves the client
+	 * unknown: the trusted proxy it came through is not the client. */
+	for (unsigned i = nlines; i-- > 0;) {
+		int rc = pick_line(v[i], n[i], forwarded, trusted, ntrusted, out, &any);
+
+		if (rc != 0)
+			return rc > 0 ? 0 : -1;
 	}
 	return any ? 0 : -1;
 }
@@ -281,6 +299,7 @@ int ld_rl_setup(unsigned nloops, char *err, size_t errlen)
 		snprintf(err, errlen, "[ratelimit] exempt (--ratelimit-exempt): %s", why);
 		return -EINVAL;
 	}
+	c->fwd_forwarded = strcmp(c->forwarded_header, "forwarded") == 0;
 	/* Each loop enforces its share: a client's connections spread over
 	 * the loops, so together they get the node's budget. Rounded up, so
 	 * a small budget never becomes 0 on a loop. */
@@ -335,13 +354,14 @@ static void local_close(struct ld_rl_loop *l)
 	free(l);
 }
 
-static int local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k, enum ld_rl_budget_id b,
-			uint64_t now_ns, struct ld_gcra_decision *d, struct ld_rl_wait *w)
+static int local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k,
+			const struct ld_gcra_budget *b, uint64_t now_ns, struct ld_gcra_decision *d,
+			struct ld_rl_wait *w)
 {
 	struct ld_gcra_stats before, after;
 
 	ld_gcra_stats(l->t, &before);
-	ld_gcra_decide(l->t, k, &l->c->per_loop[b], now_ns, d);
+	ld_gcra_decide(l->t, k, b, now_ns, d);
 	ld_gcra_stats(l->t, &after);
 	if (after.entries != before.entries)
 		atomic_fetch_add(&n_entries, (long long)(after.entries - before.entries));
@@ -381,15 +401,24 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec + 1;
 }
 
+#define FWD_LINES_MAX 32
+
 /* client_addr gives the client's address (16 bytes); a trusted proxy's
- * word is taken for it, and then kept in r->client for the log. -1 when
- * the peer's address cannot be read. */
+ * word is taken for it, and then kept in r->client for the log. 0 with
+ * out set; 1 when the peer is a trusted proxy that names no client we can
+ * read (the proxy is not the client: the caller charges a shared key);
+ * -1 when the peer's address cannot be read. */
 static int client_addr(struct ld_req *r, uint8_t out[16])
 {
 	const struct ld_rl_config *c = &ld_rl_cfg;
+	const char *name = c->fwd_forwarded ? "forwarded" : "x-forwarded-for";
+	size_t nlen = strlen(name);
 	struct sockaddr_storage ss;
-	const struct ld_http_field *f;
-	bool fwd = true;
+	const char *v[FWD_LINES_MAX];
+	size_t n[FWD_LINES_MAX];
+	unsigned nlines = 0;
+	char text[INET6_ADDRSTRLEN];
+	bool v4;
 
 	if (ld_req_peer_addr(r, &ss) != 0)
 		return -1;
@@ -402,20 +431,28 @@ static int client_addr(struct ld_req *r, uint8_t out[16])
 	}
 	if (!c->ntrusted || !ld_rl_cidr_match(c->trusted, c->ntrusted, out))
 		return 0;
-	f = ld_http_find(&r->h, "forwarded");
-	if (!f) {
-		f = ld_http_find(&r->h, "x-forwarded-for");
-		fwd = false;
-	}
-	if (f && ld_rl_forwarded_client(f->value, f->value_len, fwd, c->trusted, c->ntrusted,
-					out) == 0) {
-		char text[INET6_ADDRSTRLEN];
-		bool v4 = memcmp(out, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+	/* Every line of the one field the proxies write, in order: a proxy
+	 * may add a line of its own rather than append to the client's. */
+	for (unsigned i = 0; i < r->h.nfields; i++) {
+		const struct ld_http_field *f = &r->h.fields[i];
 
-		if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? out + 12 : out, text, sizeof(text)))
-			snprintf(r->client, sizeof(r->client), "%s", text);
+		if (f->name_len != nlen || strncasecmp(f->name, name, nlen) != 0)
+			continue;
+		if (nlines == FWD_LINES_MAX)
+			goto unknown; /* more than any chain of proxies writes */
+		v[nlines] = f->value;
+		n[nlines++] = f->value_len;
 	}
+	if (ld_rl_forwarded_client(v, n, nlines, c->fwd_forwarded, c->trusted, c->ntrusted, out) !=
+	    0)
+		goto unknown;
+	v4 = memcmp(out, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+	if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? out + 12 : out, text, sizeof(text)))
+		snprintf(r->client, sizeof(r->client), "%s", text);
 	return 0;
+unknown:
+	snprintf(r->client, sizeof(r->client), "unknown");
+	return 1;
 }
 
 /* limited_route: every API route but the probes, the metrics and the
@@ -466,15 +503,18 @@ bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q)
 	const struct ld_http_field *f;
 	uint8_t addr[16];
 	bool read = r->h.method == LD_HTTP_GET || r->h.method == LD_HTTP_HEAD;
+	bool shared;
 	int64_t uid = 0;
 
 	if (!q->al->rl || !limited_route(r->route))
 		return false;
-	/* A peer whose address cannot be read (it reset the connection) is
-	 * charged to one shared key, the unspecified address: never free. */
-	if (client_addr(r, addr) != 0)
+	/* A peer whose address cannot be read (it reset the connection), or a
+	 * trusted proxy that names no client we can read, is charged to one
+	 * shared key, the unspecified address: never free, never exempt. */
+	shared = client_addr(r, addr) != 0;
+	if (shared)
 		memset(addr, 0, sizeof(addr));
-	if (ld_rl_cidr_match(ld_rl_cfg.exempts, ld_rl_cfg.nexempt, addr)) {
+	if (!shared && ld_rl_cidr_match(ld_rl_cfg.exempts, ld_rl_cfg.nexempt, addr)) {
 		atomic_fetch_add_explicit(&n_exempt, 1, memory_order_relaxed);
 		return false;
 	}
@@ -498,7 +538,8 @@ bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q)
 	s->q = q;
 	s->handler = handler;
 	s->w.done = waited;
-	if (ld_rl_local_vt.decide(q->al->rl, &k, s->budget, now_ns(), &d, &s->w) != 0)
+	if (ld_rl_local_vt.decide(q->al->rl, &k, &ld_rl_cfg.per_loop[s->budget], now_ns(), &d,
+				  &s->w) != 0)
 		return true; /* waited() finishes it */
 	if (d.allowed) {
 		char policy[LD_GCRA_FIELD_MAX], state[LD_GCRA_FIELD_MAX];

@@ -13,10 +13,13 @@
  * tools, benchmarks and tests).
  *
  * The client address is the peer's, or, when the peer is a trusted proxy
- * (--trusted-proxy CIDR,...), the one the proxy put in Forwarded (for=) or
- * X-Forwarded-For: the rightmost entry that is not itself a trusted proxy,
- * so a client's own additions on the left are never used. IPv6 clients are
- * keyed by their /64 (one host has a whole /64 to pick from).
+ * (--trusted-proxy CIDR,...), the one the proxy put in the one field it
+ * writes (--forwarded-header: X-Forwarded-For, or Forwarded's for=; the
+ * other is ignored): the rightmost entry that is not itself a trusted proxy,
+ * over all the field's lines in order, so a client's own additions on the
+ * left are never used. A trusted peer that names no readable client is
+ * charged to one shared key that is never exempt. IPv6 clients are keyed by
+ * their /64 (one host has a whole /64 to pick from).
  *
  * Where the state lives is a backend behind struct ld_rl_vt. The local one
  * keeps a bounded GCRA table per event loop (api/gcra.h) and enforces on each
@@ -65,13 +68,15 @@ struct ld_rl_cidr {
 struct ld_rl_config {
 	bool enabled; /* --ratelimit on|off (on) */
 	struct ld_rl_budget_opt budget[LD_RL_NBUDGETS];
-	char trusted_proxy[1024]; /* CIDR list, "" = none */
-	char exempt[1024];	  /* CIDR list, "" = none (127.0.0.0/8,::1) */
-	unsigned table_size;	  /* keys per loop (16384) */
+	char trusted_proxy[1024];  /* CIDR list, "" = none */
+	char exempt[1024];	   /* CIDR list, "" = none (127.0.0.0/8,::1) */
+	char forwarded_header[24]; /* x-forwarded-for|forwarded (x-forwarded-for) */
+	unsigned table_size;	   /* keys per loop (16384) */
 	/* Parsed by ld_rl_setup. */
 	unsigned ntrusted, nexempt, nloops;
 	struct ld_rl_cidr trusted[LD_RL_CIDR_MAX], exempts[LD_RL_CIDR_MAX];
 	struct ld_gcra_budget per_loop[LD_RL_NBUDGETS];
+	bool fwd_forwarded; /* forwarded_header is "forwarded" */
 };
 extern struct ld_rl_config ld_rl_cfg;
 
@@ -92,12 +97,14 @@ int ld_rl_cidr_list(const char *s, struct ld_rl_cidr *out, unsigned cap, unsigne
 		    size_t errlen);
 bool ld_rl_cidr_match(const struct ld_rl_cidr *c, unsigned n, const uint8_t addr[16]);
 
-/* ld_rl_forwarded_client picks the client address from a Forwarded
- * (forwarded = true) or X-Forwarded-For field value: the rightmost entry
+/* ld_rl_forwarded_client picks the client address from the nlines lines
+ * (v[i], n[i] bytes, in the order they came) of a Forwarded (forwarded =
+ * true) or X-Forwarded-For field, taken as one list: the rightmost entry
  * that is not in the trusted list, or the leftmost when all are. An entry
- * may carry a port (1.2.3.4:80, [2001:db8::1]:443). 0 with
- * out set, or -1 when the value holds no address it can read. Pure. */
-int ld_rl_forwarded_client(const char *v, size_t n, bool forwarded,
+ * may carry a port (1.2.3.4:80, [2001:db8::1]:443). 0 with out set, or -1
+ * when no client can be read: no entry, or one it cannot read before it
+ * reaches an entry that is not trusted. Pure. */
+int ld_rl_forwarded_client(const char *const *v, const size_t *n, unsigned nlines, bool forwarded,
 			   const struct ld_rl_cidr *trusted, unsigned ntrusted, uint8_t out[16]);
 
 /* A decision a backend may give later. */
@@ -115,15 +122,17 @@ struct ld_api_rl {
 	enum ld_rl_budget_id budget;
 };
 
-/* Where the state lives. decide returns 0 with *d filled, or 1 when it
+/* Where the state lives. decide takes one request of key k against
+ * budget b (its per-loop share); it returns 0 with *d filled, or 1 when it
  * answers later: then w->done runs on the loop thread with the decision. */
 struct ld_rl_vt {
 	const char *name;
 	int (*loop_open)(const struct ld_rl_config *c, unsigned loop_index,
 			 struct ld_rl_loop **out);
 	void (*loop_close)(struct ld_rl_loop *l);
-	int (*decide)(struct ld_rl_loop *l, const struct ld_gcra_key *k, enum ld_rl_budget_id b,
-		      uint64_t now_ns, struct ld_gcra_decision *d, struct ld_rl_wait *w);
+	int (*decide)(struct ld_rl_loop *l, const struct ld_gcra_key *k,
+		      const struct ld_gcra_budget *b, uint64_t now_ns, struct ld_gcra_decision *d,
+		      struct ld_rl_wait *w);
 };
 extern const struct ld_rl_vt ld_rl_local_vt;
 

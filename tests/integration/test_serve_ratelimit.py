@@ -143,12 +143,69 @@ def test_forwarded_for_honoured_from_trusted_proxy(ladder_server):
     r = c.get("/v1/items/1", headers=[("X-Forwarded-For", "203.0.113.6")])
     assert r.status == 404, r
     assert r.header("RateLimit") == '"addr-reads";r=2;t=200'
-    r = c.get("/v1/items/1", headers=[("Forwarded", 'for="203.0.113.7:5555";proto=http')])
-    assert r.status == 404, r
-    assert r.header("RateLimit") == '"addr-reads";r=2;t=200'
     c.close()
     # The client behind the proxy is logged.
-    srv.wait_log(lambda x: x.get("client") == "203.0.113.7" and x.get("status") == 404)
+    assert srv.wait_log(lambda x: x.get("client") == "203.0.113.6" and x.get("status") == 404)
+
+
+def test_forwarded_header_setting_reads_forwarded_only(ladder_server):
+    srv = ladder_server(*BASE, "--ratelimit-addr-reads", "3/10m", "--trusted-proxy",
+                        "127.0.0.1/32", "--forwarded-header", "forwarded")  # fmt: skip
+    c = srv.client()
+    for i in range(3):
+        # X-Forwarded-For is not the field the proxy writes: ignored.
+        r = c.get("/v1/items/1", headers=[("Forwarded", 'for="203.0.113.7:5555";proto=http'),
+                                           ("X-Forwarded-For", "198.51.100.%d" % i)])  # fmt: skip
+        assert r.status == 404, r
+        assert r.header("RateLimit") == '"addr-reads";r=%d;t=%d' % (2 - i, 200 * (i + 1))
+    r = c.get("/v1/items/1", headers=[("Forwarded", "for=203.0.113.7")])
+    assert_problem(r, 429)
+    c.close()
+    assert srv.wait_log(lambda x: x.get("client") == "203.0.113.7" and x.get("status") == 404)
+
+
+def test_client_cannot_pick_its_key_through_trusted_proxy(ladder_server):
+    # A proxy on loopback (exempt by default) that appends to
+    # X-Forwarded-For and passes the client's Forwarded through.
+    srv = ladder_server("--threads", "1", "--ratelimit-addr-reads", "3/10m", "--trusted-proxy",
+                        "127.0.0.1/32")  # fmt: skip
+    c = srv.client()
+    for i in range(3):
+        r = c.get("/v1/items/1", headers=[("Forwarded", "for=9.9.9.%d" % i),
+                                           ("X-Forwarded-For", "203.0.113.5")])  # fmt: skip
+        assert r.status == 404, r
+        assert r.header("RateLimit-Policy") == '"addr-reads";q=3;w=600', r
+    # Naming loopback in Forwarded does not make it exempt.
+    r = c.get("/v1/items/1", headers=[("Forwarded", "for=127.0.0.1"),
+                                       ("X-Forwarded-For", "203.0.113.5")])  # fmt: skip
+    assert_problem(r, 429)
+    # HAProxy's option forwardfor adds a line of its own after the
+    # client's: the client's first line is not taken.
+    r = c.get("/v1/items/1", headers=[("X-Forwarded-For", "9.9.9.99"),
+                                       ("X-Forwarded-For", "203.0.113.5")])  # fmt: skip
+    assert_problem(r, 429)
+    assert metric(srv, "ladder_ratelimit_exempt_total", "") == 0
+    c.close()
+
+
+def test_trusted_peer_without_readable_client_shares_one_key(ladder_server):
+    srv = ladder_server("--threads", "1", "--ratelimit-addr-reads", "3/10m", "--trusted-proxy",
+                        "127.0.0.1/32")  # fmt: skip
+    c = srv.client()
+    # Unreadable, or no field at all: not the proxy's (exempt) address but
+    # one shared key, limited like any other.
+    for i, hdrs in enumerate(([("X-Forwarded-For", "x")], [("Forwarded", "x")], [])):
+        r = c.get("/v1/items/1", headers=hdrs)
+        assert r.status == 404, r
+        assert r.header("RateLimit") == '"addr-reads";r=%d;t=%d' % (2 - i, 200 * (i + 1)), r
+    assert_problem(c.get("/v1/items/1", headers=[("X-Forwarded-For", "1.2.3.4, y")]), 429)
+    # A readable client still has its own budget.
+    r = c.get("/v1/items/1", headers=[("X-Forwarded-For", "203.0.113.5")])
+    assert r.status == 404, r
+    assert r.header("RateLimit") == '"addr-reads";r=2;t=200'
+    assert metric(srv, "ladder_ratelimit_exempt_total", "") == 0
+    c.close()
+    assert srv.wait_log(lambda x: x.get("client") == "unknown" and x.get("status") == 429)
 
 
 def test_x_forwarded_for_with_ports_and_brackets(ladder_server):
@@ -220,6 +277,8 @@ def test_budget_divided_over_loops(ladder_server):
          "--ratelimit-addr-writes: '0/1s' is not a budget"),
         (["--trusted-proxy", "10.0.0.0/40"],
          "trusted_proxy (--trusted-proxy): '10.0.0.0/40' is not an address or CIDR"),
+        (["--forwarded-header", "x-real-ip"],
+         "--forwarded-header: 'x-real-ip' is not one of: x-forwarded-for|forwarded"),
         (["--ratelimit-exempt", "localhost"],
          "(--ratelimit-exempt): 'localhost' is not an address or CIDR"),
     ],

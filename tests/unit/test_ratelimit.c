@@ -234,6 +234,15 @@ static void test_cidr(void)
 	CHECK_INT(ld_rl_cidr_list("nope", c, 4, &n, err, sizeof(err)), -22);
 }
 
+/* pick runs ld_rl_forwarded_client on one line. */
+static int pick(const char *line, bool forwarded, const struct ld_rl_cidr *tr, unsigned n,
+		uint8_t out[16])
+{
+	size_t len = strlen(line);
+
+	return ld_rl_forwarded_client(&line, &len, 1, forwarded, tr, n, out);
+}
+
 static void test_forwarded_pick(void)
 {
 	struct ld_rl_cidr tr[2];
@@ -247,19 +256,37 @@ static void test_forwarded_pick(void)
 	CHECK_INT(ld_rl_cidr_list("10.0.0.0/8", tr, 2, &n, err, sizeof(err)), 0);
 	/* The rightmost entry that is not ours; the client's own on the left
 	 * is never used. */
-	CHECK_INT(ld_rl_forwarded_client(xff, strlen(xff), false, tr, n, out), 0);
+	CHECK_INT(pick(xff, false, tr, n, out), 0);
 	v4(want, 203, 0, 113, 5);
 	CHECK(memcmp(out, want, 16) == 0);
-	CHECK_INT(ld_rl_forwarded_client(fwd, strlen(fwd), true, tr, n, out), 0);
+	CHECK_INT(pick(fwd, true, tr, n, out), 0);
 	v4(want, 203, 0, 113, 9);
 	CHECK(memcmp(out, want, 16) == 0);
-	CHECK_INT(ld_rl_forwarded_client(fwd6, strlen(fwd6), true, tr, n, out), 0);
+	CHECK_INT(pick(fwd6, true, tr, n, out), 0);
 	CHECK(out[0] == 0x20 && out[1] == 0x01 && out[15] == 7);
-	CHECK_INT(ld_rl_forwarded_client("junk", 4, false, tr, n, out), -1);
-	CHECK_INT(ld_rl_forwarded_client("", 0, false, tr, n, out), -1);
+	CHECK_INT(pick("junk", false, tr, n, out), -1);
+	CHECK_INT(pick("", false, tr, n, out), -1);
 	/* All of them ours: the leftmost. */
-	CHECK_INT(ld_rl_forwarded_client("10.1.1.1, 10.0.0.2", 18, false, tr, n, out), 0);
+	CHECK_INT(pick("10.1.1.1, 10.0.0.2", false, tr, n, out), 0);
 	v4(want, 10, 1, 1, 1);
+	CHECK(memcmp(out, want, 16) == 0);
+}
+
+static void test_forwarded_unreadable_is_unknown(void)
+{
+	struct ld_rl_cidr tr[2];
+	unsigned n;
+	char err[160];
+	uint8_t out[16], want[16];
+
+	CHECK_INT(ld_rl_cidr_list("10.0.0.0/8", tr, 2, &n, err, sizeof(err)), 0);
+	/* Past our proxies an entry we cannot read: the client is unknown,
+	 * not the proxy that wrote the right end. */
+	CHECK_INT(pick("junk, 10.0.0.2", false, tr, n, out), -1);
+	CHECK_INT(pick("for=x, for=10.0.0.3", true, tr, n, out), -1);
+	/* Unreadable left of the client: the client stands. */
+	CHECK_INT(pick("junk, 203.0.113.5, 10.0.0.2", false, tr, n, out), 0);
+	v4(want, 203, 0, 113, 5);
 	CHECK(memcmp(out, want, 16) == 0);
 }
 
@@ -271,19 +298,42 @@ static void test_xff_ports_and_brackets(void)
 	uint8_t out[16], want[16];
 
 	CHECK_INT(ld_rl_cidr_list("10.0.0.0/8", tr, 2, &n, err, sizeof(err)), 0);
-	CHECK_INT(ld_rl_forwarded_client("1.2.3.4:5678", 12, false, tr, n, out), 0);
+	CHECK_INT(pick("1.2.3.4:5678", false, tr, n, out), 0);
 	v4(want, 1, 2, 3, 4);
 	CHECK(memcmp(out, want, 16) == 0);
-	CHECK_INT(ld_rl_forwarded_client("9.9.9.9, [2001:db8::1]:443, 10.0.0.2:80", 39, false, tr,
-					 n, out),
-		  0);
+	CHECK_INT(pick("9.9.9.9, [2001:db8::1]:443, 10.0.0.2:80", false, tr, n, out), 0);
 	CHECK(out[0] == 0x20 && out[1] == 0x01 && out[2] == 0x0d && out[3] == 0xb8 && out[15] == 1);
-	CHECK_INT(ld_rl_forwarded_client("[2001:db8::2]", 13, false, tr, n, out), 0);
+	CHECK_INT(pick("[2001:db8::2]", false, tr, n, out), 0);
 	CHECK(out[0] == 0x20 && out[15] == 2);
-	CHECK_INT(ld_rl_forwarded_client("2001:db8::3", 11, false, tr, n, out), 0);
+	CHECK_INT(pick("2001:db8::3", false, tr, n, out), 0);
 	CHECK(out[0] == 0x20 && out[15] == 3);
-	CHECK_INT(ld_rl_forwarded_client("[2001:db8::1]x", 14, false, tr, n, out), -1);
-	CHECK_INT(ld_rl_forwarded_client("[2001:db8::1", 12, false, tr, n, out), -1);
+	CHECK_INT(pick("[2001:db8::1]x", false, tr, n, out), -1);
+	CHECK_INT(pick("[2001:db8::1", false, tr, n, out), -1);
+}
+
+static void test_forwarded_many_lines(void)
+{
+	struct ld_rl_cidr tr[2];
+	unsigned n;
+	char err[160];
+	uint8_t out[16], want[16];
+	/* The client's own line first, then the one a proxy added (HAProxy's
+	 * option forwardfor): the proxy's line decides. */
+	const char *lines[] = {"9.9.9.9", "203.0.113.5"};
+	size_t lens[] = {7, 11};
+	/* The client's line ends with a trusted address; the proxy's line
+	 * holds only its own: the walk goes on into the earlier line. */
+	const char *lines2[] = {"6.6.6.6, 203.0.113.8", "10.0.0.2"};
+	size_t lens2[] = {20, 8};
+
+	CHECK_INT(ld_rl_cidr_list("10.0.0.0/8", tr, 2, &n, err, sizeof(err)), 0);
+	CHECK_INT(ld_rl_forwarded_client(lines, lens, 2, false, tr, n, out), 0);
+	v4(want, 203, 0, 113, 5);
+	CHECK(memcmp(out, want, 16) == 0);
+	CHECK_INT(ld_rl_forwarded_client(lines2, lens2, 2, false, tr, n, out), 0);
+	v4(want, 203, 0, 113, 8);
+	CHECK(memcmp(out, want, 16) == 0);
+	CHECK_INT(ld_rl_forwarded_client(lines, lens, 0, false, tr, n, out), -1);
 }
 
 int main(void)
@@ -297,6 +347,8 @@ int main(void)
 	RUN(test_budget_parse);
 	RUN(test_cidr);
 	RUN(test_forwarded_pick);
+	RUN(test_forwarded_unreadable_is_unknown);
 	RUN(test_xff_ports_and_brackets);
+	RUN(test_forwarded_many_lines);
 	return unit_finish();
 }
