@@ -32,7 +32,7 @@
  * IPv4 as ::ffff:a.b.c.d). Compared as bytes: zero the padding. */
 struct ld_gcra_key {
 	uint8_t budget;
-	uint8_t kind; /* 1 user, 2 address */
+	uint8_t kind; /* 1 user, 2 address (IPv6: its /64), 3 an IPv6 /48 */
 	uint8_t pad[6];
 	uint8_t id[16];
 };

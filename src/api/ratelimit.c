@@ -71,6 +71,9 @@ static const struct ld_opt rl_opts[] = {
      O(forwarded_header), "x-forwarded-for", 0, 0, "x-forwarded-for|forwarded", 0, NULL, NULL,
      "x-forwarded-for|forwarded",
      "the one field the trusted proxies write (all its lines; the other field is ignored)"},
+    {"ratelimit-ipv6-48-scale", 0, "ipv6_48_scale", "LADDER_RATELIMIT_IPV6_48_SCALE",
+     LD_OPT_UINT, O(ipv6_48_scale), "8", 1, 65536, NULL, 0, NULL, NULL, "N",
+     "an IPv6 /48 together gets N times an address budget (each /64 gets one)"},
     {"ratelimit-exempt", 0, "exempt", "LADDER_RATELIMIT_EXEMPT", LD_OPT_STR, O(exempt),
      "127.0.0.0/8,::1", 0, 0, NULL, 0, NULL, NULL, "CIDR[,CIDR]",
      "client addresses never limited (\"\" = none)"},
@@ -307,6 +310,12 @@ int ld_rl_setup(unsigned nloops, char *err, size_t errlen)
 		c->per_loop[i] = c->budget[i].b;
 		c->per_loop[i].quota = (c->budget[i].b.quota + nloops - 1) / nloops;
 	}
+	for (unsigned i = 0; i < 2; i++) {
+		uint64_t q = (uint64_t)c->per_loop[LD_RL_ADDR_READS + i].quota * c->ipv6_48_scale;
+
+		c->per_loop48[i] = c->per_loop[LD_RL_ADDR_READS + i];
+		c->per_loop48[i].quota = q > UINT32_MAX ? UINT32_MAX : (uint32_t)q;
+	}
 	return 0;
 }
 
@@ -465,40 +474,88 @@ static bool limited_route(unsigned route)
 	       route != LD_ROUTE_DEBUG_STATS && route != LD_ROUTE_PHOTO_CONTENT;
 }
 
-/* decided adds the fields, and answers 429 or runs the handler. */
-static void decided(struct ld_api_req *q, struct ld_api_rl *s, const struct ld_gcra_decision *d)
+/* decide_stage asks the backend about s's current key: 0 with *d, or 1
+ * when it answers later (waited() goes on). */
+static int decide_stage(struct ld_api_req *q, struct ld_api_rl *s, struct ld_gcra_decision *d)
+{
+	const struct ld_rl_config *c = &ld_rl_cfg;
+
+	if (s->stage == 0)
+		return ld_rl_local_vt.decide(q->al->rl, &s->k, &c->per_loop[s->budget], now_ns(), d,
+					     &s->w);
+	return ld_rl_local_vt.decide(
+	    q->al->rl, &s->k48, &c->per_loop48[s->budget - LD_RL_ADDR_READS], now_ns(), d, &s->w);
+}
+
+/* advance takes decision d of the current stage and decides the next one
+ * while all allow: the address first, then its /48, so a host refused on
+ * its own budget does not also spend its neighbours'. s->d becomes the
+ * refusal, or else the tightest of the allowances. 1: waiting for the
+ * backend; 0: s->d is final. */
+static int advance(struct ld_api_req *q, struct ld_api_rl *s, const struct ld_gcra_decision *d)
+{
+	struct ld_gcra_decision n = *d;
+
+	for (;;) {
+		if (s->stage == 0 || !n.allowed || n.remaining < s->d.remaining) {
+			s->d = n;
+			s->shown = s->stage;
+		}
+		if (!n.allowed || s->stage == 1 || s->k48.kind == 0)
+			return 0;
+		s->stage = 1;
+		if (decide_stage(q, s, &n) != 0)
+			return 1;
+	}
+}
+
+static const char *const budget48_names[2] = {"addr48-reads", "addr48-writes"};
+
+static const char *shown_name(const struct ld_api_rl *s)
+{
+	return s->shown ? budget48_names[s->budget - LD_RL_ADDR_READS]
+			: ld_rl_budget_names[s->budget];
+}
+
+/* decided adds the fields of s->d and counts it; true when it answered
+ * 429, false when the handler is to run. */
+static bool decided(struct ld_api_req *q, struct ld_api_rl *s)
 {
 	char policy[LD_GCRA_FIELD_MAX], state[LD_GCRA_FIELD_MAX];
+	const struct ld_gcra_decision *d = &s->d;
+	const char *name = shown_name(s);
 
-	ld_gcra_fields(ld_rl_budget_names[s->budget], d, policy, state);
+	ld_gcra_fields(name, d, policy, state);
 	ld_req_header_str(q->r, "RateLimit-Policy", policy);
 	ld_req_header_str(q->r, "RateLimit", state);
 	if (d->allowed) {
 		atomic_fetch_add_explicit(&n_allowed[s->budget], 1, memory_order_relaxed);
-		s->handler(q);
-		return;
+		return false;
 	}
 	atomic_fetch_add_explicit(&n_limited[s->budget], 1, memory_order_relaxed);
 	ld_req_header(q->r, "Retry-After", "%llu", (unsigned long long)d->retry_after_s);
 	snprintf(q->why, sizeof(q->why),
-		 "rate limit '%s' exceeded (%u requests per %llus); retry after %llus",
-		 ld_rl_budget_names[s->budget], (unsigned)d->quota, (unsigned long long)d->window_s,
+		 "rate limit '%s' exceeded (%u requests per %llus); retry after %llus", name,
+		 (unsigned)d->quota, (unsigned long long)d->window_s,
 		 (unsigned long long)d->retry_after_s);
 	ld_api_problem(q, 429, q->why);
+	return true;
 }
 
 static void waited(struct ld_rl_wait *w, const struct ld_gcra_decision *d)
 {
 	struct ld_api_rl *s = (struct ld_api_rl *)((char *)w - offsetof(struct ld_api_rl, w));
 
-	decided(s->q, s, d);
+	if (advance(s->q, s, d) != 0)
+		return; /* waited() again */
+	if (!decided(s->q, s))
+		s->handler(s->q);
 }
 
 bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q))
 {
 	struct ld_req *r = q->r;
 	struct ld_api_rl *s = &q->rl;
-	struct ld_gcra_key k;
 	struct ld_gcra_decision d;
 	const struct ld_http_field *f;
 	uint8_t addr[16];
@@ -518,40 +575,36 @@ bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q)
 		atomic_fetch_add_explicit(&n_exempt, 1, memory_order_relaxed);
 		return false;
 	}
-	memset(&k, 0, sizeof(k));
+	memset(&s->k, 0, sizeof(s->k));
+	memset(&s->k48, 0, sizeof(s->k48));
 	f = ld_http_find(&r->h, "authorization");
 	if (f && f->value_len > 7 && strncasecmp(f->value, "Bearer ", 7) == 0 &&
 	    ld_token_verify(&q->api->auth, f->value + 7, f->value_len - 7, time(NULL), &uid) == 0 &&
 	    uid > 0) {
 		s->budget = read ? LD_RL_USER_READS : LD_RL_USER_WRITES;
-		k.kind = 1;
-		memcpy(k.id, &uid, sizeof(uid));
+		s->k.kind = 1;
+		memcpy(s->k.id, &uid, sizeof(uid));
 	} else {
 		s->budget = read ? LD_RL_ADDR_READS : LD_RL_ADDR_WRITES;
-		k.kind = 2;
-		memcpy(k.id, addr, 16);
-		/* One IPv6 host has its whole /64 to pick from. */
-		if (memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) != 0)
-			memset(k.id + 8, 0, 8);
+		s->k.kind = 2;
+		memcpy(s->k.id, addr, 16);
+		/* One IPv6 host has its whole /64 to pick from, and one site
+		 * commonly a /48 (65,536 /64s): each /48 has a budget too. */
+		if (!shared && memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) != 0) {
+			memset(s->k.id + 8, 0, 8);
+			s->k48.kind = 3;
+			s->k48.budget = (uint8_t)s->budget;
+			memcpy(s->k48.id, addr, 6);
+		}
 	}
-	k.budget = (uint8_t)s->budget;
+	s->k.budget = (uint8_t)s->budget;
 	s->q = q;
 	s->handler = handler;
 	s->w.done = waited;
-	if (ld_rl_local_vt.decide(q->al->rl, &k, &ld_rl_cfg.per_loop[s->budget], now_ns(), &d,
-				  &s->w) != 0)
+	s->stage = 0;
+	if (decide_stage(q, s, &d) != 0 || advance(q, s, &d) != 0)
 		return true; /* waited() finishes it */
-	if (d.allowed) {
-		char policy[LD_GCRA_FIELD_MAX], state[LD_GCRA_FIELD_MAX];
-
-		ld_gcra_fields(ld_rl_budget_names[s->budget], &d, policy, state);
-		ld_req_header_str(r, "RateLimit-Policy", policy);
-		ld_req_header_str(r, "RateLimit", state);
-		atomic_fetch_add_explicit(&n_allowed[s->budget], 1, memory_order_relaxed);
-		return false;
-	}
-	decided(q, s, &d);
-	return true;
+	return decided(q, s);
 }
 
 /* ---- metrics ------------------------------------------------------------- */

@@ -19,7 +19,9 @@
  * over all the field's lines in order, so a client's own additions on the
  * left are never used. A trusted peer that names no readable client is
  * charged to one shared key that is never exempt. IPv6 clients are keyed by
- * their /64 (one host has a whole /64 to pick from).
+ * their /64 (one host has a whole /64 to pick from), and each /48 has a
+ * budget of its own too, --ratelimit-ipv6-48-scale times wider: both must
+ * allow (so a site's 65,536 /64s do not get 65,536 budgets).
  *
  * Where the state lives is a backend behind struct ld_rl_vt. The local one
  * keeps a bounded GCRA table per event loop (api/gcra.h) and enforces on each
@@ -71,12 +73,14 @@ struct ld_rl_config {
 	char trusted_proxy[1024];  /* CIDR list, "" = none */
 	char exempt[1024];	   /* CIDR list, "" = none (127.0.0.0/8,::1) */
 	char forwarded_header[24]; /* x-forwarded-for|forwarded (x-forwarded-for) */
+	unsigned ipv6_48_scale;	   /* a /48's budget in address budgets (8) */
 	unsigned table_size;	   /* keys per loop (16384) */
 	/* Parsed by ld_rl_setup. */
 	unsigned ntrusted, nexempt, nloops;
 	struct ld_rl_cidr trusted[LD_RL_CIDR_MAX], exempts[LD_RL_CIDR_MAX];
 	struct ld_gcra_budget per_loop[LD_RL_NBUDGETS];
-	bool fwd_forwarded; /* forwarded_header is "forwarded" */
+	struct ld_gcra_budget per_loop48[2]; /* addr-reads, addr-writes per /48 */
+	bool fwd_forwarded;		     /* forwarded_header is "forwarded" */
 };
 extern struct ld_rl_config ld_rl_cfg;
 
@@ -120,6 +124,10 @@ struct ld_api_rl {
 	struct ld_api_req *q;
 	void (*handler)(struct ld_api_req *q);
 	enum ld_rl_budget_id budget;
+	struct ld_gcra_key k, k48; /* the key; the /48's too when k48.kind != 0 */
+	unsigned stage;		   /* 0: deciding k; 1: k48 */
+	unsigned shown;		   /* the stage whose decision d is */
+	struct ld_gcra_decision d; /* the one the client is shown */
 };
 
 /* Where the state lives. decide takes one request of key k against

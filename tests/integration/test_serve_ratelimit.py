@@ -225,6 +225,38 @@ def test_x_forwarded_for_with_ports_and_brackets(ladder_server):
     assert srv.wait_log(lambda x: x.get("client") == "2001:db8::1" and x.get("status") == 404)
 
 
+def test_ipv6_48_has_a_budget_of_its_own(ladder_server):
+    srv = ladder_server(*BASE, "--ratelimit-addr-reads", "2/10m", "--ratelimit-ipv6-48-scale",
+                        "2", "--trusted-proxy", "127.0.0.1/32")  # fmt: skip
+    c = srv.client()
+
+    def get(addr):
+        return c.get("/v1/items/1", headers=[("X-Forwarded-For", addr)])
+
+    # Each /64 has 2; the /48 they share has 2 x 2.
+    r = get("2001:db8:1:1::1")
+    assert r.status == 404, r
+    assert r.header("RateLimit-Policy") == '"addr-reads";q=2;w=600'
+    assert r.header("RateLimit") == '"addr-reads";r=1;t=300'
+    r = get("2001:db8:1:1::2")
+    assert r.status == 404, r
+    assert_problem(get("2001:db8:1:1::3"), 429)  # the /64's budget
+    r = get("2001:db8:1:2::1")
+    assert r.status == 404, r
+    r = get("2001:db8:1:3::1")
+    assert r.status == 404, r
+    # The tighter of the two is shown: the /48 has none left.
+    assert r.header("RateLimit-Policy") == '"addr48-reads";q=4;w=600'
+    assert r.header("RateLimit") == '"addr48-reads";r=0;t=600'
+    doc = assert_problem(get("2001:db8:1:4::1"), 429)
+    assert doc["detail"].startswith("rate limit 'addr48-reads' exceeded (4 requests per 600s)")
+    # Another /48 is untouched.
+    r = get("2001:db8:2:1::1")
+    assert r.status == 404, r
+    assert r.header("RateLimit") == '"addr-reads";r=1;t=300'
+    c.close()
+
+
 def test_logged_client_not_carried_to_next_request(ladder_server):
     srv = ladder_server(*BASE, "--trusted-proxy", "127.0.0.1/32")
     with srv.conn() as c:
@@ -279,6 +311,7 @@ def test_budget_divided_over_loops(ladder_server):
          "trusted_proxy (--trusted-proxy): '10.0.0.0/40' is not an address or CIDR"),
         (["--forwarded-header", "x-real-ip"],
          "--forwarded-header: 'x-real-ip' is not one of: x-forwarded-for|forwarded"),
+        (["--ratelimit-ipv6-48-scale", "0"], "--ratelimit-ipv6-48-scale"),
         (["--ratelimit-exempt", "localhost"],
          "(--ratelimit-exempt): 'localhost' is not an address or CIDR"),
     ],
