@@ -19,9 +19,11 @@
  * A write deletes K and L after its commit (DEL), before it answers: a
  * fill that read the old row finds its lease gone and stores nothing, so
  * the stale-fill race is closed across nodes, and one node fills a key at
- * a time. A delete that cannot reach Redis is kept and sent first when the
- * connection is back; until then (or until the entry's redis_ttl) that key
- * may be stale in Redis: that is the bound when Redis is unreachable.
+ * a time. A delete that cannot reach Redis is kept and sent as soon as
+ * commands go through again: first on a new connection, when the breaker
+ * closes, and with the next write's deletes; until then (or until the
+ * entry's redis_ttl) that key may be stale in Redis: that is the bound
+ * when Redis is unreachable.
  *
  * Redis is a cache, not a dependency: while it is not usable (connecting,
  * breaker open, commands past their deadline) every read goes to the store
@@ -73,6 +75,7 @@ struct ld_cache_l2_loop {
 	unsigned npending;
 	struct ld_cache_key *retry; /* deletes that did not reach Redis */
 	unsigned nretry;
+	unsigned retry_out; /* kept deletes sent again, not answered yet */
 	bool retry_lost_logged;
 	uv_timer_t poll_timer;
 	_Atomic uint64_t ev[LD_CACHE_KINDS][X_COUNT];
@@ -135,7 +138,12 @@ static _Atomic uint32_t *dirty_of(struct ld_cache_l2_loop *x, const struct ld_ca
 	return &x->l->c->l2->dirty[ld_cache_key_hash(k) & x->l->c->gens.mask];
 }
 
-/* retry_add keeps k's delete for the next connection; fresh: it was not
+static void retry_gauge(struct ld_cache_l2_loop *x)
+{
+	atomic_store_explicit(&x->retry_len, x->nretry + x->retry_out, memory_order_relaxed);
+}
+
+/* retry_add keeps k's delete for when Redis is usable; fresh: it was not
  * kept before (its slot is marked until a delete reaches Redis; a key
  * dropped for want of room stays marked). */
 static void retry_add(struct ld_cache_l2_loop *x, const struct ld_cache_key *k, bool fresh)
@@ -155,7 +163,7 @@ static void retry_add(struct ld_cache_l2_loop *x, const struct ld_cache_key *k, 
 		return;
 	}
 	x->retry[x->nretry++] = *k;
-	atomic_store_explicit(&x->retry_len, x->nretry, memory_order_relaxed);
+	retry_gauge(x);
 }
 
 struct del_cmd {
@@ -193,12 +201,15 @@ static void on_del_reply(struct ld_redis *r, const redisReply *reply, const char
 		bool ok = reply && reply->type != REDIS_REPLY_ERROR;
 
 		bump_keys(x, d->keys, d->n);
+		if (d->retry)
+			x->retry_out -= d->n;
 		for (unsigned i = 0; i < d->n; i++)
 			if (!ok)
 				retry_add(x, &d->keys[i], !d->retry);
 			else if (d->retry)
 				atomic_fetch_sub_explicit(dirty_of(x, &d->keys[i]), 1,
 							  memory_order_acq_rel);
+		retry_gauge(x);
 		if (d->w)
 			d->w->wake(d->w, LD_CACHE_WOKE_FILLED);
 	}
@@ -247,6 +258,24 @@ out:
 	return rc;
 }
 
+/* send_retry sends the kept deletes again; they stay in the gauge (and
+ * their slots marked) until Redis answers. 0 or what send_dels said. */
+static int send_retry(struct ld_cache_l2_loop *x, unsigned flags)
+{
+	unsigned n = x->nretry;
+	int rc;
+
+	if (!n)
+		return 0;
+	rc = send_dels(x, flags, x->retry, n, NULL, true);
+	if (rc == 0) {
+		x->nretry = 0;
+		x->retry_out += n;
+		retry_gauge(x);
+	}
+	return rc;
+}
+
 static void redis_invalidate(struct ld_cache_loop *l, const struct ld_cache_key *k)
 {
 	struct ld_cache_l2_loop *x = l->l2;
@@ -263,6 +292,10 @@ static bool redis_sync(struct ld_cache_loop *l, struct ld_cache_waiter *w)
 	struct ld_cache_l2_loop *x = l->l2;
 	unsigned n = x->npending;
 
+	/* Kept deletes go whenever commands do, not only on a reconnect: the
+	 * breaker may stay open well past the connection's return. */
+	if (x->nretry && ld_redis_usable(x->data))
+		(void)send_retry(x, 0);
 	if (!n)
 		return false;
 	x->npending = 0;
@@ -664,18 +697,21 @@ static void data_connect(struct ld_redis *r, void *udata)
 	rc |= ld_redis_command(r, LD_REDIS_SETUP, on_sha, x, 3,
 			       (const char *[]){"SCRIPT", "LOAD", fill_lua}, NULL);
 	/* Deletes that missed Redis go first, before this loop reads. */
-	if (!rc && x->nretry) {
-		unsigned n = x->nretry;
-
-		x->nretry = 0;
-		atomic_store_explicit(&x->retry_len, 0, memory_order_relaxed);
-		if (send_dels(x, LD_REDIS_SETUP, x->retry, n, NULL, true) != 0) {
-			x->nretry = n;
-			rc = -1;
-		}
-	}
+	if (!rc && send_retry(x, LD_REDIS_SETUP) != 0)
+		rc = -1;
 	if (rc)
 		ld_redis_fail(r, "cache set-up could not be sent");
+}
+
+/* data_usable: commands go through again (set-up done with the breaker
+ * closed, or the breaker closed): what was kept while they did not goes. */
+static void data_usable(struct ld_redis *r, void *udata)
+{
+	struct ld_cache_l2_loop *x = udata;
+
+	(void)r;
+	if (!x->closing)
+		(void)send_retry(x, 0); /* else the next write's sync tries */
 }
 
 static void data_down(struct ld_redis *r, void *udata)
@@ -763,11 +799,12 @@ static int redis_loop_open(struct ld_cache *c, unsigned index, uv_loop_t *uv,
 	uv_timer_init(uv, &x->poll_timer);
 	x->poll_timer.data = x;
 	rc = ld_redis_open(uv, c->cfg.redis, "cache-sub", index,
-			   &(struct ld_redis_hooks){sub_connect, sub_down, x}, true, &x->sub);
+			   &(struct ld_redis_hooks){sub_connect, sub_down, x, NULL}, true, &x->sub);
 	if (!rc)
-		rc = ld_redis_open(uv, c->cfg.redis, "cache", index,
-				   &(struct ld_redis_hooks){data_connect, data_down, x}, false,
-				   &x->data);
+		rc =
+		    ld_redis_open(uv, c->cfg.redis, "cache", index,
+				  &(struct ld_redis_hooks){data_connect, data_down, x, data_usable},
+				  false, &x->data);
 	if (rc) {
 		x->closing = true;
 		ld_redis_close(x->sub);
@@ -864,8 +901,8 @@ static int redis_render(struct ld_cache *c, struct ld_buf *out)
 	    "invalidations may have been missed.\n"
 	    "# TYPE ladder_cache_flushes_total counter\n"
 	    "ladder_cache_flushes_total{level=\"l1\"} %llu\n"
-	    "# HELP ladder_cache_pending_deletes Deletes that could not reach Redis, kept to "
-	    "be sent when it is back.\n"
+	    "# HELP ladder_cache_pending_deletes Deletes that could not reach Redis: kept to "
+	    "be sent when it is usable, or sent again and not answered yet.\n"
 	    "# TYPE ladder_cache_pending_deletes gauge\n"
 	    "ladder_cache_pending_deletes{level=\"l2\"} %llu\n",
 	    (unsigned long long)sum_of(c, offsetof(struct ld_cache_l2_loop, tracked)),

@@ -224,9 +224,15 @@ static void failure(struct ld_redis *r, const char *why)
 
 static void success(struct ld_redis *r)
 {
+	bool was_closed = r->breaker == LD_REDIS_CLOSED;
+
 	r->failures = 0;
 	r->probe_out = false;
 	breaker_set(r, LD_REDIS_CLOSED, "a command answered");
+	/* What the user held back while the breaker was open can go now
+	 * (a reconnect alone does not say so: the breaker may stay open). */
+	if (!was_closed && r->state == S_READY && r->hooks.on_usable)
+		r->hooks.on_usable(r, r->hooks.udata);
 }
 
 /* allow: may a command go now? Moves open to half-open once its time is up;
@@ -634,6 +640,8 @@ void ld_redis_ready(struct ld_redis *r)
 	/* An open breaker probes once its time is up (or now, if it is). */
 	if (r->breaker != LD_REDIS_CLOSED)
 		on_probe_timer(&r->probe_timer);
+	else if (r->hooks.on_usable)
+		r->hooks.on_usable(r, r->hooks.udata);
 }
 
 void ld_redis_start(struct ld_redis *r)

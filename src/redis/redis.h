@@ -86,6 +86,10 @@ struct ld_redis_hooks {
 	 * (its commands have all been failed). Not called by ld_redis_close. */
 	void (*on_down)(struct ld_redis *r, void *udata);
 	void *udata;
+	/* on_usable (may be NULL): commands go through again: the set-up is
+	 * done with the breaker closed, or the breaker closed on a ready
+	 * connection. What was held back while it was not usable can go. */
+	void (*on_usable)(struct ld_redis *r, void *udata);
 };
 
 #define LD_REDIS_SETUP 0x1u /* allowed before ld_redis_ready, bypasses the breaker */

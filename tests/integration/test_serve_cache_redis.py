@@ -305,6 +305,52 @@ def test_a_delete_that_missed_redis_is_sent_when_it_is_back(ladder_server, redis
     assert c.get(path).json()["content"] == "v2"
 
 
+def test_a_write_while_the_breaker_stays_open_after_a_reconnect_reaches_redis(
+    ladder_server, redis
+):
+    """Redis paused past the command deadline: the breaker opens. Once Redis
+    answers, the connection comes back (its set-up sends the kept delete)
+    while the breaker stays open (--redis-breaker-open 3s). A write then is
+    answered and its delete kept; it must still reach Redis once the breaker
+    closes: the old value another node put back is deleted, the gauge ends
+    at 0, and the key's slot is read from Redis again (not bypassed)."""
+    srv = node(ladder_server, redis, *FAULT_FLAGS[:-1], "3s")
+    c = srv.client()
+    _, token = new_account(c, "bo")
+    item = create_item(c, token, "v1")
+    path = "/v1/items/" + item["id"]
+    key = "n:c:i" + item["id"]
+    r = c.get(path)
+    assert poll(lambda: redis.cmd("GET", key) is not None)
+    old = redis.cmd("GET", key)
+    opens = metric(srv, "ladder_redis_breaker_opens_total", conn="cache")
+    redis.pause()
+    try:
+        w = c.put(path, {"content": "v2"}, token=token, headers={"If-Match": r.header("ETag")})
+        assert w.status == 200
+        assert poll(lambda: metric(srv, "ladder_redis_breaker_opens_total", conn="cache") > opens)
+    finally:
+        redis.resume()
+    assert poll(lambda: metric(srv, "ladder_redis_up", conn="cache") == 1)
+    assert poll(lambda: metric(srv, "ladder_cache_pending_deletes", level="l2") == 0)
+    assert redis.cmd("GET", key) is None
+    # Another node that read v1 before the write fills it back meanwhile.
+    assert redis.cmd("SET", key, old) == "OK"
+    assert metric(srv, "ladder_redis_breaker_state", conn="cache") == 1
+    w = c.put(path, {"content": "v3"}, token=token, headers={"If-Match": w.header("ETag")})
+    assert w.status == 200
+    # The item's key and its owner's list.
+    assert metric(srv, "ladder_cache_pending_deletes", level="l2") == 2
+    assert poll(lambda: metric(srv, "ladder_redis_breaker_state", conn="cache") == 0)
+    assert poll(lambda: metric(srv, "ladder_cache_pending_deletes", level="l2") == 0)
+    assert redis.cmd("GET", key) is None
+    misses = l2(srv, "ladder_cache_misses_total")
+    got = c.get(path)
+    assert got.status == 200 and got.json()["content"] == "v3"
+    assert l2(srv, "ladder_cache_misses_total") == misses + 1
+    assert poll(lambda: "v3" in (redis.cmd("GET", key) or ""))
+
+
 def test_settings_checked_and_password_never_printed(ladder_cli, tmp_path):
     r = ladder_cli("serve", "--data", str(tmp_path), "--cache", "redis")
     assert r.returncode == 2

@@ -2,7 +2,8 @@
  * test_redis.c - the Redis client (redis/redis.h): URLs, the backoff, and a
  * connection against a fake server on loopback that first never answers
  * (deadlines cut it, the breaker opens and refuses fast) and then answers
- * every PING (the connection comes back, the probe closes the breaker).
+ * every PING (the connection comes back, the probe closes the breaker and
+ * the user is told commands go through again).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -208,7 +209,14 @@ static bool is_closed_and_usable(struct ld_redis *r)
 	return ld_redis_breaker_state(r) == LD_REDIS_CLOSED && ld_redis_usable(r);
 }
 
-static int answered, failed;
+static int answered, failed, usable_calls;
+
+static void on_usable(struct ld_redis *r, void *udata)
+{
+	(void)udata;
+	CHECK(ld_redis_usable(r));
+	usable_calls++;
+}
 
 static void on_cmd(struct ld_redis *r, const redisReply *reply, const char *err, void *udata)
 {
@@ -246,7 +254,9 @@ static void test_deadline_breaker_and_recovery(void)
 	cfg.backoff_max_ms = 20;
 	cfg.breaker_failures = 3;
 	cfg.breaker_open_ms = 100;
-	CHECK_INT(ld_redis_open(&uv, &cfg, "test", 0, NULL, true, &r), 0);
+	CHECK_INT(ld_redis_open(&uv, &cfg, "test", 0,
+				&(struct ld_redis_hooks){NULL, NULL, NULL, on_usable}, true, &r),
+		  0);
 	/* Nobody answers: each set-up PING runs past the deadline. */
 	CHECK(run_until(&uv, is_open, r, 5000));
 	CHECK(f.conns >= 3);
@@ -260,6 +270,9 @@ static void test_deadline_breaker_and_recovery(void)
 	 * breaker, and commands go through. */
 	f.answer = true;
 	CHECK(run_until(&uv, is_closed_and_usable, r, 5000));
+	/* Ready came with the breaker open: the user hears of it once, when
+	 * the probe closes it (what it held back can go). */
+	CHECK_INT(usable_calls, 1);
 	CHECK_INT(ld_redis_command(r, 0, on_cmd, NULL, 1, (const char *[]){"PING"}, NULL), 0);
 	for (int i = 0; i < 1000 && answered == 0; i++)
 		uv_run(&uv, UV_RUN_ONCE);
