@@ -3,6 +3,7 @@
  */
 #include "redis/redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
@@ -18,7 +19,7 @@
 enum state {
 	S_IDLE = 0,   /* stopped: connects only at ld_redis_start */
 	S_WAIT,	      /* the backoff before a reconnect */
-	S_CONNECTING, /* connect(2) in progress */
+	S_CONNECTING, /* the host name's resolve, or connect(2), in progress */
 	S_SETUP,      /* connected; the user's set-up commands are out */
 	S_READY,
 	S_CLOSED
@@ -73,10 +74,12 @@ struct ld_redis {
 	uint64_t opened_ns;
 	bool probe_out;
 	struct cmd *head, *tail;
-	uv_timer_t conn_timer;	/* connect deadline, backoff, deferred failure */
-	uv_timer_t cmd_timer;	/* the oldest command's deadline */
-	uv_timer_t probe_timer; /* an open breaker's half-open probe */
-	int open_handles;
+	uv_timer_t conn_timer;	     /* connect deadline, backoff, deferred failure */
+	uv_timer_t cmd_timer;	     /* the oldest command's deadline */
+	uv_timer_t probe_timer;	     /* an open breaker's half-open probe */
+	int open_handles;	     /* the timers and a resolve in flight: freed at 0 */
+	uint64_t resolve_seq;	     /* the current connect's resolve */
+	uv_getaddrinfo_t *resolving; /* in flight, to cancel on close */
 	struct stats st;
 	struct ld_redis *reg_next; /* the metrics registry */
 };
@@ -603,13 +606,14 @@ static void on_connected(const redisAsyncContext *cac, int status)
 	r->in_connect_cb = false;
 }
 
-static void do_connect(struct ld_redis *r)
+/* connect_to connects to ip, an address (hiredis resolves what it is
+ * given, blocking: a host name never reaches it). */
+static void connect_to(struct ld_redis *r, const char *ip)
 {
 	redisAsyncContext *ac;
 	char why[160];
 
-	r->state = S_CONNECTING;
-	ac = redisAsyncConnect(r->addr.host, (int)r->addr.port);
+	ac = redisAsyncConnect(ip, (int)r->addr.port);
 	if (!ac || ac->err) {
 		snprintf(why, sizeof(why), "connect: %s", ac ? ac->errstr : "out of memory");
 		if (ac)
@@ -626,7 +630,95 @@ static void do_connect(struct ld_redis *r)
 	r->ac = ac;
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, on_disconnected);
+}
+
+struct resolve {
+	uv_getaddrinfo_t req;
+	struct ld_redis *r;
+	uint64_t seq;
+};
+
+/* pick_addr writes the first IPv4 address of res, else its first IPv6
+ * one (hiredis's own order), into ip; false if there is neither. */
+static bool pick_addr(const struct addrinfo *res, char *ip, size_t cap)
+{
+	for (int fam = 0; fam < 2; fam++)
+		for (const struct addrinfo *a = res; a; a = a->ai_next) {
+			if (fam == 0 && a->ai_family == AF_INET)
+				return uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip,
+						   cap) == 0;
+			if (fam == 1 && a->ai_family == AF_INET6)
+				return uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, ip,
+						   cap) == 0;
+		}
+	return false;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct resolve *q = req->data;
+	struct ld_redis *r = q->r;
+	char ip[INET6_ADDRSTRLEN], why[400];
+
+	if (r->resolving == req)
+		r->resolving = NULL;
+	/* A connect timeout, a stop or a close since: this one is stale. */
+	if (r->state == S_CONNECTING && !r->ac && q->seq == r->resolve_seq) {
+		if (status) {
+			snprintf(why, sizeof(why), "resolve %s: %s", r->addr.host,
+				 uv_strerror(status));
+			fail_now(r, why, true);
+		} else if (!pick_addr(res, ip, sizeof(ip))) {
+			snprintf(why, sizeof(why), "resolve %s: no IPv4 or IPv6 address",
+				 r->addr.host);
+			fail_now(r, why, true);
+		} else {
+			connect_to(r, ip);
+		}
+	}
+	uv_freeaddrinfo(res);
+	free(q);
+	if (--r->open_handles == 0)
+		free(r);
+}
+
+/* do_connect starts a connect; a host name is resolved first in libuv's
+ * thread pool (getaddrinfo blocks, and the loop serves requests). The
+ * connect deadline covers both. */
+static void do_connect(struct ld_redis *r)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+	struct resolve *q;
+	int rc;
+
+	r->state = S_CONNECTING;
+	r->resolve_seq++;
 	uv_timer_start(&r->conn_timer, on_conn_timer, r->cfg.connect_timeout_ms, 0);
+	if (inet_pton(AF_INET, r->addr.host, bin) == 1 ||
+	    inet_pton(AF_INET6, r->addr.host, bin) == 1) {
+		connect_to(r, r->addr.host);
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		fail_now(r, "connect: out of memory", true);
+		return;
+	}
+	q->r = r;
+	q->seq = r->resolve_seq;
+	q->req.data = q;
+	rc = uv_getaddrinfo(r->uv, &q->req, on_resolved, r->addr.host, NULL,
+			    &(struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM});
+	if (rc) {
+		char why[400];
+
+		free(q);
+		snprintf(why, sizeof(why), "resolve %s: %s", r->addr.host, uv_strerror(rc));
+		fail_now(r, why, true);
+		return;
+	}
+	r->open_handles++;
+	r->resolving = &q->req;
 }
 
 void ld_redis_ready(struct ld_redis *r)
@@ -746,6 +838,10 @@ void ld_redis_close(struct ld_redis *r)
 		ac->data = NULL;
 		redisAsyncFree(ac);
 	}
+	/* A resolve not started yet ends now (UV_ECANCELED); one running ends
+	 * when getaddrinfo returns. Either way its callback frees r if last. */
+	if (r->resolving)
+		(void)uv_cancel((uv_req_t *)r->resolving);
 	uv_close((uv_handle_t *)&r->conn_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->cmd_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->probe_timer, on_handle_closed);

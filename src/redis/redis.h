@@ -97,7 +97,10 @@ struct ld_redis_hooks {
 
 /* ld_redis_open makes a connection named name (the metrics' conn label)
  * for loop index loop on uv. With start it connects now, else only at
- * ld_redis_start. 0, -EINVAL (bad URL), -ENOMEM. */
+ * ld_redis_start. A host name is resolved on each connect in libuv's
+ * thread pool (uv_getaddrinfo), never on the loop; its first IPv4 address
+ * is used, else its first IPv6 one; the resolve counts in the connect's
+ * deadline. 0, -EINVAL (bad URL), -ENOMEM. */
 int ld_redis_open(uv_loop_t *uv, const struct ld_redis_config *cfg, const char *name, unsigned loop,
 		  const struct ld_redis_hooks *hooks, bool start, struct ld_redis **out);
 

@@ -351,6 +351,23 @@ def test_a_write_while_the_breaker_stays_open_after_a_reconnect_reaches_redis(
     assert poll(lambda: "v3" in (redis.cmd("GET", key) or ""))
 
 
+def test_a_host_name_in_the_url_is_resolved_and_used(ladder_server, redis):
+    """redis://localhost:PORT: the name is resolved off the loop, the
+    connection comes up, and a read is filled into Redis and hit there."""
+    srv = ladder_server(
+        "--cache", "redis", "--redis", "redis://localhost:%d" % redis.port,
+        "--redis-prefix", "h:", "--threads", "1",
+    )  # fmt: skip
+    assert poll(lambda: metric(srv, "ladder_redis_up", conn="cache") == 1), srv.stderr_tail()
+    c = srv.client()
+    _, token = new_account(c, "hn")
+    item = create_item(c, token, "v1")
+    path = "/v1/items/" + item["id"]
+    assert c.get(path).status == 200
+    assert poll(lambda: l2(srv, "ladder_cache_fills_total") == 1)
+    assert "v1" in redis.cmd("GET", "h:c:i" + item["id"])
+
+
 def test_settings_checked_and_password_never_printed(ladder_cli, tmp_path):
     r = ladder_cli("serve", "--data", str(tmp_path), "--cache", "redis")
     assert r.returncode == 2

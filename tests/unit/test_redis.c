@@ -296,11 +296,49 @@ static void test_deadline_breaker_and_recovery(void)
 	CHECK_INT(uv_loop_close(&uv), 0);
 }
 
+/* A host name: resolved off the loop (uv_getaddrinfo), then connected to
+ * its address; a close while the resolve is out frees nothing early. */
+static void test_host_name_is_resolved(void)
+{
+	uv_loop_t uv;
+	struct fake f = {0};
+	struct ld_redis_config cfg = {0};
+	struct ld_redis *r = NULL, *gone = NULL;
+	int before = answered;
+
+	CHECK_INT(uv_loop_init(&uv), 0);
+	CHECK_INT(fake_start(&uv, &f), 0);
+	f.answer = true;
+	snprintf(cfg.url, sizeof(cfg.url), "redis://localhost:%d", f.port);
+	cfg.connect_timeout_ms = 2000;
+	cfg.command_timeout_ms = 2000;
+	cfg.backoff_base_ms = 5;
+	cfg.backoff_max_ms = 20;
+	cfg.breaker_failures = 3;
+	cfg.breaker_open_ms = 100;
+	CHECK_INT(ld_redis_open(&uv, &cfg, "test-name", 0, NULL, true, &gone), 0);
+	ld_redis_close(gone);
+	CHECK_INT(ld_redis_open(&uv, &cfg, "test-name", 1, NULL, true, &r), 0);
+	CHECK(!ld_redis_usable(r)); /* the resolve is out: nothing connected yet */
+	CHECK(run_until(&uv, is_closed_and_usable, r, 5000));
+	CHECK_INT(f.conns, 1);
+	CHECK_INT(ld_redis_command(r, 0, on_cmd, NULL, 1, (const char *[]){"PING"}, NULL), 0);
+	for (int i = 0; i < 1000 && answered == before; i++)
+		uv_run(&uv, UV_RUN_ONCE);
+	CHECK_INT(answered, before + 1);
+	ld_redis_close(r);
+	uv_close((uv_handle_t *)&f.srv, NULL);
+	uv_walk(&uv, close_left, NULL);
+	uv_run(&uv, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&uv), 0);
+}
+
 int main(void)
 {
 	RUN(test_url_parse);
 	RUN(test_backoff_full_jitter);
 	RUN(test_cache_value_and_key_codec);
 	RUN(test_deadline_breaker_and_recovery);
+	RUN(test_host_name_is_resolved);
 	return unit_finish();
 }
