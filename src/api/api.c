@@ -345,6 +345,10 @@ int ld_api_keep_password(struct ld_api_req *q, const struct ld_str *pw)
 	return 0;
 }
 
+#define UNKNOWN_OUTCOME                                                                            \
+	"the store became unavailable after the write was sent: the outcome is unknown; "          \
+	"retry with an Idempotency-Key, or read before retrying"
+
 void ld_api_store_failed(struct ld_api_req *q, int status)
 {
 	switch (status) {
@@ -365,7 +369,12 @@ void ld_api_store_failed(struct ld_api_req *q, int status)
 		ld_api_problem(q, 503, "the server is overloaded; retry after a moment");
 		break;
 	case LD_STORE_UNAVAILABLE:
-		ld_api_problem(q, 503, "the store is not available");
+		/* A write whose COMMIT was sent when the database went away: the
+		 * client must know a blind retry may make it twice. */
+		if (q->op.status == status && q->op.outcome_unknown)
+			ld_api_problem(q, 503, UNKNOWN_OUTCOME);
+		else
+			ld_api_problem(q, 503, "the store is not available");
 		break;
 	case LD_STORE_TIMEOUT:
 		/* The contract says a timed-out write was not committed, so a

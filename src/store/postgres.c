@@ -892,9 +892,11 @@ static uint64_t backoff_ms(struct ld_store *s, unsigned attempt)
 	return x % (cap + 1);
 }
 
-/* lose ends a connection: units in flight are answered (a read
- * UNAVAILABLE; a write ERROR, since its COMMIT may have happened), and a new
- * attempt is scheduled. why is for the log. */
+/* lose ends a connection: units in flight are answered UNAVAILABLE, and a
+ * new attempt is scheduled. A write among them may have committed (its Sync
+ * was sent), so it is marked outcome_unknown and never resent, unless its
+ * statement had already failed (its transaction cannot commit). why is for
+ * the log. */
 static void lose(struct pgc *p, const char *why)
 {
 	struct ld_store_conn *c = p->c;
@@ -934,13 +936,16 @@ static void lose(struct pgc *p, const char *why)
 		next = u->next;
 		if (u->aux == AUX_SAMPLE)
 			c->sampling[p->target] = false;
-		if (u->op && p->target && !u->write)
+		if (u->op && p->target && !u->write) {
 			route_op(c, u->op, true); /* a read: the primary answers it */
-		else if (u->op)
-			complete(c, u->op,
-				 u->committed ? LD_STORE_OK
-				 : u->write   ? LD_STORE_ERROR
-					      : LD_STORE_UNAVAILABLE);
+		} else if (u->op && u->committed) {
+			complete(c, u->op, LD_STORE_OK);
+		} else if (u->op) {
+			bool failed = (u->cmd > 0 || u->got) && !u->ran;
+
+			u->op->outcome_unknown = u->write && !failed;
+			complete(c, u->op, LD_STORE_UNAVAILABLE);
+		}
 		free(u);
 	}
 	note_ready(c);
@@ -1471,6 +1476,7 @@ static void pg_submit(struct ld_store_conn *c, struct ld_store_op *op)
 
 	op->conn = c;
 	op->next = NULL;
+	op->outcome_unknown = false;
 	op->t_taken_ns = op->t_commit_ns = op->t_committed_ns = 0;
 	op->due_ns = op->deadline_ns ? op->deadline_ns : now + s->op_timeout_ns;
 	c->inflight++;
@@ -1502,7 +1508,8 @@ static void pg_submit(struct ld_store_conn *c, struct ld_store_op *op)
 /* on_expire: waiting ops past their deadline end in TIMEOUT (never sent);
  * reads in flight past theirs too (their answer is dropped later); a write
  * in flight for op_timeout past its deadline means the connection is stuck:
- * it is closed, and the write ends in ERROR. */
+ * it is closed, and the write ends as on a loss (UNAVAILABLE, outcome
+ * unknown). */
 static void on_expire(uv_timer_t *h)
 {
 	struct ld_store_conn *c = h->data;

@@ -880,6 +880,7 @@ static void sqlite_submit(struct ld_store_conn *c, struct ld_store_op *op)
 
 	op->conn = c;
 	op->next = NULL;
+	op->outcome_unknown = false;
 	/* Reads take microseconds inline: only a deadline the caller set can
 	 * have passed already, so only then is the clock read. */
 	if (op->deadline_ns)

@@ -462,6 +462,7 @@ static void run_batch(struct ld_store *s, struct ld_store_op **batchp,
 	int64_t now = now_unix_ms();
 	unsigned n = 0, nerr = 0; /* nerr: ops that failed alone, inside a batch that commits */
 	uint64_t unset = 0;
+	bool unknown = false; /* the COMMIT itself failed */
 	int rc, orc;
 
 	for (op = *batchp; op; op = op->next)
@@ -501,8 +502,12 @@ static void run_batch(struct ld_store *s, struct ld_store_op **batchp,
 	test_delay(s);
 	bt->sync = uv_hrtime();
 	rc = run(s, LD_SQL_COMMIT);
-	if (rc != SQLITE_OK)
+	if (rc != SQLITE_OK) {
+		/* The frames may have reached the WAL before the sync failed:
+		 * a crash recovery could still find the batch. */
+		unknown = true;
 		goto fail;
+	}
 	bt->end = uv_hrtime();
 	bt->begin = t0;
 	bt->committed = true;
@@ -522,7 +527,16 @@ fail:
 	ld__sqlite_log_error(s, s->db, "batch", rc);
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, LD_SQL_ROLLBACK);
-	fail_batch(s, *batchp, n, LD_STORE_ERROR);
+	/* An I/O error made the store unusable: UNAVAILABLE, as for every
+	 * write after it, and of unknown outcome if it hit the COMMIT.
+	 * Anything else was rolled back: an ERROR, not committed. */
+	if (atomic_load(&s->healthy)) {
+		fail_batch(s, *batchp, n, LD_STORE_ERROR);
+	} else {
+		fail_batch(s, *batchp, n, LD_STORE_UNAVAILABLE);
+		for (op = *batchp; op; op = op->next)
+			op->outcome_unknown = unknown;
+	}
 out:
 	return;
 }

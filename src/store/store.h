@@ -21,10 +21,17 @@
  * not committed and never will be: a driver times a write out only while it
  * can still guarantee that (queued, waiting for a lock or a connection). A
  * write already committing completes with the commit's result; a driver that
- * loses track of a commit (a connection lost after COMMIT was sent) answers
- * LD_STORE_ERROR, whose outcome is unknown, never TIMEOUT. Every driver
- * states how long past the deadline a committing write can take (sqlite.h);
- * so a graceful shutdown waits a bounded time for the store.
+ * loses track of a commit (a connection lost or cut after the COMMIT was
+ * sent, a COMMIT that failed on an I/O error) never answers TIMEOUT and
+ * never retries the write: it answers LD_STORE_UNAVAILABLE (the database
+ * cannot be used now) with op->outcome_unknown set, since the commit may or
+ * may not have happened. Every driver states how long past the deadline a
+ * committing write can take (sqlite.h, postgres.h); so a graceful shutdown
+ * waits a bounded time for the store.
+ *
+ * Failed writes. A write that ends in any status but OK was not committed
+ * and never will be, unless op->outcome_unknown is set; drivers set it only
+ * with UNAVAILABLE, and clear it at submit.
  *
  * Read-your-writes. A write's done() with LD_STORE_OK may set
  * op->commit_pos, the store position its commit reached (0: the driver has
@@ -73,8 +80,10 @@ enum ld_store_status {
 	LD_STORE_PRECONDITION = -3, /* expect_version did not match */
 	LD_STORE_FORBIDDEN = -4,    /* the row belongs to another user */
 	LD_STORE_BUSY = -5,	    /* write queue full: shed load, retry later */
-	LD_STORE_UNAVAILABLE = -6,  /* shutting down, or the database is unusable */
-	LD_STORE_ERROR = -7,   /* anything else (logged by the driver); a write: unknown outcome */
+	/* Shutting down, the database unreachable (a connection lost) or
+	 * unusable: retry later. A write: see outcome_unknown. */
+	LD_STORE_UNAVAILABLE = -6,
+	LD_STORE_ERROR = -7,   /* anything else (logged by the driver); a write was not committed */
 	LD_STORE_TIMEOUT = -8, /* the deadline passed first; a write was not committed */
 };
 
@@ -231,6 +240,10 @@ struct ld_store_op {
 	bool fresh;
 
 	int status; /* enum ld_store_status */
+	/* Output, with a write's UNAVAILABLE: its COMMIT was sent (or ran)
+	 * and its answer lost, so it may have been committed. false: a failed
+	 * write was not committed. */
+	bool outcome_unknown;
 
 	/* Set by a driver whose writes go through a writer thread, for the
 	 * request's stage clock (obs/stages.h); 0 when the op never reached
