@@ -12,6 +12,9 @@ if [ -x bench/generator.sh ]; then
 	bench/generator.sh
 fi
 echo
+echo "== ladder on PostgreSQL vs pgbench (reads, durable writes) =="
+bench/postgres.sh
+echo
 echo "== memory per idle keep-alive connection =="
 bench/idle.sh
 echo

@@ -156,24 +156,25 @@ def test_readyz_follows_the_primary(ladder_server, pg):
 
 
 class TableLock:
-    """Holds ACCESS EXCLUSIVE on a table from a psql session of its own, so
-    the server's statements on it wait inside PostgreSQL."""
+    """Holds a lock on a table from a psql session of its own (ACCESS
+    EXCLUSIVE: every statement on it waits inside PostgreSQL; SHARE: only
+    the writes)."""
 
-    def __init__(self, pg, db, table):
+    def __init__(self, pg, db, table, mode="ACCESS EXCLUSIVE"):
         self.p = subprocess.Popen(
             ["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-d", pg.conninfo(db)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.p.stdin.write(
-            ("SET application_name = 'locker'; BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n"
-             % table).encode()
+            ("SET application_name = 'locker'; BEGIN; LOCK TABLE %s IN %s MODE;\n"
+             % (table, mode)).encode()
         )
         self.p.stdin.flush()
         poll(
             lambda: pg.psql(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                " WHERE a.application_name = 'locker' AND l.mode = 'AccessExclusiveLock'"
-                " AND l.granted", db=db,
+                " WHERE a.application_name = 'locker' AND l.mode = '%sLock'"
+                " AND l.granted" % mode.title().replace(" ", ""), db=db,
             ).split() == ["1"],
             what="the table lock",
         )  # fmt: skip
@@ -211,17 +212,25 @@ def test_lost_connection_fails_ops_in_flight(ladder_server, pg):
     UNAVAILABLE (503 + Retry-After); the write, whose COMMIT may have
     happened, says its outcome is unknown, and it is not retried. Then the
     pool reconnects."""
-    srv, db = pg_server(ladder_server, pg, "--threads", "1", "--pg-pool", "1")
+    # Deadlines far past the setting-up on a busy machine: the ops must be
+    # in flight, not timed out, when the connection goes.
+    srv, db = pg_server(ladder_server, pg, "--threads", "1", "--pg-pool", "1",
+                        "--store-timeout", "20s")  # fmt: skip
     c = srv.client()
     _, token = new_account(c, "pglost")
     item = create_item(c, token, "x")
     lock = TableLock(pg, db, "items")
     try:
+        # The read first: it waits for the lock inside PostgreSQL, and the
+        # write is pipelined behind it on the one connection, so the write
+        # has had no answer at all when the connection goes. (A statement
+        # the server is running when it cuts the session gets an error
+        # first: that write would be known not made.)
         rc, r_box = in_thread(lambda: srv.client().get("/v1/items/" + item["id"]))
+        poll(waiting_on_lock(pg, db, 1), what="the read waiting for the lock")
+        poll(lambda: store_depth(srv) == 1, what="the read in flight")
         wc, w_box = in_thread(lambda: srv.client().post("/v1/items", {"content": "w"},
                                                         token=token))
-        # Both sent: one waits for the lock, the other behind it.
-        poll(waiting_on_lock(pg, db, 1), what="the server's statements waiting")
         poll(lambda: store_depth(srv) == 2, what="both ops in flight")
         pg.psql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
