@@ -24,10 +24,12 @@
  *     already sent ends in TIMEOUT at its deadline and its answer is dropped
  *     when it comes. A write already sent waits for its COMMIT's answer, for
  *     at most op_timeout_ms past its deadline; then the connection is closed
- *     and the write ends in ERROR (outcome unknown), as on connection loss.
- *   - Connection loss: reads in flight end in UNAVAILABLE; writes whose Sync
- *     was sent end in ERROR (the COMMIT may or may not have happened; they
- *     are never retried). The connection is re-made after an exponential
+ *     and the write ends as on connection loss.
+ *   - Connection loss: ops in flight end in UNAVAILABLE (a replica's reads
+ *     go to the primary). A write whose Sync was sent has outcome_unknown
+ *     set (the COMMIT may or may not have happened; it is never retried),
+ *     unless its statement had already failed (not made) or its COMMIT had
+ *     returned (OK). The connection is re-made after an exponential
  *     backoff with full jitter (50 ms doubling to 5 s). While every
  *     connection of the pool is down, ops end in UNAVAILABLE at once, and
  *     ping() fails (so /readyz answers 503) until one is ready again.
