@@ -26,6 +26,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/stats.h"
+#include "store/pg_resolve.h"
 
 #define POOL_MAX	     64
 #define BACKOFF_BASE_MS	     50
@@ -40,6 +41,9 @@
 
 struct ld_store {
 	char *conninfo;
+	/* Host names to resolve off the loop, by target (0: the primary, k:
+	 * replica k), or NULL where the conninfo needs no lookup. */
+	struct ld_pg_hosts *hosts[LD_PG_REPLICAS_MAX + 1];
 	unsigned pool;
 	uint64_t connect_timeout_ms;
 	unsigned queue_max; /* per loop */
@@ -101,6 +105,8 @@ struct pgc {
 	uv_timer_t timer; /* connect timeout while connecting, retry wait while down */
 	unsigned attempt; /* failed attempts in a row */
 	bool logged_down; /* said once per outage */
+	bool resolving;	  /* its host names are being looked up (attempt gen) */
+	unsigned gen;
 	struct unit *head, *tail;
 	unsigned nunits; /* units with an op, for load balancing */
 	unsigned target; /* 0: the primary; k: replica k of --pg-replicas */
@@ -371,6 +377,11 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 				check_conninfo, err, errlen);
 	if (rc != 0)
 		goto fail;
+	rc = ld_pg_hosts_parse(s->conninfo, &s->hosts[0], err, errlen);
+	for (unsigned k = 0; rc == 0 && k < s->reps.n; k++)
+		rc = ld_pg_hosts_parse(s->reps.r[k].conninfo, &s->hosts[k + 1], err, errlen);
+	if (rc != 0)
+		goto fail;
 	rc = -EIO;
 	pg = PQconnectdb(s->conninfo);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
@@ -420,6 +431,8 @@ static void pg_close(struct ld_store *s)
 	if (s->window_pg)
 		PQfinish(s->window_pg);
 	uv_mutex_destroy(&s->idmu);
+	for (unsigned k = 0; k <= LD_PG_REPLICAS_MAX; k++)
+		ld_pg_hosts_free(s->hosts[k]);
 	free(s->conninfo);
 	free(s);
 }
@@ -767,20 +780,28 @@ static void start_connect(struct pgc *p);
 static void drain(struct pgc *p);
 static void dispatch_waiting(struct ld_store_conn *c);
 
-static void on_handle_closed(uv_handle_t *h)
+/* release drops one of the things that keep c alive (its handles, a host
+ * lookup under way) and frees it after the last. */
+static void release(struct ld_store_conn *c)
 {
-	struct ld_store_conn *c = h->data;
 	unsigned i;
 
-	if ((void *)h != (void *)&c->expire && (void *)h != (void *)&c->sample &&
-	    !(h >= (uv_handle_t *)c->pgc && h < (uv_handle_t *)(c->pgc + c->npgc)))
-		free(h); /* a poll handle */
 	if (--c->handles > 0)
 		return;
 	for (i = 0; i < c->npgc; i++)
 		PQfinish(c->pgc[i].pg);
 	free(c->pgc);
 	free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct ld_store_conn *c = h->data;
+
+	if ((void *)h != (void *)&c->expire && (void *)h != (void *)&c->sample &&
+	    !(h >= (uv_handle_t *)c->pgc && h < (uv_handle_t *)(c->pgc + c->npgc)))
+		free(h); /* a poll handle */
+	release(c);
 }
 
 static void drop_poll(struct pgc *p)
@@ -923,6 +944,7 @@ static void lose(struct pgc *p, const char *why)
 	PQfinish(p->pg);
 	p->pg = NULL;
 	p->state = PGC_DOWN;
+	p->resolving = false; /* a lookup's late answer is ignored */
 	u = p->head;
 	p->head = p->tail = NULL;
 	p->nunits = 0;
@@ -1050,23 +1072,63 @@ static void connect_step(struct pgc *p)
 	}
 }
 
-static void start_connect(struct pgc *p)
+/* connect_with starts libpq's connect: with the target's conninfo as it
+ * is, or with kw/vals from a host lookup (every host with its address, so
+ * libpq has nothing to resolve). */
+static void connect_with(struct pgc *p, const char *const *kw, const char *const *vals)
 {
 	struct ld_store_conn *c = p->c;
 
-	/* Note: libpq resolves host names here, blocking; a conninfo with
-	 * hostaddr (or an IP address as host) never does (docs/store.md). */
-	p->pg = PQconnectStart(p->target ? c->s->reps.r[p->target - 1].conninfo : c->s->conninfo);
-	p->state = PGC_CONNECTING;
+	p->pg =
+	    kw ? PQconnectStartParams(kw, vals, 1)
+	       : PQconnectStart(p->target ? c->s->reps.r[p->target - 1].conninfo : c->s->conninfo);
 	if (!p->pg || PQstatus(p->pg) == CONNECTION_BAD) {
 		lose(p, NULL);
 		return;
 	}
 	PQsetNoticeProcessor(p->pg, quiet, NULL);
-	uv_timer_start(&p->timer, on_timer, c->s->connect_timeout_ms, 0);
 	/* Before the first PQconnectPoll, libpq wants the socket writable. */
 	if (watch(p, UV_WRITABLE) != 0)
 		lose(p, "cannot watch the socket");
+}
+
+static void on_resolved(void *arg, unsigned tag, int status, const char *const *kw,
+			const char *const *vals, const char *err)
+{
+	struct pgc *p = arg;
+	struct ld_store_conn *c = p->c;
+
+	if (p->resolving && tag == p->gen && !c->closing) {
+		p->resolving = false;
+		if (status != 0)
+			lose(p, err);
+		else
+			connect_with(p, kw, vals);
+	}
+	release(c);
+}
+
+/* start_connect makes one connection attempt, bounded by connect_timeout
+ * from here: PQconnectStart would resolve host names itself, blocking the
+ * loop, so a conninfo that names hosts without hostaddr has them looked up
+ * on the thread pool first (pg_resolve.h). */
+static void start_connect(struct pgc *p)
+{
+	struct ld_store_conn *c = p->c;
+	const struct ld_pg_hosts *hosts = c->s->hosts[p->target];
+
+	p->state = PGC_CONNECTING;
+	uv_timer_start(&p->timer, on_timer, c->s->connect_timeout_ms, 0);
+	if (!hosts) {
+		connect_with(p, NULL, NULL);
+		return;
+	}
+	p->resolving = true;
+	c->handles++; /* c stays until the lookup answers */
+	if (ld_pg_resolve(c->loop, hosts, p, ++p->gen, on_resolved) != 0) {
+		c->handles--;
+		lose(p, "out of memory for a host lookup");
+	}
 }
 
 static void on_timer(uv_timer_t *h)

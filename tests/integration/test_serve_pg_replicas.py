@@ -517,3 +517,34 @@ def test_token_covers_a_commit_made_with_synchronous_commit_off(ladder_server, p
             assert g.json()["content"] == "async %d" % i
             time.sleep(0.02)
     c.close()
+
+
+def test_replica_named_by_host_name(ladder_server, pgr):
+    """A replica's conninfo with a host name (no hostaddr) is resolved off
+    the loop like the primary's: the replica joins the rotation and answers
+    reads."""
+    db = pgr.new_database()
+    for replica in pgr.replicas:
+        poll(
+            lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
+            .split() == ["1"],
+            what="the database on the replica",
+        )  # fmt: skip
+    named = ",".join(
+        "host=localhost port=%d dbname=%s user=postgres" % (r.port, db) for r in pgr.replicas
+    )
+    srv = ladder_server(
+        "--store", "postgres", "--cache", "none", "--pg-primary", pgr.conninfo(db),
+        "--pg-replicas", named,
+    )  # fmt: skip
+    for k in range(1, len(pgr.replicas) + 1):
+        key = 'ladder_pg_replica_in_rotation{replica="%d"}' % k
+        poll(lambda: metrics(srv)[key] == LOOPS, what="replica %d in rotation" % k)
+    c = srv.client()
+    _, token = new_account(c, "repname")
+    item = create_item(c, token, "via a named replica")
+    poll(
+        lambda: replica_answer(srv, c, item["id"]) == "via a named replica",
+        what="a replica answering the read",
+    )
+    c.close()

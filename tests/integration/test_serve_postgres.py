@@ -385,3 +385,22 @@ def test_a_restarted_node_takes_a_free_id_window(ladder_server, pg):
         a = ladder_server(*flags)
         assert window(a, token) == wa
         assert window(b, token) == wb
+
+
+def test_host_name_in_conninfo(ladder_server, pg):
+    """A host name (not hostaddr) is looked up on the thread pool, never by
+    libpq on a loop, at every connection attempt: the node connects,
+    reconnects after an outage, and serves."""
+    db = pg.new_database()
+    conninfo = "host=localhost port=%d dbname=%s user=postgres" % (pg.port, db)
+    srv = ladder_server("--store", "postgres", "--pg-primary", conninfo, "--pg-pool", "2")
+    c = srv.client()
+    _, token = new_account(c, "pgname")
+    item = create_item(c, token, "via localhost")
+    assert c.get("/v1/items/" + item["id"]).json()["content"] == "via localhost"
+    pg.halt()
+    poll(lambda: readyz(srv) == 503, what="/readyz 503 with the primary down")
+    pg.resume()
+    poll(lambda: readyz(srv) == 200, what="/readyz 200 once localhost answers again")
+    assert create_item(c, token, "after")["content"] == "after"
+    c.close()
