@@ -28,6 +28,8 @@
 #include "obs/stats.h"
 #include "store/pg_resolve.h"
 
+/* Reads in one batch at most (one Sync); more start another. */
+#define READ_BATCH_MAX	     64
 #define POOL_MAX	     64
 #define BACKOFF_BASE_MS	     50
 #define BACKOFF_CAP_MS	     5000
@@ -86,6 +88,10 @@ struct unit {
 	 * there and goes to the primary. */
 	enum { AUX_NONE, AUX_LSN, AUX_SAMPLE } aux;
 	bool follow, committed, retry;
+	/* A read batched with the ones sent after it on the same connection
+	 * in the same loop pass: no Sync of its own (the batch's last read
+	 * has it); resend: skipped after a failed neighbour, sent again. */
+	bool nosync, resend;
 	uint64_t pos;
 	struct unit *next;
 };
@@ -108,8 +114,10 @@ struct pgc {
 	bool resolving;	  /* its host names are being looked up (attempt gen) */
 	unsigned gen;
 	struct unit *head, *tail;
-	unsigned nunits; /* units with an op, for load balancing */
-	unsigned target; /* 0: the primary; k: replica k of --pg-replicas */
+	struct unit *open; /* the last read of a batch still open (no Sync yet) */
+	unsigned nopen;	   /* reads in that batch */
+	unsigned nunits;   /* units with an op, for load balancing */
+	unsigned target;   /* 0: the primary; k: replica k of --pg-replicas */
 };
 
 struct ld_store_conn {
@@ -128,6 +136,9 @@ struct ld_store_conn {
 
 	uv_timer_t expire;
 	uint64_t expire_at_ns;
+	/* Closes every open read batch (its Sync, one flush) once per loop
+	 * pass, before the loop waits. */
+	uv_prepare_t prep;
 
 	bool ready;	   /* a connection is ready; else counted in unready_loops */
 	unsigned inflight; /* ops submitted and not completed */
@@ -799,6 +810,7 @@ static void on_handle_closed(uv_handle_t *h)
 	struct ld_store_conn *c = h->data;
 
 	if ((void *)h != (void *)&c->expire && (void *)h != (void *)&c->sample &&
+	    (void *)h != (void *)&c->prep &&
 	    !(h >= (uv_handle_t *)c->pgc && h < (uv_handle_t *)(c->pgc + c->npgc)))
 		free(h); /* a poll handle */
 	release(c);
@@ -947,6 +959,8 @@ static void lose(struct pgc *p, const char *why)
 	p->resolving = false; /* a lookup's late answer is ignored */
 	u = p->head;
 	p->head = p->tail = NULL;
+	p->open = NULL;
+	p->nopen = 0;
 	p->nunits = 0;
 	uv_timer_stop(&p->timer);
 	if (!c->closing) {
@@ -1264,6 +1278,8 @@ static void unit_done(struct pgc *p, struct unit *u)
 			u->next->write = true;
 			u->next->committed = true;
 			p->nunits++;
+		} else if (u->resend) {
+			route_op(c, u->op, false);
 		} else if (u->retry) {
 			route_op(c, u->op, true);
 		} else {
@@ -1279,7 +1295,17 @@ static void drain(struct pgc *p)
 	struct unit *u;
 	PGresult *r;
 
-	while (p->pg && (u = p->head) && !PQisBusy(p->pg)) {
+	while (p->pg && (u = p->head)) {
+		if (u->nosync && u->cmd >= u->ncmds) {
+			/* A batched read without a Sync of its own: done at
+			 * its statement's end (it may have ended while it was
+			 * its batch's last, before the next joined). */
+			unit_done(p, u);
+			maybe_finish(p->c);
+			continue;
+		}
+		if (PQisBusy(p->pg))
+			break;
 		r = PQgetResult(p->pg);
 		if (!r) {
 			if (!u->got)
@@ -1310,6 +1336,11 @@ static void drain(struct pgc *p)
 			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 			    !PQgetisnull(r, 0, 0))
 				u->pos = (uint64_t)get_i64(r, 0, 0);
+		} else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && !u->write) {
+			/* A read skipped because a read before it in its batch
+			 * failed: it changes nothing, so it goes again, routed
+			 * as any read. */
+			u->resend = true;
 		} else if (u->op && p->target && PQresultStatus(r) != PGRES_TUPLES_OK) {
 			/* A replica's error (a conflict with recovery, a
 			 * shutdown): the read is the primary's to answer. */
@@ -1356,10 +1387,15 @@ static void arm_expire(struct ld_store_conn *c, uint64_t due)
 
 /* send_aux queues a position query and its Sync on p (not flushed): 0,
  * -ENOMEM or -EIO with nothing queued, -EPIPE when the Sync failed. */
+static int close_batch(struct pgc *p);
+
 static int send_aux(struct pgc *p, int aux, enum ld_pg_rep_sql stmt)
 {
-	struct unit *a = calloc(1, sizeof(*a));
+	struct unit *a;
 
+	if (close_batch(p) != 0)
+		return -EIO;
+	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->aux = aux;
@@ -1373,8 +1409,54 @@ static int send_aux(struct pgc *p, int aux, enum ld_pg_rep_sql stmt)
 	return PQpipelineSync(p->pg) == 1 ? 0 : -EPIPE;
 }
 
-/* send_op puts op on connection p: its statement and a Sync. 0, or -EIO
- * when the connection failed (op is then not on it). */
+/* close_batch ends p's open read batch, if any, with its Sync (not
+ * flushed). 0, or -EIO: the connection failed (its reads are on it). */
+static int close_batch(struct pgc *p)
+{
+	if (!p->open)
+		return 0;
+	p->open = NULL;
+	p->nopen = 0;
+	return PQpipelineSync(p->pg) == 1 ? 0 : -EIO;
+}
+
+/* on_prep closes every open read batch once per loop pass, before the loop
+ * waits: the reads routed to one connection in this pass go in one send
+ * and share one Sync (one round trip, fewer wakeups on both sides). */
+static void on_prep(uv_prepare_t *h)
+{
+	struct ld_store_conn *c = h->data;
+	bool again;
+	unsigned i;
+
+	uv_prepare_stop(h);
+	/* A loss answers ops whose callbacks may send reads again: those
+	 * go in this pass too, not after the loop has waited. */
+	do {
+		again = false;
+		for (i = 0; i < c->npgc; i++) {
+			struct pgc *p = &c->pgc[i];
+
+			if (p->open && (close_batch(p) != 0 || flush_out(p) != 0)) {
+				lose(p, NULL);
+				again = true;
+			}
+		}
+	} while (again);
+}
+
+/* batched_read: a read that joins p's open batch (no Sync of its own until
+ * the batch closes). Keyed lookups read the commit position after their
+ * Sync, so they go alone, as writes do. */
+static bool batched_read(const struct ld_store_op *op)
+{
+	return !is_write(op->kind) && op->kind != LD_OP_IDEM_GET;
+}
+
+/* send_op puts op on connection p: a read joins p's open batch (its Sync
+ * comes from on_prep); anything else closes that batch first and goes with
+ * a Sync of its own. 0, or -EIO when the connection failed (op is then not
+ * on it). */
 static int send_op(struct pgc *p, struct ld_store_op *op)
 {
 	struct params prm, clear = {.n = 0};
@@ -1403,6 +1485,10 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 		complete(p->c, op, LD_STORE_ERROR);
 		return 0;
 	}
+	if (!batched_read(op) && close_batch(p) != 0) {
+		free(u);
+		return -EIO;
+	}
 	u->op = op;
 	u->write = is_write(op->kind);
 	if (u->write) /* the stage clock: queued until now, committing from now */
@@ -1427,6 +1513,16 @@ static int send_op(struct pgc *p, struct ld_store_op *op)
 	}
 	/* From here the statement may run; the unit must be answered from
 	 * the connection (or as a loss). */
+	if (batched_read(op)) {
+		if (p->open)
+			p->open->nosync = true; /* the Sync is the new last's */
+		push_unit(p, u);
+		p->open = u;
+		if (++p->nopen >= READ_BATCH_MAX && close_batch(p) != 0)
+			return -EPIPE;
+		uv_prepare_start(&p->c->prep, on_prep);
+		return 0;
+	}
 	push_unit(p, u);
 	if (PQpipelineSync(p->pg) != 1)
 		return -EPIPE;
@@ -1707,7 +1803,9 @@ static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_con
 	c->expire.data = c;
 	uv_timer_init(loop, &c->sample);
 	c->sample.data = c;
-	c->handles = 2;
+	uv_prepare_init(loop, &c->prep); /* cannot fail */
+	c->prep.data = c;
+	c->handles = 3;
 	if (s->reps.n) {
 		unsigned ms = ld_pg_rep_sample_ms(&s->reps);
 
@@ -1747,6 +1845,8 @@ static void maybe_finish(struct ld_store_conn *c)
 	uv_close((uv_handle_t *)&c->expire, on_handle_closed);
 	uv_timer_stop(&c->sample);
 	uv_close((uv_handle_t *)&c->sample, on_handle_closed);
+	uv_prepare_stop(&c->prep);
+	uv_close((uv_handle_t *)&c->prep, on_handle_closed);
 	for (i = 0; i < c->npgc; i++) {
 		drop_poll(&c->pgc[i]);
 		uv_timer_stop(&c->pgc[i].timer);
