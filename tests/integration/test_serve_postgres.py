@@ -404,3 +404,38 @@ def test_host_name_in_conninfo(ladder_server, pg):
     poll(lambda: readyz(srv) == 200, what="/readyz 200 once localhost answers again")
     assert create_item(c, token, "after")["content"] == "after"
     c.close()
+
+
+def test_concurrent_reads_each_get_their_own_answer(ladder_server, pg):
+    """Reads arriving together may share one batch (one Sync): each is
+    answered with its own rows, a missing item with 404, whatever its
+    neighbours are."""
+    srv, db = pg_server(ladder_server, pg, "--cache", "none")
+    c = srv.client()
+    _, token = new_account(c, "pgbatch")
+    items = [create_item(c, token, "item %d" % i) for i in range(8)]
+    c.close()
+
+    def reader(k):
+        cc = srv.client()
+        try:
+            got = []
+            for n in range(20):
+                it = items[(k + n) % len(items)]
+                r = cc.get("/v1/items/" + it["id"])
+                got.append((r.status, r.json()["content"]))
+                r = cc.get("/v1/items/%d" % (1234567890123 + k))
+                got.append((r.status, r.json().get("content")))
+            return got
+        finally:
+            cc.close()
+
+    threads = [in_thread(lambda k=k: reader(k)) for k in range(16)]
+    for k, (t, box) in enumerate(threads):
+        t.join(timeout=60)
+        assert "e" not in box, box
+        want = []
+        for n in range(20):
+            want.append((200, items[(k + n) % len(items)]["content"]))
+            want.append((404, None))
+        assert box["r"] == want
