@@ -14,6 +14,12 @@
 #   tests/run.sh integration-redis   integration with --cache redis
 #   tests/run.sh integration-postgres   the suite with every server on the
 #                           postgres store (a PostgreSQL 15 the tests start)
+#   tests/run.sh integration-postgres-cache   the API files on postgres with
+#                           --cache local, then with --cache redis
+#
+# The deferred-store and cache variants run the API files (api_files below),
+# not the whole suite: the rest does not change with the store or cache, and
+# running it six times kept `make test` over its 30 minutes.
 #
 # FUZZ_SECONDS (default 20) bounds each fuzz target in the full run.
 set -u
@@ -59,17 +65,37 @@ run_unit() {
 	done
 }
 
-# run_integration BUILD [STORE [CACHE]]: the integration suite against
-# build/BUILD, every server on store driver STORE (default sqlite) with
-# response cache CACHE (default none).
+# The API suites: every file whose servers answer the API through the store
+# and the cache. The store and cache variants run these alone; the files left
+# out test the CLI, the bench and the planner, or start their own store or
+# cache (their behaviour does not change with LADDER_STORE/LADDER_CACHE), and
+# run once in the full suite.
+api_files="test_serve_items.py test_serve_users.py test_serve_auth.py
+test_serve_pagination.py test_serve_idempotency.py test_serve_conformance.py
+test_serve_regressions.py test_serve_durability.py test_serve_store.py
+test_serve_cache.py test_serve_http.py test_serve_stats.py
+test_serve_ratelimit.py test_serve_shutdown.py"
+# The store variants also run what touches the store beyond the API:
+# photos and deadlines.
+store_files="$api_files test_photos.py test_serve_timeouts.py"
+
+# run_integration BUILD [STORE [CACHE [FILES]]]: the integration suite (or
+# the named files of it) against build/BUILD, every server on store driver
+# STORE (default sqlite) with response cache CACHE (default none).
 run_integration() {
-	local build="$1" store="${2:-sqlite}" cache="${3:-none}" name="integration/$1" out rc
+	local build="$1" store="${2:-sqlite}" cache="${3:-none}" files="${4:-}"
+	local name="integration/$1" out rc paths=(tests/integration) f
 	[ "$store" != sqlite ] && name="$name/$store"
 	[ "$cache" != none ] && name="$name/cache-$cache"
+	if [ -n "$files" ]; then
+		name="$name (API files)"
+		paths=()
+		for f in $files; do paths+=("tests/integration/$f"); done
+	fi
 	out=$(mktemp)
 	LADDER_BIN="$PWD/build/$build/ladder" LADDER_BUILD="$build" LADDER_STORE="$store" \
 		LADDER_CACHE="$cache" \
-		timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+		timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider "${paths[@]}" \
 		>"$out" 2>&1
 	rc=$?
 	# pytest exits 5 when it collected nothing: that is a failure here.
@@ -92,27 +118,34 @@ run_fuzz() {
 case "$what" in
 unit) run_unit rel ;;
 integration) run_integration rel ;;
-integration-deferred) run_integration rel sqlite-deferred ;;
-integration-cache) run_integration rel sqlite local ;;
-integration-redis) run_integration rel sqlite redis ;;
+integration-deferred) run_integration rel sqlite-deferred none "$store_files" ;;
+integration-cache) run_integration rel sqlite local "$api_files" ;;
+integration-redis) run_integration rel sqlite redis "$api_files" ;;
 integration-postgres) run_integration rel postgres ;;
+integration-postgres-cache)
+	run_integration rel postgres local "$api_files"
+	run_integration rel postgres redis "$api_files"
+	;;
 all)
 	run_unit rel
 	run_integration rel
 	# Release build only: the "completes later" path, without doubling the
 	# slow sanitizer run.
-	run_integration rel sqlite-deferred
-	# Every API test again with the in-process cache in front of the store.
-	run_integration rel sqlite local
-	# And with L1 in front of Redis (the suite's own redis-server).
-	run_integration rel sqlite redis
+	run_integration rel sqlite-deferred none "$store_files"
+	# Every API test again with the in-process cache in front of the store,
+	# and with L1 in front of Redis (the suite's own redis-server).
+	run_integration rel sqlite local "$api_files"
+	run_integration rel sqlite redis "$api_files"
+	# The whole suite on PostgreSQL, then its API files with each cache.
 	run_integration rel postgres
+	run_integration rel postgres local "$api_files"
+	run_integration rel postgres redis "$api_files"
 	run_unit asan
 	run_integration asan
 	run_fuzz
 	;;
 *)
-	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-redis, integration-postgres or all)" >&2
+	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-redis, integration-postgres, integration-postgres-cache or all)" >&2
 	exit 2
 	;;
 esac

@@ -9,28 +9,56 @@
 set -u
 cd "$(dirname "$0")/../.."
 secs="${1:-20}"
-passed=0
-failed=0
-for bin in build/fuzz/tests/fuzz/fuzz_*; do
-	[ -x "$bin" ] || continue
+# FUZZ_JOBS targets run at once (default: one per core), each in its own
+# process with its own temp dir; their logs are printed in target order.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+# run_one BIN: one target; leaves RESULTS/NAME.log and RESULTS/NAME.ok (pass)
+# or RESULTS/NAME.fail.
+run_one() {
+	local bin="$1" name seed work
 	name=$(basename "$bin")
 	seed="tests/fuzz/corpus/$name"
 	work=$(mktemp -d)
-	args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+	local args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 		${FUZZ_SEED:+-seed="$FUZZ_SEED"}
 		-artifact_prefix=tests/fuzz/ "$work")
 	[ -d "$seed" ] && args+=("$seed")
 	[ -f "tests/fuzz/$name.dict" ] && args=(-dict="tests/fuzz/$name.dict" "${args[@]}")
-	echo "fuzz: $name for ${secs}s"
-	if "$bin" "${args[@]}" >"$work.log" 2>&1; then
+	if "$bin" "${args[@]}" >"$results/$name.log" 2>&1; then
+		touch "$results/$name.ok"
+	else
+		touch "$results/$name.fail"
+	fi
+	rm -rf "$work"
+}
+
+bins=()
+for bin in build/fuzz/tests/fuzz/fuzz_*; do
+	[ -x "$bin" ] || continue
+	bins+=("$bin")
+	echo "fuzz: $(basename "$bin") for ${secs}s"
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+		wait -n
+	done
+	run_one "$bin" &
+done
+wait
+
+passed=0
+failed=0
+for bin in "${bins[@]}"; do
+	name=$(basename "$bin")
+	if [ -e "$results/$name.ok" ]; then
 		passed=$((passed + 1))
-		grep -E 'stat::number_of_executed_units' "$work.log" | sed "s/^/  $name /"
+		grep -E 'stat::number_of_executed_units' "$results/$name.log" | sed "s/^/  $name /"
 	else
 		failed=$((failed + 1))
-		tail -n 60 "$work.log"
+		tail -n 60 "$results/$name.log"
 		echo "FAIL fuzz $name"
 	fi
-	rm -rf "$work" "$work.log"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
