@@ -432,3 +432,55 @@ def assert_json_response(resp, status):
     assert ctype == "application/json;charset=utf-8", resp
     assert SANE_REQUEST_ID.match(resp.header("X-Request-Id") or ""), resp
     return resp.json()
+
+
+# ---- waiting and metrics, shared by the test modules ------------------------
+
+
+def poll(pred, timeout=20.0, what="condition", interval=0.02):
+    """Calls pred until it returns a true value, and returns that value; after
+    timeout seconds without one, fails the test naming what it waited for.
+    Tests wait for the server's own bookkeeping this way, never by sleeping
+    a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def metrics(srv):
+    """Every sample of srv's /metrics as {'name{labels}': value} (a series
+    without labels is keyed by its bare name)."""
+    with srv.conn() as c:
+        r = c.request("GET", "/metrics")
+    assert r.status == 200, r
+    out = {}
+    for line in r.content().decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric(srv, name, **labels):
+    """The sum of name's samples whose labels include labels (all of name's
+    samples when none are given); fails when no sample matches."""
+    total, found = 0.0, False
+    for series, value in metrics(srv).items():
+        m = _SERIES.match(series)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(_LABEL.findall(m.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += value
+            found = True
+    assert found, "no sample of %s with %s in /metrics" % (name, labels)
+    return total
