@@ -87,6 +87,16 @@ static inline void p_text(struct params *p, const char *s, size_t max)
 	p_bytes(p, s, strnlen(s, max));
 }
 
+/* ld__pg_row_fn stores row i of r into slot slot of op's page (items or
+ * photos). */
+typedef void (*ld__pg_row_fn)(const PGresult *r, int i, struct ld_store_op *op, unsigned slot);
+
+/* ld__pg_read_page reads a list statement's answer into op's page with row:
+ * no row at all means the owner does not exist (LD_STORE_NOT_FOUND); a row
+ * whose first column is NULL is the owner's row of an empty page; one row
+ * beyond op->limit sets has_more. Shared by the item and photo lists. */
+int ld__pg_read_page(const PGresult *r, struct ld_store_op *op, ld__pg_row_fn row);
+
 /* ---- pg_photos.c ---- */
 
 /* ld__pg_photo_kind: op is one of the LD_OP_PHOTO_* kinds. */

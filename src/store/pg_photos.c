@@ -105,24 +105,9 @@ static int photo_get(const PGresult *r, struct ld_store_op *op)
 	return LD_STORE_OK;
 }
 
-static int photo_list(const PGresult *r, struct ld_store_op *op)
+static void photo_page_row(const PGresult *r, int i, struct ld_store_op *op, unsigned slot)
 {
-	int n = PQntuples(r), i;
-
-	op->nitems = 0;
-	op->has_more = false;
-	if (n == 0)
-		return LD_STORE_NOT_FOUND;
-	for (i = 0; i < n; i++) {
-		if (PQgetisnull(r, i, 0))
-			break; /* the owner's row of an empty page */
-		if (op->nitems == op->limit) {
-			op->has_more = true;
-			break;
-		}
-		row_photo(r, i, &op->photos[op->nitems++]);
-	}
-	return LD_STORE_OK;
+	row_photo(r, i, &op->photos[slot]);
 }
 
 /* why_unchanged reads photo_complete's and photo_delete's answer: changed,
@@ -154,7 +139,7 @@ int ld__pg_photo_rows(const PGresult *r, struct ld_store_op *op)
 	case LD_OP_PHOTO_GET:
 		return photo_get(r, op);
 	case LD_OP_PHOTO_LIST:
-		return photo_list(r, op);
+		return ld__pg_read_page(r, op, photo_page_row);
 	case LD_OP_PHOTO_CREATE:
 		if (PQntuples(r) != 1)
 			return LD_STORE_ERROR;

@@ -659,10 +659,35 @@ static int why_unchanged(const PGresult *r, struct ld_store_op *op)
 	return get_i64(r, 0, 3) != op->actor_id ? LD_STORE_FORBIDDEN : LD_STORE_PRECONDITION;
 }
 
+int ld__pg_read_page(const PGresult *r, struct ld_store_op *op, ld__pg_row_fn row)
+{
+	int n = PQntuples(r), i;
+
+	op->nitems = 0;
+	op->has_more = false;
+	if (n == 0)
+		return LD_STORE_NOT_FOUND;
+	for (i = 0; i < n; i++) {
+		if (PQgetisnull(r, i, 0))
+			break; /* the owner's row of an empty page */
+		if (op->nitems == op->limit) {
+			op->has_more = true;
+			break;
+		}
+		row(r, i, op, op->nitems++);
+	}
+	return LD_STORE_OK;
+}
+
+static void item_page_row(const PGresult *r, int i, struct ld_store_op *op, unsigned slot)
+{
+	row_item(r, i, &op->items[slot]);
+}
+
 /* read_rows turns a statement's tuples into the op's outputs. */
 static int read_rows(const PGresult *r, struct ld_store_op *op)
 {
-	int n = PQntuples(r), i;
+	int n = PQntuples(r);
 
 	if (ld__pg_photo_kind(op->kind))
 		return ld__pg_photo_rows(r, op);
@@ -679,20 +704,7 @@ static int read_rows(const PGresult *r, struct ld_store_op *op)
 		row_item(r, 0, &op->item);
 		return LD_STORE_OK;
 	case LD_OP_ITEM_LIST:
-		op->nitems = 0;
-		op->has_more = false;
-		if (n == 0)
-			return LD_STORE_NOT_FOUND;
-		for (i = 0; i < n; i++) {
-			if (PQgetisnull(r, i, 0))
-				break; /* the owner's row of an empty page */
-			if (op->nitems == op->limit) {
-				op->has_more = true;
-				break;
-			}
-			row_item(r, i, &op->items[op->nitems++]);
-		}
-		return LD_STORE_OK;
+		return ld__pg_read_page(r, op, item_page_row);
 	case LD_OP_USER_UPDATE:
 		if (n == 0)
 			return LD_STORE_NOT_FOUND;
