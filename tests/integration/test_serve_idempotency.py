@@ -23,7 +23,7 @@ import pytest
 
 import conftest
 from conftest import LADDER_STORE
-from ladder_http import Conn, assert_problem, build_request, create_item, new_account
+from ladder_http import Conn, assert_problem, build_request, create_item, metric, new_account, poll
 from pgcluster import PG_BIN, PgCluster
 
 BAD_KEY = (
@@ -34,27 +34,6 @@ MISMATCH = (
     "this Idempotency-Key was used for another request (a different method, path or body)"
 )
 IN_FLIGHT = "a request with this Idempotency-Key is being processed; retry to get its answer"
-
-
-def poll(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
-def metric(srv, name):
-    with srv.conn() as c:
-        r = c.request("GET", "/metrics")
-    assert r.status == 200, r
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return int(float(line.split()[1]))
-    raise AssertionError("no %s in /metrics" % name)
 
 
 def key_hdr(key):
