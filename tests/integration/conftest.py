@@ -20,10 +20,16 @@ With LADDER_STORE=postgres, one PostgreSQL cluster (pgcluster.py) serves the
 whole session: started on first use, stopped at the end of the session (also
 when tests fail), and every data directory gets a fresh database of its own,
 so a restart on the same directory finds its data again.
+
+$LADDER_URL (http://127.0.0.1:PORT) runs the tests against a service that
+already runs there, such as a cluster's balancer (deploy/cluster): the
+`server` and `client` fixtures reach it, and a test that starts servers of
+its own or reads a server's own log is skipped, saying so.
 """
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,6 +61,8 @@ DEFAULT_FLAGS = [
     # loaded machine a paused disk must not turn other tests' writes into 503.
     "--store-timeout", "10s",
 ]  # fmt: skip
+
+LADDER_URL = os.environ.get("LADDER_URL") or ""
 
 # Read here, then dropped from the server's environment with every LADDER_*.
 LADDER_STORE = os.environ.get("LADDER_STORE") or "sqlite"
@@ -371,6 +379,43 @@ class LadderServer:
         return Client(self.port, timeout=timeout)
 
 
+class RemoteServer:
+    """The service at $LADDER_URL, as far as a test may use it: clients.
+    What only a server of the test's own has (its process, its log) skips
+    the test."""
+
+    def __init__(self, url):
+        m = re.fullmatch(r"http://127\.0\.0\.1:(\d{1,5})/?", url)
+        if not m:
+            raise pytest.UsageError(
+                "LADDER_URL=%r: want http://127.0.0.1:PORT (the tests reach loopback only)" % url
+            )
+        self.port = int(m.group(1))
+        self.proc = None
+
+    def alive(self):
+        return True
+
+    def _own(self, what):
+        pytest.skip("reads %s, which a server at LADDER_URL does not share" % what)
+
+    def log_lines(self):
+        self._own("the server's request log")
+
+    def wait_log(self, pred, timeout=5.0):
+        self._own("the server's request log")
+
+    def stderr_text(self):
+        self._own("the server's stderr")
+
+    def conn(self, timeout=5.0):
+        return Conn(self.port, timeout=timeout)
+
+    def client(self, timeout=5.0):
+        # Several nodes behind it: read-your-writes needs the session token.
+        return Client(self.port, timeout=timeout, session=True)
+
+
 def _new_500s(srv):
     """Request log lines with status 500 not reported yet: 500 is only for
     bugs, so any one fails the test that caused it."""
@@ -465,6 +510,8 @@ class _Factory:
 
     def __call__(self, *flags, env=None, data_dir=None, start=True):
         """Makes a server with extra flags; starts it unless start=False."""
+        if LADDER_URL:
+            pytest.skip("starts a server of its own (LADDER_URL runs against one that runs)")
         srv = LadderServer(
             self.base / ("srv%d" % len(self.servers)), flags=flags, env=env, data_dir=data_dir
         )
@@ -493,7 +540,10 @@ def module_server_factory(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(module_server_factory):
-    """A server with the default test flags, shared by a module's tests."""
+    """A server with the default test flags, shared by a module's tests (or
+    the service at $LADDER_URL)."""
+    if LADDER_URL:
+        return RemoteServer(LADDER_URL)
     return module_server_factory()
 
 

@@ -299,12 +299,19 @@ class Client:
     out on a connection idle for IDLE_RETRY_S or more and not one byte of an
     answer came back (the server's keep-alive close and the send crossed).
     A connection closed at any other time is the server's fault and fails
-    the request rather than being papered over."""
+    the request rather than being papered over.
 
-    def __init__(self, port, timeout=DEFAULT_TIMEOUT):
+    With session=True the client is the consistent API client docs/api.md
+    describes: it sends back the last Ladder-Session token it was given
+    (unless the request names its own), so on a service of several nodes
+    and replicas it reads its own writes."""
+
+    def __init__(self, port, timeout=DEFAULT_TIMEOUT, session=False):
         self.port = port
         self.timeout = timeout
         self.conn = None
+        self.session = session
+        self.session_token = None
 
     def close(self):
         if self.conn is not None:
@@ -324,6 +331,12 @@ class Client:
                 headers.append(("Content-Type", "application/json"))
         if token is not None:
             headers.append(("Authorization", "Bearer " + token))
+        if (
+            self.session
+            and self.session_token
+            and not any(k.lower() == "ladder-session" for k, _ in headers)
+        ):
+            headers.append(("Ladder-Session", self.session_token))
         data = build_request(method, target, headers, body)
         for attempt in (0, 1):
             if self.conn is not None and self.conn.peer_closed():
@@ -344,6 +357,8 @@ class Client:
             conn_hdr = (resp.header("Connection") or "").lower()
             if "close" in conn_hdr:
                 self.close()
+            if self.session and resp.header("Ladder-Session"):
+                self.session_token = resp.header("Ladder-Session")
             return resp
         raise AssertionError("unreachable")
 
