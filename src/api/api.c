@@ -682,7 +682,7 @@ static int loop_init(struct ld_loop *l, void *arg)
 		}
 	}
 	/* One reaper of expired idempotency keys per process is plenty. */
-	if (ld_api_rl_loop_open(al, l->index) != 0 ||
+	if (ld_api_rl_loop_open(al, l->index, &l->uv) != 0 ||
 	    (l->index == 0 && ld_api_idem_reaper_start(al, &l->uv) != 0)) {
 		ld_api_rl_loop_close(al);
 		if (al->cache)

@@ -61,6 +61,37 @@ void ld_gcra_step(uint64_t *tat, const struct ld_gcra_budget *b, uint64_t now_ns
 	d->reset_s = ceil_s(next - now_ns);
 }
 
+void ld_gcra_interval_us(const struct ld_gcra_budget *b, uint64_t *t, uint64_t *w)
+{
+	uint64_t window = b->window_ms * 1000;
+
+	*t = window / b->quota ? window / b->quota : 1;
+	*w = *t * b->quota;
+}
+
+void ld_gcra_describe(const struct ld_gcra_budget *b, bool allowed, uint64_t ahead_us,
+		      struct ld_gcra_decision *d)
+{
+	uint64_t t, w, ahead = ahead_us * 1000;
+
+	ld_gcra_interval_us(b, &t, &w);
+	t *= 1000;
+	w *= 1000;
+	d->quota = b->quota;
+	d->window_s = ceil_s(b->window_ms * NS_PER_MS) ? ceil_s(b->window_ms * NS_PER_MS) : 1;
+	d->allowed = allowed;
+	d->reset_s = ceil_s(ahead);
+	if (!allowed) {
+		d->remaining = 0;
+		d->retry_after_s = ahead + t > w ? ceil_s(ahead + t - w) : 0;
+		if (d->retry_after_s == 0)
+			d->retry_after_s = 1;
+		return;
+	}
+	d->retry_after_s = 0;
+	d->remaining = ahead < w ? (uint32_t)((w - ahead) / t) : 0;
+}
+
 int ld_gcra_open(unsigned slots, struct ld_gcra_table **out)
 {
 	struct ld_gcra_table *t;

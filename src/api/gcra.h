@@ -76,6 +76,16 @@ void ld_gcra_step(uint64_t *tat, const struct ld_gcra_budget *b, uint64_t now_ns
 
 void ld_gcra_stats(const struct ld_gcra_table *t, struct ld_gcra_stats *st);
 
+/* The same algorithm kept elsewhere (Redis, api/ratelimit_redis.c), in
+ * microseconds: ld_gcra_interval_us gives the emission interval t and the
+ * window w = t * quota it stores against; ld_gcra_describe fills d from the
+ * outcome of one step: allowed, and ahead, how far the key's TAT is past
+ * now after the step (allowed) or before it (refused), in microseconds.
+ * The fields are the ones ld_gcra_step gives. Pure. */
+void ld_gcra_interval_us(const struct ld_gcra_budget *b, uint64_t *t, uint64_t *w);
+void ld_gcra_describe(const struct ld_gcra_budget *b, bool allowed, uint64_t ahead_us,
+		      struct ld_gcra_decision *d);
+
 /* ld_gcra_fields writes the two fields of draft-ietf-httpapi-ratelimit-
  * headers-10 for policy name: into policy, `"name";q=Q;w=W`, into state,
  * `"name";r=R;t=T`. name is a token of [a-z0-9-]. Each buffer takes 96

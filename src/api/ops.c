@@ -64,7 +64,7 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	ld_api_store_info(q, &st);
 	ld_api_idem_metrics(&q->r->out_body);
-	ld_api_rl_metrics(&q->r->out_body);
+	ld_api_rl_metrics(&q->r->out_body, q->api->cvt == &ld_cache_redis);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0 ||
 	    (q->api->vt->render_metrics &&

@@ -17,8 +17,10 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/ratelimit_int.h"
 #include "base/config.h"
 #include "obs/stats.h"
+#include "redis/redis.h"
 
 /* ---- settings ------------------------------------------------------------ */
 
@@ -80,6 +82,12 @@ static const struct ld_opt rl_opts[] = {
     {"ratelimit-table-size", 0, "table_size", "LADDER_RATELIMIT_TABLE_SIZE", LD_OPT_UINT,
      O(table_size), "16384", 8, 1u << 24, NULL, 0, NULL, NULL, "N",
      "keys remembered per loop (32 bytes each); the stalest make room"},
+    {"ratelimit-store", 0, "backend", "LADDER_RATELIMIT_STORE", LD_OPT_STR, O(store), "local", 0, 0,
+     "local|redis", 0, NULL, NULL, "local|redis",
+     "where the state lives: per node (local), or in Redis (--redis), shared by every node"},
+    {"ratelimit-nodes", 0, "nodes", "LADDER_RATELIMIT_NODES", LD_OPT_UINT, O(nodes), "1", 1, 10000,
+     NULL, 0, NULL, NULL, "N",
+     "nodes sharing the budgets (store redis): while Redis is away each enforces 1/N locally"},
 };
 /* clang-format on */
 
@@ -284,6 +292,23 @@ int ld_rl_forwarded_client(const char *const *v, const size_t *n, unsigned nline
 	return any ? 0 : -1;
 }
 
+/* share divides each budget's quota by n, rounded up (the window kept),
+ * and gives the /48 budgets scale times the address ones. */
+static void share(const struct ld_rl_budget_opt *in, struct ld_gcra_budget *out,
+		  struct ld_gcra_budget *out48, uint64_t n, unsigned scale)
+{
+	for (unsigned i = 0; i < LD_RL_NBUDGETS; i++) {
+		out[i] = in[i].b;
+		out[i].quota = (uint32_t)((in[i].b.quota + n - 1) / n);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		uint64_t q = (uint64_t)out[LD_RL_ADDR_READS + i].quota * scale;
+
+		out48[i] = out[LD_RL_ADDR_READS + i];
+		out48[i].quota = q > UINT32_MAX ? UINT32_MAX : (uint32_t)q;
+	}
+}
+
 int ld_rl_setup(unsigned nloops, char *err, size_t errlen)
 {
 	struct ld_rl_config *c = &ld_rl_cfg;
@@ -303,19 +328,30 @@ int ld_rl_setup(unsigned nloops, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	c->fwd_forwarded = strcmp(c->forwarded_header, "forwarded") == 0;
+	c->use_redis = strcmp(c->store, "redis") == 0;
+	if (c->enabled && c->use_redis && (!c->redis || !c->redis->url[0])) {
+		snprintf(err, errlen,
+			 "--ratelimit-store redis needs the Redis server: --redis URL "
+			 "(LADDER_REDIS, [redis] redis_url)");
+		return -EINVAL;
+	}
+	if (c->enabled && c->use_redis) {
+		struct ld_redis_addr addr;
+
+		if (ld_redis_url_parse(c->redis->url, &addr, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "--redis: %s", why);
+			return -EINVAL;
+		}
+	}
+	if (c->nodes == 0)
+		c->nodes = 1;
 	/* Each loop enforces its share: a client's connections spread over
 	 * the loops, so together they get the node's budget. Rounded up, so
-	 * a small budget never becomes 0 on a loop. */
-	for (unsigned i = 0; i < LD_RL_NBUDGETS; i++) {
-		c->per_loop[i] = c->budget[i].b;
-		c->per_loop[i].quota = (c->budget[i].b.quota + nloops - 1) / nloops;
-	}
-	for (unsigned i = 0; i < 2; i++) {
-		uint64_t q = (uint64_t)c->per_loop[LD_RL_ADDR_READS + i].quota * c->ipv6_48_scale;
-
-		c->per_loop48[i] = c->per_loop[LD_RL_ADDR_READS + i];
-		c->per_loop48[i].quota = q > UINT32_MAX ? UINT32_MAX : (uint32_t)q;
-	}
+	 * a small budget never becomes 0 on a loop. In Redis the whole budget
+	 * is kept once for every loop of every node; while Redis is away a
+	 * loop falls back to its share of the whole: over the nodes too. */
+	share(c->budget, c->per_loop, c->per_loop48, c->use_redis ? 1 : nloops, c->ipv6_48_scale);
+	share(c->budget, c->fallback, c->fallback48, (uint64_t)nloops * c->nodes, c->ipv6_48_scale);
 	return 0;
 }
 
@@ -325,47 +361,38 @@ static _Atomic uint64_t n_allowed[LD_RL_NBUDGETS], n_limited[LD_RL_NBUDGETS];
 static _Atomic uint64_t n_exempt;
 static _Atomic long long n_entries, n_capacity;
 static _Atomic uint64_t n_evictions;
+_Atomic uint64_t ld__rl_by_source[LD_RL_NSRC];
 
-struct ld_rl_loop {
-	const struct ld_rl_config *c;
-	struct ld_gcra_table *t;
-};
-
-static int local_open(const struct ld_rl_config *c, unsigned loop_index, struct ld_rl_loop **out)
+int ld__rl_local_open(const struct ld_rl_config *c, struct ld_rl_loop *l)
 {
-	struct ld_rl_loop *l = calloc(1, sizeof(*l));
 	struct ld_gcra_stats st;
 	int rc;
 
-	*out = NULL;
-	if (!l)
-		return -ENOMEM;
 	l->c = c;
 	rc = ld_gcra_open(c->table_size, &l->t);
-	if (rc) {
-		free(l);
+	if (rc)
 		return rc;
-	}
 	ld_gcra_stats(l->t, &st);
 	atomic_fetch_add(&n_capacity, (long long)st.capacity);
-	*out = l;
 	return 0;
 }
 
-static void local_close(struct ld_rl_loop *l)
+void ld__rl_local_close(struct ld_rl_loop *l)
 {
 	struct ld_gcra_stats st;
 
+	if (!l->t)
+		return;
 	ld_gcra_stats(l->t, &st);
 	atomic_fetch_sub(&n_capacity, (long long)st.capacity);
 	atomic_fetch_sub(&n_entries, (long long)st.entries);
 	ld_gcra_close(l->t);
-	free(l);
+	l->t = NULL;
 }
 
-static int local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k,
-			const struct ld_gcra_budget *b, uint64_t now_ns, struct ld_gcra_decision *d,
-			struct ld_rl_wait *w)
+void ld__rl_local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k,
+			 const struct ld_gcra_budget *b, uint64_t now_ns,
+			 struct ld_gcra_decision *d)
 {
 	struct ld_gcra_stats before, after;
 
@@ -376,6 +403,41 @@ static int local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k,
 		atomic_fetch_add(&n_entries, (long long)(after.entries - before.entries));
 	if (after.evictions != before.evictions)
 		atomic_fetch_add(&n_evictions, after.evictions - before.evictions);
+}
+
+static int local_open(const struct ld_rl_config *c, unsigned loop_index, uv_loop_t *uv,
+		      struct ld_rl_loop **out)
+{
+	struct ld_rl_loop *l = calloc(1, sizeof(*l));
+	int rc;
+
+	(void)loop_index;
+	(void)uv;
+	*out = NULL;
+	if (!l)
+		return -ENOMEM;
+	rc = ld__rl_local_open(c, l);
+	if (rc) {
+		free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+static void local_close(struct ld_rl_loop *l)
+{
+	ld__rl_local_close(l);
+	free(l);
+}
+
+static int local_decide(struct ld_rl_loop *l, const struct ld_gcra_key *k,
+			const struct ld_gcra_budget *b, uint64_t now_ns, struct ld_gcra_decision *d,
+			struct ld_rl_wait *w)
+{
+	(void)w;
+	ld__rl_local_decide(l, k, b, now_ns, d);
+	atomic_fetch_add_explicit(&ld__rl_by_source[LD_RL_SRC_LOCAL], 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -388,21 +450,26 @@ const struct ld_rl_vt ld_rl_local_vt = {
 
 /* ---- the decision before a handler --------------------------------------- */
 
-int ld_api_rl_loop_open(struct ld_api_loop *al, unsigned loop_index)
+static const struct ld_rl_vt *backend(void)
+{
+	return ld_rl_cfg.use_redis ? &ld_rl_redis_vt : &ld_rl_local_vt;
+}
+
+int ld_api_rl_loop_open(struct ld_api_loop *al, unsigned loop_index, uv_loop_t *uv)
 {
 	if (!ld_rl_cfg.enabled)
 		return 0;
-	return ld_rl_local_vt.loop_open(&ld_rl_cfg, loop_index, &al->rl);
+	return backend()->loop_open(&ld_rl_cfg, loop_index, uv, &al->rl);
 }
 
 void ld_api_rl_loop_close(struct ld_api_loop *al)
 {
 	if (al->rl)
-		ld_rl_local_vt.loop_close(al->rl);
+		backend()->loop_close(al->rl);
 	al->rl = NULL;
 }
 
-static uint64_t now_ns(void)
+uint64_t ld__rl_now_ns(void)
 {
 	struct timespec ts;
 
@@ -481,10 +548,10 @@ static int decide_stage(struct ld_api_req *q, struct ld_api_rl *s, struct ld_gcr
 	const struct ld_rl_config *c = &ld_rl_cfg;
 
 	if (s->stage == 0)
-		return ld_rl_local_vt.decide(q->al->rl, &s->k, &c->per_loop[s->budget], now_ns(), d,
-					     &s->w);
-	return ld_rl_local_vt.decide(
-	    q->al->rl, &s->k48, &c->per_loop48[s->budget - LD_RL_ADDR_READS], now_ns(), d, &s->w);
+		return backend()->decide(q->al->rl, &s->k, &c->per_loop[s->budget], ld__rl_now_ns(),
+					 d, &s->w);
+	return backend()->decide(q->al->rl, &s->k48, &c->per_loop48[s->budget - LD_RL_ADDR_READS],
+				 ld__rl_now_ns(), d, &s->w);
 }
 
 /* advance takes decision d of the current stage and decides the next one
@@ -609,8 +676,11 @@ bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q)
 
 /* ---- metrics ------------------------------------------------------------- */
 
-void ld_api_rl_metrics(struct ld_buf *out)
+static const char *const source_names[LD_RL_NSRC] = {"local", "redis", "fallback"};
+
+void ld_api_rl_metrics(struct ld_buf *out, bool redis_shown)
 {
+	uint64_t cum = 0;
 	unsigned i;
 
 	ld_buf_puts(out, "# HELP ladder_ratelimit_decisions_total Rate-limit decisions on the "
@@ -643,4 +713,32 @@ void ld_api_rl_metrics(struct ld_buf *out)
 	    "ladder_ratelimit_evictions_total %llu\n",
 	    (unsigned long long)atomic_load(&n_exempt), (long long)atomic_load(&n_entries),
 	    (long long)atomic_load(&n_capacity), (unsigned long long)atomic_load(&n_evictions));
+	ld_buf_puts(out, "# HELP ladder_ratelimit_source_decisions_total Rate-limit decisions by "
+			 "where they were made: the local store, Redis, or the local fallback "
+			 "share while Redis could not answer.\n"
+			 "# TYPE ladder_ratelimit_source_decisions_total counter\n");
+	for (i = 0; i < LD_RL_NSRC; i++)
+		ld_buf_printf(out, "ladder_ratelimit_source_decisions_total{source=\"%s\"} %llu\n",
+			      source_names[i],
+			      (unsigned long long)atomic_load(&ld__rl_by_source[i]));
+	ld_buf_puts(out, "# HELP ladder_ratelimit_redis_seconds Time from sending a decision to "
+			 "Redis to its answer.\n"
+			 "# TYPE ladder_ratelimit_redis_seconds histogram\n");
+	for (i = 0; i < LD_RL_LAT_BUCKETS; i++) {
+		cum += atomic_load(&ld__rl_lat_count[i]);
+		if (i + 1 < LD_RL_LAT_BUCKETS)
+			ld_buf_printf(out,
+				      "ladder_ratelimit_redis_seconds_bucket{le=\"%g\"} %llu\n",
+				      ld__rl_lat_le[i], (unsigned long long)cum);
+		else
+			ld_buf_printf(out,
+				      "ladder_ratelimit_redis_seconds_bucket{le=\"+Inf\"} %llu\n",
+				      (unsigned long long)cum);
+	}
+	ld_buf_printf(out,
+		      "ladder_ratelimit_redis_seconds_sum %.9f\n"
+		      "ladder_ratelimit_redis_seconds_count %llu\n",
+		      (double)atomic_load(&ld__rl_lat_sum_ns) / 1e9, (unsigned long long)cum);
+	if (ld_rl_cfg.enabled && ld_rl_cfg.use_redis && !redis_shown)
+		(void)ld_redis_render_metrics(out); /* a failure sticks in out */
 }

@@ -23,12 +23,15 @@
  * budget of its own too, --ratelimit-ipv6-48-scale times wider: both must
  * allow (so a site's 65,536 /64s do not get 65,536 budgets).
  *
- * Where the state lives is a backend behind struct ld_rl_vt. The local one
- * keeps a bounded GCRA table per event loop (api/gcra.h) and enforces on each
- * loop 1/nloops of the node's budget (the quota divided, rounded up; the
- * window kept): loops share nothing, so the hot path takes no lock and no
- * atomic. A cross-node backend (Redis, a later step) answers asynchronously
- * through the same table of functions.
+ * Where the state lives is a backend behind struct ld_rl_vt (--ratelimit-
+ * store). The local one keeps a bounded GCRA table per event loop
+ * (api/gcra.h) and enforces on each loop 1/nloops of the node's budget (the
+ * quota divided, rounded up; the window kept): loops share nothing, so the
+ * hot path takes no lock and no atomic. The Redis one (ratelimit_redis.c)
+ * keeps one TAT per key in Redis, shared by every node, each decision one
+ * script that reads Redis's own clock; it answers asynchronously. While
+ * Redis cannot answer, each loop enforces its share of the whole: the
+ * budget divided by --ratelimit-nodes times the loops, in a local table.
  *
  * Thread safety: the settings are written once before the loops start; each
  * loop's state is its own; the counters are atomics.
@@ -39,8 +42,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "api/gcra.h"
 #include "base/buf.h"
+
+struct ld_redis_config;
 
 struct ld_api_req;
 struct ld_api_loop;
@@ -75,12 +82,21 @@ struct ld_rl_config {
 	char forwarded_header[24]; /* x-forwarded-for|forwarded (x-forwarded-for) */
 	unsigned ipv6_48_scale;	   /* a /48's budget in address budgets (8) */
 	unsigned table_size;	   /* keys per loop (16384) */
+	char store[16];		   /* local|redis (local) */
+	unsigned nodes;		   /* nodes sharing Redis, for the fallback share (1) */
+	/* Set by serve before ld_rl_setup: the [redis] settings. */
+	const struct ld_redis_config *redis;
 	/* Parsed by ld_rl_setup. */
 	unsigned ntrusted, nexempt, nloops;
 	struct ld_rl_cidr trusted[LD_RL_CIDR_MAX], exempts[LD_RL_CIDR_MAX];
+	/* What each loop's backend enforces: its share (local), or the whole
+	 * budget (redis); and the share a loop keeps while Redis is away. */
 	struct ld_gcra_budget per_loop[LD_RL_NBUDGETS];
 	struct ld_gcra_budget per_loop48[2]; /* addr-reads, addr-writes per /48 */
-	bool fwd_forwarded;		     /* forwarded_header is "forwarded" */
+	struct ld_gcra_budget fallback[LD_RL_NBUDGETS];
+	struct ld_gcra_budget fallback48[2];
+	bool fwd_forwarded; /* forwarded_header is "forwarded" */
+	bool use_redis;	    /* store is "redis" */
 };
 extern struct ld_rl_config ld_rl_cfg;
 
@@ -92,7 +108,8 @@ extern const char *const ld_rl_budget_names[LD_RL_NBUDGETS];
 int ld_rl_register(void);
 
 /* ld_rl_setup parses the CIDR lists and divides the budgets over nloops
- * loops; 0, or -EINVAL with the setting named in err. */
+ * loops (and, for the Redis fallback, over the nodes too); 0, or -EINVAL
+ * with the setting named in err (store redis without a Redis URL). */
 int ld_rl_setup(unsigned nloops, char *err, size_t errlen);
 
 /* ld_rl_cidr_list parses "CIDR[,CIDR]" (an address alone is a /32 or
@@ -135,7 +152,7 @@ struct ld_api_rl {
  * answers later: then w->done runs on the loop thread with the decision. */
 struct ld_rl_vt {
 	const char *name;
-	int (*loop_open)(const struct ld_rl_config *c, unsigned loop_index,
+	int (*loop_open)(const struct ld_rl_config *c, unsigned loop_index, uv_loop_t *uv,
 			 struct ld_rl_loop **out);
 	void (*loop_close)(struct ld_rl_loop *l);
 	int (*decide)(struct ld_rl_loop *l, const struct ld_gcra_key *k,
@@ -143,9 +160,10 @@ struct ld_rl_vt {
 		      struct ld_rl_wait *w);
 };
 extern const struct ld_rl_vt ld_rl_local_vt;
+extern const struct ld_rl_vt ld_rl_redis_vt;
 
 /* Per-loop state, for api.c's loop hooks: NULL when limits are off. */
-int ld_api_rl_loop_open(struct ld_api_loop *al, unsigned loop_index);
+int ld_api_rl_loop_open(struct ld_api_loop *al, unsigned loop_index, uv_loop_t *uv);
 void ld_api_rl_loop_close(struct ld_api_loop *al);
 
 /* ld_api_rl_admit decides for a routed request before its handler: false
@@ -154,7 +172,9 @@ void ld_api_rl_loop_close(struct ld_api_loop *al);
  * calls handler itself. */
 bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q));
 
-/* ld_api_rl_metrics appends the ladder_ratelimit_* series to out. */
-void ld_api_rl_metrics(struct ld_buf *out);
+/* ld_api_rl_metrics appends the ladder_ratelimit_* series to out, and the
+ * Redis connections' (ladder_redis_*) unless redis_shown: the Redis cache
+ * renders every connection already. */
+void ld_api_rl_metrics(struct ld_buf *out, bool redis_shown);
 
 #endif

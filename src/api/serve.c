@@ -247,6 +247,7 @@ int ld_serve_main(int argc, char **argv)
 		goto out;
 	}
 	server_config(&cfg, &scfg);
+	ld_rl_cfg.redis = &redis_cfg;
 	if (ld_rl_setup(scfg.threads, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
 		rc = 2;

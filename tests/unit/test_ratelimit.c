@@ -336,6 +336,52 @@ static void test_forwarded_many_lines(void)
 	CHECK_INT(ld_rl_forwarded_client(lines, lens, 0, false, tr, n, out), -1);
 }
 
+/* The Redis script's step (ratelimit_redis.c), in microseconds: what
+ * ld_gcra_describe is fed. */
+static bool script_step(uint64_t *tat_us, uint64_t now_us, uint64_t t, uint64_t w, uint64_t *ahead)
+{
+	uint64_t a = *tat_us > now_us ? *tat_us - now_us : 0;
+
+	if (a + t > w) {
+		*ahead = a;
+		return false;
+	}
+	*ahead = a + t;
+	*tat_us = now_us + *ahead;
+	return true;
+}
+
+static void test_describe_matches_step(void)
+{
+	/* Whatever the clock, the decisions and fields the Redis script gives
+	 * are the local table's. */
+	const struct ld_gcra_budget budgets[] = {{10, 1000}, {5, 600000}, {3, 7}, {120, 60000}};
+
+	for (unsigned bi = 0; bi < sizeof(budgets) / sizeof(budgets[0]); bi++) {
+		const struct ld_gcra_budget *b = &budgets[bi];
+		uint64_t tat = 0, tat_us = 0, t, w, ahead;
+		struct ld_gcra_decision dl, dr;
+
+		ld_gcra_interval_us(b, &t, &w);
+		CHECK_INT(t * b->quota, w);
+		for (unsigned i = 0; i < 3 * b->quota + 5; i++) {
+			/* Requests a third of an interval apart: bursts, refusals
+			 * and refills. */
+			uint64_t now_us = 1000000 + i * (t / 3 + 1);
+			bool ok = script_step(&tat_us, now_us, t, w, &ahead);
+
+			ld_gcra_step(&tat, b, now_us * 1000, &dl);
+			ld_gcra_describe(b, ok, ahead, &dr);
+			CHECK_INT(dr.allowed, dl.allowed);
+			CHECK_INT(dr.quota, dl.quota);
+			CHECK_INT(dr.window_s, dl.window_s);
+			CHECK_INT(dr.remaining, dl.remaining);
+			CHECK_INT(dr.reset_s, dl.reset_s);
+			CHECK_INT(dr.retry_after_s, dl.retry_after_s);
+		}
+	}
+}
+
 int main(void)
 {
 	RUN(test_burst_then_refused);
@@ -350,5 +396,6 @@ int main(void)
 	RUN(test_forwarded_unreadable_is_unknown);
 	RUN(test_xff_ports_and_brackets);
 	RUN(test_forwarded_many_lines);
+	RUN(test_describe_matches_step);
 	return unit_finish();
 }
