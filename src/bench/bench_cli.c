@@ -220,6 +220,22 @@ static int p_share(const struct ld_opt *o, void *base, const char *v, char *why,
 	return 0;
 }
 
+/* p_percent: a share written "10%" or "0.1", from 0 to 100%. */
+static int p_percent(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
+{
+	char *end;
+	double f = strtod(v, &end);
+
+	if (end != v && *end == '%' && !end[1])
+		f /= 100;
+	else if (*end || end == v)
+		f = -1;
+	if (!(f >= 0) || f > 1)
+		return WHY("'%s' is not a share from 0%% to 100%% (as 10%% or 0.1)", v);
+	*DBL(o, base) = f;
+	return 0;
+}
+
 static int p_url(const struct ld_opt *o, void *base, const char *v, char *why, size_t n)
 {
 	struct ld_bench_opts *b = OPTS(base);
@@ -279,6 +295,15 @@ static const struct ld_opt conn_opts[] = {
      "in the latency figures"},
     {"errors-4xx", 0, NULL, NULL, LD_OPT_SWITCH, O(errors_4xx), NULL, 0, 0, NULL, 0, NULL, NULL,
      NULL, "count 4xx answers as errors (5xx always are)"},
+    {"retries", 0, NULL, NULL, LD_OPT_INT, O(retries), "0", 0, 10, NULL, 0, NULL, NULL, "N",
+     "retry an idempotent request (GET, HEAD, PUT, DELETE, POST with\n"
+     "Idempotency-Key) up to N times on 429, 503 or a failed connection"},
+    {"retry-base", 0, NULL, NULL, LD_OPT_FN, O(retry_base_s), "50ms", 0, 0, NULL, 0, p_duration,
+     "t", "D", "first retry waits random(0, D); doubling per retry (full jitter)"},
+    {"retry-cap", 0, NULL, NULL, LD_OPT_FN, O(retry_cap_s), "2s", 0, 0, NULL, 0, p_duration, "t",
+     "D", "longest backoff (a Retry-After is the floor)"},
+    {"retry-budget", 0, NULL, NULL, LD_OPT_FN, O(retry_budget), "10%", 0, 0, NULL, 0, p_percent,
+     NULL, "P", "retries at most P of the requests (token bucket)"},
 };
 
 static const struct ld_opt req_opts[] = {
@@ -450,12 +475,26 @@ out:
 	return rc;
 }
 
-/* The generic workload: prebuilt request bytes, one per URL, round-robin. */
+/* The generic workload: prebuilt request bytes, one per URL, round-robin.
+ * A POST with --retries and no Idempotency-Key of the caller's is built
+ * for each request instead, with a key of its own, so that a retry is the
+ * same logical write and the server can replay it. */
 struct generic {
 	struct ld_buf reqs[LD_BENCH_URLS_MAX];
 	int n;
 	bool head;
+	bool keyed;
+	const struct ld_bench_opts *o;
+	struct ld_http_url urls[LD_BENCH_URLS_MAX]; /* keyed only */
 };
+
+static bool has_idem_key(const char *const *headers)
+{
+	for (; headers && *headers; headers++)
+		if (!strncasecmp(*headers, "idempotency-key:", 16))
+			return true;
+	return false;
+}
 
 static int generic_next(void *ctx, struct ld_rng *rng, struct ld_buf *scratch,
 			struct ld_bench_req *req)
@@ -463,8 +502,30 @@ static int generic_next(void *ctx, struct ld_rng *rng, struct ld_buf *scratch,
 	struct generic *g = ctx;
 	/* A per-thread counter needs no lock; ng is only read. */
 	static _Thread_local unsigned rr;
-	const struct ld_buf *b = &g->reqs[rr++ % (unsigned)g->n];
+	unsigned i = rr++ % (unsigned)g->n;
+	const struct ld_buf *b = &g->reqs[i];
 
+	if (g->keyed) {
+		const char *hdrs[LD_BENCH_HEADERS_MAX + 2];
+		char key[64];
+		int k = 0;
+
+		for (; k < g->o->nheaders; k++)
+			hdrs[k] = g->o->headers[k];
+		/* Random per request (the thread's seeded generator): unique
+		 * across threads and runs with different seeds. */
+		snprintf(key, sizeof(key), "Idempotency-Key: \"lb-%016llx%016llx\"",
+			 (unsigned long long)ld_rng_next(rng),
+			 (unsigned long long)ld_rng_next(rng));
+		hdrs[k++] = key;
+		hdrs[k] = NULL;
+		if (ld_http_request_write(scratch, g->o->method, g->urls[i].authority,
+					  g->urls[i].path, hdrs, g->o->body, g->o->body_len))
+			return -1;
+		req->data = scratch->data;
+		req->len = scratch->len;
+		return 0;
+	}
 	req->data = b->data;
 	req->len = b->len;
 	req->head = g->head;
@@ -666,6 +727,11 @@ int ld_bench_main(int argc, char **argv)
 	cfg.seed = o.seed;
 	cfg.timeout_s = o.timeout_s;
 	cfg.errors_4xx = o.errors_4xx;
+	cfg.retry.max = o.retries;
+	cfg.retry.base_ns = (uint64_t)(o.retry_base_s * 1e9);
+	cfg.retry.cap_ns = (uint64_t)(o.retry_cap_s * 1e9);
+	cfg.retry.budget_milli = (unsigned)(o.retry_budget * 1000 + 0.5);
+	cfg.retry.budget_cap = 10;
 	live.o = &o;
 	live.tty = isatty(2);
 	cfg.tick = on_tick;
@@ -734,6 +800,7 @@ int ld_bench_main(int argc, char **argv)
 				    o.urls[i]);
 				goto out;
 			}
+			g->urls[i] = u;
 			ld_buf_init(&g->reqs[i], REQ_MAX);
 			e = ld_http_request_write(&g->reqs[i], o.method, u.authority, u.path,
 						  o.headers, o.body, o.body_len);
@@ -744,6 +811,16 @@ int ld_bench_main(int argc, char **argv)
 		}
 		g->n = o.nurls;
 		g->head = !strcmp(o.method, "HEAD");
+		g->o = &o;
+		g->keyed = o.retries > 0 && !strcmp(o.method, "POST") && !has_idem_key(o.headers);
+		/* A keyed request is built in its connection's 64 KiB buffer. */
+		if (g->keyed && o.body_len > 48 * 1024) {
+			bad("--retries",
+			    "a POST retried with a key of its own takes a body of at most 48 KiB "
+			    "(or give -H 'Idempotency-Key: ...')%s",
+			    "");
+			goto out;
+		}
 		cfg.wl.next = generic_next;
 		cfg.wl.ctx = g;
 	}

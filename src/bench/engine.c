@@ -44,6 +44,17 @@ struct conn {
 	struct ld_buf scratch;
 	struct ld_buf body;
 	uint64_t intended, sent, deadline;
+	int attempt; /* retries made before this send */
+	char *owned; /* a retry's copy of the request bytes (req.data) */
+};
+
+/* A request waiting for its retry. */
+struct pending {
+	uint64_t intended, due;
+	int attempt; /* the retry this is (1 = first) */
+	int last_status, last_err;
+	struct ld_bench_req req; /* req.data is bytes */
+	char *bytes;
 };
 
 struct worker {
@@ -69,6 +80,12 @@ struct worker {
 	int64_t max_requests;
 	uint64_t *q;
 	size_t qhead, qlen;
+	/* retries waiting for their time */
+	struct pending *pend;
+	int npend, cappend;
+	uv_timer_t rtimer;
+	struct ld_retry_budget budget;
+	int64_t retries, retry_denied, retry_gave_up;
 	/* thread-local figures, merged after the run */
 	struct ld_hdr lat, svc, klat[LD_BENCH_KINDS];
 	int64_t kcount[LD_BENCH_KINDS], kwin[LD_BENCH_KINDS];
@@ -121,6 +138,9 @@ static uint64_t t0(void)
 
 static void pump(struct worker *w, uint64_t now);
 static void conn_close(struct conn *c);
+static bool retry_later(struct worker *w, struct conn *c, int status, int err, uint64_t now);
+static void arm_retry(struct worker *w, uint64_t now);
+static void on_rtimer(uv_timer_t *t);
 
 /* finish records one request's fate: an answer (status > 0) or a failure
  * (err >= 0). Every request ends here exactly once. */
@@ -195,6 +215,83 @@ static void conn_idle(struct worker *w, struct conn *c)
 	w->idle[w->nidle++] = (int)(c - w->conns);
 }
 
+static void arm_retry(struct worker *w, uint64_t now)
+{
+	uint64_t next = 0;
+
+	for (int i = 0; i < w->npend; i++)
+		if (!next || w->pend[i].due < next)
+			next = w->pend[i].due;
+	if (!next || w->finishing)
+		return;
+	uv_timer_start(&w->rtimer, on_rtimer, next > now ? (next - now) / 1000000 + 1 : 0, 0);
+}
+
+/* retry_later keeps c's request for a retry when its outcome is worth one,
+ * it may be sent again, and the budget and its deadline allow: true when
+ * it was kept (its outcome is then not counted yet). */
+static bool retry_later(struct worker *w, struct conn *c, int status, int err, uint64_t now)
+{
+	const struct ld_bench_cfg *cfg = w->cfg;
+	uint64_t delay, timeout = (uint64_t)(cfg->timeout_s * 1e9);
+	struct pending *p;
+	char *bytes;
+
+	if (cfg->retry.max <= 0 || w->finishing)
+		return false;
+	if (!(err < 0 ? ld_retry_status(status) : err == LD_ERR_READ || err == LD_ERR_WRITE))
+		return false;
+	if (!ld_retry_idempotent(c->req.data, c->req.len))
+		return false;
+	if (c->attempt >= cfg->retry.max) {
+		w->retry_gave_up++;
+		return false;
+	}
+	delay = ld_retry_delay_ns(&cfg->retry, c->attempt + 1, ld_rng_next(&w->rng),
+				  err < 0 ? c->resp.retry_after_s : -1);
+	if (now + delay > c->intended + timeout) {
+		w->retry_gave_up++; /* it would go past the request's time */
+		return false;
+	}
+	if (!ld_retry_budget_take(&w->budget)) {
+		w->retry_denied++;
+		return false;
+	}
+	if (w->npend == w->cappend) {
+		int ncap = w->cappend ? 2 * w->cappend : 64;
+		struct pending *np = realloc(w->pend, (size_t)ncap * sizeof(*np));
+
+		if (!np) {
+			w->retry_gave_up++;
+			return false;
+		}
+		w->pend = np;
+		w->cappend = ncap;
+	}
+	/* Retries are rare (the budget): they may allocate. A retry's own
+	 * copy passes on to the next. */
+	bytes = c->owned;
+	c->owned = NULL;
+	if (!bytes && (bytes = malloc(c->req.len ? c->req.len : 1)))
+		memcpy(bytes, c->req.data, c->req.len);
+	if (!bytes) {
+		w->retry_gave_up++;
+		return false;
+	}
+	p = &w->pend[w->npend++];
+	p->intended = c->intended;
+	p->due = now + delay;
+	p->attempt = c->attempt + 1;
+	p->last_status = status;
+	p->last_err = err;
+	p->req = c->req;
+	p->req.data = bytes;
+	p->bytes = bytes;
+	w->retries++;
+	arm_retry(w, now);
+	return true;
+}
+
 /* request_done ends the request on c with an answer or a failure; the
  * connection goes back to work or is closed. */
 static void request_done(struct conn *c, int status, int err, bool reuse)
@@ -205,11 +302,15 @@ static void request_done(struct conn *c, int status, int err, bool reuse)
 	pthread_mutex_lock(&w->mu);
 	w->tot.inflight--;
 	pthread_mutex_unlock(&w->mu);
-	finish(w, c->req.kind, c->intended, c->sent, now, status, err);
-	if (w->cfg->wl.on_response)
-		w->cfg->wl.on_response(w->cfg->wl.ctx, &c->req, err >= 0 ? 0 : status, err,
-				       c->req.want_body ? c->body.data : NULL,
-				       c->req.want_body ? c->body.len : 0);
+	if (!retry_later(w, c, status, err, now)) {
+		finish(w, c->req.kind, c->intended, c->sent, now, status, err);
+		if (w->cfg->wl.on_response)
+			w->cfg->wl.on_response(w->cfg->wl.ctx, &c->req, err >= 0 ? 0 : status, err,
+					       c->req.want_body ? c->body.data : NULL,
+					       c->req.want_body ? c->body.len : 0);
+	}
+	free(c->owned);
+	c->owned = NULL;
 	if (reuse) {
 		conn_idle(w, c);
 	} else {
@@ -229,11 +330,10 @@ static void on_write(uv_write_t *req, int status)
 /* send_on writes the next request on idle connection c; intended is its
  * planned time (the actual time in closed loop). Returns false when the
  * workload has nothing more to send. */
+static void write_req(struct worker *w, struct conn *c, uint64_t now);
+
 static bool send_on(struct worker *w, struct conn *c, uint64_t intended, uint64_t now)
 {
-	uv_buf_t b;
-	int n;
-
 	ld_buf_reset(&c->scratch);
 	memset(&c->req, 0, sizeof(c->req));
 	if (w->cfg->wl.next(w->cfg->wl.ctx, &w->rng, &c->scratch, &c->req) < 0) {
@@ -241,26 +341,51 @@ static bool send_on(struct worker *w, struct conn *c, uint64_t intended, uint64_
 		return false;
 	}
 	c->intended = intended;
-	c->sent = now;
-	c->deadline = now + (uint64_t)(w->cfg->timeout_s * 1e9);
+	c->attempt = 0;
+	if (w->cfg->retry.max > 0)
+		ld_retry_budget_request(&w->budget);
 	if (!w->cfg->closed && now - intended > LATE_NS)
 		w->late++;
+	pthread_mutex_lock(&w->mu);
+	if (!w->cfg->closed && now - intended > LATE_NS)
+		w->tot.late++;
+	pthread_mutex_unlock(&w->mu);
+	write_req(w, c, now);
+	return true;
+}
+
+/* send_retry sends the kept request p on idle connection c. */
+static void send_retry(struct worker *w, struct conn *c, struct pending *p, uint64_t now)
+{
+	c->req = p->req;
+	c->owned = p->bytes;
+	c->intended = p->intended; /* the latency runs from the first intended send */
+	c->attempt = p->attempt;
+	write_req(w, c, now);
+}
+
+/* write_req writes c->req on c. */
+static void write_req(struct worker *w, struct conn *c, uint64_t now)
+{
+	uv_buf_t b;
+	int n;
+
+	c->sent = now;
+	c->deadline = now + (uint64_t)(w->cfg->timeout_s * 1e9);
 	if (c->req.want_body)
 		ld_buf_reset(&c->body);
 	ld_http_resp_init(&c->resp, c->req.head, c->req.want_body ? &c->body : NULL);
 	c->state = C_BUSY;
 	pthread_mutex_lock(&w->mu);
 	w->tot.inflight++;
-	if (!w->cfg->closed && now - intended > LATE_NS)
-		w->tot.late++;
 	pthread_mutex_unlock(&w->mu);
 	b = uv_buf_init((char *)c->req.data, (unsigned)c->req.len);
 	n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	if (n == (int)c->req.len)
-		return true;
+		return;
 	if (n < 0 && n != UV_EAGAIN) {
 		request_done(c, 0, LD_ERR_WRITE, false);
-		return true;
+		return;
 	}
 	if (n > 0) {
 		b.base += n;
@@ -269,7 +394,6 @@ static bool send_on(struct worker *w, struct conn *c, uint64_t intended, uint64_
 	c->wreq.data = c;
 	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0)
 		request_done(c, 0, LD_ERR_WRITE, false);
-	return true;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -420,6 +544,19 @@ static void pump(struct worker *w, uint64_t now)
 {
 	if (!w->started || w->finishing)
 		return;
+	/* Retries that are due go first: their clocks have run longest. */
+	for (int i = 0; i < w->npend && w->nidle;) {
+		struct pending p = w->pend[i];
+
+		if (p.due > now) {
+			i++;
+			continue;
+		}
+		w->pend[i] = w->pend[--w->npend];
+		send_retry(w, &w->conns[w->idle[--w->nidle]], &p, now);
+	}
+	if (w->npend && !w->nidle && w->open < w->nslots && now >= w->backoff_until)
+		conn_open(w, false);
 	if (w->cfg->closed) {
 		while (w->nidle && !w->wl_done && !g_stop &&
 		       (!w->max_requests || w->sent_count < w->max_requests) &&
@@ -485,6 +622,15 @@ static void arm(struct worker *w)
 	timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
+static void on_rtimer(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+	uint64_t now = now_ns();
+
+	pump(w, now);
+	arm_retry(w, now);
+}
+
 static void on_tick(uv_poll_t *h, int status, int events)
 {
 	struct worker *w = h->data;
@@ -526,6 +672,16 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void finish_run(struct worker *w, uint64_t now)
 {
 	w->finishing = true;
+	/* Retries not sent yet end with the outcome that made them. */
+	for (int i = 0; i < w->npend; i++) {
+		struct pending *p = &w->pend[i];
+
+		finish(w, p->req.kind, p->intended, 0, now, p->last_err < 0 ? p->last_status : 0,
+		       p->last_err);
+		w->retry_gave_up++;
+		free(p->bytes);
+	}
+	w->npend = 0;
 	while (w->qlen) {
 		uint64_t intended = queue_pop(w);
 		finish(w, 0, intended, 0, now, 0, LD_ERR_DROPPED);
@@ -536,6 +692,8 @@ static void finish_run(struct worker *w, uint64_t now)
 			c->state = C_IDLE; /* so request_done does not recurse */
 			finish(w, c->req.kind, c->intended, c->sent, now, 0, LD_ERR_TIMEOUT);
 		}
+		free(c->owned);
+		c->owned = NULL;
 	}
 	uv_walk(&w->loop, close_walk, NULL);
 }
@@ -574,11 +732,12 @@ static void on_sweep(uv_timer_t *t)
 			    (w->max_requests && w->sent_count >= w->max_requests);
 		/* Closed loop: answers still on the wire after the end are not
 		 * waited for (as wrk); a seeding run waits for its last ones. */
-		if (over && (busy == 0 || now >= end || g_stop))
+		if (over && ((busy == 0 && w->npend == 0) || now >= end || g_stop))
 			finish_run(w, now);
 		return;
 	}
-	if (w->sched_done && ((busy == 0 && w->qlen == 0) || now >= end + timeout || g_stop))
+	if (w->sched_done &&
+	    ((busy == 0 && w->qlen == 0 && w->npend == 0) || now >= end + timeout || g_stop))
 		finish_run(w, now);
 }
 
@@ -650,6 +809,9 @@ static int worker_init(struct worker *w, const struct ld_bench_cfg *cfg, int id)
 	w->wake.data = w;
 	uv_timer_init(&w->loop, &w->sweep);
 	w->sweep.data = w;
+	uv_timer_init(&w->loop, &w->rtimer);
+	w->rtimer.data = w;
+	ld_retry_budget_init(&w->budget, &cfg->retry);
 	uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	if (!cfg->closed) {
 		w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -679,6 +841,11 @@ static void worker_release(struct worker *w)
 		ld_buf_release(&w->conns[i].scratch);
 		ld_buf_release(&w->conns[i].body);
 	}
+	for (int i = 0; i < w->npend; i++)
+		free(w->pend[i].bytes);
+	free(w->pend);
+	for (int i = 0; w->conns && i < w->nslots; i++)
+		free(w->conns[i].owned);
 	free(w->conns);
 	free(w->idle);
 	free(w->q);
@@ -769,6 +936,9 @@ static void merge_results(struct worker *ws, int n, struct ld_bench_result *res)
 		res->errors += w->errors;
 		res->late += w->late;
 		res->connects += w->connects;
+		res->retries += w->retries;
+		res->retry_denied += w->retry_denied;
+		res->retry_gave_up += w->retry_gave_up;
 		for (int k = 0; k < LD_ERR_COUNT; k++)
 			res->err_by_kind[k] += w->err_by_kind[k];
 		for (int k = 0; k < 600; k++)

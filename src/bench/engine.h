@@ -14,6 +14,14 @@
  * them goes into the latency histogram (at least the timeout, or its real
  * wait), none is left out.
  *
+ * Retries (cfg.retry.max > 0, bench/retry.h): a request that may be retried
+ * and failed in a way worth retrying waits its backoff and is sent again,
+ * on any connection, within the retry budget; it is still one request: its
+ * latency runs from its first intended send time to its last answer, and
+ * only that last outcome is counted (and given to on_response). A retry
+ * that would go after its first intended time plus the timeout is not
+ * made.
+ *
  * Closed loop (rate <= 0): `connections` connections each send the next
  * request as soon as the previous answer arrives, as wrk does. Latency then
  * equals service time; the report says so.
@@ -31,6 +39,7 @@
 #include <sys/socket.h>
 
 #include "base/buf.h"
+#include "bench/retry.h"
 #include "bench/shape.h"
 #include "obs/hdr.h"
 
@@ -108,8 +117,9 @@ struct ld_bench_cfg {
 	bool poisson;
 	uint64_t seed;
 	double timeout_s;
-	int64_t max_requests; /* closed loop: stop after this many answers (0: no limit) */
-	bool errors_4xx;      /* count 4xx answers as errors */
+	int64_t max_requests;	      /* closed loop: stop after this many answers (0: no limit) */
+	bool errors_4xx;	      /* count 4xx answers as errors */
+	struct ld_retry_policy retry; /* max 0: no retries */
 	struct ld_bench_workload wl;
 	/* tick is called about once a second on the caller's thread with the
 	 * timeline point just closed; may be NULL. */
@@ -130,6 +140,9 @@ struct ld_bench_result {
 	int64_t err_by_kind[LD_ERR_COUNT];
 	int64_t status[600];
 	int64_t late, dropped, connects;
+	/* Retries sent (or due when the run ended), refused by the budget, and
+	 * given up: retries used up, past the timeout, or the run ended. */
+	int64_t retries, retry_denied, retry_gave_up;
 	double window_s;  /* measured window length: duration - warm-up */
 	bool interrupted; /* stopped early by ld_bench_stop: the window is shorter */
 	double elapsed_s; /* wall time of the whole run, drain included */

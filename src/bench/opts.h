@@ -44,6 +44,9 @@ struct ld_bench_opts {
 	const char *slo_text;
 	struct ld_slo slo;
 	bool errors_4xx, quiet;
+	/* --retries and its backoff and budget (bench/retry.h) */
+	int retries;
+	double retry_base_s, retry_cap_s, retry_budget;
 	const char *json_path, *html_path, *hgrm_path;
 	const char *profile_url; /* --profile: the server's base URL */
 	double profile_interval_s;

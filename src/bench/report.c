@@ -198,6 +198,13 @@ static void results_obj(struct ld_json *j, const struct ld_bench_opts *o,
 	kv_int(j, "late", r->late);
 	kv_int(j, "dropped", r->dropped);
 	kv_int(j, "connects", r->connects);
+	ld_json_key(j, "retries");
+	ld_json_obj_begin(j);
+	kv_int(j, "max", o->retries);
+	kv_int(j, "sent", r->retries);
+	kv_int(j, "denied_by_budget", r->retry_denied);
+	kv_int(j, "gave_up", r->retry_gave_up);
+	ld_json_obj_end(j);
 	kv_int(j, "clamped", r->latency.clamped);
 	kv_bool(j, "latency_is_service_time", o->closed);
 	kv_bool(j, "interrupted", r->interrupted);
@@ -439,6 +446,12 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 	if (!o->closed)
 		fprintf(f, "  late       %lld sent >1ms after their time   dropped %lld\n",
 			(long long)r->late, (long long)r->dropped);
+	if (o->retries)
+		fprintf(f,
+			"  retries    %lld sent   %lld denied by the budget   %lld given up "
+			"(statuses above are final outcomes)\n",
+			(long long)r->retries, (long long)r->retry_denied,
+			(long long)r->retry_gave_up);
 	if (r->latency.clamped)
 		fprintf(f, "  clamped    %lld values beyond the histogram range\n",
 			(long long)r->latency.clamped);

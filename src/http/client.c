@@ -33,12 +33,13 @@ enum {
 	S_TRAILER, /* trailer fields: S_FIELD_START.. with names ignored */
 };
 
-/* Field names that decide framing; others are validated and skipped. */
-enum { F_OTHER, F_CL, F_TE, F_CONN, F_TRAILER_FLAG = 16 };
+/* Field names that decide framing, and Retry-After (a client's backoff);
+ * others are validated and skipped. */
+enum { F_OTHER, F_CL, F_TE, F_CONN, F_RA, F_LAST = F_RA, F_TRAILER_FLAG = 64 };
 
-static const char *const interesting[] = {NULL, "content-length", "transfer-encoding",
-					  "connection"};
-static const size_t interesting_len[] = {0, 14, 17, 10};
+static const char *const interesting[] = {NULL, "content-length", "transfer-encoding", "connection",
+					  "retry-after"};
+static const size_t interesting_len[] = {0, 14, 17, 10, 11};
 
 /* Byte classes: 1 = RFC 9110 tchar, 2 = field value byte (HTAB, SP, VCHAR,
  * obs-text). A table, because the parser looks at every header byte. */
@@ -185,6 +186,7 @@ void ld_http_resp_init(struct ld_http_resp *r, bool head, struct ld_buf *body)
 	r->head = head;
 	r->body = body;
 	r->content_length = -1;
+	r->retry_after_s = -1;
 }
 
 /* restart_interim forgets an interim 1xx response, keeping the caller's
@@ -197,6 +199,25 @@ static void restart_interim(struct ld_http_resp *r)
 
 	ld_http_resp_init(r, head, body);
 	r->header_bytes = hb; /* interim responses count against the limit too */
+}
+
+/* parse_retry_after reads delay-seconds (RFC 9110 10.2.3); an HTTP-date,
+ * or anything else, leaves it unknown (-1): a hint, never an error. */
+static void parse_retry_after(struct ld_http_resp *r)
+{
+	int64_t v = 0;
+	size_t i = 0;
+
+	while (i < r->val_len && (r->val[i] == ' ' || r->val[i] == '\t'))
+		i++;
+	if (r->val_long || i == r->val_len)
+		return;
+	for (; i < r->val_len; i++) {
+		if (r->val[i] < '0' || r->val[i] > '9' || v > 100000000)
+			return;
+		v = v * 10 + (r->val[i] - '0');
+	}
+	r->retry_after_s = v;
 }
 
 static int parse_content_length(struct ld_http_resp *r)
@@ -298,6 +319,9 @@ static int end_field(struct ld_http_resp *r)
 	case F_CONN:
 		scan_connection(r);
 		break;
+	case F_RA:
+		parse_retry_after(r);
+		break;
 	default:
 		break;
 	}
@@ -349,8 +373,8 @@ static void name_byte(struct ld_http_resp *r, unsigned char c)
 
 	c = (unsigned char)(c | 0x20);
 	if (pos == 0)
-		r->name_kind = (1 << F_CL) | (1 << F_TE) | (1 << F_CONN);
-	for (int k = F_CL; k <= F_CONN; k++) {
+		r->name_kind = (1 << F_CL) | (1 << F_TE) | (1 << F_CONN) | (1 << F_RA);
+	for (int k = F_CL; k <= F_LAST; k++) {
 		const char *w = interesting[k];
 		if ((r->name_kind & (1 << k)) &&
 		    ((size_t)pos >= interesting_len[k] || (unsigned char)w[pos] != c))
@@ -361,7 +385,7 @@ static void name_byte(struct ld_http_resp *r, unsigned char c)
 /* name_done turns the candidate set into the kind of the complete name. */
 static int name_done(const struct ld_http_resp *r)
 {
-	for (int k = F_CL; k <= F_CONN; k++)
+	for (int k = F_CL; k <= F_LAST; k++)
 		if ((r->name_kind & (1 << k)) && (size_t)r->sub == interesting_len[k])
 			return k;
 	return F_OTHER;
@@ -370,7 +394,7 @@ static int name_done(const struct ld_http_resp *r)
 /* name_kind_of classifies a complete field name. */
 static int name_kind_of(const char *name, size_t len)
 {
-	for (int k = F_CL; k <= F_CONN; k++)
+	for (int k = F_CL; k <= F_LAST; k++)
 		if (len == interesting_len[k] && !strncasecmp(name, interesting[k], len))
 			return k;
 	return F_OTHER;

@@ -6,9 +6,9 @@
  * buffer of its own: the caller feeds whatever a read returned, in place, and
  * a response split across any number of reads parses the same as one read.
  * Only the fields that decide framing (Content-Length, Transfer-Encoding,
- * Connection) are remembered; other fields are checked and skipped. The body
- * is skipped too, unless the caller asks for it to be copied into a capped
- * buffer (the ladder scenario reads ids and tokens from bodies).
+ * Connection) and Retry-After (for a client's backoff) are remembered; other fields are checked and
+ * skipped. The body is skipped too, unless the caller asks for it to be copied into a capped buffer
+ * (the ladder scenario reads ids and tokens from bodies).
  *
  * Strict (RFC 9112): a status line "HTTP/1.x SP 3DIGIT SP reason"; lines end
  * in CRLF; field names are tokens with no space before the colon; no obs-fold;
@@ -61,6 +61,7 @@ struct ld_http_resp {
 	bool keep_alive;	/* the connection may carry another request */
 	bool done;		/* a whole response was consumed */
 	int64_t content_length; /* -1 when absent */
+	int64_t retry_after_s;	/* Retry-After in seconds; -1 when absent or a date */
 	bool chunked;
 	uint64_t body_bytes; /* payload bytes seen (decoded) */
 	struct ld_buf *body; /* when non-NULL, payload is appended here (capped) */
