@@ -5,10 +5,13 @@
  */
 #include "unit.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/gcra.h"
 #include "api/ratelimit.h"
+#include "redis/redis.h"
 
 #define S  1000000000ULL
 #define MS 1000000ULL
@@ -382,6 +385,60 @@ static void test_describe_matches_step(void)
 	}
 }
 
+static void setup_cfg(const char *store, unsigned nodes, const struct ld_redis_config *rc)
+{
+	memset(&ld_rl_cfg, 0, sizeof(ld_rl_cfg));
+	ld_rl_cfg.enabled = true;
+	snprintf(ld_rl_cfg.store, sizeof(ld_rl_cfg.store), "%s", store);
+	ld_rl_cfg.nodes = nodes;
+	ld_rl_cfg.ipv6_48_scale = 8;
+	ld_rl_cfg.redis = rc;
+	for (unsigned i = 0; i < LD_RL_NBUDGETS; i++)
+		CHECK_INT(
+		    ld_gcra_budget_parse(i & 1 ? "601/10s" : "600/10s", &ld_rl_cfg.budget[i].b), 0);
+}
+
+static void test_setup_shares(void)
+{
+	struct ld_redis_config rc;
+	char err[200];
+
+	memset(&rc, 0, sizeof(rc));
+	/* Local: each of 2 loops enforces half, rounded up. */
+	setup_cfg("local", 3, &rc);
+	CHECK_INT(ld_rl_setup(2, err, sizeof(err)), 0);
+	CHECK(!ld_rl_cfg.use_redis);
+	CHECK_INT(ld_rl_cfg.per_loop[LD_RL_USER_READS].quota, 300);
+	CHECK_INT(ld_rl_cfg.per_loop[LD_RL_USER_WRITES].quota, 301);
+	CHECK_INT(ld_rl_cfg.per_loop48[0].quota, 2400);
+	/* Redis: the whole budget in Redis; the fallback over 3 nodes x 2
+	 * loops, rounded up, never 0. */
+	snprintf(rc.url, sizeof(rc.url), "redis://127.0.0.1:6379");
+	setup_cfg("redis", 3, &rc);
+	CHECK_INT(ld_rl_setup(2, err, sizeof(err)), 0);
+	CHECK(ld_rl_cfg.use_redis);
+	CHECK_INT(ld_rl_cfg.per_loop[LD_RL_USER_READS].quota, 600);
+	CHECK_INT(ld_rl_cfg.per_loop[LD_RL_USER_WRITES].quota, 601);
+	CHECK_INT(ld_rl_cfg.per_loop[LD_RL_USER_READS].window_ms, 10000);
+	CHECK_INT(ld_rl_cfg.per_loop48[1].quota, 601 * 8);
+	CHECK_INT(ld_rl_cfg.fallback[LD_RL_USER_READS].quota, 100);
+	CHECK_INT(ld_rl_cfg.fallback[LD_RL_ADDR_WRITES].quota, 101);
+	CHECK_INT(ld_rl_cfg.fallback48[0].quota, 800);
+	CHECK_INT(ld_rl_cfg.fallback[LD_RL_USER_READS].window_ms, 10000);
+	setup_cfg("redis", 10000, &rc);
+	CHECK_INT(ld_rl_setup(4, err, sizeof(err)), 0);
+	CHECK_INT(ld_rl_cfg.fallback[LD_RL_USER_READS].quota, 1);
+	/* Redis without its URL, or a bad one: refused, naming the flag. */
+	rc.url[0] = '\0';
+	setup_cfg("redis", 1, &rc);
+	CHECK_INT(ld_rl_setup(1, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "--ratelimit-store redis needs the Redis server: --redis URL") != NULL);
+	snprintf(rc.url, sizeof(rc.url), "http://x");
+	setup_cfg("redis", 1, &rc);
+	CHECK_INT(ld_rl_setup(1, err, sizeof(err)), -EINVAL);
+	CHECK(strncmp(err, "--redis: ", 9) == 0);
+}
+
 int main(void)
 {
 	RUN(test_burst_then_refused);
@@ -397,5 +454,6 @@ int main(void)
 	RUN(test_xff_ports_and_brackets);
 	RUN(test_forwarded_many_lines);
 	RUN(test_describe_matches_step);
+	RUN(test_setup_shares);
 	return unit_finish();
 }
