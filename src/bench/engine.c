@@ -727,6 +727,11 @@ static void on_sweep(uv_timer_t *t)
 	if (g_stop && !w->sched_done)
 		w->sched_done = true;
 	pump(w, now);
+	/* What pump just sent (a due retry, a queued request) is in flight
+	 * too: the run is not over while it is. */
+	busy = 0;
+	for (int i = 0; i < w->nslots; i++)
+		busy += w->conns[i].state == C_BUSY;
 	if (cfg->closed) {
 		bool over = now >= end || g_stop || w->wl_done ||
 			    (w->max_requests && w->sent_count >= w->max_requests);

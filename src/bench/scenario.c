@@ -493,12 +493,21 @@ static int mix_next(void *ctx, struct ld_rng *rng, struct ld_buf *b, struct ld_b
 	}
 	if (ld_rng_unit(rng) < s->write_share) {
 		int user = s->good[ld_zipf_next(&s->zu, rng) - 1];
+		char key[64] = "";
+
 		req->kind = 1;
+		/* With --retries each write carries a key of its own, the same on
+		 * each retry: the server replays rather than writing twice. */
+		if (s->o->retries > 0)
+			snprintf(key, sizeof(key), "Idempotency-Key: \"lb-%016llx%016llx\"\r\n",
+				 (unsigned long long)ld_rng_next(rng),
+				 (unsigned long long)ld_rng_next(rng));
 		rc = ld_buf_printf(b,
 				   "POST /v1/items HTTP/1.1\r\nHost: %s\r\nContent-Type: "
-				   "application/json\r\nAuthorization: Bearer %s\r\n"
+				   "application/json\r\nAuthorization: Bearer %s\r\n%s"
 				   "Content-Length: %d\r\n\r\n{\"content\":\"%s\"}",
-				   s->u->authority, s->token[user], CONTENT_LEN + 14, s->content);
+				   s->u->authority, s->token[user], key, CONTENT_LEN + 14,
+				   s->content);
 	} else {
 		req->kind = 0;
 		if (ld_rng_next(rng) % 4 != 0) {

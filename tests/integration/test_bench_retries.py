@@ -31,10 +31,10 @@ def bench(tmp_path, *args):
     return json.loads(out.read_text())["results"], p.stdout
 
 
-def decisions(srv, budget):
+def decisions(srv, budget, which=("allowed", "limited")):
     text = srv.client().get("/metrics").body.decode()
     n = 0
-    for d in ("allowed", "limited"):
+    for d in which:
         want = 'ladder_ratelimit_decisions_total{budget="%s",decision="%s"} ' % (budget, d)
         n += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(want))
     return n
@@ -53,6 +53,10 @@ def test_get_retried_within_the_budget(tmp_path, ladder_server):
     # One final outcome per logical request.
     assert sum(r["status"].values()) == 200, r["status"]
     assert r["requests"] == 200
+    # Every answer the server gave reached the report: none lost to the
+    # end of the run while a retry was on the wire.
+    assert r["errors"] == 0, r["errors_by_kind"]
+    assert r["status"]["404"] == decisions(srv, "addr-reads", ("allowed",))
     # Retries happened, at most 10% of the 200 requests (the bucket starts
     # empty), and the server saw exactly the requests and the retries.
     assert 0 < rt["sent"] <= 20, rt
@@ -119,3 +123,20 @@ def test_without_retries_nothing_is_retried(tmp_path, ladder_server):
     assert r["retries"] == {"max": 0, "sent": 0, "denied_by_budget": 0, "gave_up": 0}
     assert decisions(srv, "addr-reads") == 100
     assert "retries " not in out
+
+
+def test_scenario_writes_keyed_and_retried(tmp_path, ladder_server):
+    srv = shedding(ladder_server, "--ratelimit-user-writes", "5/1s")
+    url = "http://127.0.0.1:%d" % srv.port
+    r, out = bench(tmp_path, "--scenario", "ladder", "--users", "2", "--items-per-user", "1",
+                   "--rate", "50", "--duration", "2s", "--read-write-ratio", "1:1",
+                   "--retries", "2", url)  # fmt: skip
+    rt = r["retries"]
+    assert 0 < rt["sent"] <= 10, rt
+    assert r["errors"] == 0, r["errors_by_kind"]
+    # The 2 seeded items, then every write of the mix and every retry.
+    writes = r["status"].get("201", 0) + r["status"].get("429", 0)
+    assert decisions(srv, "user-writes") == 2 + writes + rt["sent"]
+    # Each allowed write was answered 201 and counted once.
+    assert r["status"]["201"] == decisions(srv, "user-writes", ("allowed",)) - 2
+    assert r["status"].get("429", 0) == rt["denied_by_budget"] + rt["gave_up"]
