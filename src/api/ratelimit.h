@@ -148,8 +148,9 @@ struct ld_api_rl {
 };
 
 /* Where the state lives. decide takes one request of key k against
- * budget b (its per-loop share); it returns 0 with *d filled, or 1 when it
- * answers later: then w->done runs on the loop thread with the decision. */
+ * budget b (the loop's share with the local store, the whole with Redis);
+ * it returns 0 with *d filled, or 1 when it answers later: then w->done
+ * runs on the loop thread with the decision. */
 struct ld_rl_vt {
 	const char *name;
 	int (*loop_open)(const struct ld_rl_config *c, unsigned loop_index, uv_loop_t *uv,
