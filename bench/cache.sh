@@ -1,19 +1,34 @@
 #!/bin/bash
-# GET /v1/items/{id} hit throughput with the in-process cache against the
-# same server without it (docs/cache.md, "Figures").
+# The cache half of `make bench` (issue 10, "How fast"; docs/cache.md,
+# "Figures"). Every server under test and every reference runs pinned to
+# core SERVER_CPU (one loop thread, one nginx worker, one redis-server); the
+# load generator to CLIENT_CPU. ROUNDS alternating runs of SECONDS_PER_RUN
+# each; medians reported.
 #
-# Two servers, each pinned to core SERVER_CPU with one loop thread, one with
-# --cache none and one with --cache local; the load generator (`ladder
-# bench --rate max`, closed loop) runs on core CLIENT_CPU against one at a
-# time, ROUNDS alternating runs of SECONDS_PER_RUN each; medians reported.
+#  1. L1 hits: GET /v1/items/{id} from `ladder serve --cache local` (every
+#     request an L1 hit) against nginx returning the same bytes from memory
+#     (`return 200`, with an ETag header as ladder sends), and `--cache
+#     none` beside them. Target: local / nginx >= 1.0x.
+#  2. L2 hits: `ladder serve --cache redis` with the smallest L1 (64KiB)
+#     and the load spread round-robin over 64 items of 1000 bytes (the
+#     most URLs ladder bench takes, the largest content) by L2_CONNS (16)
+#     connections, so L1 (LRU, room for about 50 such entries) never holds
+#     the next one and no two requests in flight share a key: each request
+#     is an L1 miss and an L2 hit, one Redis GET on the loopback (the L1
+#     hits in the runs are printed to show it); against `redis-benchmark -t
+#     get` at the same number of clients, no pipelining (ladder bench sends
+#     one request per connection at a time), over as many keys of the same
+#     value size, redis-server on the same core in both.
 #
-# Usage: bench/cache.sh            (ROUNDS=3 SECONDS_PER_RUN=10 CONNS=64)
+# Usage: bench/cache.sh            (ROUNDS=3 SECONDS_PER_RUN=10 CONNS=64 L2_CONNS=16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 SECS=${SECONDS_PER_RUN:-10}
 CONNS=${CONNS:-64}
+L2_KEYS=64
+L2_CONNS=${L2_CONNS:-16}
 BIN=${LADDER_BIN:-build/rel/ladder}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
@@ -27,67 +42,120 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. bench/lib.sh
 
-# start MODE: starts a server, prints "PORT ITEM_PATH"
+# start NAME MODE N SIZE [SERVE ARGS...]: starts a server with --cache MODE
+# and N items of SIZE bytes of content; sets PORT, and writes the items' paths
+# to $work/NAME.paths, one a line.
 start() {
-	local mode=$1 port i token hdr
-	port=$(free_port)
-	mkdir -p "$work/$mode"
-	taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$port" --data "$work/$mode" \
+	local name=$1 mode=$2 n=$3 size=$4
+	shift 4
+	PORT=$(bench_free_port)
+	mkdir -p "$work/$name"
+	taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$PORT" --data "$work/$name" \
 		--threads 1 --cache "$mode" --log-requests off --argon2-ops 1 --argon2-mem 64KiB \
-		>"$work/$mode.log" 2>&1 &
+		"$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
-	for i in $(seq 1 100); do
-		curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
-		sleep 0.1
-	done
-	curl -fs -X POST -H 'Content-Type: application/json' \
-		-d '{"handle":"bench_user","password":"bench-password"}' \
-		"http://127.0.0.1:$port/v1/users" >/dev/null
-	token=$(curl -fs -X POST -H 'Content-Type: application/json' \
-		-d '{"handle":"bench_user","password":"bench-password"}' \
-		"http://127.0.0.1:$port/v1/sessions" |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-	hdr="$work/$mode.hdr"
-	curl -fs -D "$hdr" -o /dev/null -X POST -H 'Content-Type: application/json' \
-		-H "Authorization: Bearer $token" -d "{\"content\":\"$(printf 'x%.0s' $(seq 200))\"}" \
-		"http://127.0.0.1:$port/v1/items"
-	echo "$port $(awk 'tolower($1)=="location:" {gsub("\r",""); print $2}' "$hdr")"
-}
-
-# load URL: prints the achieved requests/s of one run
-load() {
-	taskset -c "$CLIENT_CPU" "$BIN" bench --rate max -c "$CONNS" --duration "${SECS}s" --quiet \
-		--errors-4xx --json "$work/load.json" "$1" >/dev/null
-	python3 - "$work/load.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-if r.get("errors", 0):
-    print("bench: errors in the run: %s" % r.get("errors_by_kind"), file=sys.stderr)
-    sys.exit(1)
-print("%.0f" % r["achieved_rps"])
+	bench_wait_http "http://127.0.0.1:$PORT/readyz" || { cat "$work/$name.log" >&2; return 1; }
+	python3 - "$PORT" "$n" "$size" >"$work/$name.paths" <<'PY'
+import http.client, json, sys
+port, n, size = (int(a) for a in sys.argv[1:4])
+c = http.client.HTTPConnection("127.0.0.1", port)
+def call(method, path, body, hdrs={}):
+    c.request(method, path, json.dumps(body), {"Content-Type": "application/json", **hdrs})
+    r = c.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        sys.exit(f"bench: {method} {path}: {r.status} {data!r}")
+    return r, data
+cred = {"handle": "bench_user", "password": "bench-password"}
+call("POST", "/v1/users", cred)
+token = json.loads(call("POST", "/v1/sessions", cred)[1])["token"]
+for _ in range(n):
+    r, _ = call("POST", "/v1/items", {"content": "x" * size}, {"Authorization": "Bearer " + token})
+    print(r.getheader("Location"))
 PY
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# metric PORT NAME LABELS: the value of one series in PORT's /metrics (0 when absent).
+metric() {
+	curl -fs "http://127.0.0.1:$1/metrics" |
+		awk -v k="$2{$3}" '$1 == k {v=$2} END {print v + 0}'
+}
 
-read -r pn itn < <(start none)
-read -r pl itl < <(start local)
-echo "GET /v1/items/{id}: ladder bench --rate max, $CONNS connections, ${SECS}s x $ROUNDS rounds alternated (servers on cpu $SERVER_CPU, load on cpu $CLIENT_CPU)"
+# ---- 1. L1 hits against nginx from memory ----
+start none none 1 200
+pn=$PORT
+itn=$(head -1 "$work/none.paths")
+start local local 1 200
+pl=$PORT
+itl=$(head -1 "$work/local.paths")
+curl -fs -D "$work/item.hdr" -o "$work/item.body" "http://127.0.0.1:$pl$itl"
+etag=$(awk 'tolower($1)=="etag:" {sub(/\r$/, ""); sub(/^[^:]*: */, ""); print}' "$work/item.hdr")
+bench_nginx memory "$SERVER_CPU" nginx "$itl" "$work/item.body" "$etag"
+pg=$BENCH_NGINX_PORT
+
+echo "GET /v1/items/{id} ($(wc -c <"$work/item.body") bytes): ladder bench --rate max, $CONNS connections, ${SECS}s x $ROUNDS rounds alternated (servers on cpu $SERVER_CPU, load on cpu $CLIENT_CPU)"
 : >"$work/none.rps"
 : >"$work/local.rps"
+: >"$work/nginx.rps"
+h0=$(metric "$pl" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
 for r in $(seq 1 "$ROUNDS"); do
-	n=$(load "http://127.0.0.1:$pn$itn")
-	l=$(load "http://127.0.0.1:$pl$itl")
-	echo "  round $r: none $n/s, local $l/s"
+	read -r n _ _ < <(bench_load "$CLIENT_CPU" "http://127.0.0.1:$pn$itn")
+	read -r l lp50 lp99 < <(bench_load "$CLIENT_CPU" "http://127.0.0.1:$pl$itl")
+	read -r g gp50 gp99 < <(bench_load "$CLIENT_CPU" "http://127.0.0.1:$pg$itl")
+	echo "  round $r: none $n/s, local $l/s (p99 $lp99 ms), nginx $g/s (p99 $gp99 ms)"
 	echo "$n" >>"$work/none.rps"
 	echo "$l" >>"$work/local.rps"
+	echo "$g" >>"$work/nginx.rps"
 done
-mn=$(median <"$work/none.rps")
-ml=$(median <"$work/local.rps")
-hits=$(curl -fs "http://127.0.0.1:$pl/metrics" |
-	awk '/^ladder_cache_hits_total\{level="l1",route="\/v1\/items\/\{id\}"\}/ {print $2}')
-echo "median: none $mn/s, local $ml/s (x$(python3 -c "print('%.2f' % ($ml / $mn))")); local hits: $hits"
+mn=$(bench_median <"$work/none.rps")
+ml=$(bench_median <"$work/local.rps")
+mg=$(bench_median <"$work/nginx.rps")
+h1=$(metric "$pl" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
+m1=$(metric "$pl" ladder_cache_misses_total 'level="l1",route="/v1/items/{id}"')
+echo "L1 median: none $mn/s, local $ml/s (x$(bench_ratio "$ml" "$mn") of none), nginx from memory $mg/s"
+echo "L1 hit vs nginx: ratio $(bench_ratio "$ml" "$mg")x (target >= 1.0x); L1 hits in the runs $((h1 - h0)), misses $m1 in all"
+
+# ---- 2. L2 (Redis) hits against redis-benchmark ----
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+	echo "L2: redis-server or redis-benchmark missing (scripts/deps.sh bench): skipped"
+	exit 0
+fi
+rport=$(bench_free_port)
+mkdir -p "$work/redis"
+taskset -c "$SERVER_CPU" redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+	--dir "$work/redis" --maxmemory 256mb --maxmemory-policy allkeys-lru \
+	--logfile "$work/redis/redis.log" &
+pids+=($!)
+for _ in $(seq 1 100); do
+	redis-cli -p "$rport" ping >/dev/null 2>&1 && break
+	sleep 0.1
+done
+start redis redis "$L2_KEYS" 1000 --redis "redis://127.0.0.1:$rport" --cache-bytes 64KiB
+pr=$PORT
+mapfile -t urls < <(sed "s|^|http://127.0.0.1:$pr|" "$work/redis.paths")
+# One pass fills Redis; every later request is an L2 hit.
+taskset -c "$CLIENT_CPU" "$BIN" bench --rate max -c 1 --duration 1s --quiet --errors-4xx "${urls[@]}" >/dev/null
+vsize=$(redis-cli -p "$rport" --raw strlen "ladder:c:i$(basename "$(head -1 "$work/redis.paths")")")
+echo "L2: ladder bench -c $L2_CONNS, GET over $L2_KEYS items of 1000 bytes round-robin, --cache redis --cache-bytes 64KiB, Redis value $vsize bytes; redis-benchmark -t get -c $L2_CONNS -P 1 -r $L2_KEYS -d $vsize"
+: >"$work/l2.rps"
+: >"$work/rb.rps"
+l2h0=$(metric "$pr" ladder_cache_hits_total 'level="l2",route="/v1/items/{id}"')
+l1h0=$(metric "$pr" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
+for r in $(seq 1 "$ROUNDS"); do
+	read -r l _ lp99 < <(CONNS=$L2_CONNS bench_load "$CLIENT_CPU" "${urls[0]}" "${urls[@]:1}")
+	# Keys key:000000000000 to key:L2_KEYS-1 set to vsize bytes, then GETs.
+	taskset -c "$CLIENT_CPU" redis-benchmark -p "$rport" -c "$L2_CONNS" -P 1 -r "$L2_KEYS" \
+		-d "$vsize" -n $((L2_KEYS * 10)) -t set -q >/dev/null
+	g=$(taskset -c "$CLIENT_CPU" redis-benchmark -p "$rport" -c "$L2_CONNS" -P 1 -r "$L2_KEYS" \
+		-d "$vsize" -n $((SECS * 100000)) -t get --csv | awk -F'"' '$2 == "GET" {printf "%.0f", $4}')
+	echo "  round $r: ladder L2 hit $l/s (p99 $lp99 ms), redis-benchmark GET $g/s"
+	echo "$l" >>"$work/l2.rps"
+	echo "$g" >>"$work/rb.rps"
+done
+l2h1=$(metric "$pr" ladder_cache_hits_total 'level="l2",route="/v1/items/{id}"')
+l1h1=$(metric "$pr" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
+ml2=$(bench_median <"$work/l2.rps")
+mrb=$(bench_median <"$work/rb.rps")
+echo "L2 median: ladder $ml2/s, redis-benchmark GET $mrb/s, ratio $(bench_ratio "$ml2" "$mrb")x; in the runs L2 hits $((l2h1 - l2h0)), L1 hits $((l1h1 - l1h0))"

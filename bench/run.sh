@@ -12,6 +12,9 @@ if [ -x bench/generator.sh ]; then
 	bench/generator.sh
 fi
 echo
+echo "== the response cache: L1 hit vs nginx, L2 hit vs redis-benchmark =="
+bench/cache.sh
+echo
 echo "== ladder on PostgreSQL vs pgbench (reads, durable writes) =="
 bench/postgres.sh
 echo

@@ -34,19 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_http() {
-	local url=$1 i
-	for i in $(seq 1 100); do
-		curl -fs -o /dev/null "$url" && return 0
-		sleep 0.1
-	done
-	echo "bench: $url did not come up" >&2
-	return 1
-}
+. bench/lib.sh
 
 # run_load URL METHOD [BODYFILE HEADER]: prints "rps p50_ms p99_ms"
 run_load() {
@@ -74,36 +62,21 @@ LUA
 		taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$script" "$url" >"$out"
 		awk '/Requests\/sec/ {r=$2} /^LAT/ {p50=$2; p99=$3} END {printf "%.0f %.3f %.3f\n", r, p50, p99}' "$out"
 	else
-		local args=(--rate max -c "$CONNS" --duration "${SECS}s" --quiet --errors-4xx
-			--json "$work/load.json")
+		local args=()
 		if [ "$method" = POST ]; then
 			args+=(-X POST -H "Content-Type: application/json" -H "$header" --body-file "$body")
 		fi
-		taskset -c "$CLIENT_CPU" "$BIN" bench "${args[@]}" "$url" >"$out"
-		python3 - "$work/load.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-lat = r.get("service_time_us") or r["latency_us"]
-bad = r.get("errors", 0)
-if bad:
-    # A figure that counts failed requests is no figure.
-    print(f"bench: {bad} errors in the run: {r.get('status')} {r.get('errors_by_kind')}",
-          file=sys.stderr)
-    sys.exit(1)
-print(f'{r["achieved_rps"]:.0f} {lat["p50"]/1000:.3f} {lat["p99"]/1000:.3f}')
-PY
+		bench_load "$CLIENT_CPU" "$url" "${args[@]}"
 	fi
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 # --- ladder serve, durable, one loop thread on one core ---
-lport=$(free_port)
+lport=$(bench_free_port)
 mkdir -p "$data"
 taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$lport" --data "$data" --threads 1 --cache none \
 	--log-requests off --argon2-ops 1 --argon2-mem 64KiB >"$work/serve.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$lport/readyz"
+bench_wait_http "http://127.0.0.1:$lport/readyz"
 
 curl -fs -X POST -H 'Content-Type: application/json' \
 	-d '{"handle":"bench_user","password":"bench-password"}' \
@@ -118,45 +91,9 @@ item_url=$(curl -fs -D "$work/hdr" -o "$work/item.body" -X POST -H 'Content-Type
 	awk 'tolower($1)=="location:" {gsub("\r",""); print $2}' "$work/hdr")
 curl -fs -o "$work/item.body" "http://127.0.0.1:$lport$item_url"
 
-# --- nginx serving the same bytes, one worker on the same core ---
-nport=$(free_port)
-mkdir -p "$work/www/v1/items" "$work/nginx"
-# nginx workers drop to an unprivileged user when started as root.
-chmod 755 "$work"
-cp "$work/item.body" "$work/www$item_url"
-chmod -R a+rX "$work/www"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-worker_cpu_affinity auto;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	default_type application/json;
-	keepalive_requests 1000000;
-	# nginx at its best for small static files: no open/fstat/close per
-	# request, and sendfile.
-	open_file_cache max=1000 inactive=60s;
-	open_file_cache_valid 60s;
-	sendfile on;
-	client_body_temp_path $work/nginx;
-	proxy_temp_path $work/nginx;
-	fastcgi_temp_path $work/nginx;
-	uwsgi_temp_path $work/nginx;
-	scgi_temp_path $work/nginx;
-	server {
-		listen 127.0.0.1:$nport;
-		root $work/www;
-	}
-}
-NGINX
-taskset -c "$SERVER_CPU" nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" >/dev/null 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$nport$item_url"
-cmp -s <(curl -fs "http://127.0.0.1:$nport$item_url") "$work/item.body" ||
-	{ echo "bench: nginx does not serve the same bytes" >&2; exit 1; }
+# --- nginx serving the same bytes as a static file, one worker on the same core ---
+bench_nginx file "$SERVER_CPU" nginx "$item_url" "$work/item.body"
+nport=$BENCH_NGINX_PORT
 
 echo "GET $item_url: $LOADGEN, $CONNS connections, ${SECS}s x $ROUNDS rounds (server on cpu $SERVER_CPU, load on cpu $CLIENT_CPU)"
 : >"$work/get_ladder"
@@ -169,9 +106,9 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "$rps" >>"$work/get_nginx"
 	printf '  round %d nginx : %8s req/s  p50 %s ms  p99 %s ms\n' "$r" "$rps" "$p50" "$p99"
 done
-gl=$(median <"$work/get_ladder")
-gn=$(median <"$work/get_nginx")
-ratio=$(awk -v a="$gl" -v b="$gn" 'BEGIN {printf "%.2f", a / b}')
+gl=$(bench_median <"$work/get_ladder")
+gn=$(bench_median <"$work/get_nginx")
+ratio=$(bench_ratio "$gl" "$gn")
 echo "GET median: ladder $gl req/s, nginx $gn req/s, ratio ${ratio}x (target >= 0.7x)"
 
 echo "POST /v1/items durable: $LOADGEN, $CONNS connections, ${SECS}s x $ROUNDS rounds"
@@ -181,8 +118,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "$rps $p99" >>"$work/post"
 	printf '  round %d: %8s writes/s  p50 %s ms  p99 %s ms\n' "$r" "$rps" "$p50" "$p99"
 done
-pw=$(cut -d' ' -f1 "$work/post" | median)
-pp=$(cut -d' ' -f2 "$work/post" | median)
+pw=$(cut -d' ' -f1 "$work/post" | bench_median)
+pp=$(cut -d' ' -f2 "$work/post" | bench_median)
 echo "POST median: $pw acknowledged writes/s, p99 $pp ms (target >= 20000/s)"
 curl -fs "http://127.0.0.1:$lport/metrics" | grep -E '^ladder_store_write_batch_size_(sum|count) ' |
 	awk '{v[$1]=$2} END {if (v["ladder_store_write_batch_size_count"]) printf "mean write batch: %.1f ops per commit\n", v["ladder_store_write_batch_size_sum"]/v["ladder_store_write_batch_size_count"]}'

@@ -1,0 +1,105 @@
+#!/bin/bash
+# bench/lib.sh - shell helpers shared by the bench scripts; sourced, never
+# run. Every helper keeps its state in what the caller passes or in the
+# caller's $work (a temp directory) and $pids (an array of the processes it
+# started, which the caller's EXIT trap stops).
+
+# bench_free_port: a free TCP port on 127.0.0.1.
+bench_free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# bench_wait_http URL: waits up to 10 s for URL to answer 2xx.
+bench_wait_http() {
+	local url=$1 i
+	for i in $(seq 1 100); do
+		curl -fs -o /dev/null "$url" && return 0
+		sleep 0.1
+	done
+	echo "bench: $url did not come up" >&2
+	return 1
+}
+
+# bench_median: the median of the numbers on stdin, one a line (the lower
+# middle one for an even count, so it is always a measured figure).
+bench_median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# bench_ratio A B: A / B with two decimals.
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+
+# bench_load CPU URL [ARGS...]: one closed-loop `ladder bench --rate max`
+# run pinned to CPU ($BIN, $CONNS connections, $SECS seconds; ARGS are more
+# ladder bench options); prints "rps p50_ms p99_ms" (service time). A run
+# with an error (a 4xx counts) is no figure: it fails.
+bench_load() {
+	local cpu=$1 url=$2
+	shift 2
+	taskset -c "$cpu" "$BIN" bench --rate max -c "$CONNS" --duration "${SECS}s" --quiet \
+		--errors-4xx --json "$work/load.json" "$@" "$url" >"$work/load.out"
+	python3 - "$work/load.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+lat = r.get("service_time_us") or r["latency_us"]
+bad = r.get("errors", 0)
+if bad:
+    print(f"bench: {bad} errors in the run: {r.get('status')} {r.get('errors_by_kind')}",
+          file=sys.stderr)
+    sys.exit(1)
+print(f'{r["achieved_rps"]:.0f} {lat["p50"]/1000:.3f} {lat["p99"]/1000:.3f}')
+PY
+}
+
+# bench_nginx KIND CPU NAME PATH BODYFILE [ETAG]: starts nginx (one worker,
+# pinned to CPU, config and logs under $work/NAME) answering GET PATH with
+# the bytes of BODYFILE as application/json, and sets BENCH_NGINX_PORT (its
+# pid goes in $pids). KIND "memory": `return 200` with the bytes in the
+# config, no file system work per request, the cheapest answer nginx has;
+# "file": a static file under $work/NAME/www, at nginx's best for one (open
+# file cache, sendfile). ETAG, when given, is sent as the ETag header (so
+# nginx's headers weigh what ladder's do). Waits until nginx serves exactly
+# those bytes.
+bench_nginx() {
+	local kind=$1 cpu=$2 name=$3 path=$4 bodyfile=$5 etag=${6:-} dir port body loc
+	dir="$work/$name"
+	mkdir -p "$dir"
+	# nginx workers drop to an unprivileged user when started as root.
+	chmod 755 "$work" "$dir"
+	port=$(bench_free_port)
+	if [ "$kind" = memory ]; then
+		# The body goes in a single-quoted nginx string: escape \ and '.
+		body=$(sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" "$bodyfile")
+		loc="location = $path { ${etag:+add_header ETag '$etag';} return 200 '$body'; }"
+	else
+		mkdir -p "$dir/www$(dirname "$path")"
+		cp "$bodyfile" "$dir/www$path"
+		chmod -R a+rX "$dir/www"
+		loc="root $dir/www; open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s; sendfile on;"
+	fi
+	cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	default_type application/json;
+	keepalive_requests 1000000;
+	client_body_temp_path $dir;
+	proxy_temp_path $dir;
+	fastcgi_temp_path $dir;
+	uwsgi_temp_path $dir;
+	scgi_temp_path $dir;
+	server {
+		listen 127.0.0.1:$port;
+		$loc
+	}
+}
+NGINX
+	taskset -c "$cpu" nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/stdout" 2>&1 &
+	pids+=($!)
+	bench_wait_http "http://127.0.0.1:$port$path" || { cat "$dir/error.log" >&2; return 1; }
+	cmp -s <(curl -fs "http://127.0.0.1:$port$path") "$bodyfile" ||
+		{ echo "bench: nginx does not serve the same bytes as $bodyfile" >&2; return 1; }
+	BENCH_NGINX_PORT=$port
+}
