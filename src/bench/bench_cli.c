@@ -23,6 +23,7 @@
 #include "bench/opts.h"
 #include "bench/profile.h"
 #include "bench/report.h"
+#include "bench/cachestat.h"
 #include "bench/scenario.h"
 #include "http/client.h"
 
@@ -680,6 +681,35 @@ static int breakpoint(struct ld_bench_opts *o, struct ld_bench_cfg *cfg,
 	return rc;
 }
 
+/* cache_before reads the server's cache counters before the run (after
+ * seeding, whose reads are not the mix's); a server without /metrics or
+ * without a cache just gives no figure. */
+static void cache_before(const struct ld_http_url *u, const struct sockaddr_storage *addr,
+			 struct ld_cache_stat *s)
+{
+	char err[256];
+
+	if (ld_cache_stat_fetch(addr, u->authority, u->path, s, err, sizeof(err)))
+		fprintf(stderr, "ladder bench: no cache figures: %s\n", err);
+}
+
+/* cache_after reads them again and keeps the difference in x. */
+static void cache_after(const struct ld_http_url *u, const struct sockaddr_storage *addr,
+			const struct ld_cache_stat *before, struct ld_bench_extra *x)
+{
+	struct ld_cache_stat s;
+	char err[256];
+
+	if (!before->found)
+		return;
+	if (ld_cache_stat_fetch(addr, u->authority, u->path, &s, err, sizeof(err))) {
+		fprintf(stderr, "ladder bench: no cache figures: %s\n", err);
+		return;
+	}
+	ld_cache_stat_delta(before, &s, &x->cache);
+	x->has_cache = x->cache.found;
+}
+
 int ld_bench_main(int argc, char **argv)
 {
 	struct ld_bench_opts o;
@@ -689,6 +719,7 @@ int ld_bench_main(int argc, char **argv)
 	struct ld_http_url u0, u;
 	struct generic *g = NULL;
 	struct ld_scenario *sc = NULL;
+	struct ld_cache_stat cstat0 = {0};
 	struct live live;
 	struct sigaction sa, old_int, old_term;
 	bool have_res = false, sig_set = false;
@@ -788,6 +819,7 @@ int ld_bench_main(int argc, char **argv)
 		}
 		ld_scenario_workload(sc, &cfg.wl);
 		x->mix = true;
+		cache_before(&u0, &cfg.addr, &cstat0);
 	} else {
 		for (int i = 0; i < o.nurls; i++) {
 			int e;
@@ -839,8 +871,10 @@ int ld_bench_main(int argc, char **argv)
 		goto out;
 	}
 	have_res = true;
-	if (sc)
+	if (sc) {
 		ld_scenario_photos(sc, x);
+		cache_after(&u0, &cfg.addr, &cstat0, x);
+	}
 	if (!o.quiet && live.tty)
 		fprintf(stderr, "\n");
 	if (o.slo_text && !o.breakpoint)

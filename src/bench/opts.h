@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bench/cachestat.h"
 #include "bench/engine.h"
 #include "bench/slo.h"
 
@@ -85,6 +86,10 @@ struct ld_bench_extra {
 	int64_t photos_started, photos_completed, photos_failed, photo_bytes;
 	double seed_s;
 	struct ld_profile *profile; /* --profile, owned by the caller */
+	/* The ladder scenario: the server's cache counters over the run (its
+	 * /metrics before and after); has_cache when both reads had them. */
+	bool has_cache;
+	struct ld_cache_stat cache;
 };
 
 #endif

@@ -8,7 +8,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/httpget.h"
 #include "bench/procfs.h"
 #include "http/client.h"
 
@@ -176,80 +176,20 @@ out:
  * it: once a second, a connect costs less than keeping state). */
 static int fetch(struct ld_profile *p, struct ld_prof_doc *d, char *err, size_t errlen)
 {
-	struct ld_http_resp resp;
-	char buf[16384];
-	size_t off = 0;
-	uint64_t deadline = mono_ns() + (uint64_t)FETCH_TIMEOUT_MS * 1000000ULL;
-	int fd, rc = -EIO;
+	int status, rc;
 
-	fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return rc;
-	}
-	if (connect(fd, (struct sockaddr *)&p->addr, p->addrlen) && errno != EINPROGRESS) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot connect to %s: %s", p->url.authority,
-			 strerror(errno));
+	rc = ld_bench_http_fetch(&p->addr, p->addrlen, p->url.authority, &p->req, FETCH_TIMEOUT_MS,
+				 "stats document", &status, &p->body, err, errlen);
+	if (rc)
 		goto out;
-	}
-	ld_buf_reset(&p->body);
-	ld_http_resp_init(&resp, false, &p->body);
-	while (!resp.done) {
-		struct pollfd pfd = {fd, off < p->req.len ? POLLOUT : POLLIN, 0};
-		int64_t left = (int64_t)(deadline - mono_ns()) / 1000000;
-		ssize_t n;
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-			rc = -ETIMEDOUT;
-			snprintf(err, errlen, "no stats document from %s within %d ms",
-				 p->url.authority, FETCH_TIMEOUT_MS);
-			goto out;
-		}
-		if (off < p->req.len) {
-			n = send(fd, p->req.data + off, p->req.len - off, MSG_NOSIGNAL);
-			if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				rc = -errno;
-				snprintf(err, errlen, "cannot connect to %s: %s", p->url.authority,
-					 strerror(errno));
-				goto out;
-			}
-			off += n > 0 ? (size_t)n : 0;
-			continue;
-		}
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
-			if (n == 0 && ld_http_resp_eof(&resp) == 1)
-				break;
-			rc = n < 0 ? -errno : -EPROTO;
-			snprintf(err, errlen, "%s closed before the stats document was complete",
-				 p->url.authority);
-			goto out;
-		}
-		for (size_t used = 0; used < (size_t)n && !resp.done;) {
-			ssize_t c = ld_http_resp_feed(&resp, buf + used, (size_t)n - used);
-			if (c < 0) {
-				rc = (int)c;
-				snprintf(err, errlen,
-					 "the stats answer from %s is not valid HTTP (%s)",
-					 p->url.authority, strerror((int)-c));
-				goto out;
-			}
-			used += (size_t)c;
-		}
-	}
-	if (resp.status != 200) {
+	if (status != 200) {
 		rc = -EPROTO;
 		snprintf(err, errlen, "GET %s/debug/stats answered %d (not 200)", p->url.authority,
-			 resp.status);
+			 status);
 		goto out;
 	}
 	rc = ld_prof_doc_parse(p->body.data ? p->body.data : "", p->body.len, d, err, errlen);
 out:
-	close(fd);
 	return rc;
 }
 

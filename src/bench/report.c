@@ -361,6 +361,12 @@ int ld_bench_json(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 		mix_and_seed(&j, r, x);
 	if (x->nsteps)
 		breakpoint_obj(&j, x);
+	if (x->has_cache) {
+		ld_json_key(&j, "cache");
+		ld_json_obj_begin(&j);
+		ld_cache_stat_json(&j, &x->cache);
+		ld_json_obj_end(&j);
+	}
 	if (x->profile) {
 		ld_json_key(&j, "profile");
 		ld_profile_json(&j, x->profile);
@@ -432,6 +438,19 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 				"bytes each)\n",
 				(long long)x->photos_started, (long long)x->photos_completed,
 				(long long)x->photos_failed, (long long)x->photo_bytes);
+	}
+	if (x->has_cache) {
+		double hr = ld_cache_stat_ratio(&x->cache);
+
+		if (hr >= 0)
+			fprintf(
+			    f,
+			    "  cache      hit ratio %.1f%%  (L1 hits %.0f, L2 hits %.0f, of %.0f "
+			    "look-ups; the server's /metrics)\n",
+			    100 * hr, x->cache.hits[LD_CSTAT_L1], x->cache.hits[LD_CSTAT_L2],
+			    ld_cache_stat_lookups(&x->cache));
+		else
+			fprintf(f, "  cache      no look-ups in the run (the server's /metrics)\n");
 	}
 	fprintf(f, "  status    ");
 	for (int s = 0; s < 600; s++)
