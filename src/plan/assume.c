@@ -162,6 +162,8 @@ void ld_assume_defaults(struct ld_assume *a)
 	a->cache_overhead = 0.5;
 	a->cache_hit_ratio = 0.9;
 	a->cache_node_memory = 64e9;
+	snprintf(a->cache_source, sizeof(a->cache_source),
+		 "assumed (the default; no measured hit ratio given)");
 
 	a->request_time = 0.0005;
 	a->node_cores = 8;
@@ -324,6 +326,9 @@ int ld_assume_set(struct ld_assume *a, const char *key, const char *value, char 
 				a->capacity_given |= LD_ASSUME_GIVEN_READ;
 			if (dst == (char *)&a->node_write_capacity)
 				a->capacity_given |= LD_ASSUME_GIVEN_WRITE;
+			if (dst == (char *)&a->cache_hit_ratio)
+				snprintf(a->cache_source, sizeof(a->cache_source),
+					 "given as an input");
 		}
 		memcpy(dst, &v, sizeof(v));
 	}

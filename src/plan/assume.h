@@ -107,6 +107,9 @@ struct ld_assume {
 	/* LD_ASSUME_GIVEN_* bits: capacities set as inputs (file or flag) after
 	 * capacity_source was written, so the report can say so */
 	unsigned capacity_given;
+	/* where cache_hit_ratio came from, for the report: the default, an
+	 * input, or a bench report's measured ratio */
+	char cache_source[192];
 };
 
 #define LD_ASSUME_GIVEN_READ  1u

@@ -172,6 +172,38 @@ out:
 	return rc;
 }
 
+/* parse_cache reads the optional cache object: hit_ratio (a fraction, or
+ * null when the run made no look-up) and lookups. */
+static int parse_cache(const char *name, json_t *root, struct ld_bench_report *r, char *err,
+		       size_t errlen)
+{
+	json_t *cache, *hr;
+	bool found;
+	int rc;
+
+	rc = get_obj(name, root, "", "cache", &cache, err, errlen);
+	if (rc || !cache)
+		goto out;
+	rc = get_num(name, cache, "cache.", "lookups", &r->cache_lookups, &found, err, errlen);
+	if (rc)
+		goto out;
+	hr = json_object_get(cache, "hit_ratio");
+	if (!hr || json_is_null(hr))
+		goto out;
+	rc = get_num(name, cache, "cache.", "hit_ratio", &r->cache_hit_ratio, &found, err, errlen);
+	if (rc)
+		goto out;
+	if (r->cache_hit_ratio > 1) {
+		snprintf(err, errlen, "%s: cache.hit_ratio: %g is not a fraction (0 to 1)", name,
+			 r->cache_hit_ratio);
+		rc = -EINVAL;
+		goto out;
+	}
+	r->has_cache_hit_ratio = true;
+out:
+	return rc;
+}
+
 static int parse_root(const char *name, json_t *root, struct ld_bench_report *r, char *err,
 		      size_t errlen)
 {
@@ -234,6 +266,9 @@ static int parse_root(const char *name, json_t *root, struct ld_bench_report *r,
 	if (rc)
 		goto out;
 	rc = parse_mix(name, root, r, err, errlen);
+	if (rc)
+		goto out;
+	rc = parse_cache(name, root, r, err, errlen);
 	if (rc)
 		goto out;
 	rc = get_obj(name, root, "", "breakpoint", &bp, err, errlen);
@@ -318,6 +353,14 @@ void ld_bench_report_apply(const struct ld_bench_report *r, const char *name, st
 	/* A long path keeps its end, where the file's own name is. */
 	if (strlen(name) > 60)
 		name += strlen(name) - 60;
+	if (r->has_cache_hit_ratio) {
+		/* The planner's field stops short of 1 (all reads cached). */
+		a->cache_hit_ratio = fmin(r->cache_hit_ratio, 0.9999);
+		snprintf(a->cache_source, sizeof(a->cache_source),
+			 "%.60s: measured %.1f%% of %.0f look-ups (the server's cache counters "
+			 "over the run)",
+			 name, 100 * r->cache_hit_ratio, r->cache_lookups);
+	}
 	a->capacity_mixed = r->has_read && r->has_write;
 	/* The report replaces what was given before it (flags still come after). */
 	a->capacity_given = 0;

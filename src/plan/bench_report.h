@@ -3,7 +3,7 @@
  * (schema "ladder-bench/1") for the figures the planner needs.
  *
  * Tolerant of missing optional parts (config, machine, latency, mix,
- * breakpoint), strict about types: a present member of the wrong type is an
+ * breakpoint, cache), strict about types: a present member of the wrong type is an
  * error naming the file and the member path ("r.json: results.achieved_rps:
  * expected a number, got a string"). Required: schema, results and
  * results.achieved_rps.
@@ -36,6 +36,9 @@ struct ld_bench_report {
 	double read_rps, write_rps; /* mix.read / mix.write achieved_rps */
 	bool has_breakpoint;
 	double max_rate_held; /* breakpoint.max_rate_held */
+	bool has_cache_hit_ratio;
+	double cache_hit_ratio; /* cache.hit_ratio, 0 to 1 (null or absent: none) */
+	double cache_lookups;	/* cache.lookups, 0 when absent */
 };
 
 /* ld_bench_report_parse parses len bytes of JSON; name labels errors. */
@@ -49,7 +52,11 @@ int ld_bench_report_load(const char *path, struct ld_bench_report *r, char *err,
  * write) capacities from r, and says where they came from in
  * a->capacity_source. The capacity is breakpoint.max_rate_held when present
  * (the highest rate that met the objective), else results.achieved_rps;
- * with a mix it is split in the measured read/write proportion. */
+ * with a mix it is split in the measured read/write proportion. A report
+ * with a measured cache hit ratio (cache.hit_ratio, the server's counters
+ * over the run) sets a->cache_hit_ratio to it (at most the field's bound,
+ * 0.9999) and says so in a->cache_source; without one, both are left as
+ * they were. */
 void ld_bench_report_apply(const struct ld_bench_report *r, const char *name, struct ld_assume *a);
 
 #endif

@@ -172,6 +172,9 @@ void ld_plan_render_header(struct ld_plan_out *o, const struct ld_plan *p, const
 			   ld_num_fmt_bytes(a->write_bytes, b[1], 32), a->replication);
 	ld_plan_out_printf(o, "%sper-node capacity: %s\n", bullet,
 			   ld_assume_capacity_text(a, cap, sizeof(cap)));
+	ld_plan_out_printf(o, "%scache hit ratio: %.4g%%, %s; hot share %.4g%% (an input)\n",
+			   bullet, a->cache_hit_ratio * 100, a->cache_source,
+			   a->cache_hot_share * 100);
 	ld_plan_out_printf(o,
 			   "%sapp nodes: %.0f cores, %s per request, %.0f%% target utilisation, "
 			   "p%.4g <= %s, N+%.0f\n",
@@ -351,6 +354,7 @@ static json_t *json_plan(const struct ld_plan *p)
 		bad |= json_object_set_new(
 		    root, "capacity_source",
 		    json_string(ld_assume_capacity_text(&p->a, cap, sizeof(cap))));
+		bad |= json_object_set_new(root, "cache_source", json_string(p->a.cache_source));
 		bad |= json_object_set_new(root, "prices_are_examples", json_true());
 		bad |= json_object_set_new(
 		    root, "prices_note",

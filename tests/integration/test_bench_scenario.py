@@ -55,6 +55,67 @@ def test_scenario_seeds_then_drives_the_mix(tmp_path, ladder_server):
     assert "mix        read" in p.stdout
 
 
+def test_scenario_reports_the_cache_hit_ratio_and_plan_uses_it(tmp_path, ladder_server):
+    # The server's cache counters over the run go into the report (its
+    # /metrics before and after), and `ladder plan --bench` takes the hit
+    # ratio from there, naming the report as its source.
+    srv = ladder_server("--cache", "local", "--threads", "1",
+                        "--keepalive-timeout", "60s", "--header-timeout", "60s")  # fmt: skip
+    out = tmp_path / "r.json"
+    p = run_bench(
+        "--scenario", "ladder", "--users", "8", "--items-per-user", "3",
+        "--rate", "200", "--duration", "2s", "--json", str(out),
+        "http://127.0.0.1:%d" % srv.port,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = json.loads(out.read_text())
+    assert d["results"]["errors"] == 0, d["results"]["errors_by_kind"]
+    c = d["cache"]
+    assert c["source"] == "the server's /metrics, before and after the run"
+    l1 = c["l1"]
+    assert "l2" not in c  # no Redis level on --cache local
+    # Every read of the mix is a cached route's look-up (item, first page),
+    # and the seeding's reads are not counted.
+    assert c["lookups"] == d["mix"]["read"]["requests"]
+    assert c["lookups"] == l1["hits"] + l1["misses"] + l1["coalesced_waits"]
+    assert l1["hits"] > 0
+    assert c["hit_ratio"] == pytest.approx(l1["hits"] / c["lookups"], abs=1e-9)
+    pct = "%.1f%%" % (100 * c["hit_ratio"])
+    assert "  cache      hit ratio %s  (L1 hits %d, L2 hits 0, of %d look-ups; " \
+        "the server's /metrics)" % (pct, l1["hits"], c["lookups"]) in p.stdout
+
+    plan = subprocess.run([LADDER_BIN, "plan", "--bench", str(out), "--format", "json"],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    doc = json.loads(plan.stdout)
+    assert doc["assumptions"]["cache_hit_ratio"] == pytest.approx(c["hit_ratio"], abs=1e-9)
+    # The report's name (its last 60 characters), then the figure.
+    assert doc["cache_source"].endswith("r.json: measured %s of %d look-ups (the server's "
+                                        "cache counters over the run)" % (pct, c["lookups"]))
+    text = subprocess.run([LADDER_BIN, "plan", "--bench", str(out)],
+                          capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    assert "cache hit ratio: %.4g%%, " % (100 * c["hit_ratio"]) in text
+    assert doc["cache_source"] in text
+
+
+def test_scenario_without_a_server_cache_reports_no_cache_figures(tmp_path, ladder_server):
+    srv = ladder_server("--cache", "none", "--keepalive-timeout", "60s",
+                        "--header-timeout", "60s")  # fmt: skip
+    out = tmp_path / "r.json"
+    p = run_bench(
+        "--scenario", "ladder", "--users", "4", "--items-per-user", "2",
+        "--rate", "100", "--duration", "1s", "--json", str(out),
+        "http://127.0.0.1:%d" % srv.port,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "cache" not in json.loads(out.read_text())
+    assert "  cache  " not in p.stdout
+    plan = subprocess.run([LADDER_BIN, "plan", "--bench", str(out)],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert "cache hit ratio: 90%, assumed (the default; no measured hit ratio given)" \
+        in plan.stdout
+
+
 def test_scenario_against_a_server_that_is_not_ladder():
     proc = subprocess.Popen(
         [sys.executable, STALL_SERVER, "--port", "0"], stdout=subprocess.PIPE, text=True

@@ -272,6 +272,61 @@ static void test_bench_report(void)
 	CHECK(!r.has_breakpoint);
 }
 
+/* A report's measured cache hit ratio replaces the assumed one and says
+ * where it came from; a report without one leaves it alone. */
+static void test_bench_report_cache(void)
+{
+	struct ld_bench_report r;
+	struct ld_assume a;
+	char err[256];
+
+	CHECK_INT(bench("{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":100},"
+			"\"cache\":{\"source\":\"x\",\"hit_ratio\":0.75,\"lookups\":16000,"
+			"\"l1\":{\"hits\":13000,\"misses\":3000,\"coalesced_waits\":0}}}",
+			&r, err, sizeof(err)),
+		  0);
+	CHECK(r.has_cache_hit_ratio);
+	CHECK_DBL(r.cache_hit_ratio, 0.75, 0);
+	CHECK_DBL(r.cache_lookups, 16000, 0);
+	ld_assume_defaults(&a);
+	CHECK_DBL(a.cache_hit_ratio, 0.9, 0);
+	CHECK(strstr(a.cache_source, "assumed") != NULL);
+	ld_bench_report_apply(&r, "r.json", &a);
+	CHECK_DBL(a.cache_hit_ratio, 0.75, 0);
+	CHECK_STR(a.cache_source, "r.json: measured 75.0% of 16000 look-ups (the server's cache "
+				  "counters over the run)");
+
+	/* Every read a hit: kept just under 1, the field's bound. */
+	CHECK_INT(bench("{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":100},"
+			"\"cache\":{\"hit_ratio\":1,\"lookups\":5}}",
+			&r, err, sizeof(err)),
+		  0);
+	ld_assume_defaults(&a);
+	ld_bench_report_apply(&r, "r.json", &a);
+	CHECK_DBL(a.cache_hit_ratio, 0.9999, 0);
+
+	/* No look-up in the run (null), or no cache object: the input stays. */
+	CHECK_INT(bench("{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":100},"
+			"\"cache\":{\"hit_ratio\":null,\"lookups\":0}}",
+			&r, err, sizeof(err)),
+		  0);
+	CHECK(!r.has_cache_hit_ratio);
+	ld_assume_defaults(&a);
+	a.cache_hit_ratio = 0.5;
+	ld_bench_report_apply(&r, "r.json", &a);
+	CHECK_DBL(a.cache_hit_ratio, 0.5, 0);
+	CHECK(strstr(a.cache_source, "assumed") != NULL);
+	CHECK_INT(bench("{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":100}}", &r,
+			err, sizeof(err)),
+		  0);
+	CHECK(!r.has_cache_hit_ratio);
+
+	/* An input given after the report wins, and the source says so. */
+	CHECK_INT(ld_assume_set(&a, "cache_hit_ratio", "70%", err, sizeof(err)), 0);
+	CHECK_DBL(a.cache_hit_ratio, 0.7, 1e-12);
+	CHECK_STR(a.cache_source, "given as an input");
+}
+
 static void test_bench_report_errors(void)
 {
 	static const struct {
@@ -305,6 +360,14 @@ static void test_bench_report_errors(void)
 	    {"{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":1},\"breakpoint\":{"
 	     "\"max_rate_held\":\"x\"}}",
 	     "breakpoint.max_rate_held"},
+	    {"{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":1},\"cache\":{"
+	     "\"hit_ratio\":1.5}}",
+	     "cache.hit_ratio: 1.5 is not a fraction"},
+	    {"{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":1},\"cache\":{"
+	     "\"hit_ratio\":\"high\"}}",
+	     "cache.hit_ratio: expected a number"},
+	    {"{\"schema\":\"ladder-bench/1\",\"results\":{\"achieved_rps\":1},\"cache\":3}",
+	     "cache: expected an object"},
 	    {"{\"schema\":\"ladder-bench/1\",\"schema\":\"ladder-bench/1\"}", "invalid JSON"},
 	    {"{\"schema\":", "invalid JSON"},
 	};
@@ -360,6 +423,7 @@ int main(void)
 	RUN(test_assumptions_limits);
 	RUN(test_validate_combinations);
 	RUN(test_bench_report);
+	RUN(test_bench_report_cache);
 	RUN(test_bench_report_errors);
 	RUN(test_points);
 	return unit_finish();
