@@ -15,6 +15,9 @@ echo
 echo "== the response cache: L1 hit vs nginx, L2 hit vs redis-benchmark =="
 bench/cache.sh
 echo
+echo "== the design mix on one core: highest rate at p99 < 5 ms, uncached and cached =="
+bench/mix.sh
+echo
 echo "== ladder on PostgreSQL vs pgbench (reads, durable writes) =="
 bench/postgres.sh
 echo
