@@ -8,7 +8,10 @@
 #  1. L1 hits: GET /v1/items/{id} from `ladder serve --cache local` (every
 #     request an L1 hit) against nginx returning the same bytes from memory
 #     (`return 200`, with an ETag header as ladder sends), and `--cache
-#     none` beside them. Target: local / nginx >= 1.0x.
+#     none` beside them. Target: local / nginx >= 1.0x. Each run also gives
+#     the server's CPU time per request (/proc/PID/stat over the run): on a
+#     machine with other load, or when the generator is the limit, the
+#     rates tie and the CPU per answer still tells the servers apart.
 #  2. L2 hits: `ladder serve --cache redis` with the smallest L1 (64KiB)
 #     and the load spread round-robin over 64 items of 1000 bytes (the
 #     most URLs ladder bench takes, the largest content) by L2_CONNS (16)
@@ -45,7 +48,7 @@ trap cleanup EXIT
 . bench/lib.sh
 
 # start NAME MODE N SIZE [SERVE ARGS...]: starts a server with --cache MODE
-# and N items of SIZE bytes of content; sets PORT, and writes the items' paths
+# and N items of SIZE bytes of content; sets PORT and SPID (its pid), and writes the items' paths
 # to $work/NAME.paths, one a line.
 start() {
 	local name=$1 mode=$2 n=$3 size=$4
@@ -56,6 +59,7 @@ start() {
 		--threads 1 --cache "$mode" --log-requests off --argon2-ops 1 --argon2-mem 64KiB \
 		"$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
+	SPID=$!
 	bench_wait_http "http://127.0.0.1:$PORT/readyz" || { cat "$work/$name.log" >&2; return 1; }
 	python3 - "$PORT" "$n" "$size" >"$work/$name.paths" <<'PY'
 import http.client, json, sys
@@ -86,14 +90,29 @@ metric() {
 # ---- 1. L1 hits against nginx from memory ----
 start none none 1 200
 pn=$PORT
+sn=$SPID
 itn=$(head -1 "$work/none.paths")
 start local local 1 200
 pl=$PORT
+sl=$SPID
 itl=$(head -1 "$work/local.paths")
 curl -fs -D "$work/item.hdr" -o "$work/item.body" "http://127.0.0.1:$pl$itl"
 etag=$(awk 'tolower($1)=="etag:" {sub(/\r$/, ""); sub(/^[^:]*: */, ""); print}' "$work/item.hdr")
 bench_nginx memory "$SERVER_CPU" nginx "$itl" "$work/item.body" "$etag"
 pg=$BENCH_NGINX_PORT
+sg=$BENCH_NGINX_WORKER
+
+# timed PID URL: one load run against URL; prints "rps p99_ms cpu_us", the
+# last the server's (PID's) CPU time per request answered: what each answer
+# costs the server, which the machine's other load changes much less than
+# the rate (when the generator or a busy core is the limit, the rates tie).
+timed() {
+	local pid=$1 url=$2 t0 t1 rps p99
+	t0=$(bench_cpu_ticks "$pid")
+	read -r rps _ p99 < <(bench_load "$CLIENT_CPU" "$url")
+	t1=$(bench_cpu_ticks "$pid")
+	echo "$rps $p99 $(bench_cpu_us $((t1 - t0)) "$(cat "$work/load.requests")")"
+}
 
 echo "GET /v1/items/{id} ($(wc -c <"$work/item.body") bytes): ladder bench --rate max, $CONNS connections, ${SECS}s x $ROUNDS rounds alternated (servers on cpu $SERVER_CPU, load on cpu $CLIENT_CPU)"
 : >"$work/none.rps"
@@ -101,21 +120,28 @@ echo "GET /v1/items/{id} ($(wc -c <"$work/item.body") bytes): ladder bench --rat
 : >"$work/nginx.rps"
 h0=$(metric "$pl" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
 for r in $(seq 1 "$ROUNDS"); do
-	read -r n _ _ < <(bench_load "$CLIENT_CPU" "http://127.0.0.1:$pn$itn")
-	read -r l lp50 lp99 < <(bench_load "$CLIENT_CPU" "http://127.0.0.1:$pl$itl")
-	read -r g gp50 gp99 < <(bench_load "$CLIENT_CPU" "http://127.0.0.1:$pg$itl")
-	echo "  round $r: none $n/s, local $l/s (p99 $lp99 ms), nginx $g/s (p99 $gp99 ms)"
+	read -r n _ nc < <(timed "$sn" "http://127.0.0.1:$pn$itn")
+	read -r l lp99 lc < <(timed "$sl" "http://127.0.0.1:$pl$itl")
+	read -r g gp99 gc < <(timed "$sg" "http://127.0.0.1:$pg$itl")
+	echo "  round $r: none $n/s ($nc us cpu/req), local $l/s (p99 $lp99 ms, $lc us cpu/req), nginx $g/s (p99 $gp99 ms, $gc us cpu/req)"
 	echo "$n" >>"$work/none.rps"
 	echo "$l" >>"$work/local.rps"
 	echo "$g" >>"$work/nginx.rps"
+	echo "$nc" >>"$work/none.cpu"
+	echo "$lc" >>"$work/local.cpu"
+	echo "$gc" >>"$work/nginx.cpu"
 done
+cn=$(bench_median <"$work/none.cpu")
+cl=$(bench_median <"$work/local.cpu")
+cg=$(bench_median <"$work/nginx.cpu")
 mn=$(bench_median <"$work/none.rps")
 ml=$(bench_median <"$work/local.rps")
 mg=$(bench_median <"$work/nginx.rps")
 h1=$(metric "$pl" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
 m1=$(metric "$pl" ladder_cache_misses_total 'level="l1",route="/v1/items/{id}"')
 echo "L1 median: none $mn/s, local $ml/s (x$(bench_ratio "$ml" "$mn") of none), nginx from memory $mg/s"
-echo "L1 hit vs nginx: ratio $(bench_ratio "$ml" "$mg")x (target >= 1.0x); L1 hits in the runs $((h1 - h0)), misses $m1 in all"
+echo "L1 server cpu per request (median): none $cn us, local $cl us, nginx $cg us"
+echo "L1 hit vs nginx: ratio $(bench_ratio "$ml" "$mg")x by rate, $(bench_ratio "$cg" "$cl")x by server cpu per request (target >= 1.0x); L1 hits in the runs $((h1 - h0)), misses $m1 in all"
 
 # ---- 2. L2 (Redis) hits against redis-benchmark ----
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -128,12 +154,14 @@ taskset -c "$SERVER_CPU" redis-server --port "$rport" --bind 127.0.0.1 --save ''
 	--dir "$work/redis" --maxmemory 256mb --maxmemory-policy allkeys-lru \
 	--logfile "$work/redis/redis.log" &
 pids+=($!)
+rpid=$!
 for _ in $(seq 1 100); do
 	redis-cli -p "$rport" ping >/dev/null 2>&1 && break
 	sleep 0.1
 done
 start redis redis "$L2_KEYS" 1000 --redis "redis://127.0.0.1:$rport" --cache-bytes 64KiB
 pr=$PORT
+sr=$SPID
 mapfile -t urls < <(sed "s|^|http://127.0.0.1:$pr|" "$work/redis.paths")
 # One pass fills Redis; every later request is an L2 hit.
 taskset -c "$CLIENT_CPU" "$BIN" bench --rate max -c 1 --duration 1s --quiet --errors-4xx "${urls[@]}" >/dev/null
@@ -144,18 +172,30 @@ echo "L2: ladder bench -c $L2_CONNS, GET over $L2_KEYS items of 1000 bytes round
 l2h0=$(metric "$pr" ladder_cache_hits_total 'level="l2",route="/v1/items/{id}"')
 l1h0=$(metric "$pr" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
 for r in $(seq 1 "$ROUNDS"); do
+	# CPU per request: ladder's and Redis's together for an L2 hit, Redis's
+	# alone for a GET of redis-benchmark.
+	t0=$(($(bench_cpu_ticks "$sr") + $(bench_cpu_ticks "$rpid")))
 	read -r l _ lp99 < <(CONNS=$L2_CONNS bench_load "$CLIENT_CPU" "${urls[0]}" "${urls[@]:1}")
+	t1=$(($(bench_cpu_ticks "$sr") + $(bench_cpu_ticks "$rpid")))
+	lc=$(bench_cpu_us $((t1 - t0)) "$(cat "$work/load.requests")")
 	# Keys key:000000000000 to key:L2_KEYS-1 set to vsize bytes, then GETs.
 	taskset -c "$CLIENT_CPU" redis-benchmark -p "$rport" -c "$L2_CONNS" -P 1 -r "$L2_KEYS" \
 		-d "$vsize" -n $((L2_KEYS * 10)) -t set -q >/dev/null
+	t0=$(bench_cpu_ticks "$rpid")
 	g=$(taskset -c "$CLIENT_CPU" redis-benchmark -p "$rport" -c "$L2_CONNS" -P 1 -r "$L2_KEYS" \
 		-d "$vsize" -n $((SECS * 20000)) -t get --csv | awk -F'"' '$2 == "GET" {printf "%.0f", $4}')
-	echo "  round $r: ladder L2 hit $l/s (p99 $lp99 ms), redis-benchmark GET $g/s"
+	t1=$(bench_cpu_ticks "$rpid")
+	gc=$(bench_cpu_us $((t1 - t0)) $((SECS * 20000)))
+	echo "  round $r: ladder L2 hit $l/s (p99 $lp99 ms, $lc us cpu/req with Redis's), redis-benchmark GET $g/s ($gc us Redis cpu/req)"
 	echo "$l" >>"$work/l2.rps"
 	echo "$g" >>"$work/rb.rps"
+	echo "$lc" >>"$work/l2.cpu"
+	echo "$gc" >>"$work/rb.cpu"
 done
+cl2=$(bench_median <"$work/l2.cpu")
+crb=$(bench_median <"$work/rb.cpu")
 l2h1=$(metric "$pr" ladder_cache_hits_total 'level="l2",route="/v1/items/{id}"')
 l1h1=$(metric "$pr" ladder_cache_hits_total 'level="l1",route="/v1/items/{id}"')
 ml2=$(bench_median <"$work/l2.rps")
 mrb=$(bench_median <"$work/rb.rps")
-echo "L2 median: ladder $ml2/s, redis-benchmark GET $mrb/s, ratio $(bench_ratio "$ml2" "$mrb")x; in the runs L2 hits $((l2h1 - l2h0)), L1 hits $((l1h1 - l1h0))"
+echo "L2 median: ladder $ml2/s ($cl2 us cpu/req), redis-benchmark GET $mrb/s ($crb us cpu/req), ratio $(bench_ratio "$ml2" "$mrb")x by rate, $(bench_ratio "$crb" "$cl2")x by server cpu per request; in the runs L2 hits $((l2h1 - l2h0)), L1 hits $((l1h1 - l1h0))"

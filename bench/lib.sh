@@ -29,7 +29,8 @@ bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 
 
 # bench_load CPU URL [ARGS...]: one closed-loop `ladder bench --rate max`
 # run pinned to CPU ($BIN, $CONNS connections, $SECS seconds; ARGS are more
-# ladder bench options); prints "rps p50_ms p99_ms" (service time). A run
+# ladder bench options); prints "rps p50_ms p99_ms" (service time) and
+# writes the number of requests answered to $work/load.requests. A run
 # with an error (a 4xx counts) is no figure: it fails.
 bench_load() {
 	local cpu=$1 url=$2
@@ -46,13 +47,23 @@ if bad:
           file=sys.stderr)
     sys.exit(1)
 print(f'{r["achieved_rps"]:.0f} {lat["p50"]/1000:.3f} {lat["p99"]/1000:.3f}')
+open(sys.argv[1].replace(".json", ".requests"), "w").write(f'{r["requests"]}\n')
 PY
+}
+
+# bench_cpu_ticks PID: the CPU time PID (all its threads) has used so far,
+# user + system, in clock ticks (getconf CLK_TCK a second).
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench_cpu_us TICKS REQUESTS: microseconds of CPU per request.
+bench_cpu_us() {
+	awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0)}'
 }
 
 # bench_nginx KIND CPU NAME PATH BODYFILE [ETAG]: starts nginx (one worker,
 # pinned to CPU, config and logs under $work/NAME) answering GET PATH with
-# the bytes of BODYFILE as application/json, and sets BENCH_NGINX_PORT (its
-# pid goes in $pids). KIND "memory": `return 200` with the bytes in the
+# the bytes of BODYFILE as application/json, and sets BENCH_NGINX_PORT and
+# BENCH_NGINX_WORKER (its worker's pid; the master's goes in $pids). KIND "memory": `return 200` with the bytes in the
 # config, no file system work per request, the cheapest answer nginx has;
 # "file": a static file under $work/NAME/www, at nginx's best for one (open
 # file cache, sendfile). ETAG, when given, is sent as the ETag header (so
@@ -66,6 +77,11 @@ bench_nginx() {
 	chmod 755 "$work" "$dir"
 	port=$(bench_free_port)
 	if [ "$kind" = memory ]; then
+		# nginx expands $ in strings, and has no escape for it.
+		if grep -q '[$]' "$bodyfile"; then
+			echo "bench: $bodyfile has a \$: nginx cannot return it from its config" >&2
+			return 1
+		fi
 		# The body goes in a single-quoted nginx string: escape \ and '.
 		body=$(sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" "$bodyfile")
 		loc="location = $path { ${etag:+add_header ETag '$etag';} return 200 '$body'; }"
@@ -98,8 +114,12 @@ http {
 NGINX
 	taskset -c "$cpu" nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/stdout" 2>&1 &
 	pids+=($!)
+	BENCH_NGINX_MASTER=$!
 	bench_wait_http "http://127.0.0.1:$port$path" || { cat "$dir/error.log" >&2; return 1; }
 	cmp -s <(curl -fs "http://127.0.0.1:$port$path") "$bodyfile" ||
 		{ echo "bench: nginx does not serve the same bytes as $bodyfile" >&2; return 1; }
 	BENCH_NGINX_PORT=$port
+	# The one worker, which answers (the master only watches it).
+	BENCH_NGINX_WORKER=$(cat "/proc/$BENCH_NGINX_MASTER/task/$BENCH_NGINX_MASTER/children")
+	BENCH_NGINX_WORKER=${BENCH_NGINX_WORKER%% *}
 }
