@@ -63,8 +63,9 @@ bench_cpu_us() {
 # bench_nginx KIND CPU NAME PATH BODYFILE [ETAG]: starts nginx (one worker,
 # pinned to CPU, config and logs under $work/NAME) answering GET PATH with
 # the bytes of BODYFILE as application/json, and sets BENCH_NGINX_PORT and
-# BENCH_NGINX_WORKER (its worker's pid; the master's goes in $pids). KIND "memory": `return 200` with the bytes in the
-# config, no file system work per request, the cheapest answer nginx has;
+# BENCH_NGINX_WORKER (its worker's pid; the master's goes in $pids). KIND
+# "memory": `return 200` with the bytes in the config (no $ in them), no
+# file system work per request, the cheapest answer nginx has;
 # "file": a static file under $work/NAME/www, at nginx's best for one (open
 # file cache, sendfile). ETAG, when given, is sent as the ETag header (so
 # nginx's headers weigh what ladder's do). Waits until nginx serves exactly
@@ -82,8 +83,10 @@ bench_nginx() {
 			echo "bench: $bodyfile has a \$: nginx cannot return it from its config" >&2
 			return 1
 		fi
-		# The body goes in a single-quoted nginx string: escape \ and '.
-		body=$(sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" "$bodyfile")
+		# The body goes in a single-quoted nginx string: \ ' and newlines
+		# escaped (nginx reads \\ \' \n \r \t in strings).
+		body=$(python3 -c 'import sys; b = open(sys.argv[1], "rb").read().decode()
+print(b.replace("\\", "\\\\").replace("\x27", "\\\x27").replace("\n", "\\n").replace("\r", "\\r"))' "$bodyfile")
 		loc="location = $path { ${etag:+add_header ETag '$etag';} return 200 '$body'; }"
 	else
 		mkdir -p "$dir/www$(dirname "$path")"

@@ -18,6 +18,7 @@
 #
 # Usage: bench/mix.sh     (USERS=1000 ITEMS=20 STEP=4000 MAX=48000 STEP_SECONDS=5)
 #        MODES="local" bench/mix.sh      only the cached server
+#        SERVE_ARGS="--cache-ttl 1m" bench/mix.sh   more flags for the servers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +52,7 @@ for mode in $MODES; do
 	mkdir -p "$data/$mode"
 	taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$port" --data "$data/$mode" \
 		--threads 1 --cache "$mode" --log-requests off --argon2-ops 1 --argon2-mem 64KiB \
-		>"$work/$mode.log" 2>&1 &
+		${SERVE_ARGS:-} >"$work/$mode.log" 2>&1 &
 	pids+=($!)
 	bench_wait_http "http://127.0.0.1:$port/readyz" || { cat "$work/$mode.log" >&2; exit 1; }
 	# exit 3: the objective broke at some step, which is how a breakpoint ends.
