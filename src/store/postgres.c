@@ -36,6 +36,8 @@
 #define ADVISORY_LOCK_KEY    0x6c6164646572LL /* "ladder" */
 #define LD_PG_ID_WINDOWS     16u	/* windows of the id sequence bits: 64 ids per ms each */
 #define LD_PG_ID_WINDOW_LOCK 0x6c646964 /* "ldid": the id windows' advisory lock class */
+/* "ldidtake": held while a node picks its window, so nodes pick in turn. */
+#define LD_PG_ID_TAKE_LOCK 0x6c64696474616b65LL
 
 #define OID_INT8  20
 #define OID_TEXT  25
@@ -58,6 +60,9 @@ struct ld_store {
 	 * migration 4), open for the store's life; NULL when every window was
 	 * held and the window was taken from the sequence instead. */
 	PGconn *window_pg;
+	/* That window's number, which every connection to the primary also
+	 * holds (shared) from its setup on; -1 with window_pg NULL. */
+	int64_t id_window;
 
 	_Atomic uint64_t commits, committed_ops, errors, timeouts;
 	_Atomic unsigned depth;
@@ -217,36 +222,57 @@ out:
 }
 
 /* take_id_window finds this store's id window: the first of the
- * LD_PG_ID_WINDOWS session advisory locks (two-key form, its own key space)
- * that is free, held by pg for as long as pg stays open, so live nodes
- * never share one and a restarted node takes a free one again; returns 1.
+ * LD_PG_ID_WINDOWS advisory locks (two-key form, its own key space) that no
+ * session holds, taken shared by pg for as long as pg stays open, so live
+ * nodes never share one and a restarted node takes a free one again;
+ * returns 1. Every connection of the node to the primary takes the same
+ * lock shared as well when it is made (setup), so a node keeps its window
+ * across a failover: the lease dies with the old primary, and the new
+ * primary learns the window is taken as soon as the node's pools reconnect
+ * to it, before a node starting later looks. Nodes pick one at a time
+ * (LD_PG_ID_TAKE_LOCK), so two never take the same free window.
  * When all are held (more nodes than windows) it takes the next value of
  * migration 4's sequence, shared with some other node, and returns 0 (a
  * clash is then a primary-key refusal, answered 503: see status_of). */
 static int take_id_window(PGconn *pg, int64_t *w, char *err, size_t errlen)
 {
-	char sql[96];
-	int64_t got = 0;
-	unsigned i;
+	char sql[384];
+	int64_t got = -1, one = 0;
 
-	for (i = 0; i < LD_PG_ID_WINDOWS; i++) {
-		snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %u)::int",
-			 LD_PG_ID_WINDOW_LOCK, i);
-		if (query_int(pg, sql, &got, err, errlen, "take an id window") != 0)
-			return -EIO;
-		if (got == 1) {
-			*w = i;
-			return 1;
-		}
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%lld)",
+		 (long long)LD_PG_ID_TAKE_LOCK);
+	if (exec_ok(pg, "BEGIN", err, errlen, "take an id window") != 0 ||
+	    exec_ok(pg, sql, err, errlen, "take an id window") != 0)
+		goto fail;
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(min(w), -1) FROM generate_series(0, %u) w WHERE NOT EXISTS "
+		 "(SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = %d::oid "
+		 "AND l.objid = w::oid AND l.objsubid = 2)",
+		 LD_PG_ID_WINDOWS - 1, LD_PG_ID_WINDOW_LOCK);
+	if (query_int(pg, sql, &got, err, errlen, "take an id window") != 0)
+		goto fail;
+	if (got >= 0) {
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_advisory_lock_shared(%d, %lld)",
+			 LD_PG_ID_WINDOW_LOCK, (long long)got);
+		if (query_int(pg, sql, &one, err, errlen, "take an id window") != 0)
+			goto fail;
+		*w = got;
+	} else if (query_int(pg, "SELECT nextval('ladder_id_windows')", w, err, errlen,
+			     "take an id window") != 0) {
+		goto fail;
 	}
-	if (query_int(pg, "SELECT nextval('ladder_id_windows')", w, err, errlen,
-		      "take an id window") != 0)
-		return -EIO;
+	if (exec_ok(pg, "COMMIT", err, errlen, "take an id window") != 0)
+		goto fail;
+	if (got >= 0)
+		return 1;
 	ld_log_event("warn",
 		     "store: every id window is held by another node; sharing one (a clash is a "
 		     "503)",
 		     NULL);
 	return 0;
+fail:
+	PQclear(PQexec(pg, "ROLLBACK"));
+	return -EIO;
 }
 
 /* migrate applies each migration in its own transaction, under a
@@ -355,6 +381,7 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
+	s->id_window = -1;
 	if (!pc->primary[0]) {
 		set_err(err, errlen, "--pg-primary (LADDER_PG_PRIMARY) is not set");
 		rc = -EINVAL;
@@ -416,8 +443,10 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	rc = take_id_window(pg, &w, err, errlen);
 	if (rc < 0)
 		goto fail;
+	s->id_window = -1;
 	if (rc == 1) {
 		s->window_pg = pg; /* holds the window's lock from now on */
+		s->id_window = w;
 		pg = NULL;
 	}
 	/* Several app nodes share the database: each makes ids in a window of
@@ -1030,12 +1059,21 @@ static void setup(struct pgc *p)
 {
 	struct unit *u = calloc(1, sizeof(*u));
 	Oid types[LD_PG_PARAMS_MAX];
+	char lock_sql[96] = "";
 	unsigned i, j;
 
 	if (!u)
 		goto fail;
 	u->setup = true;
 	u->ncmds = LD_PG_SQL_COUNT + LD_PG_REP_SQL_COUNT;
+	if (p->target == 0 && p->c->s->id_window >= 0) {
+		/* Hold the node's id window on the primary too (take_id_window):
+		 * after a failover this is what tells the new primary. Shared, so
+		 * every connection of the node may; "try", so setup never waits. */
+		snprintf(lock_sql, sizeof(lock_sql), "SELECT pg_try_advisory_lock_shared(%d, %lld)",
+			 LD_PG_ID_WINDOW_LOCK, (long long)p->c->s->id_window);
+		u->ncmds++;
+	}
 	if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
 		free(u);
 		goto fail;
@@ -1057,6 +1095,10 @@ static void setup(struct pgc *p)
 			free(u);
 			goto fail;
 		}
+	}
+	if (lock_sql[0] && PQsendQueryParams(p->pg, lock_sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+		free(u);
+		goto fail;
 	}
 	if (PQpipelineSync(p->pg) != 1) {
 		free(u);
@@ -1334,7 +1376,9 @@ static void drain(struct pgc *p)
 		}
 		u->got = true;
 		if (u->setup) {
-			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			/* Prepares answer COMMAND_OK, the window's lock a row. */
+			if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+			    PQresultStatus(r) != PGRES_TUPLES_OK) {
 				log_result_error(r, "prepare");
 				u->status = LD_STORE_ERROR;
 			}

@@ -387,6 +387,49 @@ def test_a_restarted_node_takes_a_free_id_window(ladder_server, pg):
         assert window(b, token) == wb
 
 
+def test_a_node_keeps_its_id_window_when_its_sessions_are_cut(ladder_server, pg):
+    """What a failover does to a node's lease: the new primary has none of
+    the node's sessions, so none of its locks. Every session of node A is
+    cut here (the same for the lease); A's pools reconnect and take its
+    window again (shared, docs/store.md), so node B, started once A writes
+    again, takes another window instead of A's."""
+    db = pg.new_database()
+    flags = (
+        "--store", "postgres", "--pg-primary", pg.conninfo(db),
+        "--token-keys", "k1:" + os.urandom(32).hex(),
+    )  # fmt: skip
+
+    def window(srv, token):
+        c = srv.client()
+        try:
+            return (int(create_item(c, token, "w")["id"]) & 1023) // 64
+        finally:
+            c.close()
+
+    a = ladder_server(*flags)
+    c = a.client()
+    _, token = new_account(c)
+    c.close()
+    wa = window(a, token)
+    cut = pg.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = '%s' AND pid <> pg_backend_pid()" % db
+    )
+    assert int(cut) >= 2, cut  # the lease and the loop's pool
+
+    def writes():
+        cl = a.client()
+        try:
+            return cl.post("/v1/items", {"content": "again"}, token=token).status == 201
+        finally:
+            cl.close()
+
+    poll(writes, what="node A writing again")
+    b = ladder_server(*flags)
+    assert window(b, token) != wa
+    assert window(a, token) == wa
+
+
 def test_host_name_in_conninfo(ladder_server, pg):
     """A host name (not hostaddr) is looked up on the thread pool, never by
     libpq on a loop, at every connection attempt: the node connects,
