@@ -53,7 +53,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
 .PHONY: all build deps run test test-builds test-build-rel test-build-asan test-build-fuzz \
-	test-unit test-integration bench fuzz fuzz-build format format-check clean
+	test-unit test-integration bench cluster fuzz fuzz-build format format-check clean
 all: build
 build: $(B)/ladder $(UNIT_BIN)
 
@@ -87,6 +87,13 @@ run:
 	@$(MAKE) --no-print-directory build/rel/ladder
 	@mkdir -p data
 	./build/rel/ladder serve --listen 127.0.0.1:8080 --data ./data
+
+# The whole deployment on loopback (docs/cluster.md): etcd, PostgreSQL
+# under Patroni, HAProxy, app nodes. CLUSTER_FLAGS="--nodes 4 --dir /tmp/c".
+cluster:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=rel build/rel/ladder
+	@deploy/cluster up $(CLUSTER_FLAGS)
 
 # Every suite; the last line is "N passed, N failed". The formatting check
 # comes first (it takes a second); the three builds run side by side.

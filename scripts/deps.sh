@@ -12,7 +12,7 @@ libpq-dev libhiredis-dev"
 # clang, clang-format and the sanitizer/libFuzzer runtimes of one version
 # (Debian 12's): the Makefile calls clang-14 and clang-format-14 by name.
 test_pkgs="clang-14 clang-format-14 libclang-rt-14-dev python3 python3-pytest prometheus sqlite3 chromium libvips-tools nodejs
-postgresql-15 redis-server"
+postgresql-15 redis-server patroni etcd-server etcd-client haproxy"
 bench_pkgs="wrk nginx-light util-linux curl bc"
 
 case "$profile" in

@@ -1,0 +1,414 @@
+"""The whole deployment on one machine (`deploy/cluster`, docs/cluster.md):
+etcd, three PostgreSQL 15 under Patroni in synchronous mode, HAProxy in
+front of app nodes, broken on purpose under load.
+
+One cluster serves the module (up takes about 12 s); it is always taken
+down at the end, also when a test fails, and the last test checks that
+`down` leaves no process running. The tests run in file order, each leaving
+the cluster whole again for the next.
+
+The set checks (Jepsen's "set" workload, simplified): client threads each
+POST items through the balancer while a part is broken; every item answered
+201 must be readable afterwards. Figures (lost writes, failed requests, time
+from the fault to the first acknowledged write and to full health) are
+printed; only what the design promises is asserted (no acknowledged write
+lost, no 500, only 201 or 503 while the database fails over, only requests
+in flight on a killed app node fail, none when a node is removed). Every
+wait is a poll with a deadline; nothing asserts a duration.
+
+Skipped, with the reason, when Patroni, etcd, HAProxy or PostgreSQL 15 is
+not installed (scripts/deps.sh test installs them).
+"""
+
+import collections
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import conftest
+from ladder_http import Client, new_account
+
+SCRIPT = str(conftest.REPO / "deploy" / "cluster")
+PG_BIN = os.environ.get("LADDER_PG_BIN") or "/usr/lib/postgresql/15/bin"
+
+_missing = [t for t in ("patroni", "etcd", "haproxy", "openssl") if shutil.which(t) is None]
+if not os.path.exists(os.path.join(PG_BIN, "postgres")):
+    _missing.append(os.path.join(PG_BIN, "postgres"))
+pytestmark = pytest.mark.skipif(
+    bool(_missing), reason="deploy/cluster needs %s (scripts/deps.sh test)" % ", ".join(_missing)
+)
+
+WRITERS = 6
+CLIENT_TIMEOUT = 20.0
+SETTLE_TIMEOUT = 90.0  # a failover, a rejoin, a node's health: polled up to this
+
+
+def _load_script():
+    loader = importlib.machinery.SourceFileLoader("deploy_cluster", SCRIPT)
+    spec = importlib.util.spec_from_loader("deploy_cluster", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+dc = _load_script()
+
+
+def run(d, *args, timeout=180):
+    r = subprocess.run(
+        [SCRIPT, *args, "--dir", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        timeout=timeout, env=dict(os.environ, LADDER_BIN=conftest.LADDER_BIN),
+    )  # fmt: skip
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def ok(d, *args, timeout=180):
+    rc, out, err = run(d, *args, timeout=timeout)
+    assert rc == 0, (args, out, err)
+    return out
+
+
+class Cl:
+    """The running cluster as the tests see it."""
+
+    def __init__(self, d, url):
+        self.dir = d
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1])
+
+    def state(self):
+        return dc.Cluster(self.dir).load()
+
+    def wait(self, what, cond, timeout=SETTLE_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return time.monotonic()
+            time.sleep(0.1)
+        raise AssertionError("%s: not so after %.0f s\n%s" % (what, timeout, ok(self.dir, "status")))
+
+    def healthy(self, all_nodes=True):
+        """A primary, a synchronous standby, every member running with no
+        lag (all_nodes: all three of them), every app node UP in HAProxy."""
+        c = self.state()
+        m = c.members()
+        roles = [x.get("role") for x in m]
+        db = roles.count("leader") == 1 and "sync_standby" in roles and all(
+            x.get("state") in ("running", "streaming") and x.get("lag", 0) in (0, "0")
+            for x in m if x.get("role") != "leader")
+        if all_nodes:
+            db = db and c.pg_ready()
+        return db and c.balancer_ready()
+
+    def leader(self):
+        return self.state().leader()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    d = tempfile.mkdtemp(prefix="ladder-cluster-")
+    os.chmod(d, 0o755)
+    cdir = os.path.join(d, "c")
+    try:
+        rc, out, err = run(cdir, "up", "--nodes", "2", timeout=240)
+        assert rc == 0, (out, err)
+        url = out.splitlines()[0]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), out
+        yield Cl(cdir, url)
+    finally:
+        if os.path.exists(os.path.join(cdir, "state.json")):
+            run(cdir, "down", timeout=120)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Load:
+    """WRITERS threads, each with its own account, POSTing items through the
+    balancer until stop(); every answer is recorded with when it was sent
+    and when it came back."""
+
+    def __init__(self, port, writers=WRITERS):
+        self.port = port
+        self.lock = threading.Lock()
+        self.log = []  # (sent, done, status, detail)
+        self.acked = []  # (token, session token, item id, content)
+        self.errors = []  # exceptions: connection failures of the client
+        self.stopping = False
+        setup = Client(port, timeout=CLIENT_TIMEOUT)
+        self.tokens = [new_account(setup, "cl")[1] for _ in range(writers)]
+        setup.close()
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(writers)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        # Some writes acknowledged before the fault.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(self.acked) < 20:
+            time.sleep(0.05)
+        assert len(self.acked) >= 20, self.summary()
+        return self
+
+    def _run(self, i):
+        c = Client(self.port, timeout=CLIENT_TIMEOUT)
+        tok = self.tokens[i]
+        n = 0
+        while not self.stopping:
+            n += 1
+            content = "t%d-%d-%d" % (i, n, time.monotonic_ns())
+            sent = time.monotonic()
+            try:
+                r = c.post("/v1/items", {"content": content}, token=tok)
+            except Exception as e:  # noqa: BLE001 - recorded, judged by the test
+                with self.lock:
+                    self.errors.append(repr(e))
+                    self.log.append((sent, time.monotonic(), "conn", repr(e)))
+                c.close()
+                time.sleep(0.05)
+                continue
+            detail = ""
+            if r.status != 201:
+                try:
+                    detail = r.json().get("detail", "")
+                except ValueError:
+                    detail = r.body[:200].decode(errors="replace")
+            with self.lock:
+                self.log.append((sent, time.monotonic(), r.status, detail))
+                if r.status == 201:
+                    self.acked.append((tok, r.header("Ladder-Session"), r.json()["id"], content))
+            if r.status == 503:
+                # What Retry-After asks for, shortened: the test wants to
+                # see the first moment writes succeed again.
+                assert r.header("Retry-After") is not None, r
+                time.sleep(0.1)
+        c.close()
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(timeout=CLIENT_TIMEOUT + 10)
+            assert not t.is_alive()
+
+    def statuses(self, since=None):
+        return collections.Counter(e[2] for e in self.log if since is None or e[0] >= since)
+
+    def failures(self):
+        return [e for e in self.log if e[2] != 201]
+
+    def first_ack_after(self, t):
+        """When the first write sent after t was acknowledged."""
+        done = [e[1] for e in self.log if e[2] == 201 and e[0] >= t]
+        return min(done) if done else None
+
+    def summary(self):
+        return "answers %s, client errors %s" % (dict(self.statuses()), self.errors[:3])
+
+    def lost(self, port):
+        """Acknowledged writes not readable now (read with the write's own
+        Ladder-Session token, so a replica that has not replayed it does not
+        answer)."""
+        c = Client(port, timeout=CLIENT_TIMEOUT)
+        lost = []
+        for tok, session, iid, content in self.acked:
+            hdrs = [("Ladder-Session", session)] if session else []
+            r = c.get("/v1/items/%s" % iid, token=tok, headers=hdrs)
+            if r.status != 200 or r.json().get("content") != content:
+                lost.append((iid, r.status))
+        c.close()
+        return lost
+
+
+def _db_fault(cluster, fault, restore, new_primary):
+    """Runs the set check around one database fault; returns the figures.
+    Full health: (new_primary: another node is primary, and) a synchronous
+    standby, no lag, every app node UP in HAProxy."""
+    cluster.wait("healthy before the fault", cluster.healthy)
+    load = Load(cluster.port).start()
+    before = cluster.leader()
+    t_fault = time.monotonic()
+    out = ok(cluster.dir, *fault)
+    if restore:
+        restore()
+    t_health = cluster.wait("full health", lambda: (not new_primary or cluster.leader() not in (None, before))
+                            and cluster.healthy(all_nodes=False))
+    # Writes sent after full health are acknowledged too.
+    cluster.wait("a write after full health", lambda: load.first_ack_after(t_health) is not None, 30)
+    load.stop()
+    lost = load.lost(cluster.port)
+    after = cluster.leader()
+    fails = [e for e in load.failures() if e[0] >= t_fault - CLIENT_TIMEOUT]
+    first_fail = min((e[1] for e in fails), default=None)
+    # The first acknowledged write of a request sent after the first
+    # failure: the moment writes work again.
+    t_writes = load.first_ack_after(first_fail) if first_fail else None
+    kinds = collections.Counter((e[2], e[3]) for e in fails)
+    slowest = max((e[1] - e[0] for e in load.log if e[2] == 201 and e[0] >= t_fault), default=0)
+    print("\n%s (%s): %d writes acknowledged, %d lost; primary %s -> %s; failed requests: %d %s"
+          % (" ".join(fault), out.strip(), len(load.acked), len(lost), before, after, len(fails),
+             dict(kinds)))
+    print("  from the fault: first failure %s, first acknowledged write after it %s, full health %.2f s;"
+          " slowest acknowledged write %.2f s"
+          % ("%.2f s" % (first_fail - t_fault) if first_fail else "none",
+             "%.2f s" % (t_writes - t_fault) if t_writes else "-", t_health - t_fault, slowest))
+    return load, lost, before, after
+
+
+def _assert_only_201_or_503(load):
+    bad = [e for e in load.log if e[2] not in (201, 503)]
+    assert bad == [], bad[:5]
+    assert load.errors == [], load.errors[:5]
+
+
+def test_up_status(cluster):
+    out = ok(cluster.dir, "status")
+    roles = re.findall(r"^(\S+)\s+(primary|replica \(sync\)|replica|app node|balancer|etcd)\s", out, re.M)
+    got = collections.Counter(r for _, r in roles)
+    assert got == {"primary": 1, "replica (sync)": 1, "replica": 1, "app node": 2, "balancer": 1, "etcd": 1}, out
+    assert out.count("running") >= 8, out
+    c = Client(cluster.port)
+    r = c.get("/readyz")
+    assert r.status == 200, r
+    # TLS terminates at HAProxy (self-signed certificate made by up).
+    ctx = ssl.create_default_context(cafile=os.path.join(cluster.dir, "tls", "cluster.crt"))
+    https = cluster.state().s["balancer"]["https_port"]
+    with urllib.request.urlopen("https://127.0.0.1:%d/readyz" % https, context=ctx, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_forwarded_for_reaches_the_node(cluster):
+    """HAProxy adds X-Forwarded-For; the nodes trust 127.0.0.1, so the client
+    it names is the one logged."""
+    c = Client(cluster.port)
+    rid = "xff-probe-%d" % time.monotonic_ns()
+    # An API route: the client address is worked out there (rate limits).
+    r = c.get("/v1/users/1", headers=[("X-Forwarded-For", "203.0.113.9"), ("X-Request-Id", rid)])
+    assert r.status == 404, r
+    st = cluster.state()
+
+    def logged():
+        for a in st.s["apps"]:
+            with open(os.path.join(cluster.dir, a["name"], "ladder.log"), errors="replace") as f:
+                for line in f:
+                    if rid in line:
+                        return json.loads(line)
+        return None
+
+    cluster.wait("the probe's log line", lambda: logged() is not None, 10)
+    assert logged()["client"] == "203.0.113.9", logged()
+
+
+def test_primary_killed_loses_no_acknowledged_write(cluster):
+    load, lost, before, after = _db_fault(cluster, ("kill", "primary"), None, True)
+    assert lost == []
+    assert after != before
+    _assert_only_201_or_503(load)
+    # The old primary comes back as a replica (pg_rewind if needed).
+    ok(cluster.dir, "start", before)
+    cluster.wait("healthy after %s rejoined" % before, cluster.healthy)
+
+
+def test_primary_paused_loses_no_acknowledged_write(cluster):
+    paused = cluster.leader()
+
+    def resume_after_failover():
+        cluster.wait("a new primary", lambda: cluster.leader() not in (None, paused))
+        ok(cluster.dir, "resume", paused)
+
+    load, lost, before, after = _db_fault(cluster, ("pause", "primary"), resume_after_failover, True)
+    assert lost == []
+    assert before == paused and after != paused
+    _assert_only_201_or_503(load)
+
+
+def test_replica_killed_loses_no_acknowledged_write(cluster):
+    c = cluster.state()
+    sync = [m["name"] for m in c.members() if m.get("role") == "sync_standby"]
+    assert len(sync) == 1
+    load, lost, before, after = _db_fault(
+        cluster, ("kill", "replica"), lambda: ok(cluster.dir, "start", sync[0]), False)
+    assert lost == []
+    assert after == before
+    _assert_only_201_or_503(load)
+
+
+def test_app_node_killed_fails_only_its_requests_in_flight(cluster):
+    load = Load(cluster.port).start()
+    t_kill = time.monotonic()
+    out = ok(cluster.dir, "kill", "app")
+    t_killed = time.monotonic()
+    name = out.split()[1]
+    cluster.wait("%s DOWN in HAProxy" % name, lambda: cluster.state().haproxy_stats().get(
+        ("app", name), {}).get("status", "").startswith("DOWN"), 30)
+    # More writes on the remaining node.
+    n = len(load.acked)
+    cluster.wait("writes after the kill", lambda: len(load.acked) > n + 50, 30)
+    load.stop()
+    fails = load.failures()
+    print("\nkill app (%s): %d writes acknowledged, %d failed %s; the node was marked down %.2f s after"
+          % (out.strip(), len(load.acked), len(fails), dict(collections.Counter(e[2] for e in fails)),
+             time.monotonic() - t_kill))
+    # Each writer has at most one request in flight: at most WRITERS fail,
+    # each sent before the node died, and answered with HAProxy's 502 or
+    # its connection closed (HAProxy closes a keep-alive connection whose
+    # request the server dropped, so the client cannot mistake it for an
+    # answer). Later requests to the dead node were refused at connect and
+    # sent to the other node (retry-on conn-failure).
+    assert len(fails) <= WRITERS, fails
+    assert [e for e in fails if e[2] not in (502, "conn") or e[0] > t_killed] == [], fails
+    assert load.lost(cluster.port) == []
+    ok(cluster.dir, "start", name)
+    cluster.wait("healthy after %s restarted" % name, cluster.healthy)
+
+
+def test_add_and_remove_node_under_load_drop_nothing(cluster):
+    load = Load(cluster.port).start()
+    out = ok(cluster.dir, "add-node")
+    added = out.split()[1]
+    st = cluster.state()
+    assert [a["name"] for a in st.s["apps"]][-1] == added
+    # The new node takes requests (slowstart ramps its weight up).
+    cluster.wait("%s serving" % added, lambda: int(cluster.state().haproxy_stats().get(
+        ("app", added), {}).get("stot", "0")) > 20, 60)
+    n = len(load.acked)
+    ok(cluster.dir, "remove-node", added)
+    cluster.wait("writes after remove-node", lambda: len(load.acked) > n + 50, 30)
+    load.stop()
+    fails = load.failures()
+    print("\nadd-node + remove-node %s under load: %d writes acknowledged, %d failed %s"
+          % (added, len(load.acked), len(fails), dict(collections.Counter((e[2], e[3]) for e in fails))))
+    assert fails == []
+    assert load.errors == []
+    assert load.lost(cluster.port) == []
+    st = cluster.state()
+    assert added not in [a["name"] for a in st.s["apps"]]
+    assert ("app", added) not in st.haproxy_stats()
+
+
+def test_bad_input_is_named(cluster):
+    rc, out, err = run(cluster.dir, "kill", "leader")
+    assert (rc, out) == (2, "")
+    assert err == "deploy/cluster kill: ROLE 'leader': want primary, replica, app or balancer\n"
+    rc, out, err = run(cluster.dir, "stop", "app9")
+    assert rc == 2 and err.startswith("deploy/cluster stop: NAME 'app9': no such process (names: etcd, pg1"), err
+    rc, out, err = run(cluster.dir + "-nothing", "status")
+    assert rc == 2 and "no cluster there" in err, err
+
+
+def test_down_leaves_nothing_running(cluster):
+    st = cluster.state()
+    pids = [pid for p in st.procs() for pid in dc.proc_pids(st, p)]
+    assert len(pids) >= 10  # 2 apps, 3 Patroni + 3 postmasters, HAProxy, etcd
+    out = ok(cluster.dir, "down", timeout=120)
+    assert out.startswith("down: nothing of "), out
+    left = [pid for pid in pids if dc.alive(pid)]
+    assert left == [], [(pid, dc.cmdline(pid)) for pid in left]
