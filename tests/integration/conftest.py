@@ -392,6 +392,7 @@ class RemoteServer:
             )
         self.port = int(m.group(1))
         self.proc = None
+        self.balanced = True  # each request may reach another node
 
     def alive(self):
         return True

@@ -29,6 +29,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -291,6 +292,38 @@ def test_up_status(cluster):
     https = cluster.state().s["balancer"]["https_port"]
     with urllib.request.urlopen("https://127.0.0.1:%d/readyz" % https, context=ctx, timeout=10) as resp:
         assert resp.status == 200
+
+
+# The API suite run through the balancer: every file of tests/run.sh's
+# api_files and the photo tests, but the two that test a node's own HTTP
+# framing and parser (test_serve_http.py, test_serve_conformance.py): behind
+# HAProxy the balancer parses at the edge and answers malformed requests
+# itself. Tests that need a server of their own, or one node's log or
+# counters, skip themselves there (conftest.py, LADDER_URL).
+API_SUITE = (
+    "test_serve_items.py test_serve_users.py test_serve_auth.py test_serve_pagination.py "
+    "test_serve_idempotency.py test_serve_regressions.py test_serve_durability.py "
+    "test_serve_store.py test_serve_cache.py test_serve_stats.py test_serve_ratelimit.py "
+    "test_serve_shutdown.py test_photos.py"
+).split()
+
+
+def test_api_suite_through_the_balancer(cluster):
+    """The API tests against the balancer's URL: two app nodes on the
+    Patroni primary and its replicas, HAProxy in the way; the client sends
+    back its Ladder-Session token, as docs/api.md tells clients to."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, LADDER_URL=cluster.url)
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         *[os.path.join(here, f) for f in API_SUITE]],
+        cwd=str(conftest.REPO), env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    tail = p.stdout[-6000:] + p.stderr[-2000:]
+    summary = [x for x in p.stdout.splitlines() if " passed" in x]
+    print("API suite through the balancer:", summary[-1] if summary else "(no summary)")
+    assert p.returncode == 0, tail
+    assert summary and int(re.search(r"(\d+) passed", summary[-1]).group(1)) >= 100, tail
 
 
 def test_forwarded_for_reaches_the_node(cluster):
