@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "base/breaker.h"
 #include "base/config.h"
 #include "obs/log.h"
 
@@ -68,11 +69,7 @@ struct ld_redis {
 	char fail_why[256];
 	unsigned attempt; /* reconnects since the last ready */
 	uint64_t rng;
-	/* Breaker. */
-	enum ld_redis_breaker breaker;
-	unsigned failures; /* in a row */
-	uint64_t opened_ns;
-	bool probe_out;
+	struct ld_breaker br; /* base/breaker.h: the logic; the probe timer is ours */
 	struct cmd *head, *tail;
 	uv_timer_t conn_timer;	     /* connect deadline, backoff, deferred failure */
 	uv_timer_t cmd_timer;	     /* the oldest command's deadline */
@@ -188,71 +185,34 @@ bad:
 
 /* ---- the breaker ------------------------------------------------------ */
 
+/* The breaker's rules are base/breaker.h's; what is Redis's own is the
+ * probe: an open breaker sends a PING of its own once its time is up,
+ * rather than wait for traffic (a loop with no reads would otherwise stay
+ * open for ever). */
+
 static void on_probe_timer(uv_timer_t *t);
 
-static void breaker_set(struct ld_redis *r, enum ld_redis_breaker b, const char *why)
+static void on_breaker_change(struct ld_breaker *b, enum ld_breaker_state from, void *udata)
 {
-	char loop[16];
+	struct ld_redis *r = udata;
+	enum ld_breaker_state to = ld_breaker_state(b);
 
-	if (r->breaker == b)
-		return;
-	r->breaker = b;
-	atomic_store_explicit(&r->st.breaker, (int)b, memory_order_relaxed);
-	if (b == LD_REDIS_OPEN) {
-		r->opened_ns = now_ns();
+	(void)from;
+	atomic_store_explicit(&r->st.breaker, (int)to, memory_order_relaxed);
+	if (to == LD_BREAKER_OPEN) {
 		inc(&r->st.opens, 1);
-		/* The probe does not wait for traffic: a loop with no reads
-		 * would otherwise stay open for ever. */
 		if (r->state != S_CLOSED)
 			uv_timer_start(&r->probe_timer, on_probe_timer, r->cfg.breaker_open_ms, 0);
+	} else if (to == LD_BREAKER_CLOSED && r->state == S_READY && r->hooks.on_usable) {
+		/* What the user held back while the breaker was open can go now
+		 * (a reconnect alone does not say so: the breaker may stay open). */
+		r->hooks.on_usable(r, r->hooks.udata);
 	}
-	if (b == LD_REDIS_HALF_OPEN)
-		return; /* only the ends are news */
-	snprintf(loop, sizeof(loop), "%u", r->loop);
-	ld_log_event(b == LD_REDIS_OPEN ? "warn" : "info",
-		     b == LD_REDIS_OPEN ? "redis breaker open" : "redis breaker closed",
-		     (const char *const[]){"conn", r->name, "loop", loop, "why", why, NULL});
 }
 
 static void failure(struct ld_redis *r, const char *why)
 {
-	r->failures++;
-	if (r->breaker == LD_REDIS_HALF_OPEN ||
-	    (r->breaker == LD_REDIS_CLOSED && r->failures >= r->cfg.breaker_failures))
-		breaker_set(r, LD_REDIS_OPEN, why);
-	else if (r->breaker == LD_REDIS_OPEN)
-		r->opened_ns = now_ns(); /* still failing: stay open a while longer */
-	r->probe_out = false;
-}
-
-static void success(struct ld_redis *r)
-{
-	bool was_closed = r->breaker == LD_REDIS_CLOSED;
-
-	r->failures = 0;
-	r->probe_out = false;
-	breaker_set(r, LD_REDIS_CLOSED, "a command answered");
-	/* What the user held back while the breaker was open can go now
-	 * (a reconnect alone does not say so: the breaker may stay open). */
-	if (!was_closed && r->state == S_READY && r->hooks.on_usable)
-		r->hooks.on_usable(r, r->hooks.udata);
-}
-
-/* allow: may a command go now? Moves open to half-open once its time is up;
- * *probe says this one is the half-open trial. */
-static bool allow(struct ld_redis *r, bool *probe)
-{
-	*probe = false;
-	if (r->breaker == LD_REDIS_OPEN &&
-	    now_ns() - r->opened_ns >= r->cfg.breaker_open_ms * 1000000ull)
-		breaker_set(r, LD_REDIS_HALF_OPEN, "");
-	if (r->breaker == LD_REDIS_CLOSED)
-		return true;
-	if (r->breaker == LD_REDIS_HALF_OPEN && !r->probe_out) {
-		r->probe_out = *probe = true;
-		return true;
-	}
-	return false;
+	ld_breaker_failure(&r->br, now_ns(), false, why);
 }
 
 /* ---- commands ----------------------------------------------------------- */
@@ -301,8 +261,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			if (rep->type == REDIS_REPLY_ERROR)
 				inc(&r->st.errors[E_REPLY], 1);
 			/* Redis answered: whatever it said, it is there. */
-			if (c->probe || r->breaker == LD_REDIS_CLOSED)
-				success(r);
+			ld_breaker_success(&r->br, now_ns(), c->probe);
 		}
 		c->cb(r, rep, NULL, c->udata);
 		if (!push)
@@ -385,7 +344,7 @@ static int send_cmd(struct ld_redis *r, unsigned flags, bool probe, ld_redis_cb 
 static void on_probe_reply(struct ld_redis *r, const redisReply *reply, const char *err,
 			   void *udata)
 {
-	/* on_reply closed the breaker (an answer) or failure() opened it. */
+	/* on_reply closed the breaker (an answer) or a failure opened it. */
 	(void)r;
 	(void)reply;
 	(void)err;
@@ -396,19 +355,22 @@ static void on_probe_timer(uv_timer_t *t)
 {
 	struct ld_redis *r = t->data;
 	uint64_t open_ns = r->cfg.breaker_open_ms * 1000000ull, now = now_ns();
+	enum ld_breaker_state st = ld_breaker_state(&r->br);
+	bool probe;
 
-	if (r->breaker == LD_REDIS_CLOSED || r->state == S_CLOSED || r->probe_out)
+	if (st == LD_BREAKER_CLOSED || r->state == S_CLOSED)
 		return;
 	if (r->state != S_READY)
 		return; /* ld_redis_ready starts it again */
-	if (r->breaker == LD_REDIS_OPEN && now - r->opened_ns < open_ns) {
-		uv_timer_start(t, on_probe_timer, (r->opened_ns + open_ns - now) / 1000000 + 1, 0);
+	if (st == LD_BREAKER_OPEN && !ld_breaker_ready(&r->br, now)) {
+		uv_timer_start(t, on_probe_timer, (r->br.opened_ns + open_ns - now) / 1000000 + 1,
+			       0);
 		return;
 	}
-	breaker_set(r, LD_REDIS_HALF_OPEN, "");
-	r->probe_out = true;
-	if (send_cmd(r, 0, true, on_probe_reply, NULL, 1, (const char *[]){"PING"}, NULL) != 0) {
-		r->probe_out = false;
+	if (!ld_breaker_allow(&r->br, now, &probe))
+		return; /* half-open with its trial out: its outcome decides */
+	if (send_cmd(r, 0, probe, on_probe_reply, NULL, 1, (const char *[]){"PING"}, NULL) != 0) {
+		ld_breaker_cancel(&r->br, probe);
 		uv_timer_start(t, on_probe_timer, r->cfg.breaker_open_ms, 0);
 	}
 }
@@ -420,23 +382,19 @@ int ld_redis_command(struct ld_redis *r, unsigned flags, ld_redis_cb cb, void *u
 	int rc;
 
 	if (!r->ac || !(r->state == S_READY || (r->state == S_SETUP && (flags & LD_REDIS_SETUP))) ||
-	    (!(flags & LD_REDIS_SETUP) && !allow(r, &probe))) {
+	    (!(flags & LD_REDIS_SETUP) && !ld_breaker_allow(&r->br, now_ns(), &probe))) {
 		inc(&r->st.errors[E_REFUSED], 1);
 		return -EAGAIN;
 	}
 	rc = send_cmd(r, flags, probe, cb, udata, argc, argv, argvlen);
-	if (rc && probe)
-		r->probe_out = false;
+	if (rc)
+		ld_breaker_cancel(&r->br, probe);
 	return rc;
 }
 
 bool ld_redis_usable(struct ld_redis *r)
 {
-	if (r->state != S_READY)
-		return false;
-	if (r->breaker == LD_REDIS_OPEN)
-		return now_ns() - r->opened_ns >= r->cfg.breaker_open_ms * 1000000ull;
-	return r->breaker == LD_REDIS_CLOSED || !r->probe_out;
+	return r->state == S_READY && ld_breaker_ready(&r->br, now_ns());
 }
 
 /* ---- the connection ------------------------------------------------------ */
@@ -730,7 +688,7 @@ void ld_redis_ready(struct ld_redis *r)
 	uv_timer_stop(&r->conn_timer);
 	atomic_store_explicit(&r->st.ready, 1, memory_order_relaxed);
 	/* An open breaker probes once its time is up (or now, if it is). */
-	if (r->breaker != LD_REDIS_CLOSED)
+	if (ld_breaker_state(&r->br) != LD_BREAKER_CLOSED)
 		on_probe_timer(&r->probe_timer);
 	else if (r->hooks.on_usable)
 		r->hooks.on_usable(r, r->hooks.udata);
@@ -763,7 +721,7 @@ void ld_redis_stop(struct ld_redis *r)
 
 enum ld_redis_breaker ld_redis_breaker_state(const struct ld_redis *r)
 {
-	return r->breaker;
+	return (enum ld_redis_breaker)ld_breaker_state(&r->br);
 }
 
 const struct ld_redis_config *ld_redis_cfg(const struct ld_redis *r)
@@ -786,6 +744,14 @@ int ld_redis_open(uv_loop_t *uv, const struct ld_redis_config *cfg, const char *
 	}
 	if (!r->cfg.breaker_failures)
 		r->cfg.breaker_failures = 1;
+	ld_breaker_init(&r->br,
+			&(struct ld_breaker_config){.failures = r->cfg.breaker_failures,
+						    .open_ns = r->cfg.breaker_open_ms * 1000000ull,
+						    .trials = 1,
+						    .successes = 1},
+			"redis", name, loop);
+	r->br.on_change = on_breaker_change;
+	r->br.udata = r;
 	r->uv = uv;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->loop = loop;
@@ -804,6 +770,7 @@ int ld_redis_open(uv_loop_t *uv, const struct ld_redis_config *cfg, const char *
 	r->reg_next = reg_head;
 	reg_head = r;
 	uv_mutex_unlock(&reg_lock);
+	ld_breaker_register(&r->br);
 	*out = r;
 	if (start)
 		do_connect(r);
@@ -831,6 +798,7 @@ void ld_redis_close(struct ld_redis *r)
 	if (*p)
 		*p = r->reg_next;
 	uv_mutex_unlock(&reg_lock);
+	ld_breaker_unregister(&r->br);
 	ac = r->ac;
 	r->ac = NULL;
 	r->state = S_CLOSED;

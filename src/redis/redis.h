@@ -9,9 +9,10 @@
  *   and every command still on it fails.
  * - Reconnects with exponential backoff and full jitter: the n-th attempt
  *   after a loss waits random(0, min(backoff_max, backoff_base * 2^n)).
- * - A circuit breaker: breaker_failures failures in a row (a connect that
- *   failed or timed out, a command past its deadline, a connection lost
- *   under commands) open it; while open, ld_redis_command refuses at once
+ * - A circuit breaker (base/breaker.h, dep "redis"): breaker_failures
+ *   failures in a row (a connect that failed or timed out, a command past
+ *   its deadline, a connection lost under commands) open it; while open, ld_redis_command refuses
+ * at once
  *   (-EAGAIN) so callers go elsewhere without waiting; after breaker_open
  *   it is half-open and lets one command through, whose outcome closes it
  *   or opens it again. Every change is logged and counted.
