@@ -165,10 +165,31 @@ unsigned ld_pg_rep_sample_ms(const struct ld_pg_rep_set *set)
 
 /* ---- per loop ---------------------------------------------------------------- */
 
+static void on_breaker(struct ld_breaker *b, enum ld_breaker_state from, void *udata);
+
 void ld_pg_rep_loop_init(struct ld_pg_rep_loop *l, struct ld_pg_rep_set *set)
 {
+	char dep[16];
+	unsigned k;
+
 	memset(l, 0, sizeof(*l));
 	l->set = set;
+	for (k = 0; k <= set->n; k++) {
+		snprintf(dep, sizeof(dep), k ? "replica%u" : "primary", k);
+		ld_breaker_init(&l->br[k], &set->breaker, dep, "store", 0);
+		l->br[k].on_change = on_breaker;
+		l->br[k].udata = l;
+	}
+}
+
+void ld_pg_rep_breakers_start(struct ld_pg_rep_loop *l)
+{
+	unsigned k, loop = atomic_fetch_add_explicit(&l->set->loops, 1, memory_order_relaxed);
+
+	for (k = 0; k <= l->set->n; k++) {
+		l->br[k].loop = loop;
+		ld_breaker_register(&l->br[k]);
+	}
 }
 
 static void set_in(struct ld_pg_rep_loop *l, unsigned i, bool in)
@@ -198,6 +219,8 @@ void ld_pg_rep_loop_fini(struct ld_pg_rep_loop *l)
 			atomic_fetch_sub_explicit(&l->set->r[i].up_loops, 1, memory_order_relaxed);
 		l->r[i].in = l->r[i].up = false;
 	}
+	for (i = 0; i <= l->set->n; i++)
+		ld_breaker_unregister(&l->br[i]);
 }
 
 static struct ld_pg_rep_sample *sample_at(struct ld_pg_rep_loop *l, unsigned i)
@@ -224,7 +247,7 @@ static void judge(struct ld_pg_rep_loop *l, unsigned i, uint64_t now_ns)
 	struct ld_pg_rep_node *n = &l->r[i];
 	uint64_t max = l->set->max_lag_ns;
 
-	if (!n->up || !n->known) {
+	if (!n->up || !n->known || ld_breaker_state(&l->br[i + 1]) != LD_BREAKER_CLOSED) {
 		set_in(l, i, false);
 		return;
 	}
@@ -299,6 +322,49 @@ void ld_pg_rep_up(struct ld_pg_rep_loop *l, unsigned k, bool up)
 	else
 		atomic_fetch_sub_explicit(&l->set->r[k - 1].up_loops, 1, memory_order_relaxed);
 	set_in(l, k - 1, false);
+}
+
+/* ---- breakers ---------------------------------------------------------------- */
+
+static void on_breaker(struct ld_breaker *b, enum ld_breaker_state from, void *udata)
+{
+	struct ld_pg_rep_loop *l = udata;
+	unsigned k = (unsigned)(b - l->br);
+
+	(void)from;
+	/* A replica whose breaker is not closed leaves the rotation now; it
+	 * comes back at the first sample after it closes (judge). */
+	if (k && ld_breaker_state(b) != LD_BREAKER_CLOSED)
+		set_in(l, k - 1, false);
+}
+
+void ld_pg_rep_failed(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns, const char *why)
+{
+	if (target <= l->set->n)
+		ld_breaker_failure(&l->br[target], now_ns, false, why);
+}
+
+void ld_pg_rep_answered(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
+{
+	struct ld_breaker *b;
+	bool trial = false;
+
+	if (target > l->set->n)
+		return;
+	b = &l->br[target];
+	/* An answer after the open period is the trial: the node is back. */
+	if (ld_breaker_state(b) == LD_BREAKER_OPEN && ld_breaker_ready(b, now_ns))
+		(void)ld_breaker_allow(b, now_ns, &trial);
+	ld_breaker_success(b, now_ns, ld_breaker_state(b) == LD_BREAKER_HALF_OPEN);
+}
+
+bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
+{
+	bool trial;
+
+	/* The trial's outcome comes back as an answer or a failure of the
+	 * node, whichever op it is: no per-op bookkeeping. */
+	return target > l->set->n || ld_breaker_allow(&l->br[target], now_ns, &trial);
 }
 
 unsigned ld_pg_rep_route(struct ld_pg_rep_loop *l, bool replica_ok, uint64_t min_pos, bool *forced)

@@ -27,6 +27,16 @@
  * connection, its replay position has been read since it came up, and its
  * lag is within max_lag; it leaves when its lag passes max_lag and comes
  * back once the lag is at most half of it (no flapping at the edge).
+ *
+ * Breakers (base/breaker.h). Each loop has one per node: dep "primary",
+ * "replica1"... Failures are what postgres.c reports: a connect refused,
+ * failed or timed out, a connection lost, a statement past its deadline.
+ * Any answer from the node is a success; once the open period is over,
+ * the first answer (a reconnect's prepares, a sample, a trial op) is the
+ * trial that closes it. While a replica's breaker is not closed, the
+ * replica is out of rotation (its reads go to the primary); while the
+ * primary's is open, ld_pg_rep_allow refuses and postgres.c fails the op
+ * at once (LD_STORE_UNAVAILABLE) instead of making it wait.
  */
 #ifndef LD_PG_REPLICA_H
 #define LD_PG_REPLICA_H
@@ -36,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/breaker.h"
 #include "base/buf.h"
 
 #define LD_PG_REPLICAS_MAX 8
@@ -75,6 +86,8 @@ struct ld_pg_rep_set {
 	/* Reads that went to the primary only because no replica in rotation
 	 * had replayed their token. */
 	_Atomic uint64_t token_primary_reads;
+	struct ld_breaker_config breaker; /* every node's, on every loop */
+	_Atomic unsigned loops;		  /* loops started: the breakers' loop label */
 };
 
 /* ld_pg_rep_set_init splits list (--pg-replicas: conninfos separated by
@@ -112,11 +125,25 @@ struct ld_pg_rep_loop {
 	unsigned head, count;
 	unsigned next; /* round robin over the replicas */
 	struct ld_pg_rep_node r[LD_PG_REPLICAS_MAX];
+	struct ld_breaker br[LD_PG_REPLICAS_MAX + 1]; /* by target: 0 the primary */
 };
 
 void ld_pg_rep_loop_init(struct ld_pg_rep_loop *l, struct ld_pg_rep_set *set);
-/* ld_pg_rep_loop_fini takes the loop's replicas out of the set's gauges. */
+/* ld_pg_rep_loop_fini takes the loop's replicas out of the set's gauges
+ * and its breakers out of the metrics. */
 void ld_pg_rep_loop_fini(struct ld_pg_rep_loop *l);
+
+/* ld_pg_rep_breakers_start numbers the loop and puts its breakers (set up
+ * closed by ld_pg_rep_loop_init) in the metrics. */
+void ld_pg_rep_breakers_start(struct ld_pg_rep_loop *l);
+
+/* ld_pg_rep_failed: target (0 the primary, k replica k) failed at now_ns
+ * (why is for the log line of an opening). ld_pg_rep_answered: it
+ * answered. ld_pg_rep_allow: may an op go to target now (a refusal is
+ * counted; see the breakers above). */
+void ld_pg_rep_failed(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns, const char *why);
+void ld_pg_rep_answered(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
+bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
 
 /* ld_pg_rep_primary_at: the primary was at pos (or past it) at now_ns. */
 void ld_pg_rep_primary_at(struct ld_pg_rep_loop *l, uint64_t pos, uint64_t now_ns);

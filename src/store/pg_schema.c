@@ -336,7 +336,7 @@ const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
 /* ---- the [postgres] configuration section ------------------------------- */
 
 struct ld_pg_config ld_pg_settings;
-static unsigned char pg_source[5];
+static unsigned char pg_source[7];
 
 #define F(field)  offsetof(struct ld_pg_config, field)
 #define FS(field) F(field), sizeof(((struct ld_pg_config *)0)->field)
@@ -360,6 +360,13 @@ static const struct ld_opt pg_opts[] = {
      F(max_replica_lag_ms), 0, 0, "1s", 10, 3600000, NULL, 0, NULL, NULL, "DURATION",
      "a replica further behind the primary than this leaves the read rotation (reads "
      "without a Ladder-Session token may be this stale)"},
+    {"pg-breaker-failures", 0, "breaker_failures", "LADDER_PG_BREAKER_FAILURES", LD_OPT_UINT,
+     F(breaker_failures), 0, 0, "3", 1, 1000, NULL, 0, NULL, NULL, "N",
+     "connection failures or timeouts in a row that open the breaker of the primary or of a "
+     "replica (ops for it then fail at once, or its reads go to the primary)"},
+    {"pg-breaker-open", 0, "breaker_open", "LADDER_PG_BREAKER_OPEN", LD_OPT_DUR,
+     F(breaker_open_ms), 0, 0, "1s", 10, 600000, NULL, 0, NULL, NULL, "DURATION",
+     "how long an open PostgreSQL breaker refuses before a trial"},
 };
 /* clang-format on */
 

@@ -415,6 +415,11 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 				check_conninfo, err, errlen);
 	if (rc != 0)
 		goto fail;
+	s->reps.breaker = (struct ld_breaker_config){
+	    .failures = pc->breaker_failures ? pc->breaker_failures : 3,
+	    .open_ns = (pc->breaker_open_ms ? pc->breaker_open_ms : 1000) * 1000000,
+	    .trials = 1,
+	    .successes = 1};
 	rc = ld_pg_hosts_parse(s->conninfo, &s->hosts[0], err, errlen);
 	for (unsigned k = 0; rc == 0 && k < s->reps.n; k++)
 		rc = ld_pg_hosts_parse(s->reps.r[k].conninfo, &s->hosts[k + 1], err, errlen);
@@ -993,6 +998,9 @@ static void lose(struct pgc *p, const char *why)
 				     (const char *const[]){kv[0], kv[1], NULL});
 		p->logged_down = true;
 	}
+	if (!c->closing)
+		ld_pg_rep_failed(&c->rl, p->target, uv_hrtime(),
+				 one_line(why ? why : PQerrorMessage(p->pg), line, sizeof(line)));
 	drop_poll(p);
 	PQfinish(p->pg);
 	p->pg = NULL;
@@ -1284,6 +1292,8 @@ static void unit_done(struct pgc *p, struct unit *u)
 		p->tail = NULL;
 	if (u->op)
 		p->nunits--;
+	if (!u->setup || u->status == LD_STORE_OK)
+		ld_pg_rep_answered(&c->rl, p->target, uv_hrtime());
 	if (u->setup) {
 		int st = u->status;
 
@@ -1642,6 +1652,12 @@ static void route_op(struct ld_store_conn *c, struct ld_store_op *op, bool prima
 			if (k)
 				p = pick_target(c, k);
 		}
+		if (!p && !ld_pg_rep_allow(&c->rl, 0, uv_hrtime())) {
+			/* The primary's breaker is open: fail now, not at the
+			 * deadline (docs/operations.md, degraded modes). */
+			complete(c, op, LD_STORE_UNAVAILABLE);
+			return;
+		}
 		if (!p)
 			p = pick(c);
 		if (!p) {
@@ -1768,6 +1784,11 @@ static void on_expire(uv_timer_t *h)
 			}
 			op = u->op;
 			u->op = NULL; /* its answer, when it comes, is dropped */
+			/* Past the store's own deadline (not a client's shorter
+			 * budget, which says nothing of the node): a timeout. */
+			if (!op->deadline_ns)
+				ld_pg_rep_failed(&c->rl, p->target, now,
+						 "a read got no answer within the store timeout");
 			p->nunits--;
 			op->next = NULL;
 			*late_tail = op;
@@ -1855,6 +1876,7 @@ static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_con
 		return -ENOMEM;
 	}
 	ld_pg_rep_loop_init(&c->rl, &s->reps);
+	ld_pg_rep_breakers_start(&c->rl);
 	uv_timer_init(loop, &c->expire);
 	c->expire.data = c;
 	uv_timer_init(loop, &c->sample);

@@ -76,6 +76,8 @@ struct ld_pg_config {
 	uint64_t connect_timeout_ms; /* one connection attempt */
 	char replicas[8192];	     /* conninfos, comma-separated (pg_replica.h); a secret */
 	uint64_t max_replica_lag_ms; /* a replica further behind leaves the read rotation */
+	unsigned breaker_failures;   /* failures in a row that open a node's breaker */
+	uint64_t breaker_open_ms;    /* how long it refuses before a trial */
 };
 
 /* ld_pg_config_register adds [postgres] to serve's and migrate's settings.

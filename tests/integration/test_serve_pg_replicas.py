@@ -34,6 +34,7 @@ IN_ROTATION = 'ladder_pg_replica_in_rotation{replica="1"}'
 UP = 'ladder_pg_replica_up{replica="1"}'
 OUTS = 'ladder_pg_replica_rotation_changes_total{replica="1",to="out"}'
 INS = 'ladder_pg_replica_rotation_changes_total{replica="1",to="in"}'
+REPLICA_BREAKER = 'ladder_breaker_state{dep="replica1",name="store",loop="%d"}'
 
 
 @pytest.fixture
@@ -332,12 +333,17 @@ def test_replica_stopped_under_read_load(ladder_server, pgr):
         poll(lambda: delta(metrics(srv), m0, REPLICA_READS) >= 50, what="reads on the replica")
         replica.halt()
         poll(lambda: metrics(srv)[UP] == 0, what="the replica down on every loop")
+        # Its breaker opens on every loop (connections lost, reconnects
+        # refused), and it stays out of rotation until the breaker closes.
+        poll(lambda: all(metrics(srv)[REPLICA_BREAKER % i] == 1 for i in range(LOOPS)),
+             what="the replica's breaker open on every loop")  # fmt: skip
         m1 = metrics(srv)
         assert m1[IN_ROTATION] == 0
         poll(lambda: delta(metrics(srv), m1, PRIMARY_READS) >= 50, what="reads on the primary")
         assert delta(metrics(srv), m1, REPLICA_READS) == 0
         replica.resume()
         poll(lambda: metrics(srv)[IN_ROTATION] == LOOPS, what="the replica back")
+        assert all(metrics(srv)[REPLICA_BREAKER % i] == 0 for i in range(LOOPS))
         m2 = metrics(srv)
         poll(lambda: delta(metrics(srv), m2, REPLICA_READS) >= 50, what="reads on the replica")
     finally:
@@ -345,6 +351,7 @@ def test_replica_stopped_under_read_load(ladder_server, pgr):
     assert readers.bad == []
     assert readers.count >= 150
     assert "store: connection to a replica lost or refused" in srv.stdout_text()
+    assert '"msg":"replica1 breaker open"' in srv.stdout_text()
     c.close()
 
 
