@@ -277,6 +277,31 @@ void ld_api_cache_settle(struct ld_api_req *q, int status)
 			  ok ? &v : NULL);
 }
 
+/* cache_serve_stale answers a cached read whose store read failed with
+ * what the cache still holds past its TTL (--cache-serve-stale), marked
+ * stale: Cache-Status (RFC 9211) and the older Warning 110 (RFC 7234), so
+ * a client or a proxy can tell. True when it answered. */
+static bool cache_serve_stale(struct ld_api_req *q)
+{
+	const struct ld_cache_vt *cvt = q->api->cvt;
+	struct ld_cache_value v;
+	uint64_t past_ms;
+
+	if (!q->cache_miss || !cvt || !cvt->lookup_stale || !q->al->cache)
+		return false;
+	/* Our fill, if we held it, is abandoned first (its waiters go to the
+	 * store, and fall back here too); after it, v stays valid. */
+	ld_api_cache_settle(q, 503);
+	if (!cvt->lookup_stale(q->al->cache, &q->ck, &v, &past_ms))
+		return false;
+	if (past_ms) {
+		ld_req_header(q->r, "Cache-Status", "ladder; hit; detail=stale");
+		ld_req_header(q->r, "Warning", "110 - \"Response is Stale\"");
+	}
+	cache_hit(q, &v);
+	return true;
+}
+
 static void cache_synced(struct ld_cache_waiter *w, enum ld_cache_wake how)
 {
 	struct ld_api_req *q = (struct ld_api_req *)((char *)w - offsetof(struct ld_api_req, cw));
@@ -351,6 +376,10 @@ int ld_api_keep_password(struct ld_api_req *q, const struct ld_str *pw)
 
 void ld_api_store_failed(struct ld_api_req *q, int status)
 {
+	/* The store down for reads: a cached answer past its TTL, where the
+	 * configuration allows it (docs/operations.md, degraded modes). */
+	if ((status == LD_STORE_UNAVAILABLE || status == LD_STORE_TIMEOUT) && cache_serve_stale(q))
+		return;
 	switch (status) {
 	case LD_STORE_NOT_FOUND:
 		ld_api_problem(q, 404, "no such resource");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/idempotency.h"
+#include "base/breaker.h"
 
 #include "obs/metrics.h"
 #include "obs/stats.h"
@@ -66,6 +67,7 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	ld_api_idem_metrics(&q->r->out_body);
 	ld_api_rl_metrics(&q->r->out_body, q->api->cvt == &ld_cache_redis);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
+	    ld_breaker_render_metrics(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0 ||
 	    (q->api->vt->render_metrics &&
 	     q->api->vt->render_metrics(q->api->store, &q->r->out_body) != 0) ||

@@ -64,6 +64,10 @@ static const struct ld_opt cache_opts[] = {
      1, C_DAY, NULL, 0, NULL, NULL, "DURATION",
      "lifetime of a response kept in Redis (the staleness bound when a delete cannot reach "
      "Redis)"},
+    {"cache-serve-stale", 0, "serve_stale", "LADDER_CACHE_SERVE_STALE", LD_OPT_DUR,
+     F(serve_stale_ms), 0, "0s", 0, C_DAY, NULL, 0, NULL, NULL, "DURATION",
+     "when the store cannot answer a read, serve a cached response up to this long past its "
+     "TTL, marked stale (Cache-Status, Warning); 0s: never (docs/operations.md)"},
     {"cache-lease", 0, "fill_lease", "LADDER_CACHE_LEASE", LD_OPT_DUR, F(lease_ms), 0, "1s", 1,
      C_MIN, NULL, 0, NULL, NULL, "DURATION",
      "lifetime of a fill lease in Redis (one node fills a key; the others wait)"},

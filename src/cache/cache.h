@@ -97,6 +97,7 @@ struct ld_cache_config {
 	uint64_t test_fill_delay_ms;	     /* TEST ONLY: hold every fill this long */
 	uint64_t l2_ttl_ms;		     /* redis: a Redis entry's lifetime */
 	uint64_t lease_ms;		     /* redis: a fill lease's lifetime */
+	uint64_t serve_stale_ms;	     /* keep expired entries this long for lookup_stale */
 	const struct ld_redis_config *redis; /* redis: the [redis] settings (set by serve) */
 };
 
@@ -121,6 +122,13 @@ struct ld_cache_vt {
 	enum ld_cache_result (*lookup)(struct ld_cache_loop *l, const struct ld_cache_key *k,
 				       struct ld_cache_waiter *w, struct ld_cache_ticket *t,
 				       struct ld_cache_value *v);
+	/* lookup_stale (NULL: none): the store could not answer a read of k
+	 * (unavailable, timed out); true with *v when this loop still holds
+	 * an entry for k of the current generation expired for at most
+	 * serve_stale (*past_ms: how long, 0 when it is fresh again). A write
+	 * since (a generation bump) always means no. */
+	bool (*lookup_stale)(struct ld_cache_loop *l, const struct ld_cache_key *k,
+			     struct ld_cache_value *v, uint64_t *past_ms);
 	/* fill stores v (copied) under t, or abandons the fill when v is NULL;
 	 * either way the key's waiters are woken. */
 	void (*fill)(struct ld_cache_loop *l, const struct ld_cache_key *k,

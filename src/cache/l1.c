@@ -147,11 +147,31 @@ const struct ld_l1_entry *ld_l1_get(struct ld_l1 *c, const struct ld_cache_key *
 	}
 	if (e->gen != gen || (e->expires_ns && now_ns >= e->expires_ns)) {
 		*why = e->gen != gen ? LD_L1_STALE : LD_L1_EXPIRED;
-		drop(c, p);
+		/* Expired but of the right generation: kept through the grace
+		 * period, in case the store cannot answer (ld_l1_get_stale). */
+		if (e->gen != gen || now_ns - e->expires_ns >= c->grace_ns)
+			drop(c, p);
 		return NULL;
 	}
 	lru_unlink(e);
 	lru_front(c, e);
+	return e;
+}
+
+const struct ld_l1_entry *ld_l1_get_stale(struct ld_l1 *c, const struct ld_cache_key *k,
+					  uint64_t hash, uint64_t gen, uint64_t now_ns,
+					  uint64_t *past_ns)
+{
+	struct ld_l1_entry *e = *slot_of(c, k, hash);
+
+	*past_ns = 0;
+	if (!e || e->gen != gen)
+		return NULL;
+	if (e->expires_ns && now_ns >= e->expires_ns) {
+		*past_ns = now_ns - e->expires_ns + 1; /* at least 1 once expired */
+		if (*past_ns > c->grace_ns)
+			return NULL;
+	}
 	return e;
 }
 

@@ -66,6 +66,9 @@ struct ld_l1 {
 	size_t count;
 	uint64_t rng;
 	uint64_t evictions[LD_CACHE_KINDS]; /* pushed out by the budget */
+	/* An entry past its expiry is kept this much longer for
+	 * ld_l1_get_stale (0: dropped at expiry). Set after ld_l1_init. */
+	uint64_t grace_ns;
 };
 
 /* ld_l1_init sets up an empty cache of budget bytes (entries, their
@@ -76,9 +79,20 @@ void ld_l1_release(struct ld_l1 *c);
 
 /* ld_l1_get returns the entry for k when it is there, not expired at now
  * and filled under generation gen; else NULL with *why set, and an expired
- * or stale entry is removed. A hit becomes the most recently used. */
+ * or stale entry is removed (an expired one within grace_ns of its expiry
+ * is kept, for ld_l1_get_stale). A hit becomes the most recently used. */
 const struct ld_l1_entry *ld_l1_get(struct ld_l1 *c, const struct ld_cache_key *k, uint64_t hash,
 				    uint64_t gen, uint64_t now_ns, enum ld_l1_miss *why);
+
+/* ld_l1_get_stale returns k's entry when it was filled under generation gen
+ * and is not more than grace_ns past its expiry at now (it may not be
+ * expired at all), with *past_ns how long past (at least 1 once expired; 0:
+ * still fresh); else NULL.
+ * An entry of another generation is never returned: a write since made it
+ * wrong, not just old. The LRU order is not changed. */
+const struct ld_l1_entry *ld_l1_get_stale(struct ld_l1 *c, const struct ld_cache_key *k,
+					  uint64_t hash, uint64_t gen, uint64_t now_ns,
+					  uint64_t *past_ns);
 
 /* ld_l1_put stores v for k under gen until now + ttl (replacing any
  * entry), evicting least recently used entries until it fits. 0, -E2BIG

@@ -100,6 +100,7 @@ int ld__local_loop_open(struct ld_cache *c, unsigned index, uv_loop_t *uv,
 		free(l);
 		return rc;
 	}
+	l->l1.grace_ns = c->cfg.serve_stale_ms * 1000000ull;
 	uv_timer_init(uv, &l->wait_timer);
 	uv_timer_init(uv, &l->delay_timer);
 	l->wait_timer.data = l->delay_timer.data = l;
@@ -220,6 +221,29 @@ static enum ld_cache_result local_lookup(struct ld_cache_loop *l, const struct l
 		return LD_CACHE_MISS; /* no coalescing, no fill */
 	t->filler = true;
 	return LD_CACHE_MISS;
+}
+
+bool ld__local_lookup_stale(struct ld_cache_loop *l, const struct ld_cache_key *k,
+			    struct ld_cache_value *v, uint64_t *past_ms)
+{
+	uint64_t hash = ld_cache_key_hash(k), past;
+	const struct ld_l1_entry *e;
+
+	if (!l->l1.grace_ns)
+		return false;
+	e = ld_l1_get_stale(&l->l1, k, hash, ld_cache_gen_load(&l->c->gens, hash), uv_hrtime(),
+			    &past);
+	if (!e)
+		return false;
+	if (past)
+		ld__cache_count(l, k->kind, EV_STALE);
+	*past_ms = past ? (past + 999999) / 1000000 : 0;
+	v->status = e->status;
+	v->problem = e->problem;
+	v->etag = e->etag;
+	v->body = e->body;
+	v->body_len = e->body_len;
+	return true;
 }
 
 struct inflight *ld__inflight_new(struct ld_cache_loop *l, const struct ld_cache_key *k,
@@ -407,6 +431,7 @@ static const char *const ev_metric[EV_COUNT] = {
     [EV_COALESCED] = "coalesced_waits",
     [EV_WAIT_TIMEOUT] = "wait_timeouts",
     [EV_INVALIDATION] = "invalidations",
+    [EV_STALE] = "stale_served",
 };
 
 static const char *const ev_help[EV_COUNT] = {
@@ -417,6 +442,8 @@ static const char *const ev_help[EV_COUNT] = {
     [EV_COALESCED] = "Requests that waited for another request's fill of the same key.",
     [EV_WAIT_TIMEOUT] = "Waits behind a fill that timed out and went to the store.",
     [EV_INVALIDATION] = "Keys invalidated by writes.",
+    [EV_STALE] = "Responses served past their TTL because the store could not answer "
+		 "(--cache-serve-stale).",
 };
 
 int ld__local_render(struct ld_cache *c, struct ld_buf *out)
@@ -473,5 +500,6 @@ const struct ld_cache_vt ld_cache_local = {
     .lookup = local_lookup,
     .fill = ld__local_fill,
     .invalidate = ld__local_invalidate,
+    .lookup_stale = ld__local_lookup_stale,
     .render_metrics = ld__local_render,
 };

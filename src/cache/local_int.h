@@ -18,6 +18,7 @@ enum ev {
 	EV_COALESCED,	 /* waited behind another request's fill */
 	EV_WAIT_TIMEOUT, /* waited past wait_ms and went to the store */
 	EV_INVALIDATION,
+	EV_STALE, /* served past its TTL: the store could not answer */
 	EV_COUNT
 };
 
@@ -76,6 +77,8 @@ void ld__cache_count(struct ld_cache_loop *l, unsigned kind, enum ev e);
 int ld__local_open(const struct ld_cache_config *cfg, unsigned nloops, struct ld_cache **out,
 		   char *err, size_t errlen);
 void ld__local_close(struct ld_cache *c);
+bool ld__local_lookup_stale(struct ld_cache_loop *l, const struct ld_cache_key *k,
+			    struct ld_cache_value *v, uint64_t *past_ms);
 int ld__local_loop_open(struct ld_cache *c, unsigned index, uv_loop_t *uv,
 			struct ld_cache_loop **out);
 void ld__local_loop_close(struct ld_cache_loop *l);

@@ -923,5 +923,6 @@ const struct ld_cache_vt ld_cache_redis = {
     .fill = redis_fill,
     .invalidate = redis_invalidate,
     .sync = redis_sync,
+    .lookup_stale = ld__local_lookup_stale,
     .render_metrics = redis_render,
 };

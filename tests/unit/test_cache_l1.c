@@ -1,6 +1,7 @@
 /*
  * test_cache_l1.c - the in-process cache structure: LRU eviction under the
- * byte budget, TTL with jitter, generations.
+ * byte budget, TTL with jitter, generations, expired entries kept through
+ * the serve-stale grace period.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -116,6 +117,53 @@ static void test_generation(void)
 	ld_l1_release(&c);
 }
 
+static const struct ld_l1_entry *get_stale(struct ld_l1 *c, int64_t id, uint64_t gen, uint64_t now,
+					   uint64_t *past)
+{
+	struct ld_cache_key k = {LD_CACHE_ITEM, id};
+
+	return ld_l1_get_stale(c, &k, ld_cache_key_hash(&k), gen, now, past);
+}
+
+static void test_stale_grace(void)
+{
+	struct ld_l1 c;
+	enum ld_l1_miss why;
+	const struct ld_l1_entry *e;
+	uint64_t past;
+
+	CHECK_INT(ld_l1_init(&c, 1 << 20, 1), 0);
+	/* No grace: an expired entry goes at the first get, as before. */
+	CHECK_INT(put(&c, 1, 0, 0, 100, "a"), 0);
+	CHECK(get(&c, 1, 0, 100, &why) == NULL);
+	CHECK_INT(why, LD_L1_EXPIRED);
+	CHECK(get_stale(&c, 1, 0, 100, &past) == NULL);
+	c.grace_ns = 1000;
+	CHECK_INT(put(&c, 1, 0, 0, 100, "a"), 0);
+	/* Fresh: get_stale returns it, not past. */
+	e = get_stale(&c, 1, 0, 50, &past);
+	CHECK(e != NULL);
+	CHECK_INT(past, 0);
+	/* Expired: get misses but keeps it; get_stale returns it, past. */
+	CHECK(get(&c, 1, 0, 600, &why) == NULL);
+	CHECK_INT(why, LD_L1_EXPIRED);
+	e = get_stale(&c, 1, 0, 600, &past);
+	CHECK(e != NULL && e->body_len == 1 && e->body[0] == 'a');
+	CHECK_INT(past, 501);
+	/* Another generation (a write since): never. */
+	CHECK(get_stale(&c, 1, 1, 600, &past) == NULL);
+	/* Past the grace: no longer, and the next get drops it. */
+	CHECK(get_stale(&c, 1, 0, 1100, &past) == NULL);
+	CHECK(get(&c, 1, 0, 1100, &why) == NULL);
+	CHECK_INT(c.count, 0);
+	/* A get under another generation drops it at once, grace or not. */
+	CHECK_INT(put(&c, 2, 0, 0, 100, "b"), 0);
+	CHECK(get(&c, 2, 1, 200, &why) == NULL);
+	CHECK_INT(why, LD_L1_STALE);
+	CHECK(get_stale(&c, 2, 0, 200, &past) == NULL);
+	ld_l1_release(&c);
+}
+
 static void test_lru_budget(void)
 {
 	struct ld_l1 c;
@@ -162,6 +210,7 @@ int main(void)
 	RUN(test_ttl);
 	RUN(test_jitter);
 	RUN(test_generation);
+	RUN(test_stale_grace);
 	RUN(test_lru_budget);
 	RUN(test_too_big);
 	return unit_finish();

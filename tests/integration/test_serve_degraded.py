@@ -1,0 +1,177 @@
+"""Degraded modes (docs/operations.md, "Circuit breakers and degraded
+modes"): what the service still does when a dependency is down.
+
+- The PostgreSQL primary stopped, a replica up (--pg-replicas): the
+  primary's breaker opens on every loop; reads are answered by the replica
+  (200), writes fail at once with 503 + Retry-After; once the primary is
+  back, the breaker closes by itself and writes go through again.
+- The store down for reads, --cache local: with --cache-serve-stale, a
+  response cached before the outage is served past its TTL, 200, marked
+  stale (Cache-Status: ladder; hit; detail=stale, and Warning 110); a read
+  never cached gets 503. Without the setting, 503 once the entry expires.
+
+(Replicas down -> reads on the primary: test_serve_pg_replicas.py's
+test_replica_stopped_under_read_load, which also checks the replica's
+breaker. Redis down -> the store: test_serve_cache_redis.py.)
+
+Each test has a PostgreSQL cluster of its own, whatever LADDER_STORE the
+suite runs with. Nothing here measures time: every wait is a poll with a
+deadline.
+"""
+
+import os
+
+import pytest
+
+from ladder_http import create_item, new_account
+from pgcluster import PG_BIN, PgCluster
+from test_serve_pg_replicas import LOOPS, metrics, poll, replayed, replica_server
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(os.path.join(PG_BIN, "postgres")),
+    reason="PostgreSQL server binaries not found in " + PG_BIN,
+)
+
+UNAVAILABLE = "the store is not available"
+STALE = "ladder; hit; detail=stale"
+WARNING = '110 - "Response is Stale"'
+
+
+def breaker(dep, loop):
+    return 'ladder_breaker_state{dep="%s",name="store",loop="%d"}' % (dep, loop)
+
+
+def breakers(srv, dep):
+    m = metrics(srv)
+    return [m[breaker(dep, i)] for i in range(LOOPS)]
+
+
+@pytest.fixture
+def pgr():
+    c = PgCluster().start()
+    try:
+        c.add_replica()
+    except BaseException:
+        c.stop()
+        raise
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def pg():
+    c = PgCluster().start()
+    yield c
+    c.stop()
+
+
+def test_primary_down_reads_on_the_replica_writes_503(ladder_server, pgr):
+    srv, db = replica_server(ladder_server, pgr)
+    replica = pgr.replicas[0]
+    c = srv.client()
+    user, token = new_account(c, "pdown")
+    items = [create_item(c, token, "item %d" % i) for i in range(3)]
+    flush = int(pgr.psql("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn").strip())
+    poll(lambda: replayed(replica, "v1.%x" % flush), what="the replica at the items")
+    assert breakers(srv, "primary") == [0] * LOOPS
+
+    pgr.halt()  # the primary only: the replica goes on answering
+    poll(lambda: breakers(srv, "primary") == [1] * LOOPS, what="the primary's breaker open")
+    for it in items:
+        r = c.get("/v1/items/" + it["id"])
+        assert r.status == 200, r
+        assert r.json()["content"] == it["content"]
+    r = c.get("/v1/users/" + user["id"])
+    assert r.status == 200, r
+    r = c.post("/v1/items", {"content": "while the primary is down"}, token=token)
+    assert r.status == 503, r
+    assert r.json()["detail"] == UNAVAILABLE
+    assert r.header("Retry-After") == "1"
+    m = metrics(srv)
+    assert m['ladder_breaker_refused_total{dep="primary",name="store",loop="0"}'] + m[
+        'ladder_breaker_refused_total{dep="primary",name="store",loop="1"}'] >= 1
+
+    pgr.resume()
+    poll(lambda: breakers(srv, "primary") == [0] * LOOPS, what="the primary's breaker closed")
+    r = c.post("/v1/items", {"content": "after"}, token=token)
+    assert r.status == 201, r
+    out = srv.stdout_text()
+    assert '"msg":"primary breaker open"' in out
+    assert '"msg":"primary breaker closed"' in out
+    c.close()
+
+
+def stale_server(ladder_server, pg, *flags):
+    """One loop (so a keep-alive client always meets the L1 it filled), a
+    short TTL, the store on pg."""
+    return ladder_server(
+        "--store", "postgres", "--pg-primary", pg.conninfo(pg.new_database()),
+        "--cache", "local", "--threads", "1", "--cache-ttl", "200ms", *flags,
+    )  # fmt: skip
+
+
+def test_store_down_serves_cached_reads_marked_stale(ladder_server, pg):
+    srv = stale_server(ladder_server, pg, "--cache-serve-stale", "1h")
+    c = srv.client()
+    user, token = new_account(c, "stale")
+    cached = create_item(c, token, "cached before the outage")
+    never = create_item(c, token, "never read")
+    r = c.get("/v1/items/" + cached["id"])
+    assert r.status == 200, r
+    assert r.header("Cache-Status") is None
+    etag = r.header("ETag")
+
+    pg.halt()
+
+    def stale_answer():
+        r = c.get("/v1/items/" + cached["id"])
+        assert r.status == 200, r  # a hit first, stale once the TTL is past
+        return r if r.header("Cache-Status") == STALE else None
+
+    r = poll(stale_answer, what="the cached item served stale")
+    assert r.header("Warning") == WARNING
+    assert r.header("ETag") == etag
+    assert r.json()["content"] == "cached before the outage"
+    r = c.get("/v1/items/" + never["id"])
+    assert r.status == 503, r
+    assert r.json()["detail"] == UNAVAILABLE
+    assert r.header("Retry-After") == "1"
+    assert r.header("Cache-Status") is None
+    m = metrics(srv)
+    assert m['ladder_cache_stale_served_total{level="l1",route="/v1/items/{id}"}'] >= 1
+
+    pg.resume()
+
+    def fresh_answer():
+        r = c.get("/v1/items/" + cached["id"])
+        assert r.status == 200, r
+        return r.header("Cache-Status") is None and r.header("Warning") is None
+
+    poll(fresh_answer, what="the item served fresh again")
+    c.close()
+
+
+def test_store_down_without_serve_stale_is_503(ladder_server, pg):
+    srv = stale_server(ladder_server, pg)
+    c = srv.client()
+    user, token = new_account(c, "nostale")
+    item = create_item(c, token, "cached")
+    assert c.get("/v1/items/" + item["id"]).status == 200
+
+    pg.halt()
+
+    def unavailable():
+        r = c.get("/v1/items/" + item["id"])
+        if r.status == 200:  # still a hit: the TTL is not past yet
+            assert r.header("Cache-Status") is None, r
+            return None
+        return r
+
+    r = poll(unavailable, what="the read failing once the entry expired")
+    assert r.status == 503, r
+    assert r.json()["detail"] == UNAVAILABLE
+    assert r.header("Cache-Status") is None
+    assert r.header("Warning") is None
+    pg.resume()
+    poll(lambda: c.get("/v1/items/" + item["id"]).status == 200, what="the store back")
+    c.close()
