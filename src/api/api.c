@@ -270,6 +270,9 @@ void ld_api_cache_settle(struct ld_api_req *q, int status)
 	if (!q->ct.filler)
 		return;
 	q->ct.filler = false;
+	/* Sent as a fill (fresh) but answered by a replica: not kept. */
+	if (q->store_done && !q->op.fresh)
+		ok = false;
 	v.problem = status == 404;
 	v.body = r->out_body.data ? r->out_body.data : "";
 	v.body_len = r->out_body.len;

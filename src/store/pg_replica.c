@@ -367,6 +367,11 @@ bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
 	return target > l->set->n || ld_breaker_allow(&l->br[target], now_ns, &trial);
 }
 
+bool ld_pg_rep_ready(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
+{
+	return target > l->set->n || ld_breaker_ready(&l->br[target], now_ns);
+}
+
 unsigned ld_pg_rep_route(struct ld_pg_rep_loop *l, bool replica_ok, uint64_t min_pos, bool *forced)
 {
 	unsigned n = l->set->n, i, k;

@@ -144,6 +144,8 @@ void ld_pg_rep_breakers_start(struct ld_pg_rep_loop *l);
 void ld_pg_rep_failed(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns, const char *why);
 void ld_pg_rep_answered(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
 bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
+/* ld_pg_rep_ready: would ld_pg_rep_allow say yes (nothing changes)? */
+bool ld_pg_rep_ready(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
 
 /* ld_pg_rep_primary_at: the primary was at pos (or past it) at now_ns. */
 void ld_pg_rep_primary_at(struct ld_pg_rep_loop *l, uint64_t pos, uint64_t now_ns);

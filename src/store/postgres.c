@@ -1643,6 +1643,12 @@ static void route_op(struct ld_store_conn *c, struct ld_store_op *op, bool prima
 	bool forced;
 	int rc;
 
+	/* A cache fill must come from the primary. With the primary's breaker
+	 * open, a replica answers it instead and fresh is cleared: the API
+	 * then fills nothing (docs/operations.md, degraded modes). */
+	if (op->fresh && !primary_only && replica_kind(op->kind) &&
+	    !ld_pg_rep_ready(&c->rl, 0, uv_hrtime()))
+		op->fresh = false;
 	for (;;) {
 		p = NULL;
 		if (!is_write(op->kind)) {

@@ -236,7 +236,9 @@ struct ld_store_op {
 	/* A read whose answer fills a response cache (api.c sets it): served
 	 * by the primary, never by a replica within its lag bound, so that a
 	 * cache shared by the nodes (Redis) is never filled with a version
-	 * older than the last acknowledged write (docs/store.md). */
+	 * older than the last acknowledged write (docs/store.md). A driver
+	 * that answered it elsewhere (the primary's breaker open) clears it,
+	 * and the answer fills nothing. */
 	bool fresh;
 
 	int status; /* enum ld_store_status */

@@ -65,8 +65,15 @@ def pg():
     c.stop()
 
 
+def fills(srv):
+    m = metrics(srv)
+    return sum(v for k, v in m.items() if k.startswith("ladder_cache_fills_total{"))
+
+
 def test_primary_down_reads_on_the_replica_writes_503(ladder_server, pgr):
-    srv, db = replica_server(ladder_server, pgr)
+    # With the cache on: a fill reads the primary, so with the primary's
+    # breaker open the replica answers it, and nothing is filled.
+    srv, db = replica_server(ladder_server, pgr, "--cache", "local")
     replica = pgr.replicas[0]
     c = srv.client()
     user, token = new_account(c, "pdown")
@@ -77,12 +84,14 @@ def test_primary_down_reads_on_the_replica_writes_503(ladder_server, pgr):
 
     pgr.halt()  # the primary only: the replica goes on answering
     poll(lambda: breakers(srv, "primary") == [1] * LOOPS, what="the primary's breaker open")
+    f0 = fills(srv)
     for it in items:
         r = c.get("/v1/items/" + it["id"])
         assert r.status == 200, r
         assert r.json()["content"] == it["content"]
     r = c.get("/v1/users/" + user["id"])
     assert r.status == 200, r
+    assert fills(srv) == f0
     r = c.post("/v1/items", {"content": "while the primary is down"}, token=token)
     assert r.status == 503, r
     assert r.json()["detail"] == UNAVAILABLE
