@@ -240,18 +240,37 @@ def fault_setup(ladder_server, redis):
     return srv, token, user["id"], ids
 
 
+def breaker_metric(srv, series, **labels):
+    """The sum of the cache connection's breaker series (dep="redis",
+    name="cache": metric() cannot take a label called name)."""
+    labels.update(dep="redis", name="cache")
+    text = srv.client().get("/metrics").body.decode()
+    total, found = 0.0, False
+    for m in re.finditer(r"^%s\{(.*)\} (\S+)$" % re.escape(series), text, re.M):
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(2))
+            found = True
+    assert found, (series, labels)
+    return total
+
+
 def breaker_cycles(srv, fault, heal):
     """fault(), then the breaker opens and the node stays ready; heal(),
     then the connections come back and the breaker closes."""
     opens = metric(srv, "ladder_redis_breaker_opens_total", conn="cache")
+    # The same breaker in the series every dependency's breaker has.
+    generic = breaker_metric(srv, "ladder_breaker_transitions_total", to="open")
     fault()
     assert poll(lambda: metric(srv, "ladder_redis_breaker_opens_total", conn="cache") > opens)
+    assert breaker_metric(srv, "ladder_breaker_transitions_total", to="open") > generic
     assert srv.client().get("/readyz").status == 200
     bypass = metric(srv, "ladder_cache_bypass_total", level="l2", route=ITEM)
     assert poll(lambda: metric(srv, "ladder_cache_bypass_total", level="l2", route=ITEM) > bypass)
     heal()
     assert poll(lambda: metric(srv, "ladder_redis_up", conn="cache") == 2)
     assert poll(lambda: metric(srv, "ladder_redis_breaker_state", conn="cache") == 0)
+    assert breaker_metric(srv, "ladder_breaker_state") == 0
     hits = l2(srv, "ladder_cache_hits_total") + metric(
         srv, "ladder_cache_hits_total", level="l1", route=ITEM
     )
