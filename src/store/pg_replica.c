@@ -367,6 +367,21 @@ bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
 	return target > l->set->n || ld_breaker_allow(&l->br[target], now_ns, &trial);
 }
 
+bool ld_pg_rep_open_left(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns,
+			 uint64_t *left_ns)
+{
+	const struct ld_breaker *b;
+	uint64_t since;
+
+	*left_ns = 0;
+	if (target > l->set->n || ld_breaker_state(&l->br[target]) != LD_BREAKER_OPEN)
+		return false;
+	b = &l->br[target];
+	since = now_ns - b->opened_ns;
+	*left_ns = since < b->cfg.open_ns ? b->cfg.open_ns - since : 0;
+	return true;
+}
+
 bool ld_pg_rep_ready(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
 {
 	return target > l->set->n || ld_breaker_ready(&l->br[target], now_ns);

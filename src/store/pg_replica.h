@@ -32,11 +32,11 @@
  * "replica1"... Failures are what postgres.c reports: a connect refused,
  * failed or timed out, a connection lost, a statement past its deadline.
  * Any answer from the node is a success; once the open period is over,
- * the first answer (a reconnect's prepares, a sample, a trial op) is the
- * trial that closes it. While a replica's breaker is not closed, the
- * replica is out of rotation (its reads go to the primary); while the
- * primary's is open, ld_pg_rep_allow refuses and postgres.c fails the op
- * at once (LD_STORE_UNAVAILABLE) instead of making it wait.
+ * the first answer (a reconnect's prepares, a sample, a trial op, the
+ * probe a ready connection sends then) is the trial that closes it. While a replica's breaker is
+ * not closed, the replica is out of rotation (its reads go to the primary); while the primary's is
+ * open, ld_pg_rep_allow refuses and postgres.c fails the op at once (LD_STORE_UNAVAILABLE) instead
+ * of making it wait.
  */
 #ifndef LD_PG_REPLICA_H
 #define LD_PG_REPLICA_H
@@ -144,6 +144,10 @@ void ld_pg_rep_breakers_start(struct ld_pg_rep_loop *l);
 void ld_pg_rep_failed(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns, const char *why);
 void ld_pg_rep_answered(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
 bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
+/* ld_pg_rep_open_left: true while target's breaker is open, with *left_ns
+ * the time until its open period is over (0: over). */
+bool ld_pg_rep_open_left(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns,
+			 uint64_t *left_ns);
 /* ld_pg_rep_ready: would ld_pg_rep_allow say yes (nothing changes)? */
 bool ld_pg_rep_ready(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
 

@@ -833,6 +833,8 @@ static int status_of(const PGresult *r, struct ld_store_op *op)
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void on_timer(uv_timer_t *h);
+static void arm_probes(struct ld_store_conn *c, unsigned target);
+static int send_aux(struct pgc *p, int aux, enum ld_pg_rep_sql stmt);
 static void start_connect(struct pgc *p);
 static void drain(struct pgc *p);
 static void dispatch_waiting(struct ld_store_conn *c);
@@ -998,9 +1000,11 @@ static void lose(struct pgc *p, const char *why)
 				     (const char *const[]){kv[0], kv[1], NULL});
 		p->logged_down = true;
 	}
-	if (!c->closing)
+	if (!c->closing) {
 		ld_pg_rep_failed(&c->rl, p->target, uv_hrtime(),
 				 one_line(why ? why : PQerrorMessage(p->pg), line, sizeof(line)));
+		arm_probes(c, p->target); /* the others still up probe for it */
+	}
 	drop_poll(p);
 	PQfinish(p->pg);
 	p->pg = NULL;
@@ -1207,6 +1211,54 @@ static void start_connect(struct pgc *p)
 	}
 }
 
+/* arm_probe: while p's node has its breaker open, its ready connection
+ * wakes when the open period is over (the timer is idle while ready). */
+static void arm_probe(struct pgc *p)
+{
+	uint64_t left;
+
+	if (p->state == PGC_READY && !p->c->closing &&
+	    ld_pg_rep_open_left(&p->c->rl, p->target, uv_hrtime(), &left))
+		uv_timer_start(&p->timer, on_timer, left / 1000000 + 1, 0);
+}
+
+/* probe sends a position query on ready p, the trial of its node's breaker
+ * once the open period is over: its answer closes the breaker
+ * (pg_replica.h), with traffic or without. */
+static void probe(struct pgc *p)
+{
+	struct ld_store_conn *c = p->c;
+	uint64_t left;
+	int rc;
+
+	if (!ld_pg_rep_open_left(&c->rl, p->target, uv_hrtime(), &left))
+		return; /* closed, or half-open with a trial out: its outcome decides */
+	if (left) {
+		arm_probe(p); /* a failure since moved the end */
+		return;
+	}
+	if (c->sampling[p->target])
+		return; /* a query is out already: its answer is the trial */
+	rc = send_aux(p, AUX_SAMPLE, p->target ? LD_PG_REP_REPLAY_LSN : LD_PG_REP_FLUSH_LSN);
+	if (rc == -ENOMEM)
+		return;
+	if (rc == 0) {
+		c->sampling[p->target] = true;
+		c->sample_ns[p->target] = uv_hrtime();
+		rc = flush_out(p);
+	}
+	if (rc != 0)
+		lose(p, NULL);
+}
+
+static void arm_probes(struct ld_store_conn *c, unsigned target)
+{
+	unsigned i;
+
+	for (i = target * c->npool; i < (target + 1) * c->npool && i < c->npgc; i++)
+		arm_probe(&c->pgc[i]);
+}
+
 static void on_timer(uv_timer_t *h)
 {
 	struct pgc *p = h->data;
@@ -1216,6 +1268,8 @@ static void on_timer(uv_timer_t *h)
 			start_connect(p);
 	} else if (p->state == PGC_CONNECTING || p->state == PGC_SETUP) {
 		lose(p, "connection attempt timed out");
+	} else if (!p->c->closing) {
+		probe(p);
 	}
 }
 
@@ -1313,6 +1367,7 @@ static void unit_done(struct pgc *p, struct unit *u)
 		p->logged_down = false;
 		rep_note(p);
 		note_ready(c);
+		arm_probe(p); /* the breaker still open: its trial, later */
 		dispatch_waiting(c);
 		return;
 	}
@@ -1792,9 +1847,11 @@ static void on_expire(uv_timer_t *h)
 			u->op = NULL; /* its answer, when it comes, is dropped */
 			/* Past the store's own deadline (not a client's shorter
 			 * budget, which says nothing of the node): a timeout. */
-			if (!op->deadline_ns)
+			if (!op->deadline_ns) {
 				ld_pg_rep_failed(&c->rl, p->target, now,
 						 "a read got no answer within the store timeout");
+				arm_probes(c, p->target);
+			}
 			p->nunits--;
 			op->next = NULL;
 			*late_tail = op;

@@ -110,6 +110,30 @@ def test_primary_down_reads_on_the_replica_writes_503(ladder_server, pgr):
     c.close()
 
 
+def test_primary_breaker_closes_without_traffic(ladder_server, pg):
+    """No replicas (no position samples) and no requests: once the primary
+    is back, a reconnected connection's probe after the open period closes
+    the breaker on every loop by itself (only /metrics is asked meanwhile,
+    which reads no store). The open period (6 s) is longer than the
+    reconnect backoff's cap (5 s), so the reconnect itself always comes
+    within it and cannot be the trial: the probe must be."""
+    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(pg.new_database()),
+                        "--cache", "none", "--pg-breaker-open", "6s")  # fmt: skip
+    pg.halt()
+    poll(lambda: breakers(srv, "primary") == [1] * LOOPS, what="the primary's breaker open")
+    pg.resume()
+    poll(lambda: breakers(srv, "primary") == [0] * LOOPS, timeout=40,
+         what="the breaker closed by itself")  # fmt: skip
+    m = metrics(srv)
+    for i in range(LOOPS):
+        key = 'ladder_breaker_transitions_total{dep="primary",name="store",loop="%d",to="%s"}'
+        assert m[key % (i, "half-open")] >= 1
+        assert m[key % (i, "closed")] >= 1
+    c = srv.client()
+    assert c.get("/readyz").status == 200
+    c.close()
+
+
 def stale_server(ladder_server, pg, *flags):
     """One loop (so a keep-alive client always meets the L1 it filled), a
     short TTL, the store on pg."""
