@@ -33,10 +33,11 @@
  * failed or timed out, a connection lost, a statement past its deadline.
  * Any answer from the node is a success; once the open period is over,
  * the first answer (a reconnect's prepares, a sample, a trial op, the
- * probe a ready connection sends then) is the trial that closes it. While a replica's breaker is
- * not closed, the replica is out of rotation (its reads go to the primary); while the primary's is
- * open, ld_pg_rep_allow refuses and postgres.c fails the op at once (LD_STORE_UNAVAILABLE) instead
- * of making it wait.
+ * probe a ready connection sends then) is the trial that closes it.
+ * While a replica's breaker is not closed, the replica is out of rotation
+ * (its reads go to the primary); while the primary's is open,
+ * ld_pg_rep_allow refuses and postgres.c fails the op at once
+ * (LD_STORE_UNAVAILABLE) instead of making it wait.
  */
 #ifndef LD_PG_REPLICA_H
 #define LD_PG_REPLICA_H
