@@ -442,8 +442,7 @@ static const char *const ev_help[EV_COUNT] = {
     [EV_COALESCED] = "Requests that waited for another request's fill of the same key.",
     [EV_WAIT_TIMEOUT] = "Waits behind a fill that timed out and went to the store.",
     [EV_INVALIDATION] = "Keys invalidated by writes.",
-    [EV_STALE] = "Responses served past their TTL because the store could not answer "
-		 "(--cache-serve-stale).",
+    [EV_STALE] = "Served past their TTL: the store could not answer (--cache-serve-stale).",
 };
 
 int ld__local_render(struct ld_cache *c, struct ld_buf *out)
