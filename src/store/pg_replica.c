@@ -221,6 +221,11 @@ void ld_pg_rep_loop_fini(struct ld_pg_rep_loop *l)
 	}
 	for (i = 0; i <= l->set->n; i++)
 		ld_breaker_unregister(&l->br[i]);
+	if (ld_breaker_state(&l->br[0]) != LD_BREAKER_CLOSED) {
+		atomic_fetch_sub_explicit(&l->set->primary_unclosed, 1, memory_order_relaxed);
+		l->br[0].on_change = NULL; /* counted out once */
+		l->br[0].state = LD_BREAKER_CLOSED;
+	}
 }
 
 static struct ld_pg_rep_sample *sample_at(struct ld_pg_rep_loop *l, unsigned i)
@@ -331,11 +336,19 @@ static void on_breaker(struct ld_breaker *b, enum ld_breaker_state from, void *u
 	struct ld_pg_rep_loop *l = udata;
 	unsigned k = (unsigned)(b - l->br);
 
-	(void)from;
 	/* A replica whose breaker is not closed leaves the rotation now; it
 	 * comes back at the first sample after it closes (judge). */
 	if (k && ld_breaker_state(b) != LD_BREAKER_CLOSED)
 		set_in(l, k - 1, false);
+	if (!k && from == LD_BREAKER_CLOSED)
+		atomic_fetch_add_explicit(&l->set->primary_unclosed, 1, memory_order_relaxed);
+	else if (!k && ld_breaker_state(b) == LD_BREAKER_CLOSED)
+		atomic_fetch_sub_explicit(&l->set->primary_unclosed, 1, memory_order_relaxed);
+}
+
+bool ld_pg_rep_primary_closed(const struct ld_pg_rep_set *set)
+{
+	return atomic_load_explicit(&set->primary_unclosed, memory_order_relaxed) == 0;
 }
 
 void ld_pg_rep_failed(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns, const char *why)

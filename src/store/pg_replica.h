@@ -87,8 +87,9 @@ struct ld_pg_rep_set {
 	/* Reads that went to the primary only because no replica in rotation
 	 * had replayed their token. */
 	_Atomic uint64_t token_primary_reads;
-	struct ld_breaker_config breaker; /* every node's, on every loop */
-	_Atomic unsigned loops;		  /* loops started: the breakers' loop label */
+	struct ld_breaker_config breaker;  /* every node's, on every loop */
+	_Atomic unsigned loops;		   /* loops started: the breakers' loop label */
+	_Atomic unsigned primary_unclosed; /* loops whose primary breaker is not closed */
 };
 
 /* ld_pg_rep_set_init splits list (--pg-replicas: conninfos separated by
@@ -149,6 +150,9 @@ bool ld_pg_rep_allow(struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns)
  * the time until its open period is over (0: over). */
 bool ld_pg_rep_open_left(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns,
 			 uint64_t *left_ns);
+/* ld_pg_rep_primary_closed: the primary's breaker is closed on every loop
+ * (readiness: a node whose breaker refuses writes is not ready). */
+bool ld_pg_rep_primary_closed(const struct ld_pg_rep_set *set);
 /* ld_pg_rep_ready: would ld_pg_rep_allow say yes (nothing changes)? */
 bool ld_pg_rep_ready(const struct ld_pg_rep_loop *l, unsigned target, uint64_t now_ns);
 

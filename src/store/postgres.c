@@ -1968,10 +1968,12 @@ static int pg_conn_open(struct ld_store *s, uv_loop_t *loop, struct ld_store_con
 	return 0;
 }
 
-/* pg_ping: ready while at least one connection of every loop's pool is. */
+/* pg_ping: ready while at least one connection of every loop's pool is,
+ * and no loop's breaker for the primary refuses. */
 static int pg_ping(struct ld_store_conn *c)
 {
-	if (c->closing || !pick(c) || atomic_load(&c->s->unready_loops) != 0)
+	if (c->closing || !pick(c) || atomic_load(&c->s->unready_loops) != 0 ||
+	    !ld_pg_rep_primary_closed(&c->s->reps))
 		return -EIO;
 	return 0;
 }
