@@ -550,6 +550,11 @@ def test_replica_named_by_host_name(ladder_server, pgr):
     c = srv.client()
     _, token = new_account(c, "repname")
     item = create_item(c, token, "via a named replica")
+    # A read without a token may meet a replica that has not replayed the
+    # item yet (a 404): wait until every replica has it.
+    flush = int(pgr.psql("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn").strip())
+    for replica in pgr.replicas:
+        poll(lambda: replayed(replica, "v1.%x" % flush), what="the replica at the item")
     poll(
         lambda: replica_answer(srv, c, item["id"]) == "via a named replica",
         what="a replica answering the read",
