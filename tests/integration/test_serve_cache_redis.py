@@ -146,16 +146,18 @@ def test_stale_fill_race_is_closed_by_the_lease(ladder_server, redis):
 
 
 def test_one_node_fills_a_key_while_the_other_waits(ladder_server, redis):
-    """A holds the lease (its fill held 2s); B's read waits for A's fill
-    instead of reading its own store, and is answered from it."""
-    a = node(ladder_server, redis, "--test-cache-fill-delay", "2s", "--cache-lease", "30s")
-    b = node(ladder_server, redis, "--cache-wait", "20s")
+    """A holds the lease (its fill held 8s); B's read waits for A's fill
+    instead of reading its own store, and is answered from it. The hold is
+    long so that B's read, on a loaded machine, still comes while A's fill
+    is held (2s was once too short: B came after the fill, a plain hit)."""
+    a = node(ladder_server, redis, "--test-cache-fill-delay", "8s", "--cache-lease", "60s")
+    b = node(ladder_server, redis, "--cache-wait", "30s")
     ca = a.client()
     _, token = new_account(ca, "lw")
     item = create_item(ca, token, "shared")
     path = "/v1/items/" + item["id"]
     assert ca.get(path).status == 200
-    rb = b.client(timeout=30).get(path)
+    rb = b.client(timeout=40).get(path)
     assert rb.status == 200 and rb.json()["content"] == "shared"
     assert l2(b, "ladder_cache_coalesced_waits_total") >= 1
     assert l2(b, "ladder_cache_hits_total") == 1
