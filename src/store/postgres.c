@@ -73,6 +73,10 @@ struct ld_store {
 	_Atomic unsigned unready_loops;
 
 	struct ld_pg_rep_set reps; /* --pg-replicas (pg_replica.h) */
+	/* The timeline of the primary the last connection to it found (0:
+	 * none yet). Each promotion starts a new timeline, so a change here
+	 * is "the primary changed" for /metrics (alerts.yml). */
+	_Atomic uint64_t primary_timeline;
 };
 
 struct unit {
@@ -1066,7 +1070,33 @@ static void push_unit(struct pgc *p, struct unit *u)
 		p->nunits++;
 }
 
-/* setup prepares every statement in one pipelined round trip. */
+/* The primary's timeline: the first 8 hex digits of the name of the WAL
+ * file it writes to, which pg_walfile_name() takes from the timeline WAL
+ * is inserted on now (pg_control_checkpoint()'s lags until the checkpoint
+ * after a promotion). 0 on a node in recovery, where it would fail. */
+static const char timeline_sql[] =
+    "SELECT CASE WHEN pg_is_in_recovery() THEN 0 ELSE ('x' || "
+    "substr(pg_walfile_name(pg_current_wal_flush_lsn()), 1, 8))::bit(32)::bigint END"
+    " AS ladder_timeline";
+
+/* note_timeline takes the answer to timeline_sql (text format); the other
+ * row of a setup (the id window's lock) is told apart by its column. */
+static void note_timeline(struct pgc *p, const PGresult *r)
+{
+	long long v;
+	char *end;
+
+	if (p->target || PQntuples(r) != 1 || PQnfields(r) != 1 ||
+	    strcmp(PQfname(r, 0), "ladder_timeline") != 0 || PQgetisnull(r, 0, 0))
+		return;
+	v = strtoll(PQgetvalue(r, 0, 0), &end, 10);
+	if (*end || v <= 0)
+		return;
+	atomic_store(&p->c->s->primary_timeline, (uint64_t)v);
+}
+
+/* setup prepares every statement in one pipelined round trip; a connection
+ * to the primary reads its timeline in the same one. */
 static void setup(struct pgc *p)
 {
 	struct unit *u = calloc(1, sizeof(*u));
@@ -1109,6 +1139,11 @@ static void setup(struct pgc *p)
 		}
 	}
 	if (lock_sql[0] && PQsendQueryParams(p->pg, lock_sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+		free(u);
+		goto fail;
+	}
+	if (!p->target &&
+	    PQsendQueryParams(p->pg, timeline_sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
 		free(u);
 		goto fail;
 	}
@@ -1441,9 +1476,11 @@ static void drain(struct pgc *p)
 		}
 		u->got = true;
 		if (u->setup) {
-			/* Prepares answer COMMAND_OK, the window's lock a row. */
-			if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-			    PQresultStatus(r) != PGRES_TUPLES_OK) {
+			/* Prepares answer COMMAND_OK; the window's lock and the
+			 * timeline a row each. */
+			if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+				note_timeline(p, r);
+			} else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 				log_result_error(r, "prepare");
 				u->status = LD_STORE_ERROR;
 			}
@@ -1910,7 +1947,18 @@ static void on_sample(uv_timer_t *h)
 
 static int pg_render_metrics(struct ld_store *s, struct ld_buf *out)
 {
+	uint64_t tl = atomic_load(&s->primary_timeline);
+
 	ld_pg_rep_render(&s->reps, out);
+	/* No series before the first connection: a jump from 0 would read as
+	 * a change of primary. */
+	if (tl)
+		ld_buf_printf(out,
+			      "# HELP ladder_pg_primary_timeline Timeline of the primary this "
+			      "node last connected to (a promotion starts a new one).\n"
+			      "# TYPE ladder_pg_primary_timeline gauge\n"
+			      "ladder_pg_primary_timeline %llu\n",
+			      (unsigned long long)tl);
 	return ld_buf_error(out);
 }
 

@@ -1,0 +1,89 @@
+"""The primary's timeline on /metrics (ladder_pg_primary_timeline), the
+signal of deploy/prometheus/alerts.yml's "primary changed" alert: a replica
+promoted after its primary stopped starts a new timeline, and a server whose
+multi-host conninfo finds it there reports the new one.
+
+The test has a PostgreSQL cluster of its own (a primary and a streaming
+replica), whatever LADDER_STORE the suite runs with.
+"""
+
+import time
+
+import pytest
+
+from ladder_http import new_account
+from pgcluster import PgCluster
+
+TIMELINE = "ladder_pg_primary_timeline"
+
+
+@pytest.fixture
+def pgr():
+    c = PgCluster().start()
+    try:
+        c.add_replica()
+    except BaseException:
+        c.stop()
+        raise
+    yield c
+    c.stop()
+
+
+def poll(pred, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def metrics(srv):
+    with srv.conn() as c:
+        r = c.request("GET", "/metrics")
+    assert r.status == 200, r
+    out = {}
+    for line in r.content().decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def test_primary_timeline_follows_a_promotion(ladder_server, pgr):
+    db = pgr.new_database()
+    replica = pgr.replicas[0]
+    poll(lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
+         .split() == ["1"], what="the database on the replica")  # fmt: skip
+    # Both nodes in one conninfo: libpq takes the one that accepts writes.
+    conninfo = (
+        "hostaddr=127.0.0.1,127.0.0.1 port=%d,%d dbname=%s user=postgres "
+        "target_session_attrs=read-write connect_timeout=2" % (pgr.port, replica.port, db)
+    )
+    srv = ladder_server("--store", "postgres", "--cache", "none", "--pg-primary", conninfo)
+    m = metrics(srv)
+    assert m[TIMELINE] == 1.0
+    c = srv.client()
+    _, token = new_account(c, "tl")
+    assert c.post("/v1/items", {"content": "before"}, token=token).status == 201
+
+    # The primary goes: the last timeline seen stays while none answers.
+    pgr.halt()
+    assert metrics(srv)[TIMELINE] == 1.0
+    # The replica is promoted (pg_promote waits for it).
+    assert replica.psql("SELECT pg_promote()").strip() == "t"
+
+    # The server's connections find the promoted node: writes come back,
+    # and the gauge says the primary changed.
+    def written():
+        try:
+            return c.post("/v1/items", {"content": "after"}, token=token).status == 201
+        except OSError:
+            c.close()
+            return False
+
+    poll(written, what="a write on the promoted replica")
+    assert metrics(srv)[TIMELINE] == 2.0
+    c.close()
+
