@@ -16,6 +16,8 @@
 #                           postgres store (a PostgreSQL 15 the tests start)
 #   tests/run.sh integration-postgres-cache   the API files on postgres with
 #                           --cache local, then with --cache redis
+#   tests/run.sh prometheus promtool on deploy/prometheus: the config and the
+#                           alert rules check, the alerts' unit tests pass
 #
 # The deferred-store and cache variants run the API files (api_files below),
 # not the whole suite: the rest does not change with the store or cache, and
@@ -105,6 +107,24 @@ run_integration() {
 	rm -f "$out"
 }
 
+# run_prometheus: each promtool step counts as one test.
+run_prometheus() {
+	local out p=0 f=0 step
+	out=$(mktemp)
+	for step in "check config prometheus.yml" "check rules alerts.yml" "test rules alerts_test.yml"; do
+		# shellcheck disable=SC2086 # the step is words on purpose
+		if (cd deploy/prometheus && timeout 120 promtool $step) >>"$out" 2>&1; then
+			p=$((p + 1))
+		else
+			f=$((f + 1))
+		fi
+	done
+	[ "$f" -ne 0 ] && cat "$out"
+	echo "$p passed, $f failed" >>"$out"
+	add_counts "prometheus (promtool)" "$out" 0
+	rm -f "$out"
+}
+
 run_fuzz() {
 	local secs="${FUZZ_SECONDS:-20}" out rc
 	out=$(mktemp)
@@ -126,8 +146,10 @@ integration-postgres-cache)
 	run_integration rel postgres local "$api_files"
 	run_integration rel postgres redis "$api_files"
 	;;
+prometheus) run_prometheus ;;
 all)
 	run_unit rel
+	run_prometheus
 	run_integration rel
 	# Release build only: the "completes later" path, without doubling the
 	# slow sanitizer run.
@@ -145,7 +167,7 @@ all)
 	run_fuzz
 	;;
 *)
-	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-redis, integration-postgres, integration-postgres-cache or all)" >&2
+	echo "run.sh: unknown suite '$what' (want unit, integration, integration-deferred, integration-cache, integration-redis, integration-postgres, integration-postgres-cache, prometheus or all)" >&2
 	exit 2
 	;;
 esac
