@@ -5,6 +5,7 @@
 #   make run        build and start `ladder serve` on 127.0.0.1:8080, data in ./data
 #   make test       every suite: unit, integration, fuzz (bounded), ASan+UBSan
 #   make bench      throughput figures side by side with references (not in test)
+#   make bench-scale  throughput of 1..8 capped app nodes behind HAProxy, USL fit
 #   make fuzz       longer fuzzing runs (FUZZ_SECONDS per target)
 #   make format     clang-format every C file
 #   make format-check  list the C files clang-format would change; fail if any
@@ -53,7 +54,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 
 .PHONY: all build deps run test test-builds test-build-rel test-build-asan test-build-fuzz \
-	test-unit test-integration bench cluster fuzz fuzz-build format format-check clean
+	test-unit test-integration bench bench-scale cluster fuzz fuzz-build format format-check clean
 all: build
 build: $(B)/ladder $(UNIT_BIN)
 
@@ -119,6 +120,13 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory BUILD=rel build
 	@bench/run.sh
+
+# Throughput for 1 to 8 CPU-capped app nodes behind HAProxy, and its USL fit
+# (also a section of `make bench`; docs/bench.md).
+bench-scale:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory BUILD=rel build
+	@bench/scale.sh
 
 FUZZ_SECONDS ?= 300
 fuzz:

@@ -21,6 +21,9 @@ echo
 echo "== ladder on PostgreSQL vs pgbench (reads, durable writes) =="
 bench/postgres.sh
 echo
+echo "== scale-out: capped app nodes behind HAProxy, USL fit =="
+bench/scale.sh
+echo
 echo "== memory per idle keep-alive connection =="
 bench/idle.sh
 echo
