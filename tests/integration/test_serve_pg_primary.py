@@ -7,11 +7,9 @@ The test has a PostgreSQL cluster of its own (a primary and a streaming
 replica), whatever LADDER_STORE the suite runs with.
 """
 
-import time
-
 import pytest
 
-from ladder_http import new_account
+from ladder_http import metrics, new_account, poll
 from pgcluster import PgCluster
 
 TIMELINE = "ladder_pg_primary_timeline"
@@ -27,28 +25,6 @@ def pgr():
         raise
     yield c
     c.stop()
-
-
-def poll(pred, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def metrics(srv):
-    with srv.conn() as c:
-        r = c.request("GET", "/metrics")
-    assert r.status == 200, r
-    out = {}
-    for line in r.content().decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def test_primary_timeline_follows_a_promotion(ladder_server, pgr):

@@ -549,12 +549,14 @@ def test_replica_named_by_host_name(ladder_server, pgr):
         poll(lambda: metrics(srv)[key] == LOOPS, what="replica %d in rotation" % k)
     c = srv.client()
     _, token = new_account(c, "repname")
-    item = create_item(c, token, "via a named replica")
-    # A read without a token may meet a replica that has not replayed the
-    # item yet (a 404): wait until every replica has it.
-    flush = int(pgr.psql("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn").strip())
+    r = c.post("/v1/items", {"content": "via a named replica"}, token=token)
+    assert r.status == 201, r
+    item = r.json()
+    # A read without a token may go to a replica that has not replayed the
+    # create yet (a 404 then): wait until every replica has.
+    session = r.header("Ladder-Session")
     for replica in pgr.replicas:
-        poll(lambda: replayed(replica, "v1.%x" % flush), what="the replica at the item")
+        poll(lambda: replayed(replica, session), what="the replica at the create")
     poll(
         lambda: replica_answer(srv, c, item["id"]) == "via a named replica",
         what="a replica answering the read",
