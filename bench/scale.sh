@@ -196,7 +196,7 @@ sampler=$!
 cpu_window() {
 	awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b { if (!n++) f = $0; l = $0 }
 		END { split(f, x); split(l, y); d = y[1] - x[1]; if (d <= 0) d = 1;
-		      printf "%.2f %.2f %.2f %.2f\n", (y[2]-x[2])/d/1e9, (y[3]-x[3])/d/1e9,
+		      printf "%.3f %.3f %.3f %.3f\n", (y[2]-x[2])/d/1e9, (y[3]-x[3])/d/1e9,
 		             (y[4]-x[4])/d/1e9, (y[5]-x[5])/d/1e9 }' "$work/cpu"
 }
 
