@@ -1107,7 +1107,8 @@ static void setup(struct pgc *p)
 	if (!u)
 		goto fail;
 	u->setup = true;
-	u->ncmds = LD_PG_SQL_COUNT + LD_PG_REP_SQL_COUNT;
+	/* The primary's connections read its timeline too (timeline_sql). */
+	u->ncmds = LD_PG_SQL_COUNT + LD_PG_REP_SQL_COUNT + (p->target ? 0 : 1);
 	if (p->target == 0 && p->c->s->id_window >= 0) {
 		/* Hold the node's id window on the primary too (take_id_window):
 		 * after a failover this is what tells the new primary. Shared, so
