@@ -197,10 +197,19 @@ const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
 		"UPDATE users SET display_name = $2, updated_ms = $3, version = version + 1"
 		" WHERE id = $1 RETURNING handle, password_hash, created_ms, version",
 		3, {I, T, I}, {"42", "'Alice B.'", "1700000000000"}},
-	/* A missing owner fails the foreign key: NOT_FOUND without a lookup. */
+	/* Item creates share a write batch's transaction (postgres.c), so this
+	 * statement must not raise for one item's own reasons: a missing owner
+	 * inserts no row instead of failing the foreign key, and an id taken
+	 * already (a clash of two nodes' ids) inserts none instead of failing
+	 * the primary key. The answer is one row (inserted, owner exists):
+	 * (1, true) made, (0, false) no such owner, (0, true) an id clash. The
+	 * outer EXISTS reads the same snapshot as the insert's. */
 	[LD_PG_ITEM_INSERT] = {"item_insert",
-		"INSERT INTO items (id, user_id, content, created_ms, updated_ms, version)"
-		" VALUES ($1, $2, $3, $4, $4, 1)",
+		"WITH i AS (INSERT INTO items (id, user_id, content, created_ms, updated_ms,"
+		" version) SELECT $1, $2, $3, $4, $4, 1"
+		" WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)"
+		" ON CONFLICT (id) DO NOTHING RETURNING 1)"
+		" SELECT (SELECT count(*) FROM i), EXISTS (SELECT 1 FROM users WHERE id = $2)",
 		4, {I, I, B, I}, {"4243", "42", "'hello'::bytea", "1700000000000"}},
 	/* Update and delete answer in one statement why they changed nothing:
 	 * (true, ...) changed; (false, ..., owner) the row as it is (not the

@@ -28,8 +28,10 @@
 #include "obs/stats.h"
 #include "store/pg_resolve.h"
 
-/* Reads in one batch at most (one Sync); more start another. */
+/* Reads in one read batch at most (one Sync), and item creates in one
+ * write batch (one transaction; write_batch lowers it); more start another. */
 #define READ_BATCH_MAX	     64
+#define WRITE_BATCH_MAX	     128
 #define POOL_MAX	     64
 #define BACKOFF_BASE_MS	     50
 #define BACKOFF_CAP_MS	     5000
@@ -51,6 +53,7 @@ struct ld_store {
 	unsigned pool;
 	uint64_t connect_timeout_ms;
 	unsigned queue_max; /* per loop */
+	unsigned batch_max; /* item creates per write batch */
 	uint64_t op_timeout_ns;
 	int64_t idem_retention_ms;
 
@@ -79,8 +82,21 @@ struct ld_store {
 	_Atomic uint64_t primary_timeline;
 };
 
+/* A write batch: item creates sent as one transaction (their statements,
+ * one Sync), answered in statement order. */
+struct wbatch {
+	unsigned n;
+	bool failed;	    /* a statement failed: the transaction rolled back */
+	bool unsent;	    /* its Sync was never queued: it cannot commit */
+	unsigned failed_at; /* the statement that failed */
+	struct ld_store_op *ops[WRITE_BATCH_MAX];
+	int st[WRITE_BATCH_MAX]; /* what each op's statement said */
+};
+
 struct unit {
-	struct ld_store_op *op; /* NULL: setup (prepares), or an op given up on */
+	/* NULL: setup (prepares), a write batch (wb), or an op given up on */
+	struct ld_store_op *op;
+	struct wbatch *wb; /* a write batch, or its position query once committed */
 	bool write;
 	bool setup;
 	bool got;	/* a result of the current statement came */
@@ -125,8 +141,9 @@ struct pgc {
 	struct unit *head, *tail;
 	struct unit *open; /* the last read of a batch still open (no Sync yet) */
 	unsigned nopen;	   /* reads in that batch */
-	unsigned nunits;   /* units with an op, for load balancing */
+	unsigned nunits;   /* ops on it, for load balancing */
 	unsigned target;   /* 0: the primary; k: replica k of --pg-replicas */
+	bool batching;	   /* a write batch is on it, its COMMIT not yet returned */
 };
 
 struct ld_store_conn {
@@ -142,11 +159,15 @@ struct ld_store_conn {
 
 	/* Ops waiting for a ready connection, linked through op->next. */
 	struct ld_store_op *wait_head, *wait_tail;
+	/* Item creates waiting for the next write batch, linked through
+	 * op->next; sent from prep on a primary connection without a batch
+	 * in flight. */
+	struct ld_store_op *bq_head, *bq_tail;
 
 	uv_timer_t expire;
 	uint64_t expire_at_ns;
-	/* Closes every open read batch (its Sync, one flush) once per loop
-	 * pass, before the loop waits. */
+	/* Sends the write batch queue and closes every open read batch (its
+	 * Sync, one flush) once per loop pass, before the loop waits. */
 	uv_prepare_t prep;
 
 	bool ready;	   /* a connection is ready; else counted in unready_loops */
@@ -402,6 +423,9 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 		s->pool = POOL_MAX;
 	s->connect_timeout_ms = pc->connect_timeout_ms ? pc->connect_timeout_ms : 5000;
 	s->queue_max = cfg->write_queue_max;
+	s->batch_max = cfg->write_batch_max && cfg->write_batch_max < WRITE_BATCH_MAX
+			   ? cfg->write_batch_max
+			   : WRITE_BATCH_MAX;
 	s->op_timeout_ns = (uint64_t)cfg->op_timeout_ms * 1000000;
 	s->idem_retention_ms = (int64_t)cfg->idem_retention_ms;
 	atomic_init(&s->rng, (uint64_t)uv_hrtime() | 1);
@@ -773,7 +797,26 @@ static int read_rows(const PGresult *r, struct ld_store_op *op)
 	case LD_OP_IDEM_REAP:
 		op->nitems = (unsigned)strtoul(PQcmdTuples((PGresult *)r), NULL, 10);
 		return LD_STORE_OK;
-	default: /* the creates: COMMAND_OK */
+	case LD_OP_ITEM_CREATE:
+		if (op->idem)
+			return LD_STORE_OK; /* the keyed form: COMMAND_OK */
+		/* (inserted, owner exists): see item_insert in pg_schema.c. */
+		if (n != 1)
+			return LD_STORE_ERROR;
+		if (get_i64(r, 0, 0) == 1)
+			return LD_STORE_OK;
+		if (!get_bool(r, 0, 1))
+			return LD_STORE_NOT_FOUND; /* no such owner */
+		/* The id is taken: two nodes in one id window (more than
+		 * LD_PG_ID_WINDOWS at once). Nothing was inserted, so the
+		 * write is refused as "not done, try again", as status_of
+		 * does for a keyed create's primary-key refusal. */
+		ld_log_event("error", "store: statement failed",
+			     (const char *const[]){"op", "create: id clash", "sqlstate", "23505",
+						   "detail", "the item's id is taken", NULL});
+		ld_metrics_store_error("postgres");
+		return LD_STORE_BUSY;
+	default: /* the user create: COMMAND_OK */
 		return LD_STORE_OK;
 	}
 }
@@ -948,7 +991,7 @@ static bool pool_down(const struct ld_store_conn *c)
 }
 
 /* fail_waiting answers every waiting op UNAVAILABLE (no connection left,
- * or the conn is closing). */
+ * or the conn is closing): none of them was sent. */
 static void fail_waiting(struct ld_store_conn *c)
 {
 	struct ld_store_op *op;
@@ -959,6 +1002,88 @@ static void fail_waiting(struct ld_store_conn *c)
 			c->wait_tail = NULL;
 		complete(c, op, LD_STORE_UNAVAILABLE);
 	}
+	while ((op = c->bq_head)) {
+		c->bq_head = op->next;
+		if (!c->bq_head)
+			c->bq_tail = NULL;
+		complete(c, op, LD_STORE_UNAVAILABLE);
+	}
+}
+
+static void on_prep(uv_prepare_t *h);
+
+/* bq_push queues an item create for the next write batch (prep sends it).
+ * A closing conn sends nothing more: the op was not made. */
+static void bq_push(struct ld_store_conn *c, struct ld_store_op *op)
+{
+	if (c->closing) {
+		complete(c, op, LD_STORE_UNAVAILABLE);
+		return;
+	}
+	op->next = NULL;
+	if (c->bq_tail)
+		c->bq_tail->next = op;
+	else
+		c->bq_head = op;
+	c->bq_tail = op;
+	uv_prepare_start(&c->prep, on_prep);
+}
+
+/* wb_answer answers every op of a committed batch with its statement's
+ * answer; pos (0: none) is the token of those it made. */
+static void wb_answer(struct ld_store_conn *c, struct wbatch *wb, uint64_t pos)
+{
+	for (unsigned i = 0; i < wb->n; i++) {
+		if (wb->st[i] == LD_STORE_OK)
+			wb->ops[i]->commit_pos = pos;
+		complete(c, wb->ops[i], wb->st[i]);
+	}
+	free(wb);
+}
+
+/* wb_rolled_back ends a batch known not to have committed (a statement of
+ * it failed, or its Sync was never sent): the failed op gets its answer,
+ * and the others, not made, go in a later batch. Each round answers one op
+ * at least, so this ends. lost: the connection went; a statement error then
+ * is the server cutting the session (a shutdown, a terminated backend),
+ * answered UNAVAILABLE as a write alone is, known not made. */
+static void wb_rolled_back(struct ld_store_conn *c, struct wbatch *wb, bool lost)
+{
+	for (unsigned i = 0; i < wb->n; i++) {
+		if (wb->failed && i == wb->failed_at)
+			complete(c, wb->ops[i],
+				 lost && wb->st[i] == LD_STORE_ERROR ? LD_STORE_UNAVAILABLE
+								     : wb->st[i]);
+		else
+			bq_push(c, wb->ops[i]);
+	}
+	free(wb);
+}
+
+/* wb_lost ends a batch whose connection was lost before its COMMIT's answer
+ * came. If no statement failed and its Sync was sent, it may have
+ * committed: each op whose statement made its row is UNAVAILABLE with
+ * outcome_unknown, never resent; one whose statement said it made nothing
+ * (no such owner, an id clash) has that answer whatever became of the
+ * transaction. */
+static void wb_lost(struct ld_store_conn *c, struct unit *u)
+{
+	struct wbatch *wb = u->wb;
+
+	u->wb = NULL;
+	if (wb->failed || wb->unsent) {
+		wb_rolled_back(c, wb, true);
+		return;
+	}
+	for (unsigned i = 0; i < wb->n; i++) {
+		if (i < u->cmd && wb->st[i] != LD_STORE_OK) {
+			complete(c, wb->ops[i], wb->st[i]);
+			continue;
+		}
+		wb->ops[i]->outcome_unknown = true;
+		complete(c, wb->ops[i], LD_STORE_UNAVAILABLE);
+	}
+	free(wb);
 }
 
 /* backoff_ms: full jitter, a random wait in [0, min(cap, base * 2^n)]. */
@@ -1019,6 +1144,7 @@ static void lose(struct pgc *p, const char *why)
 	p->open = NULL;
 	p->nopen = 0;
 	p->nunits = 0;
+	p->batching = false;
 	uv_timer_stop(&p->timer);
 	if (!c->closing) {
 		uv_timer_start(&p->timer, on_timer, backoff_ms(c->s, p->attempt), 0);
@@ -1029,7 +1155,12 @@ static void lose(struct pgc *p, const char *why)
 		next = u->next;
 		if (u->aux == AUX_SAMPLE)
 			c->sampling[p->target] = false;
-		if (u->op && p->target && !u->write) {
+		if (u->wb && u->committed) {
+			/* Committed, its position query lost: no token. */
+			wb_answer(c, u->wb, 0);
+		} else if (u->wb) {
+			wb_lost(c, u);
+		} else if (u->op && p->target && !u->write) {
 			route_op(c, u->op, true); /* a read: the primary answers it */
 		} else if (u->op && u->committed) {
 			complete(c, u->op, LD_STORE_OK);
@@ -1068,6 +1199,8 @@ static void push_unit(struct pgc *p, struct unit *u)
 	p->tail = u;
 	if (u->op)
 		p->nunits++;
+	if (u->wb)
+		p->nunits += u->wb->n;
 }
 
 /* The primary's timeline: the first 8 hex digits of the name of the WAL
@@ -1365,10 +1498,70 @@ static void aux_done(struct pgc *p, struct unit *u)
 		return;
 	}
 	ld_pg_rep_primary_at(&c->rl, u->pos, now);
-	if (u->op) {
+	if (u->wb) {
+		/* A write batch's one commit position is every write's token. */
+		struct wbatch *wb = u->wb;
+
+		u->wb = NULL;
+		wb_answer(c, wb, u->pos);
+	} else if (u->op) {
 		u->op->commit_pos = u->pos;
 		complete(c, u->op, LD_STORE_OK);
 	}
+}
+
+/* batch_done finishes a write batch at its Sync, the COMMIT of the one
+ * transaction that held every op of it. Committed (no statement failed, the
+ * COMMIT returned): the ops are answered with the commit position the next
+ * unit reads (same flush), each with its own statement's answer. A
+ * statement failed: nothing committed, the failed op is answered and the
+ * others go again. The COMMIT itself failed: every op is ERROR, none
+ * made. */
+static void batch_done(struct pgc *p, struct unit *u)
+{
+	struct ld_store_conn *c = p->c;
+	struct ld_store *s = c->s;
+	struct wbatch *wb = u->wb;
+	bool committed = u->status == LD_STORE_OK && !wb->failed && u->cmd >= u->ncmds;
+	uint64_t now = uv_hrtime(), sent = wb->ops[0]->t_commit_ns;
+
+	u->wb = NULL;
+	p->batching = false;
+	if (!committed) {
+		if (wb->failed) {
+			wb_rolled_back(c, wb, false);
+		} else {
+			for (unsigned i = 0; i < wb->n; i++)
+				wb->st[i] = LD_STORE_ERROR;
+			wb_answer(c, wb, 0);
+		}
+	} else {
+		unsigned made = 0;
+
+		for (unsigned i = 0; i < wb->n; i++) {
+			wb->ops[i]->t_committed_ns = now;
+			made += wb->st[i] == LD_STORE_OK;
+		}
+		/* Counted as the writes it made, as a write alone that made
+		 * nothing (no such owner) is not counted. */
+		if (made) {
+			atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->committed_ops, made, memory_order_relaxed);
+			ld_metrics_write_batch(made, now - sent);
+			ld_obs_writer_batch(made, true, now, sent, sent, now, now);
+		}
+		if (u->follow && u->next && u->next->aux == AUX_LSN) {
+			u->next->wb = wb;
+			u->next->write = true;
+			u->next->committed = true;
+			p->nunits += wb->n;
+		} else {
+			wb_answer(c, wb, 0);
+		}
+	}
+	/* The connection is free for the next batch: what queued meanwhile. */
+	if (c->bq_head)
+		uv_prepare_start(&c->prep, on_prep);
 }
 
 /* unit_done finishes the head unit at its Sync. */
@@ -1384,6 +1577,14 @@ static void unit_done(struct pgc *p, struct unit *u)
 		p->nunits--;
 	if (!u->setup || u->status == LD_STORE_OK)
 		ld_pg_rep_answered(&c->rl, p->target, uv_hrtime());
+	if (u->wb) {
+		p->nunits -= u->wb->n;
+		if (!u->aux) {
+			batch_done(p, u);
+			free(u);
+			return;
+		}
+	}
 	if (u->setup) {
 		int st = u->status;
 
@@ -1405,6 +1606,8 @@ static void unit_done(struct pgc *p, struct unit *u)
 		note_ready(c);
 		arm_probe(p); /* the breaker still open: its trial, later */
 		dispatch_waiting(c);
+		if (c->bq_head && !p->target)
+			uv_prepare_start(&c->prep, on_prep);
 		return;
 	}
 	if (u->aux) {
@@ -1495,6 +1698,19 @@ static void drain(struct pgc *p)
 			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 			    !PQgetisnull(r, 0, 0))
 				u->pos = (uint64_t)get_i64(r, 0, 0);
+		} else if (u->wb) {
+			/* A write batch's statement for op cmd. The first that
+			 * fails rolls the transaction back (those after it come
+			 * back PIPELINE_ABORTED). */
+			struct wbatch *wb = u->wb;
+
+			if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+				wb->st[u->cmd] = read_rows(r, wb->ops[u->cmd]);
+			} else if (!wb->failed) {
+				wb->failed = true;
+				wb->failed_at = u->cmd;
+				wb->st[u->cmd] = status_of(r, wb->ops[u->cmd]);
+			}
 		} else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && !u->write) {
 			/* A read skipped because a read before it in its batch
 			 * failed: it changes nothing, so it goes again, routed
@@ -1579,23 +1795,152 @@ static int close_batch(struct pgc *p)
 	return PQpipelineSync(p->pg) == 1 ? 0 : -EIO;
 }
 
-/* on_prep closes every open read batch once per loop pass, before the loop
- * waits: the reads routed to one connection in this pass go in one send
- * and share one Sync (one round trip, fewer wakeups on both sides). */
+/* batchable: the ops that go in write batches. An item create's statement
+ * cannot fail for its own reasons (item_insert in pg_schema.c: a missing
+ * owner or a taken id inserts no row), so one item never aborts its
+ * neighbours' transaction. That statement was chosen over a SAVEPOINT per
+ * item, which would cost two more statements each (SAVEPOINT, RELEASE) and
+ * a subtransaction on the server. An item insert locks only its owner's
+ * row in KEY SHARE, which another batch's inserts share, so two batches
+ * never wait for each other. Keyed creates go alone: their key may be kept
+ * already, a failure that would roll the batch back (their one statement
+ * with its CTE is a transaction of its own, as before). */
+static bool batchable(const struct ld_store_op *op)
+{
+	return op->kind == LD_OP_ITEM_CREATE && !op->idem;
+}
+
+/* send_batch takes up to batch_max item creates off the batch queue and
+ * sends them on p as one transaction: their statements, one Sync (the
+ * COMMIT), then the commit position query and its Sync, in one flush. 0;
+ * -ENOMEM with the queue as it was; or -EIO when the connection failed (the
+ * ops taken are then on it, answered by its loss). */
+static int send_batch(struct pgc *p)
+{
+	struct ld_store_conn *c = p->c;
+	struct ld_store *s = c->s;
+	struct ld_store_op *op, *refused = NULL;
+	struct params prm;
+	struct unit *u;
+	struct wbatch *wb;
+	int64_t now = now_unix_ms();
+	uint64_t t = uv_hrtime();
+	int id, rc = 0;
+
+	if (close_batch(p) != 0)
+		return -EIO; /* nothing of the queue was taken */
+	u = calloc(1, sizeof(*u));
+	wb = malloc(sizeof(*wb));
+	if (!u || !wb) {
+		free(u);
+		free(wb);
+		return -ENOMEM; /* the queue stays for a later pass */
+	}
+	wb->n = 0;
+	wb->failed = wb->unsent = false;
+	wb->failed_at = 0;
+	while ((op = c->bq_head) && wb->n < s->batch_max) {
+		c->bq_head = op->next;
+		if (!c->bq_head)
+			c->bq_tail = NULL;
+		op->next = NULL;
+		id = bind_op(s, op, &prm, now);
+		if (id < 0) {
+			/* Answered once the batch is on the wire: its done()
+			 * may send on p. */
+			op->next = refused;
+			refused = op;
+			continue;
+		}
+		op->t_taken_ns = op->t_commit_ns = t;
+		wb->ops[wb->n] = op;
+		wb->st[wb->n++] = LD_STORE_ERROR;
+		if (PQsendQueryPrepared(p->pg, ld_pg_stmts[id].name, (int)prm.n, prm.v, prm.len,
+					prm.fmt, 1) != 1) {
+			/* No Sync will follow: the transaction cannot commit. */
+			wb->unsent = true;
+			break;
+		}
+	}
+	if (!wb->n) {
+		free(u);
+		free(wb);
+		goto out;
+	}
+	u->wb = wb;
+	u->write = true;
+	u->ncmds = wb->n;
+	u->status = LD_STORE_OK;
+	push_unit(p, u);
+	p->batching = true;
+	rc = -EIO;
+	if (wb->unsent || PQpipelineSync(p->pg) != 1)
+		goto out; /* a Sync that failed may have gone: unknown */
+	rc = send_aux(p, AUX_LSN, LD_PG_REP_COMMIT_LSN);
+	if (rc != 0 && rc != -ENOMEM) {
+		rc = -EIO;
+		goto out;
+	}
+	u->follow = rc == 0;
+	rc = flush_out(p) != 0 ? -EIO : 0;
+out:
+	while ((op = refused)) {
+		refused = op->next;
+		ld_log_event("error", "store: op refused by the postgres driver",
+			     (const char *const[]){"detail", "invalid content", NULL});
+		complete(c, op, LD_STORE_ERROR);
+	}
+	return rc;
+}
+
+/* batcher: the ready primary connection without a write batch on it that
+ * has the fewest ops, or NULL. */
+static struct pgc *batcher(struct ld_store_conn *c)
+{
+	struct pgc *best = NULL;
+
+	for (unsigned i = 0; i < c->npool; i++) {
+		struct pgc *p = &c->pgc[i];
+
+		if (p->state == PGC_READY && !p->batching && (!best || p->nunits < best->nunits))
+			best = p;
+	}
+	return best;
+}
+
+/* on_prep runs once per loop pass, before the loop waits. It sends the
+ * write batch queue: every item create queued in this pass, and all that
+ * queued while the connection's previous batch was committing, share one
+ * transaction and one COMMIT (one WAL flush), as the SQLite writer's
+ * batches do. A batch never waits for more work: it takes what is queued
+ * when a connection is free (one batch in flight per connection), and a
+ * batch's COMMIT returning starts this again. Then it closes every open
+ * read batch: the reads routed to one connection in this pass go in one
+ * send and share one Sync (one round trip, fewer wakeups on both sides). */
 static void on_prep(uv_prepare_t *h)
 {
 	struct ld_store_conn *c = h->data;
+	struct pgc *p;
 	bool again;
 	unsigned i;
 
 	uv_prepare_stop(h);
-	/* A loss answers ops whose callbacks may send reads again: those
-	 * go in this pass too, not after the loop has waited. */
+	/* A loss answers ops whose callbacks may send reads and writes
+	 * again: those go in this pass too, not after the loop has waited. */
 	do {
 		again = false;
-		for (i = 0; i < c->npgc; i++) {
-			struct pgc *p = &c->pgc[i];
+		while (c->bq_head && (p = batcher(c))) {
+			int rc = send_batch(p);
 
+			if (rc == -ENOMEM)
+				break; /* the next pass, or batch, tries again */
+			if (rc != 0) {
+				lose(p, NULL);
+				again = true;
+			}
+		}
+		for (i = 0; i < c->npgc; i++) {
+			p = &c->pgc[i];
 			if (p->open && (close_batch(p) != 0 || flush_out(p) != 0)) {
 				lose(p, NULL);
 				again = true;
@@ -1759,6 +2104,10 @@ static void route_op(struct ld_store_conn *c, struct ld_store_op *op, bool prima
 		}
 		if (!p)
 			p = pick(c);
+		if (p && batchable(op)) {
+			bq_push(c, op);
+			return;
+		}
 		if (!p) {
 			if (pool_down(c)) {
 				complete(c, op, LD_STORE_UNAVAILABLE);
@@ -1864,11 +2213,36 @@ static void on_expire(uv_timer_t *h)
 		prev = op;
 		pp = &op->next;
 	}
+	for (pp = &c->bq_head, prev = NULL; (op = *pp);) {
+		/* Queued for a batch, never sent: as a waiting op. */
+		if (op->due_ns <= now) {
+			*pp = op->next;
+			if (c->bq_tail == op)
+				c->bq_tail = prev;
+			op->next = NULL;
+			*late_tail = op;
+			late_tail = &op->next;
+			continue;
+		}
+		if (!next || op->due_ns < next)
+			next = op->due_ns;
+		prev = op;
+		pp = &op->next;
+	}
 	for (i = 0; i < c->npgc; i++) {
 		struct pgc *p = &c->pgc[i];
 		bool stuck = false;
 
 		for (u = p->head; u; u = u->next) {
+			/* A batch's writes wait for their COMMIT as a write
+			 * alone does. */
+			for (unsigned k = 0; u->wb && k < u->wb->n; k++) {
+				due = u->wb->ops[k]->due_ns + s->op_timeout_ns;
+				if (due <= now)
+					stuck = true;
+				else if (!next || due < next)
+					next = due;
+			}
 			if (!u->op)
 				continue;
 			due = u->op->due_ns + (u->write ? s->op_timeout_ns : 0);

@@ -194,7 +194,7 @@ def _zombie(pid):
 def waiting_writes(pg, db):
     return int(pg.psql(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO items%'", db=db,
+        " AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO items%'", db=db,
     ).split()[0])  # fmt: skip
 
 

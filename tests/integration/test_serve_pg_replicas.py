@@ -562,3 +562,73 @@ def test_replica_named_by_host_name(ladder_server, pgr):
         what="a replica answering the read",
     )
     c.close()
+
+
+BATCH_ONE = 'ladder_store_write_batch_size_bucket{le="1"}'
+BATCH_ALL = 'ladder_store_write_batch_size_bucket{le="+Inf"}'
+
+
+def test_every_batched_create_has_a_token_the_replica_honours(ladder_server, pgr):
+    """Item creates made in write batches (one transaction, one commit
+    position read after its COMMIT for all of them): with the replica's
+    replay paused, no create's token is one the replica satisfies, so each
+    token read goes to the primary and sees its item; once the replica has
+    replayed the last token, every token read is the replica's and sees its
+    item too."""
+    srv, db = replica_server(ladder_server, pgr, "--max-replica-lag", "1h", "--pg-pool", "1")
+    replica = pgr.replicas[0]
+    c = srv.client()
+    _, token = new_account(c, "rywbatch")
+    replica.replay_pause()
+
+    def maker(k):
+        cc = srv.client()
+        try:
+            out = []
+            for n in range(8):
+                r = cc.post("/v1/items", {"content": "w%d.%d" % (k, n)}, token=token)
+                out.append((r.status, r.json().get("id"), r.json().get("content"),
+                            r.header("Ladder-Session")))  # fmt: skip
+            return out
+        finally:
+            cc.close()
+
+    created = []
+    for _ in range(10):
+        before = metrics(srv)
+        threads = []
+        for k in range(8):
+            box = {}
+            t = threading.Thread(target=lambda k=k, box=box: box.update(r=maker(k)))
+            t.start()
+            threads.append((t, box))
+        for t, box in threads:
+            t.join(60)
+            assert "r" in box, "a client thread did not finish"
+            created += box["r"]
+        after = metrics(srv)
+        if delta(after, before, BATCH_ONE) < delta(after, before, BATCH_ALL):
+            break  # a batch of more than one create happened
+    else:
+        raise AssertionError("no write batch of more than one create in 10 rounds")
+    for status, item_id, content, session in created:
+        assert status == 201 and TOKEN.match(session or ""), (status, session)
+
+    m0 = metrics(srv)
+    for _, item_id, content, session in created:
+        assert get_content(c, item_id, session) == content
+    m1 = metrics(srv)
+    assert delta(m1, m0, TOKEN_FORCED) == len(created)
+    assert delta(m1, m0, REPLICA_READS) == 0
+
+    replica.replay_resume()
+    last = max((s for *_, s in created), key=lsn)
+    poll(lambda: replayed(replica, last), what="the replica at the last create")
+    poll(lambda: replica_answer(srv, c, created[-1][1], last) == created[-1][2],
+         what="a token read answered by the replica")  # fmt: skip
+    m2 = metrics(srv)
+    for _, item_id, content, session in created:
+        assert get_content(c, item_id, session) == content
+    m3 = metrics(srv)
+    assert delta(m3, m2, REPLICA_READS) == len(created)
+    c.close()

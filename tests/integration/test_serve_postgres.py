@@ -482,3 +482,72 @@ def test_concurrent_reads_each_get_their_own_answer(ladder_server, pg):
             want.append((200, items[(k + n) % len(items)]["content"]))
             want.append((404, None))
         assert box["r"] == want
+
+
+def batch_buckets(srv):
+    """ladder_store_write_batch_size's cumulative buckets, by bound."""
+    with srv.conn() as c:
+        r = c.request("GET", "/metrics")
+    assert r.status == 200, r
+    out = {}
+    for line in r.content().decode().splitlines():
+        if line.startswith('ladder_store_write_batch_size_bucket{le="'):
+            k, v = line.rsplit(" ", 1)
+            out[k.split('"')[1]] = int(v)
+    return out
+
+
+def test_item_creates_share_a_batch_and_each_gets_its_own_answer(ladder_server, pg):
+    """Item creates queued while the connection's previous batch commits go
+    as one transaction: each gets its own answer (201 with its content; a
+    create for an owner that no longer exists 401, without undoing its
+    neighbours), the ones made share the batch's one Ladder-Session token,
+    and the batch shows in ladder_store_write_batch_size."""
+    srv, db = pg_server(ladder_server, pg, "--threads", "1", "--pg-pool", "1",
+                        "--cache", "none", "--store-timeout", "20s")  # fmt: skip
+    c = srv.client()
+    alice, token = new_account(c, "pgwb")
+    gone, gone_token = new_account(c, "pgwbgone")
+    # Tokens are signed, not stored: this one stays valid for a user whose
+    # row is gone, so its create reaches the store with a missing owner.
+    pg.psql("DELETE FROM users WHERE id = %s" % gone["id"], db=db)
+    before = batch_buckets(srv)
+    lock = TableLock(pg, db, "items", mode="SHARE")
+    try:
+        # The first create waits for the lock inside PostgreSQL, so the
+        # connection's batch is in flight and the next ones queue behind
+        # it; they all go as the next batch once its COMMIT returns.
+        first = in_thread(lambda: srv.client().post("/v1/items", {"content": "first"},
+                                                    token=token))
+        poll(waiting_on_lock(pg, db, 1), what="the first create waiting for the lock")
+        poll(lambda: store_depth(srv) == 1, what="the first create in flight")
+        makers = [in_thread(lambda k=k: srv.client().post("/v1/items", {"content": "item %d" % k},
+                                                          token=token))
+                  for k in range(5)]  # fmt: skip
+        orphan = in_thread(lambda: srv.client().post("/v1/items", {"content": "orphan"},
+                                                     token=gone_token))
+        poll(lambda: store_depth(srv) == 7, what="six creates queued behind the first")
+    finally:
+        lock.release()
+    for t, _ in [first, orphan] + makers:
+        t.join(30)
+    boxes = [first[1], orphan[1]] + [b for _, b in makers]
+    assert all("e" not in b and "r" in b for b in boxes), boxes
+    assert first[1]["r"].status == 201, first[1]["r"]
+    doc = assert_problem(orphan[1]["r"], 401)
+    assert doc["detail"] == "the token's user does not exist"
+    sessions = set()
+    for k, (_, box) in enumerate(makers):
+        r = box["r"]
+        assert r.status == 201, r
+        assert r.json()["content"] == "item %d" % k
+        sessions.add(r.header("Ladder-Session"))
+    assert len(sessions) == 1 and None not in sessions, sessions
+    after = batch_buckets(srv)
+    # One batch of 6 (5 to 8) and no other above 4 since "before".
+    assert after["8"] - before["8"] - (after["4"] - before["4"]) == 1, (before, after)
+    assert after["+Inf"] - after["8"] == before["+Inf"] - before["8"]
+    assert pg.psql("SELECT count(*) FROM items WHERE user_id = %s" % alice["id"],
+                   db=db).split() == ["6"]  # fmt: skip
+    assert pg.psql("SELECT count(*) FROM items", db=db).split() == ["6"]
+    c.close()
