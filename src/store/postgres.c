@@ -855,6 +855,14 @@ static int status_of(const PGresult *r, struct ld_store_op *op)
 		return read_rows(r, op);
 	case PGRES_FATAL_ERROR:
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && (strncmp(state, "57P", 3) == 0 || strncmp(state, "08", 2) == 0)) {
+			/* The server is shutting down or cut the session (a
+			 * fast shutdown answers the statement it cuts so): a
+			 * database that went away, never a 500. A write so
+			 * answered was not made (its statement failed). */
+			log_result_error(r, "server going away");
+			return LD_STORE_UNAVAILABLE;
+		}
 		if (state && strcmp(state, "23505") == 0 && id_clash(r)) {
 			/* Two nodes in one id window (more than LD_PG_ID_WINDOWS
 			 * at once) made the same id: nothing was committed, so
@@ -1738,6 +1746,11 @@ static void drain(struct pgc *p)
 			u->ran = PQresultStatus(r) == PGRES_TUPLES_OK ||
 				 PQresultStatus(r) == PGRES_COMMAND_OK;
 			u->status = status_of(r, u->op);
+			/* libpq's own error for a connection that broke under
+			 * the statement (no SQLSTATE): gone, not a bug. */
+			if (u->status == LD_STORE_ERROR && !u->ran &&
+			    PQstatus(p->pg) == CONNECTION_BAD)
+				u->status = LD_STORE_UNAVAILABLE;
 		}
 		PQclear(r);
 	}
