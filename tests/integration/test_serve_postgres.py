@@ -311,6 +311,38 @@ def test_write_stuck_past_its_deadline_is_an_unknown_outcome(ladder_server, pg):
     c.close()
 
 
+def test_create_queued_for_a_batch_times_out_at_its_deadline(ladder_server, pg):
+    """An item create queued behind its connection's write batch (not sent)
+    ends in TIMEOUT at its deadline: 503 'nothing was changed', and it is
+    never made; the batch in flight, stuck on a lock, ends as a write
+    stuck past its deadline does (outcome unknown)."""
+    srv, db = pg_server(ladder_server, pg, "--threads", "1", "--pg-pool", "1",
+                        "--store-timeout", "2s")  # fmt: skip
+    c = srv.client()
+    _, token = new_account(c, "pgqueued")
+    lock = TableLock(pg, db, "items", mode="SHARE")
+    try:
+        first = in_thread(lambda: srv.client().post("/v1/items", {"content": "stuck"},
+                                                    token=token))
+        poll(waiting_on_lock(pg, db, 1), what="the batch waiting for the lock")
+        doc = assert_problem(c.post("/v1/items", {"content": "queued"}, token=token), 503)
+        assert doc["detail"] == TIMED_OUT, doc
+        first[0].join(30)
+        assert "e" not in first[1], first[1]
+        assert assert_problem(first[1]["r"], 503)["detail"] == UNKNOWN
+    finally:
+        lock.release()
+    poll(
+        lambda: pg.psql("SELECT count(*) FROM items WHERE content = 'stuck'", db=db).split()
+        == ["1"],
+        what="the cut batch committed by the server",
+    )
+    assert pg.psql("SELECT count(*) FROM items WHERE content = 'queued'", db=db).split() == ["0"]
+    poll(lambda: readyz(srv) == 200, what="the pool back")
+    assert create_item(c, token, "after")["content"] == "after"
+    c.close()
+
+
 # ---- several app nodes on one database ----------------------------------------
 
 
