@@ -445,6 +445,36 @@ def test_bad_input_is_named(cluster):
     assert rc == 2 and "no cluster there" in err, err
 
 
+def test_rolling_restart_under_load_drops_nothing(cluster):
+    """`rolling-restart` under load: each node in turn drained in HAProxy,
+    stopped gracefully, started again and back UP before the next; not one
+    request fails."""
+    cluster.wait("healthy before the rolling restart", cluster.healthy)
+    before = {a["name"]: a["pid"] for a in cluster.state().s["apps"]}
+    assert len(before) == 2, before
+    load = Load(cluster.port).start()
+    out = ok(cluster.dir, "rolling-restart", timeout=300)
+    # Writes go on after the last node is back.
+    n = len(load.acked)
+    cluster.wait("writes after the rolling restart", lambda: len(load.acked) > n + 50, 30)
+    load.stop()
+    after = {a["name"]: a["pid"] for a in cluster.state().s["apps"]}
+    statuses = load.statuses()
+    print("\nrolling-restart under load: %d requests, answers %s, client errors %d; pids %s -> %s\n%s"
+          % (len(load.log), dict(statuses), len(load.errors), before, after, out.rstrip()))
+    assert load.failures() == []
+    assert load.errors == []
+    assert set(statuses) == {201} and statuses[201] == len(load.log) == len(load.acked)
+    assert sorted(after) == sorted(before)
+    assert [name for name in before if after[name] == before[name]] == []
+    for name in before:
+        assert re.search(r"^%s: UP in HAProxy; restarted \(pid %d -> %d\)" % (name, before[name], after[name]),
+                         out, re.M), out
+    assert re.search(r"^rolling-restart: 2 app nodes restarted in ", out, re.M), out
+    assert load.lost(cluster.port) == []
+    cluster.wait("healthy after the rolling restart", cluster.healthy)
+
+
 def test_down_leaves_nothing_running(cluster):
     st = cluster.state()
     # The nodes' logs (also of nodes killed or removed) hold no sanitizer
