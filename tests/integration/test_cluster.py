@@ -38,7 +38,7 @@ import urllib.request
 import pytest
 
 import conftest
-from ladder_http import Client, new_account
+from ladder_http import Client, create_item, new_account
 
 SCRIPT = str(conftest.REPO / "deploy" / "cluster")
 PG_BIN = os.environ.get("LADDER_PG_BIN") or "/usr/lib/postgresql/15/bin"
@@ -237,10 +237,49 @@ class Load:
         return lost
 
 
-def _db_fault(cluster, fault, restore, new_primary):
+class Readers:
+    """READERS threads GETting items made before the fault (no session
+    token: any replica may answer) until stop(); every answer is kept."""
+
+    def __init__(self, port, readers=4):
+        self.port = port
+        self.log = []  # (sent, status)
+        self.stopping = False
+        setup = Client(port, timeout=CLIENT_TIMEOUT)
+        _, tok = new_account(setup, "rd")
+        self.ids = [create_item(setup, tok, "read %d" % i)["id"] for i in range(20)]
+        setup.close()
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(readers)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, n):
+        c = Client(self.port, timeout=CLIENT_TIMEOUT)
+        i = 0
+        while not self.stopping:
+            i += 1
+            sent = time.monotonic()
+            try:
+                status = c.get("/v1/items/" + self.ids[(i + n) % len(self.ids)]).status
+            except Exception as e:  # noqa: BLE001 - recorded, judged by the test
+                status = repr(e)
+                c.close()
+            self.log.append((sent, status))
+            time.sleep(0.01)
+        c.close()
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(timeout=CLIENT_TIMEOUT + 10)
+            assert not t.is_alive()
+
+
+def _db_fault(cluster, fault, restore, new_primary, readers=None):
     """Runs the set check around one database fault; returns the figures.
     Full health: (new_primary: another node is primary, and) a synchronous
-    standby, no lag, every app node UP in HAProxy."""
+    standby, no lag, every app node UP in HAProxy. readers (a Readers)
+    runs beside the writers; its answers while writes fail are printed."""
     cluster.wait("healthy before the fault", cluster.healthy)
     load = Load(cluster.port).start()
     before = cluster.leader()
@@ -253,6 +292,8 @@ def _db_fault(cluster, fault, restore, new_primary):
     # Writes sent after full health are acknowledged too.
     cluster.wait("a write after full health", lambda: load.first_ack_after(t_health) is not None, 30)
     load.stop()
+    if readers:
+        readers.stop()
     lost = load.lost(cluster.port)
     after = cluster.leader()
     fails = [e for e in load.failures() if e[0] >= t_fault - CLIENT_TIMEOUT]
@@ -269,6 +310,13 @@ def _db_fault(cluster, fault, restore, new_primary):
           " slowest acknowledged write %.2f s"
           % ("%.2f s" % (first_fail - t_fault) if first_fail else "none",
              "%.2f s" % (t_writes - t_fault) if t_writes else "-", t_health - t_fault, slowest))
+    if readers:
+        # Reads sent while writes failed: from the first failed write to the
+        # first write acknowledged after it.
+        end = t_writes or t_health
+        during = collections.Counter(s for t, s in readers.log if first_fail and first_fail <= t < end)
+        readers.during = during
+        print("  reads while writes failed: %s (of %d reads in all)" % (dict(during), len(readers.log)))
     return load, lost, before, after
 
 
@@ -349,10 +397,19 @@ def test_forwarded_for_reaches_the_node(cluster):
 
 
 def test_primary_killed_loses_no_acknowledged_write(cluster):
-    load, lost, before, after = _db_fault(cluster, ("kill", "primary"), None, True)
+    """Also: reads go on while the primary is away (docs/cluster.md): the
+    nodes answer them from the replicas (the primary's breaker open, the
+    balancer on its /healthz backend while no node is ready)."""
+    cluster.wait("healthy before the fault", cluster.healthy)
+    readers = Readers(cluster.port)
+    load, lost, before, after = _db_fault(cluster, ("kill", "primary"), None, True, readers)
     assert lost == []
     assert after != before
     _assert_only_201_or_503(load)
+    assert set(s for _, s in readers.log) <= {200, 503}, collections.Counter(s for _, s in readers.log)
+    # While writes failed, reads were served: most of them 200.
+    assert readers.during[200] > 0, readers.during
+    assert readers.during[200] > 10 * readers.during[503], readers.during
     # The old primary comes back as a replica (pg_rewind if needed).
     ok(cluster.dir, "start", before)
     cluster.wait("healthy after %s rejoined" % before, cluster.healthy)
