@@ -249,6 +249,9 @@ static void cache_woken(struct ld_cache_waiter *w, enum ld_cache_wake how)
 bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
 		      void (*miss)(struct ld_api_req *q))
 {
+	uint64_t now;
+	bool may_wait;
+
 	/* A read with a Ladder-Session token must see a write that may have
 	 * gone through another node, which this cache would not know of: it
 	 * goes to the store (and fills nothing). */
@@ -258,7 +261,16 @@ bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
 	q->ck.id = id;
 	q->cache_miss = miss;
 	q->cw.wake = cache_woken;
-	return cache_lookup(q, true) != 0;
+	/* A request does not park behind another's fill for longer than its
+	 * budget has left; one already late does no lookup at all. */
+	now = uv_hrtime();
+	if (ld_api_adm_expired(q, now, "cache")) {
+		ld_api_store_failed(q, LD_STORE_TIMEOUT);
+		return true;
+	}
+	may_wait =
+	    !q->adm.deadline_ns || q->adm.deadline_ns - now > ld_adm_cfg.cache_wait_ms * 1000000ull;
+	return cache_lookup(q, may_wait) != 0;
 }
 
 void ld_api_cache_settle(struct ld_api_req *q, int status)
@@ -409,6 +421,13 @@ void ld_api_store_failed(struct ld_api_req *q, int status)
 			ld_api_problem(q, 503, "the store is not available");
 		break;
 	case LD_STORE_TIMEOUT:
+		if (q->adm.expired) {
+			ld_api_problem(q, 503,
+				       "the request's time budget ran out before the store was "
+				       "asked (Request-Timeout, or the server's request deadline); "
+				       "nothing was changed");
+			break;
+		}
 		/* The contract says a timed-out write was not committed, so a
 		 * retry is safe: 503, not 504 (outcome unknown). */
 		ld_api_problem(q, 503,
@@ -525,12 +544,25 @@ static void store_done(struct ld_store_op *op)
 
 void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op))
 {
+	uint64_t now;
+
 	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	q->store_done = done;
 	q->op.fresh = q->ct.filler; /* a cache fill reads from the primary */
 	q->op.done = store_done;
 	q->op.udata = q;
 	q->op.t_taken_ns = q->op.t_commit_ns = q->op.t_committed_ns = 0;
+	now = uv_hrtime();
+	/* Work whose deadline has passed is not done: the handler gets the
+	 * store's own answer for a late op, without the store. */
+	if (ld_api_adm_expired(q, now, "store")) {
+		q->op.status = LD_STORE_TIMEOUT;
+		q->op.outcome_unknown = false;
+		q->op.commit_pos = 0;
+		done(&q->op);
+		return;
+	}
+	q->op.deadline_ns = ld_api_adm_store_deadline(q, now);
 	q->api->vt->submit(q->al->store, &q->op);
 }
 
@@ -629,6 +661,14 @@ static int session_token(struct ld_api_req *q)
 	return -1;
 }
 
+/* admit runs once the rate limit has let q through: its handler now, or
+ * later from the admission queue, or never (shed). */
+static void admit(struct ld_api_req *q)
+{
+	if (!ld_api_adm_admit(q, q->handler))
+		q->handler(q);
+}
+
 static void on_request(struct ld_req *r, void *arg)
 {
 	struct ld_api *api = arg;
@@ -668,9 +708,10 @@ static void on_request(struct ld_req *r, void *arg)
 		return;
 	}
 	r->profile_route = profile_index[route][method];
-	if (session_token(q) != 0 || ld_api_rl_admit(q, fn))
+	q->handler = fn;
+	if (session_token(q) != 0 || ld_api_adm_budget(q) != 0 || ld_api_rl_admit(q, admit))
 		return;
-	fn(q);
+	admit(q);
 }
 
 static void on_http_error(struct ld_req *r, int status, const char *detail, void *arg)
@@ -715,7 +756,9 @@ static int loop_init(struct ld_loop *l, void *arg)
 	}
 	/* One reaper of expired idempotency keys per process is plenty. */
 	if (ld_api_rl_loop_open(al, l->index, &l->uv) != 0 ||
+	    ld_api_adm_loop_open(al, l->index, &l->uv) != 0 ||
 	    (l->index == 0 && ld_api_idem_reaper_start(al, &l->uv) != 0)) {
+		ld_api_adm_loop_close(al);
 		ld_api_rl_loop_close(al);
 		if (al->cache)
 			api->cvt->loop_close(al->cache);
@@ -738,6 +781,7 @@ static void loop_fini(struct ld_loop *l, void *arg)
 	if (al) {
 		ld_obs_loop_close(l->index);
 		ld_api_idem_reaper_stop(al); /* before the store conn: its op may be out */
+		ld_api_adm_loop_close(al);
 		ld_api_rl_loop_close(al);
 		if (al->cache)
 			api->cvt->loop_close(al->cache);
@@ -758,6 +802,7 @@ void ld_api_app(struct ld_api *api, struct ld_server_app *app)
 	app->loop_fini = loop_fini;
 	app->on_request = on_request;
 	app->on_http_error = on_http_error;
+	app->on_respond = ld_api_adm_respond;
 	app->body_max = ld_photos_body_max;
 	app->body_sink = ld_photos_body_sink;
 	app->arg = api;

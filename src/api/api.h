@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "api/admission.h"
 #include "api/auth.h"
 #include "api/ratelimit.h"
 #include "api/validate.h"
@@ -72,6 +73,7 @@ struct ld_api_loop {
 	struct ld_cache_loop *cache;   /* NULL without a cache */
 	struct ld_idem_reaper *reaper; /* loop 0 only (api/idempotency.h) */
 	struct ld_rl_loop *rl;	       /* rate limits (api/ratelimit.h); NULL when off */
+	struct ld_adm_loop *adm;       /* admission control (api/admission.h); NULL when off */
 };
 
 /* Per-request state (zeroed for each request). */
@@ -107,6 +109,8 @@ struct ld_api_req {
 	char cache_etag[48];
 	struct ld_api_idem *idem; /* a keyed write's state (api/idempotency.h), or NULL */
 	struct ld_api_rl rl;	  /* the rate-limit decision (api/ratelimit.h) */
+	struct ld_api_adm adm;	  /* admission and deadline (api/admission.h) */
+	void (*handler)(struct ld_api_req *q); /* the route's, behind admission */
 };
 
 /* The hooks for ld_server_run; arg is a struct ld_api. */

@@ -66,6 +66,7 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	ld_api_store_info(q, &st);
 	ld_api_idem_metrics(&q->r->out_body);
 	ld_api_rl_metrics(&q->r->out_body, q->api->cvt == &ld_cache_redis);
+	ld_api_adm_metrics(&q->r->out_body);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||
 	    ld_breaker_render_metrics(&q->r->out_body) != 0 ||
 	    ld_obs_render_prom(snap, &st, &q->r->out_body) != 0 ||

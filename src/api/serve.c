@@ -205,6 +205,10 @@ int ld_serve_main(int argc, char **argv)
 			"ladder serve: [idempotency] settings clash with another section\n");
 		return 1;
 	}
+	if (ld_adm_register() != 0) {
+		fprintf(stderr, "ladder serve: [admission] settings clash with another section\n");
+		return 1;
+	}
 	if (ld_rl_register() != 0) {
 		fprintf(stderr, "ladder serve: [ratelimit] settings clash with another section\n");
 		return 1;
@@ -248,6 +252,13 @@ int ld_serve_main(int argc, char **argv)
 	}
 	server_config(&cfg, &scfg);
 	ld_rl_cfg.redis = &redis_cfg;
+	ld_adm_cfg.store_timeout_ms = cfg.store_timeout_ms;
+	ld_adm_cfg.cache_wait_ms = api.cvt ? cache_cfg.wait_ms : 0;
+	if (ld_adm_setup(scfg.threads, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ladder serve: %s\n", err);
+		rc = 2;
+		goto out;
+	}
 	if (ld_rl_setup(scfg.threads, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
 		rc = 2;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http/server_int.h"
@@ -954,6 +955,25 @@ static void finish_request(struct ld_conn *c)
 		arm(c, s->cfg.keepalive_timeout_ms);
 }
 
+bool ld_req_client_gone(const struct ld_req *r)
+{
+	const struct ld_conn *c = r->conn;
+	uv_os_fd_t fd;
+	char b;
+	ssize_t n;
+
+	if (c->closing || c->peer_gone)
+		return true;
+	if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+		return true;
+	n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		return false; /* a pipelined request waits: the client is there */
+	if (n == 0)
+		return true;
+	return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
 void ld_req_close_after(struct ld_req *r)
 {
 	r->conn->close_after = true;
@@ -968,6 +988,8 @@ void ld_req_respond(struct ld_req *r, int status)
 	int n;
 	unsigned i;
 
+	if (s->app.on_respond)
+		s->app.on_respond(r, status, s->app.arg);
 	c->responded = true;
 	ld_metrics_inflight(-1);
 	if (atomic_load(&s->stage) >= 1)

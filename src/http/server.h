@@ -116,6 +116,13 @@ bool ld_req_peer_loopback(const struct ld_req *r);
 struct sockaddr_storage;
 int ld_req_peer_addr(const struct ld_req *r, struct sockaddr_storage *ss);
 
+/* ld_req_client_gone says whether the client of a request that is with the
+ * application has gone: its connection is closing, an EOF or error was
+ * seen, or (the connection does not read while a request is busy) a peek at
+ * the socket finds the end of the stream or an error. A client that only
+ * half-closed after sending counts as gone. No byte is consumed. */
+bool ld_req_client_gone(const struct ld_req *r);
+
 /* ld_req_close_after makes the connection close once this response is sent
  * (e.g. after an error that leaves the stream in doubt). */
 void ld_req_close_after(struct ld_req *r);
@@ -136,6 +143,10 @@ struct ld_server_app {
 	void (*on_drain)(void *arg);
 	/* Called for every request whose header (and body) is complete. */
 	void (*on_request)(struct ld_req *r, void *arg);
+	/* Optional: called at the start of every ld_req_respond (before the
+	 * answer is built), so the app can account for the request's end
+	 * wherever its handler answered from (admission control). */
+	void (*on_respond)(struct ld_req *r, int status, void *arg);
 	/* Called when a request was rejected by the HTTP layer itself (bad
 	 * framing, limits, timeouts): the app writes the problem body. */
 	void (*on_http_error)(struct ld_req *r, int status, const char *detail, void *arg);

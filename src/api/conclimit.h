@@ -1,0 +1,80 @@
+/*
+ * conclimit.h - an adaptive concurrency limit (the gradient family: TCP
+ * Vegas, Netflix's gradient limiters, Envoy's adaptive concurrency filter).
+ * Pure: no clock, no I/O; the caller passes the times. One per event loop
+ * (api/admission.h), so no locks.
+ *
+ * The limit is how many admitted requests may be in flight at once. It
+ * follows the ratio of two round-trip times (RTT: admission to response):
+ *
+ *   min RTT     the service time with no queue in front of the store. It is
+ *               measured, not guessed: during a probe the limit is pinned to
+ *               min_limit (so nothing queues inside the server) and min RTT
+ *               becomes the median of the next probe_samples RTTs. A probe
+ *               runs at start and every probe_interval after.
+ *   sample RTT  the median RTT of the last window (window_ns, and at least
+ *               window_samples RTTs; up to LD_CLIMIT_SAMPLES kept, a
+ *               reservoir sample beyond that). Medians, not means: a mix of
+ *               microsecond reads and millisecond writes has a mean that
+ *               says nothing.
+ *
+ * At the end of each window:
+ *
+ *   gradient  = clamp(min_rtt * (1 + tolerance) / sample_rtt, 0.5, 2.0)
+ *   new limit = gradient * limit + sqrt(limit)         (the headroom)
+ *
+ * clamped to [min_limit, max_limit]. RTTs within tolerance of min RTT let the
+ * limit grow; RTTs that climb (requests waiting for the writer, the database
+ * pool, the thread pool) shrink it, by at most half per window. The limit
+ * does not grow while the loop is app-limited (in flight never reached half
+ * the limit during the window): an idle server must not arrive at its first
+ * burst with a limit it never earned.
+ *
+ * Defaults (api/admission.c): limit starts at 32 within [4, 1000], window
+ * 100 ms and 8 samples, tolerance 0.5, a probe of 16 samples every 30 s.
+ */
+#ifndef LD_API_CONCLIMIT_H
+#define LD_API_CONCLIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LD_CLIMIT_SAMPLES 256
+
+struct ld_climit_params {
+	unsigned initial;	    /* limit before the first window moves it */
+	unsigned min_limit;	    /* floor, and the limit during a probe (>= 1) */
+	unsigned max_limit;	    /* ceiling (>= min_limit) */
+	uint64_t window_ns;	    /* how often the limit moves */
+	unsigned window_samples;    /* RTTs a window needs to move the limit (>= 1) */
+	double tolerance;	    /* RTT above min RTT taken as no queue (0.5 = 50%) */
+	uint64_t probe_interval_ns; /* time between min-RTT probes */
+	unsigned probe_samples;	    /* RTTs per probe (1..LD_CLIMIT_SAMPLES) */
+};
+
+struct ld_climit {
+	struct ld_climit_params p;
+	double limit;	      /* the adaptive limit (not the probe's) */
+	bool probing;	      /* pinned to min_limit, measuring min RTT */
+	uint64_t min_rtt_ns;  /* 0 until the first probe ends */
+	uint64_t last_rtt_ns; /* the last window's sample RTT (0: none yet) */
+	uint64_t window_start_ns, next_probe_ns;
+	unsigned inflight_max; /* highest in-flight count seen in the window */
+	unsigned seen;	       /* RTTs offered in this window or probe */
+	unsigned n;	       /* RTTs kept in samples[] */
+	uint64_t rng;
+	uint64_t samples[LD_CLIMIT_SAMPLES];
+};
+
+/* ld_climit_init starts l with a probe at now_ns. */
+void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint64_t now_ns);
+
+/* ld_climit_limit is the limit in force: min_limit during a probe. */
+unsigned ld_climit_limit(const struct ld_climit *l);
+
+/* ld_climit_sample takes one request's RTT; inflight is the number in
+ * flight when it finished, itself included. It may end a probe or a window
+ * (and move the limit, or start a probe). */
+void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, uint64_t now_ns);
+
+#endif

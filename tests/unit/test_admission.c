@@ -1,0 +1,294 @@
+/*
+ * test_admission.c - the adaptive concurrency limit (api/conclimit.h) and the
+ * wait queue with its delay target (api/codel.h), on a fake clock.
+ */
+#include <errno.h>
+
+#include "api/codel.h"
+#include "api/conclimit.h"
+#include "unit.h"
+
+#define MS 1000000ull
+#define US 1000ull
+
+static const struct ld_climit_params P = {
+    .initial = 32,
+    .min_limit = 4,
+    .max_limit = 1000,
+    .window_ns = 100 * MS,
+    .window_samples = 8,
+    .tolerance = 0.5,
+    .probe_interval_ns = 30000 * MS,
+    .probe_samples = 16,
+};
+
+/* feed gives n samples of rtt, spread evenly over span_ns from *now. */
+static void feed(struct ld_climit *l, unsigned n, uint64_t rtt, unsigned inflight, uint64_t *now,
+		 uint64_t span_ns)
+{
+	for (unsigned i = 0; i < n; i++) {
+		*now += span_ns / n;
+		ld_climit_sample(l, rtt, inflight, *now);
+	}
+}
+
+static void test_limit_starts_with_a_probe(void)
+{
+	struct ld_climit l;
+	uint64_t now = 1000 * MS;
+
+	ld_climit_init(&l, &P, now);
+	CHECK(l.probing);
+	CHECK_INT(ld_climit_limit(&l), 4); /* pinned during the probe */
+	feed(&l, 15, 100 * US, 4, &now, 15 * MS);
+	CHECK(l.probing);
+	feed(&l, 1, 100 * US, 4, &now, 1 * MS);
+	CHECK(!l.probing);
+	CHECK_INT(l.min_rtt_ns, 100 * US);
+	CHECK_INT(ld_climit_limit(&l), 32); /* back to the initial limit */
+}
+
+static void test_min_rtt_is_the_probe_median(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	ld_climit_init(&l, &P, now);
+	/* 8 fast, 8 slow (one outlier each side does not move a median). */
+	feed(&l, 7, 50 * US, 4, &now, 7 * MS);
+	feed(&l, 1, 1 * US, 4, &now, 1 * MS);
+	feed(&l, 7, 400 * US, 4, &now, 7 * MS);
+	feed(&l, 1, 900 * MS, 4, &now, 1 * MS);
+	CHECK(!l.probing);
+	CHECK_INT(l.min_rtt_ns, 400 * US); /* samples[16/2] of the sorted 16 */
+}
+
+static void probe_done(struct ld_climit *l, uint64_t *now, uint64_t rtt)
+{
+	ld_climit_init(l, &P, *now);
+	feed(l, 16, rtt, 4, now, 16 * MS);
+}
+
+static void test_rtt_at_min_grows_the_limit(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	probe_done(&l, &now, 100 * US);
+	/* A window at min RTT with the limit in use: gradient 1.5, so
+	 * 32 * 1.5 + sqrt(32) = 53.66. */
+	feed(&l, 20, 100 * US, 30, &now, 100 * MS);
+	CHECK_DBL(l.limit, 32 * 1.5 + 5.656854, 0.001);
+	CHECK_INT(l.last_rtt_ns, 100 * US);
+}
+
+static void test_rtt_that_climbs_shrinks_the_limit(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	probe_done(&l, &now, 100 * US);
+	/* Twice the tolerated RTT: gradient 0.5 (the floor), 16 + sqrt 32. */
+	feed(&l, 20, 300 * US, 32, &now, 100 * MS);
+	CHECK_DBL(l.limit, 16 + 5.656854, 0.001);
+	/* Far worse still only halves per window, and stops at min_limit. */
+	for (int i = 0; i < 20; i++)
+		feed(&l, 20, 100 * MS, 32, &now, 100 * MS);
+	CHECK_INT(ld_climit_limit(&l), 4);
+	/* Back to min RTT: it recovers. */
+	for (int i = 0; i < 12; i++)
+		feed(&l, 20, 100 * US, 1000, &now, 100 * MS);
+	CHECK_INT(ld_climit_limit(&l), 1000);
+}
+
+static void test_app_limited_does_not_grow(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	probe_done(&l, &now, 100 * US);
+	/* In flight never reached half the limit: no growth at min RTT. */
+	feed(&l, 20, 100 * US, 15, &now, 100 * MS);
+	CHECK_DBL(l.limit, 32, 0.0001);
+	/* But a climbing RTT still shrinks it. */
+	feed(&l, 20, 1 * MS, 15, &now, 100 * MS);
+	CHECK(l.limit < 32);
+}
+
+static void test_window_needs_time_and_samples(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	probe_done(&l, &now, 100 * US);
+	/* Many samples in less than a window: nothing moves. */
+	feed(&l, 100, 10 * MS, 32, &now, 50 * MS);
+	CHECK_DBL(l.limit, 32, 0.0001);
+	/* A whole window with fewer than window_samples: nothing either. */
+	ld_climit_init(&l, &P, now);
+	feed(&l, 16, 100 * US, 4, &now, 16 * MS);
+	feed(&l, 7, 10 * MS, 32, &now, 500 * MS);
+	CHECK_DBL(l.limit, 32, 0.0001);
+	feed(&l, 1, 10 * MS, 32, &now, 1 * MS);
+	CHECK(l.limit < 32);
+}
+
+static void test_probe_comes_back(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	probe_done(&l, &now, 100 * US);
+	now += 30000 * MS; /* the probe interval has passed */
+	feed(&l, 8, 100 * US, 32, &now, 8 * MS);
+	CHECK(l.probing);
+	CHECK_INT(ld_climit_limit(&l), 4);
+	/* The new probe replaces min RTT (the store got slower for good). */
+	feed(&l, 16, 2 * MS, 4, &now, 16 * MS);
+	CHECK(!l.probing);
+	CHECK_INT(l.min_rtt_ns, 2 * MS);
+	CHECK(ld_climit_limit(&l) > 4);
+}
+
+/* ---- the queue ---------------------------------------------------------- */
+
+static const struct ld_codel_params Q = {
+    .cap = 3, .target_ns = 5 * MS, .interval_ns = 100 * MS, .writes_first = false};
+
+static void test_queue_fifo_and_cap(void)
+{
+	struct ld_codel q;
+	struct ld_codel_entry e[4] = {0}, *ev;
+
+	ld_codel_init(&q, &Q, 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(ld_codel_push(&q, &e[i], (uint64_t)i * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &e[3], 3 * MS, &ev), -ENOSPC);
+	CHECK(ev == NULL);
+	CHECK_INT(q.len, 3);
+	CHECK(ld_codel_pop(&q, 4 * MS) == &e[0]);
+	CHECK(ld_codel_pop(&q, 4 * MS) == &e[1]);
+	CHECK(ld_codel_pop(&q, 4 * MS) == &e[2]);
+	CHECK(ld_codel_pop(&q, 4 * MS) == NULL);
+	CHECK_INT(q.last_empty_ns, 4 * MS);
+}
+
+static void test_queue_interval_then_target(void)
+{
+	struct ld_codel q;
+	struct ld_codel_entry a = {0}, b = {0}, c = {0}, *ev;
+	enum ld_codel_drop why = LD_CODEL_NDROPS;
+
+	ld_codel_init(&q, &Q, 0);
+	CHECK_INT(ld_codel_push(&q, &a, 10 * MS, &ev), 0);
+	/* Not standing: a request may wait the interval. */
+	CHECK_INT(ld_codel_allowed_wait(&q, 50 * MS), 100 * MS);
+	CHECK(ld_codel_expire(&q, 110 * MS, &why) == NULL);	 /* exactly 100 ms: still allowed */
+	CHECK_INT(ld_codel_next_due(&q, 50 * MS), 110 * MS + 1); /* when it turns standing */
+	/* The queue has not been empty since 10 ms: at 110 ms it is standing,
+	 * and the target applies to everything in it. */
+	CHECK_INT(ld_codel_push(&q, &b, 108 * MS, &ev), 0);
+	CHECK_INT(ld_codel_allowed_wait(&q, 111 * MS), 5 * MS);
+	CHECK(ld_codel_expire(&q, 111 * MS, &why) == &a);
+	CHECK_INT(why, LD_CODEL_DELAY);
+	CHECK(ld_codel_expire(&q, 111 * MS, &why) == NULL); /* b waited 3 ms */
+	CHECK(ld_codel_expire(&q, 114 * MS, &why) == &b);   /* 6 ms > 5 ms */
+	/* Empty again: the next one gets the interval. */
+	CHECK_INT(q.len, 0);
+	CHECK_INT(ld_codel_push(&q, &c, 120 * MS, &ev), 0);
+	CHECK_INT(ld_codel_allowed_wait(&q, 150 * MS), 100 * MS);
+	CHECK(ld_codel_expire(&q, 150 * MS, &why) == NULL);
+	CHECK(ld_codel_pop(&q, 150 * MS) == &c);
+}
+
+static void test_queue_deadline(void)
+{
+	struct ld_codel q;
+	struct ld_codel_entry a = {0}, b = {0}, *ev;
+	enum ld_codel_drop why = LD_CODEL_NDROPS;
+
+	ld_codel_init(&q, &Q, 0);
+	a.deadline_ns = 0;
+	b.deadline_ns = 30 * MS;
+	CHECK_INT(ld_codel_push(&q, &a, 10 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &b, 20 * MS, &ev), 0);
+	CHECK_INT(ld_codel_next_due(&q, 20 * MS), 30 * MS);
+	CHECK(ld_codel_expire(&q, 29 * MS, &why) == NULL);
+	/* b's deadline passes first though a is older. */
+	CHECK(ld_codel_expire(&q, 30 * MS, &why) == &b);
+	CHECK_INT(why, LD_CODEL_DEADLINE);
+	CHECK(ld_codel_pop(&q, 30 * MS) == &a);
+}
+
+static void test_queue_writes_first(void)
+{
+	struct ld_codel_params p = Q;
+	struct ld_codel q;
+	struct ld_codel_entry r1 = {.cls = LD_CODEL_READ}, r2 = {.cls = LD_CODEL_READ},
+			      w1 = {.cls = LD_CODEL_WRITE}, w2 = {.cls = LD_CODEL_WRITE},
+			      w3 = {.cls = LD_CODEL_WRITE}, r3 = {.cls = LD_CODEL_READ}, *ev;
+
+	p.writes_first = true;
+	ld_codel_init(&q, &p, 0);
+	CHECK_INT(ld_codel_push(&q, &r1, 1 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &r2, 2 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &w1, 3 * MS, &ev), 0);
+	/* Full: a read is refused; a write takes the newest read's place. */
+	CHECK_INT(ld_codel_push(&q, &r3, 4 * MS, &ev), -ENOSPC);
+	CHECK_INT(ld_codel_push(&q, &w2, 5 * MS, &ev), 0);
+	CHECK(ev == &r2);
+	CHECK_INT(ld_codel_push(&q, &w3, 6 * MS, &ev), 0);
+	CHECK(ev == &r1);
+	/* Full of writes: a write is refused too. */
+	CHECK_INT(ld_codel_push(&q, &r2, 7 * MS, &ev), -ENOSPC);
+	CHECK(ev == NULL);
+	CHECK(ld_codel_pop(&q, 8 * MS) == &w1);
+	CHECK_INT(ld_codel_push(&q, &r3, 8 * MS, &ev), 0);
+	/* Writes go first even when the read is older. */
+	CHECK(ld_codel_pop(&q, 9 * MS) == &w2);
+	CHECK(ld_codel_pop(&q, 9 * MS) == &w3);
+	CHECK(ld_codel_pop(&q, 9 * MS) == &r3);
+	CHECK(ld_codel_pop(&q, 9 * MS) == NULL);
+}
+
+static void test_queue_remove_and_no_queue(void)
+{
+	struct ld_codel_params p = Q;
+	struct ld_codel q;
+	struct ld_codel_entry a = {0}, b = {0}, c = {0}, *ev;
+
+	ld_codel_init(&q, &p, 0);
+	CHECK_INT(ld_codel_push(&q, &a, 1 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &b, 2 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &c, 3 * MS, &ev), 0);
+	ld_codel_remove(&q, &b, 4 * MS);
+	CHECK(ld_codel_first(&q, 0) == &a);
+	CHECK(a.next == &c);
+	CHECK(c.prev == &a);
+	ld_codel_remove(&q, &a, 5 * MS);
+	ld_codel_remove(&q, &c, 6 * MS);
+	CHECK_INT(q.len, 0);
+	CHECK_INT(q.last_empty_ns, 6 * MS);
+	CHECK_INT(ld_codel_next_due(&q, 6 * MS), 0);
+	/* cap 0: nothing waits. */
+	p.cap = 0;
+	ld_codel_init(&q, &p, 0);
+	CHECK_INT(ld_codel_push(&q, &a, 1 * MS, &ev), -ENOSPC);
+}
+
+int main(void)
+{
+	RUN(test_limit_starts_with_a_probe);
+	RUN(test_min_rtt_is_the_probe_median);
+	RUN(test_rtt_at_min_grows_the_limit);
+	RUN(test_rtt_that_climbs_shrinks_the_limit);
+	RUN(test_app_limited_does_not_grow);
+	RUN(test_window_needs_time_and_samples);
+	RUN(test_probe_comes_back);
+	RUN(test_queue_fifo_and_cap);
+	RUN(test_queue_interval_then_target);
+	RUN(test_queue_deadline);
+	RUN(test_queue_writes_first);
+	RUN(test_queue_remove_and_no_queue);
+	return unit_finish();
+}
