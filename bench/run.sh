@@ -24,6 +24,9 @@ echo
 echo "== scale-out: capped app nodes behind HAProxy, USL fit =="
 bench/scale.sh
 echo
+echo "== overload: goodput and p99 at 2x capacity, admission control on and off =="
+bench/overload.sh
+echo
 echo "== memory per idle keep-alive connection =="
 bench/idle.sh
 echo

@@ -87,7 +87,7 @@ struct worker {
 	struct ld_retry_budget budget;
 	int64_t retries, retry_denied, retry_gave_up;
 	/* thread-local figures, merged after the run */
-	struct ld_hdr lat, svc, klat[LD_BENCH_KINDS];
+	struct ld_hdr lat, svc, oklat, klat[LD_BENCH_KINDS];
 	int64_t kcount[LD_BENCH_KINDS], kwin[LD_BENCH_KINDS];
 	int64_t requests, scheduled, in_window, errors, late, connects;
 	int64_t err_by_kind[LD_ERR_COUNT];
@@ -179,6 +179,8 @@ static void finish(struct worker *w, int kind, uint64_t intended, uint64_t sent,
 	if (intended < warm_end)
 		return;
 	ld_hdr_record(&w->lat, lat);
+	if (status >= 200 && status < 300)
+		ld_hdr_record(&w->oklat, lat);
 	if (per_kind) {
 		kind = kind >= 0 && kind < LD_BENCH_KINDS ? kind : 0;
 		ld_hdr_record(&w->klat[kind], lat);
@@ -802,7 +804,7 @@ static int worker_init(struct worker *w, const struct ld_bench_cfg *cfg, int id)
 		ld_buf_init(&w->conns[i].body, BODY_CAP);
 	}
 	if (ld_hdr_init(&w->lat, LD_HDR_HOUR_US, 3) || ld_hdr_init(&w->svc, LD_HDR_HOUR_US, 3) ||
-	    ld_hdr_init(&w->ilat, LD_HDR_HOUR_US, 3))
+	    ld_hdr_init(&w->oklat, LD_HDR_HOUR_US, 3) || ld_hdr_init(&w->ilat, LD_HDR_HOUR_US, 3))
 		goto out;
 	for (int k = 0; k < LD_BENCH_KINDS; k++)
 		if (ld_hdr_init(&w->klat[k], LD_HDR_HOUR_US, 3))
@@ -856,6 +858,7 @@ static void worker_release(struct worker *w)
 	free(w->q);
 	ld_hdr_release(&w->lat);
 	ld_hdr_release(&w->svc);
+	ld_hdr_release(&w->oklat);
 	ld_hdr_release(&w->ilat);
 	for (int k = 0; k < LD_BENCH_KINDS; k++)
 		ld_hdr_release(&w->klat[k]);
@@ -930,6 +933,7 @@ static void merge_results(struct worker *ws, int n, struct ld_bench_result *res)
 		struct worker *w = &ws[i];
 		ld_hdr_merge(&res->latency, &w->lat);
 		ld_hdr_merge(&res->service, &w->svc);
+		ld_hdr_merge(&res->ok_latency, &w->oklat);
 		for (int k = 0; k < LD_BENCH_KINDS; k++) {
 			ld_hdr_merge(&res->kind_latency[k], &w->klat[k]);
 			res->kind_count[k] += w->kcount[k];
@@ -984,7 +988,9 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 	/* Far in the future until the start, so nothing counts as warm-up early. */
 	atomic_store(&g_t0, now_ns() + 3600 * NS_PER_S);
 	if (ld_hdr_init(&res->latency, LD_HDR_HOUR_US, 3) ||
-	    ld_hdr_init(&res->service, LD_HDR_HOUR_US, 3) || ld_hdr_init(&tmp, LD_HDR_HOUR_US, 3)) {
+	    ld_hdr_init(&res->service, LD_HDR_HOUR_US, 3) ||
+	    ld_hdr_init(&res->ok_latency, LD_HDR_HOUR_US, 3) ||
+	    ld_hdr_init(&tmp, LD_HDR_HOUR_US, 3)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -1081,6 +1087,7 @@ void ld_bench_result_release(struct ld_bench_result *res)
 {
 	ld_hdr_release(&res->latency);
 	ld_hdr_release(&res->service);
+	ld_hdr_release(&res->ok_latency);
 	for (int k = 0; k < LD_BENCH_KINDS; k++)
 		ld_hdr_release(&res->kind_latency[k]);
 	free(res->timeline);

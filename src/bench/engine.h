@@ -130,6 +130,7 @@ struct ld_bench_cfg {
 struct ld_bench_result {
 	struct ld_hdr latency; /* after warm-up, corrected */
 	struct ld_hdr service;
+	struct ld_hdr ok_latency; /* corrected, of the 2xx answers only (what shedding admitted) */
 	struct ld_hdr kind_latency[LD_BENCH_KINDS]; /* these three: only with wl.per_kind */
 	int64_t kind_count[LD_BENCH_KINDS];
 	int64_t kind_in_window[LD_BENCH_KINDS];

@@ -300,7 +300,7 @@ out:
 int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct ld_bench_result *r,
 		  const struct ld_bench_extra *x)
 {
-	struct series lat[5], rate[2], spec[2];
+	struct series lat[5], rate[3], spec[2];
 	static const char *const names[5] = {"p50", "p90", "p99", "p99.9", "max"};
 	static const char *const colors[5] = {"#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#666"};
 	int n = r->npoints, rc = -ENOMEM;
@@ -318,9 +318,11 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 		if (!lat[k].x || !lat[k].y)
 			goto out;
 	}
-	for (int k = 0; k < 2; k++) {
-		rate[k].name = k ? "achieved" : "target";
-		rate[k].color = k ? "#d95f02" : "#1f78b4";
+	/* good: answers without an error (what a shedding server still
+	 * serves: achieved counts its 503s too). */
+	for (int k = 0; k < 3; k++) {
+		rate[k].name = k == 2 ? "good (no error)" : k ? "achieved" : "target";
+		rate[k].color = k == 2 ? "#1b9e77" : k ? "#d95f02" : "#1f78b4";
 		rate[k].n = (k == 0 && o->closed) ? 0 : n;
 		rate[k].x = calloc((size_t)n + 1, sizeof(double));
 		rate[k].y = calloc((size_t)n + 1, sizeof(double));
@@ -334,9 +336,10 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 			lat[k].x[i] = p->t;
 			lat[k].y[i] = (double)v[k] / 1e3;
 		}
-		rate[0].x[i] = rate[1].x[i] = p->t;
+		rate[0].x[i] = rate[1].x[i] = rate[2].x[i] = p->t;
 		rate[0].y[i] = p->target_rps;
 		rate[1].y[i] = p->achieved_rps;
+		rate[2].y[i] = p->secs > 0 ? (double)(p->count - p->errors) / p->secs : 0;
 	}
 	if (spectrum_series(&r->latency, &spec[0]) || spectrum_series(&r->service, &spec[1]))
 		goto out;
@@ -390,7 +393,7 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	      false);
 	chart(b, "spectrum", "Percentile spectrum", "percentile (log scale of 1/(1-p))", "ms", spec,
 	      2, true);
-	chart(b, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 2, false);
+	chart(b, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 3, false);
 	if (x->profile && profile_section(b, x->profile))
 		goto out;
 	ld_buf_puts(b, "</body></html>\n");
@@ -401,9 +404,11 @@ out:
 		free(lat[k].x);
 		free(lat[k].y);
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		free(rate[k].x);
 		free(rate[k].y);
+	}
+	for (int k = 0; k < 2; k++) {
 		free(spec[k].x);
 		free(spec[k].y);
 	}

@@ -180,6 +180,8 @@ static void results_obj(struct ld_json *j, const struct ld_bench_opts *o,
 	latency_obj(j, &r->latency);
 	ld_json_key(j, "service_time_us");
 	latency_obj(j, &r->service);
+	ld_json_key(j, "ok_latency_us");
+	latency_obj(j, &r->ok_latency);
 	ld_json_key(j, "status");
 	ld_json_obj_begin(j);
 	for (int s = 0; s < 600; s++) {
