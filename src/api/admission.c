@@ -132,6 +132,7 @@ struct ld_adm_loop {
 	struct ld_climit lim;
 	struct ld_codel q;
 	unsigned inflight;
+	uint64_t last_sweep_ns; /* the last full look at the queue */
 	uv_timer_t timer;
 	struct adm_stats *st;
 };
@@ -323,10 +324,12 @@ static void on_timer(uv_timer_t *t);
  * already (a kick). */
 static void arm(struct ld_adm_loop *a, uint64_t now)
 {
-	uint64_t due = ld_codel_next_due(&a->q, now), ms = SWEEP_MS;
+	uint64_t due = ld_codel_head_due(&a->q, now), ms = SWEEP_MS, since;
 
 	if (!a->q.len)
 		return;
+	since = (now - a->last_sweep_ns) / 1000000;
+	ms = since >= SWEEP_MS ? 0 : SWEEP_MS - since;
 	if (due && due <= now)
 		ms = 0;
 	else if (due && (due - now + 999999) / 1000000 < ms)
@@ -353,18 +356,33 @@ static void on_timer(uv_timer_t *t)
 	enum ld_codel_drop why;
 	uint64_t now = uv_hrtime();
 
-	/* Each shed or handler below may answer at once and so run the next
+	/* A full look (every deadline, every client) costs the queue's
+	 * length in steps and a syscall per entry: every SWEEP_MS, not on each
+	 * of the many kicks of a busy loop, which look at the heads only. Each
+	 * shed or handler below may answer at once and so run the next
 	 * pipelined request of its connection, which may queue: every step
 	 * starts again from the queue as it is now. */
-	while ((e = ld_codel_expire(&a->q, now, &why)))
+	bool sweep = now - a->last_sweep_ns >= SWEEP_MS * 1000000ull;
+
+	while ((e = sweep ? ld_codel_expire(&a->q, now, &why)
+			  : ld_codel_expire_head(&a->q, now, &why)))
 		shed(a, req_of(e), why);
-	while ((e = gone_one(a))) {
-		ld_codel_remove(&a->q, e, now);
-		shed(a, req_of(e), LD_CODEL_GONE);
+	if (sweep) {
+		a->last_sweep_ns = now;
+		while ((e = gone_one(a))) {
+			ld_codel_remove(&a->q, e, now);
+			shed(a, req_of(e), LD_CODEL_GONE);
+		}
 	}
 	while (a->inflight < ld_climit_limit(&a->lim) && (e = ld_codel_pop(&a->q, now))) {
 		struct ld_api_req *q = req_of(e);
 		uint64_t wait = now - e->enq_ns;
+
+		/* Its deadline may have passed since the last full look. */
+		if (e->deadline_ns && now >= e->deadline_ns) {
+			shed(a, q, LD_CODEL_DEADLINE);
+			continue;
+		}
 
 		q->adm.queued = false;
 		atomic_store_explicit(&a->st->last_wait_ns, wait, RLX);

@@ -76,22 +76,64 @@ uint64_t ld_codel_allowed_wait(const struct ld_codel *q, uint64_t now_ns)
 	return q->p.interval_ns;
 }
 
+/* due_of says why e must go at now_ns (a deadline first), or returns
+ * false. */
+static bool due_of(const struct ld_codel_entry *e, uint64_t now_ns, uint64_t allowed,
+		   enum ld_codel_drop *why)
+{
+	if (e->deadline_ns && now_ns >= e->deadline_ns)
+		*why = LD_CODEL_DEADLINE;
+	else if (now_ns - e->enq_ns > allowed)
+		*why = LD_CODEL_DELAY;
+	else
+		return false;
+	return true;
+}
+
 struct ld_codel_entry *ld_codel_expire(struct ld_codel *q, uint64_t now_ns, enum ld_codel_drop *why)
 {
 	uint64_t allowed = ld_codel_allowed_wait(q, now_ns);
 
 	for (unsigned i = 0; i < 2; i++)
 		for (struct ld_codel_entry *e = q->list[i].head; e; e = e->next) {
-			if (e->deadline_ns && now_ns >= e->deadline_ns)
-				*why = LD_CODEL_DEADLINE;
-			else if (now_ns - e->enq_ns > allowed)
-				*why = LD_CODEL_DELAY;
-			else
+			if (!due_of(e, now_ns, allowed, why))
 				continue;
 			unlink_entry(q, e, now_ns);
 			return e;
 		}
 	return NULL;
+}
+
+struct ld_codel_entry *ld_codel_expire_head(struct ld_codel *q, uint64_t now_ns,
+					    enum ld_codel_drop *why)
+{
+	uint64_t allowed = ld_codel_allowed_wait(q, now_ns);
+
+	for (unsigned i = 0; i < 2; i++) {
+		struct ld_codel_entry *e = q->list[i].head;
+
+		if (e && due_of(e, now_ns, allowed, why)) {
+			unlink_entry(q, e, now_ns);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+uint64_t ld_codel_head_due(const struct ld_codel *q, uint64_t now_ns)
+{
+	uint64_t allowed = ld_codel_allowed_wait(q, now_ns), next = 0;
+
+	for (unsigned i = 0; i < 2; i++) {
+		const struct ld_codel_entry *e = q->list[i].head;
+
+		if (e && (!next || e->enq_ns + allowed + 1 < next))
+			next = e->enq_ns + allowed + 1;
+	}
+	if (q->len && allowed == q->p.interval_ns && q->p.target_ns < allowed &&
+	    q->last_empty_ns + q->p.interval_ns + 1 < next)
+		next = q->last_empty_ns + q->p.interval_ns + 1;
+	return next;
 }
 
 struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns)

@@ -75,6 +75,16 @@ int ld_codel_push(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns,
 struct ld_codel_entry *ld_codel_expire(struct ld_codel *q, uint64_t now_ns,
 				       enum ld_codel_drop *why);
 
+/* ld_codel_expire_head is ld_codel_expire looking at the oldest entry of
+ * each list only: O(1), for every admission turn (a full look, which finds
+ * any deadline, costs the length of the queue). */
+struct ld_codel_entry *ld_codel_expire_head(struct ld_codel *q, uint64_t now_ns,
+					    enum ld_codel_drop *why);
+
+/* ld_codel_head_due is ld_codel_next_due for the oldest entries only, not
+ * counting deadlines; 0 when the queue is empty. */
+uint64_t ld_codel_head_due(const struct ld_codel *q, uint64_t now_ns);
+
 /* ld_codel_pop removes and returns the next entry to admit (writes first
  * when so configured, else the oldest), or NULL when empty. */
 struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns);

@@ -220,6 +220,28 @@ static void test_queue_deadline(void)
 	CHECK(ld_codel_pop(&q, 30 * MS) == &a);
 }
 
+static void test_queue_heads_only(void)
+{
+	struct ld_codel q;
+	struct ld_codel_entry a = {0}, b = {0}, *ev;
+	enum ld_codel_drop why = LD_CODEL_NDROPS;
+
+	ld_codel_init(&q, &Q, 0);
+	b.deadline_ns = 30 * MS;
+	CHECK_INT(ld_codel_push(&q, &a, 10 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &b, 20 * MS, &ev), 0);
+	/* The head's own due time, deadlines of the others not counted. */
+	CHECK_INT(ld_codel_head_due(&q, 20 * MS), 110 * MS + 1);
+	/* b's deadline passed, but b is not a head: only a full look finds it. */
+	CHECK(ld_codel_expire_head(&q, 40 * MS, &why) == NULL);
+	CHECK(ld_codel_expire(&q, 40 * MS, &why) == &b);
+	CHECK_INT(why, LD_CODEL_DEADLINE);
+	/* The head past the allowed wait. */
+	CHECK(ld_codel_expire_head(&q, 110 * MS + 1, &why) == &a);
+	CHECK_INT(why, LD_CODEL_DELAY);
+	CHECK_INT(ld_codel_head_due(&q, 120 * MS), 0);
+}
+
 static void test_queue_writes_first(void)
 {
 	struct ld_codel_params p = Q;
@@ -288,6 +310,7 @@ int main(void)
 	RUN(test_queue_fifo_and_cap);
 	RUN(test_queue_interval_then_target);
 	RUN(test_queue_deadline);
+	RUN(test_queue_heads_only);
 	RUN(test_queue_writes_first);
 	RUN(test_queue_remove_and_no_queue);
 	return unit_finish();
