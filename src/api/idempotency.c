@@ -378,7 +378,7 @@ void ld_api_idem_submit(struct ld_api_req *q, int status, void (*done)(struct ld
 	k->look.actor_id = k->user_id;
 	memcpy(&k->got, &k->want, sizeof(k->got));
 	k->look.idem = &k->got;
-	k->look.deadline_ns = q->op.deadline_ns;
+	k->look.deadline_ns = ld_api_adm_store_deadline(q, uv_hrtime()); /* the request's budget */
 	k->look.done = looked_up;
 	k->look.udata = q;
 	q->api->vt->submit(q->al->store, &k->look);

@@ -12,12 +12,19 @@ timing; the commit delay is only how long the slot stays taken.
 """
 
 import json
-import time
-
 import pytest
 
 from conftest import skip_unless_sqlite
-from ladder_http import Conn, assert_problem, build_request, create_user, login, unique_handle
+from ladder_http import (
+    Conn,
+    assert_problem,
+    build_request,
+    create_user,
+    login,
+    metric,
+    poll,
+    unique_handle,
+)
 
 COMMIT_DELAY = "2s"
 TINY = [
@@ -42,39 +49,23 @@ STORE_DEADLINE = (
 )
 
 
-def metrics_text(srv):
-    with srv.conn() as c:
-        r = c.request("GET", "/metrics")
-    assert r.status == 200, r
-    return r.body.decode()
+def wait_metric(srv, name, value, **labels):
+    poll(
+        lambda: metric(srv, name, **labels) == value,
+        what="%s%r to be %r" % (name, labels, value),
+    )
 
 
-def metric(srv, series):
-    """The value of one series, spelled as in the exposition
-    ('ladder_admission_inflight{loop="0"}')."""
-    for line in metrics_text(srv).splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[1])
-    raise AssertionError("no %s in /metrics" % series)
+def inflight(srv):
+    return metric(srv, "ladder_admission_inflight", loop="0")
 
 
-def wait_metric(srv, series, value, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = metric(srv, series)
-        if got == value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("%s is %r, not %r, after %.0fs" % (series, got, value, timeout))
-        time.sleep(0.02)
+def queued(srv):
+    return metric(srv, "ladder_admission_queue_length", loop="0")
 
 
-INFLIGHT = 'ladder_admission_inflight{loop="0"}'
-QUEUED = 'ladder_admission_queue_length{loop="0"}'
-
-
-def shed(reason, cls):
-    return 'ladder_admission_shed_total{reason="%s",class="%s"}' % (reason, cls)
+def shed(srv, reason, cls):
+    return metric(srv, "ladder_admission_shed_total", reason=reason, **{"class": cls})
 
 
 def account(srv):
@@ -99,7 +90,7 @@ def slow_write(srv, token, content="held"):
             body,
         )
     )
-    wait_metric(srv, INFLIGHT, 1)
+    wait_metric(srv, "ladder_admission_inflight", 1, loop="0")
     return c
 
 
@@ -119,7 +110,7 @@ def test_full_queue_sheds_with_503_and_health_answers(tiny):
     user, token = account(tiny)
     a = slow_write(tiny, token)
     b = send(tiny, "GET", "/v1/users/%s" % user["id"])
-    wait_metric(tiny, QUEUED, 1)
+    wait_metric(tiny, "ladder_admission_queue_length", 1, loop="0")
     with tiny.conn() as c:
         r = c.request("GET", "/v1/users/%s" % user["id"])
         doc = assert_problem(r, 503)
@@ -130,31 +121,30 @@ def test_full_queue_sheds_with_503_and_health_answers(tiny):
         r = c.request("GET", "/readyz")
         assert r.status == 200, r
         assert c.request("GET", "/metrics").status == 200
-    assert metric(tiny, shed("queue_full", "read")) == 1
-    assert metric(tiny, QUEUED) == 1  # b still waits
+    assert shed(tiny, "queue_full", "read") == 1
+    assert queued(tiny) == 1  # b still waits
     r = a.read_response("POST")
     assert r.status == 201, r
     r = b.read_response()
     assert r.status == 200, r
     assert r.json()["id"] == user["id"]
-    assert metric(tiny, 'ladder_admission_dequeued_total{loop="0"}') == 1
+    assert metric(tiny, "ladder_admission_dequeued_total", loop="0") == 1
     a.close()
     b.close()
 
 
 def test_budget_expires_in_queue_without_a_store_call(tiny):
     user, token = account(tiny)
-    reads = 'ladder_store_read_ops_total'
     a = slow_write(tiny, token)
-    before = metric(tiny, reads)
+    before = metric(tiny, "ladder_store_read_ops_total")
     b = send(tiny, "GET", "/v1/users/%s" % user["id"], [("Request-Timeout", "100")])
     r = b.read_response()
     doc = assert_problem(r, 503)
     assert doc["detail"] == QUEUE_DEADLINE
     assert r.header("Retry-After") == "1"
-    assert metric(tiny, shed("deadline", "read")) == 1
-    assert metric(tiny, reads) == before  # the read was never made
-    assert metric(tiny, INFLIGHT) == 1  # the write still holds the slot
+    assert shed(tiny, "deadline", "read") == 1
+    assert metric(tiny, "ladder_store_read_ops_total") == before  # the read was never made
+    assert inflight(tiny) == 1  # the write still holds the slot
     r = a.read_response("POST")
     assert r.status == 201, r
     a.close()
@@ -171,10 +161,10 @@ def test_client_gone_while_queued_is_dropped_not_done(tiny):
         [("Content-Type", "application/json"), ("Authorization", "Bearer " + token)],
         json.dumps({"content": "never"}),
     )
-    wait_metric(tiny, QUEUED, 1)
+    wait_metric(tiny, "ladder_admission_queue_length", 1, loop="0")
     b.close()
-    wait_metric(tiny, shed("client_gone", "write"), 1)
-    assert metric(tiny, QUEUED) == 0
+    poll(lambda: shed(tiny, "client_gone", "write") == 1, what="a client_gone shed")
+    assert queued(tiny) == 0
     r = a.read_response("POST")
     assert r.status == 201, r
     a.close()
@@ -190,7 +180,7 @@ def test_shed_writes_last(ladder_server):
     user, token = account(srv)
     a = slow_write(srv, token, "first")
     b = send(srv, "GET", "/v1/users/%s" % user["id"])
-    wait_metric(srv, QUEUED, 1)
+    wait_metric(srv, "ladder_admission_queue_length", 1, loop="0")
     # A write arriving at a full queue takes the queued read's place.
     c = send(
         srv,
@@ -201,13 +191,13 @@ def test_shed_writes_last(ladder_server):
     )
     r = b.read_response()
     assert assert_problem(r, 503)["detail"] == FULL
-    assert metric(srv, shed("queue_full", "read")) == 1
-    assert metric(srv, QUEUED) == 1
+    assert shed(srv, "queue_full", "read") == 1
+    assert queued(srv) == 1
     # ... and a read arriving now is refused: the queue is full of a write.
     with srv.conn() as d:
         r = d.request("GET", "/v1/users/%s" % user["id"])
         assert assert_problem(r, 503)["detail"] == FULL
-    assert metric(srv, shed("queue_full", "read")) == 2
+    assert shed(srv, "queue_full", "read") == 2
     r = a.read_response("POST")
     assert r.status == 201, r
     r = c.read_response("POST")
@@ -245,7 +235,7 @@ def test_budget_spent_before_the_store_call(ladder_server):
         doc = assert_problem(r, 503)
         assert doc["detail"] == STORE_DEADLINE
         assert r.header("Retry-After") == "1"
-        assert metric(srv, 'ladder_deadline_expired_total{where="store"}') == 1
+        assert metric(srv, "ladder_deadline_expired_total", where="store") == 1
         r = c.post("/v1/users", body)
         assert r.status == 201, r
     finally:
