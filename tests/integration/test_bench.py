@@ -282,6 +282,21 @@ def test_hgrm_output(tmp_path, server_factory):
     assert "#[Max     =" in text and "Total count    =          200]" in text
 
 
+def test_ok_latency_counts_2xx_answers_only(tmp_path, server_factory):
+    """ok_latency_us is the latency of the 2xx answers alone: what a
+    shedding server still served, apart from its fast 503s."""
+    ok = server_factory()
+    d, _ = bench_json(tmp_path, "--rate", "100", "--duration", "1s", ok.url)
+    r = d["results"]
+    assert r["ok_latency_us"]["count"] == r["latency_us"]["count"] == 100
+    assert SCHEMA_LATENCY <= set(r["ok_latency_us"])
+    failing = server_factory("--status", "503")
+    d, _ = bench_json(tmp_path, "--rate", "100", "--duration", "1s", failing.url)
+    r = d["results"]
+    assert r["latency_us"]["count"] == 100
+    assert r["ok_latency_us"]["count"] == 0
+
+
 def make_html_report(tmp_path, server_factory):
     srv = server_factory("--stall-at", "1", "--stall-for", "0.5")
     html = tmp_path / "r.html"
@@ -296,7 +311,9 @@ def test_html_report_carries_chart_data(tmp_path, server_factory):
     for chart in ("latency-over-time", "spectrum", "rate"):
         assert 'id="%s"' % chart in text, chart
     counts = [int(n) for n in re.findall(r'data-points="(\d+)"', text)]
-    assert len(counts) == 5 + 2 + 2
+    # 5 percentiles, 2 spectra, target/achieved/good rates.
+    assert len(counts) == 5 + 2 + 3
+    assert "good (no error)" in text
     assert all(n >= 2 for n in counts), counts
     # Polylines really carry coordinates, as many as they announce.
     lines = re.findall(r'data-points="(\d+)"[^>]* points="([0-9., ]*)"', text)
