@@ -23,9 +23,8 @@
  * naming the header). Each store op of the request is due by it (and by
  * --store-timeout from its submit, whichever comes first); an op whose
  * request's deadline has already passed is not sent to the store at all
- * (the handler sees LD_STORE_TIMEOUT and answers 503, nothing changed); a
- * request does not park behind another's cache fill for longer than it has
- * left.
+ * (the handler sees LD_STORE_TIMEOUT and answers 503, nothing changed); one
+ * already late does no cache lookup.
  *
  * Threads: settings are written before the loops start; each loop's state
  * is its own (loop thread only); the metrics are relaxed atomics.
@@ -62,7 +61,6 @@ struct ld_adm_config {
 	    deadline_ms; /* 0 (= store_timeout_ms): a request's budget when the client sets none */
 	/* Set by serve from other sections. */
 	uint64_t store_timeout_ms; /* --store-timeout */
-	uint64_t cache_wait_ms;	   /* --cache-wait */
 };
 extern struct ld_adm_config ld_adm_cfg;
 

@@ -249,9 +249,6 @@ static void cache_woken(struct ld_cache_waiter *w, enum ld_cache_wake how)
 bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
 		      void (*miss)(struct ld_api_req *q))
 {
-	uint64_t now;
-	bool may_wait;
-
 	/* A read with a Ladder-Session token must see a write that may have
 	 * gone through another node, which this cache would not know of: it
 	 * goes to the store (and fills nothing). */
@@ -261,16 +258,14 @@ bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
 	q->ck.id = id;
 	q->cache_miss = miss;
 	q->cw.wake = cache_woken;
-	/* A request does not park behind another's fill for longer than its
-	 * budget has left; one already late does no lookup at all. */
-	now = uv_hrtime();
-	if (ld_api_adm_expired(q, now, "cache")) {
+	/* One whose budget has run out does no lookup at all; one woken from
+	 * a wait behind another's fill past its deadline does not go on to
+	 * the store (ld_api_submit). */
+	if (ld_api_adm_expired(q, uv_hrtime(), "cache")) {
 		ld_api_store_failed(q, LD_STORE_TIMEOUT);
 		return true;
 	}
-	may_wait =
-	    !q->adm.deadline_ns || q->adm.deadline_ns - now > ld_adm_cfg.cache_wait_ms * 1000000ull;
-	return cache_lookup(q, may_wait) != 0;
+	return cache_lookup(q, true) != 0;
 }
 
 void ld_api_cache_settle(struct ld_api_req *q, int status)

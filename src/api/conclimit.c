@@ -63,7 +63,9 @@ void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint6
 
 unsigned ld_climit_limit(const struct ld_climit *l)
 {
-	return l->probing ? l->p.min_limit : (unsigned)l->limit;
+	/* The first probe is not pinned (min_rtt_ns is still 0): a server
+	 * starts unloaded, and a fresh one must not queue its first burst. */
+	return l->probing && l->min_rtt_ns ? l->p.min_limit : (unsigned)l->limit;
 }
 
 /* keep adds a sample: every one until the array is full, then each with

@@ -11,7 +11,10 @@
  *               measured, not guessed: during a probe the limit is pinned to
  *               min_limit (so nothing queues inside the server) and min RTT
  *               becomes the median of the next probe_samples RTTs. A probe
- *               runs at start and every probe_interval after.
+ *               runs at start and every probe_interval after. The first one
+ *               is not pinned (a server starts unloaded, and must not queue
+ *               its first burst behind min_limit): it measures at the
+ *               initial limit.
  *   sample RTT  the median RTT of the last window (window_ns, and at least
  *               window_samples RTTs; up to LD_CLIMIT_SAMPLES kept, a
  *               reservoir sample beyond that). Medians, not means: a mix of
@@ -69,7 +72,8 @@ struct ld_climit {
 /* ld_climit_init starts l with a probe at now_ns. */
 void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint64_t now_ns);
 
-/* ld_climit_limit is the limit in force: min_limit during a probe. */
+/* ld_climit_limit is the limit in force: min_limit during a probe (but the
+ * first). */
 unsigned ld_climit_limit(const struct ld_climit *l);
 
 /* ld_climit_sample takes one request's RTT; inflight is the number in

@@ -253,7 +253,6 @@ int ld_serve_main(int argc, char **argv)
 	server_config(&cfg, &scfg);
 	ld_rl_cfg.redis = &redis_cfg;
 	ld_adm_cfg.store_timeout_ms = cfg.store_timeout_ms;
-	ld_adm_cfg.cache_wait_ms = api.cvt ? cache_cfg.wait_ms : 0;
 	if (ld_adm_setup(scfg.threads, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ladder serve: %s\n", err);
 		rc = 2;

@@ -39,7 +39,7 @@ static void test_limit_starts_with_a_probe(void)
 
 	ld_climit_init(&l, &P, now);
 	CHECK(l.probing);
-	CHECK_INT(ld_climit_limit(&l), 4); /* pinned during the probe */
+	CHECK_INT(ld_climit_limit(&l), 32); /* the first probe is not pinned */
 	feed(&l, 15, 100 * US, 4, &now, 15 * MS);
 	CHECK(l.probing);
 	feed(&l, 1, 100 * US, 4, &now, 1 * MS);
