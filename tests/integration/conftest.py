@@ -137,6 +137,40 @@ def _pg_session():
         _redis = None
 
 
+# Clusters and Redis servers of a test's own, whatever LADDER_STORE and
+# LADDER_CACHE the suite runs with (the fault tests stop and pause them).
+
+
+@pytest.fixture
+def pg():
+    """A PostgreSQL cluster of the test's own (a primary alone)."""
+    c = PgCluster().start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def pgr():
+    """A PostgreSQL cluster of the test's own: a primary and one streaming
+    replica (pgr.replicas[0])."""
+    c = PgCluster().start()
+    try:
+        c.add_replica()
+    except BaseException:
+        c.stop()
+        raise
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def redis():
+    """A redis-server of the test's own."""
+    r = RedisServer().start()
+    yield r
+    r.stop()
+
+
 def free_port():
     """A loopback port free now. Another process may take it before the
     server binds it: the server then refuses to start ("in use": it never

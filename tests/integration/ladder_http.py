@@ -491,9 +491,10 @@ _SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def metric(srv, name, **labels):
+def metric(srv, name, /, **labels):
     """The sum of name's samples whose labels include labels (all of name's
-    samples when none are given); fails when no sample matches."""
+    samples when none are given); fails when no sample matches. srv and name
+    are positional only, so a label may be called name."""
     total, found = 0.0, False
     for series, value in metrics(srv).items():
         m = _SERIES.match(series)

@@ -3,31 +3,10 @@ ETags, 304 and gzip; writes are never followed by a stale read, on any loop;
 the stale-fill race is closed; the byte budget holds; bad modes are refused."""
 
 import json
-import re
 import threading
 import time
 
-from ladder_http import Client, assert_problem, create_item, new_account
-
-
-def metric(srv, name, route=None):
-    text = srv.client().get("/metrics").body.decode()
-    pat = r"^%s\{level=\"l1\"%s\} (\d+)$" % (
-        re.escape(name),
-        "" if route is None else r',route="%s"' % re.escape(route),
-    )
-    m = re.search(pat, text, re.M)
-    assert m, (name, route)
-    return int(m.group(1))
-
-
-def poll(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+from ladder_http import Client, assert_problem, create_item, metric, new_account, poll
 
 
 def test_hit_keeps_etag_304_and_gzip(ladder_server):
@@ -38,9 +17,9 @@ def test_hit_keeps_etag_304_and_gzip(ladder_server):
     path = "/v1/items/" + item["id"]
     first = c.get(path)
     assert first.status == 200
-    hits = metric(srv, "ladder_cache_hits_total", "/v1/items/{id}")
+    hits = metric(srv, "ladder_cache_hits_total", level="l1", route="/v1/items/{id}")
     plain = c.get(path)
-    assert metric(srv, "ladder_cache_hits_total", "/v1/items/{id}") == hits + 1
+    assert metric(srv, "ladder_cache_hits_total", level="l1", route="/v1/items/{id}") == hits + 1
     assert plain.status == 200 and plain.header("Content-Encoding") is None
     assert plain.body == first.body and plain.header("ETag") == first.header("ETag")
     gz = c.get(path, headers={"Accept-Encoding": "gzip"})
@@ -66,8 +45,9 @@ def test_stale_fill_is_dropped(ladder_server):
     assert r.status == 200 and r.json()["content"] == "v1"
     w = c.put(path, {"content": "v2"}, token=token, headers={"If-Match": r.header("ETag")})
     assert w.status == 200 and w.json()["version"] == 2
-    assert poll(lambda: metric(srv, "ladder_cache_fills_dropped_total", "/v1/items/{id}") >= 1)
-    assert metric(srv, "ladder_cache_fills_total", "/v1/items/{id}") == 0
+    assert poll(lambda: metric(srv, "ladder_cache_fills_dropped_total", level="l1",
+                               route="/v1/items/{id}") >= 1)  # fmt: skip
+    assert metric(srv, "ladder_cache_fills_total", level="l1", route="/v1/items/{id}") == 0
     r = c.get(path)
     assert r.status == 200 and r.json()["content"] == "v2", r.json()
     assert r.json()["version"] == 2
@@ -124,7 +104,7 @@ def test_no_stale_read_after_ack_across_loops(ladder_server):
     assert errors == []
     assert reads[0] > 100
     # The cache did answer some of them: this tested the cache, not the store.
-    assert metric(srv, "ladder_cache_hits_total", "/v1/items/{id}") > 0
+    assert metric(srv, "ladder_cache_hits_total", level="l1", route="/v1/items/{id}") > 0
     # Both loops served reads, so writes on one loop met copies on the other.
     loops = json.loads(srv.client().get("/debug/stats").body)["loop_stats"]
     assert [x["loop"] for x in loops] == [0, 1]
@@ -137,11 +117,11 @@ def test_budget_holds_over_a_larger_key_space(ladder_server):
     for i in range(1, 3001):
         assert c.get("/v1/items/%d" % i).status == 404
         if i % 500 == 0:
-            used = metric(srv, "ladder_cache_bytes")
+            used = metric(srv, "ladder_cache_bytes", level="l1")
             assert 0 < used <= 64 * 1024, used
-    assert metric(srv, "ladder_cache_budget_bytes") == 64 * 1024
-    assert metric(srv, "ladder_cache_evictions_total", "/v1/items/{id}") > 2000
-    assert metric(srv, "ladder_cache_bytes") <= 64 * 1024
+    assert metric(srv, "ladder_cache_budget_bytes", level="l1") == 64 * 1024
+    assert metric(srv, "ladder_cache_evictions_total", level="l1", route="/v1/items/{id}") > 2000
+    assert metric(srv, "ladder_cache_bytes", level="l1") <= 64 * 1024
 
 
 def test_user_and_list_invalidated_by_writes(ladder_server):
@@ -184,11 +164,11 @@ def test_reads_of_a_key_being_filled_wait_for_the_fill(ladder_server):
     assert second.status == 200 and second.body == first.body
     assert second.header("ETag") == first.header("ETag")
     route = "/v1/items/{id}"
-    assert metric(srv, "ladder_cache_coalesced_waits_total", route) == 1
-    assert metric(srv, "ladder_cache_misses_total", route) == 1
-    assert metric(srv, "ladder_cache_fills_total", route) == 1
-    assert metric(srv, "ladder_cache_hits_total", route) == 1
-    assert metric(srv, "ladder_cache_wait_timeouts_total", route) == 0
+    assert metric(srv, "ladder_cache_coalesced_waits_total", level="l1", route=route) == 1
+    assert metric(srv, "ladder_cache_misses_total", level="l1", route=route) == 1
+    assert metric(srv, "ladder_cache_fills_total", level="l1", route=route) == 1
+    assert metric(srv, "ladder_cache_hits_total", level="l1", route=route) == 1
+    assert metric(srv, "ladder_cache_wait_timeouts_total", level="l1", route=route) == 0
 
 
 def test_a_wait_behind_a_slow_fill_is_bounded(ladder_server):
@@ -204,6 +184,6 @@ def test_a_wait_behind_a_slow_fill_is_bounded(ladder_server):
     r = Client(srv.port).get(path)
     assert r.status == 200 and r.json()["content"] == "one"
     route = "/v1/items/{id}"
-    assert metric(srv, "ladder_cache_coalesced_waits_total", route) == 1
-    assert metric(srv, "ladder_cache_wait_timeouts_total", route) == 1
-    assert metric(srv, "ladder_cache_hits_total", route) == 0
+    assert metric(srv, "ladder_cache_coalesced_waits_total", level="l1", route=route) == 1
+    assert metric(srv, "ladder_cache_wait_timeouts_total", level="l1", route=route) == 1
+    assert metric(srv, "ladder_cache_hits_total", level="l1", route=route) == 0

@@ -15,41 +15,11 @@ import re
 import threading
 import time
 
-import pytest
 
-from ladder_http import Client, assert_problem, create_item, new_account
+from ladder_http import Client, assert_problem, create_item, metric, new_account, poll
 from redisserver import RedisServer
 
 ITEM = "/v1/items/{id}"
-
-
-@pytest.fixture
-def redis():
-    r = RedisServer().start()
-    yield r
-    r.stop()
-
-
-def metric(srv, name, **labels):
-    """The sum of name's series whose labels include labels."""
-    text = srv.client().get("/metrics").body.decode()
-    total, found = 0.0, False
-    for m in re.finditer(r"^%s\{(.*)\} (\S+)$" % re.escape(name), text, re.M):
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-            found = True
-    assert found, (name, labels)
-    return total
-
-
-def poll(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def node(ladder_server, redis, *flags, prefix="n:", threads=1):
@@ -242,37 +212,22 @@ def fault_setup(ladder_server, redis):
     return srv, token, user["id"], ids
 
 
-def breaker_metric(srv, series, **labels):
-    """The sum of the cache connection's breaker series (dep="redis",
-    name="cache": metric() cannot take a label called name)."""
-    labels.update(dep="redis", name="cache")
-    text = srv.client().get("/metrics").body.decode()
-    total, found = 0.0, False
-    for m in re.finditer(r"^%s\{(.*)\} (\S+)$" % re.escape(series), text, re.M):
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-            found = True
-    assert found, (series, labels)
-    return total
-
-
 def breaker_cycles(srv, fault, heal):
     """fault(), then the breaker opens and the node stays ready; heal(),
     then the connections come back and the breaker closes."""
     opens = metric(srv, "ladder_redis_breaker_opens_total", conn="cache")
     # The same breaker in the series every dependency's breaker has.
-    generic = breaker_metric(srv, "ladder_breaker_transitions_total", to="open")
+    generic = metric(srv, "ladder_breaker_transitions_total", dep="redis", name="cache", to="open")
     fault()
     assert poll(lambda: metric(srv, "ladder_redis_breaker_opens_total", conn="cache") > opens)
-    assert breaker_metric(srv, "ladder_breaker_transitions_total", to="open") > generic
+    assert metric(srv, "ladder_breaker_transitions_total", dep="redis", name="cache", to="open") > generic
     assert srv.client().get("/readyz").status == 200
     bypass = metric(srv, "ladder_cache_bypass_total", level="l2", route=ITEM)
     assert poll(lambda: metric(srv, "ladder_cache_bypass_total", level="l2", route=ITEM) > bypass)
     heal()
     assert poll(lambda: metric(srv, "ladder_redis_up", conn="cache") == 2)
     assert poll(lambda: metric(srv, "ladder_redis_breaker_state", conn="cache") == 0)
-    assert breaker_metric(srv, "ladder_breaker_state") == 0
+    assert metric(srv, "ladder_breaker_state", dep="redis", name="cache") == 0
     hits = l2(srv, "ladder_cache_hits_total") + metric(
         srv, "ladder_cache_hits_total", level="l1", route=ITEM
     )

@@ -10,43 +10,9 @@ limiter refused. The window is ten minutes, so nothing refills during a
 test: the counts are exact.
 """
 
-import re
-import time
-
-import pytest
-
-from ladder_http import assert_problem
-from redisserver import RedisServer
+from ladder_http import assert_problem, metric, poll
 
 BUDGET = "10/10m"
-
-
-@pytest.fixture
-def redis():
-    r = RedisServer().start()
-    yield r
-    r.stop()
-
-
-def metric(srv, name, **labels):
-    text = srv.client().get("/metrics").body.decode()
-    total, found = 0.0, False
-    for m in re.finditer(r"^%s(?:\{(.*)\})? (\S+)$" % re.escape(name), text, re.M):
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-            found = True
-    assert found, (name, labels)
-    return total
-
-
-def poll(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def node(ladder_server, redis, *flags):
