@@ -4,6 +4,25 @@
 # caller's $work (a temp directory) and $pids (an array of the processes it
 # started, which the caller's EXIT trap stops).
 
+# bench_init NAME: sets $work (a new temp directory, ladder-NAME.XXXXXX),
+# $data (build/NAME-data.PID, for a database: on a real disk, never tmpfs,
+# or fsync costs nothing) and $pids (empty), and an EXIT trap that stops
+# every process in $pids and removes both directories.
+bench_init() {
+	work=$(mktemp -d "${TMPDIR:-/tmp}/ladder-$1.XXXXXX")
+	data="$PWD/build/$1-data.$$"
+	pids=()
+	trap bench_cleanup EXIT
+}
+
+# bench_cleanup: what bench_init's EXIT trap runs.
+bench_cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work" "$data"
+}
+
 # bench_free_port: a free TCP port on 127.0.0.1.
 bench_free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

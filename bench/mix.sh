@@ -33,18 +33,8 @@ STEP_SECONDS=${STEP_SECONDS:-5}
 MODES=${MODES:-none local}
 SLO=${SLO:-p99<5ms}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/ladder-mix-bench.XXXXXX")
-# The database on a real disk, never tmpfs: writes pay for their fsync.
-data="$PWD/build/bench-mix.$$"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work" "$data"
-}
-trap cleanup EXIT
-
 . bench/lib.sh
+bench_init mix
 
 echo "ladder bench --scenario ladder (100:1, Zipf 1.0, $USERS users x $ITEMS items), --breakpoint $STEP:$STEP:$MAX x ${STEP_SECONDS}s, --slo '$SLO' (server: 1 loop on cpu $SERVER_CPU, SQLite; load on cpu $CLIENT_CPU)"
 for mode in $MODES; do

@@ -23,18 +23,8 @@ BIN=${LADDER_BIN:-build/rel/ladder}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/ladder-bench.XXXXXX")
-# The database must live on a real disk, never tmpfs, or fsync costs nothing.
-data="$PWD/build/bench-data.$$"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work" "$data"
-}
-trap cleanup EXIT
-
 . bench/lib.sh
+bench_init bench
 
 # run_load URL METHOD [BODYFILE HEADER]: prints "rps p50_ms p99_ms"
 run_load() {

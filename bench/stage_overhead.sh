@@ -29,7 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+. bench/lib.sh
+
+port=$(bench_free_port)
 mkdir -p "$data"
 
 start() { # start on|off
@@ -37,12 +39,7 @@ start() { # start on|off
 		--log-requests off --argon2-ops 1 --argon2-mem 64KiB --stage-timing "$1" \
 		>"$work/serve.log" 2>&1 &
 	pid=$!
-	for _ in $(seq 1 100); do
-		curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && return 0
-		sleep 0.1
-	done
-	echo "stage_overhead: server did not come up" >&2
-	exit 1
+	bench_wait_http "http://127.0.0.1:$port/readyz" || exit 1
 }
 cpu_ns() { # total run time of every thread of the server
 	cat /proc/"$pid"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'
