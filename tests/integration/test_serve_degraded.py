@@ -23,9 +23,9 @@ import os
 
 import pytest
 
-from ladder_http import create_item, new_account
-from pgcluster import PG_BIN, PgCluster
-from test_serve_pg_replicas import LOOPS, metrics, poll, replayed, replica_server
+from ladder_http import create_item, metrics, new_account, poll
+from pgcluster import PG_BIN
+from pgreplicas import LOOPS, replayed, replica_server
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(os.path.join(PG_BIN, "postgres")),
@@ -44,25 +44,6 @@ def breaker(dep, loop):
 def breakers(srv, dep):
     m = metrics(srv)
     return [m[breaker(dep, i)] for i in range(LOOPS)]
-
-
-@pytest.fixture
-def pgr():
-    c = PgCluster().start()
-    try:
-        c.add_replica()
-    except BaseException:
-        c.stop()
-        raise
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def pg():
-    c = PgCluster().start()
-    yield c
-    c.stop()
 
 
 def fills(srv):

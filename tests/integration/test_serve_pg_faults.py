@@ -19,11 +19,8 @@ import signal
 import threading
 import time
 
-import pytest
-
 import conftest
-from ladder_http import Client, create_item, new_account
-from pgcluster import PgCluster
+from ladder_http import Client, create_item, new_account, poll
 from test_serve_postgres import TableLock
 
 WRITERS = 2
@@ -44,21 +41,9 @@ UNKNOWN = (
 DETAILS_503 = {UNAVAILABLE, TIMED_OUT, UNKNOWN}
 
 
-@pytest.fixture
-def pg():
-    c = PgCluster().start()
-    yield c
-    c.stop()
-
-
-def poll(pred, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+# Each wait for a phase of the outage, under load, is allowed longer than
+# poll's default.
+WAIT = 30.0
 
 
 def readyz(srv):
@@ -213,27 +198,28 @@ def outage_under_load(ladder_server, pg, take_down, cut_silently):
     try:
         poll(lambda: all(load.seen(t.name, "before", 201 if t.name[0] == "w" else 200) >= 10
                          for t in load.threads),
-             what="every thread served before the outage")  # fmt: skip
+             timeout=WAIT, what="every thread served before the outage")  # fmt: skip
         # Make sure writes are in flight when it goes: lock the items
         # table against writes (reads go on), so the inserts sent wait
         # inside PostgreSQL (the lock dies with the server).
         lock = TableLock(pg, db, "items", "SHARE")
-        poll(lambda: waiting_writes(pg, db) > 0, what="writes waiting inside PostgreSQL")
+        poll(lambda: waiting_writes(pg, db) > 0, timeout=WAIT,
+             what="writes waiting inside PostgreSQL")  # fmt: skip
         load.phase = "down"
         take_down(pg)
         lock.p.kill()  # its session went with the server
         lock.p.wait(timeout=30)
-        poll(lambda: readyz(srv) == 503, what="/readyz 503 with the database down")
+        poll(lambda: readyz(srv) == 503, timeout=WAIT, what="/readyz 503 with the database down")
         # Every thread gets its answers while the database is away.
         poll(lambda: all(load.seen(t.name, "down", 503) >= 3 for t in load.threads),
-             what="503s on every thread during the outage")  # fmt: skip
+             timeout=WAIT, what="503s on every thread during the outage")  # fmt: skip
         assert readyz(srv) == 503
         pg.resume()
         load.phase = "back"
-        poll(lambda: readyz(srv) == 200, what="/readyz 200 with the database back")
+        poll(lambda: readyz(srv) == 200, timeout=WAIT, what="/readyz 200 with the database back")
         poll(lambda: all(load.seen(t.name, "back", 201 if t.name[0] == "w" else 200) >= 5
                          for t in load.threads),
-             what="every thread served again after the outage")  # fmt: skip
+             timeout=WAIT, what="every thread served again after the outage")  # fmt: skip
     finally:
         load.stop()
 

@@ -7,31 +7,16 @@ The test has a PostgreSQL cluster of its own (a primary and a streaming
 replica), whatever LADDER_STORE the suite runs with.
 """
 
-import pytest
-
 from ladder_http import metrics, new_account, poll
-from pgcluster import PgCluster
+from pgreplicas import await_database
 
 TIMELINE = "ladder_pg_primary_timeline"
-
-
-@pytest.fixture
-def pgr():
-    c = PgCluster().start()
-    try:
-        c.add_replica()
-    except BaseException:
-        c.stop()
-        raise
-    yield c
-    c.stop()
 
 
 def test_primary_timeline_follows_a_promotion(ladder_server, pgr):
     db = pgr.new_database()
     replica = pgr.replicas[0]
-    poll(lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
-         .split() == ["1"], what="the database on the replica")  # fmt: skip
+    await_database(pgr, db)
     # Both nodes in one conninfo: libpq takes the one that accepts writes.
     conninfo = (
         "hostaddr=127.0.0.1,127.0.0.1 port=%d,%d dbname=%s user=postgres "

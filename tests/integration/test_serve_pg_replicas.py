@@ -17,15 +17,14 @@ import time
 import pytest
 
 from conftest import LADDER_STORE, run_cli
-from ladder_http import assert_problem, create_item, new_account
-from pgcluster import PgCluster
+from ladder_http import assert_problem, create_item, metrics, new_account, poll
+from pgreplicas import LOOPS, await_database, await_rotation, lsn, replayed, replica_server
 
 TOKEN = re.compile(r"^v1\.[0-9a-f]{1,16}$")
 BAD_TOKEN = (
     "the Ladder-Session header is not a token this service gave out: send back the value of "
     "a write's Ladder-Session response header, or none"
 )
-LOOPS = 2  # conftest's --threads
 
 REPLICA_READS = 'ladder_pg_reads_total{target="replica1"}'
 PRIMARY_READS = 'ladder_pg_reads_total{target="primary"}'
@@ -37,67 +36,8 @@ INS = 'ladder_pg_replica_rotation_changes_total{replica="1",to="in"}'
 REPLICA_BREAKER = 'ladder_breaker_state{dep="replica1",name="store",loop="%d"}'
 
 
-@pytest.fixture
-def pgr():
-    c = PgCluster().start()
-    try:
-        c.add_replica()
-    except BaseException:
-        c.stop()
-        raise
-    yield c
-    c.stop()
-
-
-def poll(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def metrics(srv):
-    with srv.conn() as c:
-        r = c.request("GET", "/metrics")
-    assert r.status == 200, r
-    out = {}
-    for line in r.content().decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
-
-
 def delta(after, before, key):
     return after[key] - before[key]
-
-
-def lsn(token):
-    return int(token[3:], 16)
-
-
-def replica_server(ladder_server, pg, *flags, db=None):
-    """A server on database db of pg (default: a new one), its reads on pg's
-    replicas, started once the replicas have the database and the server has
-    every replica in rotation on every loop."""
-    db = db or pg.new_database()
-    for replica in pg.replicas:
-        poll(
-            lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
-            .split() == ["1"],
-            what="the database on the replica",
-        )  # fmt: skip
-    srv = ladder_server(
-        "--store", "postgres", "--cache", "none", "--pg-primary", pg.conninfo(db),
-        "--pg-replicas", ",".join(r.conninfo(db) for r in pg.replicas), *flags,
-    )  # fmt: skip
-    for k in range(1, len(pg.replicas) + 1):
-        key = 'ladder_pg_replica_in_rotation{replica="%d"}' % k
-        poll(lambda: metrics(srv)[key] == LOOPS, what="replica %d in rotation" % k)
-    return srv, db
 
 
 def get_content(c, item_id, session=None):
@@ -113,12 +53,6 @@ def replica_answer(srv, c, item_id, session=None, series=REPLICA_READS):
     before = metrics(srv)
     content = get_content(c, item_id, session)
     return content if delta(metrics(srv), before, series) == 1 else None
-
-
-def replayed(replica, token):
-    """The replica has replayed at least token's position (asked of it)."""
-    v = replica.psql("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn").strip()
-    return int(v) >= lsn(token)
 
 
 # ---- read-your-writes while a replica's replay is paused ----------------------
@@ -531,12 +465,7 @@ def test_replica_named_by_host_name(ladder_server, pgr):
     the loop like the primary's: the replica joins the rotation and answers
     reads."""
     db = pgr.new_database()
-    for replica in pgr.replicas:
-        poll(
-            lambda: replica.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % db)
-            .split() == ["1"],
-            what="the database on the replica",
-        )  # fmt: skip
+    await_database(pgr, db)
     named = ",".join(
         "host=localhost port=%d dbname=%s user=postgres" % (r.port, db) for r in pgr.replicas
     )
@@ -544,9 +473,7 @@ def test_replica_named_by_host_name(ladder_server, pgr):
         "--store", "postgres", "--cache", "none", "--pg-primary", pgr.conninfo(db),
         "--pg-replicas", named,
     )  # fmt: skip
-    for k in range(1, len(pgr.replicas) + 1):
-        key = 'ladder_pg_replica_in_rotation{replica="%d"}' % k
-        poll(lambda: metrics(srv)[key] == LOOPS, what="replica %d in rotation" % k)
+    await_rotation(srv, len(pgr.replicas))
     c = srv.client()
     _, token = new_account(c, "repname")
     r = c.post("/v1/items", {"content": "via a named replica"}, token=token)
