@@ -24,7 +24,7 @@ import pytest
 import conftest
 from conftest import LADDER_STORE
 from ladder_http import Conn, assert_problem, build_request, create_item, metric, new_account, poll
-from pgcluster import PG_BIN, PgCluster
+from pgcluster import PG_BIN
 
 BAD_KEY = (
     "Idempotency-Key must be one quoted string (a Structured Fields sf-string) of 1 to 255 "
@@ -445,21 +445,14 @@ def test_retries_after_dropped_connections_write_once(ladder_server):
 # ---- two nodes on one PostgreSQL database -----------------------------------
 
 
-@pytest.fixture
-def own_pg():
-    c = PgCluster().start()
-    yield c
-    c.stop()
-
-
-def test_two_nodes_one_key_write_once(ladder_server, own_pg):
+def test_two_nodes_one_key_write_once(ladder_server, pg):
     """Two processes share a database: their in-flight registries do not see
     each other, the table's primary key does. Both requests wait in
     PostgreSQL behind a table lock; once it is gone, one commits and the
     other's write is undone (409); its retry is a replay."""
-    db = own_pg.new_database()
+    db = pg.new_database()
     flags = (
-        "--store", "postgres", "--pg-primary", own_pg.conninfo(db), "--store-timeout", "10s",
+        "--store", "postgres", "--pg-primary", pg.conninfo(db), "--store-timeout", "10s",
         "--token-keys", "k1:" + os.urandom(32).hex(),  # a token is good on both nodes
     )  # fmt: skip
     a = ladder_server(*flags)
@@ -468,7 +461,7 @@ def test_two_nodes_one_key_write_once(ladder_server, own_pg):
     user, token = new_account(ca)
     data = raw_request("POST", "/v1/items", '"two-nodes"', token, {"content": "x"})
     lock = subprocess.Popen(
-        [os.path.join(PG_BIN, "psql"), "-X", "-q", "-d", own_pg.conninfo(db)],
+        [os.path.join(PG_BIN, "psql"), "-X", "-q", "-d", pg.conninfo(db)],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     conns = []
@@ -478,7 +471,7 @@ def test_two_nodes_one_key_write_once(ladder_server, own_pg):
         )
         lock.stdin.flush()
         poll(
-            lambda: own_pg.psql(
+            lambda: pg.psql(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
                 " WHERE a.application_name = 'locker' AND l.granted"
                 " AND l.mode = 'AccessExclusiveLock'", db=db,
@@ -490,7 +483,7 @@ def test_two_nodes_one_key_write_once(ladder_server, own_pg):
             conn.send(data)
             conns.append(conn)
         poll(
-            lambda: own_pg.psql(
+            lambda: pg.psql(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                 " AND wait_event_type = 'Lock' AND application_name <> 'locker'", db=db,
             ).split() == ["2"],
@@ -505,7 +498,7 @@ def test_two_nodes_one_key_write_once(ladder_server, own_pg):
         c.close()
     assert [r.status for r in answers] == [201, 409], answers
     assert assert_problem(answers[1], 409)["detail"] == IN_FLIGHT
-    assert own_pg.psql("SELECT count(*) FROM items", db=db).split() == ["1"]
+    assert pg.psql("SELECT count(*) FROM items", db=db).split() == ["1"]
     for c in (ca, cb):
         r = keyed(c, "POST", "/v1/items", '"two-nodes"', token, {"content": "x"})
         same_answer(answers[0], r)
