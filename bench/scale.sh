@@ -96,9 +96,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. bench/lib.sh
 
 # make_cg NAME CORES: a cgroup in both hierarchies; CORES "" = no cap.
 make_cg() {
@@ -137,7 +135,7 @@ chown postgres:postgres "$pgdir"
 chown postgres "$work"
 "${as_pg[@]}" "$PG_BIN/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 \
 	--locale=C >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; exit 1; }
-pgport=$(free_port)
+pgport=$(bench_free_port)
 in_cg pg "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdir/data" -p "$pgport" \
 	-c listen_addresses=127.0.0.1 -c unix_socket_directories="$pgdir" \
 	-c max_connections=300 >"$pgdir/postgres.log" 2>&1 &
@@ -159,7 +157,7 @@ LADDER_TOKEN_KEYS="k1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 ports=()
 for i in $(seq 1 "$MAX_NODES"); do
 	make_cg "node$i" "$NODE_CPU"
-	p=$(free_port)
+	p=$(bench_free_port)
 	mkdir -p "$work/node$i"
 	in_cg "node$i" "$BIN" serve --listen "127.0.0.1:$p" --data "$work/node$i" --threads 1 \
 		--cache none --log-requests off --ratelimit off --argon2-ops 1 --argon2-mem 64KiB \
@@ -167,11 +165,7 @@ for i in $(seq 1 "$MAX_NODES"); do
 	pids+=($!)
 	ports+=("$p")
 	# One at a time: each runs the migrations' check at open.
-	for _ in $(seq 1 100); do
-		curl -fs -o /dev/null "http://127.0.0.1:$p/readyz" && break
-		sleep 0.1
-	done
-	curl -fs -o /dev/null "http://127.0.0.1:$p/readyz" || { cat "$work/node$i.log" >&2; exit 1; }
+	bench_wait_http "http://127.0.0.1:$p/readyz" || { cat "$work/node$i.log" >&2; exit 1; }
 done
 make_cg lb ""
 make_cg gen ""
@@ -201,7 +195,7 @@ cpu_window() {
 }
 
 # start_lb N: HAProxy round-robin over the first N nodes.
-hport=$(free_port)
+hport=$(bench_free_port)
 start_lb() {
 	local n=$1 i
 	{
@@ -225,12 +219,7 @@ start_lb() {
 	} >"$work/haproxy.cfg"
 	in_cg lb "$HAPROXY" -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 	hapid=$!
-	for _ in $(seq 1 100); do
-		curl -fs -o /dev/null "http://127.0.0.1:$hport/readyz" && return 0
-		sleep 0.05
-	done
-	cat "$work/haproxy.log" >&2
-	return 1
+	bench_wait_http "http://127.0.0.1:$hport/readyz" || { cat "$work/haproxy.log" >&2; return 1; }
 }
 stop_lb() {
 	stop "$hapid"
