@@ -56,6 +56,13 @@ pytestmark = [
         conftest.LADDER_STORE != "sqlite",
         reason="runs once, in the sqlite pass (the cluster brings its own PostgreSQL)",
     ),
+    # And on the release build only: under ASan its nodes take minutes more,
+    # and the paths a failover takes (lost connections, reconnects, breakers)
+    # run under ASan in test_serve_pg_faults.py and test_serve_degraded.py.
+    pytest.mark.skipif(
+        os.environ.get("LADDER_BUILD") == "asan",
+        reason="runs on the release build (make test's time; its paths run under ASan elsewhere)",
+    ),
 ]
 
 WRITERS = 6
