@@ -162,9 +162,11 @@ const struct ld_pg_migration ld_pg_migrations[] = {
 };
 const unsigned ld_pg_nmigrations = sizeof(ld_pg_migrations) / sizeof(ld_pg_migrations[0]);
 
-#define I LD_PG_INT8
-#define T LD_PG_TEXT
-#define B LD_PG_BYTEA
+#define I  LD_PG_INT8
+#define T  LD_PG_TEXT
+#define B  LD_PG_BYTEA
+#define IA LD_PG_INT8_ARRAY
+#define BA LD_PG_BYTEA_ARRAY
 
 /* clang-format off */
 const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
@@ -211,6 +213,30 @@ const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
 		" ON CONFLICT (id) DO NOTHING RETURNING 1)"
 		" SELECT (SELECT count(*) FROM i), EXISTS (SELECT 1 FROM users WHERE id = $2)",
 		4, {I, I, B, I}, {"4243", "42", "'hello'::bytea", "1700000000000"}},
+	/* A write batch's item creates (postgres.c) as one statement: the
+	 * ids, owners and contents as three arrays, the time once. As
+	 * item_insert it cannot fail for one item's own reasons (a missing
+	 * owner or a taken id inserts no row), so one item never aborts its
+	 * neighbours. It answers a row per item, in the arrays' order:
+	 * (ordinal from 1, inserted, owner exists), read as item_insert's
+	 * answer. The outer EXISTS reads the same snapshot as the insert's. */
+	[LD_PG_ITEM_INSERT_MANY] = {"item_insert_many",
+		"WITH v AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])"
+		" WITH ORDINALITY AS v (id, user_id, content, ord)),"
+		" i AS (INSERT INTO items (id, user_id, content, created_ms, updated_ms, version)"
+		" SELECT v.id, v.user_id, v.content, $4, $4, 1 FROM v"
+		" WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id)"
+		" ON CONFLICT (id) DO NOTHING RETURNING id)"
+		" SELECT v.ord, i.id IS NOT NULL,"
+		" EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id)"
+		" FROM v LEFT JOIN i ON i.id = v.id ORDER BY v.ord",
+		4, {IA, IA, BA, I},
+		{"'{200001,200002,200003,200004,200005,200006,200007,200008,200009,200010,"
+		 "200011,200012,200013,200014,200015,200016,200017,200018,200019,200020,"
+		 "200021}'::bigint[]",
+		 "'{42,7,19000,3,42,501,77,12345,8,9,10,11,12,13,14,15,16,17,18,19,"
+		 "99999}'::bigint[]",
+		 "array_fill('hello'::bytea, ARRAY[21])", "1700000000000"}},
 	/* Update and delete answer in one statement why they changed nothing:
 	 * (true, ...) changed; (false, ..., owner) the row as it is (not the
 	 * owner, or a stale version); no row: missing. */

@@ -10,6 +10,7 @@
  * COMMIT of the op's implicit transaction having returned.
  */
 #include "store/postgres.h"
+#include "store/pg_array.h"
 #include "store/pg_int.h"
 #include "store/pg_replica.h"
 
@@ -82,10 +83,11 @@ struct ld_store {
 	_Atomic uint64_t primary_timeline;
 };
 
-/* A write batch: item creates sent as one transaction (their statements,
- * one Sync), answered in statement order. */
+/* A write batch: item creates sent as one transaction (one statement,
+ * item_insert_many, and one Sync), each op answered by its row. */
 struct wbatch {
 	unsigned n;
+	bool read;	    /* its statement's rows came: st[] holds their answers */
 	bool failed;	    /* a statement failed: the transaction rolled back */
 	bool unsent;	    /* its Sync was never queued: it cannot commit */
 	unsigned failed_at; /* the statement that failed */
@@ -746,6 +748,25 @@ static void item_page_row(const PGresult *r, int i, struct ld_store_op *op, unsi
 	row_item(r, i, &op->items[slot]);
 }
 
+/* create_answer: an item create's status from what its statement said
+ * (item_insert, item_insert_many in pg_schema.c). */
+static int create_answer(bool inserted, bool owner_exists)
+{
+	if (inserted)
+		return LD_STORE_OK;
+	if (!owner_exists)
+		return LD_STORE_NOT_FOUND; /* no such owner */
+	/* The id is taken: two nodes in one id window (more than
+	 * LD_PG_ID_WINDOWS at once). Nothing was inserted, so the write is
+	 * refused as "not done, try again", as status_of does for a keyed
+	 * create's primary-key refusal. */
+	ld_log_event("error", "store: statement failed",
+		     (const char *const[]){"op", "create: id clash", "sqlstate", "23505", "detail",
+					   "the item's id is taken", NULL});
+	ld_metrics_store_error("postgres");
+	return LD_STORE_BUSY;
+}
+
 /* read_rows turns a statement's tuples into the op's outputs. */
 static int read_rows(const PGresult *r, struct ld_store_op *op)
 {
@@ -803,19 +824,7 @@ static int read_rows(const PGresult *r, struct ld_store_op *op)
 		/* (inserted, owner exists): see item_insert in pg_schema.c. */
 		if (n != 1)
 			return LD_STORE_ERROR;
-		if (get_i64(r, 0, 0) == 1)
-			return LD_STORE_OK;
-		if (!get_bool(r, 0, 1))
-			return LD_STORE_NOT_FOUND; /* no such owner */
-		/* The id is taken: two nodes in one id window (more than
-		 * LD_PG_ID_WINDOWS at once). Nothing was inserted, so the
-		 * write is refused as "not done, try again", as status_of
-		 * does for a keyed create's primary-key refusal. */
-		ld_log_event("error", "store: statement failed",
-			     (const char *const[]){"op", "create: id clash", "sqlstate", "23505",
-						   "detail", "the item's id is taken", NULL});
-		ld_metrics_store_error("postgres");
-		return LD_STORE_BUSY;
+		return create_answer(get_i64(r, 0, 0) == 1, get_bool(r, 0, 1));
 	default: /* the user create: COMMAND_OK */
 		return LD_STORE_OK;
 	}
@@ -1084,7 +1093,7 @@ static void wb_lost(struct ld_store_conn *c, struct unit *u)
 		return;
 	}
 	for (unsigned i = 0; i < wb->n; i++) {
-		if (i < u->cmd && wb->st[i] != LD_STORE_OK) {
+		if (wb->read && wb->st[i] != LD_STORE_OK) {
 			complete(c, wb->ops[i], wb->st[i]);
 			continue;
 		}
@@ -1236,6 +1245,22 @@ static void note_timeline(struct pgc *p, const PGresult *r)
 	atomic_store(&p->c->s->primary_timeline, (uint64_t)v);
 }
 
+static Oid oid_of(enum ld_pg_type t)
+{
+	switch (t) {
+	case LD_PG_INT8:
+		return OID_INT8;
+	case LD_PG_TEXT:
+		return OID_TEXT;
+	case LD_PG_INT8_ARRAY:
+		return LD_PG_OID_INT8A;
+	case LD_PG_BYTEA_ARRAY:
+		return LD_PG_OID_BYTEAA;
+	default:
+		return OID_BYTEA;
+	}
+}
+
 /* setup prepares every statement in one pipelined round trip; a connection
  * to the primary reads its timeline in the same one. */
 static void setup(struct pgc *p)
@@ -1264,9 +1289,7 @@ static void setup(struct pgc *p)
 	}
 	for (i = 0; i < LD_PG_SQL_COUNT; i++) {
 		for (j = 0; j < ld_pg_stmts[i].nparams; j++)
-			types[j] = ld_pg_stmts[i].types[j] == LD_PG_INT8   ? OID_INT8
-				   : ld_pg_stmts[i].types[j] == LD_PG_TEXT ? OID_TEXT
-									   : OID_BYTEA;
+			types[j] = oid_of(ld_pg_stmts[i].types[j]);
 		if (PQsendPrepare(p->pg, ld_pg_stmts[i].name, ld_pg_stmts[i].sql,
 				  (int)ld_pg_stmts[i].nparams, types) != 1) {
 			free(u);
@@ -1655,6 +1678,23 @@ static void unit_done(struct pgc *p, struct unit *u)
 	free(u);
 }
 
+/* wb_rows reads item_insert_many's answer: row (ordinal, inserted, owner
+ * exists) per op. An op without its row (never: one per array element)
+ * keeps ERROR. */
+static void wb_rows(struct wbatch *wb, const PGresult *r)
+{
+	int n = PQntuples(r);
+
+	for (int row = 0; row < n && PQnfields(r) == 3; row++) {
+		int64_t ord = get_i64(r, row, 0);
+
+		if (ord < 1 || ord > (int64_t)wb->n)
+			continue;
+		wb->st[ord - 1] = create_answer(get_bool(r, row, 1), get_bool(r, row, 2));
+	}
+	wb->read = true;
+}
+
 /* drain takes every result libpq has read, in order. */
 static void drain(struct pgc *p)
 {
@@ -1707,17 +1747,19 @@ static void drain(struct pgc *p)
 			    !PQgetisnull(r, 0, 0))
 				u->pos = (uint64_t)get_i64(r, 0, 0);
 		} else if (u->wb) {
-			/* A write batch's statement for op cmd. The first that
-			 * fails rolls the transaction back (those after it come
-			 * back PIPELINE_ABORTED). */
+			/* A write batch's one statement: a row per op. It
+			 * cannot fail for one op's reasons; when it fails (a
+			 * shutdown, a full disk) the transaction rolls back and
+			 * its first op takes the answer, as if its statement
+			 * alone had failed: the others go in a later batch. */
 			struct wbatch *wb = u->wb;
 
 			if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-				wb->st[u->cmd] = read_rows(r, wb->ops[u->cmd]);
+				wb_rows(wb, r);
 			} else if (!wb->failed) {
 				wb->failed = true;
-				wb->failed_at = u->cmd;
-				wb->st[u->cmd] = status_of(r, wb->ops[u->cmd]);
+				wb->failed_at = 0;
+				wb->st[0] = status_of(r, wb->ops[0]);
 			}
 		} else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED && !u->write) {
 			/* A read skipped because a read before it in its batch
@@ -1824,7 +1866,8 @@ static bool batchable(const struct ld_store_op *op)
 }
 
 /* send_batch takes up to batch_max item creates off the batch queue and
- * sends them on p as one transaction: their statements, one Sync (the
+ * sends them on p as one transaction: their one statement (item_insert_many:
+ * the ids, owners and contents as binary arrays, pg_array.h), one Sync (the
  * COMMIT), then the commit position query and its Sync, in one flush. 0;
  * -ENOMEM with the queue as it was; or -EIO when the connection failed (the
  * ops taken are then on it, answered by its loss). */
@@ -1834,31 +1877,47 @@ static int send_batch(struct pgc *p)
 	struct ld_store *s = c->s;
 	struct ld_store_op *op, *refused = NULL;
 	struct params prm;
+	struct ld_pg_array ids, owners, contents;
 	struct unit *u;
 	struct wbatch *wb;
 	int64_t now = now_unix_ms();
 	uint64_t t = uv_hrtime();
-	int id, rc = 0;
+	size_t n = 0, payload = 0, isz, csz;
+	char *buf = NULL;
+	int rc = 0;
 
 	if (close_batch(p) != 0)
 		return -EIO; /* nothing of the queue was taken */
+	/* The arrays' size: the ops the loop below takes (bind_op refuses
+	 * only oversized content, which takes no room). */
+	for (op = c->bq_head; op && n < s->batch_max; op = op->next)
+		if (op->item.content_len <= LD_CONTENT_MAX) {
+			n++;
+			payload += op->item.content_len;
+		}
+	isz = ld_pg_array_size(n, 8 * n);
+	csz = ld_pg_array_size(n, payload);
 	u = calloc(1, sizeof(*u));
 	wb = malloc(sizeof(*wb));
-	if (!u || !wb) {
+	buf = malloc(2 * isz + csz);
+	if (!u || !wb || !buf) {
 		free(u);
 		free(wb);
+		free(buf);
 		return -ENOMEM; /* the queue stays for a later pass */
 	}
 	wb->n = 0;
-	wb->failed = wb->unsent = false;
+	wb->read = wb->failed = wb->unsent = false;
 	wb->failed_at = 0;
+	ld_pg_array_start(&ids, buf, isz, LD_PG_OID_INT8);
+	ld_pg_array_start(&owners, buf + isz, isz, LD_PG_OID_INT8);
+	ld_pg_array_start(&contents, buf + 2 * isz, csz, LD_PG_OID_BYTEA);
 	while ((op = c->bq_head) && wb->n < s->batch_max) {
 		c->bq_head = op->next;
 		if (!c->bq_head)
 			c->bq_tail = NULL;
 		op->next = NULL;
-		id = bind_op(s, op, &prm, now);
-		if (id < 0) {
+		if (bind_op(s, op, &prm, now) < 0) {
 			/* Answered once the batch is on the wire: its done()
 			 * may send on p. */
 			op->next = refused;
@@ -1868,21 +1927,38 @@ static int send_batch(struct pgc *p)
 		op->t_taken_ns = op->t_commit_ns = t;
 		wb->ops[wb->n] = op;
 		wb->st[wb->n++] = LD_STORE_ERROR;
-		if (PQsendQueryPrepared(p->pg, ld_pg_stmts[id].name, (int)prm.n, prm.v, prm.len,
-					prm.fmt, 1) != 1) {
-			/* No Sync will follow: the transaction cannot commit. */
-			wb->unsent = true;
-			break;
-		}
+		ld_pg_array_int8(&ids, op->item.id);
+		ld_pg_array_int8(&owners, op->item.user_id);
+		ld_pg_array_bytes(&contents, op->item.content, op->item.content_len);
 	}
 	if (!wb->n) {
 		free(u);
 		free(wb);
 		goto out;
 	}
+	if (ld_pg_array_end(&ids) != 0 || ld_pg_array_end(&owners) != 0 ||
+	    ld_pg_array_end(&contents) != 0) {
+		/* Sized from the same ops: a bug, never sent (answering them
+		 * ends it, where sending them again would repeat it). */
+		for (unsigned i = 0; i < wb->n; i++) {
+			wb->ops[i]->next = refused;
+			refused = wb->ops[i];
+		}
+		free(u);
+		free(wb);
+		goto out;
+	}
+	prm.n = 0;
+	p_bytes(&prm, buf, ids.len);
+	p_bytes(&prm, buf + isz, owners.len);
+	p_bytes(&prm, buf + 2 * isz, contents.len);
+	p_int(&prm, now);
+	if (PQsendQueryPrepared(p->pg, ld_pg_stmts[LD_PG_ITEM_INSERT_MANY].name, (int)prm.n, prm.v,
+				prm.len, prm.fmt, 1) != 1)
+		wb->unsent = true; /* no Sync will follow: it cannot commit */
 	u->wb = wb;
 	u->write = true;
-	u->ncmds = wb->n;
+	u->ncmds = 1;
 	u->status = LD_STORE_OK;
 	push_unit(p, u);
 	p->batching = true;
@@ -1897,6 +1973,7 @@ static int send_batch(struct pgc *p)
 	u->follow = rc == 0;
 	rc = flush_out(p) != 0 ? -EIO : 0;
 out:
+	free(buf); /* libpq copied the parameters into its output buffer */
 	while ((op = refused)) {
 		refused = op->next;
 		ld_log_event("error", "store: op refused by the postgres driver",

@@ -104,6 +104,8 @@ enum ld_pg_sql_id {
 	LD_PG_ITEM_INSERT,
 	LD_PG_ITEM_UPDATE,
 	LD_PG_ITEM_DELETE,
+	/* A write batch's item creates in one statement (arrays, pg_array.h). */
+	LD_PG_ITEM_INSERT_MANY,
 	/* Idempotency keys: the lookup, the expired row of one key cleared
 	 * before a keyed write (same transaction), the keyed writes (the
 	 * write and its key's row in one statement), the reaper. */
@@ -123,7 +125,8 @@ enum ld_pg_sql_id {
 
 #define LD_PG_PARAMS_MAX 9
 
-enum ld_pg_type { LD_PG_INT8, LD_PG_TEXT, LD_PG_BYTEA };
+/* The array types are bound in binary array format (pg_array.h). */
+enum ld_pg_type { LD_PG_INT8, LD_PG_TEXT, LD_PG_BYTEA, LD_PG_INT8_ARRAY, LD_PG_BYTEA_ARRAY };
 
 struct ld_pg_stmt {
 	const char *name;

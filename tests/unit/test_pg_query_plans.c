@@ -163,7 +163,11 @@ static const char *scans(const char *plan)
 
 static void test_every_statement_uses_an_index(void)
 {
-	static const Oid oids[] = {[LD_PG_INT8] = 20, [LD_PG_TEXT] = 25, [LD_PG_BYTEA] = 17};
+	static const Oid oids[] = {[LD_PG_INT8] = 20,
+				   [LD_PG_TEXT] = 25,
+				   [LD_PG_BYTEA] = 17,
+				   [LD_PG_INT8_ARRAY] = 1016,
+				   [LD_PG_BYTEA_ARRAY] = 1001};
 	char plan[8192];
 	unsigned i, j, g;
 
