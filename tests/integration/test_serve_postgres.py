@@ -8,6 +8,7 @@ it, or holds its locks), whatever LADDER_STORE the suite runs with.
 """
 
 import os
+import random
 import subprocess
 import threading
 import time
@@ -582,4 +583,70 @@ def test_item_creates_share_a_batch_and_each_gets_its_own_answer(ladder_server, 
     assert pg.psql("SELECT count(*) FROM items WHERE user_id = %s" % alice["id"],
                    db=db).split() == ["6"]  # fmt: skip
     assert pg.psql("SELECT count(*) FROM items", db=db).split() == ["6"]
+    c.close()
+
+
+def nasty_contents(n, seed):
+    """n contents of 1-1024 bytes of UTF-8 made mostly of what an array
+    literal or a bytea escape trips on; the first ones fixed."""
+    rnd = random.Random(seed)
+    bits = ['"', "\\", "{", "}", ",", "'", " ", "NULL", "\\x", "\u00e9", "\u20ac",
+            "\U0001f600", "\n", "\t", "a", "(", ")", "$1", ";"]  # fmt: skip
+    fixed = ['{"a","b"}', "\\\\x00\\", "a,b,{c}", "NULL", "\u00e9\U0001f600\"'\\", " "]
+    out = fixed[:n]
+    while len(out) < n:
+        s = ""
+        want = rnd.randint(1, 1024)
+        while True:
+            b = rnd.choice(bits)
+            if len((s + b).encode()) > want:
+                break
+            s += b
+        out.append(s or "{")
+    return out
+
+
+def test_batched_creates_keep_nasty_content_exactly(ladder_server, pg):
+    """Item creates of one write batch go as arrays in one statement: each
+    content (quotes, backslashes, braces, commas, multi-byte UTF-8, up to
+    1024 bytes) comes back exactly from the API and is stored byte for byte,
+    and the batch is one transaction (one Ladder-Session token)."""
+    srv, db = pg_server(ladder_server, pg, "--threads", "1", "--pg-pool", "1",
+                        "--cache", "none", "--store-timeout", "20s")  # fmt: skip
+    c = srv.client()
+    alice, token = new_account(c, "pgnasty")
+    contents = nasty_contents(24, 8)
+    contents[-1] = "\\" * 1024  # the largest, all of it escapes
+    lock = TableLock(pg, db, "items", mode="SHARE")
+    try:
+        first = in_thread(lambda: srv.client().post("/v1/items", {"content": "first"},
+                                                    token=token))
+        poll(waiting_on_lock(pg, db, 1), what="the first create waiting for the lock")
+        poll(lambda: store_depth(srv) == 1, what="the first create in flight")
+        makers = [in_thread(lambda s=s: srv.client().post("/v1/items", {"content": s},
+                                                          token=token))
+                  for s in contents]  # fmt: skip
+        poll(lambda: store_depth(srv) == 1 + len(contents),
+             what="the creates queued behind the first")
+    finally:
+        lock.release()
+    for t, _ in [first] + makers:
+        t.join(30)
+    assert first[1]["r"].status == 201, first[1]
+    sessions = set()
+    for want, (_, box) in zip(contents, makers):
+        assert "e" not in box and "r" in box, box
+        r = box["r"]
+        assert r.status == 201, r
+        assert r.json()["content"] == want
+        sessions.add(r.header("Ladder-Session"))
+        got = c.get("/v1/items/%s" % r.json()["id"], token=token)
+        assert got.status == 200, got
+        assert got.json()["content"] == want
+        stored = pg.psql("SELECT encode(content, 'hex') FROM items WHERE id = %s"
+                         % r.json()["id"], db=db).strip()  # fmt: skip
+        assert stored == want.encode().hex()
+    assert len(sessions) == 1 and None not in sessions, sessions
+    assert pg.psql("SELECT count(*) FROM items WHERE user_id = %s" % alice["id"],
+                   db=db).split() == [str(1 + len(contents))]  # fmt: skip
     c.close()
