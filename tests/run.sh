@@ -32,11 +32,11 @@ passed=0
 failed=0
 failures=()
 
-# add_counts NAME OUTPUT_FILE RC: reads "N passed" / "N failed" from a runner's
+# add_counts NAME OUTPUT_FILE RC [SECONDS]: reads "N passed" / "N failed" from a runner's
 # summary (ours or pytest's) and adds them; a runner that exits non-zero with
 # no failure counted (a crash, a sanitizer report) counts as one failure.
 add_counts() {
-	local name="$1" out="$2" rc="$3" p f e line
+	local name="$1" out="$2" rc="$3" secs="${4:-}" p f e line
 	line=$(grep -E '([0-9]+ passed|[0-9]+ failed|[0-9]+ errors?)' "$out" | tail -n 1)
 	p=$(grep -oE '[0-9]+ passed' <<<"$line" | head -n1 | cut -d' ' -f1)
 	f=$(grep -oE '[0-9]+ failed' <<<"$line" | head -n1 | cut -d' ' -f1)
@@ -51,7 +51,7 @@ add_counts() {
 	if [ "$f" -ne 0 ]; then
 		failures+=("$name")
 	fi
-	printf '%-40s %s passed, %s failed\n' "$name" "$p" "$f"
+	printf '%-40s %s passed, %s failed%s\n' "$name" "$p" "$f" "${secs:+ ($secs s)}"
 }
 
 run_unit() {
@@ -86,7 +86,7 @@ store_files="$api_files test_photos.py test_serve_timeouts.py"
 # STORE (default sqlite) with response cache CACHE (default none).
 run_integration() {
 	local build="$1" store="${2:-sqlite}" cache="${3:-none}" files="${4:-}"
-	local name="integration/$1" out rc paths=(tests/integration) f
+	local name="integration/$1" out rc paths=(tests/integration) f t0=$SECONDS
 	[ "$store" != sqlite ] && name="$name/$store"
 	[ "$cache" != none ] && name="$name/cache-$cache"
 	if [ -n "$files" ]; then
@@ -103,7 +103,7 @@ run_integration() {
 	# pytest exits 5 when it collected nothing: that is a failure here.
 	tail -n 40 "$out"
 	[ "$rc" -ne 0 ] && grep -E '^(FAILED|ERROR)' "$out"
-	add_counts "$name" "$out" "$rc"
+	add_counts "$name" "$out" "$rc" $((SECONDS - t0))
 	rm -f "$out"
 }
 
@@ -126,12 +126,12 @@ run_prometheus() {
 }
 
 run_fuzz() {
-	local secs="${FUZZ_SECONDS:-20}" out rc
+	local secs="${FUZZ_SECONDS:-20}" out rc t0=$SECONDS
 	out=$(mktemp)
 	FUZZ_SEED="${FUZZ_SEED-1}" tests/fuzz/run.sh "$secs" >"$out" 2>&1
 	rc=$?
 	tail -n 30 "$out"
-	add_counts "fuzz (${secs}s per target)" "$out" "$rc"
+	add_counts "fuzz (${secs}s per target)" "$out" "$rc" $((SECONDS - t0))
 	rm -f "$out"
 }
 
@@ -175,5 +175,6 @@ esac
 if [ "${#failures[@]}" -ne 0 ]; then
 	echo "failing suites: ${failures[*]}"
 fi
+echo "all suites: ${SECONDS} s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
