@@ -2273,6 +2273,33 @@ static void pg_submit(struct ld_store_conn *c, struct ld_store_op *op)
 	route(c, op);
 }
 
+/* take_late moves the ops of the queue head..tail (linked by next, never
+ * sent) whose deadline is at or before now to the list ending at late_tail,
+ * in order, and returns its new end; *next becomes the earliest deadline
+ * left in the queue when that is sooner (0: none yet). */
+static struct ld_store_op **take_late(struct ld_store_op **head, struct ld_store_op **tail,
+				      uint64_t now, struct ld_store_op **late_tail, uint64_t *next)
+{
+	struct ld_store_op **pp, *op, *prev = NULL;
+
+	for (pp = head; (op = *pp);) {
+		if (op->due_ns <= now) {
+			*pp = op->next;
+			if (*tail == op)
+				*tail = prev;
+			op->next = NULL;
+			*late_tail = op;
+			late_tail = &op->next;
+			continue;
+		}
+		if (!*next || op->due_ns < *next)
+			*next = op->due_ns;
+		prev = op;
+		pp = &op->next;
+	}
+	return late_tail;
+}
+
 /* on_expire: waiting ops past their deadline end in TIMEOUT (never sent);
  * reads in flight past theirs too (their answer is dropped later); a write
  * in flight for op_timeout past its deadline means the connection is stuck:
@@ -2282,43 +2309,15 @@ static void on_expire(uv_timer_t *h)
 {
 	struct ld_store_conn *c = h->data;
 	struct ld_store *s = c->s;
-	struct ld_store_op **pp, *op, *prev = NULL, *late = NULL, **late_tail = &late;
+	struct ld_store_op *op, *late = NULL, **late_tail = &late;
 	uint64_t now = uv_hrtime(), next = 0, due;
 	struct unit *u;
 	unsigned i;
 
 	c->expire_at_ns = 0;
-	for (pp = &c->wait_head; (op = *pp);) {
-		if (op->due_ns <= now) {
-			*pp = op->next;
-			if (c->wait_tail == op)
-				c->wait_tail = prev;
-			op->next = NULL;
-			*late_tail = op;
-			late_tail = &op->next;
-			continue;
-		}
-		if (!next || op->due_ns < next)
-			next = op->due_ns;
-		prev = op;
-		pp = &op->next;
-	}
-	for (pp = &c->bq_head, prev = NULL; (op = *pp);) {
-		/* Queued for a batch, never sent: as a waiting op. */
-		if (op->due_ns <= now) {
-			*pp = op->next;
-			if (c->bq_tail == op)
-				c->bq_tail = prev;
-			op->next = NULL;
-			*late_tail = op;
-			late_tail = &op->next;
-			continue;
-		}
-		if (!next || op->due_ns < next)
-			next = op->due_ns;
-		prev = op;
-		pp = &op->next;
-	}
+	late_tail = take_late(&c->wait_head, &c->wait_tail, now, late_tail, &next);
+	/* Queued for a batch, never sent: as a waiting op. */
+	late_tail = take_late(&c->bq_head, &c->bq_tail, now, late_tail, &next);
 	for (i = 0; i < c->npgc; i++) {
 		struct pgc *p = &c->pgc[i];
 		bool stuck = false;
