@@ -72,7 +72,11 @@ def test_get_retried_within_the_budget(tmp_path, ladder_server):
     # its first intended send, so well over 1% of the requests took >= 1 s.
     assert rt["sent"] >= 10, rt
     assert r["latency_us"]["p99"] >= 1000000, r["latency_us"]
-    assert r["service_time_us"]["max"] < 1000000, r["service_time_us"]
+    # ... while the service time (actual send to answer) of the same p99
+    # stays under it: the second came from the retry's wait, not the server.
+    # (p99, not max: one request descheduled for a second on a busy machine
+    # must not decide this.)
+    assert r["service_time_us"]["p99"] < 1000000, r["service_time_us"]
     assert "retries    %d sent   %d denied by the budget" % (
         rt["sent"], rt["denied_by_budget"]) in out, out  # fmt: skip
 
