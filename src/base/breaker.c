@@ -71,8 +71,10 @@ void ld_breaker_unregister(struct ld_breaker *b)
 	uv_mutex_unlock(&reg_lock);
 }
 
+/* set_state logs the change with why (the failure that caused it) and rule
+ * (which rule decided: "in-a-row", "rate", "half-open", "trial", "time"). */
 static void set_state(struct ld_breaker *b, enum ld_breaker_state to, uint64_t now_ns,
-		      const char *why)
+		      const char *why, const char *rule)
 {
 	enum ld_breaker_state from = b->state;
 	char msg[64], loop[16];
@@ -95,7 +97,7 @@ static void set_state(struct ld_breaker *b, enum ld_breaker_state to, uint64_t n
 	ld_log_event(to == LD_BREAKER_OPEN ? "warn" : "info", msg,
 		     (const char *const[]){"name", b->name, "loop", loop, "from",
 					   ld_breaker_state_name(from), "why", why ? why : "",
-					   NULL});
+					   "rule", rule, NULL});
 	if (b->on_change)
 		b->on_change(b, from, b->udata);
 }
@@ -170,7 +172,7 @@ bool ld_breaker_allow(struct ld_breaker *b, uint64_t now_ns, bool *trial)
 {
 	*trial = false;
 	if (b->state == LD_BREAKER_OPEN && open_over(b, now_ns))
-		set_state(b, LD_BREAKER_HALF_OPEN, now_ns, "the open period is over");
+		set_state(b, LD_BREAKER_HALF_OPEN, now_ns, "the open period is over", "time");
 	if (b->state == LD_BREAKER_CLOSED)
 		return true;
 	if (b->state == LD_BREAKER_HALF_OPEN && b->trials_out < b->cfg.trials) {
@@ -201,7 +203,7 @@ void ld_breaker_success(struct ld_breaker *b, uint64_t now_ns, bool trial)
 		if (b->trials_out)
 			b->trials_out--;
 		if (++b->trial_ok >= b->cfg.successes)
-			set_state(b, LD_BREAKER_CLOSED, now_ns, "trial calls succeeded");
+			set_state(b, LD_BREAKER_CLOSED, now_ns, "trial calls succeeded", "trial");
 		break;
 	default:
 		break;
@@ -215,11 +217,13 @@ void ld_breaker_failure(struct ld_breaker *b, uint64_t now_ns, bool trial, const
 	case LD_BREAKER_CLOSED:
 		b->in_row++;
 		win_add(b, now_ns, true);
-		if ((b->cfg.failures && b->in_row >= b->cfg.failures) || rate_tripped(b, now_ns))
-			set_state(b, LD_BREAKER_OPEN, now_ns, why);
+		if (b->cfg.failures && b->in_row >= b->cfg.failures)
+			set_state(b, LD_BREAKER_OPEN, now_ns, why, "in-a-row");
+		else if (rate_tripped(b, now_ns))
+			set_state(b, LD_BREAKER_OPEN, now_ns, why, "rate");
 		break;
 	case LD_BREAKER_HALF_OPEN:
-		set_state(b, LD_BREAKER_OPEN, now_ns, why);
+		set_state(b, LD_BREAKER_OPEN, now_ns, why, "half-open");
 		break;
 	default:
 		b->opened_ns = now_ns; /* still failing: stay open a while longer */

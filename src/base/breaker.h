@@ -22,7 +22,10 @@
  *              successes close it (counters and window start afresh).
  *
  * Each change is logged (one line: "<dep> breaker open|half-open|closed",
- * with name, loop and why) and counted; ld_breaker_render_metrics writes
+ * with name, loop, why and rule: "in-a-row" or "rate" for an opening,
+ * "half-open" for a failure that reopens it, "trial" for the trial
+ * successes that close it, "time" for the end of the open period)
+ * and counted; ld_breaker_render_metrics writes
  * every registered breaker's state and transitions (docs/operations.md).
  *
  * Time is passed in (ns, any monotonic origin) so tests drive a fake clock;
