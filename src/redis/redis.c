@@ -744,12 +744,16 @@ int ld_redis_open(uv_loop_t *uv, const struct ld_redis_config *cfg, const char *
 	}
 	if (!r->cfg.breaker_failures)
 		r->cfg.breaker_failures = 1;
-	ld_breaker_init(&r->br,
-			&(struct ld_breaker_config){.failures = r->cfg.breaker_failures,
-						    .open_ns = r->cfg.breaker_open_ms * 1000000ull,
-						    .trials = 1,
-						    .successes = 1},
-			"redis", name, loop);
+	ld_breaker_init(
+	    &r->br,
+	    &(struct ld_breaker_config){.failures = r->cfg.breaker_failures,
+					.rate_pct = r->cfg.breaker_rate_pct,
+					.min_calls = r->cfg.breaker_min_calls,
+					.window_ns = r->cfg.breaker_window_ms * 1000000ull,
+					.open_ns = r->cfg.breaker_open_ms * 1000000ull,
+					.trials = 1,
+					.successes = 1},
+	    "redis", name, loop);
 	r->br.on_change = on_breaker_change;
 	r->br.udata = r;
 	r->uv = uv;
@@ -936,6 +940,18 @@ static const struct ld_opt redis_opts[] = {
     {"redis-breaker-open", 0, "redis_breaker_open", "LADDER_REDIS_BREAKER_OPEN", LD_OPT_DUR,
      F(breaker_open_ms), 0, "2s", 1, 10 * R_MIN, NULL, 0, NULL, NULL, "DURATION",
      "how long an open breaker refuses commands before one probe"},
+    {"redis-breaker-failure-rate", 0, "redis_breaker_failure_rate",
+     "LADDER_REDIS_BREAKER_FAILURE_RATE", LD_OPT_UINT, F(breaker_rate_pct), 0, "50", 0, 100, NULL,
+     0, NULL, NULL, "PCT",
+     "failures (a timeout, a lost or failed connection) as a percentage of the outcomes in "
+     "--redis-breaker-window that open the breaker, once there are --redis-breaker-min-calls "
+     "of them; 0 = off"},
+    {"redis-breaker-window", 0, "redis_breaker_window", "LADDER_REDIS_BREAKER_WINDOW", LD_OPT_DUR,
+     F(breaker_window_ms), 0, "10s", 100, 60 * R_MIN, NULL, 0, NULL, NULL, "DURATION",
+     "the window the failure rate is measured over (a loop's connection)"},
+    {"redis-breaker-min-calls", 0, "redis_breaker_min_calls", "LADDER_REDIS_BREAKER_MIN_CALLS",
+     LD_OPT_UINT, F(breaker_min_calls), 0, "20", 1, 1000000, NULL, 0, NULL, NULL, "N",
+     "outcomes in the window before the failure rate may open the breaker"},
 };
 
 static const struct ld_opt_section redis_section = {

@@ -11,11 +11,14 @@
  *   after a loss waits random(0, min(backoff_max, backoff_base * 2^n)).
  * - A circuit breaker (base/breaker.h, dep "redis"): breaker_failures
  *   failures in a row (a connect that failed or timed out, a command past
- *   its deadline, a connection lost under commands) open it; while open, ld_redis_command refuses
- * at once
- *   (-EAGAIN) so callers go elsewhere without waiting; after breaker_open
- *   it is half-open and lets one command through, whose outcome closes it
- *   or opens it again. Every change is logged and counted.
+ *   its deadline, a connection lost under commands) open it, and so does a
+ *   failure share of breaker_rate_pct percent or more among the outcomes
+ *   of the last breaker_window once there are breaker_min_calls of them
+ *   (0 percent: off). Any reply, an error reply too, is a success: Redis
+ *   is there. While open, ld_redis_command refuses at once (-EAGAIN) so
+ *   callers go elsewhere without waiting; after breaker_open it is
+ *   half-open and lets one command through, whose outcome closes it or
+ *   opens it again. Every change is logged and counted.
  * - Metrics (ld_redis_render_metrics): commands, errors by kind, latency,
  *   breaker state, connects, per connection name and loop.
  *
@@ -48,6 +51,9 @@ struct ld_redis_config {
 	uint64_t backoff_max_ms;     /* largest reconnect ceiling */
 	unsigned breaker_failures;   /* failures in a row that open the breaker */
 	uint64_t breaker_open_ms;    /* how long it stays open before a probe */
+	unsigned breaker_rate_pct;   /* failure share (percent) that opens it; 0: off */
+	unsigned breaker_min_calls;  /* outcomes in the window before the share counts */
+	uint64_t breaker_window_ms;  /* the share's window */
 };
 
 /* The parsed URL. */

@@ -371,7 +371,7 @@ const struct ld_pg_stmt ld_pg_stmts[LD_PG_SQL_COUNT] = {
 /* ---- the [postgres] configuration section ------------------------------- */
 
 struct ld_pg_config ld_pg_settings;
-static unsigned char pg_source[7];
+static unsigned char pg_source[10];
 
 #define F(field)  offsetof(struct ld_pg_config, field)
 #define FS(field) F(field), sizeof(((struct ld_pg_config *)0)->field)
@@ -402,6 +402,17 @@ static const struct ld_opt pg_opts[] = {
     {"pg-breaker-open", 0, "breaker_open", "LADDER_PG_BREAKER_OPEN", LD_OPT_DUR,
      F(breaker_open_ms), 0, 0, "1s", 10, 600000, NULL, 0, NULL, NULL, "DURATION",
      "how long an open PostgreSQL breaker refuses before a trial"},
+    {"pg-breaker-failure-rate", 0, "breaker_failure_rate", "LADDER_PG_BREAKER_FAILURE_RATE",
+     LD_OPT_UINT, F(breaker_rate_pct), 0, 0, "50", 0, 100, NULL, 0, NULL, NULL, "PCT",
+     "failures (a connection lost, refused or timed out, a read past the store timeout) as a "
+     "percentage of a node's outcomes in --pg-breaker-window that open its breaker, once there "
+     "are --pg-breaker-min-calls of them; 0 = off"},
+    {"pg-breaker-window", 0, "breaker_window", "LADDER_PG_BREAKER_WINDOW", LD_OPT_DUR,
+     F(breaker_window_ms), 0, 0, "10s", 100, 3600000, NULL, 0, NULL, NULL, "DURATION",
+     "the window the failure rate is measured over (per node and loop)"},
+    {"pg-breaker-min-calls", 0, "breaker_min_calls", "LADDER_PG_BREAKER_MIN_CALLS", LD_OPT_UINT,
+     F(breaker_min_calls), 0, 0, "20", 1, 1000000, NULL, 0, NULL, NULL, "N",
+     "outcomes in the window before the failure rate may open a breaker"},
 };
 /* clang-format on */
 

@@ -448,6 +448,11 @@ static int pg_open(const struct ld_store_config *cfg, struct ld_store **out, cha
 	s->reps.breaker = (struct ld_breaker_config){
 	    .failures = pc->breaker_failures ? pc->breaker_failures : 3,
 	    .open_ns = (pc->breaker_open_ms ? pc->breaker_open_ms : 1000) * 1000000,
+	    /* 0 percent is off: a configuration filled in by hand (tests)
+	     * gets only the failures in a row. */
+	    .rate_pct = pc->breaker_rate_pct,
+	    .min_calls = pc->breaker_min_calls ? pc->breaker_min_calls : 20,
+	    .window_ns = (pc->breaker_window_ms ? pc->breaker_window_ms : 10000) * 1000000,
 	    .trials = 1,
 	    .successes = 1};
 	rc = ld_pg_hosts_parse(s->conninfo, &s->hosts[0], err, errlen);

@@ -78,6 +78,9 @@ struct ld_pg_config {
 	uint64_t max_replica_lag_ms; /* a replica further behind leaves the read rotation */
 	unsigned breaker_failures;   /* failures in a row that open a node's breaker */
 	uint64_t breaker_open_ms;    /* how long it refuses before a trial */
+	unsigned breaker_rate_pct;   /* failure share (percent) that opens it; 0: off */
+	unsigned breaker_min_calls;  /* outcomes in the window before the share counts */
+	uint64_t breaker_window_ms;  /* the share's window */
 };
 
 /* ld_pg_config_register adds [postgres] to serve's and migrate's settings.

@@ -4,13 +4,17 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/config.h"
 #include "base/json.h"
 #include "store/pg_replica.h"
+#include "store/postgres.h"
 
 #define MS 1000000ULL
 
@@ -313,6 +317,63 @@ static void test_render(void)
 	ld_pg_rep_set_free(&set);
 }
 
+/* load_serve runs serve's configuration load on a NULL-terminated list of
+ * arguments after "serve". */
+static int load_serve(char *err, size_t errlen, ...)
+{
+	struct ld_config c;
+	char *argv[16];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = "serve";
+	va_start(ap, errlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	return ld_config_load(&c, argc, argv, err, errlen);
+}
+
+/* The breakers' settings of [postgres] (every node's breaker on every
+ * loop): both modes on by default, each one set by its flag, its
+ * environment variable or the file, and a bad value refused by name. */
+static void test_breaker_settings(void)
+{
+	char err[256] = "", path[] = "/tmp/ladder-pg-breaker-XXXXXX";
+	int fd;
+
+	CHECK_INT(ld_pg_config_register(), 0);
+	CHECK_INT(load_serve(err, sizeof(err), NULL), LD_CONFIG_OK);
+	CHECK_INT(ld_pg_settings.breaker_failures, 3);
+	CHECK_INT(ld_pg_settings.breaker_rate_pct, 50);
+	CHECK_INT(ld_pg_settings.breaker_min_calls, 20);
+	CHECK_INT(ld_pg_settings.breaker_window_ms, 10000);
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		static const char ini[] = "[postgres]\nbreaker_window = 30s\n";
+
+		CHECK_INT(write(fd, ini, sizeof(ini) - 1), (int)sizeof(ini) - 1);
+		close(fd);
+	}
+	setenv("LADDER_PG_BREAKER_FAILURE_RATE", "25", 1);
+	CHECK_INT(
+	    load_serve(err, sizeof(err), "--config", path, "--pg-breaker-min-calls", "8", NULL),
+	    LD_CONFIG_OK);
+	CHECK_INT(ld_pg_settings.breaker_rate_pct, 25);
+	CHECK_INT(ld_pg_settings.breaker_min_calls, 8);
+	CHECK_INT(ld_pg_settings.breaker_window_ms, 30000);
+	unsetenv("LADDER_PG_BREAKER_FAILURE_RATE");
+	unlink(path);
+	CHECK_INT(load_serve(err, sizeof(err), "--pg-breaker-failure-rate", "150", NULL), -EINVAL);
+	CHECK_STR(err, "--pg-breaker-failure-rate: 150 is out of range (0 to 100)");
+	CHECK_INT(load_serve(err, sizeof(err), "--pg-breaker-window", "50ms", NULL), -EINVAL);
+	CHECK_STR(err, "--pg-breaker-window: 50ms is out of range (100ms to 1h)");
+	CHECK_INT(load_serve(err, sizeof(err), "--pg-breaker-min-calls", "x", NULL), -EINVAL);
+	CHECK_STR(err, "--pg-breaker-min-calls: 'x' is not a number");
+}
+
 int main(void)
 {
 	RUN(test_split);
@@ -324,5 +385,6 @@ int main(void)
 	RUN(test_back_only_within_half_the_bound);
 	RUN(test_samples_coalesce_and_age_out);
 	RUN(test_render);
+	RUN(test_breaker_settings);
 	return unit_finish();
 }

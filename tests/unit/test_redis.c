@@ -6,9 +6,11 @@
  * the user is told commands go through again).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <uv.h>
 
+#include "base/config.h"
 #include "cache/l2_codec.h"
 #include "redis/redis.h"
 #include "unit.h"
@@ -333,6 +335,57 @@ static void test_host_name_is_resolved(void)
 	CHECK_INT(uv_loop_close(&uv), 0);
 }
 
+/* load_serve runs serve's configuration load on a NULL-terminated list of
+ * arguments after "serve". */
+static int load_serve(char *err, size_t errlen, ...)
+{
+	struct ld_config c;
+	char *argv[16];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = "serve";
+	va_start(ap, errlen);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	return ld_config_load(&c, argc, argv, err, errlen);
+}
+
+/* The breaker's settings: both modes on by default, each one set by its
+ * flag or its environment variable, and a bad value refused by name. */
+static void test_breaker_settings(void)
+{
+	static struct ld_redis_config cfg;
+	char err[256] = "";
+
+	CHECK_INT(ld_redis_config_register(&cfg), 0);
+	CHECK_INT(load_serve(err, sizeof(err), NULL), LD_CONFIG_OK);
+	CHECK_INT(cfg.breaker_failures, 5);
+	CHECK_INT(cfg.breaker_rate_pct, 50);
+	CHECK_INT(cfg.breaker_min_calls, 20);
+	CHECK_INT(cfg.breaker_window_ms, 10000);
+	setenv("LADDER_REDIS_BREAKER_MIN_CALLS", "7", 1);
+	CHECK_INT(load_serve(err, sizeof(err), "--redis-breaker-failure-rate", "0",
+			     "--redis-breaker-window", "1m30s", NULL),
+		  LD_CONFIG_OK);
+	CHECK_INT(cfg.breaker_rate_pct, 0);
+	CHECK_INT(cfg.breaker_min_calls, 7);
+	CHECK_INT(cfg.breaker_window_ms, 90000);
+	unsetenv("LADDER_REDIS_BREAKER_MIN_CALLS");
+	CHECK_INT(load_serve(err, sizeof(err), "--redis-breaker-failure-rate", "101", NULL),
+		  -EINVAL);
+	CHECK_STR(err, "--redis-breaker-failure-rate: 101 is out of range (0 to 100)");
+	CHECK_INT(load_serve(err, sizeof(err), "--redis-breaker-min-calls", "0", NULL), -EINVAL);
+	CHECK_STR(err, "--redis-breaker-min-calls: 0 is out of range (1 to 1000000)");
+	setenv("LADDER_REDIS_BREAKER_WINDOW", "10", 1);
+	CHECK_INT(load_serve(err, sizeof(err), NULL), -EINVAL);
+	CHECK_STR(err,
+		  "LADDER_REDIS_BREAKER_WINDOW: '10' is not a duration (try 10s, 500ms or 2m)");
+	unsetenv("LADDER_REDIS_BREAKER_WINDOW");
+}
+
 int main(void)
 {
 	RUN(test_url_parse);
@@ -340,5 +393,6 @@ int main(void)
 	RUN(test_cache_value_and_key_codec);
 	RUN(test_deadline_breaker_and_recovery);
 	RUN(test_host_name_is_resolved);
+	RUN(test_breaker_settings);
 	return unit_finish();
 }
