@@ -16,7 +16,7 @@ import threading
 import time
 
 
-from ladder_http import Client, assert_problem, create_item, metric, new_account, poll
+from ladder_http import Client, assert_problem, create_item, metric, metrics, new_account, poll
 from redisserver import RedisServer
 
 ITEM = "/v1/items/{id}"
@@ -546,3 +546,37 @@ def test_redis_restarted_empty_one_store_read_per_hot_key(ladder_server, redis):
     assert statuses == [200] * 240
     assert l2(srv, "ladder_cache_misses_total") - misses == len(ids)
     assert l2(srv, "ladder_cache_hits_total") >= 1
+
+
+def test_breaker_opens_on_the_failure_rate_with_no_failures_in_a_row(ladder_server, redis):
+    """Redis cuts the cache connection again and again (CLIENT KILL), each
+    time after the reconnect's set-up was answered: every failure (a lost
+    connection) comes between successes, so --redis-breaker-failures 2
+    never sees two in a row. The rate (20% of at least 8 outcomes in the
+    window) opens the breaker anyway, and the log line names the rule."""
+    srv = node(ladder_server, redis, "--redis-breaker-failures", "2",
+               "--redis-breaker-failure-rate", "20", "--redis-breaker-min-calls", "8",
+               "--redis-breaker-window", "10m", "--redis-breaker-open", "10m")  # fmt: skip
+    state = 'ladder_breaker_state{dep="redis",name="cache",loop="0"}'
+    kills = 0
+    while metrics(srv)[state] == 0:
+        assert kills < 40, srv.stdout_text()[-3000:]
+        ok = metric(srv, "ladder_redis_connects_total", conn="cache", result="ok")
+        assert redis.cmd("CLIENT", "KILL", "TYPE", "normal") >= 1
+        kills += 1
+        # Back and set up again (its set-up's answers are successes)
+        # before the next cut.
+        assert poll(lambda: metric(srv, "ladder_redis_connects_total", conn="cache", result="ok")
+                    > ok and metric(srv, "ladder_redis_up", conn="cache") == 1)  # fmt: skip
+    assert metrics(srv)[state] == 1
+    # More than one cut was needed: the rate opened it, not a first failure.
+    assert kills >= 2
+    opened = [line for line in srv.stdout_text().splitlines()
+              if '"msg":"redis breaker open"' in line and '"name":"cache"' in line]  # fmt: skip
+    assert len(opened) == 1, opened
+    assert '"rule":"rate"' in opened[0], opened
+    # Open: reads go straight to the store, none fails.
+    c = srv.client()
+    _, token = new_account(c, "rate")
+    item = create_item(c, token, "while open")
+    assert c.get("/v1/items/" + item["id"]).status == 200

@@ -115,6 +115,53 @@ def test_primary_breaker_closes_without_traffic(ladder_server, pg):
     c.close()
 
 
+def test_primary_breaker_opens_on_the_failure_rate_with_no_failures_in_a_row(ladder_server,
+                                                                           pg):
+    """The primary cuts the node's one connection again and again
+    (pg_terminate_backend), each time only once the reconnect is set up and
+    a read was answered on it: every failure (a lost connection) comes
+    between successes, so --pg-breaker-failures 2 never sees two in a row.
+    The rate (25% of at least 6 outcomes in the window) opens the breaker
+    anyway; the log line names the rule, and writes then fail at once."""
+    db = pg.new_database()
+    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(db), "--cache", "none",
+                        "--threads", "1", "--pg-pool", "1", "--pg-breaker-failures", "2",
+                        "--pg-breaker-failure-rate", "25", "--pg-breaker-min-calls", "6",
+                        "--pg-breaker-window", "10m", "--pg-breaker-open", "10m")  # fmt: skip
+    c = srv.client()
+    _, token = new_account(c, "rate")
+    path = "/v1/items/" + create_item(c, token, "one")["id"]
+    backends = ("SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') FROM pg_stat_activity"
+                " WHERE datname = '%s' AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'" % db)  # fmt: skip
+    state = breaker("primary", 0)
+    kills = 0
+    while metrics(srv)[state] == 0:
+        assert kills < 40, srv.stdout_text()[-3000:]
+        before = set(pg.psql(backends).strip().split(","))
+        assert before != {""}
+        pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (%s)"
+                % ",".join(before))  # fmt: skip
+        kills += 1
+        # A new connection, and a read answered on it (or the breaker open),
+        # before the next cut.
+        poll(lambda: not (set(pg.psql(backends).strip().split(",")) & before),
+             what="the killed connection gone")  # fmt: skip
+        poll(lambda: metrics(srv)[state] == 1 or c.get(path, token=token).status == 200,
+             what="a read answered on the new connection")  # fmt: skip
+    assert metrics(srv)[state] == 1
+    assert kills >= 2
+    opened = [line for line in srv.stdout_text().splitlines()
+              if '"msg":"primary breaker open"' in line]  # fmt: skip
+    assert len(opened) == 1, opened
+    assert '"rule":"rate"' in opened[0], opened
+    r = c.post("/v1/items", {"content": "while open"}, token=token)
+    assert r.status == 503, r
+    assert r.json()["detail"] == UNAVAILABLE
+    assert r.header("Retry-After") == "1"
+    c.close()
+
+
 def stale_server(ladder_server, pg, *flags):
     """One loop (so a keep-alive client always meets the L1 it filled), a
     short TTL, the store on pg."""
