@@ -96,6 +96,7 @@ struct worker {
 	pthread_mutex_t mu;
 	struct ld_hdr ilat;
 	int64_t icount, ierrors, ianswered;
+	int64_t iretries, idenied, igave_up; /* retries sent, refused, given up */
 	struct ld_bench_totals tot;
 	char rbuf[64 * 1024];
 };
@@ -229,6 +230,16 @@ static void arm_retry(struct worker *w, uint64_t now)
 	uv_timer_start(&w->rtimer, on_rtimer, next > now ? (next - now) / 1000000 + 1 : 0, 0);
 }
 
+/* count_retry adds one to a retry figure of the run (total, this thread's
+ * own) and of the current second (interval, read by the main thread). */
+static void count_retry(struct worker *w, int64_t *total, int64_t *interval)
+{
+	(*total)++;
+	pthread_mutex_lock(&w->mu);
+	(*interval)++;
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* retry_later keeps c's request for a retry when its outcome is worth one,
  * it may be sent again, and the budget and its deadline allow: true when
  * it was kept (its outcome is then not counted yet). */
@@ -246,17 +257,18 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 	if (!ld_retry_idempotent(c->req.data, c->req.len))
 		return false;
 	if (c->attempt >= cfg->retry.max) {
-		w->retry_gave_up++;
+		count_retry(w, &w->retry_gave_up, &w->igave_up);
 		return false;
 	}
 	delay = ld_retry_delay_ns(&cfg->retry, c->attempt + 1, ld_rng_next(&w->rng),
 				  err < 0 ? c->resp.retry_after_s : -1);
 	if (now + delay > c->intended + timeout) {
-		w->retry_gave_up++; /* it would go past the request's time */
+		count_retry(w, &w->retry_gave_up,
+			    &w->igave_up); /* it would go past the request's time */
 		return false;
 	}
 	if (!ld_retry_budget_take(&w->budget)) {
-		w->retry_denied++;
+		count_retry(w, &w->retry_denied, &w->idenied);
 		return false;
 	}
 	if (w->npend == w->cappend) {
@@ -264,7 +276,7 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 		struct pending *np = realloc(w->pend, (size_t)ncap * sizeof(*np));
 
 		if (!np) {
-			w->retry_gave_up++;
+			count_retry(w, &w->retry_gave_up, &w->igave_up);
 			return false;
 		}
 		w->pend = np;
@@ -277,7 +289,7 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 	if (!bytes && (bytes = malloc(c->req.len ? c->req.len : 1)))
 		memcpy(bytes, c->req.data, c->req.len);
 	if (!bytes) {
-		w->retry_gave_up++;
+		count_retry(w, &w->retry_gave_up, &w->igave_up);
 		return false;
 	}
 	p = &w->pend[w->npend++];
@@ -289,7 +301,7 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 	p->req = c->req;
 	p->req.data = bytes;
 	p->bytes = bytes;
-	w->retries++;
+	count_retry(w, &w->retries, &w->iretries);
 	arm_retry(w, now);
 	return true;
 }
@@ -680,7 +692,7 @@ static void finish_run(struct worker *w, uint64_t now)
 
 		finish(w, p->req.kind, p->intended, 0, now, p->last_err < 0 ? p->last_status : 0,
 		       p->last_err);
-		w->retry_gave_up++;
+		count_retry(w, &w->retry_gave_up, &w->igave_up);
 		free(p->bytes);
 	}
 	w->npend = 0;
@@ -901,6 +913,10 @@ static void collect(struct worker *ws, int n, struct ld_hdr *tmp, const struct l
 		p->errors += w->ierrors;
 		answered += w->ianswered;
 		w->icount = w->ierrors = w->ianswered = 0;
+		p->retries += w->iretries;
+		p->retry_denied += w->idenied;
+		p->retry_gave_up += w->igave_up;
+		w->iretries = w->idenied = w->igave_up = 0;
 		tot->done += w->tot.done;
 		tot->errors += w->tot.errors;
 		tot->late += w->tot.late;
@@ -1045,7 +1061,8 @@ int ld_bench_run(const struct ld_bench_cfg *cfg, struct ld_bench_result *res)
 		t_now = (double)(now_ns() - start) / 1e9;
 		collect(ws, n, &tmp, cfg, t_prev, t_now, &p, &tot);
 		t_prev = t_now;
-		if (p.count || (left && p.secs > 0.05))
+		if (p.count || p.retries || p.retry_denied || p.retry_gave_up ||
+		    (left && p.secs > 0.05))
 			add_point(res, &cap, &p);
 		if (cfg->tick && left)
 			cfg->tick(cfg->tick_ctx, &p, &tot);

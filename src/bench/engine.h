@@ -96,6 +96,9 @@ struct ld_bench_point {
 	double achieved_rps; /* answers (any status) in the interval / secs */
 	int64_t count, errors;
 	int64_t p50_us, p90_us, p99_us, p999_us, max_us;
+	/* Retries sent, refused by the budget and given up in the interval
+	 * (as the result's totals, per second). */
+	int64_t retries, retry_denied, retry_gave_up;
 	bool warmup;
 };
 

@@ -243,6 +243,14 @@ static void timeline_arr(struct ld_json *j, const struct ld_bench_opts *o,
 		kv_int(j, "p999_us", p->p999_us);
 		kv_int(j, "max_us", p->max_us);
 		kv_int(j, "errors", p->errors);
+		if (o->retries) {
+			ld_json_key(j, "retries");
+			ld_json_obj_begin(j);
+			kv_int(j, "sent", p->retries);
+			kv_int(j, "denied_by_budget", p->retry_denied);
+			kv_int(j, "gave_up", p->retry_gave_up);
+			ld_json_obj_end(j);
+		}
 		kv_bool(j, "warmup", p->warmup);
 		ld_json_obj_end(j);
 	}
