@@ -1,7 +1,9 @@
 /*
  * html.c - the HTML report of `ladder bench`: one self-contained page with
  * the summary and three SVG charts drawn here (latency percentiles over time,
- * the percentile spectrum on a log axis of 1/(1-p), achieved vs target rate).
+ * the percentile spectrum on a log axis of 1/(1-p), achieved vs target rate),
+ * and with --retries what the retries did (their totals, and a chart of
+ * them per second).
  * No script and no external resource, so it opens anywhere, offline.
  */
 #include <errno.h>
@@ -163,6 +165,58 @@ static void row(struct ld_buf *b, const char *name, const struct ld_hdr *h)
 		ld_buf_printf(b, "<td>%.3f</td>", (double)ld_hdr_percentile(h, ps[i]) / 1e3);
 	ld_buf_printf(b, "<td>%.3f</td><td>%.3f</td></tr>\n", (double)ld_hdr_max(h) / 1e3,
 		      ld_hdr_mean(h) / 1e3);
+}
+
+/* retries_section: with --retries, what the retries did (the totals of
+ * the JSON's results.retries) and a chart of them per second. Returns
+ * -ENOMEM or 0; append errors stay in b (they stick). */
+static int retries_section(struct ld_buf *b, const struct ld_bench_opts *o,
+			   const struct ld_bench_result *r)
+{
+	static const char *const names[3] = {"sent", "denied by the budget", "given up"};
+	static const char *const colors[3] = {"#1f78b4", "#e31a1c", "#666"};
+	struct series s[3];
+	int n = r->npoints, rc = -ENOMEM;
+
+	memset(s, 0, sizeof(s));
+	for (int k = 0; k < 3; k++) {
+		s[k].name = names[k];
+		s[k].color = colors[k];
+		s[k].n = n;
+		s[k].x = calloc((size_t)n + 1, sizeof(double));
+		s[k].y = calloc((size_t)n + 1, sizeof(double));
+		if (!s[k].x || !s[k].y)
+			goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct ld_bench_point *p = &r->timeline[i];
+		int64_t v[3] = {p->retries, p->retry_denied, p->retry_gave_up};
+
+		for (int k = 0; k < 3; k++) {
+			s[k].x[i] = p->t;
+			s[k].y[i] = p->secs > 0 ? (double)v[k] / p->secs : 0;
+		}
+	}
+	ld_buf_printf(b,
+		      "<h2 id=\"retries-summary\">Retries</h2>\n<p>Up to %d retries per request, "
+		      "exponential backoff with full jitter from %.0f ms up to %.0f ms (a "
+		      "Retry-After is its floor), a retry budget of %g%% of the requests. "
+		      "Statuses and errors above are final outcomes.</p>\n"
+		      "<table id=\"retries\"><tr><th>retries sent</th><th>denied by the "
+		      "budget</th><th>given up</th><th>sent per request</th></tr>\n"
+		      "<tr><td>%lld</td><td>%lld</td><td>%lld</td><td>%.4f</td></tr></table>\n",
+		      o->retries, o->retry_base_s * 1e3, o->retry_cap_s * 1e3,
+		      o->retry_budget * 100, (long long)r->retries, (long long)r->retry_denied,
+		      (long long)r->retry_gave_up,
+		      r->requests ? (double)r->retries / (double)r->requests : 0.0);
+	chart(b, "retries-over-time", "Retries per second", "seconds", "retries/s", s, 3, false);
+	rc = 0;
+out:
+	for (int k = 0; k < 3; k++) {
+		free(s[k].x);
+		free(s[k].y);
+	}
+	return rc;
 }
 
 /* spectrum_series fills x = 1/(1-p) and y = ms from the percentile iteration;
@@ -394,6 +448,8 @@ int ld_bench_html(struct ld_buf *b, const struct ld_bench_opts *o, const struct 
 	chart(b, "spectrum", "Percentile spectrum", "percentile (log scale of 1/(1-p))", "ms", spec,
 	      2, true);
 	chart(b, "rate", "Achieved vs target rate", "seconds", "requests/s", rate, 3, false);
+	if (o->retries && retries_section(b, o, r))
+		goto out;
 	if (x->profile && profile_section(b, x->profile))
 		goto out;
 	ld_buf_puts(b, "</body></html>\n");

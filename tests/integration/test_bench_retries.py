@@ -12,6 +12,7 @@ assertions beyond what the schedule and Retry-After fix.
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -79,6 +80,56 @@ def test_get_retried_within_the_budget(tmp_path, ladder_server):
     assert r["service_time_us"]["p99"] < 1000000, r["service_time_us"]
     assert "retries    %d sent   %d denied by the budget" % (
         rt["sent"], rt["denied_by_budget"]) in out, out  # fmt: skip
+
+
+def test_html_report_and_timeline_show_the_retries(tmp_path, ladder_server):
+    """The HTML report says what the JSON says about retries: the totals in
+    a table and a chart of them per second, whose series have one point per
+    timeline second; the JSON timeline has them per second, summing to the
+    totals."""
+    srv = shedding(ladder_server, "--ratelimit-addr-reads", "5/1s")
+    url = "http://127.0.0.1:%d/v1/items/1" % srv.port
+    html = tmp_path / "r.html"
+    out = tmp_path / "r.json"
+    p = subprocess.run([LADDER_BIN, "bench", "-q", "--json", str(out), "--html", str(html),
+                        "--rate", "100", "--duration", "2s", "--retries", "3",
+                        "--retry-budget", "10%", "--timeout", "10s", url],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = json.loads(out.read_text())
+    rt, timeline = doc["results"]["retries"], doc["timeline"]
+    assert rt["sent"] > 0 and rt["denied_by_budget"] > 0, rt
+    for key in ("sent", "denied_by_budget", "gave_up"):
+        assert sum(pt["retries"][key] for pt in timeline) == rt[key], (key, rt, timeline)
+    text = html.read_text()
+    assert text.endswith("</body></html>\n")
+    assert "Up to 3 retries per request, exponential backoff with full jitter from 50 ms up " \
+        "to 2000 ms (a Retry-After is its floor), a retry budget of 10% of the requests." in text
+    row = re.search(r'<table id="retries">.*?</tr>\n<tr>(.*?)</tr></table>', text, re.S)
+    assert row, text
+    cells = re.findall(r"<td>([^<]*)</td>", row.group(1))
+    assert cells[:3] == [str(rt["sent"]), str(rt["denied_by_budget"]), str(rt["gave_up"])], cells
+    assert cells[3] == "%.4f" % (rt["sent"] / doc["results"]["requests"]), cells
+    chart = re.search(r'<svg id="retries-over-time".*?</svg>', text, re.S)
+    assert chart, text
+    series = re.findall(r'data-name="([^"]*)" data-points="(\d+)"', chart.group(0))
+    assert series == [(name, str(len(timeline))) for name in
+                      ("sent", "denied by the budget", "given up")], series  # fmt: skip
+
+
+def test_without_retries_the_html_report_has_no_retry_section(tmp_path, ladder_server):
+    srv = shedding(ladder_server, "--ratelimit-addr-reads", "5/1s")
+    url = "http://127.0.0.1:%d/v1/items/1" % srv.port
+    html = tmp_path / "r.html"
+    out = tmp_path / "r.json"
+    p = subprocess.run([LADDER_BIN, "bench", "-q", "--json", str(out), "--html", str(html),
+                        "--rate", "50", "--duration", "1s", url],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    text = html.read_text()
+    assert 'id="rate"' in text
+    assert 'id="retries' not in text
+    assert all("retries" not in pt for pt in json.loads(out.read_text())["timeline"])
 
 
 def test_retry_after_beyond_the_timeout_gives_up(tmp_path, ladder_server):

@@ -78,8 +78,50 @@ static void test_truncation_is_an_error(void)
 	teardown();
 }
 
+/* With --retries: the totals in a table, a chart of them per second with
+ * a point per timeline second, and still all or nothing. */
+static void test_retries_section(void)
+{
+	struct ld_buf b;
+	size_t full;
+
+	setup();
+	o.retries = 3;
+	o.retry_base_s = 0.05;
+	o.retry_cap_s = 2;
+	o.retry_budget = 0.1;
+	r.retries = 19;
+	r.retry_denied = 162;
+	r.retry_gave_up = 4;
+	pts[1].retries = 19;
+	pts[1].retry_denied = 162;
+	pts[2].retry_gave_up = 4;
+	ld_buf_init(&b, 1 << 20);
+	CHECK_INT(ld_bench_html(&b, &o, &r, &x), 0);
+	full = b.len;
+	CHECK(strstr(b.data, "<tr><td>19</td><td>162</td><td>4</td><td>0.0266</td></tr>") != NULL);
+	CHECK(strstr(b.data, "a retry budget of 10% of the requests") != NULL);
+	CHECK(strstr(b.data, "<svg id=\"retries-over-time\"") != NULL);
+	CHECK(strstr(b.data, "data-name=\"denied by the budget\" data-points=\"3\"") != NULL);
+	ld_buf_release(&b);
+	for (size_t cap = full - 400; cap < full; cap += 13) {
+		ld_buf_init(&b, cap);
+		CHECK_INT(ld_bench_html(&b, &o, &r, &x), -E2BIG);
+		ld_buf_release(&b);
+	}
+	/* Without retries: no section. */
+	o.retries = 0;
+	ld_buf_init(&b, 1 << 20);
+	CHECK_INT(ld_bench_html(&b, &o, &r, &x), 0);
+	CHECK(strstr(b.data, "retries") == NULL);
+	ld_buf_release(&b);
+	memset(pts, 0, sizeof(pts));
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_truncation_is_an_error);
+	RUN(test_retries_section);
 	return unit_finish();
 }
