@@ -2252,6 +2252,12 @@ static void pg_submit(struct ld_store_conn *c, struct ld_store_op *op)
 	op->outcome_unknown = false;
 	op->t_taken_ns = op->t_commit_ns = op->t_committed_ns = 0;
 	op->due_ns = op->deadline_ns ? op->deadline_ns : now + s->op_timeout_ns;
+	/* A read that times out with (nearly) the whole store timeout spent
+	 * on it is the node's failure (its breaker counts it); one cut short
+	 * by a client's smaller budget says nothing of the node. Every request
+	 * gives its ops a deadline (its budget, at most the store timeout from
+	 * now), so "nearly": at least 90% of it left at submit. */
+	op->full_budget = op->due_ns > now && op->due_ns - now >= s->op_timeout_ns / 10 * 9;
 	c->inflight++;
 	atomic_fetch_add_explicit(&s->depth, 1, memory_order_relaxed);
 	if (op->due_ns <= now) {
@@ -2353,7 +2359,7 @@ static void on_expire(uv_timer_t *h)
 			u->op = NULL; /* its answer, when it comes, is dropped */
 			/* Past the store's own deadline (not a client's shorter
 			 * budget, which says nothing of the node): a timeout. */
-			if (!op->deadline_ns) {
+			if (op->full_budget) {
 				ld_pg_rep_failed(&c->rl, p->target, now,
 						 "a read got no answer within the store timeout");
 				arm_probes(c, p->target);

@@ -260,7 +260,8 @@ struct ld_store_op {
 	/* Driver private. */
 	struct ld_store_op *next;
 	void *conn;
-	uint64_t due_ns; /* the deadline in force */
+	uint64_t due_ns;  /* the deadline in force */
+	bool full_budget; /* submitted with (nearly) the store's whole timeout */
 };
 
 struct ld_store_config {

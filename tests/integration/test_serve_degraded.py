@@ -26,6 +26,7 @@ import pytest
 from ladder_http import create_item, metrics, new_account, poll
 from pgcluster import PG_BIN
 from pgreplicas import LOOPS, replayed, replica_server
+from test_serve_postgres import TableLock
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(os.path.join(PG_BIN, "postgres")),
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 UNAVAILABLE = "the store is not available"
+TIMED_OUT = "the store did not answer in time; nothing was changed, retry"
 STALE = "ladder; hit; detail=stale"
 WARNING = '110 - "Response is Stale"'
 
@@ -159,6 +161,47 @@ def test_primary_breaker_opens_on_the_failure_rate_with_no_failures_in_a_row(lad
     assert r.status == 503, r
     assert r.json()["detail"] == UNAVAILABLE
     assert r.header("Retry-After") == "1"
+    c.close()
+
+
+def test_read_timeouts_open_the_primary_breaker_a_client_budget_does_not(ladder_server, pg):
+    """Reads that wait on a lock inside PostgreSQL past --store-timeout are
+    the primary's failures: two in a row (--pg-breaker-failures 2, the rate
+    off) open its breaker, and the next read fails at once. Reads cut short
+    by a client's own smaller budget (Request-Timeout) time out the same
+    way but say nothing of the node: however many, the breaker stays
+    closed."""
+    db = pg.new_database()
+    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(db), "--cache", "none",
+                        "--threads", "1", "--pg-pool", "1", "--store-timeout", "500ms",
+                        "--pg-breaker-failures", "2", "--pg-breaker-failure-rate", "0",
+                        "--pg-breaker-open", "10m")  # fmt: skip
+    c = srv.client()
+    _, token = new_account(c, "slow")
+    path = "/v1/items/" + create_item(c, token, "one")["id"]
+    state = breaker("primary", 0)
+    lock = TableLock(pg, db, "items")
+    try:
+        for _ in range(3):
+            r = c.get(path, token=token, headers={"Request-Timeout": "100"})
+            assert r.status == 503, r
+            assert r.json()["detail"] == TIMED_OUT
+        assert metrics(srv)[state] == 0
+        for _ in range(2):
+            r = c.get(path, token=token)
+            assert r.status == 503, r
+            assert r.json()["detail"] == TIMED_OUT
+        assert metrics(srv)[state] == 1
+        r = c.get(path, token=token)
+        assert r.status == 503, r
+        assert r.json()["detail"] == UNAVAILABLE
+    finally:
+        lock.release()
+    opened = [line for line in srv.stdout_text().splitlines()
+              if '"msg":"primary breaker open"' in line]  # fmt: skip
+    assert len(opened) == 1, opened
+    assert '"rule":"in-a-row"' in opened[0], opened
+    assert '"why":"a read got no answer within the store timeout"' in opened[0], opened
     c.close()
 
 
