@@ -241,7 +241,9 @@ int ld_api_adm_budget(struct ld_api_req *q)
 		if (v < ms)
 			ms = v;
 	}
-	q->adm.deadline_ns = ms ? uv_hrtime() + ms * 1000000ull : 0;
+	/* The budget runs from the dispatch's reading (ld_req_now): this is
+	 * the request's first step. */
+	q->adm.deadline_ns = ms ? ld_req_now(q->r) + ms * 1000000ull : 0;
 	return 0;
 }
 
@@ -389,6 +391,9 @@ static void on_timer(uv_timer_t *t)
 		atomic_fetch_add_explicit(&a->st->wait_ns_total, wait, RLX);
 		atomic_fetch_add_explicit(&a->st->dequeued, 1, RLX);
 		start(a, q, now);
+		/* The handler resumes q after its wait: a step of its own,
+		 * beginning at this reading. */
+		ld_req_step_at(q->r, now);
 		q->adm.handler(q);
 		now = uv_hrtime();
 	}
@@ -404,7 +409,9 @@ bool ld_api_adm_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q
 
 	if (!a || exempt(q))
 		return false;
-	now = uv_hrtime();
+	/* In the step that dispatched q, or that the rate limiter's answer
+	 * resumed (ld_api_rl_admit): its reading is now. */
+	now = ld_req_now(q->r);
 	q->adm.e.cls = class_of(q);
 	if (a->inflight < ld_climit_limit(&a->lim)) {
 		start(a, q, now);
@@ -437,7 +444,7 @@ void ld_api_adm_respond(struct ld_req *r, int status, void *arg)
 	if (!q || !q->adm.counted || !q->al || !(a = q->al->adm))
 		return;
 	q->adm.counted = false;
-	now = uv_hrtime();
+	now = ld_req_now(r); /* ld_req_respond's reading, the answer built */
 	ld_climit_sample(&a->lim, now - q->adm.admitted_ns, a->inflight, now);
 	a->inflight--;
 	/* The queue's turn comes from the timer, not from this stack. */

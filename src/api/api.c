@@ -223,7 +223,10 @@ static int cache_lookup(struct ld_api_req *q, bool may_wait)
 	struct ld_cache_value v;
 	enum ld_cache_result res;
 
-	res = q->api->cvt->lookup(q->al->cache, &q->ck, may_wait ? &q->cw : NULL, &q->ct, &v);
+	/* The entry's TTL is checked against the step's reading: a lookup is
+	 * reached in the step that dispatched or resumed q. */
+	res = q->api->cvt->lookup(q->al->cache, &q->ck, may_wait ? &q->cw : NULL, &q->ct, &v,
+				  ld_req_now(q->r));
 	ld_stage_mark(&q->r->stages, LD_STAGE_CACHE);
 	if (res == LD_CACHE_HIT)
 		cache_hit(q, &v);
@@ -234,6 +237,7 @@ static void cache_woken(struct ld_cache_waiter *w, enum ld_cache_wake how)
 {
 	struct ld_api_req *q = (struct ld_api_req *)((char *)w - offsetof(struct ld_api_req, cw));
 
+	ld_req_step_begin(q->r); /* q resumes after its wait */
 	/* The wait is cache time. A fill that was stored is looked up again
 	 * (no second wait); one dropped or too slow sends us to the store,
 	 * and so does a turn to fill (with the ticket the lookup gave). */
@@ -261,7 +265,7 @@ bool ld_api_cache_try(struct ld_api_req *q, enum ld_cache_kind kind, int64_t id,
 	/* One whose budget has run out does no lookup at all; one woken from
 	 * a wait behind another's fill past its deadline does not go on to
 	 * the store (ld_api_submit). */
-	if (ld_api_adm_expired(q, uv_hrtime(), "cache")) {
+	if (ld_api_adm_expired(q, ld_req_now(q->r), "cache")) {
 		ld_api_store_failed(q, LD_STORE_TIMEOUT);
 		return true;
 	}
@@ -539,15 +543,16 @@ static void store_done(struct ld_store_op *op)
 
 void ld_api_submit(struct ld_api_req *q, void (*done)(struct ld_store_op *op))
 {
-	uint64_t now;
+	/* One reading ends the handler stage and starts the store's: the
+	 * deadline is checked and handed on at the moment the op is sent. */
+	uint64_t now = ld_req_step_begin(q->r);
 
-	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
+	ld_stage_mark_at(&q->r->stages, LD_STAGE_HANDLER, now);
 	q->store_done = done;
 	q->op.fresh = q->ct.filler; /* a cache fill reads from the primary */
 	q->op.done = store_done;
 	q->op.udata = q;
 	q->op.t_taken_ns = q->op.t_commit_ns = q->op.t_committed_ns = 0;
-	now = uv_hrtime();
 	/* Work whose deadline has passed is not done: the handler gets the
 	 * store's own answer for a late op, without the store. */
 	if (ld_api_adm_expired(q, now, "store")) {

@@ -615,8 +615,10 @@ static void waited(struct ld_rl_wait *w, const struct ld_gcra_decision *d)
 
 	if (advance(s->q, s, d) != 0)
 		return; /* waited() again */
-	if (!decided(s->q, s))
+	if (!decided(s->q, s)) {
+		ld_req_step_begin(s->q->r); /* the handler resumes after the wait */
 		s->handler(s->q);
+	}
 }
 
 bool ld_api_rl_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q))

@@ -118,10 +118,12 @@ struct ld_cache_vt {
 	void (*loop_close)(struct ld_cache_loop *l);
 	/* lookup: HIT with *v set; MISS with *t set (t->filler: this request
 	 * fills); WAIT when w was parked behind a fill in progress (only when
-	 * w is not NULL; w->wake comes later, once). */
+	 * w is not NULL; w->wake comes later, once). now_ns is the caller's
+	 * reading of uv_hrtime() (a request's step clock, http/server.h) that
+	 * an entry's TTL is checked against. */
 	enum ld_cache_result (*lookup)(struct ld_cache_loop *l, const struct ld_cache_key *k,
 				       struct ld_cache_waiter *w, struct ld_cache_ticket *t,
-				       struct ld_cache_value *v);
+				       struct ld_cache_value *v, uint64_t now_ns);
 	/* lookup_stale (NULL: none): the store could not answer a read of k
 	 * (unavailable, timed out); true with *v when this loop still holds
 	 * an entry for k of the current generation expired for at most

@@ -186,7 +186,7 @@ static void on_wait_timer(uv_timer_t *t)
 
 static enum ld_cache_result local_lookup(struct ld_cache_loop *l, const struct ld_cache_key *k,
 					 struct ld_cache_waiter *w, struct ld_cache_ticket *t,
-					 struct ld_cache_value *v)
+					 struct ld_cache_value *v, uint64_t now_ns)
 {
 	uint64_t hash = ld_cache_key_hash(k);
 	uint64_t gen = ld_cache_gen_load(&l->c->gens, hash);
@@ -196,7 +196,7 @@ static enum ld_cache_result local_lookup(struct ld_cache_loop *l, const struct l
 
 	t->gen = gen;
 	t->filler = false;
-	e = ld_l1_get(&l->l1, k, hash, gen, uv_hrtime(), &why);
+	e = ld_l1_get(&l->l1, k, hash, gen, now_ns, &why);
 	if (e) {
 		ld__cache_count(l, k->kind, EV_HIT);
 		v->status = e->status;

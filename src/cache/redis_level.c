@@ -459,7 +459,7 @@ static void arm_poll(struct ld_cache_l2_loop *x)
 
 static enum ld_cache_result redis_lookup(struct ld_cache_loop *l, const struct ld_cache_key *k,
 					 struct ld_cache_waiter *w, struct ld_cache_ticket *t,
-					 struct ld_cache_value *v)
+					 struct ld_cache_value *v, uint64_t now_ns)
 {
 	struct ld_cache_l2_loop *x = l->l2;
 	uint64_t hash = ld_cache_key_hash(k);
@@ -473,7 +473,7 @@ static enum ld_cache_result redis_lookup(struct ld_cache_loop *l, const struct l
 	t->filler = false;
 	/* Without tracking, an L1 copy might have missed another node's
 	 * write (and every copy was flushed when tracking went). */
-	e = up ? ld_l1_get(&l->l1, k, hash, gen, uv_hrtime(), &why) : NULL;
+	e = up ? ld_l1_get(&l->l1, k, hash, gen, now_ns, &why) : NULL;
 	if (e) {
 		/* A look-up after a wake (w NULL) was counted already: as a
 		 * miss that Redis answered, or as a coalesced wait. */

@@ -367,7 +367,9 @@ static void http_error(struct ld_conn *c, int status, const char *detail)
 	c->state = CONN_BUSY;
 	disarm(c);
 	prepare_req(c);
-	ld_stage_mark(&x->req.stages, LD_STAGE_READ);
+	/* The read stage ends where the handler's first step begins: one
+	 * reading for both. */
+	ld_stage_mark_at(&x->req.stages, LD_STAGE_READ, ld_req_step_begin(&x->req));
 	c->in_handler = true;
 	s->app.on_http_error(&x->req, status, detail, s->app.arg);
 	c->in_handler = false;
@@ -598,7 +600,7 @@ static void dispatch(struct ld_conn *c)
 	/* The handler owns the sink from here on. */
 	x->req.sink = x->sink;
 	x->sink = NULL;
-	ld_stage_mark(&x->req.stages, LD_STAGE_READ);
+	ld_stage_mark_at(&x->req.stages, LD_STAGE_READ, ld_req_step_begin(&x->req));
 	c->in_handler = true;
 	s->app.on_request(&x->req, s->app.arg);
 	c->in_handler = false;
@@ -752,15 +754,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void stages_end(struct ld_conn *c, bool wrote)
 {
 	struct ld_req *r = &c->x->req;
+	uint64_t end;
 
 	if (!r->stages.on)
 		return;
+	/* The end is a clock reading of its own, from the request's start_ns:
+	 * the stats' total is then a measurement the stages can be checked
+	 * against (a stretch no mark charged shows as total > sum). The write
+	 * mark's reading is that end; without a write, the render mark just
+	 * taken in the same step is (ld_req_respond's reading). */
+	end = wrote ? ld_now_ns() : ld_req_now(r);
 	if (wrote)
-		ld_stage_mark(&r->stages, LD_STAGE_WRITE);
-	/* The end is a clock read of its own, from the request's start_ns: the
-	 * stats' total is then a measurement the stages can be checked
-	 * against. */
-	ld_obs_record(c->w->l.index, r->profile_route, &r->stages, ld_now_ns());
+		ld_stage_mark_at(&r->stages, LD_STAGE_WRITE, end);
+	ld_obs_record(c->w->l.index, r->profile_route, &r->stages, end);
 	r->stages.on = false;
 }
 
@@ -985,30 +991,35 @@ void ld_req_respond(struct ld_req *r, int status)
 	struct ld_exchange *x = c->x;
 	struct ld_server *s = c->w->s;
 	size_t total = 0, done;
+	uint64_t now;
 	int n;
 	unsigned i;
 
-	if (s->app.on_respond)
-		s->app.on_respond(r, status, s->app.arg);
 	c->responded = true;
 	ld_metrics_inflight(-1);
 	if (atomic_load(&s->stage) >= 1)
 		c->close_after = true;
+	/* One clock reading once the answer is built (or not: the client is
+	 * gone) serves the render mark, the app's on_respond (the admission
+	 * limiter's latency sample) and the request's latency: they all end
+	 * here. It begins the step, so stages_end can reuse it. */
+	if (!c->closing && ld__response_build(c, status) != 0)
+		status = 500; /* the answer could not be assembled: a 500 replaced it */
+	now = ld_req_step_begin(r);
+	ld_stage_mark_at(&r->stages, LD_STAGE_RENDER, now);
+	if (s->app.on_respond)
+		s->app.on_respond(r, status, s->app.arg);
 	if (c->closing) {
 		/* The client is gone (or we cut it): count and log the request,
 		 * build nothing, then let the connection go. */
-		ld__response_account(c, status, 0);
-		ld_stage_mark(&r->stages, LD_STAGE_RENDER);
+		ld__response_account(c, status, 0, now);
 		stages_end(c, false);
 		c->state = CONN_HEAD;
 		maybe_free(c);
 		return;
 	}
-	if (ld__response_build(c, status) != 0)
-		status = 500; /* the answer could not be assembled: a 500 replaced it */
-	ld_stage_mark(&r->stages, LD_STAGE_RENDER);
 	if (x->nwbufs == 0) {
-		ld__response_account(c, status, 0);
+		ld__response_account(c, status, 0, now);
 		stages_end(c, false);
 		c->state = CONN_HEAD;
 		ld__conn_close(c);
@@ -1016,7 +1027,7 @@ void ld_req_respond(struct ld_req *r, int status)
 	}
 	for (i = 0; i < x->nwbufs; i++)
 		total += x->wbufs[i].len;
-	ld__response_account(c, status, total + (x->file_send ? x->req.body_file_len : 0));
+	ld__response_account(c, status, total + (x->file_send ? x->req.body_file_len : 0), now);
 	n = uv_try_write((uv_stream_t *)&c->tcp, x->wbufs, x->nwbufs);
 	done = n > 0 ? (size_t)n : 0;
 	if (n < 0 && n != UV_EAGAIN) {

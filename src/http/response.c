@@ -264,12 +264,12 @@ out:
 	return rc;
 }
 
-void ld__response_account(struct ld_conn *c, int status, uint64_t bytes)
+void ld__response_account(struct ld_conn *c, int status, uint64_t bytes, uint64_t now_ns)
 {
 	struct ld_worker *w = c->w;
 	struct ld_server *s = w->s;
 	struct ld_req *r = &c->x->req;
-	uint64_t duration = ld_now_ns() - r->start_ns;
+	uint64_t duration = now_ns - r->start_ns;
 	struct ld_log_request e;
 
 	ld_metrics_request(r->route, (unsigned)r->h.method, (unsigned)status, duration, bytes);

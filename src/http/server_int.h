@@ -156,9 +156,10 @@ void ld__worker_log_flush(struct ld_worker *w);
  * the application's header lines, and returns that error (the status sent is
  * then 500); c->x->nwbufs is 0 when not even the 500 could be assembled, and the
  * connection must close. Returns 0 when the answer went out as asked.
- * ld__response_account counts and logs the request. */
+ * ld__response_account counts and logs the request, its latency ending at
+ * now_ns (a reading taken once the answer was built). */
 int ld__response_build(struct ld_conn *c, int status);
-void ld__response_account(struct ld_conn *c, int status, uint64_t bytes);
+void ld__response_account(struct ld_conn *c, int status, uint64_t bytes, uint64_t now_ns);
 void ld__request_ids(struct ld_worker *w, struct ld_req *r);
 uint64_t ld__rand64(struct ld_worker *w);
 
