@@ -75,11 +75,16 @@ int ld_buf_append(struct ld_buf *b, const void *p, size_t n)
 
 	if (rc)
 		goto out;
+	/* The common case, room already there, without the call to reserve:
+	 * a response's header block is a score of small appends. */
+	if (b->data && n <= b->cap - b->len && b->len + n <= b->max)
+		goto copy;
 	rc = ld_buf_reserve(b, n);
 	if (rc) {
 		rc = fail(b, rc);
 		goto out;
 	}
+copy:
 	if (n)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
@@ -88,13 +93,13 @@ out:
 	return rc;
 }
 
-int ld_buf_puts(struct ld_buf *b, const char *s)
-{
-	return ld_buf_append(b, s, strlen(s));
-}
-
 int ld_buf_putc(struct ld_buf *b, char c)
 {
+	if (!b->err && b->data && b->len < b->cap && b->len < b->max) {
+		b->data[b->len++] = c;
+		b->data[b->len] = '\0';
+		return 0;
+	}
 	return ld_buf_append(b, &c, 1);
 }
 

@@ -26,6 +26,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct ld_buf {
 	char *data; /* NULL until the first growth, and after a failure */
@@ -48,7 +49,12 @@ int ld_buf_reserve(struct ld_buf *b, size_t extra);
 
 /* The appends: 0, or the buffer's first error (see above). */
 int ld_buf_append(struct ld_buf *b, const void *p, size_t n);
-int ld_buf_puts(struct ld_buf *b, const char *s);
+/* Inline, so that a literal's length is known at compile time: most puts
+ * are of literals, many of them per response. */
+static inline int ld_buf_puts(struct ld_buf *b, const char *s)
+{
+	return ld_buf_append(b, s, strlen(s));
+}
 int ld_buf_putc(struct ld_buf *b, char c);
 int ld_buf_printf(struct ld_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ld_buf_vprintf(struct ld_buf *b, const char *fmt, va_list ap)

@@ -770,9 +770,9 @@ bool ld_http_parser_idle(const struct ld_http_parser *p)
 	return !p->err && !p->end && p->lines == 0 && p->rl == RL_METHOD0;
 }
 
-const struct ld_http_field *ld_http_find(const struct ld_http_request *req, const char *name)
+const struct ld_http_field *ld_http_findn(const struct ld_http_request *req, const char *name,
+					  size_t n)
 {
-	size_t n = strlen(name);
 	unsigned i;
 
 	for (i = 0; i < req->nfields; i++) {

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum ld_http_method {
 	LD_HTTP_OTHER = 0, /* a valid token that is none of the below */
@@ -169,9 +170,17 @@ int ld_http_parse_request(struct ld_http_parser *p, const char *buf, size_t len,
  * then is an idle connection's, not a slow request's. */
 bool ld_http_parser_idle(const struct ld_http_parser *p);
 
-/* ld_http_find returns the first field named name (ASCII case-insensitive), or
- * NULL. */
-const struct ld_http_field *ld_http_find(const struct ld_http_request *req, const char *name);
+/* ld_http_findn returns the first field named name[0..n) (ASCII
+ * case-insensitive), or NULL. ld_http_find is the same for a string: inline,
+ * so that a literal name's length is known at compile time (a request looks
+ * up half a dozen fields). */
+const struct ld_http_field *ld_http_findn(const struct ld_http_request *req, const char *name,
+					  size_t n);
+static inline const struct ld_http_field *ld_http_find(const struct ld_http_request *req,
+						       const char *name)
+{
+	return ld_http_findn(req, name, strlen(name));
+}
 
 /* ld_http_method_name returns "GET", "POST", ... or "OTHER". */
 const char *ld_http_method_name(enum ld_http_method m);
