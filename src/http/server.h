@@ -69,6 +69,7 @@ struct ld_req {
 	uint64_t step_ns;  /* the clock read of the current step (ld_req_now) */
 
 	char request_id[LD_REQID_MAX + 1];
+	size_t request_id_len; /* strlen(request_id) */
 	char trace_id[33]; /* W3C trace-id, 32 lower-case hex */
 	char span_id[17];  /* this server's span (parent-id sent downstream) */
 	char trace_flags[3];

@@ -112,7 +112,8 @@ struct ld_worker {
 	bool z_ready;
 	time_t date_sec;
 	char date[40]; /* "Date: ...\r\n" for date_sec */
-	char reqid_prefix[17];
+	size_t date_len;
+	char reqid_prefix[17]; /* 16 hex digits, always */
 	uint64_t reqid_seq;
 	uint64_t rng[2]; /* xorshift128+ for trace and span ids */
 	int init_rc;

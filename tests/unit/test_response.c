@@ -49,6 +49,7 @@ static void setup(struct fixture *f, size_t whdr_max, enum ld_http_method method
 	r->h.method = method;
 	r->h.version_minor = 1;
 	snprintf(r->request_id, sizeof(r->request_id), "%s", REQUEST_ID);
+	r->request_id_len = strlen(REQUEST_ID);
 	memset(r->trace_id, 'a', 32);
 	memset(r->span_id, 'b', 16);
 	memcpy(r->trace_flags, "01", 3);
