@@ -634,16 +634,23 @@ static void allow_header(struct ld_req *r, unsigned route)
  * handler for it (HEAD with GET). Anything else, a token the parser does not
  * name (PROPFIND, "get") or one no route uses (OPTIONS), is 501 on every path
  * (RFC 9110 15.6.2); a known method on a route without it stays 405. */
+static bool implemented[LD_HTTP_METHOD_COUNT];
+
+/* implemented_build fills implemented[] from handlers[] once, before any
+ * loop runs (ld_api_app), so a request's check is one load rather than a
+ * walk over every route. */
+static void implemented_build(void)
+{
+	for (unsigned m = 0; m < LD_HTTP_METHOD_COUNT; m++)
+		for (unsigned route = 0; route < LD_ROUTE_COUNT; route++)
+			if (m != LD_HTTP_OTHER && handlers[route][m])
+				implemented[m] = true;
+	implemented[LD_HTTP_HEAD] = implemented[LD_HTTP_GET];
+}
+
 static bool method_implemented(enum ld_http_method method)
 {
-	unsigned route;
-
-	if (method == LD_HTTP_HEAD)
-		method = LD_HTTP_GET;
-	for (route = 0; route < LD_ROUTE_COUNT; route++)
-		if (method != LD_HTTP_OTHER && handlers[route][method])
-			return true;
-	return false;
+	return (unsigned)method < LD_HTTP_METHOD_COUNT && implemented[method];
 }
 
 /* session_token reads the request's Ladder-Session header (docs/api.md)
@@ -795,6 +802,7 @@ void ld_api_app(struct ld_api *api, struct ld_server_app *app)
 {
 	memset(app, 0, sizeof(*app));
 	profile_build();
+	implemented_build();
 	app->app_req_size = sizeof(struct ld_api_req);
 	app->route_names = route_names;
 	app->nroutes = LD_ROUTE_COUNT;
