@@ -66,6 +66,18 @@ def test_request_id_generated_and_unique(client):
     assert all(i and SANE_REQUEST_ID.match(i) for i in ids), ids
 
 
+def test_request_id_generated_form(client):
+    """A generated id is the loop's 16-hex-digit prefix, '-', and its request
+    counter in lower-case hex: one connection stays on one loop, so the
+    prefix is one and the counter grows."""
+    ids = [client.get("/healthz").header("X-Request-Id") for _ in range(40)]
+    parts = [re.fullmatch(r"([0-9a-f]{16})-([1-9a-f][0-9a-f]*)", i) for i in ids]
+    assert all(parts), ids
+    assert len({p.group(1) for p in parts}) == 1, ids
+    seqs = [int(p.group(2), 16) for p in parts]
+    assert all(b > a for a, b in zip(seqs, seqs[1:])), ids
+
+
 def test_request_id_on_every_kind_of_response(server, client):
     _, token = new_account(client, "rid")
     r = client.post("/v1/items", {"content": "x"}, token=token)

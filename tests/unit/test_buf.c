@@ -37,6 +37,32 @@ static void test_cap_is_hard(void)
 	ld_buf_release(&b);
 }
 
+/* An append into room already allocated still honours the cap: a buffer
+ * that grew and then had its cap lowered (a reused exchange's) refuses what
+ * passes the new cap, by append and by putc. */
+static void test_lowered_cap_with_room(void)
+{
+	struct ld_buf b;
+	char big[100];
+
+	memset(big, 'a', sizeof(big));
+	ld_buf_init(&b, 1024);
+	CHECK_INT(ld_buf_append(&b, big, 100), 0);
+	ld_buf_reset(&b);
+	CHECK(b.cap >= 100);
+	b.max = 10;
+	CHECK_INT(ld_buf_append(&b, big, 10), 0);
+	CHECK_INT(ld_buf_putc(&b, 'x'), -E2BIG);
+	CHECK(b.data == NULL);
+	ld_buf_release(&b);
+	ld_buf_init(&b, 1024);
+	CHECK_INT(ld_buf_append(&b, big, 100), 0);
+	ld_buf_reset(&b);
+	b.max = 10;
+	CHECK_INT(ld_buf_append(&b, big, 11), -E2BIG);
+	ld_buf_release(&b);
+}
+
 /* The first failed append is final: the bytes go, and every later append,
  * however small, fails with the same code, so a document can never come out
  * with a piece missing from its middle. */
@@ -153,6 +179,7 @@ int main(void)
 {
 	RUN(test_append_and_nul);
 	RUN(test_cap_is_hard);
+	RUN(test_lowered_cap_with_room);
 	RUN(test_first_failure_sticks);
 	RUN(test_error_code_preserved);
 	RUN(test_reserve_does_not_stick);
