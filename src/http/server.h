@@ -70,8 +70,8 @@ struct ld_req {
 
 	char request_id[LD_REQID_MAX + 1];
 	size_t request_id_len; /* strlen(request_id) */
-	char trace_id[33]; /* W3C trace-id, 32 lower-case hex */
-	char span_id[17];  /* this server's span (parent-id sent downstream) */
+	char trace_id[33];     /* W3C trace-id, 32 lower-case hex */
+	char span_id[17];      /* this server's span (parent-id sent downstream) */
 	char trace_flags[3];
 	bool accept_gzip;
 	/* Where the request's time goes (obs/stages.h): the server marks read,
