@@ -13,10 +13,20 @@
  *
  * and a request that has waited longer than the allowed wait is dropped from
  * the head (the oldest first: it is the one least likely to be useful); so
- * is one whose own deadline has passed. A full queue (cap entries) refuses a
- * newcomer, except that with writes_first a write takes the place of the
- * newest queued read, and queued writes are admitted before queued reads
- * (reads are shed first).
+ * is one whose own deadline has passed.
+ *
+ * Adaptive LIFO (also "Fail at Scale"): while the queue drains within a
+ * round, requests are admitted oldest first; once it holds more than one
+ * round of work (more entries than the concurrency limit, or an oldest entry
+ * past the target), newest first. In an overload the queue never drains, and
+ * in FIFO order every admitted request would first wait about as long as the
+ * oldest may (the allowed wait), so the latency of everything served would
+ * climb to the allowed wait. Newest first, the admitted requests wait about
+ * one service slot, and the ones left behind run out their allowed wait and
+ * are shed: the same number is shed either way (the overload decides that),
+ * but the ones served are served fast, while their clients still wait. A full queue (cap entries)
+ * refuses a newcomer, except that with writes_first a write takes the place of the newest queued
+ * read, and queued writes are admitted before queued reads (reads are shed first).
  *
  * Defaults (api/admission.c): cap 128, target 5 ms, interval 100 ms.
  */
@@ -85,9 +95,13 @@ struct ld_codel_entry *ld_codel_expire_head(struct ld_codel *q, uint64_t now_ns,
  * counting deadlines; 0 when the queue is empty. */
 uint64_t ld_codel_head_due(const struct ld_codel *q, uint64_t now_ns);
 
-/* ld_codel_pop removes and returns the next entry to admit (writes first
- * when so configured, else the oldest), or NULL when empty. */
-struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns);
+/* ld_codel_pop removes and returns the next entry to admit, or NULL when
+ * empty: writes first when so configured; within a class the oldest while
+ * the queue is short (at most lifo_len entries, and its oldest has waited
+ * no longer than the target), else the newest (adaptive LIFO, above). The
+ * caller passes its concurrency limit as lifo_len: more waiting than that
+ * is more than one round of service. */
+struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns, unsigned lifo_len);
 
 /* ld_codel_remove takes e out (its client went away, the loop closes). */
 void ld_codel_remove(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns);

@@ -150,6 +150,23 @@ static void test_probe_comes_back(void)
 	CHECK(ld_climit_limit(&l) > 4);
 }
 
+static void test_lower_window_median_lowers_min_rtt(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	/* A probe that ran under a burst measured 2 ms. */
+	probe_done(&l, &now, 2 * MS);
+	CHECK_INT(l.min_rtt_ns, 2 * MS);
+	/* A window at 500 us says the no-queue RTT is at most that. */
+	feed(&l, 20, 500 * US, 8, &now, 100 * MS);
+	CHECK_INT(l.min_rtt_ns, 500 * US);
+	/* A slower window does not raise it again (only a probe does). */
+	feed(&l, 20, 4 * MS, 8, &now, 100 * MS);
+	CHECK_INT(l.min_rtt_ns, 500 * US);
+	CHECK_INT(l.last_rtt_ns, 4 * MS);
+}
+
 /* ---- the queue ---------------------------------------------------------- */
 
 static const struct ld_codel_params Q = {
@@ -166,10 +183,10 @@ static void test_queue_fifo_and_cap(void)
 	CHECK_INT(ld_codel_push(&q, &e[3], 3 * MS, &ev), -ENOSPC);
 	CHECK(ev == NULL);
 	CHECK_INT(q.len, 3);
-	CHECK(ld_codel_pop(&q, 4 * MS) == &e[0]);
-	CHECK(ld_codel_pop(&q, 4 * MS) == &e[1]);
-	CHECK(ld_codel_pop(&q, 4 * MS) == &e[2]);
-	CHECK(ld_codel_pop(&q, 4 * MS) == NULL);
+	CHECK(ld_codel_pop(&q, 4 * MS, 8) == &e[0]);
+	CHECK(ld_codel_pop(&q, 4 * MS, 8) == &e[1]);
+	CHECK(ld_codel_pop(&q, 4 * MS, 8) == &e[2]);
+	CHECK(ld_codel_pop(&q, 4 * MS, 8) == NULL);
 	CHECK_INT(q.last_empty_ns, 4 * MS);
 }
 
@@ -198,7 +215,7 @@ static void test_queue_interval_then_target(void)
 	CHECK_INT(ld_codel_push(&q, &c, 120 * MS, &ev), 0);
 	CHECK_INT(ld_codel_allowed_wait(&q, 150 * MS), 100 * MS);
 	CHECK(ld_codel_expire(&q, 150 * MS, &why) == NULL);
-	CHECK(ld_codel_pop(&q, 150 * MS) == &c);
+	CHECK(ld_codel_pop(&q, 150 * MS, 8) == &c);
 }
 
 static void test_queue_deadline(void)
@@ -217,7 +234,7 @@ static void test_queue_deadline(void)
 	/* b's deadline passes first though a is older. */
 	CHECK(ld_codel_expire(&q, 30 * MS, &why) == &b);
 	CHECK_INT(why, LD_CODEL_DEADLINE);
-	CHECK(ld_codel_pop(&q, 30 * MS) == &a);
+	CHECK(ld_codel_pop(&q, 30 * MS, 8) == &a);
 }
 
 static void test_queue_heads_only(void)
@@ -264,13 +281,49 @@ static void test_queue_writes_first(void)
 	/* Full of writes: a write is refused too. */
 	CHECK_INT(ld_codel_push(&q, &r2, 7 * MS, &ev), -ENOSPC);
 	CHECK(ev == NULL);
-	CHECK(ld_codel_pop(&q, 8 * MS) == &w1);
+	CHECK(ld_codel_pop(&q, 8 * MS, 8) == &w1);
 	CHECK_INT(ld_codel_push(&q, &r3, 8 * MS, &ev), 0);
 	/* Writes go first even when the read is older. */
-	CHECK(ld_codel_pop(&q, 9 * MS) == &w2);
-	CHECK(ld_codel_pop(&q, 9 * MS) == &w3);
-	CHECK(ld_codel_pop(&q, 9 * MS) == &r3);
-	CHECK(ld_codel_pop(&q, 9 * MS) == NULL);
+	CHECK(ld_codel_pop(&q, 9 * MS, 8) == &w2);
+	CHECK(ld_codel_pop(&q, 9 * MS, 8) == &w3);
+	CHECK(ld_codel_pop(&q, 9 * MS, 8) == &r3);
+	CHECK(ld_codel_pop(&q, 9 * MS, 8) == NULL);
+}
+
+static void test_queue_adaptive_lifo(void)
+{
+	struct ld_codel_params p = Q;
+	struct ld_codel q;
+	struct ld_codel_entry e[4] = {0}, w = {.cls = LD_CODEL_WRITE}, w2 = {.cls = LD_CODEL_WRITE},
+			      *ev;
+
+	p.cap = 8;
+	ld_codel_init(&q, &p, 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_INT(ld_codel_push(&q, &e[i], (uint64_t)i * MS, &ev), 0);
+	/* Four waiting, a limit of 2: more than a round: the newest first. */
+	CHECK(ld_codel_pop(&q, 4 * MS, 2) == &e[3]);
+	CHECK(ld_codel_pop(&q, 4 * MS, 2) == &e[2]);
+	/* Two left, within the round, the oldest 4 ms (under the 5 ms
+	 * target): the oldest first again. */
+	CHECK(ld_codel_pop(&q, 4 * MS, 2) == &e[0]);
+	/* Two again, within the round, but the oldest (e[1]) has waited 6
+	 * ms, past the target: a queue has formed: the newest first. */
+	CHECK_INT(ld_codel_push(&q, &e[2], 6 * MS, &ev), 0);
+	CHECK(ld_codel_pop(&q, 7 * MS, 2) == &e[2]);
+	CHECK(ld_codel_pop(&q, 7 * MS, 2) == &e[1]);
+	CHECK(ld_codel_pop(&q, 7 * MS, 2) == NULL);
+	/* Writes first still holds, newest first within the writes. */
+	p.writes_first = true;
+	ld_codel_init(&q, &p, 0);
+	CHECK_INT(ld_codel_push(&q, &e[0], 1 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &w, 2 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &e[1], 3 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &w2, 4 * MS, &ev), 0);
+	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &w2);
+	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &w);
+	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &e[1]);
+	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &e[0]);
 }
 
 static void test_queue_remove_and_no_queue(void)
@@ -302,6 +355,7 @@ int main(void)
 {
 	RUN(test_limit_starts_with_a_probe);
 	RUN(test_min_rtt_is_the_probe_median);
+	RUN(test_lower_window_median_lowers_min_rtt);
 	RUN(test_rtt_at_min_grows_the_limit);
 	RUN(test_rtt_that_climbs_shrinks_the_limit);
 	RUN(test_app_limited_does_not_grow);
@@ -312,6 +366,7 @@ int main(void)
 	RUN(test_queue_deadline);
 	RUN(test_queue_heads_only);
 	RUN(test_queue_writes_first);
+	RUN(test_queue_adaptive_lifo);
 	RUN(test_queue_remove_and_no_queue);
 	return unit_finish();
 }
