@@ -9,7 +9,7 @@
  * admission to its response (ld_req_respond, through the server's on_respond
  * hook), whatever its handler does meanwhile (store, cache, thread pool).
  * Otherwise it waits in the loop's queue (api/codel.h) and is admitted, in
- * order, as requests finish; it is shed with 503, Retry-After and a problem
+ * its order (adaptive LIFO), as requests finish; it is shed with 503, Retry-After and a problem
  * document naming why when the queue is full, when it waited past the
  * allowed wait, when its deadline passed while it waited, or when its
  * client went away (then the connection closes; nobody reads the answer).

@@ -14,7 +14,9 @@
  *               runs at start and every probe_interval after. The first one
  *               is not pinned (a server starts unloaded, and must not queue
  *               its first burst behind min_limit): it measures at the
- *               initial limit.
+ *               initial limit. A window whose median is below min RTT
+ *               lowers it (it queued less than the probe did, which a
+ *               probe under a burst does); only a probe raises it.
  *   sample RTT  the median RTT of the last window (window_ns, and at least
  *               window_samples RTTs; up to LD_CLIMIT_SAMPLES kept, a
  *               reservoir sample beyond that). Medians, not means: a mix of
