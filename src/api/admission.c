@@ -36,7 +36,7 @@ static const struct ld_opt adm_opts[] = {
      O(initial_limit), "32", 1, 1000000, NULL, 0, NULL, NULL, "N",
      "requests in flight per loop before the limit has adapted"},
     {"admission-min-limit", 0, "admission_min_limit", "LADDER_ADMISSION_MIN_LIMIT", LD_OPT_UINT,
-     O(min_limit), "4", 1, 1000000, NULL, 0, NULL, NULL, "N",
+     O(min_limit), "1", 1, 1000000, NULL, 0, NULL, NULL, "N",
      "the limit never goes below this (and is this during a min-RTT probe)"},
     {"admission-max-limit", 0, "admission_max_limit", "LADDER_ADMISSION_MAX_LIMIT", LD_OPT_UINT,
      O(max_limit), "1000", 1, 1000000, NULL, 0, NULL, NULL, "N",

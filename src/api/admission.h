@@ -48,7 +48,7 @@ struct uv_loop_s;
 struct ld_adm_config {
 	bool enabled;		    /* --admission on|off (on) */
 	unsigned initial_limit;	    /* 32 */
-	unsigned min_limit;	    /* 4 */
+	unsigned min_limit;	    /* 1 */
 	unsigned max_limit;	    /* 1000 */
 	uint64_t window_ms;	    /* 100ms */
 	unsigned tolerance_pct;	    /* 50 */

@@ -9,7 +9,9 @@
  *
  *   min RTT     the service time with no queue in front of the store. It is
  *               measured, not guessed: during a probe the limit is pinned to
- *               min_limit (so nothing queues inside the server) and min RTT
+ *               min_limit (so nothing queues inside the server: with the
+ *               default of 1, not even for a core; four CPU-bound hashes in
+ *               flight on one core each take four times as long) and min RTT
  *               becomes the median of the next probe_samples RTTs. A probe
  *               runs at start and every probe_interval after. The first one
  *               is not pinned (a server starts unloaded, and must not queue
@@ -35,7 +37,7 @@
  * the limit during the window): an idle server must not arrive at its first
  * burst with a limit it never earned.
  *
- * Defaults (api/admission.c): limit starts at 32 within [4, 1000], window
+ * Defaults (api/admission.c): limit starts at 32 within [1, 1000], window
  * 100 ms and 8 samples, tolerance 0.5, a probe of 16 samples every 30 s.
  */
 #ifndef LD_API_CONCLIMIT_H
