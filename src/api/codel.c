@@ -4,6 +4,7 @@
 #include "api/codel.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -19,7 +20,11 @@ static unsigned list_of(const struct ld_codel *q, const struct ld_codel_entry *e
 	return q->p.writes_first && e->cls == LD_CODEL_WRITE ? 1 : 0;
 }
 
-static void unlink_entry(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns)
+/* unlink_entry takes e out; served: it leaves to be admitted. Only a queue
+ * that service emptied has drained (codel.h): one emptied by sheds, or by
+ * clients that left, has not, and a newcomer right after finds it still
+ * standing. */
+static void unlink_entry(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns, bool served)
 {
 	unsigned i = list_of(q, e);
 
@@ -32,8 +37,12 @@ static void unlink_entry(struct ld_codel *q, struct ld_codel_entry *e, uint64_t 
 	else
 		q->list[i].tail = e->prev;
 	e->prev = e->next = NULL;
-	if (--q->len == 0)
-		q->last_empty_ns = now_ns;
+	if (--q->len == 0) {
+		if (served)
+			q->last_empty_ns = now_ns;
+		else
+			q->dropped_empty_ns = now_ns;
+	}
 }
 
 static void append(struct ld_codel *q, struct ld_codel_entry *e)
@@ -54,14 +63,16 @@ int ld_codel_push(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns,
 		  struct ld_codel_entry **evicted)
 {
 	*evicted = NULL;
-	if (q->len == 0)
+	/* Empty until now: drained, unless sheds emptied it a moment ago (no
+	 * longer than the target: the overload goes on). */
+	if (q->len == 0 && (!q->dropped_empty_ns || now_ns - q->dropped_empty_ns > q->p.target_ns))
 		q->last_empty_ns = now_ns;
 	if (q->len >= q->p.cap) {
 		struct ld_codel_entry *r = q->list[0].tail;
 
 		if (!q->p.writes_first || e->cls != LD_CODEL_WRITE || !r)
 			return -ENOSPC;
-		unlink_entry(q, r, now_ns);
+		unlink_entry(q, r, now_ns, false);
 		*evicted = r;
 	}
 	e->enq_ns = now_ns;
@@ -98,7 +109,7 @@ struct ld_codel_entry *ld_codel_expire(struct ld_codel *q, uint64_t now_ns, enum
 		for (struct ld_codel_entry *e = q->list[i].head; e; e = e->next) {
 			if (!due_of(e, now_ns, allowed, why))
 				continue;
-			unlink_entry(q, e, now_ns);
+			unlink_entry(q, e, now_ns, false);
 			return e;
 		}
 	return NULL;
@@ -113,7 +124,7 @@ struct ld_codel_entry *ld_codel_expire_head(struct ld_codel *q, uint64_t now_ns,
 		struct ld_codel_entry *e = q->list[i].head;
 
 		if (e && due_of(e, now_ns, allowed, why)) {
-			unlink_entry(q, e, now_ns);
+			unlink_entry(q, e, now_ns, false);
 			return e;
 		}
 	}
@@ -145,13 +156,13 @@ struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns, unsigne
 	if (e && (q->len > lifo_len || now_ns - e->enq_ns > q->p.target_ns))
 		e = q->list[i].tail;
 	if (e)
-		unlink_entry(q, e, now_ns);
+		unlink_entry(q, e, now_ns, true);
 	return e;
 }
 
 void ld_codel_remove(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns)
 {
-	unlink_entry(q, e, now_ns);
+	unlink_entry(q, e, now_ns, false);
 }
 
 uint64_t ld_codel_next_due(const struct ld_codel *q, uint64_t now_ns)

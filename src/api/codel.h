@@ -13,7 +13,13 @@
  *
  * and a request that has waited longer than the allowed wait is dropped from
  * the head (the oldest first: it is the one least likely to be useful); so
- * is one whose own deadline has passed.
+ * is one whose own deadline has passed. Empty means drained by service: a
+ * standing queue that its own sheds (or clients that left) emptied is still
+ * standing for a newcomer that comes within the target. Else in an overload
+ * the first requests of each round would wait the whole interval, the queue
+ * turn standing, the target shed everything in it at once, and the empty
+ * queue start the next round with the interval again: every queued request
+ * would wait up to the interval.
  *
  * Adaptive LIFO (also "Fail at Scale"): while the queue drains within a
  * round, requests are admitted oldest first; once it holds more than one
@@ -24,9 +30,11 @@
  * climb to the allowed wait. Newest first, the admitted requests wait about
  * one service slot, and the ones left behind run out their allowed wait and
  * are shed: the same number is shed either way (the overload decides that),
- * but the ones served are served fast, while their clients still wait. A full queue (cap entries)
- * refuses a newcomer, except that with writes_first a write takes the place of the newest queued
- * read, and queued writes are admitted before queued reads (reads are shed first).
+ * but the ones served are served fast, while their clients still wait.
+ *
+ * A full queue (cap entries) refuses a newcomer, except that with
+ * writes_first a write takes the place of the newest queued read, and queued
+ * writes are admitted before queued reads (reads are shed first).
  *
  * Defaults (api/admission.c): cap 128, target 5 ms, interval 100 ms.
  */
@@ -66,7 +74,8 @@ struct ld_codel {
 		struct ld_codel_entry *head, *tail;
 	} list[2]; /* by class when writes_first, else everything in [0] */
 	unsigned len;
-	uint64_t last_empty_ns; /* the last time the queue was empty */
+	uint64_t last_empty_ns;	   /* the last time the queue was empty (drained) */
+	uint64_t dropped_empty_ns; /* the last time sheds emptied it (0: never) */
 };
 
 void ld_codel_init(struct ld_codel *q, const struct ld_codel_params *p, uint64_t now_ns);

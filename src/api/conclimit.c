@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Windows from the first probe to the first pinned one (conclimit.h). */
+#define FIRST_REPROBE 10
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -120,13 +123,26 @@ void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, u
 {
 	if (inflight > l->inflight_max)
 		l->inflight_max = inflight;
+	/* A pinned probe measures only requests admitted under it: the ones
+	 * admitted before, at the full limit, finish during its first moments
+	 * with every wait of the load in their RTT. */
+	if (l->probing && l->min_rtt_ns && now_ns - rtt_ns < l->probe_start_ns)
+		return;
 	keep(l, rtt_ns);
 	if (l->probing) {
 		if (l->seen < l->p.probe_samples)
 			return;
+		/* The first probe (not pinned) measured whatever a start under
+		 * load queued: the first pinned one comes after FIRST_REPROBE
+		 * windows, not a whole probe interval later. */
+		uint64_t next =
+		    l->min_rtt_ns ? l->p.probe_interval_ns : FIRST_REPROBE * l->p.window_ns;
+
+		if (next > l->p.probe_interval_ns)
+			next = l->p.probe_interval_ns;
 		l->min_rtt_ns = median(l);
 		l->probing = false;
-		l->next_probe_ns = now_ns + l->p.probe_interval_ns;
+		l->next_probe_ns = now_ns + next;
 		reset_window(l, now_ns);
 		return;
 	}
@@ -134,6 +150,8 @@ void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, u
 		return;
 	end_window(l);
 	reset_window(l, now_ns);
-	if (now_ns >= l->next_probe_ns)
+	if (now_ns >= l->next_probe_ns) {
 		l->probing = true;
+		l->probe_start_ns = now_ns;
+	}
 }

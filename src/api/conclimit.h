@@ -12,11 +12,14 @@
  *               min_limit (so nothing queues inside the server: with the
  *               default of 1, not even for a core; four CPU-bound hashes in
  *               flight on one core each take four times as long) and min RTT
- *               becomes the median of the next probe_samples RTTs. A probe
+ *               becomes the median of the next probe_samples RTTs of
+ *               requests admitted during the probe (the ones admitted before
+ *               it, at the full limit, finish with the load's waits in them). A probe
  *               runs at start and every probe_interval after. The first one
  *               is not pinned (a server starts unloaded, and must not queue
  *               its first burst behind min_limit): it measures at the
- *               initial limit. A window whose median is below min RTT
+ *               initial limit; the first pinned probe follows 10 windows
+ *               later, not a probe interval. A window whose median is below min RTT
  *               lowers it (it queued less than the probe did, which a
  *               probe under a burst does); only a probe raises it.
  *   sample RTT  the median RTT of the last window (window_ns, and at least
@@ -66,9 +69,10 @@ struct ld_climit {
 	uint64_t min_rtt_ns;  /* 0 until the first probe ends */
 	uint64_t last_rtt_ns; /* the last window's sample RTT (0: none yet) */
 	uint64_t window_start_ns, next_probe_ns;
-	unsigned inflight_max; /* highest in-flight count seen in the window */
-	unsigned seen;	       /* RTTs offered in this window or probe */
-	unsigned n;	       /* RTTs kept in samples[] */
+	uint64_t probe_start_ns; /* when the running probe began */
+	unsigned inflight_max;	 /* highest in-flight count seen in the window */
+	unsigned seen;		 /* RTTs offered in this window or probe */
+	unsigned n;		 /* RTTs kept in samples[] */
 	uint64_t rng;
 	uint64_t samples[LD_CLIMIT_SAMPLES];
 };

@@ -32,6 +32,27 @@ static void feed(struct ld_climit *l, unsigned n, uint64_t rtt, unsigned infligh
 	}
 }
 
+static void test_first_pinned_probe_comes_soon(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	/* Started under a burst: the first probe (not pinned) sees 2 ms. */
+	ld_climit_init(&l, &P, now);
+	feed(&l, 16, 2 * MS, 32, &now, 16 * MS);
+	CHECK_INT(l.min_rtt_ns, 2 * MS);
+	/* 10 windows later, not 30 s, a pinned probe measures 100 us. */
+	for (int i = 0; i < 10; i++)
+		feed(&l, 10, 2 * MS, 32, &now, 100 * MS);
+	CHECK(l.probing);
+	CHECK_INT(ld_climit_limit(&l), 4);
+	feed(&l, 16, 100 * US, 4, &now, 16 * MS);
+	CHECK(!l.probing);
+	CHECK_INT(l.min_rtt_ns, 100 * US);
+	/* The one after that is a probe interval away. */
+	CHECK_INT(l.next_probe_ns, now + 30000 * MS);
+}
+
 static void test_limit_starts_with_a_probe(void)
 {
 	struct ld_climit l;
@@ -63,10 +84,40 @@ static void test_min_rtt_is_the_probe_median(void)
 	CHECK_INT(l.min_rtt_ns, 400 * US); /* samples[16/2] of the sorted 16 */
 }
 
+/* probe_done starts l and runs its first probe and, 10 windows later, the
+ * first pinned one, both at rtt: the next probe is then a probe interval
+ * away, and the limit is still the initial one (the windows between were
+ * app-limited). */
 static void probe_done(struct ld_climit *l, uint64_t *now, uint64_t rtt)
 {
 	ld_climit_init(l, &P, *now);
 	feed(l, 16, rtt, 4, now, 16 * MS);
+	for (int i = 0; i < 10; i++)
+		feed(l, 10, rtt, 4, now, 100 * MS);
+	CHECK(l->probing);
+	*now += rtt; /* the first admitted under the probe finish */
+	feed(l, 16, rtt, 4, now, 16 * MS);
+	CHECK(!l->probing);
+}
+
+static void test_probe_skips_requests_admitted_before_it(void)
+{
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	probe_done(&l, &now, 100 * US);
+	now += 30000 * MS;
+	feed(&l, 8, 100 * US, 32, &now, 100 * MS); /* a window ends: the probe starts */
+	CHECK(l.probing);
+	/* Requests admitted at the full limit before it finish with 5 ms:
+	 * not its samples, however many. */
+	feed(&l, 40, 5 * MS, 32, &now, 1 * MS);
+	CHECK(l.probing);
+	CHECK_INT(l.n, 0);
+	/* The ones admitted under it are. */
+	feed(&l, 16, 200 * US, 1, &now, 16 * MS);
+	CHECK(!l.probing);
+	CHECK_INT(l.min_rtt_ns, 200 * US);
 }
 
 static void test_rtt_at_min_grows_the_limit(void)
@@ -144,6 +195,7 @@ static void test_probe_comes_back(void)
 	CHECK(l.probing);
 	CHECK_INT(ld_climit_limit(&l), 4);
 	/* The new probe replaces min RTT (the store got slower for good). */
+	now += 2 * MS;
 	feed(&l, 16, 2 * MS, 4, &now, 16 * MS);
 	CHECK(!l.probing);
 	CHECK_INT(l.min_rtt_ns, 2 * MS);
@@ -216,6 +268,33 @@ static void test_queue_interval_then_target(void)
 	CHECK_INT(ld_codel_allowed_wait(&q, 150 * MS), 100 * MS);
 	CHECK(ld_codel_expire(&q, 150 * MS, &why) == NULL);
 	CHECK(ld_codel_pop(&q, 150 * MS, 8) == &c);
+}
+
+static void test_queue_emptied_by_sheds_stays_standing(void)
+{
+	struct ld_codel q;
+	struct ld_codel_entry a = {0}, b = {0}, c = {0}, d = {0}, *ev;
+	enum ld_codel_drop why = LD_CODEL_NDROPS;
+
+	ld_codel_init(&q, &Q, 0);
+	CHECK_INT(ld_codel_push(&q, &a, 10 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &b, 105 * MS, &ev), 0);
+	/* Standing at 110 ms: the target sheds both, which empties it. */
+	CHECK(ld_codel_expire(&q, 111 * MS, &why) == &a);
+	CHECK(ld_codel_expire(&q, 111 * MS, &why) == &b);
+	CHECK_INT(q.len, 0);
+	/* A newcomer within the target: the overload goes on, the queue is
+	 * still standing (not the interval again). */
+	CHECK_INT(ld_codel_push(&q, &c, 113 * MS, &ev), 0);
+	CHECK_INT(ld_codel_allowed_wait(&q, 114 * MS), 5 * MS);
+	CHECK(ld_codel_expire(&q, 119 * MS, &why) == &c);
+	CHECK_INT(why, LD_CODEL_DELAY);
+	/* Empty for longer than the target: a lull, drained: the interval. */
+	CHECK_INT(ld_codel_push(&q, &d, 130 * MS, &ev), 0);
+	CHECK_INT(ld_codel_allowed_wait(&q, 131 * MS), 100 * MS);
+	/* Service that empties it drains it. */
+	CHECK(ld_codel_pop(&q, 140 * MS, 8) == &d);
+	CHECK_INT(q.last_empty_ns, 140 * MS);
 }
 
 static void test_queue_deadline(void)
@@ -343,7 +422,9 @@ static void test_queue_remove_and_no_queue(void)
 	ld_codel_remove(&q, &a, 5 * MS);
 	ld_codel_remove(&q, &c, 6 * MS);
 	CHECK_INT(q.len, 0);
-	CHECK_INT(q.last_empty_ns, 6 * MS);
+	/* Clients that left did not drain it: emptied, not served. */
+	CHECK_INT(q.last_empty_ns, 1 * MS);
+	CHECK_INT(q.dropped_empty_ns, 6 * MS);
 	CHECK_INT(ld_codel_next_due(&q, 6 * MS), 0);
 	/* cap 0: nothing waits. */
 	p.cap = 0;
@@ -354,6 +435,8 @@ static void test_queue_remove_and_no_queue(void)
 int main(void)
 {
 	RUN(test_limit_starts_with_a_probe);
+	RUN(test_first_pinned_probe_comes_soon);
+	RUN(test_probe_skips_requests_admitted_before_it);
 	RUN(test_min_rtt_is_the_probe_median);
 	RUN(test_lower_window_median_lowers_min_rtt);
 	RUN(test_rtt_at_min_grows_the_limit);
@@ -363,6 +446,7 @@ int main(void)
 	RUN(test_probe_comes_back);
 	RUN(test_queue_fifo_and_cap);
 	RUN(test_queue_interval_then_target);
+	RUN(test_queue_emptied_by_sheds_stays_standing);
 	RUN(test_queue_deadline);
 	RUN(test_queue_heads_only);
 	RUN(test_queue_writes_first);
