@@ -26,7 +26,6 @@
 #include "api/params.h"
 #include "base/b64.h"
 #include "base/config.h"
-#include "base/pool.h"
 #include "base/ids.h"
 #include "base/json.h"
 #include "blob/blob.h"
@@ -330,7 +329,6 @@ static void sink_work(uv_work_t *w)
 {
 	struct upload_sink *u = w->data;
 
-	ld_pool_worker_enter();
 	pthread_mutex_lock(&u->mu);
 	if (!u->running && !u->released)
 		flush_locked(u);
@@ -685,7 +683,6 @@ static void put_work(uv_work_t *w)
 	struct ld_api_req *q = w->data;
 	char key[LD_BLOB_KEY_MAX + 1];
 
-	ld_pool_worker_enter();
 	if (q->r->sink) {
 		/* Streamed: the bytes are in the temporary object already;
 		 * commit makes them durable and visible (fsync, rename). */
@@ -825,7 +822,6 @@ static void check_work(uv_work_t *w)
 	enum ld_media_type t;
 	int rc, width = 0, height = 0;
 
-	ld_pool_worker_enter();
 	staging_key(staged, sizeof(staged), q->path_id);
 	key_of(key, sizeof(key), q->path_id, "original");
 	rc = q->api->blob_vt->move(q->api->blobs, staged, key);
@@ -1016,7 +1012,6 @@ static void bytes_work(uv_work_t *w)
 	uint64_t size = 0;
 	int fd = -1;
 
-	ld_pool_worker_enter();
 	key_of(key, sizeof(key), q->path_id, version_names[q->route_version]);
 	q->blob_rc = q->api->blob_vt->open_fd(q->api->blobs, key, &fd, &size);
 	if (q->blob_rc != 0)

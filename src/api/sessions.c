@@ -11,14 +11,12 @@
 
 #include "api/api.h"
 #include "base/json.h"
-#include "base/pool.h"
 
 static void verify_work(uv_work_t *w)
 {
 	struct ld_api_req *q = w->data;
 	const char *hash = q->user_found ? q->op.user.password_hash : q->api->auth.dummy_hash;
 
-	ld_pool_worker_enter();
 	q->work_rc = ld_password_verify(hash, q->password, q->password_len);
 	sodium_memzero(q->password, sizeof(q->password));
 }

@@ -6,7 +6,6 @@
 
 #include "api/api.h"
 #include "base/json.h"
-#include "base/pool.h"
 
 static void respond_user(struct ld_api_req *q, int status, const struct ld_user *u)
 {
@@ -38,7 +37,6 @@ static void hash_work(uv_work_t *w)
 {
 	struct ld_api_req *q = w->data;
 
-	ld_pool_worker_enter();
 	q->work_rc =
 	    ld_password_hash(&q->api->auth, q->password, q->password_len, q->op.user.password_hash);
 	sodium_memzero(q->password, sizeof(q->password));

@@ -12,7 +12,6 @@ timing; the commit delay is only how long the slot stays taken.
 """
 
 import json
-import os
 import pytest
 
 from conftest import skip_unless_sqlite
@@ -261,28 +260,3 @@ def test_settings_in_print_config_and_checked(ladder_cli, tmp_path):
         in out.stderr.decode()
     )
 
-
-def nice_of(pid, tid):
-    with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
-        # Field 19 (nice), counted after the ")" that ends the command name.
-        return int(f.read().rsplit(")", 1)[1].split()[16])
-
-
-def test_pool_workers_run_below_the_loops(ladder_server):
-    """The thread pool's CPU-bound work (argon2id) runs at nice 10, so a
-    loop with work takes the core at once (src/base/pool.h); the loops and
-    the rest stay at the server's own priority."""
-    srv = ladder_server("--threads", "2")
-    pid = srv.proc.pid
-    before = set(int(t) for t in os.listdir("/proc/%d/task" % pid))
-    assert all(nice_of(pid, t) == 0 for t in before)
-    # Sign-ups and logins hash on the pool; libuv starts its workers on
-    # the first job (4 of them unless UV_THREADPOOL_SIZE says otherwise).
-    for _ in range(8):
-        account(srv)
-    tasks = set(int(t) for t in os.listdir("/proc/%d/task" % pid))
-    workers = tasks - before
-    assert workers, "the thread pool never started"
-    # Which workers ran a job is the pool's choice: at least one did.
-    assert any(nice_of(pid, t) == 10 for t in workers), {t: nice_of(pid, t) for t in workers}
-    assert all(nice_of(pid, t) == 0 for t in before)
