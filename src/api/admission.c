@@ -376,8 +376,7 @@ static void on_timer(uv_timer_t *t)
 			shed(a, req_of(e), LD_CODEL_GONE);
 		}
 	}
-	while (a->inflight < ld_climit_limit(&a->lim) &&
-	       (e = ld_codel_pop(&a->q, now, ld_climit_limit(&a->lim)))) {
+	while (a->inflight < ld_climit_limit(&a->lim) && (e = ld_codel_pop(&a->q, now))) {
 		struct ld_api_req *q = req_of(e);
 		uint64_t wait = now - e->enq_ns;
 

@@ -147,13 +147,13 @@ uint64_t ld_codel_head_due(const struct ld_codel *q, uint64_t now_ns)
 	return next;
 }
 
-struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns, unsigned lifo_len)
+struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns)
 {
 	unsigned i = q->list[1].head ? 1 : 0;
 	struct ld_codel_entry *e = q->list[i].head;
 
 	/* Adaptive LIFO (codel.h): once a queue forms, the newest goes first. */
-	if (e && (q->len > lifo_len || now_ns - e->enq_ns > q->p.target_ns))
+	if (e && now_ns - e->enq_ns > q->p.target_ns)
 		e = q->list[i].tail;
 	if (e)
 		unlink_entry(q, e, now_ns, true);

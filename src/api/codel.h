@@ -21,10 +21,12 @@
  * queue start the next round with the interval again: every queued request
  * would wait up to the interval.
  *
- * Adaptive LIFO (also "Fail at Scale"): while the queue drains within a
- * round, requests are admitted oldest first; once it holds more than one
- * round of work (more entries than the concurrency limit, or an oldest entry
- * past the target), newest first. In an overload the queue never drains, and
+ * Adaptive LIFO (also "Fail at Scale"): while the queue drains within the
+ * target, requests are admitted oldest first; once its oldest entry has
+ * waited past the target, newest first. (Not on its length: a closed loop
+ * of more clients than the limit keeps a queue that drains in well under a
+ * millisecond, and newest first would starve its oldest until they are
+ * shed.) In an overload the queue never drains, and
  * in FIFO order every admitted request would first wait about as long as the
  * oldest may (the allowed wait), so the latency of everything served would
  * climb to the allowed wait. Newest first, the admitted requests wait about
@@ -106,11 +108,9 @@ uint64_t ld_codel_head_due(const struct ld_codel *q, uint64_t now_ns);
 
 /* ld_codel_pop removes and returns the next entry to admit, or NULL when
  * empty: writes first when so configured; within a class the oldest while
- * the queue is short (at most lifo_len entries, and its oldest has waited
- * no longer than the target), else the newest (adaptive LIFO, above). The
- * caller passes its concurrency limit as lifo_len: more waiting than that
- * is more than one round of service. */
-struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns, unsigned lifo_len);
+ * the oldest has waited no longer than the target, else the newest
+ * (adaptive LIFO, above). */
+struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns);
 
 /* ld_codel_remove takes e out (its client went away, the loop closes). */
 void ld_codel_remove(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns);

@@ -235,10 +235,10 @@ static void test_queue_fifo_and_cap(void)
 	CHECK_INT(ld_codel_push(&q, &e[3], 3 * MS, &ev), -ENOSPC);
 	CHECK(ev == NULL);
 	CHECK_INT(q.len, 3);
-	CHECK(ld_codel_pop(&q, 4 * MS, 8) == &e[0]);
-	CHECK(ld_codel_pop(&q, 4 * MS, 8) == &e[1]);
-	CHECK(ld_codel_pop(&q, 4 * MS, 8) == &e[2]);
-	CHECK(ld_codel_pop(&q, 4 * MS, 8) == NULL);
+	CHECK(ld_codel_pop(&q, 4 * MS) == &e[0]);
+	CHECK(ld_codel_pop(&q, 4 * MS) == &e[1]);
+	CHECK(ld_codel_pop(&q, 4 * MS) == &e[2]);
+	CHECK(ld_codel_pop(&q, 4 * MS) == NULL);
 	CHECK_INT(q.last_empty_ns, 4 * MS);
 }
 
@@ -267,7 +267,7 @@ static void test_queue_interval_then_target(void)
 	CHECK_INT(ld_codel_push(&q, &c, 120 * MS, &ev), 0);
 	CHECK_INT(ld_codel_allowed_wait(&q, 150 * MS), 100 * MS);
 	CHECK(ld_codel_expire(&q, 150 * MS, &why) == NULL);
-	CHECK(ld_codel_pop(&q, 150 * MS, 8) == &c);
+	CHECK(ld_codel_pop(&q, 150 * MS) == &c);
 }
 
 static void test_queue_emptied_by_sheds_stays_standing(void)
@@ -293,7 +293,7 @@ static void test_queue_emptied_by_sheds_stays_standing(void)
 	CHECK_INT(ld_codel_push(&q, &d, 130 * MS, &ev), 0);
 	CHECK_INT(ld_codel_allowed_wait(&q, 131 * MS), 100 * MS);
 	/* Service that empties it drains it. */
-	CHECK(ld_codel_pop(&q, 140 * MS, 8) == &d);
+	CHECK(ld_codel_pop(&q, 140 * MS) == &d);
 	CHECK_INT(q.last_empty_ns, 140 * MS);
 }
 
@@ -313,7 +313,7 @@ static void test_queue_deadline(void)
 	/* b's deadline passes first though a is older. */
 	CHECK(ld_codel_expire(&q, 30 * MS, &why) == &b);
 	CHECK_INT(why, LD_CODEL_DEADLINE);
-	CHECK(ld_codel_pop(&q, 30 * MS, 8) == &a);
+	CHECK(ld_codel_pop(&q, 30 * MS) == &a);
 }
 
 static void test_queue_heads_only(void)
@@ -360,38 +360,40 @@ static void test_queue_writes_first(void)
 	/* Full of writes: a write is refused too. */
 	CHECK_INT(ld_codel_push(&q, &r2, 7 * MS, &ev), -ENOSPC);
 	CHECK(ev == NULL);
-	CHECK(ld_codel_pop(&q, 8 * MS, 8) == &w1);
+	CHECK(ld_codel_pop(&q, 8 * MS) == &w1);
 	CHECK_INT(ld_codel_push(&q, &r3, 8 * MS, &ev), 0);
 	/* Writes go first even when the read is older. */
-	CHECK(ld_codel_pop(&q, 9 * MS, 8) == &w2);
-	CHECK(ld_codel_pop(&q, 9 * MS, 8) == &w3);
-	CHECK(ld_codel_pop(&q, 9 * MS, 8) == &r3);
-	CHECK(ld_codel_pop(&q, 9 * MS, 8) == NULL);
+	CHECK(ld_codel_pop(&q, 9 * MS) == &w2);
+	CHECK(ld_codel_pop(&q, 9 * MS) == &w3);
+	CHECK(ld_codel_pop(&q, 9 * MS) == &r3);
+	CHECK(ld_codel_pop(&q, 9 * MS) == NULL);
 }
 
 static void test_queue_adaptive_lifo(void)
 {
 	struct ld_codel_params p = Q;
 	struct ld_codel q;
-	struct ld_codel_entry e[4] = {0}, w = {.cls = LD_CODEL_WRITE}, w2 = {.cls = LD_CODEL_WRITE},
+	struct ld_codel_entry e[6] = {0}, w = {.cls = LD_CODEL_WRITE}, w2 = {.cls = LD_CODEL_WRITE},
 			      *ev;
 
 	p.cap = 8;
 	ld_codel_init(&q, &p, 0);
-	for (int i = 0; i < 4; i++)
-		CHECK_INT(ld_codel_push(&q, &e[i], (uint64_t)i * MS, &ev), 0);
-	/* Four waiting, a limit of 2: more than a round: the newest first. */
-	CHECK(ld_codel_pop(&q, 4 * MS, 2) == &e[3]);
-	CHECK(ld_codel_pop(&q, 4 * MS, 2) == &e[2]);
-	/* Two left, within the round, the oldest 4 ms (under the 5 ms
-	 * target): the oldest first again. */
-	CHECK(ld_codel_pop(&q, 4 * MS, 2) == &e[0]);
-	/* Two again, within the round, but the oldest (e[1]) has waited 6
-	 * ms, past the target: a queue has formed: the newest first. */
-	CHECK_INT(ld_codel_push(&q, &e[2], 6 * MS, &ev), 0);
-	CHECK(ld_codel_pop(&q, 7 * MS, 2) == &e[2]);
-	CHECK(ld_codel_pop(&q, 7 * MS, 2) == &e[1]);
-	CHECK(ld_codel_pop(&q, 7 * MS, 2) == NULL);
+	for (int i = 0; i < 6; i++)
+		CHECK_INT(ld_codel_push(&q, &e[i], (uint64_t)i * 100 * US, &ev), 0);
+	/* Six waiting, the oldest for 1 ms: a long queue that drains fast
+	 * (more clients than the limit) goes oldest first. */
+	CHECK(ld_codel_pop(&q, 1 * MS) == &e[0]);
+	CHECK(ld_codel_pop(&q, 1 * MS) == &e[1]);
+	/* Its oldest (e[2], queued 5.8 ms ago) past the 5 ms target: newest
+	 * first. */
+	CHECK(ld_codel_pop(&q, 6 * MS) == &e[5]);
+	CHECK(ld_codel_pop(&q, 6 * MS) == &e[4]);
+	/* A newcomer goes first while the old ones wait on. */
+	CHECK_INT(ld_codel_push(&q, &e[5], 6 * MS, &ev), 0);
+	CHECK(ld_codel_pop(&q, 6 * MS) == &e[5]);
+	CHECK(ld_codel_pop(&q, 6 * MS) == &e[3]);
+	CHECK(ld_codel_pop(&q, 6 * MS) == &e[2]);
+	CHECK(ld_codel_pop(&q, 6 * MS) == NULL);
 	/* Writes first still holds, newest first within the writes. */
 	p.writes_first = true;
 	ld_codel_init(&q, &p, 0);
@@ -399,10 +401,10 @@ static void test_queue_adaptive_lifo(void)
 	CHECK_INT(ld_codel_push(&q, &w, 2 * MS, &ev), 0);
 	CHECK_INT(ld_codel_push(&q, &e[1], 3 * MS, &ev), 0);
 	CHECK_INT(ld_codel_push(&q, &w2, 4 * MS, &ev), 0);
-	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &w2);
-	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &w);
-	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &e[1]);
-	CHECK(ld_codel_pop(&q, 4 * MS, 1) == &e[0]);
+	CHECK(ld_codel_pop(&q, 8 * MS) == &w2);
+	CHECK(ld_codel_pop(&q, 8 * MS) == &w);
+	CHECK(ld_codel_pop(&q, 8 * MS) == &e[1]);
+	CHECK(ld_codel_pop(&q, 8 * MS) == &e[0]);
 }
 
 static void test_queue_remove_and_no_queue(void)
