@@ -15,6 +15,7 @@
 #include "base/json.h"
 #include "store/pg_replica.h"
 #include "store/postgres.h"
+#include "serve_config.h"
 
 #define MS 1000000ULL
 
@@ -315,24 +316,6 @@ static void test_render(void)
 	ld_buf_release(&b);
 	ld_pg_rep_loop_fini(&lp);
 	ld_pg_rep_set_free(&set);
-}
-
-/* load_serve runs serve's configuration load on a NULL-terminated list of
- * arguments after "serve". */
-static int load_serve(char *err, size_t errlen, ...)
-{
-	struct ld_config c;
-	char *argv[16];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = "serve";
-	va_start(ap, errlen);
-	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
-		argc++;
-	va_end(ap);
-	argv[argc] = NULL;
-	return ld_config_load(&c, argc, argv, err, errlen);
 }
 
 /* The breakers' settings of [postgres] (every node's breaker on every

@@ -13,6 +13,7 @@
 #include "base/config.h"
 #include "cache/l2_codec.h"
 #include "redis/redis.h"
+#include "serve_config.h"
 #include "unit.h"
 
 static void test_url_parse(void)
@@ -333,24 +334,6 @@ static void test_host_name_is_resolved(void)
 	uv_walk(&uv, close_left, NULL);
 	uv_run(&uv, UV_RUN_DEFAULT);
 	CHECK_INT(uv_loop_close(&uv), 0);
-}
-
-/* load_serve runs serve's configuration load on a NULL-terminated list of
- * arguments after "serve". */
-static int load_serve(char *err, size_t errlen, ...)
-{
-	struct ld_config c;
-	char *argv[16];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = "serve";
-	va_start(ap, errlen);
-	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
-		argc++;
-	va_end(ap);
-	argv[argc] = NULL;
-	return ld_config_load(&c, argc, argv, err, errlen);
 }
 
 /* The breaker's settings: both modes on by default, each one set by its
