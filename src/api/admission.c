@@ -366,23 +366,30 @@ static void on_timer(uv_timer_t *t)
 	 * starts again from the queue as it is now. */
 	bool sweep = now - a->last_sweep_ns >= SWEEP_MS * 1000000ull;
 
+	/* A shed answers at once and may dispatch and queue the connection's
+	 * next pipelined request with a reading taken after ours: the clock
+	 * is read again after each, so no entry is younger than now. */
 	while ((e = sweep ? ld_codel_expire(&a->q, now, &why)
-			  : ld_codel_expire_head(&a->q, now, &why)))
+			  : ld_codel_expire_head(&a->q, now, &why))) {
 		shed(a, req_of(e), why);
+		now = uv_hrtime();
+	}
 	if (sweep) {
 		a->last_sweep_ns = now;
 		while ((e = gone_one(a))) {
 			ld_codel_remove(&a->q, e, now);
 			shed(a, req_of(e), LD_CODEL_GONE);
+			now = uv_hrtime();
 		}
 	}
 	while (a->inflight < ld_climit_limit(&a->lim) && (e = ld_codel_pop(&a->q, now))) {
 		struct ld_api_req *q = req_of(e);
-		uint64_t wait = now - e->enq_ns;
+		uint64_t wait = now > e->enq_ns ? now - e->enq_ns : 0;
 
 		/* Its deadline may have passed since the last full look. */
 		if (e->deadline_ns && now >= e->deadline_ns) {
 			shed(a, q, LD_CODEL_DEADLINE);
+			now = uv_hrtime();
 			continue;
 		}
 

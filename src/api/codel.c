@@ -87,6 +87,14 @@ uint64_t ld_codel_allowed_wait(const struct ld_codel *q, uint64_t now_ns)
 	return q->p.interval_ns;
 }
 
+/* waited is how long e has waited at now_ns: 0 for an entry queued after
+ * the caller's reading (a shed may dispatch and queue the next pipelined
+ * request of its connection with a later one). */
+static uint64_t waited(const struct ld_codel_entry *e, uint64_t now_ns)
+{
+	return now_ns > e->enq_ns ? now_ns - e->enq_ns : 0;
+}
+
 /* due_of says why e must go at now_ns (a deadline first), or returns
  * false. */
 static bool due_of(const struct ld_codel_entry *e, uint64_t now_ns, uint64_t allowed,
@@ -94,7 +102,7 @@ static bool due_of(const struct ld_codel_entry *e, uint64_t now_ns, uint64_t all
 {
 	if (e->deadline_ns && now_ns >= e->deadline_ns)
 		*why = LD_CODEL_DEADLINE;
-	else if (now_ns - e->enq_ns > allowed)
+	else if (waited(e, now_ns) > allowed)
 		*why = LD_CODEL_DELAY;
 	else
 		return false;
@@ -153,7 +161,7 @@ struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns)
 	struct ld_codel_entry *e = q->list[i].head;
 
 	/* Adaptive LIFO (codel.h): once a queue forms, the newest goes first. */
-	if (e && now_ns - e->enq_ns > q->p.target_ns)
+	if (e && waited(e, now_ns) > q->p.target_ns / 2)
 		e = q->list[i].tail;
 	if (e)
 		unlink_entry(q, e, now_ns, true);

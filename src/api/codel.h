@@ -21,18 +21,20 @@
  * queue start the next round with the interval again: every queued request
  * would wait up to the interval.
  *
- * Adaptive LIFO (also "Fail at Scale"): while the queue drains within the
- * target, requests are admitted oldest first; once its oldest entry has
- * waited past the target, newest first. (Not on its length: a closed loop
- * of more clients than the limit keeps a queue that drains in well under a
- * millisecond, and newest first would starve its oldest until they are
- * shed.) In an overload the queue never drains, and
- * in FIFO order every admitted request would first wait about as long as the
- * oldest may (the allowed wait), so the latency of everything served would
- * climb to the allowed wait. Newest first, the admitted requests wait about
- * one service slot, and the ones left behind run out their allowed wait and
- * are shed: the same number is shed either way (the overload decides that),
- * but the ones served are served fast, while their clients still wait.
+ * Adaptive LIFO (also "Fail at Scale"): while the queue drains within half
+ * the target, requests are admitted oldest first; once its oldest entry has
+ * waited longer, newest first. In an overload the queue never drains, and
+ * oldest first every admitted request would first wait about as long as
+ * the oldest may (the allowed wait: the target once the queue stands,
+ * after the expiry of the heads that waited longer). Newest first, the
+ * admitted requests wait about one service slot, and the ones left behind
+ * run out their allowed wait and are shed: as many are shed either way (the
+ * overload decides that), but the ones served are served fast. Half the
+ * target, not the target: a standing queue's heads past the target are shed
+ * before each pop, so a test on the target itself would never see one. Not
+ * on the queue's length: a closed loop of more clients than the limit keeps
+ * a long queue that drains in well under a millisecond, and newest first
+ * would starve its oldest until they were shed.
  *
  * A full queue (cap entries) refuses a newcomer, except that with
  * writes_first a write takes the place of the newest queued read, and queued
@@ -108,7 +110,7 @@ uint64_t ld_codel_head_due(const struct ld_codel *q, uint64_t now_ns);
 
 /* ld_codel_pop removes and returns the next entry to admit, or NULL when
  * empty: writes first when so configured; within a class the oldest while
- * the oldest has waited no longer than the target, else the newest
+ * the oldest has waited no longer than half the target, else the newest
  * (adaptive LIFO, above). */
 struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns);
 

@@ -96,11 +96,6 @@ static void end_window(struct ld_climit *l)
 	double g, next, target;
 
 	l->last_rtt_ns = median(l);
-	/* A window whose median is below the probe's measured less queueing
-	 * than the probe did (a probe that ran under a burst, or a store that
-	 * got faster): it is the better no-queue RTT until the next probe. */
-	if (l->last_rtt_ns < l->min_rtt_ns)
-		l->min_rtt_ns = l->last_rtt_ns;
 	target = (double)l->min_rtt_ns * (1.0 + l->p.tolerance);
 	g = target / (double)l->last_rtt_ns;
 	if (g > 2.0)

@@ -14,14 +14,16 @@
  *               flight on one core each take four times as long) and min RTT
  *               becomes the median of the next probe_samples RTTs of
  *               requests admitted during the probe (the ones admitted before
- *               it, at the full limit, finish with the load's waits in them). A probe
- *               runs at start and every probe_interval after. The first one
+ *               it, at the full limit, finish with the load's waits in
+ *               them). A probe runs at start and every probe_interval after. The first one
  *               is not pinned (a server starts unloaded, and must not queue
  *               its first burst behind min_limit): it measures at the
- *               initial limit; the first pinned probe follows 10 windows
- *               later, not a probe interval. A window whose median is below min RTT
- *               lowers it (it queued less than the probe did, which a
- *               probe under a burst does); only a probe raises it.
+ *               initial limit, so the first pinned probe follows 10
+ *               windows later, not a probe interval (a server started
+ *               under load measured its load's queueing). Only a probe
+ *               sets min RTT: a window's median follows the mix of
+ *               requests (a quiet 100 ms of cache hits is not the store's
+ *               no-queue RTT).
  *   sample RTT  the median RTT of the last window (window_ns, and at least
  *               window_samples RTTs; up to LD_CLIMIT_SAMPLES kept, a
  *               reservoir sample beyond that). Medians, not means: a mix of

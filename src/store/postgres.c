@@ -119,6 +119,9 @@ struct unit {
 	 * in the same loop pass: no Sync of its own (the batch's last read
 	 * has it); resend: skipped after a failed neighbour, sent again. */
 	bool nosync, resend;
+	/* timed_out: a read given up on as the node's failure (its breaker
+	 * counted it): its late answer is not also counted as a success. */
+	bool timed_out;
 	uint64_t pos;
 	struct unit *next;
 };
@@ -1611,7 +1614,7 @@ static void unit_done(struct pgc *p, struct unit *u)
 		p->tail = NULL;
 	if (u->op)
 		p->nunits--;
-	if (!u->setup || u->status == LD_STORE_OK)
+	if ((!u->setup || u->status == LD_STORE_OK) && !u->timed_out)
 		ld_pg_rep_answered(&c->rl, p->target, uv_hrtime());
 	if (u->wb) {
 		p->nunits -= u->wb->n;
@@ -2360,6 +2363,7 @@ static void on_expire(uv_timer_t *h)
 			/* Past the store's own deadline (not a client's shorter
 			 * budget, which says nothing of the node): a timeout. */
 			if (op->full_budget) {
+				u->timed_out = true;
 				ld_pg_rep_failed(&c->rl, p->target, now,
 						 "a read got no answer within the store timeout");
 				arm_probes(c, p->target);

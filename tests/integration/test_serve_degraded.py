@@ -205,6 +205,44 @@ def test_read_timeouts_open_the_primary_breaker_a_client_budget_does_not(ladder_
     c.close()
 
 
+def test_a_timed_out_reads_late_answer_is_not_a_success(ladder_server, pg):
+    """A read given up on past --store-timeout is the primary's failure; its
+    answer, when it comes later, must not count as a success that resets
+    the failures in a row. Each read here times out and is then answered
+    (the lock is released until it is): two in a row still open the
+    breaker."""
+    db = pg.new_database()
+    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(db), "--cache", "none",
+                        "--threads", "1", "--pg-pool", "1", "--store-timeout", "500ms",
+                        "--pg-breaker-failures", "2", "--pg-breaker-failure-rate", "0",
+                        "--pg-breaker-open", "10m")  # fmt: skip
+    c = srv.client()
+    _, token = new_account(c, "late")
+    path = "/v1/items/" + create_item(c, token, "one")["id"]
+    state = breaker("primary", 0)
+
+    def waiting():
+        return pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name <> 'locker' AND wait_event_type = 'Lock'", db=db,
+        ).split()  # fmt: skip
+
+    for n in range(2):
+        assert metrics(srv)[state] == 0, n
+        lock = TableLock(pg, db, "items")
+        try:
+            r = c.get(path, token=token)
+            assert r.status == 503, r
+            assert r.json()["detail"] == TIMED_OUT
+            assert waiting() == ["1"]  # the read still waits inside PostgreSQL
+        finally:
+            lock.release()
+        # Its late answer arrives once the lock is gone.
+        poll(lambda: waiting() == ["0"], what="the timed-out read to be answered")
+    assert metrics(srv)[state] == 1
+    c.close()
+
+
 def stale_server(ladder_server, pg, *flags):
     """One loop (so a keep-alive client always meets the L1 it filled), a
     short TTL, the store on pg."""
