@@ -164,6 +164,21 @@ def test_primary_breaker_opens_on_the_failure_rate_with_no_failures_in_a_row(lad
     c.close()
 
 
+def slow_reads_server(ladder_server, pg, who):
+    """A server on a database of its own whose primary breaker opens on two
+    read timeouts in a row (--store-timeout 500ms, the rate rule off, open
+    for 10 minutes), a client with an account and the path of one item:
+    (db, srv, client, token, path)."""
+    db = pg.new_database()
+    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(db), "--cache", "none",
+                        "--threads", "1", "--pg-pool", "1", "--store-timeout", "500ms",
+                        "--pg-breaker-failures", "2", "--pg-breaker-failure-rate", "0",
+                        "--pg-breaker-open", "10m")  # fmt: skip
+    c = srv.client()
+    _, token = new_account(c, who)
+    return db, srv, c, token, "/v1/items/" + create_item(c, token, "one")["id"]
+
+
 def test_read_timeouts_open_the_primary_breaker_a_client_budget_does_not(ladder_server, pg):
     """Reads that wait on a lock inside PostgreSQL past --store-timeout are
     the primary's failures: two in a row (--pg-breaker-failures 2, the rate
@@ -171,14 +186,7 @@ def test_read_timeouts_open_the_primary_breaker_a_client_budget_does_not(ladder_
     by a client's own smaller budget (Request-Timeout) time out the same
     way but say nothing of the node: however many, the breaker stays
     closed."""
-    db = pg.new_database()
-    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(db), "--cache", "none",
-                        "--threads", "1", "--pg-pool", "1", "--store-timeout", "500ms",
-                        "--pg-breaker-failures", "2", "--pg-breaker-failure-rate", "0",
-                        "--pg-breaker-open", "10m")  # fmt: skip
-    c = srv.client()
-    _, token = new_account(c, "slow")
-    path = "/v1/items/" + create_item(c, token, "one")["id"]
+    db, srv, c, token, path = slow_reads_server(ladder_server, pg, "slow")
     state = breaker("primary", 0)
     lock = TableLock(pg, db, "items")
     try:
@@ -211,14 +219,7 @@ def test_a_timed_out_reads_late_answer_is_not_a_success(ladder_server, pg):
     the failures in a row. Each read here times out and is then answered
     (the lock is released until it is): two in a row still open the
     breaker."""
-    db = pg.new_database()
-    srv = ladder_server("--store", "postgres", "--pg-primary", pg.conninfo(db), "--cache", "none",
-                        "--threads", "1", "--pg-pool", "1", "--store-timeout", "500ms",
-                        "--pg-breaker-failures", "2", "--pg-breaker-failure-rate", "0",
-                        "--pg-breaker-open", "10m")  # fmt: skip
-    c = srv.client()
-    _, token = new_account(c, "late")
-    path = "/v1/items/" + create_item(c, token, "one")["id"]
+    db, srv, c, token, path = slow_reads_server(ladder_server, pg, "late")
     state = breaker("primary", 0)
 
     def waiting():
