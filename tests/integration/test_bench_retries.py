@@ -194,7 +194,8 @@ def test_scenario_writes_keyed_and_retried(tmp_path, ladder_server):
     assert r["errors"] == 0, r["errors_by_kind"]
     # The 2 seeded items, then every write of the mix and every retry.
     writes = r["status"].get("201", 0) + r["status"].get("429", 0)
-    assert decisions(srv, "user-writes") == 2 + writes + rt["sent"]
+    assert decisions(srv, "user-writes") == 2 + writes + rt["sent"], (
+        r["status"], rt, decisions(srv, "user-writes", ("allowed",)))
     # Each allowed write was answered 201 and counted once.
     assert r["status"]["201"] == decisions(srv, "user-writes", ("allowed",)) - 2
     assert r["status"].get("429", 0) == rt["denied_by_budget"] + rt["gave_up"]
