@@ -161,13 +161,21 @@ static void test_rtt_that_climbs_shrinks_the_limit(void)
  * grows again, from the 1 in force, not from the fraction above it). */
 static void test_cpu_bound_limit_gets_below_four(void)
 {
-	struct ld_climit_params p1 = P;
+	static const struct ld_climit_params P1 = {
+	    .initial = 32,
+	    .min_limit = 1,
+	    .max_limit = 1000,
+	    .window_ns = 100 * MS,
+	    .window_samples = 8,
+	    .tolerance = 0.5,
+	    .probe_interval_ns = 30000 * MS,
+	    .probe_samples = 16,
+	};
 	struct ld_climit l;
 	uint64_t now = 0, svc = 500 * US;
 	unsigned sum = 0, lo = 1000, hi = 0;
 
-	p1.min_limit = 1;
-	ld_climit_init(&l, &p1, now);
+	ld_climit_init(&l, &P1, now);
 	feed(&l, 16, svc, 1, &now, 16 * MS);
 	for (int i = 0; i < 10; i++)
 		feed(&l, 10, svc, 1, &now, 100 * MS);
