@@ -105,19 +105,10 @@ static void end_window(struct ld_climit *l)
 	/* The headroom only while the window saw no queue: added to a
 	 * shrinking limit it would set a floor of its own (at the 0.5 clamp,
 	 * x = 0.5 x + sqrt(x) holds at 4), so CPU-bound work on one core could
-	 * never get below 4 in flight, each taking 4 times as long. Growth
-	 * starts from the limit in force (whole requests), the one the
-	 * window's RTTs measured: from 1.9 (1 in force) a window without a
-	 * queue says 1 is fine, not that 1.9 x 1.5 + sqrt(1.9) = 4.2 is. */
-	if (g >= 1.0) {
-		double in_force = floor(l->limit);
-
-		next = g * in_force + sqrt(in_force);
-		if (next < l->limit)
-			next = l->limit;
-	} else {
-		next = g * l->limit;
-	}
+	 * never get below 4 in flight, each taking 4 times as long. */
+	next = g * l->limit;
+	if (g >= 1.0)
+		next += sqrt(l->limit);
 	/* App-limited: the window never used half the limit, so its RTTs say
 	 * nothing about more concurrency. */
 	if (next > l->limit && 2u * l->inflight_max < (unsigned)l->limit)
