@@ -24,8 +24,7 @@
 # The medians over the rounds are printed as a table; the JSON and HTML
 # files stay in OUT (default build/bench-overload).
 #
-# Usage: bench/overload.sh   (ROUNDS=3 SECS=10 OVER_SECS=30 CONNS=16 MAXCONN=2000
-#                             MODES="on off" CURVE=1)
+# Usage: bench/overload.sh   (ROUNDS=3 SECS=10 OVER_SECS=30 CONNS=16 MAXCONN=2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,10 +37,6 @@ BIN=${LADDER_BIN:-build/rel/ladder}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 OUT=${OUT:-build/bench-overload}
-# MODES: the admission settings to run (on, off or both); CURVE=0 skips the
-# HTML curve (to compare two binaries, LADDER_BIN, in alternating runs).
-MODES=${MODES:-on off}
-CURVE=${CURVE:-1}
 
 mkdir -p "$OUT"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ladder-overload.XXXXXX")
@@ -95,7 +90,7 @@ print("%.0f" % (r["status"].get("201", 0) / r["duration_s"]))' "$1"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-	for mode in $MODES; do
+	for mode in on off; do
 		tag="$mode.$round"
 		start_server --admission "$mode"
 		load "$OUT/cap.$tag.json" --rate max --duration "${SECS}s"
@@ -109,7 +104,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		rateh=$(python3 -c "print(max(1, round($cap * 0.5)))")
 		load "$OUT/over.$tag.json" --rate "$rate2" --duration "${OVER_SECS}s"
 		load "$OUT/after.$tag.json" --rate "$rateh" --duration "${SECS}s"
-		if [ "$round" = 1 ] && [ "$CURVE" = 1 ]; then
+		if [ "$round" = 1 ]; then
 			r1=$(python3 -c "print(max(1, round($cap)))")
 			r15=$(python3 -c "print(max(1, round($cap * 1.5)))")
 			taskset -c "$CLIENT_CPU" "$BIN" bench -q -X POST \
@@ -124,9 +119,9 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-python3 - "$OUT" "$ROUNDS" "$MODES" <<'PY'
+python3 - "$OUT" "$ROUNDS" <<'PY'
 import json, statistics, sys
-out, rounds, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+out, rounds = sys.argv[1], int(sys.argv[2])
 
 def res(name):
     return json.load(open("%s/%s" % (out, name)))["results"]
@@ -155,7 +150,7 @@ def over(name, unloaded):
     return sum(1 for v in seconds(name) if v > 2 * unloaded)
 
 med = statistics.median
-for mode in modes:
+for mode in ("on", "off"):
     tags = ["%s.%d" % (mode, k) for k in range(1, rounds + 1)]
     cap = med(good(res("cap.%s.json" % t)) for t in tags)
     unl = med(p99_ok(res("x0.5.%s.json" % t)) for t in tags)
@@ -177,8 +172,4 @@ for mode in modes:
           "unloaded run's)" % (g, 100 * g / cap, p, p / unl if unl else float("nan"), rec, late,
                               len(seconds("after.%s.json" % tags[0])), base))
 PY
-if [ "$CURVE" = 1 ]; then
-	echo "reports:$(for m in $MODES; do printf ' %s' "$OUT/curve.$m.html"; done) (and the JSON of every run)"
-else
-	echo "the JSON of every run: $OUT"
-fi
+echo "reports: $OUT/curve.on.html $OUT/curve.off.html (and the JSON of every run)"

@@ -102,13 +102,7 @@ static void end_window(struct ld_climit *l)
 		g = 2.0;
 	if (g < 0.5)
 		g = 0.5;
-	/* The headroom only while the window saw no queue: added to a
-	 * shrinking limit it would set a floor of its own (at the 0.5 clamp,
-	 * x = 0.5 x + sqrt(x) holds at 4), so CPU-bound work on one core could
-	 * never get below 4 in flight, each taking 4 times as long. */
-	next = g * l->limit;
-	if (g >= 1.0)
-		next += sqrt(l->limit);
+	next = g * l->limit + sqrt(l->limit);
 	/* App-limited: the window never used half the limit, so its RTTs say
 	 * nothing about more concurrency. */
 	if (next > l->limit && 2u * l->inflight_max < (unsigned)l->limit)

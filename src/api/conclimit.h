@@ -33,16 +33,11 @@
  * At the end of each window:
  *
  *   gradient  = clamp(min_rtt * (1 + tolerance) / sample_rtt, 0.5, 2.0)
- *   new limit = gradient * limit + sqrt(limit)   while gradient >= 1
- *               gradient * limit                 below 1 (a queue)
+ *   new limit = gradient * limit + sqrt(limit)         (the headroom)
  *
  * clamped to [min_limit, max_limit]. RTTs within tolerance of min RTT let the
- * limit grow, with sqrt(limit) of headroom; RTTs that climb (requests waiting
- * for the writer, the database pool, the thread pool) shrink it, by at most
- * half per window and without the headroom: added to a shrinking limit it
- * would hold the limit at 4 (0.5 x 4 + sqrt(4) = 4) however long the RTTs
- * were, and CPU-bound work on one core would keep four in flight, each
- * taking four times as long. The limit
+ * limit grow; RTTs that climb (requests waiting for the writer, the database
+ * pool, the thread pool) shrink it, by at most half per window. The limit
  * does not grow while the loop is app-limited (in flight never reached half
  * the limit during the window): an idle server must not arrive at its first
  * burst with a limit it never earned.
