@@ -30,9 +30,18 @@
 # and the curve is the balancer's and the database's, not a node's batching
 # growing with its queue.
 #
+# BALLAST=1 separates the machine from the service: beside N nodes run
+# MAX_NODES - N busy loops, each in a cgroup capped like a node, so every N
+# runs with the same number of capped busy processes on the 2 cores (the
+# others stopped with SIGSTOP). A node's CPU per request that still grows
+# with N is then the service's (the balancer, the database, the nodes'
+# shares of them); one that grows only without the ballast is the machine's
+# (more processes taking turns on 2 cores, each with cold caches), which a
+# core per node would not have.
+#
 # Usage: bench/scale.sh  (ROUNDS=3 SECONDS_PER_RUN=6 NODES="1 2 3 4 6 8"
 #                         NODE_CPU=0.05 PG_CPU=0.25 CONNS_PER_NODE=16
-#                         PG_CLIENTS=64)
+#                         PG_CLIENTS=64 BALLAST=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +52,7 @@ NODE_CPU=${NODE_CPU:-0.05}
 PG_CPU=${PG_CPU:-0.25}
 CONNS_PER_NODE=${CONNS_PER_NODE:-16}
 PG_CLIENTS=${PG_CLIENTS:-64}
+BALLAST=${BALLAST:-0}
 BIN=${LADDER_BIN:-build/rel/ladder}
 PG_BIN=${LADDER_PG_BIN:-/usr/lib/postgresql/15/bin}
 HAPROXY=${HAPROXY:-haproxy}
@@ -64,6 +74,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ladder-scale.XXXXXX")
 pgdir="$PWD/build/bench-scale-pg.$$"
 cg="ladder-scale.$$"
 pids=()
+ballast=()
 pgpid=
 hapid=
 sampler=
@@ -82,7 +93,8 @@ stop() {
 cleanup() {
 	set +e
 	[ -n "$pgpid" ] && kill -INT "$pgpid" 2>/dev/null
-	stop $sampler $hapid "${pids[@]}" $pgpid
+	for p in "${ballast[@]}"; do kill -CONT "$p" 2>/dev/null; done
+	stop $sampler $hapid "${pids[@]}" "${ballast[@]}" $pgpid
 	wait 2>/dev/null
 	# A cgroup goes once its last task has.
 	for h in cpu cpuacct; do
@@ -169,6 +181,28 @@ for i in $(seq 1 "$MAX_NODES"); do
 done
 make_cg lb ""
 make_cg gen ""
+
+# --- the ballast (BALLAST=1): MAX_NODES - 1 busy loops capped like a node,
+# all stopped until set_ballast wakes as many as a run needs ---
+if [ "$BALLAST" = 1 ]; then
+	for i in $(seq 1 $((MAX_NODES - 1))); do
+		make_cg "ballast$i" "$NODE_CPU"
+		(in_cg "ballast$i" bash -c 'while :; do :; done') &
+		ballast+=($!)
+		kill -STOP "$!"
+	done
+fi
+# set_ballast N: the first MAX_NODES - N busy loops run, the rest stop.
+set_ballast() {
+	local i
+	for i in "${!ballast[@]}"; do
+		if [ "$i" -lt $((MAX_NODES - $1)) ]; then
+			kill -CONT "${ballast[$i]}"
+		else
+			kill -STOP "${ballast[$i]}"
+		fi
+	done
+}
 
 # --- CPU use of each group, sampled every 0.25 s: "t pg nodes lb gen" ---
 sample() {
@@ -284,11 +318,13 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "PostgreSQL capped to $PG_CPU cores; $MAX_NODES ladder nodes (1 loop, --cache none) capped to $NODE_CPU cores each;"
 echo "HAProxy round-robin; ladder bench --scenario ladder (100 reads : 1 write), closed loop, $CONNS_PER_NODE connections per node;"
 echo "${SECS}s x $ROUNDS rounds per node count (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+[ "$BALLAST" = 1 ] && echo "ballast: beside N nodes, $MAX_NODES - N busy loops capped to $NODE_CPU cores each"
 printf '  %-3s %-5s %9s %8s %8s %8s %8s %8s\n' N round "req/s" "p99 ms" "pg cpu" "nodes" haproxy gen
 : >"$work/points.csv"
 : >"$work/pgbench"
 db_at=
 for n in $NODES; do
+	set_ballast "$n"
 	start_lb "$n"
 	: >"$work/rounds"
 	for r in $(seq 1 "$ROUNDS"); do
@@ -315,6 +351,7 @@ for n in $NODES; do
 	fi
 done
 
+set_ballast "$MAX_NODES"
 for r in $(seq 1 "$ROUNDS"); do
 	run_pgbench >>"$work/pgbench" || exit 1
 done
