@@ -62,6 +62,15 @@ DEFAULT_FLAGS = [
     "--store-timeout", "10s",
 ]  # fmt: skip
 
+# For servers that `ladder bench` drives: the defaults above close an idle
+# connection after 3 s (keep-alive) or, one that never sent a byte, after 1 s
+# (header timeout), and the bench opens its -c connections at the start. A
+# close that crosses the bench's next send on that connection is a read error
+# (and, with --retries, a retry counted as sent that the server never saw)
+# that depends on timing alone; with 60 s for both, no connection is closed
+# while a bench run lasts.
+BENCH_KEEP_CONNS = ["--keepalive-timeout", "60s", "--header-timeout", "60s"]
+
 LADDER_URL = os.environ.get("LADDER_URL") or ""
 
 # Read here, then dropped from the server's environment with every LADDER_*.

@@ -16,6 +16,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from conftest import BENCH_KEEP_CONNS
 from ladder_http import new_account
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,15 +43,10 @@ def decisions(srv, budget, which=("allowed", "limited")):
 
 
 def shedding(ladder_server, *flags):
-    # Keep-alive and header timeouts longer than any run: the server closes
-    # neither a used idle connection nor one of the bench's 16 that has not
-    # spoken yet (the suite's header timeout is 1 s), so no request or retry
-    # is sent on a connection the server is closing under it. That race is
-    # real (a read error, retried within the budget), but it is not what is
-    # tested here: it made a request end in a read error and a retry count
-    # as sent without the server seeing it, on a loaded machine.
-    return ladder_server("--threads", "1", "--ratelimit-exempt", "", "--keepalive-timeout",
-                         "60s", "--header-timeout", "60s", *flags)  # fmt: skip
+    # BENCH_KEEP_CONNS: no request or retry is sent on a connection the
+    # server is closing under it (a read error, and a retry counted as sent
+    # that the server never saw, on a loaded machine).
+    return ladder_server("--threads", "1", "--ratelimit-exempt", "", *BENCH_KEEP_CONNS, *flags)
 
 
 def test_get_retried_within_the_budget(tmp_path, ladder_server):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LADDER_STORE
+from conftest import BENCH_KEEP_CONNS, LADDER_STORE
 from photo_helpers import make_jpeg
 from test_bench import LADDER_BIN, STALL_SERVER
 
@@ -22,12 +22,7 @@ def run_bench(*args, timeout=90):
 
 
 def test_scenario_seeds_then_drives_the_mix(tmp_path, ladder_server):
-    # The test defaults close an idle connection after 3s (keep-alive) or,
-    # one that never sent a byte, after 1s (header timeout). A close that
-    # crosses the bench's next send on that connection is a read error that
-    # depends on timing; with 60s for both, no connection is closed while
-    # the bench runs.
-    srv = ladder_server("--keepalive-timeout", "60s", "--header-timeout", "60s")
+    srv = ladder_server(*BENCH_KEEP_CONNS)
     out = tmp_path / "r.json"
     p = run_bench(
         "--scenario", "ladder", "--users", "8", "--items-per-user", "3",
@@ -59,8 +54,7 @@ def test_scenario_reports_the_cache_hit_ratio_and_plan_uses_it(tmp_path, ladder_
     # The server's cache counters over the run go into the report (its
     # /metrics before and after), and `ladder plan --bench` takes the hit
     # ratio from there, naming the report as its source.
-    srv = ladder_server("--cache", "local", "--threads", "1",
-                        "--keepalive-timeout", "60s", "--header-timeout", "60s")  # fmt: skip
+    srv = ladder_server("--cache", "local", "--threads", "1", *BENCH_KEEP_CONNS)
     out = tmp_path / "r.json"
     p = run_bench(
         "--scenario", "ladder", "--users", "8", "--items-per-user", "3",
@@ -99,8 +93,7 @@ def test_scenario_reports_the_cache_hit_ratio_and_plan_uses_it(tmp_path, ladder_
 
 
 def test_scenario_without_a_server_cache_reports_no_cache_figures(tmp_path, ladder_server):
-    srv = ladder_server("--cache", "none", "--keepalive-timeout", "60s",
-                        "--header-timeout", "60s")  # fmt: skip
+    srv = ladder_server("--cache", "none", *BENCH_KEEP_CONNS)
     out = tmp_path / "r.json"
     p = run_bench(
         "--scenario", "ladder", "--users", "4", "--items-per-user", "2",
@@ -140,7 +133,7 @@ def test_scenario_drives_photo_uploads(tmp_path, ladder_server):
     as a client makes them (POST /v1/photos 201, PUT of the bytes to the
     signed URL 204, complete 202). Every upload the bench completed is a
     photo the server has, its original the bench's bytes."""
-    srv = ladder_server("--keepalive-timeout", "60s", "--header-timeout", "60s")
+    srv = ladder_server(*BENCH_KEEP_CONNS)
     photo = make_jpeg(tmp_path / "p.jpg", 320, 240)
     out = tmp_path / "r.json"
     p = run_bench(
