@@ -227,7 +227,10 @@ static void arm_retry(struct worker *w, uint64_t now)
 			next = w->pend[i].due;
 	if (!next || w->finishing)
 		return;
-	uv_timer_start(&w->rtimer, on_rtimer, next > now ? (next - now) / 1000000 + 1 : 0, 0);
+	/* Never 0 ms: libuv runs a timer restarted with 0 from its own
+	 * callback again in the same pass, and the loop would never poll for
+	 * the connection the retry waits for. */
+	uv_timer_start(&w->rtimer, on_rtimer, next > now ? (next - now) / 1000000 + 1 : 1, 0);
 }
 
 /* count_retry adds one to a retry figure of the run (total, this thread's
@@ -556,21 +559,26 @@ static uint64_t queue_pop(struct worker *w)
  * when requests wait and none is idle. */
 static void pump(struct worker *w, uint64_t now)
 {
+	int due = 0;
+
 	if (!w->started || w->finishing)
 		return;
 	/* Retries that are due go first: their clocks have run longest. */
-	for (int i = 0; i < w->npend && w->nidle;) {
+	for (int i = 0; i < w->npend;) {
 		struct pending p = w->pend[i];
 
-		if (p.due > now) {
+		if (p.due > now || !w->nidle) {
+			due += p.due <= now;
 			i++;
 			continue;
 		}
 		w->pend[i] = w->pend[--w->npend];
 		send_retry(w, &w->conns[w->idle[--w->nidle]], &p, now);
 	}
-	if (w->npend && !w->nidle && w->open < w->nslots && now >= w->backoff_until)
-		conn_open(w, false);
+	/* One connection for each due retry left, counting those on the way. */
+	while (due > w->connecting && w->open < w->nslots && now >= w->backoff_until &&
+	       conn_open(w, false))
+		;
 	if (w->cfg->closed) {
 		while (w->nidle && !w->wl_done && !g_stop &&
 		       (!w->max_requests || w->sent_count < w->max_requests) &&
