@@ -28,6 +28,7 @@
 #define BODY_CAP    (256 * 1024)
 #define SCRATCH_CAP (64 * 1024)
 #define BACKOFF_NS  (100ULL * 1000000ULL)
+#define RESENDS_MAX 3 /* sends of one request after stale connections (resend_stale) */
 
 enum { C_FREE, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSING };
 
@@ -44,14 +45,19 @@ struct conn {
 	struct ld_buf scratch;
 	struct ld_buf body;
 	uint64_t intended, sent, deadline;
-	int attempt; /* retries made before this send */
-	char *owned; /* a retry's copy of the request bytes (req.data) */
+	int attempt;	 /* retries made before this send */
+	int resends;	 /* times this request was sent again after a stale connection */
+	char *owned;	 /* a retry's copy of the request bytes (req.data) */
+	bool preopened;	 /* opened before the start, and idle since */
+	bool got_bytes;	 /* a byte of the current answer arrived */
+	int64_t answers; /* answers this connection carried */
 };
 
 /* A request waiting for its retry. */
 struct pending {
 	uint64_t intended, due;
 	int attempt; /* the retry this is (1 = first) */
+	int resends; /* as struct conn's */
 	int last_status, last_err;
 	struct ld_bench_req req; /* req.data is bytes */
 	char *bytes;
@@ -86,6 +92,7 @@ struct worker {
 	uv_timer_t rtimer;
 	struct ld_retry_budget budget;
 	int64_t retries, retry_denied, retry_gave_up;
+	int64_t resent; /* requests sent again after a stale connection */
 	/* thread-local figures, merged after the run */
 	struct ld_hdr lat, svc, oklat, klat[LD_BENCH_KINDS];
 	int64_t kcount[LD_BENCH_KINDS], kwin[LD_BENCH_KINDS];
@@ -243,6 +250,45 @@ static void count_retry(struct worker *w, int64_t *total, int64_t *interval)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* keep_pending adds c's request to the ones waiting to be sent again, due
+ * at due, with c's attempt and resends (the caller moves them on); NULL
+ * when memory ran out. Sends again are rare (the budget, stale
+ * connections): they may allocate. A kept request's own copy passes on to
+ * the next. */
+static struct pending *keep_pending(struct worker *w, struct conn *c, uint64_t due, int status,
+				    int err)
+{
+	struct pending *p;
+	char *bytes;
+
+	if (w->npend == w->cappend) {
+		int ncap = w->cappend ? 2 * w->cappend : 64;
+		struct pending *np = realloc(w->pend, (size_t)ncap * sizeof(*np));
+
+		if (!np)
+			return NULL;
+		w->pend = np;
+		w->cappend = ncap;
+	}
+	bytes = c->owned;
+	c->owned = NULL;
+	if (!bytes && (bytes = malloc(c->req.len ? c->req.len : 1)))
+		memcpy(bytes, c->req.data, c->req.len);
+	if (!bytes)
+		return NULL;
+	p = &w->pend[w->npend++];
+	p->intended = c->intended;
+	p->due = due;
+	p->attempt = c->attempt;
+	p->resends = c->resends;
+	p->last_status = status;
+	p->last_err = err;
+	p->req = c->req;
+	p->req.data = bytes;
+	p->bytes = bytes;
+	return p;
+}
+
 /* retry_later keeps c's request for a retry when its outcome is worth one,
  * it may be sent again, and the budget and its deadline allow: true when
  * it was kept (its outcome is then not counted yet). */
@@ -251,7 +297,6 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 	const struct ld_bench_cfg *cfg = w->cfg;
 	uint64_t delay, timeout = (uint64_t)(cfg->timeout_s * 1e9);
 	struct pending *p;
-	char *bytes;
 
 	if (cfg->retry.max <= 0 || w->finishing)
 		return false;
@@ -274,37 +319,46 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 		count_retry(w, &w->retry_denied, &w->idenied);
 		return false;
 	}
-	if (w->npend == w->cappend) {
-		int ncap = w->cappend ? 2 * w->cappend : 64;
-		struct pending *np = realloc(w->pend, (size_t)ncap * sizeof(*np));
-
-		if (!np) {
-			count_retry(w, &w->retry_gave_up, &w->igave_up);
-			return false;
-		}
-		w->pend = np;
-		w->cappend = ncap;
-	}
-	/* Retries are rare (the budget): they may allocate. A retry's own
-	 * copy passes on to the next. */
-	bytes = c->owned;
-	c->owned = NULL;
-	if (!bytes && (bytes = malloc(c->req.len ? c->req.len : 1)))
-		memcpy(bytes, c->req.data, c->req.len);
-	if (!bytes) {
+	if (!(p = keep_pending(w, c, now + delay, status, err))) {
 		count_retry(w, &w->retry_gave_up, &w->igave_up);
 		return false;
 	}
-	p = &w->pend[w->npend++];
-	p->intended = c->intended;
-	p->due = now + delay;
-	p->attempt = c->attempt + 1;
-	p->last_status = status;
-	p->last_err = err;
-	p->req = c->req;
-	p->req.data = bytes;
-	p->bytes = bytes;
+	p->attempt++;
 	count_retry(w, &w->retries, &w->iretries);
+	arm_retry(w, now);
+	return true;
+}
+
+/* resend_stale keeps c's request to be sent again at once, on another
+ * connection, when c went stale under it: true when kept.
+ *
+ * A connection that sat open (opened before the start, or idle after an
+ * answer) may be closed by the server (its keep-alive or header timeout)
+ * just as a request goes out on it. The write succeeds, and the read sees
+ * the close or a reset before any byte of an answer. The server has not
+ * answered, and most likely never read it: as HTTP clients do (RFC 9112,
+ * 9.3.1; Go's net/http: a reused connection that fails before the first
+ * byte of the answer), a request that may be sent twice (ld_retry_idempotent:
+ * a method that is idempotent, or a POST with an Idempotency-Key) goes
+ * again, up to RESENDS_MAX times. That is no retry: not after an answer,
+ * not for the budget, not counted as one; the run's "resent" says how
+ * many. A connection opened for the request that fails the same way is a
+ * failure (the server is refusing), as is a request that may not be sent
+ * twice (it may have been processed). */
+static bool resend_stale(struct worker *w, struct conn *c, int err, uint64_t now)
+{
+	struct pending *p;
+
+	if (w->finishing || (err != LD_ERR_READ && err != LD_ERR_WRITE) || c->got_bytes)
+		return false;
+	if ((!c->answers && !c->preopened) || c->resends >= RESENDS_MAX)
+		return false;
+	if (!ld_retry_idempotent(c->req.data, c->req.len))
+		return false;
+	if (!(p = keep_pending(w, c, now, 0, err)))
+		return false;
+	p->resends++;
+	w->resent++;
 	arm_retry(w, now);
 	return true;
 }
@@ -315,11 +369,16 @@ static void request_done(struct conn *c, int status, int err, bool reuse)
 {
 	struct worker *w = c->w;
 	uint64_t now = now_ns();
+	bool kept;
 
 	pthread_mutex_lock(&w->mu);
 	w->tot.inflight--;
 	pthread_mutex_unlock(&w->mu);
-	if (!retry_later(w, c, status, err, now)) {
+	if (status > 0)
+		c->answers++;
+	kept = resend_stale(w, c, err, now) || retry_later(w, c, status, err, now);
+	c->preopened = false; /* it has carried a request now */
+	if (!kept) {
 		finish(w, c->req.kind, c->intended, c->sent, now, status, err);
 		if (w->cfg->wl.on_response)
 			w->cfg->wl.on_response(w->cfg->wl.ctx, &c->req, err >= 0 ? 0 : status, err,
@@ -359,6 +418,7 @@ static bool send_on(struct worker *w, struct conn *c, uint64_t intended, uint64_
 	}
 	c->intended = intended;
 	c->attempt = 0;
+	c->resends = 0;
 	if (w->cfg->retry.max > 0)
 		ld_retry_budget_request(&w->budget);
 	if (!w->cfg->closed && now - intended > LATE_NS)
@@ -378,6 +438,7 @@ static void send_retry(struct worker *w, struct conn *c, struct pending *p, uint
 	c->owned = p->bytes;
 	c->intended = p->intended; /* the latency runs from the first intended send */
 	c->attempt = p->attempt;
+	c->resends = p->resends;
 	write_req(w, c, now);
 }
 
@@ -388,6 +449,7 @@ static void write_req(struct worker *w, struct conn *c, uint64_t now)
 	int n;
 
 	c->sent = now;
+	c->got_bytes = false;
 	c->deadline = now + (uint64_t)(w->cfg->timeout_s * 1e9);
 	if (c->req.want_body)
 		ld_buf_reset(&c->body);
@@ -423,6 +485,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			conn_close(c); /* bytes nobody asked for: the stream is lost */
 			return;
 		}
+		c->got_bytes = true;
 		while (off < nread) {
 			ssize_t n =
 			    ld_http_resp_feed(&c->resp, buf->base + off, (size_t)(nread - off));
@@ -529,6 +592,8 @@ static bool conn_open(struct worker *w, bool initial)
 		req->data = c;
 		c->state = C_CONNECTING;
 		c->initial = initial;
+		c->preopened = initial;
+		c->answers = 0;
 		w->open++;
 		w->connecting++;
 		if (uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&w->cfg->addr,
@@ -972,6 +1037,7 @@ static void merge_results(struct worker *ws, int n, struct ld_bench_result *res)
 		res->retries += w->retries;
 		res->retry_denied += w->retry_denied;
 		res->retry_gave_up += w->retry_gave_up;
+		res->resent += w->resent;
 		for (int k = 0; k < LD_ERR_COUNT; k++)
 			res->err_by_kind[k] += w->err_by_kind[k];
 		for (int k = 0; k < 600; k++)

@@ -147,6 +147,10 @@ struct ld_bench_result {
 	/* Retries sent (or due when the run ended), refused by the budget, and
 	 * given up: retries used up, past the timeout, or the run ended. */
 	int64_t retries, retry_denied, retry_gave_up;
+	/* Requests sent again at once on another connection after the one they
+	 * went out on was closed before any byte of an answer (engine.c,
+	 * resend_stale); not retries. */
+	int64_t resent;
 	double window_s;  /* measured window length: duration - warm-up */
 	bool interrupted; /* stopped early by ld_bench_stop: the window is shorter */
 	double elapsed_s; /* wall time of the whole run, drain included */

@@ -200,6 +200,7 @@ static void results_obj(struct ld_json *j, const struct ld_bench_opts *o,
 	kv_int(j, "late", r->late);
 	kv_int(j, "dropped", r->dropped);
 	kv_int(j, "connects", r->connects);
+	kv_int(j, "resent", r->resent);
 	ld_json_key(j, "retries");
 	ld_json_obj_begin(j);
 	kv_int(j, "max", o->retries);
@@ -475,6 +476,11 @@ void ld_bench_summary(FILE *f, const struct ld_bench_opts *o, const struct ld_be
 	if (!o->closed)
 		fprintf(f, "  late       %lld sent >1ms after their time   dropped %lld\n",
 			(long long)r->late, (long long)r->dropped);
+	if (r->resent)
+		fprintf(f,
+			"  resent     %lld sent again on another connection: the server closed "
+			"an idle one as they went out (not retries)\n",
+			(long long)r->resent);
 	if (o->retries)
 		fprintf(f,
 			"  retries    %lld sent   %lld denied by the budget   %lld given up "

@@ -12,12 +12,18 @@ every request with a short body and can misbehave on purpose:
   --status N                   answer with status N
   --max-rps N                  answer 503 to requests beyond N in any one
                                second (a server with a known capacity)
+  --one-per-conn               answer only the first request of a connection;
+                               read the next one and close without a word, as
+                               a server whose idle timeout fires just as the
+                               client sends on the idle connection (--reset:
+                               with a reset, not a FIN)
 
 It prints "PORT <n>" on stdout once it listens (port 0 picks a free one).
 """
 
 import argparse
 import socket
+import struct
 import sys
 import threading
 import time
@@ -82,12 +88,19 @@ def read_request(conn, buf):
 def serve_conn(conn, state):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = b""
+    answered = 0
     try:
         while True:
             got = read_request(conn, buf)
             if got is None:
                 return
             buf, keep = got
+            if state.args.one_per_conn and answered:
+                if state.args.reset:
+                    linger = struct.pack("ii", 1, 0)  # on, 0 s: close sends RST
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                return
+            answered += 1
             now = time.monotonic()
             with state.lock:
                 if state.first is None:
@@ -121,6 +134,8 @@ def main():
     p.add_argument("--delay-ms", type=float, default=0)
     p.add_argument("--status", type=int, default=200)
     p.add_argument("--max-rps", type=int, default=0)
+    p.add_argument("--one-per-conn", action="store_true")
+    p.add_argument("--reset", action="store_true")
     args = p.parse_args()
     state = State(args)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -218,6 +218,48 @@ def test_errors_and_timeouts_are_counted_in_latency(tmp_path, server_factory):
     assert "timeout:20" in p.stdout
 
 
+@pytest.mark.parametrize("how", ["fin", "reset"])
+@pytest.mark.parametrize("method", ["GET", "POST with a key"])
+def test_a_request_on_a_connection_the_server_closed_is_sent_again(tmp_path, server_factory,
+                                                                     method, how):
+    # The server answers one request per connection and closes the
+    # connection under the next: every request after the first goes out on
+    # a connection that is closed before any byte of an answer (the race
+    # with a server's idle timeout), and is sent again on another one.
+    srv = server_factory("--one-per-conn", *(["--reset"] if how == "reset" else []))
+    (tmp_path / "b.json").write_text("{}")
+    args = []
+    if method != "GET":
+        args = ["-X", "POST", "-H", "Idempotency-Key: k1", "--body-file", str(tmp_path / "b.json")]
+    d, p = bench_json(
+        tmp_path, "--rate", "20", "--duration", "1s", "-c", "1", "--max-connections", "4",
+        *args, srv.url,
+    )  # fmt: skip
+    r = d["results"]
+    assert r["requests"] == 20
+    assert r["errors"] == 0, r["errors_by_kind"]
+    assert r["status"] == {"200": 20}
+    assert r["resent"] >= 10, r  # all but the first, unless a fresh connection took one
+    assert r["retries"]["sent"] == 0
+    assert "resent" in p.stdout
+
+
+def test_a_post_without_a_key_is_not_sent_again(tmp_path, server_factory):
+    # The same close, under a request that may have been processed: a
+    # failure, not sent twice.
+    srv = server_factory("--one-per-conn")
+    (tmp_path / "b.json").write_text("{}")
+    d, _ = bench_json(
+        tmp_path, "--rate", "20", "--duration", "1s", "-c", "1", "--max-connections", "4",
+        "-X", "POST", "--body-file", str(tmp_path / "b.json"), srv.url,
+    )  # fmt: skip
+    r = d["results"]
+    assert r["resent"] == 0
+    assert r["errors"] >= 1
+    assert r["errors"] == r["errors_by_kind"]["read"]
+    assert r["errors"] + r["status"]["200"] == 20
+
+
 def test_connect_errors_are_counted():
     # Nothing listens on port 9 (discard) of loopback here.
     p = bench("--rate", "50", "--duration", "1s", "--timeout", "500ms", "http://127.0.0.1:9/")
