@@ -2,9 +2,12 @@
  * metrics.h - process-wide metrics and their Prometheus text exposition.
  *
  * The set of series is fixed at start-up (routes are known, status codes are
- * a small table), so every update is a relaxed atomic add on a preallocated
- * slot: no locks, no allocation, safe from any thread. Rendering reads the
- * atomics without stopping writers; a scrape may see a request counted in one
+ * a small table), so every update is an add on a preallocated slot: no
+ * locks, safe from any thread. The per-request series (requests, bytes,
+ * latency, in-flight, connections) are kept per counting thread, so a loop's
+ * update is a plain relaxed store, not a locked add (metrics.c, "shards");
+ * a thread's first count allocates its shard. Rendering sums the shards
+ * without stopping writers; a scrape may see a request counted in one
  * series and not yet in another, which Prometheus tolerates.
  */
 #ifndef LD_METRICS_H

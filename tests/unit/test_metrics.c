@@ -1,9 +1,12 @@
 /*
  * test_metrics.c - the labels come from the caller (no dependency on the
- * HTTP layer), their ceilings are refused at init, and a render that runs
- * out of room hands out nothing.
+ * HTTP layer), their ceilings are refused at init, a render that runs
+ * out of room hands out nothing, and counts from many threads (more than
+ * there are shards) all arrive.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "obs/metrics.h"
@@ -79,10 +82,60 @@ static void test_render_out_of_room(void)
 	ld_buf_release(&b);
 }
 
+#define COUNTERS 70 /* more threads than metrics.c's SHARDS_MAX (64) */
+#define EACH	 1000
+
+static void *count_some(void *arg)
+{
+	(void)arg;
+	ld_metrics_connections(1);
+	for (int i = 0; i < EACH; i++) {
+		ld_metrics_inflight(1);
+		ld_metrics_request(1, 0, 200, 200000, 3);
+		ld_metrics_inflight(-1);
+	}
+	return NULL;
+}
+
+/* Every thread counts into a shard of its own, the ones past the last
+ * shard into one they share: the render's sums are exact either way. */
+static void test_counts_from_many_threads(void)
+{
+	pthread_t t[COUNTERS];
+	struct ld_buf b;
+	char want[160];
+
+	init();
+	for (int i = 0; i < COUNTERS; i++)
+		CHECK_INT(pthread_create(&t[i], NULL, count_some, NULL), 0);
+	for (int i = 0; i < COUNTERS; i++)
+		pthread_join(t[i], NULL);
+	ld_buf_init(&b, 1 << 20);
+	CHECK_INT(ld_metrics_render(&b), 0);
+	snprintf(want, sizeof(want),
+		 "ladder_http_requests_total{route=\"/b\",method=\"ANY\",status=\"200\"} %d\n",
+		 COUNTERS * EACH);
+	CHECK(strstr(b.data, want) != NULL);
+	snprintf(want, sizeof(want), "ladder_http_response_bytes_total{route=\"/b\"} %d\n",
+		 COUNTERS * EACH * 3 + 10); /* + the 404 of test_labels_are_the_callers */
+	CHECK(strstr(b.data, want) != NULL);
+	snprintf(want, sizeof(want),
+		 "ladder_http_request_duration_seconds_bucket{route=\"/b\",le=\"0.00025\"} %d\n",
+		 COUNTERS * EACH + 1);
+	CHECK(strstr(b.data, want) != NULL);
+	CHECK(strstr(b.data, "ladder_http_requests_in_flight 0\n") != NULL);
+	snprintf(want, sizeof(want), "ladder_http_open_connections %d\n", COUNTERS);
+	CHECK(strstr(b.data, want) != NULL);
+	snprintf(want, sizeof(want), "ladder_http_connections_total %d\n", COUNTERS);
+	CHECK(strstr(b.data, want) != NULL);
+	ld_buf_release(&b);
+}
+
 int main(void)
 {
 	RUN(test_labels_are_the_callers);
 	RUN(test_ceilings);
 	RUN(test_render_out_of_room);
+	RUN(test_counts_from_many_threads);
 	return unit_finish();
 }
