@@ -49,24 +49,35 @@ bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 
 # bench_load CPU URL [ARGS...]: one closed-loop `ladder bench --rate max`
 # run pinned to CPU ($BIN, $CONNS connections, $SECS seconds; ARGS are more
 # ladder bench options); prints "rps p50_ms p99_ms" (service time) and
-# writes the number of requests answered to $work/load.requests. A run
-# with an error (a 4xx counts) is no figure: it fails.
+# writes the number of requests answered (2xx: less any shed, below) to
+# $work/load.requests. A run with an error (a 4xx counts) is no figure: it
+# fails. The one exception is
+# a 503 from the server's overload protection: a closed loop at saturation
+# on a shared core can see a queued request wait past the admission target
+# now and then (a scheduler stall), and shedding it is the server doing its
+# job. Up to BENCH_SHED_MAX (default 0.0001) of the requests may be such
+# 503s: they are said on stderr and left out of the rate (2xx per second).
 bench_load() {
 	local cpu=$1 url=$2
 	shift 2
 	taskset -c "$cpu" "$BIN" bench --rate max -c "$CONNS" --duration "${SECS}s" --quiet \
 		--errors-4xx --json "$work/load.json" "$@" "$url" >"$work/load.out"
-	python3 - "$work/load.json" <<'PY'
+	python3 - "$work/load.json" "${BENCH_SHED_MAX:-0.0001}" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 lat = r.get("service_time_us") or r["latency_us"]
-bad = r.get("errors", 0)
-if bad:
+bad, n = r.get("errors", 0), r["requests"]
+shed = int((r.get("status") or {}).get("503", 0))
+if bad - shed or shed > float(sys.argv[2]) * n:
     print(f"bench: {bad} errors in the run: {r.get('status')} {r.get('errors_by_kind')}",
           file=sys.stderr)
     sys.exit(1)
-print(f'{r["achieved_rps"]:.0f} {lat["p50"]/1000:.3f} {lat["p99"]/1000:.3f}')
-open(sys.argv[1].replace(".json", ".requests"), "w").write(f'{r["requests"]}\n')
+rps = r["achieved_rps"] * (n - shed) / n if n else 0
+if shed:
+    print(f"bench: {shed} of {n} requests shed with 503 (overload protection at "
+          f"saturation): left out of the rate", file=sys.stderr)
+print(f'{rps:.0f} {lat["p50"]/1000:.3f} {lat["p99"]/1000:.3f}')
+open(sys.argv[1].replace(".json", ".requests"), "w").write(f'{n - shed}\n')
 PY
 }
 
