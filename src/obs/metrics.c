@@ -101,25 +101,18 @@ static struct shard *my_shard(void)
 	return mine;
 }
 
-/* add and add_signed count into a slot of sh: its only writer stores, the
- * spill shard's many add atomically. */
-static inline void add(const struct shard *sh, _Atomic uint64_t *p, uint64_t v)
-{
-	if (sh->shared)
-		atomic_fetch_add_explicit(p, v, memory_order_relaxed);
-	else
-		atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
-				      memory_order_relaxed);
-}
-
-static inline void add_signed(const struct shard *sh, _Atomic int64_t *p, int64_t v)
-{
-	if (sh->shared)
-		atomic_fetch_add_explicit(p, v, memory_order_relaxed);
-	else
-		atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
-				      memory_order_relaxed);
-}
+/* add counts v into slot p of shard sh: its only writer loads and stores,
+ * the spill shard's many add atomically. A macro, as the atomics are: the
+ * slots are unsigned counters and signed gauges. */
+#define add(sh, p, v)                                                                              \
+	do {                                                                                       \
+		if ((sh)->shared)                                                                  \
+			atomic_fetch_add_explicit((p), (v), memory_order_relaxed);                 \
+		else                                                                               \
+			atomic_store_explicit(                                                     \
+			    (p), atomic_load_explicit((p), memory_order_relaxed) + (v),            \
+			    memory_order_relaxed);                                                 \
+	} while (0)
 
 /* shard_at is shard i of the render's walk: the spill shard, then every
  * claimed one (NULL: a slot whose allocation failed). */
@@ -192,6 +185,7 @@ void ld_metrics_request(unsigned route, unsigned method, unsigned status, uint64
 			uint64_t bytes_out)
 {
 	struct shard *sh = my_shard();
+	unsigned b = bucket_of(lat_bounds, NLAT, (double)duration_ns / 1e9);
 	struct hist *h;
 
 	if (route >= m.nroutes)
@@ -201,7 +195,7 @@ void ld_metrics_request(unsigned route, unsigned method, unsigned status, uint64
 	add(sh, &sh->requests[route][method][status_index(status)], 1);
 	add(sh, &sh->bytes_out[route], bytes_out);
 	h = &sh->latency[route];
-	add(sh, &h->bucket[bucket_of(lat_bounds, NLAT, (double)duration_ns / 1e9)], 1);
+	add(sh, &h->bucket[b], 1);
 	add(sh, &h->count, 1);
 	add(sh, &h->sum_ns, duration_ns);
 }
@@ -210,14 +204,14 @@ void ld_metrics_inflight(int delta)
 {
 	struct shard *sh = my_shard();
 
-	add_signed(sh, &sh->inflight, delta);
+	add(sh, &sh->inflight, delta);
 }
 
 void ld_metrics_connections(int delta)
 {
 	struct shard *sh = my_shard();
 
-	add_signed(sh, &sh->connections, delta);
+	add(sh, &sh->connections, delta);
 	if (delta > 0)
 		add(sh, &sh->connections_total, (uint64_t)delta);
 }
@@ -226,7 +220,7 @@ void ld_metrics_exchange_cache(int64_t delta)
 {
 	struct shard *sh = my_shard();
 
-	add_signed(sh, &sh->xcache_bytes, delta);
+	add(sh, &sh->xcache_bytes, delta);
 }
 
 void ld_metrics_write_batch(unsigned n, uint64_t commit_ns)
