@@ -29,6 +29,9 @@
 #define SCRATCH_CAP (64 * 1024)
 #define BACKOFF_NS  (100ULL * 1000000ULL)
 #define RESENDS_MAX 3 /* sends of one request after stale connections (resend_stale) */
+/* A connection idle this long before a send counts as one that sat open:
+ * one opened for the request is used within microseconds of its connect. */
+#define IDLE_SAT_NS (1000ULL * 1000ULL)
 
 enum { C_FREE, C_CONNECTING, C_IDLE, C_BUSY, C_CLOSING };
 
@@ -45,12 +48,13 @@ struct conn {
 	struct ld_buf scratch;
 	struct ld_buf body;
 	uint64_t intended, sent, deadline;
-	int attempt;	 /* retries made before this send */
-	int resends;	 /* times this request was sent again after a stale connection */
-	char *owned;	 /* a retry's copy of the request bytes (req.data) */
-	bool preopened;	 /* opened before the start, and idle since */
-	bool got_bytes;	 /* a byte of the current answer arrived */
-	int64_t answers; /* answers this connection carried */
+	int attempt;	  /* retries made before this send */
+	int resends;	  /* times this request was sent again after a stale connection */
+	char *owned;	  /* a retry's copy of the request bytes (req.data) */
+	uint64_t idle_at; /* when it last became idle */
+	bool sat_open;	  /* it had answered, or sat idle, before this send */
+	bool got_bytes;	  /* a byte of the current answer arrived */
+	int64_t answers;  /* answers this connection carried */
 };
 
 /* A request waiting for its retry. */
@@ -58,6 +62,7 @@ struct pending {
 	uint64_t intended, due;
 	int attempt; /* the retry this is (1 = first) */
 	int resends; /* as struct conn's */
+	bool resend; /* kept by resend_stale, not a retry */
 	int last_status, last_err;
 	struct ld_bench_req req; /* req.data is bytes */
 	char *bytes;
@@ -219,8 +224,9 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = sizeof(c->w->rbuf);
 }
 
-static void conn_idle(struct worker *w, struct conn *c)
+static void conn_idle(struct worker *w, struct conn *c, uint64_t now)
 {
+	c->idle_at = now;
 	c->state = C_IDLE;
 	w->idle[w->nidle++] = (int)(c - w->conns);
 }
@@ -286,6 +292,7 @@ static struct pending *keep_pending(struct worker *w, struct conn *c, uint64_t d
 	p->req = c->req;
 	p->req.data = bytes;
 	p->bytes = bytes;
+	p->resend = false;
 	return p;
 }
 
@@ -332,33 +339,35 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
 /* resend_stale keeps c's request to be sent again at once, on another
  * connection, when c went stale under it: true when kept.
  *
- * A connection that sat open (opened before the start, or idle after an
- * answer) may be closed by the server (its keep-alive or header timeout)
- * just as a request goes out on it. The write succeeds, and the read sees
- * the close or a reset before any byte of an answer. The server has not
- * answered, and most likely never read it: as HTTP clients do (RFC 9112,
- * 9.3.1; Go's net/http: a reused connection that fails before the first
- * byte of the answer), a request that may be sent twice (ld_retry_idempotent:
- * a method that is idempotent, or a POST with an Idempotency-Key) goes
- * again, up to RESENDS_MAX times. That is no retry: not after an answer,
- * not for the budget, not counted as one; the run's "resent" says how
- * many. A connection opened for the request that fails the same way is a
- * failure (the server is refusing), as is a request that may not be sent
- * twice (it may have been processed). */
+ * A connection that sat open (it answered before, or sat idle for
+ * IDLE_SAT_NS or more before this send: opened before the start, or kept
+ * as the base pool) may be closed by the server (its keep-alive or header
+ * timeout) just as a request goes out on it. The write succeeds, and the
+ * read sees the close or a reset before any byte of an answer. The server
+ * has not answered, and most likely never read it: as HTTP clients do (RFC
+ * 9112, 9.3.1; Go's net/http: a reused connection that fails before the
+ * first byte of the answer), a request that may be sent twice
+ * (ld_retry_idempotent: a method that is idempotent, or a POST with an
+ * Idempotency-Key) goes again, up to RESENDS_MAX times. That is no retry:
+ * not after an answer, not for the budget, not counted as one; the run's
+ * "resent" counts the sends made (one still waiting when the run ends
+ * keeps its error and is no retry given up). A connection opened for the request that fails the
+ * same way is a failure (the server is refusing), as is a request that may not be sent twice (it
+ * may have been processed). */
 static bool resend_stale(struct worker *w, struct conn *c, int err, uint64_t now)
 {
 	struct pending *p;
 
 	if (w->finishing || (err != LD_ERR_READ && err != LD_ERR_WRITE) || c->got_bytes)
 		return false;
-	if ((!c->answers && !c->preopened) || c->resends >= RESENDS_MAX)
+	if (!c->sat_open || c->resends >= RESENDS_MAX)
 		return false;
 	if (!ld_retry_idempotent(c->req.data, c->req.len))
 		return false;
 	if (!(p = keep_pending(w, c, now, 0, err)))
 		return false;
 	p->resends++;
-	w->resent++;
+	p->resend = true; /* counted in resent once it goes out */
 	arm_retry(w, now);
 	return true;
 }
@@ -377,7 +386,6 @@ static void request_done(struct conn *c, int status, int err, bool reuse)
 	if (status > 0)
 		c->answers++;
 	kept = resend_stale(w, c, err, now) || retry_later(w, c, status, err, now);
-	c->preopened = false; /* it has carried a request now */
 	if (!kept) {
 		finish(w, c->req.kind, c->intended, c->sent, now, status, err);
 		if (w->cfg->wl.on_response)
@@ -388,7 +396,7 @@ static void request_done(struct conn *c, int status, int err, bool reuse)
 	free(c->owned);
 	c->owned = NULL;
 	if (reuse) {
-		conn_idle(w, c);
+		conn_idle(w, c, now);
 	} else {
 		conn_close(c);
 	}
@@ -439,6 +447,8 @@ static void send_retry(struct worker *w, struct conn *c, struct pending *p, uint
 	c->intended = p->intended; /* the latency runs from the first intended send */
 	c->attempt = p->attempt;
 	c->resends = p->resends;
+	if (p->resend)
+		w->resent++;
 	write_req(w, c, now);
 }
 
@@ -449,6 +459,7 @@ static void write_req(struct worker *w, struct conn *c, uint64_t now)
 	int n;
 
 	c->sent = now;
+	c->sat_open = c->answers > 0 || now - c->idle_at >= IDLE_SAT_NS;
 	c->got_bytes = false;
 	c->deadline = now + (uint64_t)(w->cfg->timeout_s * 1e9);
 	if (c->req.want_body)
@@ -548,6 +559,7 @@ static void on_connect(uv_connect_t *req, int status)
 {
 	struct conn *c = req->data;
 	struct worker *w = c->w;
+	uint64_t now;
 
 	free(req);
 	if (c->initial) {
@@ -570,9 +582,10 @@ static void on_connect(uv_connect_t *req, int status)
 	w->connects++;
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-	conn_idle(w, c);
+	now = now_ns();
+	conn_idle(w, c, now);
 	if (w->started)
-		pump(w, now_ns());
+		pump(w, now);
 }
 
 /* conn_open starts a connection in a free slot; false when none is free. */
@@ -592,7 +605,6 @@ static bool conn_open(struct worker *w, bool initial)
 		req->data = c;
 		c->state = C_CONNECTING;
 		c->initial = initial;
-		c->preopened = initial;
 		c->answers = 0;
 		w->open++;
 		w->connecting++;
@@ -618,6 +630,14 @@ static uint64_t queue_pop(struct worker *w)
 	w->qhead = (w->qhead + 1) % QUEUE_CAP;
 	w->qlen--;
 	return v;
+}
+
+/* queue_unpop puts v back at the head (it was popped and not sent). */
+static void queue_unpop(struct worker *w, uint64_t v)
+{
+	w->qhead = (w->qhead + QUEUE_CAP - 1) % QUEUE_CAP;
+	w->q[w->qhead] = v;
+	w->qlen++;
 }
 
 /* pump puts waiting requests on idle connections and opens connections
@@ -650,7 +670,7 @@ static void pump(struct worker *w, uint64_t now)
 		       now < t0() + (uint64_t)(w->cfg->duration_s * 1e9)) {
 			struct conn *c = &w->conns[w->idle[--w->nidle]];
 			if (!send_on(w, c, now, now)) {
-				conn_idle(w, c);
+				conn_idle(w, c, c->idle_at);
 				break;
 			}
 			w->sent_count++;
@@ -658,12 +678,15 @@ static void pump(struct worker *w, uint64_t now)
 	} else {
 		while (w->nidle && w->qlen) {
 			struct conn *c = &w->conns[w->idle[--w->nidle]];
-			uint64_t intended = w->q[w->qhead];
+			/* Off the queue before the send: a write that fails at
+			 * once ends the request and pumps again from inside. */
+			uint64_t intended = queue_pop(w);
+
 			if (!send_on(w, c, intended, now)) {
-				conn_idle(w, c);
+				queue_unpop(w, intended);
+				conn_idle(w, c, c->idle_at);
 				break;
 			}
-			queue_pop(w);
 		}
 		pthread_mutex_lock(&w->mu);
 		w->tot.queued = (int64_t)w->qlen;
@@ -759,13 +782,15 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void finish_run(struct worker *w, uint64_t now)
 {
 	w->finishing = true;
-	/* Retries not sent yet end with the outcome that made them. */
+	/* Retries and resends not sent yet end with the outcome that made
+	 * them; only a retry is one given up. */
 	for (int i = 0; i < w->npend; i++) {
 		struct pending *p = &w->pend[i];
 
 		finish(w, p->req.kind, p->intended, 0, now, p->last_err < 0 ? p->last_status : 0,
 		       p->last_err);
-		count_retry(w, &w->retry_gave_up, &w->igave_up);
+		if (!p->resend)
+			count_retry(w, &w->retry_gave_up, &w->igave_up);
 		free(p->bytes);
 	}
 	w->npend = 0;
