@@ -1,7 +1,6 @@
 #include "obs/metrics.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,7 +48,9 @@ struct hist {
  * never torn, only possibly a request behind). Past SHARDS_MAX threads, or
  * when a shard cannot be allocated, a thread counts into the spill shard
  * with atomic adds. A shard is never freed: a thread that ends leaves its
- * counts (and its gauges balanced).
+ * counts (and its gauges balanced). Every slot is unsigned: a gauge adds
+ * its deltas modulo 2^64 and is read back as signed, so one sum serves
+ * counters and gauges alike.
  */
 #define SHARDS_MAX 64
 
@@ -57,11 +58,11 @@ struct shard {
 	_Atomic uint64_t requests[ROUTES_MAX][METHODS_MAX][NSTATUS];
 	_Atomic uint64_t bytes_out[ROUTES_MAX];
 	struct hist latency[ROUTES_MAX];
-	_Atomic int64_t inflight;
-	_Atomic int64_t connections;
+	_Atomic uint64_t inflight;    /* gauge */
+	_Atomic uint64_t connections; /* gauge */
 	_Atomic uint64_t connections_total;
-	_Atomic int64_t xcache_bytes;
-	bool shared; /* the spill shard: more than one writer */
+	_Atomic uint64_t xcache_bytes; /* gauge */
+	bool shared;		       /* the spill shard: more than one writer */
 };
 
 static struct shard *_Atomic shards[SHARDS_MAX];
@@ -102,17 +103,15 @@ static struct shard *my_shard(void)
 }
 
 /* add counts v into slot p of shard sh: its only writer loads and stores,
- * the spill shard's many add atomically. A macro, as the atomics are: the
- * slots are unsigned counters and signed gauges. */
-#define add(sh, p, v)                                                                              \
-	do {                                                                                       \
-		if ((sh)->shared)                                                                  \
-			atomic_fetch_add_explicit((p), (v), memory_order_relaxed);                 \
-		else                                                                               \
-			atomic_store_explicit(                                                     \
-			    (p), atomic_load_explicit((p), memory_order_relaxed) + (v),            \
-			    memory_order_relaxed);                                                 \
-	} while (0)
+ * the spill shard's many add atomically. */
+static inline void add(const struct shard *sh, _Atomic uint64_t *p, uint64_t v)
+{
+	if (sh->shared)
+		atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+	else
+		atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+				      memory_order_relaxed);
+}
 
 /* shard_at is shard i of the render's walk: the spill shard, then every
  * claimed one (NULL: a slot whose allocation failed). */
@@ -204,14 +203,14 @@ void ld_metrics_inflight(int delta)
 {
 	struct shard *sh = my_shard();
 
-	add(sh, &sh->inflight, delta);
+	add(sh, &sh->inflight, (uint64_t)(int64_t)delta);
 }
 
 void ld_metrics_connections(int delta)
 {
 	struct shard *sh = my_shard();
 
-	add(sh, &sh->connections, delta);
+	add(sh, &sh->connections, (uint64_t)(int64_t)delta);
 	if (delta > 0)
 		add(sh, &sh->connections_total, (uint64_t)delta);
 }
@@ -220,7 +219,7 @@ void ld_metrics_exchange_cache(int64_t delta)
 {
 	struct shard *sh = my_shard();
 
-	add(sh, &sh->xcache_bytes, delta);
+	add(sh, &sh->xcache_bytes, (uint64_t)delta);
 }
 
 void ld_metrics_write_batch(unsigned n, uint64_t commit_ns)
@@ -278,24 +277,11 @@ static void hist_add(struct hist_sum *t, struct hist *h, unsigned nb)
 	t->sum += ld(&h->sum_ns);
 }
 
-/* gauge_sum is a gauge's value: its shards' sum (a shard alone may be
- * below zero when a connection's open and close count on two threads). */
-static long long gauge_sum(size_t off)
+/* slot_sum is a slot's total over every shard; the slot is named by its
+ * place in the spill shard (&spill.bytes_out[r]), the same in each. */
+static uint64_t slot_sum(_Atomic uint64_t *in_spill)
 {
-	int64_t v = 0;
-
-	for (unsigned k = 0, n = shard_walk_len(); k < n; k++) {
-		struct shard *sh = shard_at(k);
-
-		if (sh)
-			v += atomic_load_explicit((_Atomic int64_t *)((char *)sh + off),
-						  memory_order_relaxed);
-	}
-	return (long long)v;
-}
-
-static unsigned long long counter_sum(size_t off)
-{
+	size_t off = (size_t)((char *)in_spill - (char *)&spill);
 	uint64_t v = 0;
 
 	for (unsigned k = 0, n = shard_walk_len(); k < n; k++) {
@@ -304,7 +290,15 @@ static unsigned long long counter_sum(size_t off)
 		if (sh)
 			v += ld((_Atomic uint64_t *)((char *)sh + off));
 	}
-	return (unsigned long long)v;
+	return v;
+}
+
+/* gauge_sum reads a gauge slot's total as the signed value it is (a shard
+ * alone may be below zero when a gauge moves up on one thread and down on
+ * another). */
+static long long gauge_sum(_Atomic uint64_t *in_spill)
+{
+	return (long long)(int64_t)slot_sum(in_spill);
 }
 
 /* render_hist writes one histogram's _bucket/_sum/_count lines. labels is
@@ -348,12 +342,8 @@ int ld_metrics_render(struct ld_buf *out)
 	for (r = 0; r < m.nroutes; r++)
 		for (me = 0; me < m.nmethods; me++)
 			for (s = 0; s < NSTATUS; s++) {
-				uint64_t v = 0;
+				uint64_t v = slot_sum(&spill.requests[r][me][s]);
 				char code[8];
-
-				for (k = 0; k < ns; k++)
-					if (shard_at(k))
-						v += ld(&shard_at(k)->requests[r][me][s]);
 
 				if (!v)
 					continue;
@@ -372,9 +362,7 @@ int ld_metrics_render(struct ld_buf *out)
 			 "# TYPE ladder_http_response_bytes_total counter\n");
 	for (r = 0; r < m.nroutes; r++)
 		ld_buf_printf(out, "ladder_http_response_bytes_total{route=\"%s\"} %llu\n",
-			      m.routes[r],
-			      counter_sum(offsetof(struct shard, bytes_out) +
-					  r * sizeof(spill.bytes_out[0])));
+			      m.routes[r], (unsigned long long)slot_sum(&spill.bytes_out[r]));
 	ld_buf_puts(out, "# HELP ladder_http_request_duration_seconds Time from the first byte "
 			 "of a request to its response queued, by route.\n"
 			 "# TYPE ladder_http_request_duration_seconds histogram\n");
@@ -405,11 +393,9 @@ int ld_metrics_render(struct ld_buf *out)
 		      "request states cached for reuse.\n"
 		      "# TYPE ladder_http_exchange_cache_bytes gauge\n"
 		      "ladder_http_exchange_cache_bytes %lld\n",
-		      gauge_sum(offsetof(struct shard, inflight)),
-		      gauge_sum(offsetof(struct shard, connections)),
-		      counter_sum(offsetof(struct shard, connections_total)),
-		      (unsigned long long)ld(&m.shed),
-		      gauge_sum(offsetof(struct shard, xcache_bytes)));
+		      gauge_sum(&spill.inflight), gauge_sum(&spill.connections),
+		      (unsigned long long)slot_sum(&spill.connections_total),
+		      (unsigned long long)ld(&m.shed), gauge_sum(&spill.xcache_bytes));
 	ld_buf_puts(out, "# HELP ladder_store_write_batch_size Writes committed per transaction "
 			 "(group commit).\n"
 			 "# TYPE ladder_store_write_batch_size histogram\n");
