@@ -52,9 +52,8 @@ struct conn {
 	int resends;	  /* times this request was sent again after a stale connection */
 	char *owned;	  /* a retry's copy of the request bytes (req.data) */
 	uint64_t idle_at; /* when it last became idle */
-	bool sat_open;	  /* it had answered, or sat idle, before this send */
 	bool got_bytes;	  /* a byte of the current answer arrived */
-	int64_t answers;  /* answers this connection carried */
+	bool answered;	  /* it carried an answer before */
 };
 
 /* A request waiting for its retry. */
@@ -350,17 +349,17 @@ static bool retry_later(struct worker *w, struct conn *c, int status, int err, u
  * (ld_retry_idempotent: a method that is idempotent, or a POST with an
  * Idempotency-Key) goes again, up to RESENDS_MAX times. That is no retry:
  * not after an answer, not for the budget, not counted as one; the run's
- * "resent" counts the sends made (one still waiting when the run ends
- * keeps its error and is no retry given up). A connection opened for the request that fails the
- * same way is a failure (the server is refusing), as is a request that may not be sent twice (it
- * may have been processed). */
+ * "resent" counts the sends made (one still waiting when the run ends keeps
+ * its error and is no retry given up). A connection opened for the request
+ * that fails the same way is a failure (the server is refusing), as is a
+ * request that may not be sent twice (it may have been processed). */
 static bool resend_stale(struct worker *w, struct conn *c, int err, uint64_t now)
 {
 	struct pending *p;
 
 	if (w->finishing || (err != LD_ERR_READ && err != LD_ERR_WRITE) || c->got_bytes)
 		return false;
-	if (!c->sat_open || c->resends >= RESENDS_MAX)
+	if ((!c->answered && c->sent - c->idle_at < IDLE_SAT_NS) || c->resends >= RESENDS_MAX)
 		return false;
 	if (!ld_retry_idempotent(c->req.data, c->req.len))
 		return false;
@@ -384,7 +383,7 @@ static void request_done(struct conn *c, int status, int err, bool reuse)
 	w->tot.inflight--;
 	pthread_mutex_unlock(&w->mu);
 	if (status > 0)
-		c->answers++;
+		c->answered = true;
 	kept = resend_stale(w, c, err, now) || retry_later(w, c, status, err, now);
 	if (!kept) {
 		finish(w, c->req.kind, c->intended, c->sent, now, status, err);
@@ -459,7 +458,6 @@ static void write_req(struct worker *w, struct conn *c, uint64_t now)
 	int n;
 
 	c->sent = now;
-	c->sat_open = c->answers > 0 || now - c->idle_at >= IDLE_SAT_NS;
 	c->got_bytes = false;
 	c->deadline = now + (uint64_t)(w->cfg->timeout_s * 1e9);
 	if (c->req.want_body)
@@ -605,7 +603,7 @@ static bool conn_open(struct worker *w, bool initial)
 		req->data = c;
 		c->state = C_CONNECTING;
 		c->initial = initial;
-		c->answers = 0;
+		c->answered = false;
 		w->open++;
 		w->connecting++;
 		if (uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&w->cfg->addr,

@@ -12,11 +12,12 @@ every request with a short body and can misbehave on purpose:
   --status N                   answer with status N
   --max-rps N                  answer 503 to requests beyond N in any one
                                second (a server with a known capacity)
-  --one-per-conn               answer only the first request of a connection;
-                               read the next one and close without a word, as
-                               a server whose idle timeout fires just as the
-                               client sends on the idle connection (--reset:
-                               with a reset, not a FIN)
+  --answers-per-conn N         answer only the first N requests of a
+                               connection; read the next one and close without
+                               a word, as a server whose idle timeout fires
+                               just as the client sends on the idle connection
+                               (0: close under every request; --reset: with a
+                               reset, not a FIN)
 
 It prints "PORT <n>" on stdout once it listens (port 0 picks a free one).
 """
@@ -95,7 +96,8 @@ def serve_conn(conn, state):
             if got is None:
                 return
             buf, keep = got
-            if state.args.one_per_conn and answered:
+            limit = state.args.answers_per_conn
+            if limit is not None and answered >= limit:
                 if state.args.reset:
                     linger = struct.pack("ii", 1, 0)  # on, 0 s: close sends RST
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
@@ -134,7 +136,7 @@ def main():
     p.add_argument("--delay-ms", type=float, default=0)
     p.add_argument("--status", type=int, default=200)
     p.add_argument("--max-rps", type=int, default=0)
-    p.add_argument("--one-per-conn", action="store_true")
+    p.add_argument("--answers-per-conn", type=int, default=None)
     p.add_argument("--reset", action="store_true")
     args = p.parse_args()
     state = State(args)

@@ -226,7 +226,7 @@ def test_a_request_on_a_connection_the_server_closed_is_sent_again(tmp_path, ser
     # connection under the next: every request after the first goes out on
     # a connection that is closed before any byte of an answer (the race
     # with a server's idle timeout), and is sent again on another one.
-    srv = server_factory("--one-per-conn", *(["--reset"] if how == "reset" else []))
+    srv = server_factory("--answers-per-conn", "1", *(["--reset"] if how == "reset" else []))
     (tmp_path / "b.json").write_text("{}")
     args = []
     if method != "GET":
@@ -244,10 +244,30 @@ def test_a_request_on_a_connection_the_server_closed_is_sent_again(tmp_path, ser
     assert "resent" in p.stdout
 
 
+def test_a_connection_opened_for_the_resend_is_not_resent_from(tmp_path, server_factory):
+    # The server closes under every request, answering none. A request on a
+    # connection that sat idle (the base pool, refilled after each close,
+    # idles until the next one is due; it never answered anything) is sent
+    # again; the resend goes out on a connection opened for it, whose
+    # failure is the server refusing: an error, not sent again. So every
+    # request fails, and each is resent at most once (up to 3 if fresh
+    # connections counted).
+    srv = server_factory("--answers-per-conn", "0")
+    d, _ = bench_json(
+        tmp_path, "--rate", "20", "--duration", "1s", "-c", "1", "--max-connections", "4",
+        srv.url,
+    )  # fmt: skip
+    r = d["results"]
+    assert r["requests"] == 20
+    assert r["errors"] == 20 == r["errors_by_kind"]["read"], r["errors_by_kind"]
+    assert 10 <= r["resent"] <= 20, r
+    assert r["retries"]["gave_up"] == 0
+
+
 def test_a_post_without_a_key_is_not_sent_again(tmp_path, server_factory):
     # The same close, under a request that may have been processed: a
     # failure, not sent twice.
-    srv = server_factory("--one-per-conn")
+    srv = server_factory("--answers-per-conn", "1")
     (tmp_path / "b.json").write_text("{}")
     d, _ = bench_json(
         tmp_path, "--rate", "20", "--duration", "1s", "-c", "1", "--max-connections", "4",
