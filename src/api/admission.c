@@ -366,6 +366,10 @@ static void on_timer(uv_timer_t *t)
 	 * starts again from the queue as it is now. */
 	bool sweep = now - a->last_sweep_ns >= SWEEP_MS * 1000000ull;
 
+	/* A pinned probe's queue is the limiter's own doing (codel.h). */
+	if (ld_climit_pinned(&a->lim))
+		ld_codel_excuse(&a->q, now);
+
 	/* A shed answers at once and may dispatch and queue the connection's
 	 * next pipelined request with a reading taken after ours: the clock
 	 * is read again after each, so no entry is younger than now. */

@@ -168,6 +168,12 @@ struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns)
 	return e;
 }
 
+void ld_codel_excuse(struct ld_codel *q, uint64_t now_ns)
+{
+	q->last_empty_ns = now_ns;
+	q->dropped_empty_ns = 0;
+}
+
 void ld_codel_remove(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns)
 {
 	unlink_entry(q, e, now_ns, false);

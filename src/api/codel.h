@@ -117,6 +117,15 @@ struct ld_codel_entry *ld_codel_pop(struct ld_codel *q, uint64_t now_ns);
 /* ld_codel_remove takes e out (its client went away, the loop closes). */
 void ld_codel_remove(struct ld_codel *q, struct ld_codel_entry *e, uint64_t now_ns);
 
+/* ld_codel_excuse tells q that its caller holds it up at now_ns for a
+ * reason of its own, not an overload: a min-RTT probe pins the limit to 1,
+ * and a closed loop of eight clients then waits seven round trips each,
+ * which a standing queue's target would shed (clients that never offered
+ * more than eight at once could get 503s at a probe). The queue counts as
+ * drained at now_ns: the interval is the allowed wait while the caller
+ * says so and for an interval after. Entries already due stay due. */
+void ld_codel_excuse(struct ld_codel *q, uint64_t now_ns);
+
 /* ld_codel_allowed_wait is the longest wait allowed at now_ns (above). */
 uint64_t ld_codel_allowed_wait(const struct ld_codel *q, uint64_t now_ns);
 

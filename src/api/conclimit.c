@@ -64,11 +64,16 @@ void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint6
 	reset_window(l, now_ns);
 }
 
-unsigned ld_climit_limit(const struct ld_climit *l)
+bool ld_climit_pinned(const struct ld_climit *l)
 {
 	/* The first probe is not pinned (min_rtt_ns is still 0): a server
 	 * starts unloaded, and a fresh one must not queue its first burst. */
-	return l->probing && l->min_rtt_ns ? l->p.min_limit : (unsigned)l->limit;
+	return l->probing && l->min_rtt_ns;
+}
+
+unsigned ld_climit_limit(const struct ld_climit *l)
+{
+	return ld_climit_pinned(l) ? l->p.min_limit : (unsigned)l->limit;
 }
 
 /* keep adds a sample: every one until the array is full, then each with

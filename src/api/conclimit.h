@@ -86,6 +86,10 @@ void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint6
  * first). */
 unsigned ld_climit_limit(const struct ld_climit *l);
 
+/* ld_climit_pinned says whether a probe holds the limit at min_limit now
+ * (every probe but the first). */
+bool ld_climit_pinned(const struct ld_climit *l);
+
 /* ld_climit_sample takes one request's RTT; inflight is the number in
  * flight when it finished, itself included. It may end a probe or a window
  * (and move the limit, or start a probe). */

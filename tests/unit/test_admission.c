@@ -193,12 +193,14 @@ static void test_probe_comes_back(void)
 	now += 30000 * MS; /* the probe interval has passed */
 	feed(&l, 8, 100 * US, 32, &now, 8 * MS);
 	CHECK(l.probing);
+	CHECK(ld_climit_pinned(&l));
 	CHECK_INT(ld_climit_limit(&l), 4);
 	/* The new probe replaces min RTT (the store got slower for good). */
 	now += 2 * MS;
 	feed(&l, 16, 2 * MS, 4, &now, 16 * MS);
 	CHECK(!l.probing);
 	CHECK_INT(l.min_rtt_ns, 2 * MS);
+	CHECK(!ld_climit_pinned(&l));
 	CHECK(ld_climit_limit(&l) > 4);
 }
 
@@ -280,6 +282,38 @@ static void test_queue_emptied_by_sheds_stays_standing(void)
 	/* Service that empties it drains it. */
 	CHECK(ld_codel_pop(&q, 140 * MS) == &d);
 	CHECK_INT(q.last_empty_ns, 140 * MS);
+}
+
+static void test_queue_excused_while_a_probe_holds_it(void)
+{
+	struct ld_codel q;
+	struct ld_codel_entry a = {0}, b = {0}, c = {0}, *ev;
+	enum ld_codel_drop why = LD_CODEL_NDROPS;
+
+	/* A closed loop keeps the queue from emptying: standing from 120 ms. */
+	ld_codel_init(&q, &Q, 0);
+	CHECK_INT(ld_codel_push(&q, &a, 10 * MS, &ev), 0);
+	CHECK(ld_codel_pop(&q, 10 * MS) == &a);
+	CHECK_INT(ld_codel_push(&q, &b, 20 * MS, &ev), 0);
+	CHECK_INT(ld_codel_push(&q, &c, 21 * MS, &ev), 0);
+	CHECK(ld_codel_pop(&q, 22 * MS) == &b);
+	CHECK_INT(ld_codel_push(&q, &b, 200 * MS, &ev), 0);
+	CHECK_INT(ld_codel_allowed_wait(&q, 201 * MS), 5 * MS);
+	/* A probe pins the limit from 200 ms: b waits longer than the
+	 * target for it, and is not shed while the probe says so ... */
+	ld_codel_excuse(&q, 200 * MS);
+	ld_codel_excuse(&q, 210 * MS);
+	CHECK_INT(ld_codel_allowed_wait(&q, 212 * MS), 100 * MS);
+	/* ... c waited past the interval before the probe began: still due. */
+	CHECK(ld_codel_expire(&q, 212 * MS, &why) == &c);
+	CHECK_INT(why, LD_CODEL_DELAY);
+	CHECK(ld_codel_expire(&q, 212 * MS, &why) == NULL);
+	/* ... nor for an interval after the probe's last excuse ... */
+	CHECK(ld_codel_expire(&q, 300 * MS, &why) == NULL);
+	/* ... and then the queue is standing again (b: 111 ms > 5 ms). */
+	CHECK_INT(ld_codel_allowed_wait(&q, 311 * MS), 5 * MS);
+	CHECK(ld_codel_expire(&q, 311 * MS, &why) == &b);
+	CHECK_INT(why, LD_CODEL_DELAY);
 }
 
 static void test_queue_entry_newer_than_the_reading(void)
@@ -449,6 +483,7 @@ int main(void)
 	RUN(test_queue_fifo_and_cap);
 	RUN(test_queue_interval_then_target);
 	RUN(test_queue_emptied_by_sheds_stays_standing);
+	RUN(test_queue_excused_while_a_probe_holds_it);
 	RUN(test_queue_entry_newer_than_the_reading);
 	RUN(test_queue_deadline);
 	RUN(test_queue_heads_only);
