@@ -302,8 +302,11 @@ static const char *const shed_detail[LD_CODEL_NDROPS] = {
 };
 
 /* shed answers q 503 (Retry-After comes with every 503 problem). */
-static void shed(struct ld_adm_loop *a, struct ld_api_req *q, enum ld_codel_drop why)
+/* shed answers q 503 for why at now; a queued q's wait is its queue stage. */
+static void shed(struct ld_adm_loop *a, struct ld_api_req *q, enum ld_codel_drop why, uint64_t now)
 {
+	if (q->adm.queued)
+		ld_stage_mark_at(&q->r->stages, LD_STAGE_QUEUE, now);
 	q->adm.queued = false;
 	atomic_fetch_add_explicit(&a->st->shed[why][q->adm.e.cls], 1, RLX);
 	ld_metrics_shed();
@@ -375,14 +378,14 @@ static void on_timer(uv_timer_t *t)
 	 * is read again after each, so no entry is younger than now. */
 	while ((e = sweep ? ld_codel_expire(&a->q, now, &why)
 			  : ld_codel_expire_head(&a->q, now, &why))) {
-		shed(a, req_of(e), why);
+		shed(a, req_of(e), why, now);
 		now = uv_hrtime();
 	}
 	if (sweep) {
 		a->last_sweep_ns = now;
 		while ((e = gone_one(a))) {
 			ld_codel_remove(&a->q, e, now);
-			shed(a, req_of(e), LD_CODEL_GONE);
+			shed(a, req_of(e), LD_CODEL_GONE, now);
 			now = uv_hrtime();
 		}
 	}
@@ -392,12 +395,13 @@ static void on_timer(uv_timer_t *t)
 
 		/* Its deadline may have passed since the last full look. */
 		if (e->deadline_ns && now >= e->deadline_ns) {
-			shed(a, q, LD_CODEL_DEADLINE);
+			shed(a, q, LD_CODEL_DEADLINE, now);
 			now = uv_hrtime();
 			continue;
 		}
 
 		q->adm.queued = false;
+		ld_stage_mark_at(&q->r->stages, LD_STAGE_QUEUE, now);
 		atomic_store_explicit(&a->st->last_wait_ns, wait, RLX);
 		atomic_fetch_add_explicit(&a->st->wait_ns_total, wait, RLX);
 		atomic_fetch_add_explicit(&a->st->dequeued, 1, RLX);
@@ -432,13 +436,13 @@ bool ld_api_adm_admit(struct ld_api_req *q, void (*handler)(struct ld_api_req *q
 	q->adm.handler = handler;
 	q->adm.e.deadline_ns = q->adm.deadline_ns;
 	if (ld_codel_push(&a->q, &q->adm.e, now, &evicted) != 0) {
-		shed(a, q, LD_CODEL_FULL);
+		shed(a, q, LD_CODEL_FULL, now);
 		publish(a);
 		return true;
 	}
 	q->adm.queued = true;
 	if (evicted)
-		shed(a, req_of(evicted), LD_CODEL_FULL);
+		shed(a, req_of(evicted), LD_CODEL_FULL, now);
 	publish(a);
 	arm(a, now);
 	return true;

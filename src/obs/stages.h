@@ -28,11 +28,11 @@
 
 enum ld_stage {
 	LD_STAGE_READ = 0,     /* first byte seen -> header and body parsed, request set up */
-	LD_STAGE_QUEUE,	       /* parsed -> admitted (admission control; unused so far) */
+	LD_STAGE_QUEUE,	       /* waiting in the admission queue: to admitted or shed */
 	LD_STAGE_AUTH,	       /* bearer token verification (and routing before it) */
 	LD_STAGE_HANDLER,      /* handler logic: routing, body JSON parse, validation */
 	LD_STAGE_HASH,	       /* password hashing on the thread pool, pool wait included */
-	LD_STAGE_CACHE,	       /* cache look-up (a later rung; unused so far) */
+	LD_STAGE_CACHE,	       /* cache look-up, a wait behind a fill included */
 	LD_STAGE_STORE_QUEUE,  /* write submitted -> the writer thread takes its batch */
 	LD_STAGE_STORE_COMMIT, /* the batch's BEGIN .. synced COMMIT on the writer */
 	LD_STAGE_STORE_POOL,   /* waiting for a pooled database connection (unused so far) */

@@ -68,6 +68,17 @@ def shed(srv, reason, cls):
     return metric(srv, "ladder_admission_shed_total", reason=reason, **{"class": cls})
 
 
+def queue_stage(srv, route):
+    """The queue stage of route in /debug/stats: its count and sum_ns."""
+    with srv.conn() as c:
+        r = c.request("GET", "/debug/stats")
+    assert r.status == 200, r
+    found = [x for x in r.json()["routes"] if x["route"] == route]
+    assert len(found) == 1, route
+    q = found[0]["stages"]["queue"]
+    return q["count"], q["sum_ns"]
+
+
 def account(srv):
     c = srv.client()
     try:
@@ -129,6 +140,10 @@ def test_full_queue_sheds_with_503_and_health_answers(tiny):
     assert r.status == 200, r
     assert r.json()["id"] == user["id"]
     assert metric(tiny, "ladder_admission_dequeued_total", loop="0") == 1
+    # b's wait is its queue stage; the one shed on arrival never queued.
+    count, ns = queue_stage(tiny, "GET /v1/users/{id}")
+    assert count == 1 and ns > 0, (count, ns)
+    assert queue_stage(tiny, "POST /v1/items")[0] == 0
     a.close()
     b.close()
 
@@ -145,6 +160,9 @@ def test_budget_expires_in_queue_without_a_store_call(tiny):
     assert shed(tiny, "deadline", "read") == 1
     assert metric(tiny, "ladder_store_read_ops_total") == before  # the read was never made
     assert inflight(tiny) == 1  # the write still holds the slot
+    # The wait that ended in the shed is the queue stage of the read.
+    count, ns = queue_stage(tiny, "GET /v1/users/{id}")
+    assert count == 1 and ns > 0, (count, ns)
     r = a.read_response("POST")
     assert r.status == 201, r
     a.close()
