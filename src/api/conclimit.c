@@ -107,11 +107,7 @@ static void end_window(struct ld_climit *l)
 		g = 2.0;
 	if (g < 0.5)
 		g = 0.5;
-	/* The headroom only while RTT is within the tolerance: added to a
-	 * shrinking limit it sets a floor, as 0.5 * 4 + sqrt(4) = 4 is where
-	 * any RTT past twice the target leaves the limit, and CPU-bound work
-	 * on one core would wait for three others in every request. */
-	next = g * l->limit + (g >= 1.0 ? sqrt(l->limit) : 0.0);
+	next = g * l->limit + sqrt(l->limit);
 	/* App-limited: the window never used half the limit, so its RTTs say
 	 * nothing about more concurrency. */
 	if (next > l->limit && 2u * l->inflight_max < (unsigned)l->limit)

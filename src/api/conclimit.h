@@ -33,17 +33,11 @@
  * At the end of each window:
  *
  *   gradient  = clamp(min_rtt * (1 + tolerance) / sample_rtt, 0.5, 2.0)
- *   new limit = gradient * limit + sqrt(limit)   (gradient >= 1: headroom)
- *   new limit = gradient * limit                 (gradient < 1)
+ *   new limit = gradient * limit + sqrt(limit)         (the headroom)
  *
  * clamped to [min_limit, max_limit]. RTTs within tolerance of min RTT let the
  * limit grow; RTTs that climb (requests waiting for the writer, the database
- * pool, the thread pool) shrink it, by at most half per window. No headroom
- * while it shrinks: with it, 0.5 * 4 + sqrt(4) = 4 would be a floor for any
- * RTT past twice the target, and CPU-bound work on one core, whose RTT is
- * the limit times its service time, would settle at 4, each request sharing
- * the core with three others; without, it settles between the limit whose
- * RTT is the target and that plus its headroom (1.5 and 2.7 there). The limit
+ * pool, the thread pool) shrink it, by at most half per window. The limit
  * does not grow while the loop is app-limited (in flight never reached half
  * the limit during the window): an idle server must not arrive at its first
  * burst with a limit it never earned.
