@@ -301,8 +301,8 @@ static const char *const shed_detail[LD_CODEL_NDROPS] = {
     [LD_CODEL_GONE] = "the client went away while the request waited",
 };
 
-/* shed answers q 503 (Retry-After comes with every 503 problem). */
-/* shed answers q 503 for why at now; a queued q's wait is its queue stage. */
+/* shed answers q 503 for why at now (Retry-After comes with every 503
+ * problem); a queued q's wait up to now is its queue stage. */
 static void shed(struct ld_adm_loop *a, struct ld_api_req *q, enum ld_codel_drop why, uint64_t now)
 {
 	if (q->adm.queued)

@@ -467,6 +467,22 @@ def poll(pred, timeout=20.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def stats(srv, headers=None):
+    """GET /debug/stats of srv, checked to be a JSON answer, as a dict."""
+    with srv.conn() as c:
+        r = c.request("GET", "/debug/stats", headers=headers or [])
+    assert r.status == 200, r
+    assert (r.header("Content-Type") or "").startswith("application/json"), r
+    return r.json()
+
+
+def stats_route(doc, name):
+    """The entry of route name in a /debug/stats document."""
+    found = [r for r in doc["routes"] if r["route"] == name]
+    assert len(found) == 1, [r["route"] for r in doc["routes"]]
+    return found[0]
+
+
 def metrics(srv):
     """Every sample of srv's /metrics as {'name{labels}': value} (a series
     without labels is keyed by its bare name). Behind a balancer (a server

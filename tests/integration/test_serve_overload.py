@@ -23,6 +23,8 @@ from ladder_http import (
     login,
     metric,
     poll,
+    stats,
+    stats_route,
     unique_handle,
 )
 
@@ -70,12 +72,7 @@ def shed(srv, reason, cls):
 
 def queue_stage(srv, route):
     """The queue stage of route in /debug/stats: its count and sum_ns."""
-    with srv.conn() as c:
-        r = c.request("GET", "/debug/stats")
-    assert r.status == 200, r
-    found = [x for x in r.json()["routes"] if x["route"] == route]
-    assert len(found) == 1, route
-    q = found[0]["stages"]["queue"]
+    q = stats_route(stats(srv), route)["stages"]["queue"]
     return q["count"], q["sum_ns"]
 
 

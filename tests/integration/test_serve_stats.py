@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from ladder_http import assert_problem, create_item, new_account
+from ladder_http import assert_problem, create_item, new_account, stats
+from ladder_http import stats_route as route
 from conftest import LADDER_STORE, skip_unless_sqlite
 
 STAGES = [
@@ -15,20 +16,6 @@ STAGES = [
 ]  # fmt: skip
 HIST_KEYS = {"count", "sum_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"}
 ADMIN = "s3cret-admin-token"
-
-
-def stats(srv, headers=None):
-    with srv.conn() as c:
-        r = c.request("GET", "/debug/stats", headers=headers or [])
-    assert r.status == 200, r
-    assert (r.header("Content-Type") or "").startswith("application/json"), r
-    return r.json()
-
-
-def route(doc, name):
-    found = [r for r in doc["routes"] if r["route"] == name]
-    assert len(found) == 1, [r["route"] for r in doc["routes"]]
-    return found[0]
 
 
 def workload(client):
