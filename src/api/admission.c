@@ -175,6 +175,9 @@ int ld_api_adm_loop_open(struct ld_api_loop *al, unsigned index, uv_loop_t *uv)
 			   .tolerance = c->tolerance_pct / 100.0,
 			   .probe_interval_ns = c->probe_interval_ms * 1000000ull,
 			   .probe_samples = 16,
+			   /* Its queue must not wait as long as the queue
+			    * allows: the probe would shed (conclimit.h). */
+			   .probe_max_ns = c->interval_ms * 1000000ull / 2,
 		       },
 		       now);
 	ld_codel_init(&a->q,

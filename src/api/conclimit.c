@@ -61,6 +61,7 @@ void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint6
 		l->limit = l->p.max_limit;
 	l->rng = 0x9e3779b97f4a7c15ull;
 	l->probing = true;
+	l->probe_start_ns = now_ns;
 	reset_window(l, now_ns);
 }
 
@@ -130,7 +131,10 @@ void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, u
 		return;
 	keep(l, rtt_ns);
 	if (l->probing) {
-		if (l->seen < l->p.probe_samples)
+		/* Long enough, or long enough for the queue (conclimit.h): a
+		 * probe ends at its first RTT past probe_max. */
+		if (l->seen < l->p.probe_samples &&
+		    !(l->p.probe_max_ns && now_ns - l->probe_start_ns >= l->p.probe_max_ns))
 			return;
 		/* The first probe (not pinned) measured whatever a start under
 		 * load queued: the first pinned one comes after FIRST_REPROBE

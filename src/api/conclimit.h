@@ -15,7 +15,15 @@
  *               becomes the median of the next probe_samples RTTs of
  *               requests admitted during the probe (the ones admitted before
  *               it, at the full limit, finish with the load's waits in
- *               them). A probe runs at start and every probe_interval after. The first one
+ *               them), or of those it has at its first RTT past probe_max:
+ *               a probe's queue is the limiter's own doing, and at limit 1
+ *               a closed loop of six clients of a 10 ms write would wait
+ *               the 16 round trips of the probe, newest first (codel.h),
+ *               its oldest longer than the queue allows (api/admission.c
+ *               sets probe_max to half the queue's interval). At least one
+ *               RTT, so a store that got slower for good is still
+ *               measured (else the limit would shrink to the floor and
+ *               stay there). A probe runs at start and every probe_interval after. The first one
  *               is not pinned (a server starts unloaded, and must not queue
  *               its first burst behind min_limit): it measures at the
  *               initial limit, so the first pinned probe follows 10
@@ -43,7 +51,8 @@
  * burst with a limit it never earned.
  *
  * Defaults (api/admission.c): limit starts at 32 within [1, 1000], window
- * 100 ms and 8 samples, tolerance 0.5, a probe of 16 samples every 30 s.
+ * 100 ms and 8 samples, tolerance 0.5, a probe of 16 samples (or those of
+ * its first 50 ms, at least one) every 30 s.
  */
 #ifndef LD_API_CONCLIMIT_H
 #define LD_API_CONCLIMIT_H
@@ -62,6 +71,7 @@ struct ld_climit_params {
 	double tolerance;	    /* RTT above min RTT taken as no queue (0.5 = 50%) */
 	uint64_t probe_interval_ns; /* time between min-RTT probes */
 	unsigned probe_samples;	    /* RTTs per probe (1..LD_CLIMIT_SAMPLES) */
+	uint64_t probe_max_ns;	    /* a probe ends at its first RTT past this (0: none) */
 };
 
 struct ld_climit {

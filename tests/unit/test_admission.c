@@ -469,6 +469,96 @@ static void test_queue_remove_and_no_queue(void)
 	CHECK_INT(ld_codel_push(&q, &a, 1 * MS, &ev), -ENOSPC);
 }
 
+/* ---- the two together: a closed loop ------------------------------------ */
+
+/* A closed loop of n clients, each sending its next request 200 us after
+ * its answer, against a store that takes svc per request whatever the
+ * concurrency (a database write: the server's limit cannot speed it up),
+ * with admission as api/admission.c runs it: each step the probe's excuse,
+ * the sheds of the heads due, then admissions from the queue while the
+ * limit allows. Returns the sheds in secs seconds; *pinned gets the time
+ * the limit was pinned by a probe, *l the limiter at the end. */
+#define LOOP_MAX 16
+static unsigned closed_loop(unsigned n, uint64_t svc, uint64_t probe_max, uint64_t secs,
+			    uint64_t *pinned, struct ld_climit *l)
+{
+	struct ld_climit_params p = P;
+	struct ld_codel q;
+	struct ld_codel_params qp = Q;
+	struct ld_codel_entry e[LOOP_MAX] = {{0}};
+	uint64_t send[LOOP_MAX], done[LOOP_MAX], admitted[LOOP_MAX], step = 50 * US;
+	unsigned inflight = 0, sheds = 0;
+
+	p.min_limit = 1;
+	p.probe_max_ns = probe_max;
+	qp.cap = 128;
+	ld_climit_init(l, &p, 0);
+	ld_codel_init(&q, &qp, 0);
+	*pinned = 0;
+	for (unsigned i = 0; i < n; i++)
+		send[i] = (uint64_t)i * 10 * US, done[i] = 0;
+	for (uint64_t now = 0; now < secs * 1000 * MS; now += step) {
+		struct ld_codel_entry *x;
+		enum ld_codel_drop why;
+
+		for (unsigned i = 0; i < n; i++) {
+			if (done[i] && done[i] <= now) {
+				ld_climit_sample(l, now - admitted[i], inflight, now);
+				inflight--;
+				done[i] = 0;
+				send[i] = now + 200 * US;
+			}
+		}
+		for (unsigned i = 0; i < n; i++) {
+			if (!send[i] || send[i] > now)
+				continue;
+			send[i] = 0;
+			if (inflight < ld_climit_limit(l)) {
+				inflight++;
+				admitted[i] = now;
+				done[i] = now + svc;
+			} else {
+				CHECK_INT(ld_codel_push(&q, &e[i], now, &x), 0);
+			}
+		}
+		if (ld_climit_pinned(l)) {
+			ld_codel_excuse(&q, now);
+			*pinned += step;
+		}
+		while ((x = ld_codel_expire_head(&q, now, &why))) {
+			sheds++;
+			send[x - e] = now + 200 * US; /* the client sends again */
+		}
+		while (inflight < ld_climit_limit(l) && (x = ld_codel_pop(&q, now))) {
+			inflight++;
+			admitted[x - e] = now;
+			done[x - e] = now + svc;
+		}
+	}
+	return sheds;
+}
+
+static void test_closed_loop_is_not_shed_by_a_probe(void)
+{
+	struct ld_climit l;
+	uint64_t pinned;
+
+	/* Six clients of a 10 ms write: the limit of 32 never queues them,
+	 * but a pinned probe (limit 1) does. Sixteen round trips of it,
+	 * newest first, and the oldest wait past the interval: shed. */
+	CHECK(closed_loop(6, 10 * MS, 0, 3, &pinned, &l) > 0);
+	CHECK(pinned >= 16 * 10 * MS);
+	/* A probe of at most half the interval (api/admission.c): nobody is
+	 * shed, and it still measures the write. */
+	for (uint64_t svc = 1 * MS; svc <= 40 * MS; svc *= 2) {
+		CHECK_INT(closed_loop(6, svc, 50 * MS, 3, &pinned, &l), 0);
+		CHECK(pinned > 0);
+		CHECK(pinned <= 50 * MS + svc + 1 * MS);
+		CHECK(l.min_rtt_ns >= svc && l.min_rtt_ns <= svc + 1 * MS);
+		CHECK(ld_climit_limit(&l) >= 6);
+	}
+}
+
 int main(void)
 {
 	RUN(test_limit_starts_with_a_probe);
@@ -490,5 +580,6 @@ int main(void)
 	RUN(test_queue_writes_first);
 	RUN(test_queue_adaptive_lifo);
 	RUN(test_queue_remove_and_no_queue);
+	RUN(test_closed_loop_is_not_shed_by_a_probe);
 	return unit_finish();
 }
