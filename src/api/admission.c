@@ -463,7 +463,7 @@ void ld_api_adm_respond(struct ld_req *r, int status, void *arg)
 		return;
 	q->adm.counted = false;
 	now = ld_req_now(r); /* ld_req_respond's reading, the answer built */
-	ld_climit_sample(&a->lim, now - q->adm.admitted_ns, a->inflight, now);
+	ld_climit_sample(&a->lim, now - q->adm.admitted_ns, a->inflight, a->q.len, now);
 	a->inflight--;
 	/* The queue's turn comes from the timer, not from this stack. */
 	if (a->q.len && a->inflight < ld_climit_limit(&a->lim))

@@ -120,7 +120,8 @@ static void end_window(struct ld_climit *l)
 	l->limit = next;
 }
 
-void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, uint64_t now_ns)
+void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, unsigned queued,
+		      uint64_t now_ns)
 {
 	if (inflight > l->inflight_max)
 		l->inflight_max = inflight;
@@ -131,10 +132,11 @@ void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, u
 		return;
 	keep(l, rtt_ns);
 	if (l->probing) {
-		/* Long enough, or long enough for the queue (conclimit.h): a
-		 * probe ends at its first RTT past probe_max. */
-		if (l->seen < l->p.probe_samples &&
-		    !(l->p.probe_max_ns && now_ns - l->probe_start_ns >= l->p.probe_max_ns))
+		/* Long enough, or as long as its queue may wait (conclimit.h). */
+		bool waited = ld_climit_pinned(l) && queued && l->p.probe_max_ns &&
+			      now_ns - l->probe_start_ns >= l->p.probe_max_ns;
+
+		if (l->seen < l->p.probe_samples && !waited)
 			return;
 		/* The first probe (not pinned) measured whatever a start under
 		 * load queued: the first pinned one comes after FIRST_REPROBE

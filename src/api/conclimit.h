@@ -15,12 +15,17 @@
  *               becomes the median of the next probe_samples RTTs of
  *               requests admitted during the probe (the ones admitted before
  *               it, at the full limit, finish with the load's waits in
- *               them), or of those it has at its first RTT past probe_max:
- *               a probe's queue is the limiter's own doing, and at limit 1
- *               a closed loop of six clients of a 10 ms write would wait
- *               the 16 round trips of the probe, newest first (codel.h),
- *               its oldest longer than the queue allows (api/admission.c
- *               sets probe_max to half the queue's interval). At least one
+ *               them); a pinned probe that has run probe_max ends sooner,
+ *               at its first RTT past it while requests wait, with the
+ *               median of what it has. Its queue is the limiter's own
+ *               doing: at limit 1 a closed loop of six clients of a 10 ms
+ *               write would wait the 16 round trips of the probe, newest
+ *               first (codel.h), its oldest longer than the queue allows
+ *               (api/admission.c sets probe_max to half the queue's
+ *               interval, so a wait ends before the interval for round
+ *               trips shorter than half of it). While nothing waits the
+ *               probe costs nobody anything and takes all its samples (a
+ *               quiet loop's few RTTs in 50 ms say little). At least one
  *               RTT, so a store that got slower for good is still
  *               measured (else the limit would shrink to the floor and
  *               stay there). A probe runs at start and every probe_interval after. The first one
@@ -51,8 +56,8 @@
  * burst with a limit it never earned.
  *
  * Defaults (api/admission.c): limit starts at 32 within [1, 1000], window
- * 100 ms and 8 samples, tolerance 0.5, a probe of 16 samples (or those of
- * its first 50 ms, at least one) every 30 s.
+ * 100 ms and 8 samples, tolerance 0.5, a probe of 16 samples (or, while
+ * requests wait, those of its first 50 ms, at least one) every 30 s.
  */
 #ifndef LD_API_CONCLIMIT_H
 #define LD_API_CONCLIMIT_H
@@ -71,7 +76,8 @@ struct ld_climit_params {
 	double tolerance;	    /* RTT above min RTT taken as no queue (0.5 = 50%) */
 	uint64_t probe_interval_ns; /* time between min-RTT probes */
 	unsigned probe_samples;	    /* RTTs per probe (1..LD_CLIMIT_SAMPLES) */
-	uint64_t probe_max_ns;	    /* a probe ends at its first RTT past this (0: none) */
+	uint64_t probe_max_ns;	    /* a pinned probe ends at its first RTT past this while
+				     * requests wait (0: never early) */
 };
 
 struct ld_climit {
@@ -101,8 +107,11 @@ unsigned ld_climit_limit(const struct ld_climit *l);
 bool ld_climit_pinned(const struct ld_climit *l);
 
 /* ld_climit_sample takes one request's RTT; inflight is the number in
- * flight when it finished, itself included. It may end a probe or a window
- * (and move the limit, or start a probe). */
-void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, uint64_t now_ns);
+ * flight when it finished, itself included, and queued the number waiting
+ * for admission then (a pinned probe past probe_max ends only while some
+ * do). It may end a probe or a window (and move the limit, or start a
+ * probe). */
+void ld_climit_sample(struct ld_climit *l, uint64_t rtt_ns, unsigned inflight, unsigned queued,
+		      uint64_t now_ns);
 
 #endif

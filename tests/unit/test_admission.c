@@ -28,7 +28,7 @@ static void feed(struct ld_climit *l, unsigned n, uint64_t rtt, unsigned infligh
 {
 	for (unsigned i = 0; i < n; i++) {
 		*now += span_ns / n;
-		ld_climit_sample(l, rtt, inflight, *now);
+		ld_climit_sample(l, rtt, inflight, 0, *now);
 	}
 }
 
@@ -182,6 +182,40 @@ static void test_window_needs_time_and_samples(void)
 	CHECK_DBL(l.limit, 32, 0.0001);
 	feed(&l, 1, 10 * MS, 32, &now, 1 * MS);
 	CHECK(l.limit < 32);
+}
+
+static void test_probe_ends_early_only_while_requests_wait(void)
+{
+	struct ld_climit_params p = P;
+	struct ld_climit l;
+	uint64_t now = 0;
+
+	p.probe_max_ns = 50 * MS;
+	/* The first probe (not pinned) takes its 16 even with a queue. */
+	ld_climit_init(&l, &p, now);
+	for (int i = 0; i < 15; i++) {
+		now += 10 * MS;
+		ld_climit_sample(&l, 1 * MS, 4, 3, now);
+	}
+	CHECK(l.probing);
+	now += 10 * MS;
+	ld_climit_sample(&l, 1 * MS, 4, 3, now);
+	CHECK(!l.probing);
+	/* A pinned one with nothing waiting: all 16, however long. */
+	for (int i = 0; i < 10; i++)
+		feed(&l, 10, 1 * MS, 4, &now, 100 * MS);
+	CHECK(ld_climit_pinned(&l));
+	for (int i = 0; i < 8; i++) {
+		now += 10 * MS;
+		ld_climit_sample(&l, 1 * MS, 1, 0, now);
+	}
+	CHECK(ld_climit_pinned(&l));
+	/* ... until requests wait: then its next RTT ends it, with the
+	 * median of the 9 it has. */
+	now += 10 * MS;
+	ld_climit_sample(&l, 3 * MS, 1, 2, now);
+	CHECK(!l.probing);
+	CHECK_INT(l.min_rtt_ns, 1 * MS);
 }
 
 static void test_probe_comes_back(void)
@@ -479,6 +513,7 @@ static void test_queue_remove_and_no_queue(void)
  * limit allows. Returns the sheds in secs seconds; *pinned gets the time
  * the limit was pinned by a probe, *l the limiter at the end. */
 #define LOOP_MAX 16
+#define NONE	 UINT64_MAX
 static unsigned closed_loop(unsigned n, uint64_t svc, uint64_t probe_max, uint64_t secs,
 			    uint64_t *pinned, struct ld_climit *l)
 {
@@ -497,22 +532,23 @@ static unsigned closed_loop(unsigned n, uint64_t svc, uint64_t probe_max, uint64
 	*pinned = 0;
 	for (unsigned i = 0; i < n; i++)
 		send[i] = (uint64_t)i * 10 * US, done[i] = 0;
+	/* send[i] == NONE: client i waits for its answer. */
 	for (uint64_t now = 0; now < secs * 1000 * MS; now += step) {
 		struct ld_codel_entry *x;
 		enum ld_codel_drop why;
 
 		for (unsigned i = 0; i < n; i++) {
 			if (done[i] && done[i] <= now) {
-				ld_climit_sample(l, now - admitted[i], inflight, now);
+				ld_climit_sample(l, now - admitted[i], inflight, q.len, now);
 				inflight--;
 				done[i] = 0;
 				send[i] = now + 200 * US;
 			}
 		}
 		for (unsigned i = 0; i < n; i++) {
-			if (!send[i] || send[i] > now)
+			if (send[i] == NONE || send[i] > now)
 				continue;
-			send[i] = 0;
+			send[i] = NONE;
 			if (inflight < ld_climit_limit(l)) {
 				inflight++;
 				admitted[i] = now;
@@ -549,8 +585,13 @@ static void test_closed_loop_is_not_shed_by_a_probe(void)
 	CHECK(closed_loop(6, 10 * MS, 0, 3, &pinned, &l) > 0);
 	CHECK(pinned >= 16 * 10 * MS);
 	/* A probe of at most half the interval (api/admission.c): nobody is
-	 * shed, and it still measures the write. */
-	for (uint64_t svc = 1 * MS; svc <= 40 * MS; svc *= 2) {
+	 * shed, and it still measures the write, for round trips up to
+	 * about half the interval. */
+	static const uint64_t svcs[] = {1 * MS, 2 * MS, 5 * MS, 10 * MS, 20 * MS, 40 * MS};
+
+	for (unsigned k = 0; k < sizeof(svcs) / sizeof(svcs[0]); k++) {
+		uint64_t svc = svcs[k];
+
 		CHECK_INT(closed_loop(6, svc, 50 * MS, 3, &pinned, &l), 0);
 		CHECK(pinned > 0);
 		CHECK(pinned <= 50 * MS + svc + 1 * MS);
@@ -570,6 +611,7 @@ int main(void)
 	RUN(test_app_limited_does_not_grow);
 	RUN(test_window_needs_time_and_samples);
 	RUN(test_probe_comes_back);
+	RUN(test_probe_ends_early_only_while_requests_wait);
 	RUN(test_queue_fifo_and_cap);
 	RUN(test_queue_interval_then_target);
 	RUN(test_queue_emptied_by_sheds_stays_standing);
