@@ -252,6 +252,7 @@ class Readers:
         self.port = port
         self.log = []  # (sent, status)
         self.why = collections.Counter()  # (status, detail) of every answer not 200
+        self.lock = threading.Lock()
         self.stopping = False
         setup = Client(port, timeout=CLIENT_TIMEOUT)
         _, tok = new_account(setup, "rd")
@@ -270,11 +271,16 @@ class Readers:
             try:
                 r = c.get("/v1/items/" + self.ids[(i + n) % len(self.ids)])
                 status = r.status
-                if status != 200:
-                    self.why[(status, r.json().get("detail", "") if r.body else "")] += 1
             except Exception as e:  # noqa: BLE001 - recorded, judged by the test
                 status = repr(e)
                 c.close()
+            if status != 200 and not isinstance(status, str):
+                try:
+                    detail = r.json().get("detail", "")
+                except (ValueError, AttributeError):
+                    detail = r.body[:200].decode(errors="replace")
+                with self.lock:
+                    self.why[(status, detail)] += 1
             self.log.append((sent, status))
             time.sleep(0.01)
         c.close()
@@ -293,15 +299,22 @@ def _db_fault(cluster, fault, restore, new_primary, readers=None):
     runs beside the writers; its answers while writes fail are printed."""
     cluster.wait("healthy before the fault", cluster.healthy)
     load = Load(cluster.port).start()
-    before = cluster.leader()
-    t_fault = time.monotonic()
-    out = ok(cluster.dir, *fault)
-    if restore:
-        restore()
-    t_health = cluster.wait("full health", lambda: (not new_primary or cluster.leader() not in (None, before))
-                            and cluster.healthy(all_nodes=False))
-    # Writes sent after full health are acknowledged too.
-    cluster.wait("a write after full health", lambda: load.first_ack_after(t_health) is not None, 30)
+    try:
+        before = cluster.leader()
+        t_fault = time.monotonic()
+        out = ok(cluster.dir, *fault)
+        if restore:
+            restore()
+        t_health = cluster.wait("full health", lambda: (not new_primary or cluster.leader() not in (None, before))
+                                and cluster.healthy(all_nodes=False))
+        # Writes sent after full health are acknowledged too.
+        cluster.wait("a write after full health", lambda: load.first_ack_after(t_health) is not None, 30)
+    finally:
+        # Also when a wait above failed: no writer or reader runs on into
+        # the next test.
+        load.stopping = True
+        if readers:
+            readers.stopping = True
     load.stop()
     if readers:
         readers.stop()
@@ -327,7 +340,7 @@ def _db_fault(cluster, fault, restore, new_primary, readers=None):
         end = t_writes or t_health
         during = collections.Counter(s for t, s in readers.log if first_fail and first_fail <= t < end)
         readers.during = during
-        failed = [t - t_fault for t, s in readers.log if s != 200]
+        failed = [t - t_fault for t, s in readers.log if s != 200 and t >= t_fault]
         print("  reads while writes failed: %s (of %d reads in all); not 200: %s, sent %s s after the fault"
               % (dict(during), len(readers.log), dict(readers.why),
                  "%.2f-%.2f" % (min(failed), max(failed)) if failed else "-"))
@@ -437,13 +450,16 @@ def test_primary_killed_loses_no_acknowledged_write(cluster):
         # The old primary comes back as a replica (pg_rewind if needed),
         # also when a check above failed: the tests after this one need
         # all three.
+        readers.stopping = True
         rc, out, err = run(cluster.dir, "start", killed)
+        if rc != 0:
+            print("start %s: rc %d\n%s%s" % (killed, rc, out, err))
     assert rc == 0, (out, err)
     cluster.wait("healthy after %s rejoined" % killed, cluster.healthy)
 
 
-
 def test_primary_paused_loses_no_acknowledged_write(cluster):
+    cluster.wait("healthy before the fault", cluster.healthy)
     paused = cluster.leader()
 
     def resume_after_failover():
@@ -457,6 +473,7 @@ def test_primary_paused_loses_no_acknowledged_write(cluster):
 
 
 def test_replica_killed_loses_no_acknowledged_write(cluster):
+    cluster.wait("healthy before the fault", cluster.healthy)
     c = cluster.state()
     sync = [m["name"] for m in c.members() if m.get("role") == "sync_standby"]
     assert len(sync) == 1
@@ -496,7 +513,10 @@ def test_app_node_killed_fails_only_its_requests_in_flight(cluster):
     finally:
         # Back, also when a check above failed: the tests after this one
         # need both nodes.
+        load.stopping = True
         rc, out, err = run(cluster.dir, "start", name)
+        if rc != 0:
+            print("start %s: rc %d\n%s%s" % (name, rc, out, err))
     assert rc == 0, (out, err)
     cluster.wait("healthy after %s restarted" % name, cluster.healthy)
 
