@@ -423,6 +423,15 @@ def test_forwarded_for_reaches_the_node(cluster):
     assert logged()["client"] == "203.0.113.9", logged()
 
 
+def _start_again(cluster, name):
+    """`start name`, from a finally: a failure is printed, not raised, so
+    it cannot hide the failure in flight; returns (rc, stdout, stderr)."""
+    rc, out, err = run(cluster.dir, "start", name)
+    if rc != 0:
+        print("start %s: rc %d\n%s%s" % (name, rc, out, err))
+    return rc, out, err
+
+
 def test_primary_killed_loses_no_acknowledged_write(cluster):
     """Also: reads go on while the primary is away (docs/cluster.md): the
     nodes answer them from the replicas (the primary's breaker open, the
@@ -451,10 +460,8 @@ def test_primary_killed_loses_no_acknowledged_write(cluster):
         # also when a check above failed: the tests after this one need
         # all three.
         readers.stopping = True
-        rc, out, err = run(cluster.dir, "start", killed)
-        if rc != 0:
-            print("start %s: rc %d\n%s%s" % (killed, rc, out, err))
-    assert rc == 0, (out, err)
+        started = _start_again(cluster, killed)
+    assert started[0] == 0, started
     cluster.wait("healthy after %s rejoined" % killed, cluster.healthy)
 
 
@@ -514,10 +521,8 @@ def test_app_node_killed_fails_only_its_requests_in_flight(cluster):
         # Back, also when a check above failed: the tests after this one
         # need both nodes.
         load.stopping = True
-        rc, out, err = run(cluster.dir, "start", name)
-        if rc != 0:
-            print("start %s: rc %d\n%s%s" % (name, rc, out, err))
-    assert rc == 0, (out, err)
+        started = _start_again(cluster, name)
+    assert started[0] == 0, started
     cluster.wait("healthy after %s restarted" % name, cluster.healthy)
 
 
