@@ -61,7 +61,6 @@ void ld_climit_init(struct ld_climit *l, const struct ld_climit_params *p, uint6
 		l->limit = l->p.max_limit;
 	l->rng = 0x9e3779b97f4a7c15ull;
 	l->probing = true;
-	l->probe_start_ns = now_ns;
 	reset_window(l, now_ns);
 }
 

@@ -25,18 +25,18 @@
  *               interval, so a wait ends before the interval for round
  *               trips shorter than half of it). While nothing waits the
  *               probe costs nobody anything and takes all its samples (a
- *               quiet loop's few RTTs in 50 ms say little). At least one
- *               RTT, so a store that got slower for good is still
- *               measured (else the limit would shrink to the floor and
- *               stay there). A probe runs at start and every probe_interval after. The first one
- *               is not pinned (a server starts unloaded, and must not queue
- *               its first burst behind min_limit): it measures at the
- *               initial limit, so the first pinned probe follows 10
- *               windows later, not a probe interval (a server started
- *               under load measured its load's queueing). Only a probe
- *               sets min RTT: a window's median follows the mix of
- *               requests (a quiet 100 ms of cache hits is not the store's
- *               no-queue RTT).
+ *               quiet loop's few RTTs within probe_max say little). At
+ *               least one RTT, so a store that got slower for good is
+ *               still measured (else the limit would shrink to the floor
+ *               and stay there). A probe runs at start and every
+ *               probe_interval after. The first one is not pinned (a
+ *               server starts unloaded, and must not queue its first
+ *               burst behind min_limit): it measures at the initial
+ *               limit, so the first pinned probe follows 10 windows
+ *               later, not a probe interval (a server started under load
+ *               measured its load's queueing). Only a probe sets min RTT:
+ *               a window's median follows the mix of requests (a quiet
+ *               100 ms of cache hits is not the store's no-queue RTT).
  *   sample RTT  the median RTT of the last window (window_ns, and at least
  *               window_samples RTTs; up to LD_CLIMIT_SAMPLES kept, a
  *               reservoir sample beyond that). Medians, not means: a mix of
@@ -87,7 +87,7 @@ struct ld_climit {
 	uint64_t min_rtt_ns;  /* 0 until the first probe ends */
 	uint64_t last_rtt_ns; /* the last window's sample RTT (0: none yet) */
 	uint64_t window_start_ns, next_probe_ns;
-	uint64_t probe_start_ns; /* when the running probe began */
+	uint64_t probe_start_ns; /* when the running pinned probe began */
 	unsigned inflight_max;	 /* highest in-flight count seen in the window */
 	unsigned seen;		 /* RTTs offered in this window or probe */
 	unsigned n;		 /* RTTs kept in samples[] */
