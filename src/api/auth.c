@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/argon2_area.h"
 #include "base/b64.h"
 #include "base/file.h"
 
@@ -545,14 +546,21 @@ int ld_password_hash(const struct ld_auth *a, const char *pw, size_t len, char *
 		rc = -EINVAL;
 		goto out;
 	}
+	ld_argon2_area_begin();
 	if (crypto_pwhash_str_alg(out, pw, len, a->pw_ops, a->pw_mem,
 				  crypto_pwhash_ALG_ARGON2ID13) != 0)
 		rc = -ENOMEM;
+	ld_argon2_area_end();
 out:
 	return rc;
 }
 
 int ld_password_verify(const char *hash, const char *pw, size_t len)
 {
-	return crypto_pwhash_str_verify(hash, pw, len) == 0 ? 0 : -EPERM;
+	int rc;
+
+	ld_argon2_area_begin();
+	rc = crypto_pwhash_str_verify(hash, pw, len) == 0 ? 0 : -EPERM;
+	ld_argon2_area_end();
+	return rc;
 }

@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include <string.h>
 
+#include "api/argon2_area.h"
 #include "api/idempotency.h"
 #include "base/breaker.h"
 
@@ -65,6 +66,7 @@ static void metrics_gathered(const struct ld_obs_snapshot *snap, void *arg)
 	ld_stage_mark(&q->r->stages, LD_STAGE_HANDLER);
 	ld_api_store_info(q, &st);
 	ld_api_idem_metrics(&q->r->out_body);
+	ld_argon2_area_metrics(&q->r->out_body);
 	ld_api_rl_metrics(&q->r->out_body, q->api->cvt == &ld_cache_redis);
 	ld_api_adm_metrics(&q->r->out_body);
 	if (ld_metrics_render(&q->r->out_body) != 0 ||

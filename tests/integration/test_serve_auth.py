@@ -23,6 +23,7 @@ from ladder_http import (
     assert_problem,
     create_user,
     login,
+    metrics,
     new_account,
     unique_handle,
 )
@@ -298,3 +299,21 @@ def test_token_expires_after_ttl(ladder_server):
         assert time.time() >= exp, "refused before it expired"
     finally:
         c.close()
+
+
+def test_password_hashes_reuse_their_threads_argon2_area(server, client):
+    # libsodium maps an argon2 work area for each hash; the server keeps one
+    # per pool thread instead (src/api/argon2_area.h). A sign-up and four
+    # logins are five hashes on libuv's four pool threads: a login reuses its
+    # thread's area at least once, and one area is kept per thread that has
+    # hashed.
+    user = create_user(client)
+    before = metrics(server)
+    for _ in range(4):
+        login(client, user["handle"])
+    after = metrics(server)
+    assert after["ladder_argon2_areas_reused_total"] > before["ladder_argon2_areas_reused_total"]
+    assert 1 <= after["ladder_argon2_areas"] <= 4, after["ladder_argon2_areas"]
+    assert after["ladder_argon2_areas"] == after["ladder_argon2_areas_mapped_total"] - (
+        before["ladder_argon2_areas_mapped_total"] - before["ladder_argon2_areas"]
+    ), (before, after)
