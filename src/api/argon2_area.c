@@ -1,9 +1,14 @@
 /*
  * argon2_area.c - one argon2 work area per hashing thread (argon2_area.h).
+ *
+ * mmap and munmap here replace the C library's for the whole process: keep
+ * them cheap and safe outside a window (one thread-local test, then the
+ * real call), and never allocate in them.
  */
 /* With _FILE_OFFSET_BITS=64 (the build's pkg-config flags) <sys/mman.h>
  * renames mmap to mmap64, and libsodium calls mmap: the plain names here
- * (off_t is 64 bits either way on a 64-bit system). */
+ * (off_t is 64 bits either way on a 64-bit system), and mmap64 below for a
+ * library built with large-file flags. */
 #undef _FILE_OFFSET_BITS
 
 #include "api/argon2_area.h"
@@ -13,8 +18,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 
@@ -23,9 +32,13 @@
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef int (*munmap_fn)(void *, size_t);
 
+/* The next definitions after ours (with gcc's shared ASan runtime, its
+ * interceptors, which go on to the C library's; with a static one, as in
+ * the clang fuzz build, the C library's). Found by a constructor, before
+ * main and any thread; a call before that, or from inside dlsym, goes to
+ * the kernel directly. */
 static mmap_fn real_mmap;
 static munmap_fn real_munmap;
-static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
 static bool have_exit_key;
 static _Atomic uint64_t n_mapped, n_reused, n_kept;
@@ -46,20 +59,42 @@ static void on_thread_exit(void *unused)
 	forget_area();
 }
 
-/* resolve finds the C library's definitions (the next ones after ours:
- * under ASan, its interceptors, which go on to the C library's). */
-static void resolve(void)
+__attribute__((constructor)) static void resolve(void)
 {
-	real_mmap = (mmap_fn)dlsym(RTLD_NEXT, "mmap");
-	real_munmap = (munmap_fn)dlsym(RTLD_NEXT, "munmap");
+	mmap_fn m = (mmap_fn)dlsym(RTLD_NEXT, "mmap");
+	munmap_fn u = (munmap_fn)dlsym(RTLD_NEXT, "munmap");
+
+	if (!m || !u) {
+		fprintf(stderr, "ladder: cannot find the C library's mmap and munmap (%s)\n",
+			dlerror());
+		abort();
+	}
+	real_mmap = m;
+	real_munmap = u;
 	have_exit_key = pthread_key_create(&exit_key, on_thread_exit) == 0;
 }
 
-/* forget_area unmaps the thread's kept area unless libsodium holds it. */
+static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (real_mmap)
+		return real_mmap(addr, len, prot, flags, fd, off);
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static int sys_munmap(void *addr, size_t len)
+{
+	if (real_munmap)
+		return real_munmap(addr, len);
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+/* forget_area stops keeping the thread's area, and unmaps it unless
+ * libsodium holds it (its munmap then goes to the C library). */
 static void forget_area(void)
 {
-	if (area.base && !area.out) {
-		real_munmap(area.base, area.len);
+	if (area.base) {
+		if (!area.out)
+			sys_munmap(area.base, area.len);
 		atomic_fetch_sub_explicit(&n_kept, 1, RLX);
 	}
 	area.base = NULL;
@@ -68,32 +103,36 @@ static void forget_area(void)
 }
 
 /* plain is the mapping argon2 asks for: anywhere, anonymous, private,
- * read-write, no file (Debian's libsodium adds MAP_POPULATE: the kernel
- * allocates and zeroes every page up front). */
+ * read-write, no file (libsodium adds MAP_POPULATE: the kernel allocates
+ * and zeroes every page up front). */
 static bool plain(void *addr, int prot, int flags, int fd)
 {
 	return !addr && fd == -1 && prot == (PROT_READ | PROT_WRITE) &&
 	       (flags & ~(MAP_NORESERVE | MAP_POPULATE)) == (MAP_ANONYMOUS | MAP_PRIVATE);
 }
 
+/* Early returns in mmap and munmap: each case hands the call on as it is,
+ * and a wrapper that every library goes through reads best flat. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	void *p;
 
-	pthread_once(&resolve_once, resolve);
 	if (!area.on || !plain(addr, prot, flags, fd) || len == 0)
-		return real_mmap(addr, len, prot, flags, fd, off);
+		return sys_mmap(addr, len, prot, flags, fd, off);
 	if (area.base && !area.out && area.len == len) {
 		area.out = true;
 		atomic_fetch_add_explicit(&n_reused, 1, RLX);
 		return area.base;
 	}
-	p = real_mmap(addr, len, prot, flags, fd, off);
-	if (p == MAP_FAILED || (area.base && area.out))
-		return p;
-	/* The hash parameters changed (a stored hash made with another
-	 * --argon2-mem): the newest size is kept. */
+	if (area.base && area.out) /* a second mapping in one hash: not kept */
+		return sys_mmap(addr, len, prot, flags, fd, off);
+	/* None yet, or one of another size (a stored hash made with another
+	 * --argon2-mem): the old one goes first, so that two are never mapped
+	 * at once, and the newest size is kept. */
 	forget_area();
+	p = sys_mmap(addr, len, prot, flags, fd, off);
+	if (p == MAP_FAILED)
+		return p;
 	area.base = p;
 	area.len = len;
 	area.out = true;
@@ -104,21 +143,28 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	return p;
 }
 
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
 int munmap(void *addr, size_t len)
 {
-	pthread_once(&resolve_once, resolve);
-	if (area.base && addr == area.base && area.out) {
-		if (len == area.len) {
-			area.out = false;
-			area.dirty = true;
-			return 0;
-		}
-		/* Not the whole area: not argon2's; let it go. */
-		area.base = NULL;
+	const char *a = addr, *b = area.base;
+
+	if (b && addr == area.base && len == area.len && area.out) {
 		area.out = false;
-		atomic_fetch_sub_explicit(&n_kept, 1, RLX);
+		area.dirty = true;
+		return 0;
 	}
-	return real_munmap(addr, len);
+	/* Any other unmap that touches the area (a part of it, or a range
+	 * around it): not argon2's, so the area is no longer ours to keep or
+	 * to zero. */
+	if (b && a < b + area.len && b < a + len) {
+		area.out = true; /* forget_area must not unmap it: the caller does */
+		forget_area();
+	}
+	return sys_munmap(addr, len);
 }
 
 void ld_argon2_area_begin(void)

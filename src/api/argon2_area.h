@@ -11,23 +11,28 @@
  * libargon2, which does, is the portable reference build (1.2 ms a hash on
  * the same core), so the area is kept here, underneath libsodium.
  *
- * How: this module defines mmap and munmap for the process (the dynamic
- * linker resolves a library's calls to the executable's definitions). A
- * call outside a hashing window, or one that is not a plain anonymous
- * read-write private mapping, goes to the C library's as is. Inside a window
- * (between ld_argon2_area_begin and ld_argon2_area_end on one thread) such a
- * mapping is kept as the thread's area (one: a mapping of another size
- * replaces it); the next window's mapping of the same size gets it back,
- * and libsodium's munmap of it keeps it. ld_argon2_area_end zeroes what the
- * hash left in it (munmap would
- * have returned the pages to the kernel; the argon2 blocks are derived from
- * the password). A thread that exits unmaps its area.
+ * How: this module defines mmap, mmap64 and munmap for the whole process,
+ * every library included (the dynamic linker resolves a library's calls to
+ * the executable's definitions). A call outside a hashing window, or one
+ * that is not a plain anonymous read-write private mapping, goes to the C
+ * library's as is. Inside a window (between ld_argon2_area_begin and
+ * ld_argon2_area_end on one thread) such a mapping is kept as the thread's
+ * area (one: a mapping of another size replaces it); the next window's
+ * mapping of the same size gets it back, and libsodium's munmap of it keeps
+ * it. ld_argon2_area_end zeroes what the hash left in it: munmap would have
+ * given the pages back to the kernel, libsodium does not wipe them, and the
+ * first argon2 blocks let a guess at the password be checked with two
+ * BLAKE2b hashes instead of the memory-hard work. A thread that exits
+ * unmaps its area.
  *
- * Cost: each thread that hashes keeps one area of the argon2 memory mapped
- * (the libuv pool's threads: UV_THREADPOOL_SIZE, 4 by default, x
- * --argon2-mem). If a libsodium stops mapping its area (it allocated with
- * malloc instead, say), nothing here matches and hashing works as before;
- * ld_argon2_area_stats shows it (reused stays 0), and a unit test says so.
+ * Cost: each thread that hashes keeps one area mapped, the size of the last
+ * hash's memory (the libuv pool's threads: UV_THREADPOOL_SIZE, 4 by default,
+ * x --argon2-mem, or x the memory of older stored hashes while they are
+ * verified), and zeroing it after each hash (about a tenth of a hash's time
+ * at 1 MiB). If a libsodium stops mapping its area (it allocated with malloc
+ * instead, say), nothing here matches and hashing works as before;
+ * ld_argon2_area_stats shows it (reused stays 0), and a unit test fails on
+ * purpose to say so.
  */
 #ifndef LD_API_ARGON2_AREA_H
 #define LD_API_ARGON2_AREA_H
@@ -36,7 +41,9 @@
 
 /* ld_argon2_area_begin opens the calling thread's hashing window: call it
  * right before a libsodium crypto_pwhash call, and ld_argon2_area_end right
- * after, on the same thread. Windows do not nest. */
+ * after, on the same thread. Windows do not nest, and nothing but that one
+ * crypto_pwhash call runs inside one (a plain mapping it made would be
+ * kept and zeroed as the area). */
 void ld_argon2_area_begin(void);
 void ld_argon2_area_end(void);
 

@@ -6,6 +6,7 @@
 
 #include "unit.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -35,6 +36,20 @@ static int window_hash(unsigned char out[32], size_t mem)
 	return rc;
 }
 
+/* area_now returns the calling thread's kept area of MEM bytes (a mapping
+ * inside a window gets it back), after a hash has made one. */
+static void *area_now(void)
+{
+	void *p;
+
+	ld_argon2_area_begin();
+	p = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (p != MAP_FAILED)
+		munmap(p, MEM);
+	ld_argon2_area_end();
+	return p;
+}
+
 static bool all_zero(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -45,8 +60,9 @@ static bool all_zero(const unsigned char *p, size_t n)
 
 /* The installed libsodium maps its area for each hash: the second hash in
  * a window on this thread gets the first one's area back, with the answer
- * of a hash outside any window. If this fails, libsodium stopped mapping
- * (argon2_area.h): the module is then dead weight, not a fault. */
+ * of a hash outside any window. This fails on purpose when a libsodium
+ * stops mapping its area (argon2_area.h): hashing still works then, but the
+ * module is dead weight and should go. */
 static void test_reuse_same_answer(void)
 {
 	struct ld_argon2_area_stats s0, s1, s2, s3;
@@ -97,28 +113,43 @@ static void test_area_zeroed_after(void)
 }
 
 /* Outside a window, and inside one for anything but a plain anonymous
- * read-write mapping, mmap and munmap are the C library's. */
+ * read-write mapping, mmap and munmap are the C library's: fresh mappings,
+ * never the area. An unmap of a part of the area, inside a window or not,
+ * makes it no longer the area. */
 static void test_pass_through(void)
 {
 	struct ld_argon2_area_stats s0, s1;
-	unsigned char *p, *q;
+	unsigned char out[32], *p, *q, *kept;
 
+	CHECK_INT(window_hash(out, MEM), 0);
+	kept = area_now();
+	CHECK(kept != MAP_FAILED);
 	ld_argon2_area_stats(&s0);
 	p = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	CHECK(p != MAP_FAILED);
+	CHECK(p != MAP_FAILED && p != kept);
 	ld_argon2_area_begin();
 	q = mmap(NULL, MEM, PROT_READ, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	CHECK(q != MAP_FAILED);
+	CHECK(q != MAP_FAILED && q != kept);
 	ld_argon2_area_end();
 	ld_argon2_area_stats(&s1);
 	CHECK_INT(s1.mapped, s0.mapped);
 	CHECK_INT(s1.reused, s0.reused);
-	if (p != MAP_FAILED) {
-		CHECK(all_zero(p, MEM)); /* a fresh mapping, not the area */
+	if (p != MAP_FAILED)
 		CHECK_INT(munmap(p, MEM), 0);
-	}
 	if (q != MAP_FAILED)
 		CHECK_INT(munmap(q, MEM), 0);
+	ld_argon2_area_stats(&s1);
+	CHECK_INT(s1.kept, s0.kept); /* unmapping those left the area alone */
+
+	/* Its upper half unmapped: forgotten, the lower half is the caller's. */
+	CHECK_INT(munmap(kept + MEM / 2, MEM / 2), 0);
+	ld_argon2_area_stats(&s1);
+	CHECK_INT(s1.kept, s0.kept - 1);
+	CHECK_INT(munmap(kept, MEM / 2), 0);
+	CHECK_INT(window_hash(out, MEM), 0); /* a new one */
+	ld_argon2_area_stats(&s1);
+	CHECK_INT(s1.mapped, s0.mapped + 1);
+	CHECK_INT(s1.kept, s0.kept);
 }
 
 /* Another memory size (a stored hash made with another --argon2-mem)
@@ -138,28 +169,42 @@ static void test_other_size_replaces(void)
 	CHECK_INT(window_hash(a, MEM), 0); /* and back */
 }
 
+struct thread_arg {
+	int rc;
+	void *area;
+};
+
 static void *hash_thread(void *arg)
 {
+	struct thread_arg *t = arg;
 	unsigned char out[32];
 
-	*(int *)arg = window_hash(out, MEM);
+	t->rc = window_hash(out, MEM);
+	t->area = area_now();
 	return NULL;
 }
 
-/* A thread that hashed keeps an area until it exits. */
+/* A thread that hashed keeps an area until it exits, and then it is
+ * unmapped (msync on an unmapped range fails with ENOMEM). */
 static void test_thread_exit_unmaps(void)
 {
 	struct ld_argon2_area_stats s0, s1;
-	pthread_t t;
-	int rc = -1;
+	struct thread_arg t = {.rc = -1, .area = MAP_FAILED};
+	pthread_t th;
 
 	ld_argon2_area_stats(&s0);
-	CHECK_INT(pthread_create(&t, NULL, hash_thread, &rc), 0);
-	CHECK_INT(pthread_join(t, NULL), 0);
-	CHECK_INT(rc, 0);
+	CHECK_INT(pthread_create(&th, NULL, hash_thread, &t), 0);
+	CHECK_INT(pthread_join(th, NULL), 0);
+	CHECK_INT(t.rc, 0);
+	CHECK(t.area != MAP_FAILED);
 	ld_argon2_area_stats(&s1);
 	CHECK_INT(s1.mapped, s0.mapped + 1);
 	CHECK_INT(s1.kept, s0.kept);
+	if (t.area != MAP_FAILED) {
+		errno = 0;
+		CHECK_INT(msync(t.area, MEM, MS_ASYNC), -1);
+		CHECK_INT(errno, ENOMEM);
+	}
 }
 
 int main(void)
